@@ -1,0 +1,30 @@
+using System.CommandLine;
+using LabKernel;
+
+namespace LabRunner.Commands;
+
+/// <summary>The `lab` command line: each area adds its own subcommands.</summary>
+public static class LabCli
+{
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("LabNotebooks: live-snapshot experiments on QEMU and libvirt, run and reported.");
+        root.Subcommands.Add(DoctorCommand.Create());
+        root.Subcommands.Add(GuestCommand.Create());
+        return root;
+    }
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        try
+        {
+            var parse = Build().Parse(args);
+            return await parse.InvokeAsync().ConfigureAwait(false);
+        }
+        catch (LabException e)
+        {
+            Console.Error.WriteLine($"lab: {e.Message}");
+            return e is LabUsageException ? 2 : 1;
+        }
+    }
+}

@@ -1,0 +1,41 @@
+namespace LabKernel.Images;
+
+/// <summary>
+/// Guards writers: the lab never writes to an image a running QEMU holds. QEMU locks images with OFD locks on the
+/// file; a qemu-img run without force-share (<c>-U</c>) fails with "Failed to get shared \"write\" lock" while a
+/// QEMU has the image open for writing.
+/// </summary>
+public static class ImageLock
+{
+    /// <summary>
+    /// True when another process holds <paramref name="path"/> open for writing. Runs
+    /// <c>qemu-img info --output=json PATH</c> without <c>-U</c>.
+    /// </summary>
+    /// <remarks>
+    /// This detects writers (the active layer of a running guest). A QEMU that holds an image read-only as a backing
+    /// file still lets this probe through, yet refuses a qemu-img writer such as commit into that base; the writer then
+    /// fails with <see cref="ImageInUseException"/> instead.
+    /// </remarks>
+    public static async Task<bool> IsInUseAsync(string path, string? format = null, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await QemuImg.InfoAsync(path, forceShare: false, format, cancellationToken).ConfigureAwait(false);
+            return false;
+        }
+        catch (ImageInUseException)
+        {
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Throws <see cref="ImageInUseException"/> ("image X is in use by a running QEMU; ...") when another process
+    /// holds <paramref name="path"/> open for writing. Runs <c>qemu-img info --output=json PATH</c> without <c>-U</c>;
+    /// other failures (missing file, unreadable image) raise <see cref="QemuImgException"/>.
+    /// </summary>
+    public static async Task EnsureNotInUseAsync(string path, string? format = null, CancellationToken cancellationToken = default)
+    {
+        await QemuImg.InfoAsync(path, forceShare: false, format, cancellationToken).ConfigureAwait(false);
+    }
+}

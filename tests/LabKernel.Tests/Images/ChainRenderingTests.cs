@@ -1,0 +1,129 @@
+using LabKernel.Images;
+
+namespace LabKernel.Tests.Images;
+
+public sealed class ChainRenderingTests
+{
+    private static BackingChain Chain() => BackingChain.Parse(Samples.Read("info-chain.json"));
+
+    [Fact]
+    public void Given_a_three_layer_chain_When_rendered_as_text_Then_base_comes_first_and_the_active_layer_is_marked()
+    {
+        Assert.Equal("base.qcow2 <- overlay1.qcow2 <- overlay2.qcow2 (active)", Chain().ToText());
+    }
+
+    [Fact]
+    public void Given_a_three_layer_chain_When_rendered_with_full_paths_Then_every_layer_shows_its_resolved_path()
+    {
+        Assert.Equal(
+            "/tmp/lab-samples/base.qcow2 <- /tmp/lab-samples/overlay1.qcow2 <- /tmp/lab-samples/overlay2.qcow2 (active)",
+            Chain().ToText(ChainPathStyle.FullPath));
+    }
+
+    [Fact]
+    public void Given_a_three_layer_chain_When_rendered_as_html_Then_it_matches_the_stored_expectation()
+    {
+        var html = Chain().ToHtml();
+
+        Assert.Equal(Samples.Read("chain.expected.html").TrimEnd('\n'), html);
+    }
+
+    [Fact]
+    public void Given_a_layer_name_with_markup_When_rendered_as_html_Then_it_is_escaped()
+    {
+        var evil = Chain().Layers[0] with { Filename = "/tmp/<script>alert('x')</script>&.qcow2", Format = "qcow2<b>" };
+        var chain = new BackingChain([evil, .. Chain().Layers.Skip(1)]);
+
+        var html = chain.ToHtml();
+
+        Assert.DoesNotContain("<script>", html);
+        Assert.DoesNotContain("qcow2<b>", html);
+        Assert.Contains("&lt;script&gt;", html);
+        Assert.Contains("&amp;", html);
+    }
+
+    [Fact]
+    public void Given_html_of_a_chain_Then_each_layer_shows_format_virtual_and_allocated_size_base_on_the_left()
+    {
+        var html = Chain().ToHtml();
+
+        var basePos = html.IndexOf("data-depth=\"2\"", StringComparison.Ordinal);
+        var activePos = html.IndexOf("data-depth=\"0\"", StringComparison.Ordinal);
+        Assert.True(basePos >= 0 && activePos > basePos);
+        Assert.Contains("virtual 4 MiB", html);
+        Assert.Contains("allocated 332 KiB", html);
+        Assert.Contains("(active)", html);
+        Assert.Contains("(base)", html);
+        Assert.Contains("backing base.qcow2 (relative)", html);
+    }
+
+    [Theory]
+    [InlineData(0, "0 B")]
+    [InlineData(1023, "1023 B")]
+    [InlineData(65536, "64 KiB")]
+    [InlineData(1536, "1.5 KiB")]
+    [InlineData(4194304, "4 MiB")]
+    [InlineData(1073741824, "1 GiB")]
+    public void Given_a_byte_count_When_formatted_Then_binary_units_are_used(long bytes, string expected)
+    {
+        Assert.Equal(expected, SizeText.Format(bytes));
+    }
+}
+
+public sealed class ChainAgreementTests
+{
+    private static BackingChain Chain() => BackingChain.Parse(Samples.Read("info-chain.json"));
+
+    [Fact]
+    public void Given_the_same_files_from_qemu_When_compared_Then_the_chains_agree()
+    {
+        var agreement = Chain().Compare(["/tmp/lab-samples/overlay2.qcow2", "/tmp/lab-samples/overlay1.qcow2", "/tmp/lab-samples/base.qcow2"]);
+
+        Assert.True(agreement.Agrees);
+        Assert.Null(agreement.FirstDifferenceDepth);
+        Assert.Contains("agree", agreement.Summary);
+    }
+
+    [Fact]
+    public void Given_qemu_names_the_active_layer_relatively_When_compared_Then_a_matching_tail_agrees()
+    {
+        var agreement = Chain().Compare(["overlay2.qcow2", "/tmp/lab-samples/./overlay1.qcow2", "/tmp/lab-samples/base.qcow2"]);
+
+        Assert.True(agreement.Agrees, agreement.Summary);
+    }
+
+    [Fact]
+    public void Given_qemu_still_has_a_committed_layer_When_compared_Then_the_first_difference_is_at_that_depth()
+    {
+        var live = new[] { "/tmp/lab-samples/overlay2.qcow2", "/tmp/lab-samples/overlay1-old.qcow2", "/tmp/lab-samples/base.qcow2" };
+
+        var agreement = Chain().Compare(live);
+
+        Assert.False(agreement.Agrees);
+        Assert.Equal(1, agreement.FirstDifferenceDepth);
+        Assert.Equal("/tmp/lab-samples/overlay1.qcow2", agreement.Expected);
+        Assert.Equal("/tmp/lab-samples/overlay1-old.qcow2", agreement.Actual);
+        Assert.Contains("depth 1", agreement.Summary);
+    }
+
+    [Fact]
+    public void Given_qemu_sees_a_shorter_chain_When_compared_Then_the_missing_depth_is_reported()
+    {
+        var agreement = Chain().Compare(["/tmp/lab-samples/overlay2.qcow2", "/tmp/lab-samples/overlay1.qcow2"]);
+
+        Assert.False(agreement.Agrees);
+        Assert.Equal(2, agreement.FirstDifferenceDepth);
+        Assert.Equal("/tmp/lab-samples/base.qcow2", agreement.Expected);
+        Assert.Null(agreement.Actual);
+        Assert.Contains("3 layer(s)", agreement.Summary);
+    }
+
+    [Fact]
+    public void Given_two_different_files_with_the_same_name_in_different_folders_When_compared_Then_they_differ()
+    {
+        var agreement = Chain().Compare(["/other/overlay2.qcow2", "/tmp/lab-samples/overlay1.qcow2", "/tmp/lab-samples/base.qcow2"]);
+
+        Assert.False(agreement.Agrees);
+        Assert.Equal(0, agreement.FirstDifferenceDepth);
+    }
+}

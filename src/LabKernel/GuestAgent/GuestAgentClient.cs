@@ -1,0 +1,461 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LabKernel.Journal;
+
+namespace LabKernel.GuestAgent;
+
+/// <summary>
+/// A qemu-guest-agent connection over the host side of the <c>org.qemu.guest_agent.0</c> virtio-serial port.
+/// The agent protocol has no command ids, so one command is in flight at a time, and every exchange after a
+/// timeout or a reconnect starts with a <c>guest-sync-delimited</c> handshake that skips stale bytes.
+/// </summary>
+public sealed class GuestAgentClient : IGuestShell, IAsyncDisposable
+{
+    private const byte Delimiter = 0xFF;
+    /// <summary>Chunk for guest-file-read/-write: well under the agent's message limits.</summary>
+    internal const int FileChunk = 1 << 20;
+
+    private readonly Stream _stream;
+    private readonly SemaphoreSlim _lock = new(1, 1);
+    private readonly byte[] _buffer = new byte[1 << 16];
+    private int _bufferStart;
+    private int _bufferEnd;
+    private bool _needSync = true;
+
+    private GuestAgentClient(Stream stream)
+    {
+        _stream = stream;
+    }
+
+    /// <summary>Default time limit for one agent command.</summary>
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Opens the agent's unix socket (QEMU's chardev). Does not wait for the guest; see <see cref="WaitUntilReadyAsync"/>.</summary>
+    public static async Task<GuestAgentClient> ConnectAsync(string socketPath, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var socket = await UnixSockets.ConnectAsync(socketPath, timeout, "the guest agent socket", cancellationToken).ConfigureAwait(false);
+        return new GuestAgentClient(new NetworkStream(socket, ownsSocket: true));
+    }
+
+    /// <summary>Wraps an open stream (tests use an in-memory peer).</summary>
+    public static GuestAgentClient FromStream(Stream stream) => new(stream);
+
+    /// <summary>
+    /// Waits until the agent in the guest answers a <c>guest-sync-delimited</c>: each attempt waits a short while
+    /// for the answer, so a guest that is still booting is retried until <paramref name="timeout"/>.
+    /// </summary>
+    public async Task WaitUntilReadyAsync(TimeSpan timeout, Func<string?>? failFast = null, CancellationToken cancellationToken = default)
+    {
+        var sw = Stopwatch.StartNew();
+        var attempt = TimeSpan.FromMilliseconds(250);
+        while (true)
+        {
+            if (failFast?.Invoke() is { } why)
+            {
+                throw new LabException($"guest agent never answered: {why}");
+            }
+            await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await SyncAsync(attempt, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (LabTimeoutException) when (sw.Elapsed < timeout)
+            {
+                attempt = TimeSpan.FromTicks(Math.Min(attempt.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+            }
+            catch (LabTimeoutException)
+            {
+                throw new LabTimeoutException("the guest agent to answer guest-sync-delimited", timeout);
+            }
+            finally
+            {
+                _lock.Release();
+            }
+        }
+    }
+
+    /// <summary>Runs an agent command and returns its <c>return</c> member.</summary>
+    public async Task<JsonNode?> ExecuteAsync(string command, JsonObject? arguments = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var json = Serialize(command, arguments);
+        var entry = LabJournal.Current.Begin("agent", Abbreviate(json));
+        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_needSync)
+            {
+                await SyncAsync(CommandTimeout, cancellationToken).ConfigureAwait(false);
+            }
+            await WriteAsync(Encoding.UTF8.GetBytes(json + "\n"), cancellationToken).ConfigureAwait(false);
+            var limit = timeout ?? CommandTimeout;
+            JsonObject reply;
+            try
+            {
+                reply = await ReadMessageAsync(limit, $"the guest agent's reply to {command}", cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                _needSync = true; // a late reply may still arrive; the next command resynchronizes.
+                throw;
+            }
+            if (reply["error"] is JsonObject err)
+            {
+                var cls = err["class"]?.GetValue<string>() ?? "GenericError";
+                var desc = err["desc"]?.GetValue<string>() ?? "";
+                entry.Fail($"{cls}: {desc}");
+                throw new GuestAgentErrorException(command, cls, desc);
+            }
+            var ret = reply["return"];
+            reply.Remove("return");
+            entry.Complete(Abbreviate(ret?.ToJsonString() ?? "{}"));
+            return ret;
+        }
+        catch (Exception e) when (e is not GuestAgentErrorException)
+        {
+            entry.Fail(e.Message);
+            throw;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary><c>guest-ping</c>.</summary>
+    public Task PingAsync(CancellationToken cancellationToken = default) => ExecuteAsync("guest-ping", cancellationToken: cancellationToken);
+
+    /// <summary><c>guest-info</c>: the agent's version and enabled commands.</summary>
+    public async Task<GuestAgentInfo> InfoAsync(CancellationToken cancellationToken = default)
+    {
+        var r = (await ExecuteAsync("guest-info", cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
+        var cmds = r["supported_commands"]?.AsArray()
+            .Where(c => c?["enabled"]?.GetValue<bool>() == true)
+            .Select(c => c!["name"]!.GetValue<string>()).ToArray() ?? [];
+        return new GuestAgentInfo(r["version"]?.GetValue<string>() ?? "", cmds);
+    }
+
+    /// <summary>
+    /// Runs a program in the guest with <c>guest-exec</c> (argv array, output captured) and waits for it with
+    /// <c>guest-exec-status</c>. The time limit names the command when it passes; the process is then killed.
+    /// </summary>
+    public async Task<GuestExecResult> ExecAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        if (argv.Count == 0)
+        {
+            throw new ArgumentException("empty command", nameof(argv));
+        }
+        options ??= new GuestExecOptions();
+        var args = new JsonObject
+        {
+            ["path"] = argv[0],
+            ["arg"] = new JsonArray(argv.Skip(1).Select(a => (JsonNode)a).ToArray()),
+            ["capture-output"] = true,
+        };
+        if (options.Input is { } input)
+        {
+            args["input-data"] = Convert.ToBase64String(input);
+        }
+        if (options.Environment is { } env)
+        {
+            args["env"] = new JsonArray(env.Select(e => (JsonNode)e).ToArray());
+        }
+        var sw = Stopwatch.StartNew();
+        var started = await ExecuteAsync("guest-exec", args, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var pid = started!["pid"]!.GetValue<long>();
+
+        // The agent has no completion event for guest-exec: ask for the status, quickly at first, then less often.
+        var delay = TimeSpan.FromMilliseconds(1);
+        while (true)
+        {
+            var status = (await ExecuteAsync("guest-exec-status", new JsonObject { ["pid"] = pid }, cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
+            if (status["exited"]?.GetValue<bool>() == true)
+            {
+                var result = new GuestExecResult(
+                    argv.ToArray(),
+                    status["exitcode"]?.GetValue<int>() ?? (status["signal"] is null ? 0 : 128 + status["signal"]!.GetValue<int>()),
+                    Decode(status["out-data"]),
+                    Decode(status["err-data"]),
+                    sw.Elapsed,
+                    status["signal"]?.GetValue<int>(),
+                    status["out-truncated"]?.GetValue<bool>() == true || status["err-truncated"]?.GetValue<bool>() == true);
+                return options.Check ? result.EnsureSuccess() : result;
+            }
+            if (sw.Elapsed > options.Timeout)
+            {
+                await TryKillAsync(pid, cancellationToken).ConfigureAwait(false);
+                throw new LabTimeoutException($"guest command `{Processes.ShellQuote.Join(argv)}` to exit", options.Timeout);
+            }
+            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMilliseconds(100).Ticks));
+        }
+    }
+
+    private async Task TryKillAsync(long pid, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await ExecuteAsync("guest-exec", new JsonObject { ["path"] = "/bin/kill", ["arg"] = new JsonArray("-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (LabException)
+        {
+            // Best effort: the timeout is the error the caller needs.
+        }
+    }
+
+    /// <summary>Writes a whole file in the guest with <c>guest-file-open/-write/-close</c>, in chunks.</summary>
+    public async Task WriteFileAsync(string guestPath, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    {
+        var handle = await OpenAsync(guestPath, "w", cancellationToken).ConfigureAwait(false);
+        try
+        {
+            for (var offset = 0; offset < content.Length; offset += FileChunk)
+            {
+                var chunk = content.Slice(offset, Math.Min(FileChunk, content.Length - offset));
+                var r = await ExecuteAsync("guest-file-write", new JsonObject { ["handle"] = handle, ["buf-b64"] = Convert.ToBase64String(chunk.Span) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var written = r?["count"]?.GetValue<int>() ?? 0;
+                if (written != chunk.Length)
+                {
+                    throw new LabException($"guest-file-write to {guestPath} wrote {written} of {chunk.Length} bytes");
+                }
+            }
+            await ExecuteAsync("guest-file-flush", new JsonObject { ["handle"] = handle }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            await CloseAsync(handle, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Reads a whole file from the guest with <c>guest-file-open/-read/-close</c>, in chunks.</summary>
+    public async Task<byte[]> ReadFileAsync(string guestPath, CancellationToken cancellationToken = default)
+    {
+        var handle = await OpenAsync(guestPath, "r", cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var ms = new MemoryStream();
+            while (true)
+            {
+                var r = (await ExecuteAsync("guest-file-read", new JsonObject { ["handle"] = handle, ["count"] = FileChunk }, cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
+                ms.Write(Decode(r["buf-b64"]));
+                if (r["eof"]?.GetValue<bool>() == true || r["count"]?.GetValue<int>() == 0)
+                {
+                    return ms.ToArray();
+                }
+            }
+        }
+        finally
+        {
+            await CloseAsync(handle, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Copies a host file into the guest.</summary>
+    public async Task PushFileAsync(string hostPath, string guestPath, CancellationToken cancellationToken = default) =>
+        await WriteFileAsync(guestPath, await File.ReadAllBytesAsync(hostPath, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Copies a guest file to the host.</summary>
+    public async Task PullFileAsync(string guestPath, string hostPath, CancellationToken cancellationToken = default) =>
+        await File.WriteAllBytesAsync(hostPath, await ReadFileAsync(guestPath, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+
+    /// <summary>SHA-256 of a guest file computed in the guest (<c>sha256sum</c>), lower-case hex.</summary>
+    public async Task<string> Sha256Async(string guestPath, CancellationToken cancellationToken = default)
+    {
+        var r = await ExecAsync(["sha256sum", guestPath], new GuestExecOptions { Check = true }, cancellationToken).ConfigureAwait(false);
+        return r.StandardOutput.Split(' ')[0].Trim();
+    }
+
+    /// <summary><c>guest-fsfreeze-freeze</c>: returns how many filesystems were frozen.</summary>
+    public async Task<int> FreezeAsync(CancellationToken cancellationToken = default) =>
+        (await ExecuteAsync("guest-fsfreeze-freeze", cancellationToken: cancellationToken).ConfigureAwait(false))!.GetValue<int>();
+
+    /// <summary><c>guest-fsfreeze-thaw</c>: returns how many filesystems were thawed.</summary>
+    public async Task<int> ThawAsync(CancellationToken cancellationToken = default) =>
+        (await ExecuteAsync("guest-fsfreeze-thaw", cancellationToken: cancellationToken).ConfigureAwait(false))!.GetValue<int>();
+
+    /// <summary><c>guest-fsfreeze-status</c>.</summary>
+    public async Task<FsFreezeStatus> FreezeStatusAsync(CancellationToken cancellationToken = default)
+    {
+        var s = (await ExecuteAsync("guest-fsfreeze-status", cancellationToken: cancellationToken).ConfigureAwait(false))!.GetValue<string>();
+        return s == "frozen" ? FsFreezeStatus.Frozen : FsFreezeStatus.Thawed;
+    }
+
+    /// <summary>
+    /// <c>guest-shutdown</c> (power-down). The agent sends no reply when it succeeds, so this only sends it;
+    /// wait for QEMU's SHUTDOWN event or process exit to know it happened.
+    /// </summary>
+    public async Task ShutdownAsync(CancellationToken cancellationToken = default)
+    {
+        var json = Serialize("guest-shutdown", new JsonObject { ["mode"] = "powerdown" });
+        var entry = LabJournal.Current.Begin("agent", json);
+        await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_needSync)
+            {
+                await SyncAsync(CommandTimeout, cancellationToken).ConfigureAwait(false);
+            }
+            await WriteAsync(Encoding.UTF8.GetBytes(json + "\n"), cancellationToken).ConfigureAwait(false);
+            _needSync = true;
+            entry.Complete("(sent; the agent does not reply to a successful shutdown)");
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    private async Task<long> OpenAsync(string path, string mode, CancellationToken cancellationToken) =>
+        (await ExecuteAsync("guest-file-open", new JsonObject { ["path"] = path, ["mode"] = mode }, cancellationToken: cancellationToken).ConfigureAwait(false))!.GetValue<long>();
+
+    private async Task CloseAsync(long handle, CancellationToken cancellationToken) =>
+        await ExecuteAsync("guest-file-close", new JsonObject { ["handle"] = handle }, cancellationToken: cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// The handshake: send 0xFF (makes the agent's parser drop a partial command) and
+    /// <c>guest-sync-delimited</c> with a random id; skip everything up to a 0xFF and then up to the reply that
+    /// carries our id. Replies to earlier, abandoned commands are discarded on the way.
+    /// </summary>
+    private async Task SyncAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var id = RandomNumberGenerator.GetInt32(1, int.MaxValue);
+        var cmd = Encoding.UTF8.GetBytes(Serialize("guest-sync-delimited", new JsonObject { ["id"] = id }) + "\n");
+        var msg = new byte[cmd.Length + 1];
+        msg[0] = Delimiter;
+        cmd.CopyTo(msg, 1);
+        await WriteAsync(msg, cancellationToken).ConfigureAwait(false);
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            var remaining = timeout - sw.Elapsed;
+            if (remaining <= TimeSpan.Zero)
+            {
+                throw new LabTimeoutException("the guest agent to answer guest-sync-delimited", timeout);
+            }
+            await SkipToDelimiterAsync(remaining, cancellationToken).ConfigureAwait(false);
+            remaining = timeout - sw.Elapsed;
+            var reply = await ReadMessageAsync(remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1), "the guest agent to answer guest-sync-delimited", cancellationToken).ConfigureAwait(false);
+            if (reply["return"] is JsonValue v && v.TryGetValue<long>(out var got) && got == id)
+            {
+                _needSync = false;
+                return;
+            }
+        }
+    }
+
+    private async Task SkipToDelimiterAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var i = Array.IndexOf(_buffer, Delimiter, _bufferStart, _bufferEnd - _bufferStart);
+            if (i >= 0)
+            {
+                _bufferStart = i + 1;
+                return;
+            }
+            _bufferStart = _bufferEnd = 0;
+            await FillAsync(timeout, "the guest agent to answer guest-sync-delimited", cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Reads one JSON object; the agent ends each with a newline, and sends no newlines inside one.</summary>
+    private async Task<JsonObject> ReadMessageAsync(TimeSpan timeout, string awaited, CancellationToken cancellationToken)
+    {
+        using var line = new MemoryStream();
+        while (true)
+        {
+            var span = _buffer.AsSpan(_bufferStart, _bufferEnd - _bufferStart);
+            var nl = span.IndexOf((byte)'\n');
+            if (nl >= 0)
+            {
+                line.Write(span[..nl]);
+                _bufferStart += nl + 1;
+                var bytes = line.ToArray().AsSpan();
+                var text = Encoding.UTF8.GetString(bytes.TrimStart(Delimiter)).Trim();
+                line.SetLength(0);
+                if (text.Length == 0)
+                {
+                    continue;
+                }
+                try
+                {
+                    if (JsonNode.Parse(text) is JsonObject o)
+                    {
+                        return o;
+                    }
+                }
+                catch (JsonException)
+                {
+                    // Stale partial output from before a resync; keep reading.
+                }
+                continue;
+            }
+            line.Write(span);
+            _bufferStart = _bufferEnd = 0;
+            await FillAsync(timeout, awaited, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task FillAsync(TimeSpan timeout, string awaited, CancellationToken cancellationToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
+        int n;
+        try
+        {
+            n = await _stream.ReadAsync(_buffer.AsMemory(_bufferEnd), cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new LabTimeoutException(awaited, timeout);
+        }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
+            throw new LabException($"guest agent connection lost waiting for {awaited}: {e.Message}", e);
+        }
+        if (n == 0)
+        {
+            throw new LabException($"guest agent connection closed while waiting for {awaited}");
+        }
+        _bufferEnd += n;
+    }
+
+    private async Task WriteAsync(byte[] bytes, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _stream.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
+            await _stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            throw new LabException($"guest agent connection lost: {e.Message}", e);
+        }
+    }
+
+    private static string Serialize(string command, JsonObject? arguments)
+    {
+        var o = new JsonObject { ["execute"] = command };
+        if (arguments is not null)
+        {
+            o["arguments"] = arguments.DeepClone();
+        }
+        return o.ToJsonString();
+    }
+
+    private static byte[] Decode(JsonNode? node) =>
+        node is JsonValue v && v.TryGetValue<string>(out var s) ? Convert.FromBase64String(s) : [];
+
+    private static string Abbreviate(string s) => s.Length <= 300 ? s : s[..300] + $"… ({s.Length} chars)";
+
+    public ValueTask DisposeAsync()
+    {
+        _stream.Dispose();
+        _lock.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

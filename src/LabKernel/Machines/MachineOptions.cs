@@ -1,0 +1,50 @@
+namespace LabKernel.Machines;
+
+/// <summary>One disk: the active layer of a qcow2 (or raw) chain, opened as a named <c>-blockdev</c> node.</summary>
+/// <param name="File">The active layer's file. Its backing chain is opened by QEMU from the image headers.</param>
+/// <param name="NodeName">The format node's name; block jobs address the disk by it. The protocol node is <c>{NodeName}-file</c>.</param>
+/// <param name="Format">qcow2 or raw.</param>
+/// <param name="ReadOnly">Open read-only (QEMU takes a shared lock only).</param>
+public sealed record DriveSpec(string File, string NodeName = "disk0", string Format = "qcow2", bool ReadOnly = false);
+
+/// <summary>How to start a QEMU machine.</summary>
+public sealed record MachineOptions
+{
+    /// <summary>A short name for logs and the runtime folder.</summary>
+    public string Name { get; init; } = "lab";
+
+    public required IReadOnlyList<DriveSpec> Drives { get; init; }
+
+    /// <summary>Direct kernel boot: kernel, initrd and command line. Null: boot from the first disk's firmware.</summary>
+    public string? Kernel { get; init; }
+    public string? Initrd { get; init; }
+    public string? KernelCommandLine { get; init; }
+
+    public int MemoryMiB { get; init; } = 1024;
+    public int Cpus { get; init; } = 1;
+
+    /// <summary>Null: <see cref="Accelerator.ChooseAsync"/> decides.</summary>
+    public AcceleratorChoice? Accelerator { get; init; }
+
+    /// <summary>Add the qemu-guest-agent virtio-serial port and wait for the agent to answer.</summary>
+    public bool GuestAgent { get; init; } = true;
+
+    /// <summary>User-mode networking with the guest's port 22 forwarded to a free loopback port.</summary>
+    public bool Network { get; init; } = true;
+
+    /// <summary>For SSH into the guest: the key authorized in it and a known_hosts file pinning its host key.</summary>
+    public string? SshPrivateKey { get; init; }
+    public string? SshKnownHosts { get; init; }
+
+    /// <summary>How long to wait for the guest agent after QEMU starts.</summary>
+    public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>More QEMU arguments, appended as given.</summary>
+    public IReadOnlyList<string> ExtraArguments { get; init; } = [];
+
+    /// <summary>Start paused (<c>-S</c>); the caller resumes with QMP <c>cont</c>.</summary>
+    public bool StartPaused { get; init; }
+
+    /// <summary>Folder for sockets and logs; null: a new private folder that is removed on dispose.</summary>
+    public string? RuntimeFolder { get; init; }
+}

@@ -1,0 +1,385 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using LabKernel.GuestAgent;
+using LabKernel.Host;
+using LabKernel.Journal;
+using LabKernel.Processes;
+using LabKernel.Qmp;
+using LabKernel.Ssh;
+
+namespace LabKernel.Machines;
+
+/// <summary>
+/// A running <c>qemu-system-x86_64</c>: disks as named <c>-blockdev</c> nodes, QMP and guest-agent sockets in a
+/// private 0700 folder, the serial console in a log file, SSH on a free loopback port. Disposing it shuts the
+/// guest down cleanly (agent shutdown, then QMP <c>quit</c>, then kill as a last resort).
+/// </summary>
+public sealed class QemuMachine : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _stderr = new();
+    private readonly bool _ownsRuntimeFolder;
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private GuestAgentClient? _agent;
+    private bool _disposed;
+
+    private QemuMachine(MachineOptions options, Process process, string runtimeFolder, bool ownsRuntimeFolder, AcceleratorChoice accel, int? sshPort, IReadOnlyList<string> argv)
+    {
+        Options = options;
+        _process = process;
+        RuntimeFolder = runtimeFolder;
+        _ownsRuntimeFolder = ownsRuntimeFolder;
+        Accelerator = accel;
+        SshPort = sshPort;
+        CommandLine = argv;
+    }
+
+    public MachineOptions Options { get; }
+
+    /// <summary>The argv QEMU was started with.</summary>
+    public IReadOnlyList<string> CommandLine { get; }
+
+    public string RuntimeFolder { get; }
+    public string QmpSocket => Path.Combine(RuntimeFolder, "qmp.sock");
+    public string AgentSocket => Path.Combine(RuntimeFolder, "qga.sock");
+    public string ConsoleLog => Path.Combine(RuntimeFolder, "console.log");
+    public AcceleratorChoice Accelerator { get; }
+    public int? SshPort { get; }
+    public int ProcessId => _process.Id;
+
+    /// <summary>From QEMU's start to the agent's first answer (null without an agent).</summary>
+    public TimeSpan? BootToAgent { get; private set; }
+
+    public QmpClient Qmp { get; private set; } = null!;
+
+    /// <summary>The guest agent; throws when the machine was started without one.</summary>
+    public GuestAgentClient Agent => _agent ?? throw new LabException("this machine has no guest agent channel");
+
+    /// <summary>SSH into the guest with the system OpenSSH client; null when no key or network was configured.</summary>
+    public SshGuestShell? Ssh { get; private set; }
+
+    /// <summary>Completes when the QEMU process has exited.</summary>
+    public Task Exited => _exited.Task;
+
+    public bool HasExited => _exited.Task.IsCompleted;
+
+    /// <summary>Starts QEMU, connects QMP and (when configured) waits for the guest agent to answer.</summary>
+    public static async Task<QemuMachine> StartAsync(MachineOptions options, CancellationToken cancellationToken = default)
+    {
+        if (options.Drives.Count == 0)
+        {
+            throw new LabUsageException("a machine needs at least one drive");
+        }
+        foreach (var d in options.Drives)
+        {
+            if (!File.Exists(d.File))
+            {
+                throw new LabUsageException($"disk image not found: {d.File}");
+            }
+        }
+        var qemu = ProcessRunner.Which("qemu-system-x86_64") ?? throw new LabException("qemu-system-x86_64 is missing; scripts/setup installs it");
+        var accel = options.Accelerator ?? await Machines.Accelerator.ChooseAsync(options.Kernel, cancellationToken).ConfigureAwait(false);
+        var owns = options.RuntimeFolder is null;
+        var runtime = options.RuntimeFolder ?? LabPaths.CreatePrivateRuntimeFolder("lab-" + options.Name);
+        int? sshPort = options.Network ? FreeLoopbackPort() : null;
+        var argv = BuildArguments(options, accel, runtime, sshPort);
+
+        var psi = new ProcessStartInfo(qemu)
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in argv)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        var entry = LabJournal.Current.Begin("process", ShellQuote.Join([qemu, .. argv]));
+        var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        var sw = Stopwatch.StartNew();
+        process.Start();
+        entry.Complete($"pid {process.Id}");
+        var machine = new QemuMachine(options, process, runtime, owns, accel, sshPort, argv);
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (machine._stderr)
+                {
+                    machine._stderr.AppendLine(e.Data);
+                }
+            }
+        };
+        process.OutputDataReceived += (_, _) => { };
+        process.Exited += (_, _) => machine._exited.TrySetResult();
+        process.BeginErrorReadLine();
+        process.BeginOutputReadLine();
+        if (process.HasExited)
+        {
+            machine._exited.TrySetResult();
+        }
+
+        try
+        {
+            machine.Qmp = await ConnectQmpAsync(machine, cancellationToken).ConfigureAwait(false);
+            if (options.GuestAgent)
+            {
+                machine._agent = await GuestAgentClient.ConnectAsync(machine.AgentSocket, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+                if (!options.StartPaused)
+                {
+                    await machine.WaitForAgentAsync(options.AgentTimeout, sw, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            if (sshPort is { } port && options.SshPrivateKey is { } key && options.SshKnownHosts is { } kh)
+            {
+                machine.Ssh = new SshGuestShell(new SshTarget("127.0.0.1", port, "root", key, kh));
+            }
+            return machine;
+        }
+        catch
+        {
+            await machine.KillAsync().ConfigureAwait(false);
+            await machine.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static async Task<QmpClient> ConnectQmpAsync(QemuMachine machine, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var socket = await UnixSockets.ConnectAsync(machine.QmpSocket, TimeSpan.FromSeconds(30), "QEMU's QMP socket", cancellationToken, () => machine.HasExited).ConfigureAwait(false);
+            return await QmpClient.ConnectAsync(new NetworkStream(socket, ownsSocket: true), cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (LabException) when (machine.HasExited)
+        {
+            throw machine.EarlyExitError("before its QMP socket accepted a connection");
+        }
+    }
+
+    /// <summary>Waits for the guest agent to answer (after a resume, for example), failing at once if QEMU exits.</summary>
+    public Task WaitForAgentAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        WaitForAgentAsync(timeout, Stopwatch.StartNew(), cancellationToken);
+
+    private async Task WaitForAgentAsync(TimeSpan timeout, Stopwatch sinceStart, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Agent.WaitUntilReadyAsync(timeout, () => HasExited ? "QEMU exited" : null, cancellationToken).ConfigureAwait(false);
+            BootToAgent ??= sinceStart.Elapsed;
+        }
+        catch (LabException e) when (HasExited)
+        {
+            throw EarlyExitError("before the guest agent answered", e);
+        }
+        catch (LabTimeoutException)
+        {
+            throw new LabTimeoutException("the guest agent to answer", timeout, $"console log tail: {Tail(ReadConsole(), 5)}");
+        }
+    }
+
+    /// <summary>Everything the guest printed on its serial console so far.</summary>
+    public string ReadConsole()
+    {
+        try
+        {
+            using var fs = new FileStream(ConsoleLog, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+            using var reader = new StreamReader(fs);
+            return reader.ReadToEnd();
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    /// <summary>What QEMU wrote to stderr so far.</summary>
+    public string StandardError
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                return _stderr.ToString();
+            }
+        }
+    }
+
+    private LabException EarlyExitError(string when, Exception? inner = null)
+    {
+        _process.WaitForExit(2000);
+        var code = _process.HasExited ? _process.ExitCode.ToString(CultureInfo.InvariantCulture) : "?";
+        return new LabException(
+            $"QEMU exited (code {code}) {when}. stderr: {Tail(StandardError, 5)} | console: {Tail(ReadConsole(), 5)}", inner);
+    }
+
+    private static string Tail(string text, int lines)
+    {
+        var l = text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return l.Length == 0 ? "(empty)" : string.Join(" | ", l.TakeLast(lines));
+    }
+
+    /// <summary>
+    /// Shuts the guest down and waits for QEMU to exit: guest-agent shutdown (the guest flushes and powers off),
+    /// then QMP <c>quit</c> (QEMU closes its images cleanly), then kill. Returns how it ended.
+    /// </summary>
+    public async Task<string> ShutdownAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        if (HasExited)
+        {
+            return "already exited";
+        }
+        var limit = timeout ?? TimeSpan.FromSeconds(60);
+        if (_agent is not null)
+        {
+            try
+            {
+                await _agent.ShutdownAsync(cancellationToken).ConfigureAwait(false);
+                if (await WaitExitAsync(limit, cancellationToken).ConfigureAwait(false))
+                {
+                    return "guest powered off";
+                }
+            }
+            catch (LabException)
+            {
+                // Fall through to QMP.
+            }
+        }
+        try
+        {
+            if (Qmp.IsConnected)
+            {
+                await Qmp.ExecuteAsync("quit", timeout: TimeSpan.FromSeconds(10), cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (LabException)
+        {
+            // quit's reply may be lost as QEMU closes the socket.
+        }
+        if (await WaitExitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false))
+        {
+            return "QMP quit";
+        }
+        await KillAsync().ConfigureAwait(false);
+        return "killed";
+    }
+
+    private async Task<bool> WaitExitAsync(TimeSpan limit, CancellationToken cancellationToken)
+    {
+        var done = await Task.WhenAny(Exited, Task.Delay(limit, cancellationToken)).ConfigureAwait(false);
+        return done == Exited;
+    }
+
+    /// <summary>Kills QEMU at once (the images are left as a power cut leaves them).</summary>
+    public async Task KillAsync()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+        }
+        await _process.WaitForExitAsync().ConfigureAwait(false);
+        _exited.TrySetResult();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        if (!HasExited)
+        {
+            await ShutdownAsync().ConfigureAwait(false);
+        }
+        if (_agent is not null)
+        {
+            await _agent.DisposeAsync().ConfigureAwait(false);
+        }
+        if (Qmp is not null)
+        {
+            await Qmp.DisposeAsync().ConfigureAwait(false);
+        }
+        _process.Dispose();
+        if (_ownsRuntimeFolder)
+        {
+            try
+            {
+                Directory.Delete(RuntimeFolder, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    internal static IReadOnlyList<string> BuildArguments(MachineOptions o, AcceleratorChoice accel, string runtime, int? sshPort)
+    {
+        var a = new List<string>
+        {
+            "-name", o.Name,
+            "-nodefaults", "-no-user-config", "-display", "none",
+            "-machine", "q35",
+            "-m", o.MemoryMiB.ToString(CultureInfo.InvariantCulture),
+            "-smp", o.Cpus.ToString(CultureInfo.InvariantCulture),
+        };
+        a.AddRange(accel.QemuArguments);
+        a.AddRange(["-qmp", $"unix:{Path.Combine(runtime, "qmp.sock")},server=on,wait=off"]);
+        a.AddRange(["-serial", $"file:{Path.Combine(runtime, "console.log")}"]);
+        if (o.Kernel is not null)
+        {
+            a.AddRange(["-kernel", o.Kernel]);
+            if (o.Initrd is not null)
+            {
+                a.AddRange(["-initrd", o.Initrd]);
+            }
+            if (o.KernelCommandLine is not null)
+            {
+                a.AddRange(["-append", o.KernelCommandLine]);
+            }
+        }
+        foreach (var d in o.Drives)
+        {
+            var ro = d.ReadOnly ? "on" : "off";
+            a.AddRange(["-blockdev", $"driver=file,filename={EscapeOption(d.File)},node-name={d.NodeName}-file,read-only={ro}"]);
+            a.AddRange(["-blockdev", $"driver={d.Format},file={d.NodeName}-file,node-name={d.NodeName},read-only={ro}"]);
+            a.AddRange(["-device", $"virtio-blk-pci,drive={d.NodeName},id={d.NodeName}-dev"]);
+        }
+        if (o.GuestAgent)
+        {
+            a.AddRange(["-chardev", $"socket,id=qga0,path={Path.Combine(runtime, "qga.sock")},server=on,wait=off"]);
+            a.AddRange(["-device", "virtio-serial-pci,id=vser0", "-device", "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0"]);
+        }
+        if (sshPort is { } port)
+        {
+            a.AddRange(["-netdev", $"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22", "-device", "virtio-net-pci,netdev=net0"]);
+        }
+        if (o.StartPaused)
+        {
+            a.Add("-S");
+        }
+        a.AddRange(o.ExtraArguments);
+        return a;
+    }
+
+    /// <summary>QEMU option values escape a comma by doubling it.</summary>
+    internal static string EscapeOption(string value) => value.Replace(",", ",,");
+
+    private static int FreeLoopbackPort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+}

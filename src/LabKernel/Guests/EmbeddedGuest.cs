@@ -74,7 +74,7 @@ public sealed class EmbeddedGuest : IAsyncDisposable
                 Name = options.Name,
                 Drives = [new DriveSpec(root, "disk0"), .. options.ExtraDrives],
                 Kernel = image.Kernel,
-                Initrd = image.Initrd,
+                Initrd = image.InitrdFor(options.Profile),
                 KernelCommandLine = GuestImage.KernelCommandLine(options.Profile),
                 MemoryMiB = options.MemoryMiB,
                 Cpus = options.Cpus,

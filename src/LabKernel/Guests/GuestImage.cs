@@ -21,13 +21,13 @@ public sealed record GuestRecipe
     public string Variant { get; init; } = "minbase";
 
     public IReadOnlyList<string> Packages { get; init; } =
-        ["linux-image-cloud-amd64", "qemu-guest-agent", "fio", "systemd-sysv", "udev", "e2fsprogs", "openssh-server", "iproute2", "procps", "gawk"];
+        ["linux-image-cloud-amd64", "qemu-guest-agent", "fio", "systemd-sysv", "udev", "e2fsprogs", "openssh-server", "iproute2", "procps", "gawk", "busybox-static"];
 
     /// <summary>Virtual size of the root disk.</summary>
     public long DiskBytes { get; init; } = 8L << 30;
 
     /// <summary>Bumped when the build steps change in a way the other fields do not show.</summary>
-    public int Revision { get; init; } = 1;
+    public int Revision { get; init; } = 2;
 
     /// <summary>A short hash over the recipe and the guest-side scripts it installs.</summary>
     public string Hash()
@@ -49,7 +49,14 @@ public sealed record GuestImage(string Directory, string RecipeHash)
 
     public string Kernel => Path.Combine(Directory, "vmlinuz");
 
+    /// <summary>Debian's generic initramfs (the systemd profile boots with it).</summary>
     public string Initrd => Path.Combine(Directory, "initrd.img");
+
+    /// <summary>The lab's own small initramfs: virtio modules and busybox only (the lean profile).</summary>
+    public string LeanInitrd => Path.Combine(Directory, "initrd-lean.img");
+
+    /// <summary>The initramfs a profile boots with.</summary>
+    public string InitrdFor(GuestProfile profile) => profile == GuestProfile.Lean ? LeanInitrd : Initrd;
 
     /// <summary>The private key authorized for root in the guest.</summary>
     public string SshPrivateKey => Path.Combine(Directory, "id_ed25519");
@@ -65,14 +72,14 @@ public sealed record GuestImage(string Directory, string RecipeHash)
     };
 
     internal static bool IsComplete(string dir) =>
-        new[] { "base.qcow2", "vmlinuz", "initrd.img", "id_ed25519", "known_hosts", "recipe.json" }.All(f => File.Exists(Path.Combine(dir, f)));
+        new[] { "base.qcow2", "vmlinuz", "initrd.img", "initrd-lean.img", "id_ed25519", "known_hosts", "recipe.json" }.All(f => File.Exists(Path.Combine(dir, f)));
 }
 
 /// <summary>The guest-side files the image installs, embedded in LabKernel.</summary>
 internal static class GuestResources
 {
     public static IEnumerable<(string Name, string Content)> All() =>
-        new[] { "lab-init", "lab-poweroff", "lab-shutdown", "lab.network" }.Select(n => (n, Read(n)));
+        new[] { "lab-init", "lab-poweroff", "lab-shutdown", "lab.network", "lab-initramfs-init" }.Select(n => (n, Read(n)));
 
     public static string Read(string name)
     {

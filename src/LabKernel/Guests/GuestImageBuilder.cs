@@ -97,6 +97,7 @@ public static class GuestImageBuilder
             var boot = Path.Combine(rootfs, "boot");
             File.Copy(Directory.GetFiles(boot, "vmlinuz-*").Order(StringComparer.Ordinal).Last(), Path.Combine(work, "vmlinuz"));
             File.Copy(Directory.GetFiles(boot, "initrd.img-*").Order(StringComparer.Ordinal).Last(), Path.Combine(work, "initrd.img"));
+            LeanInitramfs.Build(rootfs, Path.Combine(work, "initrd-lean.img"));
 
             Report("filesystem", $"mkfs.ext4 -d ({recipe.DiskBytes >> 30} GiB virtual)");
             var raw = Path.Combine(work, "root.raw");

@@ -1,13 +1,32 @@
 using System.CommandLine;
+using LabKernel.Host;
 
 namespace LabRunner.Commands;
 
+/// <summary><c>lab doctor</c>: versions, accelerator and guest image; exit 1 names the missing piece.</summary>
 internal static class DoctorCommand
 {
     public static Command Create()
     {
         var cmd = new Command("doctor", "Check what the lab needs: QEMU, qemu-img, libvirt, fio, the accelerator and the guest image.");
-        cmd.SetAction((_, ct) => Task.FromResult(0));
+        cmd.SetAction(async (_, ct) =>
+        {
+            var checks = await LabDoctor.CheckAsync(ct).ConfigureAwait(false);
+            var width = checks.Max(c => c.Name.Length);
+            foreach (var c in checks)
+            {
+                var mark = c.Ok ? "ok  " : c.Required ? "FAIL" : "warn";
+                Console.WriteLine($"{mark} {c.Name.PadRight(width)}  {c.Value}");
+            }
+            var missing = checks.Where(c => c.Required && !c.Ok).Select(c => c.Name).ToList();
+            if (missing.Count > 0)
+            {
+                Console.Error.WriteLine($"lab doctor: the lab cannot run: missing {string.Join(", ", missing)}");
+                return 1;
+            }
+            Console.WriteLine("lab doctor: the lab can run");
+            return 0;
+        });
         return cmd;
     }
 }

@@ -25,7 +25,9 @@ public static class PlotlyHtml
     private static int _inlined;
 
     /// <summary>How figures get plotly.js. <c>lab run</c> sets <see cref="PlotlyEmbedding.None"/>.</summary>
-    public static PlotlyEmbedding Embedding { get; set; } = PlotlyEmbedding.InlineOnce;
+    /// <remarks>The default comes from the environment variable LABKERNEL_PLOTLY_EMBED (once, always, none), which
+    /// also reaches a second copy of LabKernel loaded by a script host.</remarks>
+    public static PlotlyEmbedding Embedding { get; set; } = DefaultEmbedding();
 
     /// <summary>The plotly.js bundle (minified), as embedded at build time.</summary>
     public static string LibraryJs => Library.Value;
@@ -74,6 +76,13 @@ public static class PlotlyHtml
           .Append("})();</script>");
         return sb.ToString();
     }
+
+    private static PlotlyEmbedding DefaultEmbedding() => Environment.GetEnvironmentVariable("LABKERNEL_PLOTLY_EMBED")?.Trim().ToLowerInvariant() switch
+    {
+        "none" => PlotlyEmbedding.None,
+        "always" => PlotlyEmbedding.Always,
+        _ => PlotlyEmbedding.InlineOnce,
+    };
 
     private static string LoadLibrary()
     {

@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json.Nodes;
+using System.Threading.Channels;
+using LabKernel;
+using LabKernel.Processes;
+
+namespace LabRunner.Notebooks;
+
+/// <summary>
+/// The runner's handle on a kernel process (<c>lab __kernel</c>, the same lab executable). This is the one
+/// program the lab drives interactively rather than through <see cref="ProcessRunner"/>: cells go in one at
+/// a time, messages come back as they happen, and <see cref="Kill"/> stops a cell that ran out of time.
+/// </summary>
+internal sealed class KernelClient : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly Channel<JsonObject> _messages = Channel.CreateUnbounded<JsonObject>();
+    private readonly Task _reader;
+    private readonly Task _errReader;
+    private readonly StringBuilder _stderr = new();
+
+    private KernelClient(Process process)
+    {
+        _process = process;
+        _reader = Task.Run(ReadOutputAsync);
+        _errReader = Task.Run(async () =>
+        {
+            while (await _process.StandardError.ReadLineAsync().ConfigureAwait(false) is { } line)
+            {
+                lock (_stderr)
+                {
+                    _stderr.Append(line).Append('\n');
+                }
+            }
+        });
+    }
+
+    public static KernelClient Start(string workingDirectory)
+    {
+        var (file, prefix) = KernelCommandLine();
+        var psi = new ProcessStartInfo(file)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = workingDirectory,
+            StandardInputEncoding = new UTF8Encoding(false),
+            StandardOutputEncoding = Encoding.UTF8,
+        };
+        foreach (var a in prefix)
+        {
+            psi.ArgumentList.Add(a);
+        }
+        psi.ArgumentList.Add(Commands.RunCommand.KernelCommandName);
+        psi.Environment["LABKERNEL_PLOTLY_EMBED"] = "none";
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        var process = new Process { StartInfo = psi };
+        try
+        {
+            process.Start();
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new LabException($"cannot start the notebook kernel ({file}): {e.Message}", e);
+        }
+        return new KernelClient(process);
+    }
+
+    /// <summary>How to start this lab again: its apphost, or `dotnet lab.dll` when run through the dotnet host.</summary>
+    internal static (string File, string[] Prefix) KernelCommandLine()
+    {
+        var labDll = typeof(KernelClient).Assembly.Location;
+        var dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } hostPath && File.Exists(hostPath)
+            ? hostPath
+            : ProcessRunner.Which("dotnet") ?? "dotnet";
+        return (dotnet, [labDll]);
+    }
+
+    public int ProcessId => _process.Id;
+
+    public void Send(JsonObject message)
+    {
+        _process.StandardInput.Write(KernelProtocol.Serialize(message));
+        _process.StandardInput.Write('\n');
+        _process.StandardInput.Flush();
+    }
+
+    /// <summary>The next message; null when the kernel process has exited.</summary>
+    public async Task<JsonObject?> ReceiveAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _messages.Reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ChannelClosedException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>What the kernel wrote to stderr outside any cell (crash reports).</summary>
+    public string StandardErrorTail
+    {
+        get
+        {
+            lock (_stderr)
+            {
+                var lines = _stderr.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                return string.Join('\n', lines.TakeLast(10));
+            }
+        }
+    }
+
+    public void Kill()
+    {
+        try
+        {
+            _process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // Already exited.
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            _process.StandardInput.Close();
+        }
+        catch (IOException)
+        {
+        }
+        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        try
+        {
+            await _process.WaitForExitAsync(grace.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            Kill();
+            await _process.WaitForExitAsync().ConfigureAwait(false);
+        }
+        await Task.WhenAll(_reader, _errReader).ConfigureAwait(false);
+        _process.Dispose();
+    }
+
+    private async Task ReadOutputAsync()
+    {
+        try
+        {
+            while (await _process.StandardOutput.ReadLineAsync().ConfigureAwait(false) is { } line)
+            {
+                var message = KernelProtocol.TryParse(line)
+                    ?? new JsonObject { ["type"] = KernelProtocol.Stream, ["name"] = "stdout", ["text"] = line + "\n" };
+                await _messages.Writer.WriteAsync(message).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            _messages.Writer.TryComplete();
+        }
+    }
+}

@@ -1,0 +1,348 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using LabKernel;
+using LabRunner.Reporting;
+
+namespace LabRunner.Notebooks;
+
+/// <summary>
+/// Runs a notebook: reads it, injects parameters, starts a kernel process, sends the C# cells one by one, and
+/// records outputs and per-cell metadata (start, end, duration, status). The executed notebook is saved after
+/// every cell. The first failing cell stops the run unless errors are allowed; a failed or timed-out run gets a
+/// banner cell at the top linking to the failing cell. The report, when asked for, is written at the end.
+/// </summary>
+public sealed class NotebookRunner
+{
+    public const string BannerTag = "lab-error-banner";
+
+    private readonly TimeProvider _time;
+
+    public NotebookRunner(TimeProvider? time = null)
+    {
+        _time = time ?? TimeProvider.System;
+    }
+
+    /// <summary>Where stdout/stderr of a .csx go live (as dotnet-script prints them); null: only into the notebook.</summary>
+    public TextWriter? ScriptOut { get; init; }
+
+    public TextWriter? ScriptError { get; init; }
+
+    public async Task<RunOutcome> RunAsync(RunOptions options, IRunProgress progress, CancellationToken cancellationToken = default)
+    {
+        var input = Path.GetFullPath(options.InputPath);
+        if (!File.Exists(input))
+        {
+            throw new LabUsageException($"{options.InputPath}: no such file");
+        }
+        var notebook = NotebookReader.Read(input);
+        var outputPath = options.OutputPath is not null
+            ? Path.GetFullPath(options.OutputPath)
+            : notebook.Format == NotebookFormat.Csx ? null : Path.Combine(Path.GetDirectoryName(input)!, Path.GetFileNameWithoutExtension(input) + ".executed.ipynb");
+        if (outputPath is not null && !outputPath.EndsWith(".ipynb", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new LabUsageException($"-o {options.OutputPath}: the executed notebook is written as .ipynb");
+        }
+        if (outputPath == input)
+        {
+            throw new LabUsageException($"-o {options.OutputPath}: refusing to overwrite the input notebook");
+        }
+        var workingDirectory = Path.GetFullPath(options.WorkingDirectory ?? Path.GetDirectoryName(input)!);
+        if (!Directory.Exists(workingDirectory))
+        {
+            throw new LabUsageException($"--cwd {options.WorkingDirectory}: no such directory");
+        }
+
+        Parameters.Inject(notebook, options.Parameters);
+        Prepare(notebook);
+        var environment = await RunEnvironment.DescribeAsync(cancellationToken).ConfigureAwait(false);
+        var runMeta = notebook.LabMetadata;
+        foreach (var (k, v) in environment)
+        {
+            runMeta[k] = v?.DeepClone();
+        }
+        runMeta["input"] = Path.GetFileName(input);
+        var started = _time.GetUtcNow();
+        runMeta["started"] = Iso(started);
+        runMeta["status"] = "running";
+        void Save()
+        {
+            if (outputPath is not null)
+            {
+                NotebookWriter.Save(notebook, outputPath);
+            }
+        }
+        Save();
+
+        var runClock = Stopwatch.StartNew();
+        var codeCells = notebook.Cells.Where(c => c.Kind == CellKind.Code).ToList();
+        progress.Begin(Path.GetFileName(input), codeCells.Count);
+        var failedCell = (NotebookCell?)null;
+        var timedOut = false;
+        int? returnValue = null;
+        var executionCount = 0;
+        var cellsRun = 0;
+
+        await using (var kernel = KernelClient.Start(workingDirectory))
+        {
+            var kernelReady = await WaitForReadyAsync(kernel, options, runClock, cancellationToken).ConfigureAwait(false);
+            if (!kernelReady.Ok)
+            {
+                timedOut = kernelReady.TimedOut;
+                progress.Note(kernelReady.Message);
+            }
+            else
+            {
+                kernel.Send(new JsonObject
+                {
+                    ["type"] = KernelProtocol.Init,
+                    ["baseDirectory"] = Path.GetDirectoryName(input),
+                    ["workingDirectory"] = workingDirectory,
+                    ["scriptPath"] = notebook.Format == NotebookFormat.Csx ? input : null,
+                    ["scriptMode"] = notebook.Format == NotebookFormat.Csx,
+                    ["args"] = new JsonArray(options.ScriptArguments.Select(a => (JsonNode)JsonValue.Create(a)!).ToArray()),
+                });
+            }
+
+            var number = 0;
+            foreach (var cell in codeCells)
+            {
+                number++;
+                if (!kernelReady.Ok || timedOut || (failedCell is not null && !options.AllowErrors))
+                {
+                    cell.LabMetadata["status"] = "not-run";
+                    continue;
+                }
+                if (!Languages.IsCSharp(cell.Language))
+                {
+                    cell.LabMetadata["status"] = "skipped";
+                    cell.LabMetadata["skip_reason"] = $"lab run executes C# cells only; this cell is {cell.Language ?? "of no known language"}";
+                    progress.CellFinished(number, "skipped", TimeSpan.Zero, $"({cell.Language}) {cell.FirstLine}");
+                    continue;
+                }
+
+                cell.ExecutionCount = ++executionCount;
+                cellsRun++;
+                progress.CellStarted(number, cell.FirstLine);
+                var cellStart = _time.GetUtcNow();
+                var clock = Stopwatch.StartNew();
+                var result = await ExecuteCellAsync(kernel, cell, options, runClock, progress, cancellationToken).ConfigureAwait(false);
+                var cellEnd = _time.GetUtcNow();
+                cell.LabMetadata["start"] = Iso(cellStart);
+                cell.LabMetadata["end"] = Iso(cellEnd);
+                cell.LabMetadata["duration"] = Math.Round(clock.Elapsed.TotalSeconds, 6);
+                cell.LabMetadata["status"] = result.Status;
+                if (result.Status != "ok")
+                {
+                    failedCell ??= cell;
+                }
+                if (result.Status == "timeout")
+                {
+                    timedOut = true;
+                }
+                returnValue = result.ReturnValue ?? returnValue;
+                progress.CellFinished(number, result.Status, clock.Elapsed, cell.FirstLine);
+                Save();
+            }
+        }
+
+        var status = timedOut ? "timeout" : failedCell is not null ? "failed" : "ok";
+        var exitCode = timedOut ? RunExitCodes.TimedOut
+            : failedCell is not null ? RunExitCodes.CellFailed
+            : returnValue ?? RunExitCodes.Success;
+        if (failedCell is not null || timedOut)
+        {
+            AddBanner(notebook, failedCell, timedOut, options);
+        }
+        var finished = _time.GetUtcNow();
+        runMeta["finished"] = Iso(finished);
+        runMeta["duration"] = Math.Round(runClock.Elapsed.TotalSeconds, 3);
+        runMeta["status"] = status;
+        runMeta["exit_code"] = exitCode;
+        runMeta["failed_cell"] = failedCell?.Id;
+        Save();
+
+        string? reportPath = null;
+        if (options.ReportPath is not null)
+        {
+            reportPath = Path.GetFullPath(options.ReportPath);
+            notebook.EnsureCellIds();
+            HtmlReport.Write(notebook, reportPath);
+        }
+        return new RunOutcome(exitCode, status, outputPath, reportPath, cellsRun, failedCell?.Id);
+    }
+
+    /// <summary>Clears what an earlier run left: outputs, counts, banners, the lab's cell metadata.</summary>
+    internal static void Prepare(Notebook notebook)
+    {
+        notebook.Cells.RemoveAll(c => c.HasTag(BannerTag));
+        foreach (var cell in notebook.Cells)
+        {
+            cell.Outputs.Clear();
+            cell.ExecutionCount = null;
+            cell.Metadata.Remove("lab");
+        }
+        notebook.EnsureCellIds();
+    }
+
+    private sealed record CellResult(string Status, int? ReturnValue);
+
+    private async Task<CellResult> ExecuteCellAsync(KernelClient kernel, NotebookCell cell, RunOptions options, Stopwatch runClock, IRunProgress progress, CancellationToken cancellationToken)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var (budget, which) = Budget(options, runClock);
+        if (budget is { } b)
+        {
+            limit.CancelAfter(b);
+        }
+        var displays = new Dictionary<string, JsonObject>(StringComparer.Ordinal);
+        kernel.Send(new JsonObject { ["type"] = KernelProtocol.Execute, ["code"] = cell.Source });
+        try
+        {
+            while (true)
+            {
+                var message = await kernel.ReceiveAsync(limit.Token).ConfigureAwait(false);
+                if (message is null)
+                {
+                    var tail = kernel.StandardErrorTail;
+                    cell.Outputs.Add(Error("KernelDied", "the kernel process exited while running this cell", tail.Length > 0 ? tail.Split('\n') : []));
+                    return new CellResult("error", null);
+                }
+                switch (KernelProtocol.TypeOf(message))
+                {
+                    case KernelProtocol.Stream:
+                        var name = message["name"]?.GetValue<string>() ?? "stdout";
+                        var text = message["text"]?.GetValue<string>() ?? "";
+                        AppendStream(cell, name, text);
+                        (name == "stderr" ? ScriptError : ScriptOut)?.Write(text);
+                        break;
+                    case KernelProtocol.Display:
+                        var id = message["displayId"]?.GetValue<string>() ?? "";
+                        var data = (JsonObject)(message["data"]?.DeepClone() ?? new JsonObject());
+                        if (message["update"]?.GetValue<bool>() == true && displays.TryGetValue(id, out var existing))
+                        {
+                            existing["data"] = data;
+                        }
+                        else
+                        {
+                            var output = new JsonObject { ["output_type"] = "display_data", ["data"] = data, ["metadata"] = new JsonObject() };
+                            displays[id] = output;
+                            cell.Outputs.Add(output);
+                        }
+                        break;
+                    case KernelProtocol.Result:
+                        cell.Outputs.Add(new JsonObject
+                        {
+                            ["output_type"] = "execute_result",
+                            ["execution_count"] = cell.ExecutionCount,
+                            ["data"] = message["data"]?.DeepClone() ?? new JsonObject(),
+                            ["metadata"] = new JsonObject(),
+                        });
+                        break;
+                    case KernelProtocol.Log:
+                        progress.Note(message["text"]?.GetValue<string>() ?? "");
+                        break;
+                    case KernelProtocol.Done:
+                        if (message["status"]?.GetValue<string>() == "ok")
+                        {
+                            return new CellResult("ok", message["returnValue"] is JsonValue rv && rv.TryGetValue<int>(out var code) ? code : null);
+                        }
+                        var traceback = (message["traceback"] as JsonArray ?? []).Select(t => t?.GetValue<string>() ?? "").ToList();
+                        cell.Outputs.Add(Error(message["ename"]?.GetValue<string>() ?? "Error", message["evalue"]?.GetValue<string>() ?? "", traceback));
+                        ScriptError?.WriteLine(string.Join('\n', traceback));
+                        return new CellResult("error", null);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            kernel.Kill();
+            var seconds = budget!.Value.TotalSeconds.ToString("0.###", CultureInfo.InvariantCulture);
+            var why = which == "cell"
+                ? $"the cell ran longer than its time limit of {seconds} s (--cell-timeout); the kernel was stopped"
+                : $"the run reached its time limit (--timeout) during this cell, after {seconds} s of it; the kernel was stopped";
+            cell.Outputs.Add(Error("TimeoutError", why, [why]));
+            return new CellResult("timeout", null);
+        }
+    }
+
+    private static async Task<(bool Ok, bool TimedOut, string Message)> WaitForReadyAsync(KernelClient kernel, RunOptions options, Stopwatch runClock, CancellationToken cancellationToken)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (options.Timeout is { } t)
+        {
+            limit.CancelAfter(t - runClock.Elapsed is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero);
+        }
+        try
+        {
+            while (await kernel.ReceiveAsync(limit.Token).ConfigureAwait(false) is { } m)
+            {
+                if (KernelProtocol.TypeOf(m) == KernelProtocol.Ready)
+                {
+                    return (true, false, "");
+                }
+            }
+            throw new LabException($"the notebook kernel exited before it was ready: {kernel.StandardErrorTail}");
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            kernel.Kill();
+            return (false, true, "the run reached its time limit while the kernel was starting");
+        }
+    }
+
+    private static (TimeSpan? Budget, string Which) Budget(RunOptions options, Stopwatch runClock)
+    {
+        TimeSpan? run = options.Timeout is { } t ? (t - runClock.Elapsed is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero) : null;
+        if (options.CellTimeout is { } c && (run is null || c <= run))
+        {
+            return (c, "cell");
+        }
+        return (run, "run");
+    }
+
+    private static void AppendStream(NotebookCell cell, string name, string text)
+    {
+        if (cell.Outputs.Count > 0 && cell.Outputs[^1] is { } last
+            && last["output_type"]?.GetValue<string>() == "stream" && last["name"]?.GetValue<string>() == name)
+        {
+            last["text"] = last["text"]!.GetValue<string>() + text;
+            return;
+        }
+        cell.Outputs.Add(new JsonObject { ["output_type"] = "stream", ["name"] = name, ["text"] = text });
+    }
+
+    private static JsonObject Error(string ename, string evalue, IEnumerable<string> traceback) => new()
+    {
+        ["output_type"] = "error",
+        ["ename"] = ename,
+        ["evalue"] = evalue,
+        ["traceback"] = new JsonArray(traceback.Select(t => (JsonNode)JsonValue.Create(t)!).ToArray()),
+    };
+
+    private static void AddBanner(Notebook notebook, NotebookCell? failed, bool timedOut, RunOptions options)
+    {
+        var what = timedOut ? "stopped at its time limit" : "failed";
+        string text;
+        if (failed is null)
+        {
+            text = $"> **lab run {what}** before any cell ran (the kernel did not start in time).";
+        }
+        else
+        {
+            var index = notebook.Cells.Where(c => c.Kind == CellKind.Code).ToList().IndexOf(failed) + 1;
+            var error = failed.Outputs.LastOrDefault(o => o["output_type"]?.GetValue<string>() == "error");
+            var ename = error?["ename"]?.GetValue<string>() ?? "Error";
+            var evalue = (error?["evalue"]?.GetValue<string>() ?? "").Split('\n')[0];
+            var rest = options.AllowErrors && !timedOut ? " (errors were allowed, so later cells ran too)" : " Later cells did not run.";
+            text = $"> **lab run {what}** in [code cell {index}](#cell-{failed.Id}) (`{failed.Id}`): **{Escape(ename)}**: {Escape(evalue)}\n>\n> The error output is kept under that cell.{rest}";
+        }
+        var banner = new NotebookCell(CellKind.Markdown, text, null, new JsonObject { ["tags"] = new JsonArray(BannerTag) });
+        notebook.Cells.Insert(0, banner);
+        notebook.EnsureCellIds();
+    }
+
+    private static string Escape(string s) => s.Replace("<", "&lt;", StringComparison.Ordinal).Replace("`", "'", StringComparison.Ordinal);
+
+    private static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
+}

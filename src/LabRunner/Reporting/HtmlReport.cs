@@ -1,0 +1,244 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LabKernel.Plots;
+using LabKernel.Reports;
+using LabRunner.Notebooks;
+
+namespace LabRunner.Reporting;
+
+/// <summary>
+/// Renders an executed notebook as one standalone HTML file that works offline: run metadata, the error banner,
+/// markdown rendered, code (shown or hidden by a toggle), outputs (text escaped, HTML tables as they are, plotly
+/// figures drawn by the plotly.js inlined from LabKernel).
+/// </summary>
+public static class HtmlReport
+{
+    public static void Write(Notebook notebook, string path)
+    {
+        var html = Render(notebook);
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var tmp = full + $".{Environment.ProcessId}.tmp";
+        File.WriteAllText(tmp, html, new UTF8Encoding(false));
+        File.Move(tmp, full, overwrite: true);
+    }
+
+    public static string Render(Notebook notebook)
+    {
+        var body = new StringBuilder();
+        var plots = new StringBuilder();
+        var plotCount = 0;
+        var lab = notebook.Metadata["lab"] as JsonObject;
+        var title = notebook.Cells.Where(c => c.Kind == CellKind.Markdown && !c.HasTag(NotebookRunner.BannerTag))
+            .Select(c => c.Source.Split('\n').FirstOrDefault(l => l.TrimStart().StartsWith("# ", StringComparison.Ordinal)))
+            .FirstOrDefault(l => l is not null)?.Trim()[2..].Trim()
+            ?? Path.GetFileNameWithoutExtension(notebook.SourcePath);
+
+        body.Append("<header><h1 class=\"title\">").Append(E(title)).Append("</h1>");
+        if (lab is not null)
+        {
+            body.Append(RunMetadata(lab));
+        }
+        body.Append("<label class=\"toggle\"><input type=\"checkbox\" id=\"show-code\" checked> show code</label></header>\n<main>\n");
+
+        var codeNumber = 0;
+        foreach (var cell in notebook.Cells)
+        {
+            if (cell.Kind == CellKind.Markdown)
+            {
+                var banner = cell.HasTag(NotebookRunner.BannerTag);
+                body.Append("<section class=\"cell markdown").Append(banner ? " error-banner" : "").Append("\" id=\"cell-").Append(E(cell.Id)).Append("\">")
+                    .Append(Markdown.ToHtml(cell.Source)).Append("</section>\n");
+                continue;
+            }
+            if (cell.Kind == CellKind.Raw)
+            {
+                body.Append("<section class=\"cell raw\" id=\"cell-").Append(E(cell.Id)).Append("\"><pre>").Append(E(cell.Source)).Append("</pre></section>\n");
+                continue;
+            }
+            codeNumber++;
+            var meta = cell.Metadata["lab"] as JsonObject;
+            var status = meta?["status"]?.GetValue<string>() ?? "not-run";
+            body.Append("<section class=\"cell code status-").Append(E(status)).Append("\" id=\"cell-").Append(E(cell.Id)).Append("\">");
+            body.Append("<div class=\"cell-head\"><span class=\"prompt\">[").Append(cell.ExecutionCount?.ToString(CultureInfo.InvariantCulture) ?? " ").Append("]</span> ")
+                .Append("<span class=\"badge ").Append(E(status)).Append("\">").Append(E(status)).Append("</span> ")
+                .Append("<span class=\"lang\">").Append(E(cell.Language ?? "")).Append("</span>");
+            if (meta?["duration"] is JsonValue d && d.TryGetValue<double>(out var seconds))
+            {
+                body.Append(" <span class=\"duration\">").Append(seconds.ToString("0.000", CultureInfo.InvariantCulture)).Append(" s</span>");
+            }
+            if (meta?["skip_reason"] is JsonValue reason)
+            {
+                body.Append(" <span class=\"skip\">").Append(E(reason.ToString())).Append("</span>");
+            }
+            if (cell.HasTag(Parameters.ParametersTag) || cell.HasTag(Parameters.InjectedTag))
+            {
+                body.Append(" <span class=\"tag\">").Append(cell.HasTag(Parameters.InjectedTag) ? "injected parameters" : "parameters").Append("</span>");
+            }
+            body.Append("</div>");
+            body.Append("<pre class=\"input\"><code>").Append(E(cell.Source)).Append("</code></pre>");
+            if (cell.Outputs.Count > 0)
+            {
+                body.Append("<div class=\"outputs\">");
+                foreach (var output in cell.Outputs)
+                {
+                    RenderOutput(output, body, plots, ref plotCount);
+                }
+                body.Append("</div>");
+            }
+            body.Append("</section>\n");
+        }
+        body.Append("</main>\n");
+
+        var page = new StringBuilder();
+        page.Append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta name=\"generator\" content=\"lab run\">\n<title>")
+            .Append(E(title)).Append("</title>\n<style>\n").Append(Css).Append("</style>\n");
+        if (plotCount > 0)
+        {
+            // plotly.js from the npm package plotly.js-dist-min, embedded in LabKernel: no network needed.
+            page.Append(PlotlyHtml.LibraryScriptElement()).Append('\n');
+        }
+        page.Append("</head>\n<body>\n").Append(body);
+        page.Append("<script>\n").Append(ToggleScript).Append(plots).Append("</script>\n</body>\n</html>\n");
+        return page.ToString();
+    }
+
+    private static string RunMetadata(JsonObject lab)
+    {
+        var rows = new List<(string, string)>();
+        void Add(string label, string key)
+        {
+            if (lab[key] is JsonValue v && v.ToString() is { Length: > 0 } s)
+            {
+                rows.Add((label, s));
+            }
+        }
+        Add("status", "status");
+        Add("exit code", "exit_code");
+        Add("notebook", "input");
+        Add("started", "started");
+        Add("finished", "finished");
+        Add("duration (s)", "duration");
+        Add("lab version", "lab_version");
+        Add("host", "host");
+        Add("os", "os");
+        Add("qemu", "qemu_version");
+        Add("libvirt", "libvirt_version");
+        Add("accelerator", "accelerator");
+        if (lab["parameters"] is JsonObject p && p.Count > 0)
+        {
+            rows.Add(("parameters", string.Join(", ", p.Select(kv => $"{kv.Key} = {kv.Value?.ToJsonString() ?? "null"}"))));
+        }
+        var sb = new StringBuilder("<table class=\"run-meta\"><tbody>");
+        foreach (var (label, value) in rows)
+        {
+            sb.Append("<tr><th>").Append(E(label)).Append("</th><td>").Append(E(value)).Append("</td></tr>");
+        }
+        return sb.Append("</tbody></table>").ToString();
+    }
+
+    private static void RenderOutput(JsonObject output, StringBuilder body, StringBuilder plots, ref int plotCount)
+    {
+        switch (output["output_type"]?.GetValue<string>())
+        {
+            case "stream":
+                var name = output["name"]?.GetValue<string>() ?? "stdout";
+                body.Append("<pre class=\"output stream ").Append(E(name)).Append("\">").Append(E(Text(output["text"]))).Append("</pre>");
+                break;
+            case "error":
+                var trace = (output["traceback"] as JsonArray ?? []).Select(t => t?.ToString() ?? "");
+                body.Append("<div class=\"output error\"><div class=\"ename\">").Append(E(Text(output["ename"]))).Append(": ").Append(E(Text(output["evalue"]).Split('\n')[0])).Append("</div>")
+                    .Append("<pre>").Append(E(string.Join('\n', trace))).Append("</pre></div>");
+                break;
+            case "display_data" or "execute_result":
+                var data = output["data"] as JsonObject ?? [];
+                body.Append("<div class=\"output display\">");
+                if (data[MimeTypes.Plotly] is JsonObject figure)
+                {
+                    var id = $"plot-{++plotCount}";
+                    body.Append("<div class=\"plot\" id=\"").Append(id).Append("\"></div>");
+                    var json = figure.ToJsonString().Replace("</", "<\\/", StringComparison.Ordinal);
+                    plots.Append("(function () { var f = ").Append(json).Append("; Plotly.newPlot('").Append(id)
+                        .Append("', f.data || [], f.layout || {}, {responsive: true, displaylogo: false}); })();\n");
+                }
+                else if (data[MimeTypes.Html] is { } html)
+                {
+                    body.Append("<div class=\"html\">").Append(Text(html)).Append("</div>");
+                }
+                else if (data["image/png"] is { } png)
+                {
+                    body.Append("<img alt=\"figure\" src=\"data:image/png;base64,").Append(E(Text(png).Replace("\n", "", StringComparison.Ordinal))).Append("\">");
+                }
+                else if (data["image/svg+xml"] is { } svg)
+                {
+                    body.Append("<img alt=\"figure\" src=\"data:image/svg+xml;base64,").Append(Convert.ToBase64String(Encoding.UTF8.GetBytes(Text(svg)))).Append("\">");
+                }
+                else if (data[MimeTypes.Markdown] is { } md)
+                {
+                    body.Append(Markdown.ToHtml(Text(md)));
+                }
+                else if (data[MimeTypes.Json] is { } json)
+                {
+                    body.Append("<pre class=\"json\">").Append(E(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }))).Append("</pre>");
+                }
+                else
+                {
+                    body.Append("<pre>").Append(E(Text(data[MimeTypes.PlainText]))).Append("</pre>");
+                }
+                body.Append("</div>");
+                break;
+        }
+    }
+
+    /// <summary>An nbformat multi-line string: a string or a list of strings.</summary>
+    private static string Text(JsonNode? node) => NotebookReader.ReadSource(node) ?? node?.ToString() ?? "";
+
+    private static string E(string s) => WebUtility.HtmlEncode(s);
+
+    private const string ToggleScript = """
+        (function () {
+          var box = document.getElementById('show-code');
+          function apply() { document.body.classList.toggle('hide-code', !box.checked); }
+          box.addEventListener('change', apply);
+          apply();
+        })();
+
+        """;
+
+    private const string Css = """
+        body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; margin: 0 auto; max-width: 1100px; padding: 1em 2em; color: #1b1f23; line-height: 1.5; }
+        header { border-bottom: 1px solid #d0d7de; margin-bottom: 1em; padding-bottom: .5em; }
+        h1.title { margin: .2em 0; }
+        table { border-collapse: collapse; margin: .5em 0; }
+        th, td { border: 1px solid #d0d7de; padding: .25em .6em; vertical-align: top; }
+        thead th { background: #f6f8fa; }
+        table.run-meta th { text-align: left; background: #f6f8fa; font-weight: 600; }
+        .toggle { display: inline-block; margin-top: .5em; cursor: pointer; user-select: none; }
+        .cell { margin: 1em 0; }
+        .cell.code { border-left: 3px solid #d0d7de; padding-left: .8em; }
+        .cell.status-error, .cell.status-timeout { border-left-color: #cf222e; }
+        .cell.status-skipped, .cell.status-not-run { border-left-color: #bbb; }
+        .cell-head { font-size: .85em; color: #57606a; }
+        .prompt { font-family: monospace; }
+        .badge { border-radius: 3px; padding: 0 .4em; color: #fff; background: #57606a; }
+        .badge.ok { background: #1a7f37; } .badge.error, .badge.timeout { background: #cf222e; }
+        .badge.skipped, .badge.not-run { background: #8c959f; }
+        .tag { border: 1px solid #57606a; border-radius: 3px; padding: 0 .3em; }
+        pre { background: #f6f8fa; padding: .6em; overflow-x: auto; white-space: pre-wrap; word-break: break-word; margin: .3em 0; }
+        pre.input { background: #eef2f6; }
+        body.hide-code pre.input { display: none; }
+        .output.stream.stderr { background: #fff5f5; }
+        .output.error { background: #ffebe9; border: 1px solid #cf222e; padding: .4em .6em; margin: .3em 0; }
+        .output.error .ename { font-weight: 600; color: #a40e26; }
+        .output.error pre { background: transparent; }
+        .error-banner { background: #ffebe9; border: 2px solid #cf222e; padding: .3em 1em; border-radius: 4px; }
+        .error-banner blockquote { margin: 0; border: none; padding: 0; }
+        blockquote { border-left: 3px solid #d0d7de; margin-left: 0; padding-left: 1em; color: #57606a; }
+        code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .9em; }
+        .plot { width: 100%; min-height: 420px; }
+
+        """;
+}

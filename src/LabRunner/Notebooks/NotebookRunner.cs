@@ -335,14 +335,15 @@ public sealed class NotebookRunner
             var ename = error?["ename"]?.GetValue<string>() ?? "Error";
             var evalue = (error?["evalue"]?.GetValue<string>() ?? "").Split('\n')[0];
             var rest = options.AllowErrors && !timedOut ? " (errors were allowed, so later cells ran too)" : " Later cells did not run.";
-            text = $"> **lab run {what}** in [code cell {index}](#cell-{failed.Id}) (`{failed.Id}`): **{Escape(ename)}**: {Escape(evalue)}\n>\n> The error output is kept under that cell.{rest}";
+            text = $"> **lab run {what}** in [code cell {index}](#cell-{failed.Id}) (`{failed.Id}`): `{CodeSpan(ename + ": " + evalue)}`\n>\n> The error output is kept under that cell.{rest}";
         }
         var banner = new NotebookCell(CellKind.Markdown, text, null, new JsonObject { ["tags"] = new JsonArray(BannerTag) });
         notebook.Cells.Insert(0, banner);
         notebook.EnsureCellIds();
     }
 
-    private static string Escape(string s) => s.Replace("<", "&lt;", StringComparison.Ordinal).Replace("`", "'", StringComparison.Ordinal);
+    /// <summary>Text for a markdown code span, which shows it literally in Jupyter, VS Code and lab reports.</summary>
+    private static string CodeSpan(string s) => s.Replace('`', '\'').Replace('\n', ' ');
 
     private static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
 }

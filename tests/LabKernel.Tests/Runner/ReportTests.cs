@@ -1,0 +1,85 @@
+using System.Text.RegularExpressions;
+using static LabKernel.Tests.Runner.RunnerTestSupport;
+
+namespace LabKernel.Tests.Runner;
+
+/// <summary>The HTML report, opened in headless Chromium with no network: every figure drawn, text stays text.</summary>
+public sealed partial class ReportTests
+{
+    [Fact]
+    public async Task The_report_draws_every_figure_offline_and_shows_script_text_as_text()
+    {
+        var dir = TempDir("report");
+        var output = Path.Combine(dir, "out.ipynb");
+        var report = Path.Combine(dir, "report.html");
+        Assert.Equal(0, await Lab("run", Fixture("vscode.ipynb"), "-o", output, "--report", report));
+
+        var html = await File.ReadAllTextAsync(report);
+        Assert.DoesNotContain("cdn.plot.ly", html);
+        Assert.DoesNotMatch(SrcHttp(), html);
+        var dom = await RenderedDomAsync(report);
+
+        // Two figures in the notebook (a line with a shaded range, a box plot): each one drawn into its own div.
+        var plots = PlotDiv().Matches(dom).Select(m => m.Groups[1].Value).ToList();
+        Assert.Equal(["plot-1", "plot-2"], plots);
+        foreach (var (id, next) in plots.Zip(plots.Skip(1).Append("</main>")))
+        {
+            var start = dom.IndexOf($"id=\"{id}\"", StringComparison.Ordinal);
+            var end = dom.IndexOf(next, start + 1, StringComparison.Ordinal);
+            Assert.Contains("class=\"main-svg\"", dom[start..end]);
+        }
+        // The shaded range and the axis title with its unit are in the drawn SVG.
+        Assert.Contains("latency (ms)", dom);
+        Assert.Contains("block-commit", dom);
+        // Console output containing <script> is shown as text and never runs.
+        Assert.Contains("&lt;script&gt;document.title = 'pwned'&lt;/script&gt;", dom);
+        Assert.DoesNotContain("<title>pwned</title>", dom);
+        Assert.Matches(@"<title>Write latency during a live commit</title>", dom);
+        // Markdown rendered: heading, bold, list, table.
+        Assert.Contains("<strong>exactly</strong>", dom);
+        Assert.Contains("<li>it references <em>LabKernel</em> from the local package folder</li>", dom);
+        Assert.Contains("<th>step</th>", dom);
+        // Run metadata and the code toggle.
+        Assert.Contains("lab version", dom);
+        Assert.Contains("id=\"show-code\"", dom);
+    }
+
+    [Fact]
+    public async Task Lab_report_renders_an_executed_notebook_again()
+    {
+        var dir = TempDir("report-cmd");
+        var output = Path.Combine(dir, "out.ipynb");
+        Assert.Equal(0, await Lab("run", Fixture("sample.dib"), "-o", output));
+        var report = Path.Combine(dir, "again.html");
+
+        Assert.Equal(0, await Lab("report", output, "-o", report));
+
+        var html = await File.ReadAllTextAsync(report);
+        Assert.Contains("<h1>A .dib notebook</h1>", html);
+        Assert.Contains("badge skipped", html);
+        Assert.Equal(2, await Lab("report", Path.Combine(dir, "missing.ipynb"), "-o", report));
+        Assert.Equal(2, await Lab("report", output));
+    }
+
+    [Fact]
+    public async Task The_code_toggle_hides_inputs_when_unchecked()
+    {
+        var dir = TempDir("toggle");
+        var output = Path.Combine(dir, "out.ipynb");
+        Assert.Equal(0, await Lab("run", Fixture("sample.dib"), "-o", output));
+        var nb = LabRunner.Notebooks.NotebookReader.Read(output);
+        var html = LabRunner.Reporting.HtmlReport.Render(nb).Replace("id=\"show-code\" checked", "id=\"show-code\"", StringComparison.Ordinal);
+        var report = Path.Combine(dir, "hidden.html");
+        await File.WriteAllTextAsync(report, html);
+
+        var dom = await RenderedDomAsync(report);
+
+        Assert.Matches("<body class=\"hide-code\">", dom);
+    }
+
+    [GeneratedRegex("<div class=\"plot\" id=\"(plot-\\d+)\"")]
+    private static partial Regex PlotDiv();
+
+    [GeneratedRegex("src=\"https?:", RegexOptions.IgnoreCase)]
+    private static partial Regex SrcHttp();
+}

@@ -1,0 +1,529 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LabKernel.Images;
+using LabKernel.Jobs;
+using LabKernel.Journal;
+using LabKernel.Machines;
+using LabKernel.Qmp;
+
+namespace LabKernel.Block;
+
+/// <summary>
+/// The block layer of a running QEMU over QMP: the live backing chain, external and internal snapshots, commit,
+/// stream and mirror jobs. Disks are named by the node name they were started with (<c>disk0</c>); their
+/// device is <c>{disk}-dev</c> and the current active node is looked up live, so a disk keeps its name across
+/// snapshots and pivots. Every QMP command is journaled by <see cref="QmpClient"/>; each operation adds one
+/// <c>block</c> entry summarizing it.
+/// </summary>
+public sealed class BlockLayer
+{
+    private static long _counter;
+
+    /// <summary>Wraps a QMP connection (tests pass one over a fake peer).</summary>
+    public BlockLayer(QmpClient qmp, QemuMachine? machine = null)
+    {
+        Qmp = qmp ?? throw new ArgumentNullException(nameof(qmp));
+        Machine = machine;
+    }
+
+    public QmpClient Qmp { get; }
+
+    /// <summary>The machine, when the layer was obtained through <see cref="BlockLayerExtensions.Block"/>.</summary>
+    public QemuMachine? Machine { get; }
+
+    /// <summary>Default time limit for jobs driven to the end by the convenience methods.</summary>
+    public TimeSpan JobTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    internal static string NextId(string prefix) =>
+        $"{prefix}{Interlocked.Increment(ref _counter).ToString(CultureInfo.InvariantCulture)}";
+
+    // ---------------------------------------------------------------- chain
+
+    /// <summary>
+    /// The disk's chain as QEMU sees it: <c>query-block</c> (the device's inserted image and its
+    /// <c>backing-image</c> list) and <c>query-named-block-nodes</c> (node names per layer). Active first.
+    /// </summary>
+    public async Task<LiveChain> QueryChainAsync(string disk, CancellationToken cancellationToken = default)
+    {
+        var blocks = await Qmp.ExecuteAsync("query-block", cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+        var nodes = await Qmp.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }, cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+        var chain = LiveChain.FromQmp(disk, DeviceId(disk), blocks, nodes)
+            ?? throw new UnknownBlockNodeException(disk, "in query-block (no such disk, or no medium)");
+        // Layers below the active one have auto node names; resolve them by walking backing links.
+        var byName = nodes.OfType<JsonObject>().ToDictionary(n => n["node-name"]!.GetValue<string>(), n => n);
+        var layers = chain.Layers.ToList();
+        for (var i = 1; i < layers.Count; i++)
+        {
+            var resolved = ResolveBacking(byName, layers[i - 1].NodeName, layers[i]);
+            if (resolved is not null)
+            {
+                layers[i] = layers[i] with { NodeName = resolved };
+            }
+        }
+        return chain with { Layers = layers };
+    }
+
+    private static string? ResolveBacking(Dictionary<string, JsonObject> byName, string upperNode, LiveLayer lower)
+    {
+        // query-named-block-nodes has no backing node name, only the backing file; match the format node holding
+        // that file, preferring one whose image has the same backing-filename depth.
+        _ = upperNode;
+        var candidates = byName.Values.Where(n => n["file"]?.GetValue<string>() == lower.Filename && n["drv"]?.GetValue<string>() == lower.Format)
+            .Select(n => n["node-name"]!.GetValue<string>()).ToList();
+        return candidates.Count == 0 ? null : candidates.Contains(lower.NodeName) ? lower.NodeName : candidates[0];
+    }
+
+    /// <summary>
+    /// Compares QEMU's live chain with qemu-img's view of the active file's headers
+    /// (<c>qemu-img info --backing-chain -U</c>) through <see cref="BackingChain.Compare"/>.
+    /// </summary>
+    public async Task<(LiveChain Live, BackingChain Headers, ChainAgreement Agreement)> CheckChainAgreementAsync(string disk, CancellationToken cancellationToken = default)
+    {
+        var live = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+        var headers = await QemuImg.GetBackingChainAsync(live.Active.Filename, forceShare: true, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return (live, headers, headers.Compare(live.Filenames));
+    }
+
+    // ---------------------------------------------------------------- external snapshots
+
+    /// <summary>
+    /// Takes a live external disk-only snapshot of one or several disks atomically with one QMP
+    /// <c>transaction</c> of <c>blockdev-snapshot-sync</c> actions (or <c>blockdev-add</c> +
+    /// <c>blockdev-snapshot</c>). Refuses (<see cref="OverlayExistsException"/>) before touching anything when an
+    /// overlay file exists. Returns the new chain of every disk, in request order.
+    /// </summary>
+    public async Task<IReadOnlyList<LiveChain>> SnapshotAsync(IReadOnlyList<ExternalSnapshotRequest> disks, SnapshotMethod method = SnapshotMethod.SnapshotSync, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(disks);
+        if (disks.Count == 0)
+        {
+            throw new LabUsageException("a snapshot needs at least one disk");
+        }
+        var entry = LabJournal.Current.Begin("block", "snapshot " + string.Join(", ", disks.Select(d => $"{d.Disk} -> {d.OverlayFile}")));
+        try
+        {
+            var plans = new List<(ExternalSnapshotRequest Request, LiveChain Chain, string File, string Node)>();
+            foreach (var d in disks)
+            {
+                var file = Path.GetFullPath(d.OverlayFile);
+                if (File.Exists(file) || Directory.Exists(file))
+                {
+                    throw new OverlayExistsException(file);
+                }
+                if (plans.Any(p => p.File == file))
+                {
+                    throw new LabUsageException($"overlay {file} is named twice");
+                }
+                var chain = await QueryChainAsync(d.Disk, cancellationToken).ConfigureAwait(false);
+                plans.Add((d, chain, file, d.OverlayNodeName ?? NextId($"{d.Disk}-snap")));
+            }
+
+            var created = new List<string>();
+            var added = new List<string>();
+            var actions = new JsonArray();
+            try
+            {
+                foreach (var p in plans)
+                {
+                    if (method == SnapshotMethod.SnapshotSync)
+                    {
+                        created.Add(p.File);
+                        actions.Add(new JsonObject
+                        {
+                            ["type"] = "blockdev-snapshot-sync",
+                            ["data"] = new JsonObject
+                            {
+                                ["node-name"] = p.Chain.Active.NodeName,
+                                ["snapshot-file"] = p.File,
+                                ["snapshot-node-name"] = p.Node,
+                                ["format"] = "qcow2",
+                                ["mode"] = "absolute-paths",
+                            },
+                        });
+                    }
+                    else
+                    {
+                        created.Add(p.File);
+                        await QemuImg.CreateAsync(p.File, "qcow2", null, new CreateOptions { BackingFile = p.Chain.Active.Filename, BackingFormat = p.Chain.Active.Format }, cancellationToken).ConfigureAwait(false);
+                        await AddImageNodeAsync(p.File, p.Node, withBacking: false, cancellationToken: cancellationToken).ConfigureAwait(false);
+                        added.Add(p.Node);
+                        actions.Add(new JsonObject
+                        {
+                            ["type"] = "blockdev-snapshot",
+                            ["data"] = new JsonObject { ["node"] = p.Chain.Active.NodeName, ["overlay"] = p.Node },
+                        });
+                    }
+                }
+                await Qmp.ExecuteAsync("transaction", new JsonObject { ["actions"] = actions }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is LabException)
+            {
+                // Undo what this call created; the transaction itself is all-or-nothing in QEMU.
+                foreach (var n in added)
+                {
+                    await TryAsync(() => RemoveNodeAsync(n, CancellationToken.None)).ConfigureAwait(false);
+                }
+                foreach (var f in created)
+                {
+                    TryDelete(f);
+                }
+                throw Translate(e);
+            }
+
+            var result = new List<LiveChain>();
+            foreach (var p in plans)
+            {
+                result.Add(await QueryChainAsync(p.Request.Disk, cancellationToken).ConfigureAwait(false));
+            }
+            entry.Complete(string.Join("; ", result.Select(c => c.ToText())));
+            return result;
+        }
+        catch (Exception e)
+        {
+            entry.Fail(e.Message);
+            throw;
+        }
+    }
+
+    /// <summary>Snapshot of one disk; see <see cref="SnapshotAsync(IReadOnlyList{ExternalSnapshotRequest}, SnapshotMethod, CancellationToken)"/>.</summary>
+    public async Task<LiveChain> SnapshotAsync(string disk, string overlayFile, SnapshotMethod method = SnapshotMethod.SnapshotSync, CancellationToken cancellationToken = default) =>
+        (await SnapshotAsync([new ExternalSnapshotRequest(disk, overlayFile)], method, cancellationToken).ConfigureAwait(false))[0];
+
+    // ---------------------------------------------------------------- nodes
+
+    /// <summary>
+    /// Opens an image as a new node: <c>blockdev-add</c> of a qcow2 (or raw) node over a file node, optionally
+    /// with a <c>blkdebug</c> node between them injecting errors, and with <c>backing: null</c> when
+    /// <paramref name="withBacking"/> is false.
+    /// </summary>
+    public async Task AddImageNodeAsync(string file, string nodeName, string format = "qcow2", bool withBacking = true, BlkdebugError? inject = null, CancellationToken cancellationToken = default)
+    {
+        if (!File.Exists(file))
+        {
+            throw new OverlayMissingException(file, "image");
+        }
+        JsonObject fileNode = new() { ["driver"] = "file", ["filename"] = Path.GetFullPath(file) };
+        if (inject is not null)
+        {
+            fileNode = new JsonObject
+            {
+                ["driver"] = "blkdebug",
+                ["image"] = fileNode,
+                ["inject-error"] = new JsonArray(new JsonObject
+                {
+                    ["event"] = inject.Event,
+                    ["errno"] = inject.Errno,
+                    ["once"] = inject.Once,
+                }),
+            };
+        }
+        var args = new JsonObject { ["driver"] = format, ["node-name"] = nodeName, ["file"] = fileNode };
+        if (!withBacking && format == "qcow2")
+        {
+            args["backing"] = null;
+        }
+        await ExecuteTranslatedAsync("blockdev-add", args, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Closes a node added with <see cref="AddImageNodeAsync"/>: <c>blockdev-del</c>.</summary>
+    public Task RemoveNodeAsync(string nodeName, CancellationToken cancellationToken = default) =>
+        ExecuteTranslatedAsync("blockdev-del", new JsonObject { ["node-name"] = nodeName }, cancellationToken);
+
+    // ---------------------------------------------------------------- commit, stream, mirror
+
+    /// <summary>
+    /// Starts <c>block-commit</c> on a disk. <paramref name="top"/> and <paramref name="base"/> name layers by node
+    /// name, full path or file name; a null top is the active layer (an active commit, which goes READY and
+    /// waits for <see cref="BlockJob.CompleteAsync"/> to pivot or <see cref="BlockJob.CancelAsync"/> to keep the
+    /// overlay), a null base is the bottom of the chain.
+    /// </summary>
+    public async Task<BlockJob> StartCommitAsync(string disk, string? top = null, string? @base = null, BlockCommitOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new BlockCommitOptions();
+        var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+        var topLayer = top is null ? chain.Active : chain.Find(top) ?? throw new UnknownBlockNodeException(top, $"in the chain of {disk} ({chain.ToText()})");
+        var baseLayer = @base is null ? chain.Base : chain.Find(@base) ?? throw new UnknownBlockNodeException(@base, $"in the chain of {disk} ({chain.ToText()})");
+        var topDepth = chain.DepthOf(topLayer);
+        var baseDepth = chain.DepthOf(baseLayer);
+        if (topDepth == baseDepth)
+        {
+            throw new InvalidCommitRangeException(topLayer.Name, baseLayer.Name, "top and base are the same layer");
+        }
+        if (baseDepth < topDepth)
+        {
+            throw new InvalidCommitRangeException(topLayer.Name, baseLayer.Name, "the base is above the top in the chain");
+        }
+        var id = options.JobId ?? NextId("commit-");
+        var args = new JsonObject
+        {
+            ["job-id"] = id,
+            ["device"] = chain.Active.NodeName,
+            ["top-node"] = topLayer.NodeName,
+            ["base-node"] = baseLayer.NodeName,
+            ["auto-dismiss"] = false,
+            ["auto-finalize"] = options.AutoFinalize,
+        };
+        if (options.Speed is { } s)
+        {
+            args["speed"] = s;
+        }
+        if (options.BackingFile is { } bf)
+        {
+            args["backing-file"] = bf;
+        }
+        if (options.OnError is { } oe)
+        {
+            args["on-error"] = Policy(oe);
+        }
+        return await StartJobAsync(id, "commit", "block-commit", args,
+            new BlockJobOptions { AutoFinalize = options.AutoFinalize, OnReady = options.OnReady },
+            $"commit {disk}: {topLayer.Name} into {baseLayer.Name}", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Commits and waits: an intermediate commit to its conclusion, an active commit to READY then
+    /// <c>job-complete</c> (pivot to the base). Returns the new chain.
+    /// </summary>
+    public async Task<LiveChain> CommitAsync(string disk, string? top = null, string? @base = null, BlockCommitOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new BlockCommitOptions();
+        await using var job = await StartCommitAsync(disk, top, @base, options with { OnReady = options.OnReady == ReadyAction.Wait ? ReadyAction.Complete : options.OnReady }, cancellationToken).ConfigureAwait(false);
+        await job.WaitAsync(JobTimeout, cancellationToken).ConfigureAwait(false);
+        return await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Starts <c>block-stream</c>: copies data from the backing layers into the active layer; with a
+    /// <paramref name="base"/>, only the layers above it (the base stays as the new backing file).
+    /// </summary>
+    public async Task<BlockJob> StartStreamAsync(string disk, string? @base = null, BlockStreamOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new BlockStreamOptions();
+        var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+        var id = options.JobId ?? NextId("stream-");
+        var args = new JsonObject
+        {
+            ["job-id"] = id,
+            ["device"] = chain.Active.NodeName,
+            ["auto-dismiss"] = false,
+            ["auto-finalize"] = options.AutoFinalize,
+        };
+        if (@base is not null)
+        {
+            var baseLayer = chain.Find(@base) ?? throw new UnknownBlockNodeException(@base, $"in the chain of {disk} ({chain.ToText()})");
+            if (baseLayer == chain.Active)
+            {
+                throw new BlockOperationException($"cannot stream {disk} down to its active layer {baseLayer.Name}");
+            }
+            args["base-node"] = baseLayer.NodeName;
+        }
+        if (options.Speed is { } s)
+        {
+            args["speed"] = s;
+        }
+        if (options.OnError is { } oe)
+        {
+            args["on-error"] = Policy(oe);
+        }
+        return await StartJobAsync(id, "stream", "block-stream", args, new BlockJobOptions { AutoFinalize = options.AutoFinalize },
+            $"stream {disk}" + (@base is null ? " (full)" : $" down to {@base}"), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Streams and waits for the job; returns the new chain.</summary>
+    public async Task<LiveChain> StreamAsync(string disk, string? @base = null, BlockStreamOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        await using var job = await StartStreamAsync(disk, @base, options, cancellationToken).ConfigureAwait(false);
+        await job.WaitAsync(JobTimeout, cancellationToken).ConfigureAwait(false);
+        return await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Starts a mirror of a disk: <c>drive-mirror</c> for a file target (new: <c>mode=absolute-paths</c>, refused
+    /// when the file exists; existing: <c>mode=existing</c>), <c>blockdev-mirror</c> for a node target. The job goes
+    /// READY once the target is in sync; then <see cref="BlockJob.CompleteAsync"/> pivots the disk to the target
+    /// and <see cref="BlockJob.CancelAsync"/> leaves the source active with the target a consistent copy.
+    /// </summary>
+    public async Task<BlockJob> StartMirrorAsync(string disk, MirrorTarget target, MirrorOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        options ??= new MirrorOptions();
+        var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+        var id = options.JobId ?? NextId("mirror-");
+        var args = new JsonObject
+        {
+            ["job-id"] = id,
+            ["device"] = chain.Active.NodeName,
+            ["sync"] = options.Sync.ToString().ToLowerInvariant(),
+            ["auto-dismiss"] = false,
+            ["auto-finalize"] = options.AutoFinalize,
+        };
+        string command;
+        string describe;
+        switch (target)
+        {
+            case MirrorTarget.NewFile nf:
+                var path = Path.GetFullPath(nf.Path);
+                if (File.Exists(path))
+                {
+                    throw new OverlayExistsException(path);
+                }
+                command = "drive-mirror";
+                args["target"] = path;
+                args["format"] = nf.Format;
+                args["mode"] = "absolute-paths";
+                describe = $"mirror {disk} -> new {path}";
+                break;
+            case MirrorTarget.ExistingFile ef:
+                var existing = Path.GetFullPath(ef.Path);
+                if (!File.Exists(existing))
+                {
+                    throw new OverlayMissingException(existing, "existing mirror target");
+                }
+                command = "drive-mirror";
+                args["target"] = existing;
+                args["format"] = ef.Format;
+                args["mode"] = "existing";
+                describe = $"mirror {disk} -> existing {existing}";
+                break;
+            case MirrorTarget.Node n:
+                command = "blockdev-mirror";
+                args["target"] = n.NodeName;
+                describe = $"mirror {disk} -> node {n.NodeName}";
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(target));
+        }
+        if (options.Granularity is { } g)
+        {
+            args["granularity"] = g;
+        }
+        if (options.BufferSize is { } b)
+        {
+            args["buf-size"] = b;
+        }
+        if (options.Speed is { } s)
+        {
+            args["speed"] = s;
+        }
+        if (options.OnSourceError is { } se)
+        {
+            args["on-source-error"] = Policy(se);
+        }
+        if (options.OnTargetError is { } te)
+        {
+            args["on-target-error"] = Policy(te);
+        }
+        return await StartJobAsync(id, "mirror", command, args, new BlockJobOptions { AutoFinalize = options.AutoFinalize, OnReady = options.OnReady },
+            describe + $" sync={options.Sync.ToString().ToLowerInvariant()}", cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Lists the jobs QEMU knows about: <c>query-jobs</c> (id, type, status, progress, error).</summary>
+    public async Task<IReadOnlyList<JsonObject>> QueryJobsAsync(CancellationToken cancellationToken = default) =>
+        (await Qmp.ExecuteAsync("query-jobs", cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? []).OfType<JsonObject>().ToArray();
+
+    internal async Task<BlockJob> StartJobAsync(string id, string type, string command, JsonObject args, BlockJobOptions jobOptions, string describe, CancellationToken cancellationToken)
+    {
+        var entry = LabJournal.Current.Begin("block", describe);
+        try
+        {
+            var job = await BlockJob.StartAsync(Qmp, id, type, command, args, jobOptions, cancellationToken: cancellationToken).ConfigureAwait(false);
+            entry.Complete($"job {id} started");
+            return job;
+        }
+        catch (QmpErrorException e)
+        {
+            entry.Fail(e.Message);
+            throw Translate(e);
+        }
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    internal static string DeviceId(string disk) => disk + "-dev";
+
+    internal static string Policy(BlockErrorPolicy p) => p.ToString().ToLowerInvariant();
+
+    internal async Task<JsonNode?> ExecuteTranslatedAsync(string command, JsonObject args, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Qmp.ExecuteAsync(command, args, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (QmpErrorException e)
+        {
+            throw Translate(e);
+        }
+    }
+
+    /// <summary>Turns QEMU's "no such node/device" errors into <see cref="UnknownBlockNodeException"/>.</summary>
+    internal static Exception Translate(Exception e)
+    {
+        if (e is QmpErrorException q)
+        {
+            if (q.ErrorClass == "DeviceNotFound"
+                || q.Description.Contains("Cannot find device", StringComparison.Ordinal)
+                || q.Description.Contains("Cannot find node", StringComparison.Ordinal)
+                || q.Description.Contains("not found", StringComparison.Ordinal) && q.Description.Contains("ode", StringComparison.Ordinal))
+            {
+                return new UnknownBlockNodeException(ExtractName(q.Description), $"in QEMU ({q.Description})", q);
+            }
+        }
+        return e;
+    }
+
+    private static string ExtractName(string description)
+    {
+        var a = description.IndexOf('\'', StringComparison.Ordinal);
+        var b = a < 0 ? -1 : description.IndexOf('\'', a + 1);
+        if (a >= 0 && b > a)
+        {
+            return description[(a + 1)..b];
+        }
+        var eq = description.IndexOf('=', StringComparison.Ordinal);
+        return eq >= 0 ? description[(eq + 1)..].Split(' ', ',')[0] : description;
+    }
+
+    internal static async Task TryAsync(Func<Task> action)
+    {
+        try
+        {
+            await action().ConfigureAwait(false);
+        }
+        catch (LabException)
+        {
+        }
+    }
+
+    internal static void TryDelete(string file)
+    {
+        try
+        {
+            File.Delete(file);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    internal static IReadOnlyList<InternalSnapshot> ParseSnapshots(JsonObject? image)
+    {
+        if (image is null)
+        {
+            return [];
+        }
+        using var doc = JsonDocument.Parse(image.ToJsonString());
+        return ImageInfo.FromJson(doc.RootElement).Snapshots;
+    }
+}
+
+/// <summary>Reaches a machine's block layer: <c>machine.Block()</c>.</summary>
+public static class BlockLayerExtensions
+{
+    /// <summary>The block layer of a running machine (a light wrapper over its QMP connection).</summary>
+    public static BlockLayer Block(this QemuMachine machine)
+    {
+        ArgumentNullException.ThrowIfNull(machine);
+        return new BlockLayer(machine.Qmp, machine);
+    }
+}

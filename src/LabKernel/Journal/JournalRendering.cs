@@ -1,0 +1,62 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+
+namespace LabKernel.Journal;
+
+/// <summary>Renders journal entries for reports: a plain-text table and an HTML table, oldest first.</summary>
+public static class JournalRendering
+{
+    /// <summary>
+    /// One line per entry: sequence, start time (UTC, ms), duration, channel, ok/FAIL, the command as issued and
+    /// the reply (both shortened to <paramref name="maxWidth"/> characters; 0 for no limit).
+    /// </summary>
+    public static string ToText(this IEnumerable<JournalEntry> entries, int maxWidth = 160)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        var sb = new StringBuilder();
+        sb.AppendLine("  #  started (UTC)   duration  channel  ok    command → reply");
+        foreach (var e in entries)
+        {
+            sb.Append(string.Create(CultureInfo.InvariantCulture,
+                $"{e.Sequence,3}  {e.Started.UtcDateTime:HH:mm:ss.fff}  {FormatDuration(e.Duration),9}  {e.Channel,-7}  {(e.Succeeded ? "ok  " : "FAIL")}  "));
+            sb.Append(Shorten(e.Command, maxWidth)).Append(" → ").AppendLine(Shorten(e.Reply, maxWidth));
+        }
+        return sb.ToString();
+    }
+
+    /// <summary>An HTML table (class <c>lab-journal</c>), failed rows tinted, commands in monospace.</summary>
+    public static string ToHtml(this IEnumerable<JournalEntry> entries, int maxWidth = 400)
+    {
+        ArgumentNullException.ThrowIfNull(entries);
+        var sb = new StringBuilder();
+        sb.Append("<table class=\"lab-journal\" style=\"border-collapse:collapse;font-size:90%\">")
+          .Append("<thead><tr><th>#</th><th>started (UTC)</th><th>duration</th><th>channel</th><th>command</th><th>reply</th></tr></thead><tbody>");
+        foreach (var e in entries)
+        {
+            sb.Append(e.Succeeded ? "<tr>" : "<tr style=\"background:#fde8e8\">")
+              .Append("<td>").Append(e.Sequence.ToString(CultureInfo.InvariantCulture)).Append("</td>")
+              .Append("<td>").Append(e.Started.UtcDateTime.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture)).Append("</td>")
+              .Append("<td style=\"text-align:right\">").Append(WebUtility.HtmlEncode(FormatDuration(e.Duration))).Append("</td>")
+              .Append("<td>").Append(WebUtility.HtmlEncode(e.Channel)).Append("</td>")
+              .Append("<td><code>").Append(WebUtility.HtmlEncode(Shorten(e.Command, maxWidth))).Append("</code></td>")
+              .Append("<td><code>").Append(WebUtility.HtmlEncode(Shorten(e.Reply, maxWidth))).Append("</code></td></tr>");
+        }
+        return sb.Append("</tbody></table>").ToString();
+    }
+
+    /// <summary>Entries of one channel (qmp, process, block, agent, ...).</summary>
+    public static IEnumerable<JournalEntry> OfChannel(this IEnumerable<JournalEntry> entries, string channel) =>
+        entries.Where(e => e.Channel == channel);
+
+    internal static string FormatDuration(TimeSpan d) =>
+        d.TotalSeconds >= 1
+            ? d.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture) + " s"
+            : d.TotalMilliseconds.ToString("0.0", CultureInfo.InvariantCulture) + " ms";
+
+    private static string Shorten(string s, int max)
+    {
+        s = s.ReplaceLineEndings(" ");
+        return max <= 0 || s.Length <= max ? s : s[..(max - 1)] + "…";
+    }
+}

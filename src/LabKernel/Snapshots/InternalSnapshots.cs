@@ -1,0 +1,130 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json.Nodes;
+using LabKernel.Block;
+using LabKernel.Images;
+using LabKernel.Jobs;
+using LabKernel.Journal;
+using LabKernel.Qmp;
+
+namespace LabKernel.Snapshots;
+
+/// <summary>How an internal snapshot operation reached QEMU.</summary>
+public enum InternalSnapshotPath
+{
+    /// <summary>The <c>snapshot-save</c> / <c>snapshot-load</c> / <c>snapshot-delete</c> jobs (QEMU 6.0+).</summary>
+    Job,
+
+    /// <summary>HMP <c>savevm</c> / <c>loadvm</c> / <c>delvm</c> through <c>human-monitor-command</c>.</summary>
+    HumanMonitor,
+}
+
+/// <summary>
+/// Internal (qcow2) snapshots of a running machine: VM state and every disk inside the images themselves.
+/// </summary>
+public static class InternalSnapshots
+{
+    /// <summary>
+    /// Saves VM state and disks under <paramref name="tag"/>: the <c>snapshot-save</c> job (vmstate into
+    /// <paramref name="vmStateDisk"/>, all <paramref name="disks"/>' active nodes), or HMP <c>savevm</c> when the
+    /// job is unavailable or <paramref name="path"/> asks for it.
+    /// </summary>
+    public static Task SaveInternalSnapshotAsync(this BlockLayer block, string tag, IReadOnlyList<string> disks, string? vmStateDisk = null, InternalSnapshotPath path = InternalSnapshotPath.Job, CancellationToken cancellationToken = default) =>
+        RunAsync(block, "snapshot-save", "savevm", tag, disks, vmStateDisk, path, cancellationToken);
+
+    /// <summary>Reverts VM state and disks to <paramref name="tag"/>: <c>snapshot-load</c> job or HMP <c>loadvm</c>.</summary>
+    public static Task LoadInternalSnapshotAsync(this BlockLayer block, string tag, IReadOnlyList<string> disks, string? vmStateDisk = null, InternalSnapshotPath path = InternalSnapshotPath.Job, CancellationToken cancellationToken = default) =>
+        RunAsync(block, "snapshot-load", "loadvm", tag, disks, vmStateDisk, path, cancellationToken);
+
+    /// <summary>Deletes <paramref name="tag"/> from every disk: <c>snapshot-delete</c> job or HMP <c>delvm</c>.</summary>
+    public static Task DeleteInternalSnapshotAsync(this BlockLayer block, string tag, IReadOnlyList<string> disks, InternalSnapshotPath path = InternalSnapshotPath.Job, CancellationToken cancellationToken = default) =>
+        RunAsync(block, "snapshot-delete", "delvm", tag, disks, null, path, cancellationToken);
+
+    /// <summary>
+    /// Lists the internal snapshots of a disk's active layer from QEMU's live view (<c>query-block</c>
+    /// <c>inserted.image.snapshots</c>): id, tag, VM-state size, date and VM clock, like <c>qemu-img snapshot -l</c>.
+    /// </summary>
+    public static async Task<IReadOnlyList<InternalSnapshot>> ListInternalSnapshotsAsync(this BlockLayer block, string disk, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(block);
+        var blocks = await block.Qmp.ExecuteAsync("query-block", cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+        var entry = blocks.OfType<JsonObject>().FirstOrDefault(b => LiveChain.MatchesDevice(b, disk, BlockLayer.DeviceId(disk)))
+            ?? throw new UnknownBlockNodeException(disk, "in query-block");
+        return BlockLayer.ParseSnapshots(entry["inserted"]?["image"] as JsonObject);
+    }
+
+    /// <summary>The table <c>qemu-img snapshot -l</c> prints.</summary>
+    public static string ToTable(IReadOnlyList<InternalSnapshot> snapshots)
+    {
+        ArgumentNullException.ThrowIfNull(snapshots);
+        var sb = new StringBuilder();
+        sb.AppendLine("ID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT");
+        foreach (var s in snapshots)
+        {
+            var clock = s.VmClock;
+            var clockText = string.Create(CultureInfo.InvariantCulture, $"{(int)clock.TotalHours:0000}:{clock.Minutes:00}:{clock.Seconds:00}.{clock.Milliseconds:000}");
+            sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"{s.Id,-9} {s.Name,-17} {SizeText.Format(s.VmStateSize),7} {s.Date.ToLocalTime():yyyy-MM-dd HH:mm:ss} {clockText} {(s.Icount?.ToString(CultureInfo.InvariantCulture) ?? "--"),10}"));
+        }
+        return sb.ToString();
+    }
+
+    private static async Task RunAsync(BlockLayer block, string jobCommand, string hmp, string tag, IReadOnlyList<string> disks, string? vmStateDisk, InternalSnapshotPath path, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(block);
+        ArgumentException.ThrowIfNullOrWhiteSpace(tag);
+        ArgumentNullException.ThrowIfNull(disks);
+        if (disks.Count == 0)
+        {
+            throw new LabUsageException("name at least one disk");
+        }
+        var entry = LabJournal.Current.Begin("block", $"{jobCommand} {tag} ({string.Join(", ", disks)})");
+        try
+        {
+            if (path == InternalSnapshotPath.Job)
+            {
+                try
+                {
+                    await RunJobAsync(block, jobCommand, tag, disks, vmStateDisk, cancellationToken).ConfigureAwait(false);
+                    entry.Complete("job concluded");
+                    return;
+                }
+                catch (QmpErrorException e) when (e.ErrorClass == "CommandNotFound")
+                {
+                    // QEMU before 6.0: fall back to the human monitor.
+                }
+            }
+            var output = await block.Qmp.HumanMonitorCommandAsync($"{hmp} {tag}", block.JobTimeout, cancellationToken).ConfigureAwait(false);
+            // HMP reports failures as text, not as a QMP error.
+            if (output.Contains("Error", StringComparison.OrdinalIgnoreCase) || output.Contains("not found", StringComparison.OrdinalIgnoreCase)
+                || output.Contains("does not", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new BlockOperationException($"{hmp} {tag} failed: {output.Trim()}");
+            }
+            entry.Complete(output.Trim().Length == 0 ? "ok" : output.Trim());
+        }
+        catch (Exception e)
+        {
+            entry.Fail(e.Message);
+            throw;
+        }
+    }
+
+    private static async Task RunJobAsync(BlockLayer block, string command, string tag, IReadOnlyList<string> disks, string? vmStateDisk, CancellationToken cancellationToken)
+    {
+        var devices = new JsonArray();
+        foreach (var d in disks)
+        {
+            devices.Add((await block.QueryChainAsync(d, cancellationToken).ConfigureAwait(false)).Active.NodeName);
+        }
+        var id = BlockLayer.NextId(command + "-");
+        var args = new JsonObject { ["job-id"] = id, ["tag"] = tag, ["devices"] = devices };
+        if (command != "snapshot-delete")
+        {
+            var vm = vmStateDisk ?? disks[0];
+            args["vmstate"] = (await block.QueryChainAsync(vm, cancellationToken).ConfigureAwait(false)).Active.NodeName;
+        }
+        await using var job = await BlockJob.StartAsync(block.Qmp, id, command, command, args, new BlockJobOptions { SampleOnEvents = false }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await job.WaitAsync(block.JobTimeout, cancellationToken).ConfigureAwait(false);
+    }
+}

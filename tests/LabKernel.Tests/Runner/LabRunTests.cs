@@ -41,12 +41,12 @@ public sealed class LabRunTests
         Assert.Equal("skipped", Status(fsharp));
         Assert.Contains("fsharp", fsharp["metadata"]!["lab"]!["skip_reason"]!.GetValue<string>());
         // The figure is a plotly JSON object plus HTML and text fallbacks; the table is HTML and text.
-        var figure = cells.SelectMany(c => c["outputs"]!.AsArray()).Select(o => o!["data"]).First(d => d?["application/vnd.plotly.v1+json"] is not null)!;
+        var figure = cells.SelectMany(c => c["outputs"]?.AsArray() ?? []).Select(o => o!["data"]).First(d => d?["application/vnd.plotly.v1+json"] is not null)!;
         Assert.IsType<JsonObject>(figure["application/vnd.plotly.v1+json"]);
         Assert.Equal("latency (ms)", figure["application/vnd.plotly.v1+json"]!["layout"]!["yaxis"]!["title"]!["text"]!.GetValue<string>());
         Assert.NotNull(figure["text/html"]);
         Assert.Contains("Figure \"Latency (run-42)\"", Text(figure["text/plain"]));
-        var table = cells.SelectMany(c => c["outputs"]!.AsArray()).Select(o => o!["data"]).First(d => Text(d?["text/html"]).Contains("lab-table"))!;
+        var table = cells.SelectMany(c => c["outputs"]?.AsArray() ?? []).Select(o => o!["data"]).First(d => Text(d?["text/html"]).Contains("lab-table"))!;
         Assert.Contains("first samples", Text(table["text/plain"]));
         var meta = nb["metadata"]!["lab"]!;
         Assert.Equal("ok", meta["status"]!.GetValue<string>());

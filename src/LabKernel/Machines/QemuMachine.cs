@@ -141,6 +141,18 @@ public sealed class QemuMachine : IAsyncDisposable
             }
             return machine;
         }
+        catch (LabException e)
+        {
+            if (await machine.ExitsSoonAsync().ConfigureAwait(false))
+            {
+                var error = machine.EarlyExitError("while starting", e);
+                await machine.DisposeAsync().ConfigureAwait(false);
+                throw error;
+            }
+            await machine.KillAsync().ConfigureAwait(false);
+            await machine.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
         catch
         {
             await machine.KillAsync().ConfigureAwait(false);
@@ -151,14 +163,22 @@ public sealed class QemuMachine : IAsyncDisposable
 
     private static async Task<QmpClient> ConnectQmpAsync(QemuMachine machine, CancellationToken cancellationToken)
     {
+        var socket = await UnixSockets.ConnectAsync(machine.QmpSocket, TimeSpan.FromSeconds(30), "QEMU's QMP socket", cancellationToken, () => machine.HasExited).ConfigureAwait(false);
+        return await QmpClient.ConnectAsync(new NetworkStream(socket, ownsSocket: true), cancellationToken: cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>After a start-up failure: did QEMU exit (or is it exiting)? Its exit explains the failure.</summary>
+    private async Task<bool> ExitsSoonAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
         try
         {
-            var socket = await UnixSockets.ConnectAsync(machine.QmpSocket, TimeSpan.FromSeconds(30), "QEMU's QMP socket", cancellationToken, () => machine.HasExited).ConfigureAwait(false);
-            return await QmpClient.ConnectAsync(new NetworkStream(socket, ownsSocket: true), cancellationToken: cancellationToken).ConfigureAwait(false);
+            await _process.WaitForExitAsync(cts.Token).ConfigureAwait(false);
+            return true;
         }
-        catch (LabException) when (machine.HasExited)
+        catch (OperationCanceledException)
         {
-            throw machine.EarlyExitError("before its QMP socket accepted a connection");
+            return false;
         }
     }
 
@@ -172,10 +192,6 @@ public sealed class QemuMachine : IAsyncDisposable
         {
             await Agent.WaitUntilReadyAsync(timeout, () => HasExited ? "QEMU exited" : null, cancellationToken).ConfigureAwait(false);
             BootToAgent ??= sinceStart.Elapsed;
-        }
-        catch (LabException e) when (HasExited)
-        {
-            throw EarlyExitError("before the guest agent answered", e);
         }
         catch (LabTimeoutException)
         {
@@ -212,7 +228,6 @@ public sealed class QemuMachine : IAsyncDisposable
 
     private LabException EarlyExitError(string when, Exception? inner = null)
     {
-        _process.WaitForExit(2000);
         var code = _process.HasExited ? _process.ExitCode.ToString(CultureInfo.InvariantCulture) : "?";
         return new LabException(
             $"QEMU exited (code {code}) {when}. stderr: {Tail(StandardError, 5)} | console: {Tail(ReadConsole(), 5)}", inner);

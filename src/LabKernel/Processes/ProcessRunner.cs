@@ -168,15 +168,38 @@ public static class ProcessRunner
         return null;
     }
 
+    /// <summary>Copies a stream exactly into <paramref name="sink"/>, handing complete lines to <paramref name="onLine"/>.</summary>
     private static async Task Pump(StreamReader reader, StringBuilder sink, Action<string>? onLine)
     {
-        while (await reader.ReadLineAsync().ConfigureAwait(false) is { } line)
+        var buffer = new char[8192];
+        var pending = new StringBuilder();
+        int n;
+        while ((n = await reader.ReadAsync(buffer).ConfigureAwait(false)) > 0)
         {
             lock (sink)
             {
-                sink.Append(line).Append('\n');
+                sink.Append(buffer, 0, n);
             }
-            onLine?.Invoke(line);
+            if (onLine is null)
+            {
+                continue;
+            }
+            for (var i = 0; i < n; i++)
+            {
+                if (buffer[i] == '\n')
+                {
+                    onLine(pending.ToString().TrimEnd('\r'));
+                    pending.Clear();
+                }
+                else
+                {
+                    pending.Append(buffer[i]);
+                }
+            }
+        }
+        if (onLine is not null && pending.Length > 0)
+        {
+            onLine(pending.ToString());
         }
     }
 

@@ -1,0 +1,110 @@
+using System.Security.Cryptography;
+using LabKernel.GuestAgent;
+
+namespace LabKernel.IntegrationTests.Guests;
+
+[Collection(GuestCollection.Name)]
+public sealed class GuestAccessTests(GuestFixture fixture)
+{
+    private GuestAgentClient Agent => fixture.Guest.Machine.Agent;
+
+    public static TheoryData<string> Shells => new() { "agent", "ssh" };
+
+    private IGuestShell Shell(string kind) => kind == "agent" ? Agent : fixture.Guest.Machine.Ssh!;
+
+    [Theory]
+    [MemberData(nameof(Shells))]
+    public async Task Given_a_command_that_fails_When_run_in_the_guest_Then_exit_code_stdout_and_stderr_come_back(string kind)
+    {
+        var r = await Shell(kind).ExecAsync(["/bin/sh", "-c", "echo to-out; echo to-err >&2; exit 42"]);
+        Assert.Equal(42, r.ExitCode);
+        Assert.Equal("to-out\n", r.StandardOutput);
+        Assert.Equal("to-err\n", r.StandardError);
+    }
+
+    [Theory]
+    [MemberData(nameof(Shells))]
+    public async Task Given_arguments_with_spaces_and_quotes_When_run_without_a_shell_Then_they_arrive_unchanged(string kind)
+    {
+        string[] args = ["a b", "it's", "$HOME", "*", ""];
+        var r = await Shell(kind).ExecAsync(["/usr/bin/printf", "[%s]", .. args], new GuestExecOptions { Check = true });
+        Assert.Equal("[a b][it's][$HOME][*][]", r.StandardOutput);
+    }
+
+    [Fact]
+    public async Task Given_the_agent_When_asked_for_info_Then_guest_exec_and_file_commands_are_enabled()
+    {
+        var info = await Agent.InfoAsync();
+        Assert.StartsWith("7.", info.Version);
+        Assert.Contains("guest-exec", info.EnabledCommands);
+        Assert.Contains("guest-file-write", info.EnabledCommands);
+        Assert.Contains("guest-fsfreeze-freeze", info.EnabledCommands);
+    }
+
+    [Fact]
+    public async Task Given_5_MB_of_random_bytes_When_pushed_and_pulled_back_Then_the_checksums_match_on_both_sides()
+    {
+        var data = RandomNumberGenerator.GetBytes(5 * 1024 * 1024 + 123);
+        var expected = Convert.ToHexStringLower(SHA256.HashData(data));
+        await Agent.WriteFileAsync("/root/roundtrip.bin", data);
+        Assert.Equal(expected, await Agent.Sha256Async("/root/roundtrip.bin"));
+        var back = await Agent.ReadFileAsync("/root/roundtrip.bin");
+        Assert.Equal(expected, Convert.ToHexStringLower(SHA256.HashData(back)));
+        await Agent.ExecAsync(["rm", "-f", "/root/roundtrip.bin"], new GuestExecOptions { Check = true });
+    }
+
+    [Fact]
+    public async Task Given_a_running_guest_When_filesystems_are_frozen_and_thawed_Then_the_status_follows_and_writes_resume()
+    {
+        Assert.Equal(FsFreezeStatus.Thawed, await Agent.FreezeStatusAsync());
+        var frozen = await Agent.FreezeAsync();
+        try
+        {
+            Assert.True(frozen >= 1, $"froze {frozen} filesystems");
+            Assert.Equal(FsFreezeStatus.Frozen, await Agent.FreezeStatusAsync());
+        }
+        finally
+        {
+            await Agent.ThawAsync();
+        }
+        Assert.Equal(FsFreezeStatus.Thawed, await Agent.FreezeStatusAsync());
+        var r = await Agent.ShellAsync("echo after-thaw > /root/thaw.txt && sync && cat /root/thaw.txt", new GuestExecOptions { Check = true, Timeout = TimeSpan.FromSeconds(30) });
+        Assert.Equal("after-thaw\n", r.StandardOutput);
+    }
+
+    [Fact]
+    public async Task Given_a_slow_command_When_its_time_limit_passes_Then_the_error_names_the_command()
+    {
+        var ex = await Assert.ThrowsAsync<LabTimeoutException>(() =>
+            Agent.ExecAsync(["sleep", "30"], new GuestExecOptions { Timeout = TimeSpan.FromMilliseconds(500) }));
+        Assert.Contains("sleep 30", ex.Message);
+        // The agent stays usable afterwards.
+        await Agent.PingAsync();
+    }
+
+    [Fact]
+    public async Task Given_an_orphaned_background_process_When_it_exits_Then_PID_1_reaps_it()
+    {
+        await Agent.ShellAsync("(sleep 0.2; exit 0) & echo started", new GuestExecOptions { Check = true });
+        // A zombie would show as state Z; wait on the condition, not a fixed time.
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        string zombies;
+        do
+        {
+            zombies = (await Agent.ShellAsync("ps -eo stat= | grep -c '^Z' || true")).StandardOutput.Trim();
+        }
+        while (zombies != "0" && DateTime.UtcNow < deadline);
+        Assert.Equal("0", zombies);
+    }
+
+    [Fact]
+    public async Task Given_the_machine_When_queried_over_QMP_Then_it_runs_on_named_block_nodes()
+    {
+        var status = await fixture.Guest.Machine.Qmp.ExecuteAsync("query-status");
+        Assert.Equal("running", status!["status"]!.GetValue<string>());
+        var nodes = (await fixture.Guest.Machine.Qmp.ExecuteAsync("query-named-block-nodes", new() { ["flat"] = true }))!.AsArray();
+        Assert.Contains(nodes, n => n!["node-name"]!.GetValue<string>() == "disk0" && n["file"]!.GetValue<string>() == fixture.Guest.RootDisk);
+        var hmp = await fixture.Guest.Machine.Qmp.HumanMonitorCommandAsync("info status");
+        Assert.Contains("running", hmp);
+    }
+}

@@ -1,0 +1,87 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using LabKernel.GuestAgent;
+
+namespace LabKernel.Tests.GuestAgent;
+
+public sealed class GuestAgentClientTests
+{
+    /// <summary>Reads the client's sync request (0xFF + guest-sync-delimited) and returns its id.</summary>
+    private static async Task<long> ReadSyncAsync(FakePeer peer)
+    {
+        var first = new byte[1];
+        Assert.Equal(1, await peer.Peer.ReadAsync(first));
+        Assert.Equal(0xFF, first[0]);
+        var sync = JsonNode.Parse(await peer.ReadLineAsync())!;
+        Assert.Equal("guest-sync-delimited", sync["execute"]!.GetValue<string>());
+        return sync["arguments"]!["id"]!.GetValue<long>();
+    }
+
+    [Fact]
+    public async Task Given_stale_bytes_before_the_delimiter_When_syncing_Then_they_are_skipped_and_the_command_gets_its_reply()
+    {
+        await using var peer = await FakePeer.CreateAsync();
+        await using var agent = GuestAgentClient.FromStream(peer.Client);
+        var ping = agent.PingAsync();
+        var id = await ReadSyncAsync(peer);
+        // A late reply to an abandoned command, a torn line, then the delimiter and a reply with a wrong id, then ours.
+        var garbage = Encoding.UTF8.GetBytes("{\"return\": {\"pid\": 5}}\n{\"retu");
+        await peer.SendAsync([.. garbage, 0xFF, .. Encoding.UTF8.GetBytes("{\"return\": 1}\n"), 0xFF, .. Encoding.UTF8.GetBytes($"{{\"return\": {id}}}\n")]);
+        var cmd = JsonNode.Parse(await peer.ReadLineAsync())!;
+        Assert.Equal("guest-ping", cmd["execute"]!.GetValue<string>());
+        await peer.SendAsync("{\"return\": {}}\n");
+        await ping;
+    }
+
+    [Fact]
+    public async Task Given_guest_exec_When_the_process_exits_Then_exit_code_and_decoded_output_come_back()
+    {
+        await using var peer = await FakePeer.CreateAsync();
+        await using var agent = GuestAgentClient.FromStream(peer.Client);
+        var run = agent.ExecAsync(["/bin/sh", "-c", "echo hi; echo oops >&2; exit 3"]);
+        var id = await ReadSyncAsync(peer);
+        await peer.SendAsync([0xFF, .. Encoding.UTF8.GetBytes($"{{\"return\": {id}}}\n")]);
+        var exec = JsonNode.Parse(await peer.ReadLineAsync())!;
+        Assert.Equal("guest-exec", exec["execute"]!.GetValue<string>());
+        Assert.Equal("/bin/sh", exec["arguments"]!["path"]!.GetValue<string>());
+        Assert.Equal(["-c", "echo hi; echo oops >&2; exit 3"], exec["arguments"]!["arg"]!.AsArray().Select(a => a!.GetValue<string>()));
+        await peer.SendAsync("{\"return\": {\"pid\": 42}}\n");
+        var status = JsonNode.Parse(await peer.ReadLineAsync())!;
+        Assert.Equal(42, status["arguments"]!["pid"]!.GetValue<int>());
+        await peer.SendAsync("{\"return\": {\"exited\": false}}\n");
+        await peer.ReadLineAsync();
+        var outB64 = Convert.ToBase64String(Encoding.UTF8.GetBytes("hi\n"));
+        var errB64 = Convert.ToBase64String(Encoding.UTF8.GetBytes("oops\n"));
+        await peer.SendAsync($"{{\"return\": {{\"exited\": true, \"exitcode\": 3, \"out-data\": \"{outB64}\", \"err-data\": \"{errB64}\"}}}}\n");
+        var r = await run;
+        Assert.Equal(3, r.ExitCode);
+        Assert.Equal("hi\n", r.StandardOutput);
+        Assert.Equal("oops\n", r.StandardError);
+        Assert.False(r.Succeeded);
+        Assert.Contains("exited with 3: oops", Assert.Throws<GuestCommandFailedException>(() => r.EnsureSuccess()).Message);
+    }
+
+    [Fact]
+    public async Task Given_an_agent_error_When_executing_Then_a_typed_exception_names_the_command()
+    {
+        await using var peer = await FakePeer.CreateAsync();
+        await using var agent = GuestAgentClient.FromStream(peer.Client);
+        var open = agent.ReadFileAsync("/nonexistent");
+        var id = await ReadSyncAsync(peer);
+        await peer.SendAsync([0xFF, .. Encoding.UTF8.GetBytes($"{{\"return\": {id}}}\n")]);
+        await peer.ReadLineAsync();
+        await peer.SendAsync("{\"error\": {\"class\": \"GenericError\", \"desc\": \"failed to open file '/nonexistent' (mode: 'r')\"}}\n");
+        var ex = await Assert.ThrowsAsync<GuestAgentErrorException>(() => open);
+        Assert.Equal("guest-file-open", ex.Command);
+        Assert.Contains("/nonexistent", ex.Message);
+    }
+
+    [Fact]
+    public async Task Given_a_silent_agent_When_waiting_for_it_Then_the_timeout_names_the_handshake()
+    {
+        await using var peer = await FakePeer.CreateAsync();
+        await using var agent = GuestAgentClient.FromStream(peer.Client);
+        var ex = await Assert.ThrowsAsync<LabTimeoutException>(() => agent.WaitUntilReadyAsync(TimeSpan.FromMilliseconds(600)));
+        Assert.Contains("guest-sync-delimited", ex.Message);
+    }
+}

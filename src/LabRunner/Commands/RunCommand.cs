@@ -63,6 +63,10 @@ internal static class RunCommand
                     throw new LabUsageException($"run: unknown option {unknown[0]} (see lab run --help)");
                 }
                 var path = parse.GetValue(input) ?? throw new LabUsageException("run: INPUT is required (a .ipynb, .dib or .csx file)");
+                if (path.StartsWith('-') && !File.Exists(path))
+                {
+                    throw new LabUsageException($"run: unknown option {path} (see lab run --help)");
+                }
                 var values = parse.GetValue(parameters) ?? [];
                 if (values.Length % 2 != 0)
                 {

@@ -79,7 +79,7 @@ public sealed partial class ReportTests
         Assert.Matches("<body class=\"hide-code\">", dom);
     }
 
-    [GeneratedRegex("<div class=\"plot\" id=\"(plot-\\d+)\"")]
+    [GeneratedRegex("<div class=\"plot[^\"]*\" id=\"(plot-\\d+)\"")]
     private static partial Regex PlotDiv();
 
     [GeneratedRegex("src=\"https?:", RegexOptions.IgnoreCase)]

@@ -170,7 +170,12 @@ internal sealed class ScriptSession
         }
     }
 
-    internal static bool IsLabKernel(PackageReference p) => p.Id.Equals("LabKernel", StringComparison.OrdinalIgnoreCase);
+    /// <summary>
+    /// LabKernel resolves to the lab's own LabKernel.dll (no restore, and always the code the lab was built from),
+    /// unless LAB_LABKERNEL_FROM_PACKAGE=1 asks for the packed one, as VS Code would restore it.
+    /// </summary>
+    internal static bool IsLabKernel(PackageReference p) =>
+        p.Id.Equals("LabKernel", StringComparison.OrdinalIgnoreCase) && Environment.GetEnvironmentVariable("LAB_LABKERNEL_FROM_PACKAGE") != "1";
 
     /// <summary>The shared framework the lab runs on: every assembly in the runtime directory.</summary>
     private static IEnumerable<MetadataReference> FrameworkReferences()

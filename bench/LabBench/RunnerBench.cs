@@ -1,0 +1,135 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using LabKernel.Processes;
+using Microsoft.CodeAnalysis.CSharp.Scripting;
+using Microsoft.CodeAnalysis.Scripting;
+
+namespace LabBench;
+
+/// <summary>
+/// `lab run` against its baselines on the same trivial 21-cell notebook, in one run: the wall time of
+/// `lab run` (a fresh lab process, its kernel process, Roslyn), of `jupyter nbconvert --execute` running the
+/// same notebook in Python (ipykernel), and of a bare Roslyn loop (CSharpScript + ContinueWithAsync per cell,
+/// in this process: cold first, then warm). Prints medians and ratios.
+/// </summary>
+public static class RunnerBench
+{
+    private const int Cells = 21;
+    private const int Repetitions = 3;
+
+    public static async Task RunAsync(TextWriter output)
+    {
+        var dir = Directory.CreateTempSubdirectory("lab-runner-bench-");
+        try
+        {
+            var csharp = Path.Combine(dir.FullName, "trivial-csharp.ipynb");
+            var python = Path.Combine(dir.FullName, "trivial-python.ipynb");
+            await File.WriteAllTextAsync(csharp, Notebook(i => $"var x{i} = {i} * 2;\nx{i}", ".net-csharp", "C#"));
+            await File.WriteAllTextAsync(python, Notebook(i => $"x{i} = {i} * 2\nx{i}", "python3", "python"));
+            output.WriteLine($"runner: a trivial {Cells}-cell notebook, median of {Repetitions} runs each");
+
+            var labDll = typeof(LabRunner.Program).Assembly.Location;
+            var dotnet = ProcessRunner.Which("dotnet") ?? "dotnet";
+            var lab = new List<double>();
+            for (var r = 0; r < Repetitions; r++)
+            {
+                var result = await ProcessRunner.RunAsync(dotnet, [labDll, "run", csharp, "-o", Path.Combine(dir.FullName, "out-csharp.ipynb"), "--no-progress"],
+                    new ProcessOptions { Timeout = TimeSpan.FromMinutes(5) });
+                lab.Add(result.Duration.TotalSeconds);
+            }
+
+            var jupyter = new List<double>();
+            var jupyterPath = ProcessRunner.Which("jupyter");
+            if (jupyterPath is not null)
+            {
+                for (var r = 0; r < Repetitions; r++)
+                {
+                    var result = await ProcessRunner.RunAsync(jupyterPath,
+                        ["nbconvert", "--to", "notebook", "--execute", "--output", Path.Combine(dir.FullName, "out-python.ipynb"), python],
+                        new ProcessOptions { Timeout = TimeSpan.FromMinutes(5), Environment = new Dictionary<string, string?> { ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1" } });
+                    jupyter.Add(result.Duration.TotalSeconds);
+                }
+            }
+
+            var roslyn = new List<double>();
+            for (var r = 0; r < Repetitions + 1; r++)
+            {
+                roslyn.Add(await BareRoslynAsync());
+            }
+            var roslynCold = roslyn[0];
+            var roslynWarm = Median(roslyn.Skip(1));
+
+            var labMedian = Median(lab);
+            output.WriteLine($"  lab run (2 processes + Roslyn)      {labMedian,8:0.000} s   runs: {Join(lab)}");
+            if (jupyter.Count > 0)
+            {
+                output.WriteLine($"  jupyter nbconvert --execute (py)    {Median(jupyter),8:0.000} s   runs: {Join(jupyter)}");
+            }
+            else
+            {
+                output.WriteLine("  jupyter nbconvert: not installed (apt-get install jupyter-nbconvert python3-ipykernel)");
+            }
+            output.WriteLine($"  bare Roslyn loop, cold (in-process) {roslynCold,8:0.000} s");
+            output.WriteLine($"  bare Roslyn loop, warm (in-process) {roslynWarm,8:0.000} s   runs: {Join(roslyn.Skip(1))}");
+            if (jupyter.Count > 0)
+            {
+                output.WriteLine($"  ratio lab run / jupyter nbconvert    {labMedian / Median(jupyter),8:0.00}");
+            }
+            output.WriteLine($"  ratio lab run / bare Roslyn (cold)   {labMedian / roslynCold,8:0.00}");
+            output.WriteLine($"  ratio lab run / bare Roslyn (warm)   {labMedian / roslynWarm,8:0.00}");
+            output.WriteLine($"  lab run overhead over cold Roslyn    {(labMedian - roslynCold) * 1000 / Cells,8:0.0} ms per cell");
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>The same 21 cells through CSharpScript and ContinueWithAsync, as a notebook kernel would at least do.</summary>
+    private static async Task<double> BareRoslynAsync()
+    {
+        var options = ScriptOptions.Default
+            .AddReferences(typeof(Enumerable).Assembly, typeof(Console).Assembly)
+            .AddImports("System", "System.Linq", "System.Collections.Generic");
+        var clock = Stopwatch.StartNew();
+        var state = await CSharpScript.RunAsync("var x0 = 0 * 2;\nx0", options);
+        for (var i = 1; i < Cells; i++)
+        {
+            state = await state.ContinueWithAsync($"var x{i} = {i} * 2;\nx{i}", options);
+        }
+        return clock.Elapsed.TotalSeconds;
+    }
+
+    private static string Notebook(Func<int, string> cell, string kernel, string language)
+    {
+        var cells = new JsonArray();
+        for (var i = 0; i < Cells; i++)
+        {
+            cells.Add(new JsonObject
+            {
+                ["cell_type"] = "code",
+                ["execution_count"] = null,
+                ["id"] = $"cell-{i}",
+                ["metadata"] = new JsonObject(),
+                ["outputs"] = new JsonArray(),
+                ["source"] = cell(i),
+            });
+        }
+        return new JsonObject
+        {
+            ["cells"] = cells,
+            ["metadata"] = new JsonObject { ["kernelspec"] = new JsonObject { ["name"] = kernel, ["display_name"] = kernel, ["language"] = language } },
+            ["nbformat"] = 4,
+            ["nbformat_minor"] = 5,
+        }.ToJsonString();
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var v = values.Order().ToArray();
+        return v.Length == 0 ? double.NaN : v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
+    }
+
+    private static string Join(IEnumerable<double> values) => string.Join(", ", values.Select(v => v.ToString("0.000", CultureInfo.InvariantCulture)));
+}

@@ -464,6 +464,7 @@ public sealed class BlockLayer
             if (q.ErrorClass == "DeviceNotFound"
                 || q.Description.Contains("Cannot find device", StringComparison.Ordinal)
                 || q.Description.Contains("Cannot find node", StringComparison.Ordinal)
+                || q.Description.Contains("Failed to find node", StringComparison.Ordinal)
                 || q.Description.Contains("not found", StringComparison.Ordinal) && q.Description.Contains("ode", StringComparison.Ordinal))
             {
                 return new UnknownBlockNodeException(ExtractName(q.Description), $"in QEMU ({q.Description})", q);

@@ -1,0 +1,103 @@
+using LabKernel.Block;
+using LabKernel.Images;
+using static LabKernel.IntegrationTests.Block.BlockLab;
+
+namespace LabKernel.IntegrationTests.Block;
+
+public sealed class NegativeTests : IAsyncLifetime
+{
+    private readonly BlockLab _lab = new();
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync() => await _lab.DisposeAsync();
+
+    private string[] Files() => Directory.GetFiles(_lab.Folder, "*.qcow2").Order().ToArray();
+
+    private Dictionary<string, string> Fingerprints() => Files().ToDictionary(f => f, Fingerprint);
+
+    [Fact]
+    public async Task Given_a_chain_When_committing_a_layer_into_itself_or_upwards_Then_invalid_range_and_nothing_changes()
+    {
+        var top = await _lab.ThreeLayersAsync();
+        var machine = await _lab.StartAsync(top);
+        var block = machine.Block();
+        var before = Fingerprints();
+
+        var same = await Assert.ThrowsAsync<InvalidCommitRangeException>(() => block.StartCommitAsync("disk0", "mid.qcow2", "mid.qcow2"));
+        await Assert.ThrowsAsync<InvalidCommitRangeException>(() => block.StartCommitAsync("disk0", "base.qcow2", "mid.qcow2"));
+
+        Assert.Contains("same layer", same.Message);
+        Assert.Equal("base.qcow2 <- mid.qcow2 <- top.qcow2 (active)", (await block.QueryChainAsync("disk0")).ToText());
+        Assert.Empty(await block.QueryJobsAsync());
+        await _lab.StopAllAsync();
+        Assert.Equal(before.Keys, Fingerprints().Keys);
+        await _lab.AssertAllCleanAsync();
+    }
+
+    [Fact]
+    public async Task Given_a_machine_When_naming_an_unknown_disk_layer_or_node_Then_unknown_node_errors()
+    {
+        var top = await _lab.ThreeLayersAsync();
+        var machine = await _lab.StartAsync(top);
+        var block = machine.Block();
+
+        var disk = await Assert.ThrowsAsync<UnknownBlockNodeException>(() => block.QueryChainAsync("nodisk"));
+        var layer = await Assert.ThrowsAsync<UnknownBlockNodeException>(() => block.StartCommitAsync("disk0", "nosuch.qcow2"));
+        var node = await Assert.ThrowsAsync<UnknownBlockNodeException>(() => block.RemoveNodeAsync("nosuchnode"));
+        var target = await Assert.ThrowsAsync<UnknownBlockNodeException>(() => block.StartMirrorAsync("disk0", new MirrorTarget.Node("nosuchtarget")));
+
+        Assert.Equal("nodisk", disk.Name);
+        Assert.Equal("nosuch.qcow2", layer.Name);
+        Assert.Equal("nosuchnode", node.Name);
+        Assert.Contains("nosuchtarget", target.Message);
+        Assert.Empty(await block.QueryJobsAsync());
+        await _lab.StopAllAsync();
+        await _lab.AssertAllCleanAsync();
+    }
+
+    [Fact]
+    public async Task Given_an_existing_file_When_snapshotting_or_mirroring_onto_it_Then_overlay_exists_and_the_file_is_untouched()
+    {
+        var top = await _lab.ThreeLayersAsync();
+        var victim = _lab.PathOf("victim.qcow2");
+        await QemuImg.CreateAsync(victim, "qcow2", Size);
+        await QemuIo.WritePatternAsync(victim, 0, M, 0x42);
+        var machine = await _lab.StartAsync(top);
+        var block = machine.Block();
+        var before = Fingerprints();
+
+        var snap = await Assert.ThrowsAsync<OverlayExistsException>(() => block.SnapshotAsync("disk0", victim));
+        await Assert.ThrowsAsync<OverlayExistsException>(() => block.SnapshotAsync("disk0", victim, SnapshotMethod.AddThenSnapshot));
+        await Assert.ThrowsAsync<OverlayExistsException>(() => block.SnapshotAsync(
+            [new ExternalSnapshotRequest("disk0", _lab.PathOf("fresh.qcow2")), new ExternalSnapshotRequest("disk0", victim)]));
+        await Assert.ThrowsAsync<OverlayExistsException>(() => block.StartMirrorAsync("disk0", new MirrorTarget.NewFile(victim)));
+
+        Assert.Equal(victim, snap.Path);
+        Assert.False(File.Exists(_lab.PathOf("fresh.qcow2")));
+        Assert.Equal("base.qcow2 <- mid.qcow2 <- top.qcow2 (active)", (await block.QueryChainAsync("disk0")).ToText());
+        await _lab.StopAllAsync();
+        Assert.Equal(before[victim], Fingerprint(victim));
+        await AssertPatternAsync(victim, 0, M, 0x42);
+        await _lab.AssertAllCleanAsync();
+    }
+
+    [Fact]
+    public async Task Given_a_missing_target_or_layer_When_mirroring_onto_it_or_reverting_to_it_Then_missing_or_unknown_errors_and_nothing_is_created()
+    {
+        var top = await _lab.ThreeLayersAsync();
+        var machine = await _lab.StartAsync(top);
+        var block = machine.Block();
+
+        var missing = await Assert.ThrowsAsync<OverlayMissingException>(() => block.StartMirrorAsync("disk0", new MirrorTarget.ExistingFile(_lab.PathOf("gone.qcow2"))));
+        await Assert.ThrowsAsync<OverlayMissingException>(() => block.AddImageNodeAsync(_lab.PathOf("gone.qcow2"), "gone"));
+        await Assert.ThrowsAsync<UnknownBlockNodeException>(() => LabKernel.Snapshots.ExternalRevert.RevertAsync(machine, "disk0", "gone.qcow2", _lab.PathOf("r.qcow2")));
+
+        Assert.Equal(_lab.PathOf("gone.qcow2"), missing.Path);
+        Assert.False(File.Exists(_lab.PathOf("gone.qcow2")));
+        Assert.False(File.Exists(_lab.PathOf("r.qcow2")));
+        Assert.False(machine.HasExited);
+        await _lab.StopAllAsync();
+        await _lab.AssertAllCleanAsync();
+    }
+}

@@ -92,6 +92,12 @@ internal static class RunCommand
                 };
                 await using var progress = CreateProgress(parse.GetValue(noProgress), isScript);
                 var outcome = await runner.RunAsync(options, progress, ct).ConfigureAwait(false);
+                await progress.DisposeAsync().ConfigureAwait(false);
+                if (!isScript)
+                {
+                    var files = string.Join(", ", new[] { outcome.OutputPath, outcome.ReportPath }.OfType<string>());
+                    await Console.Error.WriteLineAsync($"lab run: {outcome.Status} (exit {outcome.ExitCode}){(files.Length > 0 ? "; wrote " + files : "")}").ConfigureAwait(false);
+                }
                 return outcome.ExitCode;
             }
             catch (LabUsageException e)

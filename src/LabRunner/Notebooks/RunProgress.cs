@@ -70,6 +70,7 @@ public sealed class LiveProgress : IRunProgress
     private int _current;
     private string _firstLine = "";
     private string? _note;
+    private int _disposed;
 
     public LiveProgress(IAnsiConsole console)
     {
@@ -132,6 +133,10 @@ public sealed class LiveProgress : IRunProgress
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
         await _stop.CancelAsync().ConfigureAwait(false);
         if (_loop is not null)
         {

@@ -24,6 +24,9 @@ internal static class KernelHost
 
         ScriptSession? session = null;
         var scriptMode = false;
+        // Roslyn's first compilation costs about a second of JIT; start it now, while the runner prepares
+        // the first cell, instead of after. It compiles a throwaway script and touches no notebook state.
+        _ = Task.Run(() => Microsoft.CodeAnalysis.CSharp.Scripting.CSharpScript.Create("1", Microsoft.CodeAnalysis.Scripting.ScriptOptions.Default).Compile());
         output.Send(new JsonObject { ["type"] = KernelProtocol.Ready });
         while (await input.ReadLineAsync().ConfigureAwait(false) is { } line)
         {

@@ -92,6 +92,13 @@ public static class NotebookReader
                     ?? (cellMeta["dotnet_interactive"]?["language"] as JsonValue)?.ToString()
                     ?? defaultLanguage);
             }
+            // A first line such as #!fsharp switches the cell's kernel, as in Polyglot Notebooks.
+            var firstLine = source.Split('\n')[0].Trim();
+            if (cellKind == CellKind.Code && firstLine.StartsWith("#!", StringComparison.Ordinal)
+                && Languages.KnownKernels.Contains(firstLine[2..], StringComparer.OrdinalIgnoreCase) && firstLine[2..] is not ("meta" or "value"))
+            {
+                language = Languages.Normalize(firstLine[2..]);
+            }
             var id = cell["id"] is JsonValue idv && idv.GetValueKind() == JsonValueKind.String ? idv.GetValue<string>() : null;
             var nc = new NotebookCell(cellKind, source, language, cellMeta, id);
             if (cell["attachments"] is JsonObject att)

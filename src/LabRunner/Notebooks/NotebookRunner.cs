@@ -55,15 +55,9 @@ public sealed class NotebookRunner
 
         Parameters.Inject(notebook, options.Parameters);
         Prepare(notebook);
-        var environment = await RunEnvironment.DescribeAsync(cancellationToken).ConfigureAwait(false);
         var runMeta = notebook.LabMetadata;
-        foreach (var (k, v) in environment)
-        {
-            runMeta[k] = v?.DeepClone();
-        }
         runMeta["input"] = Path.GetFileName(input);
-        var started = _time.GetUtcNow();
-        runMeta["started"] = Iso(started);
+        runMeta["started"] = Iso(_time.GetUtcNow());
         runMeta["status"] = "running";
         void Save()
         {
@@ -72,19 +66,25 @@ public sealed class NotebookRunner
                 NotebookWriter.Save(notebook, outputPath);
             }
         }
-        Save();
-
-        var runClock = Stopwatch.StartNew();
         var codeCells = notebook.Cells.Where(c => c.Kind == CellKind.Code).ToList();
-        progress.Begin(Path.GetFileName(input), codeCells.Count);
+
+        // The kernel process starts first: its runtime and Roslyn warm up while the run is being described.
+        var runClock = Stopwatch.StartNew();
         var failedCell = (NotebookCell?)null;
         var timedOut = false;
         int? returnValue = null;
         var executionCount = 0;
         var cellsRun = 0;
-
         await using (var kernel = KernelClient.Start(workingDirectory))
         {
+            var environment = await RunEnvironment.DescribeAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var (k, v) in environment)
+            {
+                runMeta[k] = v?.DeepClone();
+            }
+            Save();
+            progress.Begin(Path.GetFileName(input), codeCells.Count);
+
             var kernelReady = await WaitForReadyAsync(kernel, options, runClock, cancellationToken).ConfigureAwait(false);
             if (!kernelReady.Ok)
             {

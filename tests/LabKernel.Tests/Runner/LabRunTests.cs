@@ -281,6 +281,25 @@ public sealed class LabRunTests
     }
 
     [Fact]
+    public async Task Display_Update_and_HTML_work_as_in_Polyglot_Notebooks()
+    {
+        var dir = TempDir("display");
+        var input = Path.Combine(dir, "display.dib");
+        await File.WriteAllTextAsync(input, "#!csharp\nvar shown = display(\"draft\");\nConsole.WriteLine(\"between\");\nshown.Update(\"final\");\n42.Display();\nHTML(\"<b>bold</b>\")\n");
+        var output = Path.Combine(dir, "out.ipynb");
+
+        Assert.Equal(0, await Lab("run", input, "-o", output));
+
+        await AssertValidNotebookAsync(output);
+        var outputs = Cells(ReadJson(output))[0]["outputs"]!.AsArray().Select(o => o!.AsObject()).ToList();
+        Assert.Equal(["display_data", "stream", "display_data", "execute_result"], outputs.Select(o => o["output_type"]!.GetValue<string>()));
+        Assert.Equal("final", Text(outputs[0]["data"]!["text/plain"]));
+        Assert.Equal("between\n", Text(outputs[1]["text"]));
+        Assert.Equal("42", Text(outputs[2]["data"]!["text/plain"]));
+        Assert.Equal("<b>bold</b>", Text(outputs[3]["data"]!["text/html"]));
+    }
+
+    [Fact]
     public async Task A_dll_reference_resolves_relative_to_the_notebook()
     {
         var dir = TempDir("dllref");

@@ -30,6 +30,7 @@ public sealed class NotebookFormatTests
         var nb = NotebookReader.ParseIpynb("x.ipynb", json);
 
         Assert.Equal("pwsh", nb.Cells[0].Language);
+        Assert.Equal("fsharp", NotebookReader.ParseIpynb("y.ipynb", json.Replace("\"1+1\"", "\"#!fsharp\\n1+1\"", StringComparison.Ordinal)).Cells[1].Language);
         Assert.Equal("csharp", nb.Cells[1].Language);
         Assert.Equal("1+1", nb.Cells[1].Source);
     }

@@ -24,10 +24,13 @@ public sealed class NuGetRestorer
         _log = log ?? (_ => { });
     }
 
-    public static string DefaultCacheRoot()
+    public static string DefaultCacheRoot() =>
+        CacheRoot(Environment.GetEnvironmentVariable("XDG_CACHE_HOME"), Environment.GetFolderPath(Environment.SpecialFolder.UserProfile));
+
+    /// <summary>$XDG_CACHE_HOME/labnotebooks/nuget, or HOME/.cache/labnotebooks/nuget when it is unset or not absolute.</summary>
+    internal static string CacheRoot(string? xdgCacheHome, string home)
     {
-        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        var root = string.IsNullOrEmpty(xdg) ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache") : xdg;
+        var root = string.IsNullOrEmpty(xdgCacheHome) || !Path.IsPathRooted(xdgCacheHome) ? Path.Combine(home, ".cache") : xdgCacheHome;
         return Path.Combine(root, "labnotebooks", "nuget");
     }
 

@@ -300,6 +300,20 @@ public sealed class LabRunTests
     }
 
     [Fact]
+    public async Task Cwd_sets_the_working_directory_of_the_notebook_code()
+    {
+        var dir = TempDir("cwd");
+        var work = Directory.CreateDirectory(Path.Combine(dir, "work")).FullName;
+        var input = Path.Combine(dir, "cwd.dib");
+        await File.WriteAllTextAsync(input, "#!csharp\nDirectory.GetCurrentDirectory()\n");
+        var output = Path.Combine(dir, "out.ipynb");
+
+        Assert.Equal(0, await Lab("run", input, "-o", output, "--cwd", work));
+        Assert.Equal(work, Text(Cells(ReadJson(output))[0]["outputs"]![0]!["data"]!["text/plain"]));
+        Assert.Equal(2, await Lab("run", input, "--cwd", Path.Combine(dir, "missing")));
+    }
+
+    [Fact]
     public async Task A_dll_reference_resolves_relative_to_the_notebook()
     {
         var dir = TempDir("dllref");

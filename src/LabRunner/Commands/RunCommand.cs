@@ -70,7 +70,7 @@ internal static class RunCommand
                 var values = parse.GetValue(parameters) ?? [];
                 if (values.Length % 2 != 0)
                 {
-                    throw new LabUsageException("run: -p takes a NAME and a VALUE");
+                    throw new LabUsageException("run: -p takes a NAME and a VALUE (put INPUT before the -p options)");
                 }
                 var options = new RunOptions
                 {

@@ -134,7 +134,8 @@ internal sealed class KernelClient : IAsyncDisposable
         catch (IOException)
         {
         }
-        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+        // An idle kernel exits as soon as its stdin closes; one still inside a cell (the run was cancelled) is killed.
+        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
         try
         {
             await _process.WaitForExitAsync(grace.Token).ConfigureAwait(false);

@@ -206,18 +206,26 @@ public sealed class LabRunTests
             $"#!csharp\nConsole.WriteLine(\"first done\");\n#!csharp\nwhile (!File.Exists({System.Text.Json.JsonSerializer.Serialize(gate)})) System.Threading.Thread.Sleep(5);\n");
         var output = Path.Combine(dir, "out.ipynb");
 
+        // Every save renames a finished file over the output; each rename wakes the check below.
+        using var watcher = new FileSystemWatcher(dir, "out.ipynb") { NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite };
+        var saved = new SemaphoreSlim(0);
+        watcher.Renamed += (_, _) => saved.Release();
+        watcher.Created += (_, _) => saved.Release();
+        watcher.Changed += (_, _) => saved.Release();
+        watcher.EnableRaisingEvents = true;
         var run = Lab("run", input, "-o", output, "--timeout", "120");
+
         // Wait (bounded) until the notebook on disk shows the first cell finished while the second still blocks.
-        var deadline = Stopwatch.StartNew();
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         JsonObject? partial = null;
-        while (deadline.Elapsed < TimeSpan.FromSeconds(60) && !run.IsCompleted)
+        while (!run.IsCompleted && !limit.IsCancellationRequested)
         {
             if (File.Exists(output) && ReadJson(output) is var nb && Status(Cells(nb)[0]) == "ok")
             {
                 partial = nb;
                 break;
             }
-            await Task.WhenAny(run, Task.Delay(20));
+            await Task.WhenAny(run, saved.WaitAsync(limit.Token));
         }
         Assert.NotNull(partial);
         await AssertValidNotebookAsync(output);

@@ -11,7 +11,7 @@ internal static class ReportCommand
     public static Command Create()
     {
         var input = new Argument<string>("EXECUTED") { Description = "An executed notebook (.ipynb).", Arity = ArgumentArity.ZeroOrOne };
-        var output = new Option<string>("--output", "-o") { Description = "The HTML report to write." };
+        var output = new Option<string>("--output", "-o") { HelpName = "REPORT.html", Description = "The HTML report to write." };
         var cmd = new Command("report", "Write the standalone HTML report of an executed notebook.") { input, output };
         cmd.TreatUnmatchedTokensAsErrors = false;
         cmd.SetAction((parse, _) =>

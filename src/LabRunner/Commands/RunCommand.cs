@@ -26,18 +26,19 @@ internal static class RunCommand
     public static Command Create()
     {
         var input = new Argument<string>("INPUT") { Description = "The notebook: .ipynb, .dib or .csx.", Arity = ArgumentArity.ZeroOrOne };
-        var output = new Option<string>("--output", "-o") { Description = "The executed notebook (.ipynb). Default: INPUT.executed.ipynb next to the input (none for .csx)." };
+        var output = new Option<string>("--output", "-o") { HelpName = "OUTPUT.ipynb", Description = "The executed notebook (.ipynb). Default: INPUT.executed.ipynb next to the input (none for .csx)." };
         var parameters = new Option<string[]>("--parameter", "-p")
         {
+            HelpName = "NAME VALUE",
             Description = "Set a parameter: -p NAME VALUE (repeatable). VALUE is typed by the parameters cell (int, double, bool, string, or JSON).",
             Arity = new ArgumentArity(2, ArgumentArity.ZeroOrMore.MaximumNumberOfValues),
             AllowMultipleArgumentsPerToken = true,
         };
-        var report = new Option<string>("--report") { Description = "Write a standalone HTML report." };
+        var report = new Option<string>("--report") { HelpName = "REPORT.html", Description = "Write a standalone HTML report." };
         var allowErrors = new Option<bool>("--allow-errors") { Description = "Run every cell even after one fails (the exit code is still 1)." };
-        var timeout = new Option<string>("--timeout") { Description = "Time limit for the whole run, in seconds (exit code 3)." };
-        var cellTimeout = new Option<string>("--cell-timeout") { Description = "Time limit for each cell, in seconds (exit code 3)." };
-        var cwd = new Option<string>("--cwd") { Description = "Working directory of the notebook code (default: the notebook's folder)." };
+        var timeout = new Option<string>("--timeout") { HelpName = "SECONDS", Description = "Time limit for the whole run, in seconds (exit code 3)." };
+        var cellTimeout = new Option<string>("--cell-timeout") { HelpName = "SECONDS", Description = "Time limit for each cell, in seconds (exit code 3)." };
+        var cwd = new Option<string>("--cwd") { HelpName = "DIR", Description = "Working directory of the notebook code (default: the notebook's folder)." };
         var noProgress = new Option<bool>("--no-progress") { Description = "No live display; plain lines only." };
 
         var cmd = new Command("run", "Run a notebook (.ipynb, .dib, .csx) and write the executed notebook and an HTML report.")

@@ -41,21 +41,33 @@ public sealed class BlockLayer
     // ---------------------------------------------------------------- chain
 
     /// <summary>
-    /// The disk's chain as QEMU sees it: <c>query-block</c> (the device's inserted image and its
-    /// <c>backing-image</c> list) and <c>query-named-block-nodes</c> (node names per layer). Active first.
+    /// The disk's chain as QEMU sees it, active first. The device's root node comes from
+    /// <c>qom-get /machine/peripheral/{disk}-dev/virtio-backend drive</c>, the layers from one flat
+    /// <c>query-named-block-nodes</c> (each format node's file and resolved backing file). When the device is not
+    /// a virtio-blk disk, falls back to <c>query-block</c> (the device's <c>inserted.image</c> and its
+    /// <c>backing-image</c> list).
     /// </summary>
     public async Task<LiveChain> QueryChainAsync(string disk, CancellationToken cancellationToken = default)
     {
+        var root = await TryRootNodeAsync(disk, cancellationToken).ConfigureAwait(false);
+        if (root is not null)
+        {
+            var fast = await ChainFromRootAsync(disk, root, cancellationToken).ConfigureAwait(false);
+            if (fast is not null)
+            {
+                return fast;
+            }
+        }
         var blocks = await Qmp.ExecuteAsync("query-block", cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
         var nodes = await Qmp.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }, cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
         var chain = LiveChain.FromQmp(disk, DeviceId(disk), blocks, nodes)
             ?? throw new UnknownBlockNodeException(disk, "in query-block (no such disk, or no medium)");
-        // Layers below the active one have auto node names; resolve them by walking backing links.
-        var byName = nodes.OfType<JsonObject>().ToDictionary(n => n["node-name"]!.GetValue<string>(), n => n);
+        // Layers below the active one have auto node names; resolve them by file.
+        var byName = nodes.OfType<JsonObject>().Where(n => n["node-name"] is not null).ToDictionary(n => n["node-name"]!.GetValue<string>(), n => n);
         var layers = chain.Layers.ToList();
         for (var i = 1; i < layers.Count; i++)
         {
-            var resolved = ResolveBacking(byName, layers[i - 1].NodeName, layers[i]);
+            var resolved = ResolveBacking(byName, layers[i]);
             if (resolved is not null)
             {
                 layers[i] = layers[i] with { NodeName = resolved };
@@ -64,11 +76,54 @@ public sealed class BlockLayer
         return chain with { Layers = layers };
     }
 
-    private static string? ResolveBacking(Dictionary<string, JsonObject> byName, string upperNode, LiveLayer lower)
+    /// <summary>The root node of a virtio-blk disk from its <c>drive</c> property, or null when QOM has no such device.</summary>
+    internal async Task<string?> TryRootNodeAsync(string disk, CancellationToken cancellationToken)
     {
-        // query-named-block-nodes has no backing node name, only the backing file; match the format node holding
-        // that file, preferring one whose image has the same backing-filename depth.
-        _ = upperNode;
+        try
+        {
+            var v = await Qmp.ExecuteAsync("qom-get", new JsonObject { ["path"] = $"/machine/peripheral/{DeviceId(disk)}/virtio-backend", ["property"] = "drive" }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var name = v is JsonValue jv && jv.TryGetValue<string>(out var s) ? s : null;
+            return string.IsNullOrEmpty(name) ? null : name;
+        }
+        catch (QmpErrorException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Walks the chain down from <paramref name="root"/> in one flat <c>query-named-block-nodes</c>.</summary>
+    internal async Task<LiveChain?> ChainFromRootAsync(string disk, string root, CancellationToken cancellationToken)
+    {
+        var nodes = (await Qmp.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }, cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [])
+            .OfType<JsonObject>().ToList();
+        var current = nodes.FirstOrDefault(n => n["node-name"]?.GetValue<string>() == root);
+        var layers = new List<LiveLayer>();
+        var used = new HashSet<string>();
+        while (current is not null && layers.Count < 1000)
+        {
+            var name = current["node-name"]!.GetValue<string>();
+            used.Add(name);
+            var image = current["image"] as JsonObject;
+            var file = image?["filename"]?.GetValue<string>() ?? current["file"]?.GetValue<string>() ?? "";
+            var format = image?["format"]?.GetValue<string>() ?? current["drv"]?.GetValue<string>() ?? "";
+            layers.Add(new LiveLayer(name, file, format, image?["backing-filename"]?.GetValue<string>()));
+            var next = image?["full-backing-filename"]?.GetValue<string>() ?? current["backing_file"]?.GetValue<string>();
+            if (string.IsNullOrEmpty(next))
+            {
+                break;
+            }
+            current = nodes.FirstOrDefault(n => n["file"]?.GetValue<string>() == next && n["drv"]?.GetValue<string>() is { } d && d != "file"
+                && !used.Contains(n["node-name"]!.GetValue<string>()));
+            if (current is null)
+            {
+                return null;
+            }
+        }
+        return layers.Count == 0 ? null : new LiveChain(disk, $"/machine/peripheral/{DeviceId(disk)}/virtio-backend", layers);
+    }
+
+    private static string? ResolveBacking(Dictionary<string, JsonObject> byName, LiveLayer lower)
+    {
         var candidates = byName.Values.Where(n => n["file"]?.GetValue<string>() == lower.Filename && n["drv"]?.GetValue<string>() == lower.Format)
             .Select(n => n["node-name"]!.GetValue<string>()).ToList();
         return candidates.Count == 0 ? null : candidates.Contains(lower.NodeName) ? lower.NodeName : candidates[0];
@@ -103,7 +158,7 @@ public sealed class BlockLayer
         var entry = LabJournal.Current.Begin("block", "snapshot " + string.Join(", ", disks.Select(d => $"{d.Disk} -> {d.OverlayFile}")));
         try
         {
-            var plans = new List<(ExternalSnapshotRequest Request, LiveChain Chain, string File, string Node)>();
+            var plans = new List<(ExternalSnapshotRequest Request, LiveLayer Active, string File, string Node)>();
             foreach (var d in disks)
             {
                 var file = Path.GetFullPath(d.OverlayFile);
@@ -115,8 +170,10 @@ public sealed class BlockLayer
                 {
                     throw new LabUsageException($"overlay {file} is named twice");
                 }
-                var chain = await QueryChainAsync(d.Disk, cancellationToken).ConfigureAwait(false);
-                plans.Add((d, chain, file, d.OverlayNodeName ?? NextId($"{d.Disk}-snap")));
+                var active = method == SnapshotMethod.SnapshotSync
+                    ? await ActiveLayerAsync(d.Disk, cancellationToken).ConfigureAwait(false)
+                    : (await QueryChainAsync(d.Disk, cancellationToken).ConfigureAwait(false)).Active;
+                plans.Add((d, active, file, d.OverlayNodeName ?? NextId($"{d.Disk}-snap")));
             }
 
             var created = new List<string>();
@@ -134,7 +191,7 @@ public sealed class BlockLayer
                             ["type"] = "blockdev-snapshot-sync",
                             ["data"] = new JsonObject
                             {
-                                ["node-name"] = p.Chain.Active.NodeName,
+                                ["node-name"] = p.Active.NodeName,
                                 ["snapshot-file"] = p.File,
                                 ["snapshot-node-name"] = p.Node,
                                 ["format"] = "qcow2",
@@ -145,13 +202,13 @@ public sealed class BlockLayer
                     else
                     {
                         created.Add(p.File);
-                        await QemuImg.CreateAsync(p.File, "qcow2", null, new CreateOptions { BackingFile = p.Chain.Active.Filename, BackingFormat = p.Chain.Active.Format }, cancellationToken).ConfigureAwait(false);
+                        await QemuImg.CreateAsync(p.File, "qcow2", null, new CreateOptions { BackingFile = p.Active.Filename, BackingFormat = p.Active.Format }, cancellationToken).ConfigureAwait(false);
                         await AddImageNodeAsync(p.File, p.Node, withBacking: false, cancellationToken: cancellationToken).ConfigureAwait(false);
                         added.Add(p.Node);
                         actions.Add(new JsonObject
                         {
                             ["type"] = "blockdev-snapshot",
-                            ["data"] = new JsonObject { ["node"] = p.Chain.Active.NodeName, ["overlay"] = p.Node },
+                            ["data"] = new JsonObject { ["node"] = p.Active.NodeName, ["overlay"] = p.Node },
                         });
                     }
                 }
@@ -174,7 +231,8 @@ public sealed class BlockLayer
             var result = new List<LiveChain>();
             foreach (var p in plans)
             {
-                result.Add(await QueryChainAsync(p.Request.Disk, cancellationToken).ConfigureAwait(false));
+                result.Add(await ChainFromRootAsync(p.Request.Disk, p.Node, cancellationToken).ConfigureAwait(false)
+                    ?? await QueryChainAsync(p.Request.Disk, cancellationToken).ConfigureAwait(false));
             }
             entry.Complete(string.Join("; ", result.Select(c => c.ToText())));
             return result;
@@ -184,6 +242,18 @@ public sealed class BlockLayer
             entry.Fail(e.Message);
             throw;
         }
+    }
+
+    /// <summary>
+    /// The disk's active node name, cheaply: for a virtio-blk disk the root node from one <c>qom-get</c> (file and
+    /// format left empty: blockdev-snapshot-sync needs only the node).
+    /// </summary>
+    private async Task<LiveLayer> ActiveLayerAsync(string disk, CancellationToken cancellationToken)
+    {
+        var root = await TryRootNodeAsync(disk, cancellationToken).ConfigureAwait(false);
+        return root is not null
+            ? new LiveLayer(root, "", "", null)
+            : (await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false)).Active;
     }
 
     /// <summary>Snapshot of one disk; see <see cref="SnapshotAsync(IReadOnlyList{ExternalSnapshotRequest}, SnapshotMethod, CancellationToken)"/>.</summary>

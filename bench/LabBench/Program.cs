@@ -6,6 +6,7 @@ public static class Program
     {
         await Task.CompletedTask;
         if (args.Length == 0 || args.Contains("block", StringComparer.OrdinalIgnoreCase)) { await BlockBench.RunAsync(Console.Out); }
+        if (args.Length == 0 || args.Contains("runner", StringComparer.OrdinalIgnoreCase)) { await RunnerBench.RunAsync(Console.Out); }
         return 0;
     }
 }

@@ -10,7 +10,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task The_VS_Code_notebook_runs_with_parameters_and_its_executed_copy_is_valid_nbformat()
     {
-        var dir = TempDir("vscode");
+        using var scratch = TempDir("vscode");
+        var dir = scratch.Path;
         var output = Path.Combine(dir, "out.ipynb");
 
         var exit = await Lab("run", Fixture("vscode.ipynb"), "-o", output, "-p", "samples", "7", "-p", "label", "run-42", "--no-progress");
@@ -61,7 +62,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task An_unknown_parameter_exits_with_2_and_writes_nothing()
     {
-        var dir = TempDir("unknown-param");
+        using var scratch = TempDir("unknown-param");
+        var dir = scratch.Path;
         var output = Path.Combine(dir, "out.ipynb");
 
         var exit = await Lab("run", Fixture("vscode.ipynb"), "-o", output, "-p", "sample", "7");
@@ -75,7 +77,8 @@ public sealed class LabRunTests
     [InlineData("notebook.txt")]
     public async Task An_unreadable_input_exits_with_2(string name)
     {
-        var dir = TempDir("bad-input");
+        using var scratch = TempDir("bad-input");
+        var dir = scratch.Path;
         if (name.EndsWith(".txt", StringComparison.Ordinal))
         {
             await File.WriteAllTextAsync(Path.Combine(dir, name), "hello");
@@ -87,7 +90,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task An_invalid_notebook_and_bad_options_exit_with_2()
     {
-        var dir = TempDir("invalid");
+        using var scratch = TempDir("invalid");
+        var dir = scratch.Path;
         var path = Path.Combine(dir, "broken.ipynb");
         await File.WriteAllTextAsync(path, """{"cells": 3, "nbformat": 4}""");
 
@@ -100,7 +104,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task The_first_failing_cell_stops_the_run_and_a_banner_at_the_top_links_to_it()
     {
-        var dir = TempDir("failing");
+        using var scratch = TempDir("failing");
+        var dir = scratch.Path;
         var input = Path.Combine(dir, "failing.dib");
         await File.WriteAllTextAsync(input, "#!csharp\nConsole.WriteLine(\"one\");\n#!csharp\nvar x = 1;\nthrow new InvalidOperationException(\"disk <vda> vanished\");\n#!csharp\nConsole.WriteLine(\"three\");\n");
         var output = Path.Combine(dir, "out.ipynb");
@@ -131,7 +136,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task With_allow_errors_every_cell_runs_but_the_exit_code_is_still_1()
     {
-        var dir = TempDir("allow-errors");
+        using var scratch = TempDir("allow-errors");
+        var dir = scratch.Path;
         var input = Path.Combine(dir, "failing.dib");
         await File.WriteAllTextAsync(input, "#!csharp\nthrow new Exception(\"first\");\n#!csharp\nConsole.WriteLine(\"still ran\");\n");
         var output = Path.Combine(dir, "out.ipynb");
@@ -147,7 +153,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task A_compile_error_reports_the_line_and_column_within_the_cell()
     {
-        var dir = TempDir("compile");
+        using var scratch = TempDir("compile");
+        var dir = scratch.Path;
         var input = Path.Combine(dir, "compile.dib");
         await File.WriteAllTextAsync(input, "#!csharp\nvar a = 1;\n\nvar b = a + undefinedThing;\n");
         var output = Path.Combine(dir, "out.ipynb");
@@ -162,7 +169,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task An_endless_loop_is_stopped_by_the_cell_timeout_with_exit_code_3()
     {
-        var dir = TempDir("loop");
+        using var scratch = TempDir("loop");
+        var dir = scratch.Path;
         var input = Path.Combine(dir, "loop.dib");
         await File.WriteAllTextAsync(input, "#!csharp\nConsole.WriteLine(\"before\");\n#!csharp\nConsole.WriteLine(\"spinning\");\nwhile (true) { }\n#!csharp\nConsole.WriteLine(\"never\");\n");
         var output = Path.Combine(dir, "out.ipynb");
@@ -187,7 +195,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task The_run_timeout_also_stops_a_run_with_exit_code_3()
     {
-        var dir = TempDir("run-timeout");
+        using var scratch = TempDir("run-timeout");
+        var dir = scratch.Path;
         var input = Path.Combine(dir, "slow.dib");
         await File.WriteAllTextAsync(input, "#!csharp\nwhile (true) { System.Threading.Thread.Sleep(1); }\n");
         var output = Path.Combine(dir, "out.ipynb");
@@ -199,7 +208,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task The_executed_notebook_is_saved_after_every_cell_while_the_run_goes_on()
     {
-        var dir = TempDir("partial");
+        using var scratch = TempDir("partial");
+        var dir = scratch.Path;
         var gate = Path.Combine(dir, "go");
         var input = Path.Combine(dir, "partial.dib");
         await File.WriteAllTextAsync(input,
@@ -240,7 +250,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task A_csx_script_loads_files_reads_Args_and_returns_its_exit_code()
     {
-        var dir = TempDir("csx");
+        using var scratch = TempDir("csx");
+        var dir = scratch.Path;
         var output = Path.Combine(dir, "script.ipynb");
 
         var exit = await Lab("run", Fixture("script.csx"), "-o", output, "--", "a", "b");
@@ -255,7 +266,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task The_dib_fixture_runs_its_csharp_cells_and_reports_the_pwsh_cell_as_skipped()
     {
-        var dir = TempDir("dib");
+        using var scratch = TempDir("dib");
+        var dir = scratch.Path;
         var output = Path.Combine(dir, "sample.ipynb");
 
         Assert.Equal(0, await Lab("run", Fixture("sample.dib"), "-o", output, "-p", "repeat", "3"));
@@ -275,7 +287,8 @@ public sealed class LabRunTests
         // A local feed holding one real package, copied from the machine's NuGet cache.
         var cached = Directory.GetFiles(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages", "newtonsoft.json"), "*.nupkg", SearchOption.AllDirectories).First();
         var version = Path.GetFileName(Path.GetDirectoryName(cached))!;
-        var dir = TempDir("nuget");
+        using var scratch = TempDir("nuget");
+        var dir = scratch.Path;
         Directory.CreateDirectory(Path.Combine(dir, "feed"));
         File.Copy(cached, Path.Combine(dir, "feed", Path.GetFileName(cached)));
         var input = Path.Combine(dir, "nuget.dib");
@@ -291,7 +304,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task Display_Update_and_HTML_work_as_in_Polyglot_Notebooks()
     {
-        var dir = TempDir("display");
+        using var scratch = TempDir("display");
+        var dir = scratch.Path;
         var input = Path.Combine(dir, "display.dib");
         await File.WriteAllTextAsync(input, "#!csharp\nvar shown = display(\"draft\");\nConsole.WriteLine(\"between\");\nshown.Update(\"final\");\n42.Display();\nHTML(\"<b>bold</b>\")\n");
         var output = Path.Combine(dir, "out.ipynb");
@@ -310,7 +324,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task Cwd_sets_the_working_directory_of_the_notebook_code()
     {
-        var dir = TempDir("cwd");
+        using var scratch = TempDir("cwd");
+        var dir = scratch.Path;
         var work = Directory.CreateDirectory(Path.Combine(dir, "work")).FullName;
         var input = Path.Combine(dir, "cwd.dib");
         await File.WriteAllTextAsync(input, "#!csharp\nDirectory.GetCurrentDirectory()\n");
@@ -324,7 +339,8 @@ public sealed class LabRunTests
     [Fact]
     public async Task A_dll_reference_resolves_relative_to_the_notebook()
     {
-        var dir = TempDir("dllref");
+        using var scratch = TempDir("dllref");
+        var dir = scratch.Path;
         File.Copy(typeof(LabKernel.Reports.Table).Assembly.Location, Path.Combine(dir, "CopiedKernel.dll"));
         var input = Path.Combine(dir, "dll.dib");
         await File.WriteAllTextAsync(input, "#!csharp\n#r \"CopiedKernel.dll\"\nnew LabKernel.Reports.Table([\"a\"], [[1]]).Columns.Count\n");

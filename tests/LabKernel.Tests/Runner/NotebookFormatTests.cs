@@ -93,7 +93,8 @@ public sealed class NotebookFormatTests
     [Fact]
     public async Task A_dib_converted_to_ipynb_without_running_passes_the_nbformat_validator()
     {
-        var dir = TempDir("convert");
+        using var scratch = TempDir("convert");
+        var dir = scratch.Path;
         var path = Path.Combine(dir, "sample.ipynb");
         NotebookWriter.Save(NotebookReader.Read(Fixture("sample.dib")), path);
 

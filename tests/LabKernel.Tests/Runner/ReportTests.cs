@@ -9,7 +9,8 @@ public sealed partial class ReportTests
     [Fact]
     public async Task The_report_draws_every_figure_offline_and_shows_script_text_as_text()
     {
-        var dir = TempDir("report");
+        using var scratch = TempDir("report");
+        var dir = scratch.Path;
         var output = Path.Combine(dir, "out.ipynb");
         var report = Path.Combine(dir, "report.html");
         Assert.Equal(0, await Lab("run", Fixture("vscode.ipynb"), "-o", output, "--report", report));
@@ -49,7 +50,8 @@ public sealed partial class ReportTests
     [Fact]
     public async Task Lab_report_renders_an_executed_notebook_again()
     {
-        var dir = TempDir("report-cmd");
+        using var scratch = TempDir("report-cmd");
+        var dir = scratch.Path;
         var output = Path.Combine(dir, "out.ipynb");
         Assert.Equal(0, await Lab("run", Fixture("sample.dib"), "-o", output));
         var report = Path.Combine(dir, "again.html");
@@ -66,7 +68,8 @@ public sealed partial class ReportTests
     [Fact]
     public async Task The_code_toggle_hides_inputs_when_unchecked()
     {
-        var dir = TempDir("toggle");
+        using var scratch = TempDir("toggle");
+        var dir = scratch.Path;
         var output = Path.Combine(dir, "out.ipynb");
         Assert.Equal(0, await Lab("run", Fixture("sample.dib"), "-o", output));
         var nb = LabRunner.Notebooks.NotebookReader.Read(output);

@@ -13,12 +13,29 @@ internal static class RunnerTestSupport
 
     public static string Fixture(string name) => Path.Combine(Fixtures, name);
 
-    /// <summary>A fresh folder for one test's files.</summary>
-    public static string TempDir(string name)
+    /// <summary>A fresh folder for one test's files, deleted when the test disposes it.</summary>
+    public static Scratch TempDir(string name)
     {
         var dir = Path.Combine(Path.GetTempPath(), "lab-runner-tests", $"{name}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(dir);
-        return dir;
+        return new Scratch(dir);
+    }
+
+    public sealed class Scratch(string path) : IDisposable
+    {
+        public string Path { get; } = path;
+
+        public void Dispose()
+        {
+            try
+            {
+                Directory.Delete(Path, recursive: true);
+            }
+            catch (IOException)
+            {
+                // A kernel process may still hold a file for a moment; the folder is under the temp directory.
+            }
+        }
     }
 
     /// <summary>`lab ARGS` through the real command line, in this process (the kernel is still a child process).</summary>

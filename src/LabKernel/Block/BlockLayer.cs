@@ -20,6 +20,13 @@ public sealed class BlockLayer
 {
     private static long _counter;
 
+    // The lab's last view of each disk's chain per connection: lets a snapshot skip the look-up round trips
+    // (each costs ~2 ms against a running TCG guest). A stale view is detected by QEMU refusing the snapshot
+    // of a node that is no longer a root, and the snapshot is retried after a live look-up.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<QmpClient, System.Collections.Concurrent.ConcurrentDictionary<string, LiveChain>> Views = new();
+
+    private System.Collections.Concurrent.ConcurrentDictionary<string, LiveChain> View => Views.GetValue(Qmp, _ => new());
+
     /// <summary>Wraps a QMP connection (tests pass one over a fake peer).</summary>
     public BlockLayer(QmpClient qmp, QemuMachine? machine = null)
     {
@@ -48,6 +55,13 @@ public sealed class BlockLayer
     /// <c>backing-image</c> list).
     /// </summary>
     public async Task<LiveChain> QueryChainAsync(string disk, CancellationToken cancellationToken = default)
+    {
+        var chain = await QueryChainCoreAsync(disk, cancellationToken).ConfigureAwait(false);
+        View[disk] = chain;
+        return chain;
+    }
+
+    private async Task<LiveChain> QueryChainCoreAsync(string disk, CancellationToken cancellationToken)
     {
         var root = await TryRootNodeAsync(disk, cancellationToken).ConfigureAwait(false);
         if (root is not null)
@@ -146,7 +160,10 @@ public sealed class BlockLayer
     /// Takes a live external disk-only snapshot of one or several disks atomically with one QMP
     /// <c>transaction</c> of <c>blockdev-snapshot-sync</c> actions (or <c>blockdev-add</c> +
     /// <c>blockdev-snapshot</c>). Refuses (<see cref="OverlayExistsException"/>) before touching anything when an
-    /// overlay file exists. Returns the new chain of every disk, in request order.
+    /// overlay file exists. Returns the new chain of every disk, in request order: the lab's last view of the disk
+    /// (from <see cref="QueryChainAsync"/> or an earlier snapshot) with the new overlay on top, so no look-up round
+    /// trip is spent while the guest runs; a stale view makes QEMU refuse the node and the call retries after a
+    /// live look-up. Call <see cref="QueryChainAsync"/> to re-read the chain from QEMU.
     /// </summary>
     public async Task<IReadOnlyList<LiveChain>> SnapshotAsync(IReadOnlyList<ExternalSnapshotRequest> disks, SnapshotMethod method = SnapshotMethod.SnapshotSync, CancellationToken cancellationToken = default)
     {
@@ -158,7 +175,7 @@ public sealed class BlockLayer
         var entry = LabJournal.Current.Begin("block", "snapshot " + string.Join(", ", disks.Select(d => $"{d.Disk} -> {d.OverlayFile}")));
         try
         {
-            var plans = new List<(ExternalSnapshotRequest Request, LiveLayer Active, string File, string Node)>();
+            var files = new List<string>();
             foreach (var d in disks)
             {
                 var file = Path.GetFullPath(d.OverlayFile);
@@ -166,73 +183,68 @@ public sealed class BlockLayer
                 {
                     throw new OverlayExistsException(file);
                 }
-                if (plans.Any(p => p.File == file))
+                if (files.Contains(file))
                 {
                     throw new LabUsageException($"overlay {file} is named twice");
                 }
-                var active = method == SnapshotMethod.SnapshotSync
-                    ? await ActiveLayerAsync(d.Disk, cancellationToken).ConfigureAwait(false)
-                    : (await QueryChainAsync(d.Disk, cancellationToken).ConfigureAwait(false)).Active;
-                plans.Add((d, active, file, d.OverlayNodeName ?? NextId($"{d.Disk}-snap")));
+                files.Add(file);
             }
-
-            var created = new List<string>();
-            var added = new List<string>();
-            var actions = new JsonArray();
+            var nodes = disks.Select(d => d.OverlayNodeName ?? NextId($"{d.Disk}-snap")).ToList();
+            var chains = new List<LiveChain>();
+            var fromView = method == SnapshotMethod.SnapshotSync;
+            foreach (var d in disks)
+            {
+                if (fromView && View.TryGetValue(d.Disk, out var known))
+                {
+                    chains.Add(known);
+                }
+                else
+                {
+                    fromView = false;
+                    chains.Clear();
+                    break;
+                }
+            }
+            if (!fromView)
+            {
+                foreach (var d in disks)
+                {
+                    chains.Add(await QueryChainAsync(d.Disk, cancellationToken).ConfigureAwait(false));
+                }
+            }
             try
             {
-                foreach (var p in plans)
-                {
-                    if (method == SnapshotMethod.SnapshotSync)
-                    {
-                        created.Add(p.File);
-                        actions.Add(new JsonObject
-                        {
-                            ["type"] = "blockdev-snapshot-sync",
-                            ["data"] = new JsonObject
-                            {
-                                ["node-name"] = p.Active.NodeName,
-                                ["snapshot-file"] = p.File,
-                                ["snapshot-node-name"] = p.Node,
-                                ["format"] = "qcow2",
-                                ["mode"] = "absolute-paths",
-                            },
-                        });
-                    }
-                    else
-                    {
-                        created.Add(p.File);
-                        await QemuImg.CreateAsync(p.File, "qcow2", null, new CreateOptions { BackingFile = p.Active.Filename, BackingFormat = p.Active.Format }, cancellationToken).ConfigureAwait(false);
-                        await AddImageNodeAsync(p.File, p.Node, withBacking: false, cancellationToken: cancellationToken).ConfigureAwait(false);
-                        added.Add(p.Node);
-                        actions.Add(new JsonObject
-                        {
-                            ["type"] = "blockdev-snapshot",
-                            ["data"] = new JsonObject { ["node"] = p.Active.NodeName, ["overlay"] = p.Node },
-                        });
-                    }
-                }
-                await Qmp.ExecuteAsync("transaction", new JsonObject { ["actions"] = actions }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                await RunSnapshotTransactionAsync(chains, files, nodes, method, cancellationToken).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is LabException)
+            catch (QmpErrorException) when (fromView)
             {
-                // Undo what this call created; the transaction itself is all-or-nothing in QEMU.
-                foreach (var n in added)
+                // The remembered chain may be stale (someone else changed the disk): look it up and retry once.
+                chains.Clear();
+                foreach (var d in disks)
                 {
-                    await TryAsync(() => RemoveNodeAsync(n, CancellationToken.None)).ConfigureAwait(false);
+                    chains.Add(await QueryChainAsync(d.Disk, cancellationToken).ConfigureAwait(false));
                 }
-                foreach (var f in created)
+                try
                 {
-                    TryDelete(f);
+                    await RunSnapshotTransactionAsync(chains, files, nodes, method, cancellationToken).ConfigureAwait(false);
                 }
+                catch (QmpErrorException e)
+                {
+                    throw Translate(e);
+                }
+            }
+            catch (QmpErrorException e)
+            {
                 throw Translate(e);
             }
 
             var result = new List<LiveChain>();
-            foreach (var p in plans)
+            for (var i = 0; i < disks.Count; i++)
             {
-                result.Add(await ChainFromRootAsync(p.Request.Disk, p.Node, cancellationToken).ConfigureAwait(false)
-                    ?? await QueryChainAsync(p.Request.Disk, cancellationToken).ConfigureAwait(false));
+                var old = chains[i];
+                var chain = old with { Layers = [new LiveLayer(nodes[i], files[i], "qcow2", old.Active.Filename), .. old.Layers] };
+                View[disks[i].Disk] = chain;
+                result.Add(chain);
             }
             entry.Complete(string.Join("; ", result.Select(c => c.ToText())));
             return result;
@@ -244,16 +256,59 @@ public sealed class BlockLayer
         }
     }
 
-    /// <summary>
-    /// The disk's active node name, cheaply: for a virtio-blk disk the root node from one <c>qom-get</c> (file and
-    /// format left empty: blockdev-snapshot-sync needs only the node).
-    /// </summary>
-    private async Task<LiveLayer> ActiveLayerAsync(string disk, CancellationToken cancellationToken)
+    private async Task RunSnapshotTransactionAsync(List<LiveChain> chains, List<string> files, List<string> nodes, SnapshotMethod method, CancellationToken cancellationToken)
     {
-        var root = await TryRootNodeAsync(disk, cancellationToken).ConfigureAwait(false);
-        return root is not null
-            ? new LiveLayer(root, "", "", null)
-            : (await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false)).Active;
+        var created = new List<string>();
+        var added = new List<string>();
+        var actions = new JsonArray();
+        try
+        {
+            for (var i = 0; i < chains.Count; i++)
+            {
+                var active = chains[i].Active;
+                created.Add(files[i]);
+                if (method == SnapshotMethod.SnapshotSync)
+                {
+                    actions.Add(new JsonObject
+                    {
+                        ["type"] = "blockdev-snapshot-sync",
+                        ["data"] = new JsonObject
+                        {
+                            ["node-name"] = active.NodeName,
+                            ["snapshot-file"] = files[i],
+                            ["snapshot-node-name"] = nodes[i],
+                            ["format"] = "qcow2",
+                            ["mode"] = "absolute-paths",
+                        },
+                    });
+                }
+                else
+                {
+                    await QemuImg.CreateAsync(files[i], "qcow2", null, new CreateOptions { BackingFile = active.Filename, BackingFormat = active.Format }, cancellationToken).ConfigureAwait(false);
+                    await AddImageNodeAsync(files[i], nodes[i], withBacking: false, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    added.Add(nodes[i]);
+                    actions.Add(new JsonObject
+                    {
+                        ["type"] = "blockdev-snapshot",
+                        ["data"] = new JsonObject { ["node"] = active.NodeName, ["overlay"] = nodes[i] },
+                    });
+                }
+            }
+            await Qmp.ExecuteAsync("transaction", new JsonObject { ["actions"] = actions }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (LabException)
+        {
+            // Undo what this call created (none of these files existed before); QEMU's transaction is all-or-nothing.
+            foreach (var n in added)
+            {
+                await TryAsync(() => RemoveNodeAsync(n, CancellationToken.None)).ConfigureAwait(false);
+            }
+            foreach (var f in created)
+            {
+                TryDelete(f);
+            }
+            throw;
+        }
     }
 
     /// <summary>Snapshot of one disk; see <see cref="SnapshotAsync(IReadOnlyList{ExternalSnapshotRequest}, SnapshotMethod, CancellationToken)"/>.</summary>
@@ -348,7 +403,7 @@ public sealed class BlockLayer
         }
         return await StartJobAsync(id, "commit", "block-commit", args,
             new BlockJobOptions { AutoFinalize = options.AutoFinalize, OnReady = options.OnReady },
-            $"commit {disk}: {topLayer.Name} into {baseLayer.Name}", cancellationToken).ConfigureAwait(false);
+            $"commit {disk}: {topLayer.Name} into {baseLayer.Name}", cancellationToken, disk).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -397,7 +452,7 @@ public sealed class BlockLayer
             args["on-error"] = Policy(oe);
         }
         return await StartJobAsync(id, "stream", "block-stream", args, new BlockJobOptions { AutoFinalize = options.AutoFinalize },
-            $"stream {disk}" + (@base is null ? " (full)" : $" down to {@base}"), cancellationToken).ConfigureAwait(false);
+            $"stream {disk}" + (@base is null ? " (full)" : $" down to {@base}"), cancellationToken, disk).ConfigureAwait(false);
     }
 
     /// <summary>Streams and waits for the job; returns the new chain.</summary>
@@ -485,20 +540,41 @@ public sealed class BlockLayer
             args["on-target-error"] = Policy(te);
         }
         return await StartJobAsync(id, "mirror", command, args, new BlockJobOptions { AutoFinalize = options.AutoFinalize, OnReady = options.OnReady },
-            describe + $" sync={options.Sync.ToString().ToLowerInvariant()}", cancellationToken).ConfigureAwait(false);
+            describe + $" sync={options.Sync.ToString().ToLowerInvariant()}", cancellationToken, disk).ConfigureAwait(false);
     }
 
     /// <summary>Lists the jobs QEMU knows about: <c>query-jobs</c> (id, type, status, progress, error).</summary>
     public async Task<IReadOnlyList<JsonObject>> QueryJobsAsync(CancellationToken cancellationToken = default) =>
         (await Qmp.ExecuteAsync("query-jobs", cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? []).OfType<JsonObject>().ToArray();
 
-    internal async Task<BlockJob> StartJobAsync(string id, string type, string command, JsonObject args, BlockJobOptions jobOptions, string describe, CancellationToken cancellationToken)
+    internal async Task<BlockJob> StartJobAsync(string id, string type, string command, JsonObject args, BlockJobOptions jobOptions, string describe, CancellationToken cancellationToken, string? disk = null)
     {
+        // A job may change the chain (commit, stream, pivot): forget the remembered view.
+        if (disk is null)
+        {
+            View.Clear();
+        }
+        else
+        {
+            View.TryRemove(disk, out _);
+        }
         var entry = LabJournal.Current.Begin("block", describe);
         try
         {
             var job = await BlockJob.StartAsync(Qmp, id, type, command, args, jobOptions, cancellationToken: cancellationToken).ConfigureAwait(false);
             entry.Complete($"job {id} started");
+            var view = View;
+            _ = job.Completion.ContinueWith(_ =>
+            {
+                if (disk is null)
+                {
+                    view.Clear();
+                }
+                else
+                {
+                    view.TryRemove(disk, out LiveChain? _);
+                }
+            }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             return job;
         }
         catch (QmpErrorException e)

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using LabKernel.Block;
 using LabKernel.Images;
 using LabKernel.Machines;
@@ -48,6 +49,30 @@ public sealed class SnapshotTests : IAsyncLifetime
         await AssertPatternAsync(b, 0, M, 0x22);
         await AssertPatternAsync(_lab.PathOf("a-s1.qcow2"), 0, M, 0x33);
         await AssertPatternAsync(_lab.PathOf("b-s1.qcow2"), 0, M, 0x44);
+        await _lab.AssertAllCleanAsync();
+    }
+
+    [Fact]
+    public async Task Given_the_chain_changed_behind_the_labs_back_When_snapshotting_again_Then_the_lab_looks_it_up_and_returns_the_true_chain()
+    {
+        var (a, _) = await TwoDisksAsync();
+        var machine = await _lab.StartAsync(a);
+        var block = machine.Block();
+        var first = await block.SnapshotAsync("disk0", _lab.PathOf("s1.qcow2"));
+        await machine.Qmp.ExecuteAsync("blockdev-snapshot-sync", new JsonObject
+        {
+            ["node-name"] = first.Active.NodeName,
+            ["snapshot-file"] = _lab.PathOf("raw.qcow2"),
+            ["snapshot-node-name"] = "raw",
+            ["format"] = "qcow2",
+        });
+
+        var chain = await block.SnapshotAsync("disk0", _lab.PathOf("s2.qcow2"));
+
+        Assert.Equal("a.qcow2 <- s1.qcow2 <- raw.qcow2 <- s2.qcow2 (active)", chain.ToText());
+        Assert.Equal(chain.Filenames, (await block.QueryChainAsync("disk0")).Filenames);
+        Assert.True((await block.CheckChainAgreementAsync("disk0")).Agreement.Agrees);
+        await _lab.StopAllAsync();
         await _lab.AssertAllCleanAsync();
     }
 

@@ -1,12 +1,23 @@
 namespace LabBench;
 
+/// <summary>
+/// LabNotebooks benchmarks: each section measures the lab against a baseline side by side, in one run, and
+/// prints ratios. Usage: <c>dotnet run --project bench/LabBench -c Release -- [guest] [block] [runner]</c>
+/// (no argument: every section).
+/// </summary>
 public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
-        await Task.CompletedTask;
-        if (args.Length == 0 || args.Contains("block", StringComparer.OrdinalIgnoreCase)) { await BlockBench.RunAsync(Console.Out); }
-        if (args.Length == 0 || args.Contains("runner", StringComparer.OrdinalIgnoreCase)) { await RunnerBench.RunAsync(Console.Out); }
+        var all = args.Length == 0;
+        bool Wants(string name) => all || args.Contains(name, StringComparer.OrdinalIgnoreCase);
+        var output = Console.Out;
+        if (Wants("guest"))
+        {
+            await GuestBench.RunAsync(output);
+        }
+        if (Wants("block")) { await BlockBench.RunAsync(output); }
+        if (Wants("runner")) { await RunnerBench.RunAsync(output); }
         return 0;
     }
 }

@@ -169,7 +169,7 @@ public sealed class GuestAgentClient : IGuestShell, IAsyncDisposable
         var pid = started!["pid"]!.GetValue<long>();
 
         // The agent has no completion event for guest-exec: ask for the status, quickly at first, then less often.
-        var delay = TimeSpan.FromMilliseconds(1);
+        var delay = TimeSpan.FromMilliseconds(2);
         while (true)
         {
             var status = (await ExecuteAsync("guest-exec-status", new JsonObject { ["pid"] = pid }, cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
@@ -191,7 +191,7 @@ public sealed class GuestAgentClient : IGuestShell, IAsyncDisposable
                 throw new LabTimeoutException($"guest command `{Processes.ShellQuote.Join(argv)}` to exit", options.Timeout);
             }
             await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMilliseconds(100).Ticks));
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 3 / 2, TimeSpan.FromMilliseconds(50).Ticks));
         }
     }
 

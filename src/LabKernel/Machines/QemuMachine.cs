@@ -137,7 +137,7 @@ public sealed class QemuMachine : IAsyncDisposable
             }
             if (sshPort is { } port && options.SshPrivateKey is { } key && options.SshKnownHosts is { } kh)
             {
-                machine.Ssh = new SshGuestShell(new SshTarget("127.0.0.1", port, "root", key, kh));
+                machine.Ssh = new SshGuestShell(new SshTarget("127.0.0.1", port, "root", key, kh, Path.Combine(runtime, "ssh.ctl")));
             }
             return machine;
         }

@@ -5,7 +5,9 @@ using LabKernel.Processes;
 namespace LabKernel.Ssh;
 
 /// <summary>Where and how to reach a guest's sshd with the system OpenSSH client.</summary>
-public sealed record SshTarget(string Host, int Port, string User, string PrivateKey, string KnownHostsFile);
+/// <remarks>With a <c>ControlPath</c>, one master connection is kept there and later commands reuse it
+/// (a key exchange costs seconds on an emulated CPU).</remarks>
+public sealed record SshTarget(string Host, int Port, string User, string PrivateKey, string KnownHostsFile, string? ControlPath = null);
 
 /// <summary>
 /// Runs guest commands over the system OpenSSH client: key authentication only, the guest's host key pinned
@@ -19,6 +21,7 @@ public sealed class SshGuestShell(SshTarget target) : IGuestShell
     /// <summary>The ssh arguments before the remote command; a user can paste them to log in the same way.</summary>
     public IReadOnlyList<string> BaseArguments =>
     [
+        .. Target.ControlPath is null ? Array.Empty<string>() : ["-o", "ControlMaster=auto", "-o", $"ControlPath={Target.ControlPath}", "-o", "ControlPersist=120"],
         "-p", Target.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
         "-i", Target.PrivateKey,
         "-o", "BatchMode=yes",

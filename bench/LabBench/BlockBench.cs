@@ -152,13 +152,48 @@ public static class BlockBench
                 await timer.WaitForNextTickAsync();
             }
         }
+        // Map host time to the guest clock (guest-get-time, midpoint of the round trip) to find the write
+        // interval that spans the snapshot.
+        var (offsetNs, uncertaintyNs) = await GuestClockOffsetAsync(guest.Machine);
+        var hostStart = NowNs();
         var sw = Stopwatch.StartNew();
         await guest.Machine.Block().SnapshotAsync("data0", Path.Combine(folder, "writer-snap.qcow2"));
         var snapMs = sw.Elapsed.TotalMilliseconds;
+        var hostEnd = NowNs();
         var result = await writer;
         var longest = result.LongestInterval.TotalMilliseconds;
         var median = result.MedianInterval.TotalMilliseconds;
-        output.WriteLine(Inv($"writer stall: longest interval {longest:0.0} ms vs median {median:0.0} ms ({longest / median:0.00}x) over {result.Blocks} O_DIRECT|O_DSYNC 4 KiB writes; the snapshot call took {snapMs:0.0} ms (TCG guest)"));
+        var ts = result.TimestampsNs;
+        var gStart = hostStart + offsetNs - uncertaintyNs;
+        var gEnd = hostEnd + offsetNs + uncertaintyNs;
+        var around = 0.0;
+        for (var i = 1; i < ts.Count; i++)
+        {
+            if (ts[i] >= gStart && ts[i - 1] <= gEnd)
+            {
+                around = Math.Max(around, (ts[i] - ts[i - 1]) / 1e6);
+            }
+        }
+        output.WriteLine(Inv($"writer stall: write interval spanning the snapshot {around:0.0} ms vs median {median:0.0} ms ({around / median:0.00}x); longest of the run {longest:0.0} ms ({longest / median:0.00}x); {result.Blocks} O_DIRECT|O_DSYNC 4 KiB writes by a shell dd loop in a TCG guest; the snapshot call took {snapMs:0.0} ms; guest clock offset known to ±{uncertaintyNs / 1e6:0.0} ms"));
+    }
+
+    private static long NowNs() => (TimeProvider.System.GetUtcNow().UtcTicks - DateTimeOffset.UnixEpoch.UtcTicks) * 100;
+
+    private static async Task<(long OffsetNs, long UncertaintyNs)> GuestClockOffsetAsync(QemuMachine machine)
+    {
+        var best = (Offset: 0L, Half: long.MaxValue);
+        for (var i = 0; i < 5; i++)
+        {
+            var t0 = NowNs();
+            var guestNs = (await machine.Agent.ExecuteAsync("guest-get-time"))!.GetValue<long>();
+            var t1 = NowNs();
+            var half = (t1 - t0) / 2;
+            if (half < best.Half)
+            {
+                best = (guestNs - (t0 + half), half);
+            }
+        }
+        return best;
     }
 
     private static async Task<long> WriteOperationsAsync(QemuMachine machine, string disk)

@@ -145,4 +145,30 @@ public sealed class SnapshotTests : IAsyncLifetime
         await AssertPatternAsync(_lab.PathOf("s2.qcow2"), 0, M, 0x66);
         await _lab.AssertAllCleanAsync();
     }
+
+    [Fact]
+    public async Task Given_a_snapshot_When_reverted_with_deletion_asked_Then_the_abandoned_overlay_is_gone_and_the_journal_shows_the_steps()
+    {
+        var (a, _) = await TwoDisksAsync();
+        var journal = new LabKernel.Journal.LabJournal();
+        using var scope = LabKernel.Journal.LabJournal.BeginScope(journal);
+        var machine = await _lab.StartAsync(a);
+        await machine.Block().SnapshotAsync("disk0", _lab.PathOf("s1.qcow2"));
+
+        var revert = await ExternalRevert.RevertAsync(machine, "disk0", a, _lab.PathOf("r1.qcow2"), deleteAbandoned: true);
+        _lab.Track(revert.Machine);
+
+        Assert.True(revert.AbandonedDeleted);
+        Assert.False(File.Exists(_lab.PathOf("s1.qcow2")));
+        Assert.True(machine.HasExited);
+        var chain = await revert.Machine.Block().QueryChainAsync("disk0");
+        Assert.Equal("a.qcow2 <- r1.qcow2 (active)", chain.ToText());
+        Assert.Contains("r1.qcow2", chain.ToHtml());
+        var text = LabKernel.Journal.JournalRendering.ToText(journal.Entries);
+        Assert.Contains("blockdev-snapshot-sync", text);
+        Assert.Contains("revert disk0 to a.qcow2", text);
+        Assert.Contains("qemu-img create", text);
+        await _lab.StopAllAsync();
+        await _lab.AssertAllCleanAsync();
+    }
 }

@@ -145,6 +145,18 @@ public sealed class GuestAgentClient : IGuestShell, IAsyncDisposable
     /// </summary>
     public async Task<GuestExecResult> ExecAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
     {
+        options ??= new GuestExecOptions();
+        var process = await StartAsync(argv, options, cancellationToken).ConfigureAwait(false);
+        var result = await process.WaitAsync(options.Timeout, cancellationToken).ConfigureAwait(false);
+        return options.Check ? result.EnsureSuccess() : result;
+    }
+
+    /// <summary>
+    /// Starts a program in the guest with <c>guest-exec</c> and returns at once; the handle tells when it exits.
+    /// Use it for workloads that run while the lab does something else (a writer during a snapshot).
+    /// </summary>
+    public async Task<GuestProcess> StartAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
+    {
         if (argv.Count == 0)
         {
             throw new ArgumentException("empty command", nameof(argv));
@@ -164,36 +176,29 @@ public sealed class GuestAgentClient : IGuestShell, IAsyncDisposable
         {
             args["env"] = new JsonArray(env.Select(e => (JsonNode)e).ToArray());
         }
-        var sw = Stopwatch.StartNew();
         var started = await ExecuteAsync("guest-exec", args, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var pid = started!["pid"]!.GetValue<long>();
-
-        // The agent has no completion event for guest-exec: ask for the status, quickly at first, then less often.
-        var delay = TimeSpan.FromMilliseconds(2);
-        while (true)
-        {
-            var status = (await ExecuteAsync("guest-exec-status", new JsonObject { ["pid"] = pid }, cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
-            if (status["exited"]?.GetValue<bool>() == true)
-            {
-                var result = new GuestExecResult(
-                    argv.ToArray(),
-                    status["exitcode"]?.GetValue<int>() ?? (status["signal"] is null ? 0 : 128 + status["signal"]!.GetValue<int>()),
-                    Decode(status["out-data"]),
-                    Decode(status["err-data"]),
-                    sw.Elapsed,
-                    status["signal"]?.GetValue<int>(),
-                    status["out-truncated"]?.GetValue<bool>() == true || status["err-truncated"]?.GetValue<bool>() == true);
-                return options.Check ? result.EnsureSuccess() : result;
-            }
-            if (sw.Elapsed > options.Timeout)
-            {
-                await TryKillAsync(pid, cancellationToken).ConfigureAwait(false);
-                throw new LabTimeoutException($"guest command `{Processes.ShellQuote.Join(argv)}` to exit", options.Timeout);
-            }
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 3 / 2, TimeSpan.FromMilliseconds(50).Ticks));
-        }
+        return new GuestProcess(this, started!["pid"]!.GetValue<long>(), argv.ToArray());
     }
+
+    /// <summary><c>guest-exec-status</c> for a process started by <see cref="StartAsync"/>: null while it runs.</summary>
+    internal async Task<GuestExecResult?> TryGetExitAsync(GuestProcess process, CancellationToken cancellationToken)
+    {
+        var status = (await ExecuteAsync("guest-exec-status", new JsonObject { ["pid"] = process.Pid }, cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
+        if (status["exited"]?.GetValue<bool>() != true)
+        {
+            return null;
+        }
+        return new GuestExecResult(
+            process.Command,
+            status["exitcode"]?.GetValue<int>() ?? (status["signal"] is null ? 0 : 128 + status["signal"]!.GetValue<int>()),
+            Decode(status["out-data"]),
+            Decode(status["err-data"]),
+            process.Elapsed,
+            status["signal"]?.GetValue<int>(),
+            status["out-truncated"]?.GetValue<bool>() == true || status["err-truncated"]?.GetValue<bool>() == true);
+    }
+
+    internal Task KillAsync(long pid, CancellationToken cancellationToken) => TryKillAsync(pid, cancellationToken);
 
     private async Task TryKillAsync(long pid, CancellationToken cancellationToken)
     {

@@ -1,0 +1,130 @@
+using LabKernel.Processes;
+
+namespace LabKernel.Integrity;
+
+/// <summary>A read-only view of files in a guest filesystem, however it is reached.</summary>
+public interface IFileView
+{
+    Task<bool> ExistsAsync(string path, CancellationToken cancellationToken = default);
+
+    /// <summary>The file's bytes; throws when it does not exist.</summary>
+    Task<byte[]> ReadFileAsync(string path, CancellationToken cancellationToken = default);
+}
+
+/// <summary>
+/// Reads files out of one layer of a chain (the layer and its backing files, as a guest booted on it would see
+/// the disk) without modifying any image and without booting a guest: <c>qemu-img convert -U</c> copies the
+/// layer's view to a scratch raw file, <c>e2fsck -E journal_only</c> replays the ext4 journal on the copy (as
+/// a mount would), and <c>debugfs</c> dumps files. The source document booted a second VM directly on the old
+/// layer, which writes to it and changes the evidence; this does not.
+/// </summary>
+public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
+{
+    private readonly string _scratch;
+
+    private OfflineLayerReader(string image, string scratch, string raw)
+    {
+        Image = image;
+        _scratch = scratch;
+        RawCopy = raw;
+    }
+
+    /// <summary>The layer read.</summary>
+    public string Image { get; }
+
+    /// <summary>The scratch raw copy (deleted on dispose).</summary>
+    public string RawCopy { get; }
+
+    /// <summary>Copies the layer's view to a scratch file and replays its journal there.</summary>
+    public static async Task<OfflineLayerReader> OpenAsync(string image, string? scratchFolder = null, CancellationToken cancellationToken = default)
+    {
+        if (!File.Exists(image))
+        {
+            throw new LabUsageException($"image not found: {image}");
+        }
+        var scratch = Path.Combine(scratchFolder ?? Path.GetTempPath(), $"layer-read-{Guid.NewGuid().ToString("N")[..8]}");
+        Directory.CreateDirectory(scratch);
+        var raw = Path.Combine(scratch, "view.raw");
+        try
+        {
+            await ProcessRunner.RunAsync("qemu-img", ["convert", "-U", "-O", "raw", image, raw], new ProcessOptions { Timeout = TimeSpan.FromMinutes(20) }, cancellationToken).ConfigureAwait(false);
+            // Exit codes 0-2 mean clean or fixed; the copy is ours to modify.
+            var fsck = await ProcessRunner.RunAsync("e2fsck", ["-y", "-E", "journal_only", raw], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(10) }, cancellationToken).ConfigureAwait(false);
+            if (fsck.ExitCode > 2)
+            {
+                throw new ProcessFailedException(fsck);
+            }
+            return new OfflineLayerReader(image, scratch, raw);
+        }
+        catch
+        {
+            Directory.Delete(scratch, recursive: true);
+            throw;
+        }
+    }
+
+    public async Task<bool> ExistsAsync(string path, CancellationToken cancellationToken = default)
+    {
+        var r = await DebugFsAsync($"stat {Quote(path)}", cancellationToken).ConfigureAwait(false);
+        return !r.StandardError.Contains("File not found", StringComparison.Ordinal) && r.StandardOutput.Contains("Inode:", StringComparison.Ordinal);
+    }
+
+    public async Task<byte[]> ReadFileAsync(string path, CancellationToken cancellationToken = default)
+    {
+        var output = Path.Combine(_scratch, "dump-" + Guid.NewGuid().ToString("N")[..8]);
+        var r = await DebugFsAsync($"dump {Quote(path)} {Quote(output)}", cancellationToken).ConfigureAwait(false);
+        if (!File.Exists(output) || r.StandardError.Contains("File not found", StringComparison.Ordinal))
+        {
+            throw new LabException($"{path} not found in {Path.GetFileName(Image)}'s filesystem");
+        }
+        var bytes = await File.ReadAllBytesAsync(output, cancellationToken).ConfigureAwait(false);
+        File.Delete(output);
+        return bytes;
+    }
+
+    /// <summary>Names in a directory (without . and ..).</summary>
+    public async Task<IReadOnlyList<string>> ListAsync(string directory, CancellationToken cancellationToken = default)
+    {
+        var r = await DebugFsAsync($"ls -p {Quote(directory)}", cancellationToken).ConfigureAwait(false);
+        // ls -p prints /inode/mode/uid/gid/name/size/ per entry.
+        return r.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => l.Split('/'))
+            .Where(f => f.Length >= 6 && f[5] is not "." and not "..")
+            .Select(f => f[5])
+            .ToArray();
+    }
+
+    private Task<ProcessResult> DebugFsAsync(string request, CancellationToken cancellationToken) =>
+        ProcessRunner.RunAsync("debugfs", ["-R", request, RawCopy], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(5) }, cancellationToken);
+
+    /// <summary>debugfs parses its request line itself: quote paths and refuse characters it cannot take.</summary>
+    private static string Quote(string path)
+    {
+        if (path.IndexOfAny(['"', '\n', '\r']) >= 0)
+        {
+            throw new LabUsageException($"path not readable offline (quote or newline in it): {path}");
+        }
+        return "\"" + path + "\"";
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        try
+        {
+            Directory.Delete(_scratch, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        return ValueTask.CompletedTask;
+    }
+}
+
+/// <summary>Files seen through the guest agent of a running guest.</summary>
+public sealed class GuestFileView(GuestAgent.GuestAgentClient agent) : IFileView
+{
+    public async Task<bool> ExistsAsync(string path, CancellationToken cancellationToken = default) =>
+        (await agent.ExecAsync(["test", "-e", path], cancellationToken: cancellationToken).ConfigureAwait(false)).ExitCode == 0;
+
+    public Task<byte[]> ReadFileAsync(string path, CancellationToken cancellationToken = default) => agent.ReadFileAsync(path, cancellationToken);
+}

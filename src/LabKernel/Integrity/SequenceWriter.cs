@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Globalization;
+using LabKernel.GuestAgent;
+
+namespace LabKernel.Integrity;
+
+/// <summary>How the guest writes the sequence.</summary>
+public enum SequenceWriterKind
+{
+    /// <summary>awk with a flush every <see cref="SequenceWriterOptions.FlushEvery"/> lines (fast even under TCG).</summary>
+    Awk,
+
+    /// <summary>The source document's bash loop (<c>echo $num >> num.txt</c>): about 2,000 lines/s under TCG.</summary>
+    ShellLoop,
+}
+
+/// <summary>What the guest writes: the numbers 1..Count, one per line, into <see cref="Path"/>.</summary>
+public sealed record SequenceWriterOptions
+{
+    public string Path { get; init; } = "/root/num.txt";
+    public long Count { get; init; } = 4_000_000;
+    public SequenceWriterKind Kind { get; init; } = SequenceWriterKind.Awk;
+
+    /// <summary>Lines between flushes and progress updates.</summary>
+    public int FlushEvery { get; init; } = 1000;
+
+    /// <summary>Where the writer records the last line it flushed (readable while it runs).</summary>
+    public string ProgressPath => Path + ".progress";
+}
+
+/// <summary>Lines written by a given moment since the writer started.</summary>
+public sealed record WriterSample(TimeSpan At, long Lines);
+
+/// <summary>
+/// The integrity workload of 000_dd5fc575f1b82753.txt: a guest process writing 1..N to a file while the lab
+/// snapshots, commits or mirrors underneath it. Progress is readable while it runs (a small progress file the
+/// writer rewrites at each flush), so the lab can act "after N lines" without guessing with sleeps.
+/// </summary>
+public sealed class SequenceWriter
+{
+    private readonly GuestAgentClient _agent;
+    private readonly GuestProcess _process;
+    private readonly List<WriterSample> _samples = [];
+    private readonly Stopwatch _clock;
+
+    private SequenceWriter(GuestAgentClient agent, GuestProcess process, SequenceWriterOptions options, Stopwatch clock)
+    {
+        _agent = agent;
+        _process = process;
+        Options = options;
+        _clock = clock;
+    }
+
+    public SequenceWriterOptions Options { get; }
+
+    /// <summary>Progress readings taken so far (by <see cref="ReadProgressAsync"/> and the waits).</summary>
+    public IReadOnlyList<WriterSample> Samples
+    {
+        get
+        {
+            lock (_samples)
+            {
+                return _samples.ToArray();
+            }
+        }
+    }
+
+    /// <summary>Time since the writer started.</summary>
+    public TimeSpan Elapsed => _clock.Elapsed;
+
+    /// <summary>The guest-side program for a writer kind (argv), with the count, file, progress file and flush interval as arguments.</summary>
+    public static IReadOnlyList<string> Command(SequenceWriterOptions o)
+    {
+        var n = o.Count.ToString(CultureInfo.InvariantCulture);
+        var k = o.FlushEvery.ToString(CultureInfo.InvariantCulture);
+        return o.Kind switch
+        {
+            SequenceWriterKind.Awk =>
+            [
+                "awk", "-v", $"n={n}", "-v", $"k={k}", "-v", $"f={o.Path}", "-v", $"p={o.ProgressPath}",
+                "BEGIN { printf \"\" > f; for (i = 1; i <= n; i++) { print i > f; if (i % k == 0) { fflush(f); print i > p; close(p) } } close(f); print n > p; close(p) }",
+            ],
+            _ =>
+            [
+                "bash", "-c",
+                "n=$1; f=$2; p=$3; k=$4; : > \"$f\"; num=1; while [ $num -le $n ]; do echo $num >> \"$f\"; if [ $((num % k)) -eq 0 ]; then echo $num > \"$p\"; fi; num=$((num+1)); done; echo $n > \"$p\"",
+                "writer", n, o.Path, o.ProgressPath, k,
+            ],
+        };
+    }
+
+    /// <summary>Starts the writer in the guest (<c>guest-exec</c>, not waited for).</summary>
+    public static async Task<SequenceWriter> StartAsync(GuestAgentClient agent, SequenceWriterOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new SequenceWriterOptions();
+        if (options.Count < 1 || options.FlushEvery < 1)
+        {
+            throw new LabUsageException("the sequence writer needs Count >= 1 and FlushEvery >= 1");
+        }
+        await agent.ExecAsync(["rm", "-f", options.Path, options.ProgressPath], new GuestExecOptions { Check = true }, cancellationToken).ConfigureAwait(false);
+        var clock = Stopwatch.StartNew();
+        var process = await agent.StartAsync(Command(options), cancellationToken: cancellationToken).ConfigureAwait(false);
+        var writer = new SequenceWriter(agent, process, options, clock);
+        writer.Record(0);
+        return writer;
+    }
+
+    /// <summary>The last line the writer has flushed (0 before the first flush).</summary>
+    public async Task<long> ReadProgressAsync(CancellationToken cancellationToken = default)
+    {
+        long lines;
+        try
+        {
+            var text = System.Text.Encoding.ASCII.GetString(await _agent.ReadFileAsync(Options.ProgressPath, cancellationToken).ConfigureAwait(false)).Trim();
+            lines = long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : 0;
+        }
+        catch (GuestAgentErrorException)
+        {
+            lines = 0; // not written yet, or between truncate and write
+        }
+        Record(lines);
+        return lines;
+    }
+
+    /// <summary>Waits until at least <paramref name="lines"/> lines are flushed, reading the progress file.</summary>
+    public async Task<long> WaitForLinesAsync(long lines, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var waited = Stopwatch.StartNew();
+        var delay = TimeSpan.FromMilliseconds(5);
+        while (true)
+        {
+            var now = await ReadProgressAsync(cancellationToken).ConfigureAwait(false);
+            if (now >= lines)
+            {
+                return now;
+            }
+            if (await _process.TryGetResultAsync(cancellationToken).ConfigureAwait(false) is { } done)
+            {
+                throw new LabException($"the sequence writer exited ({done.ExitCode}) at {now} lines before reaching {lines}: {done.StandardError.Trim()}");
+            }
+            if (waited.Elapsed > timeout)
+            {
+                throw new LabTimeoutException($"the guest writer to reach {lines} lines", timeout, $"it is at {now}");
+            }
+            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 3 / 2, TimeSpan.FromMilliseconds(100).Ticks));
+        }
+    }
+
+    /// <summary>
+    /// Waits for the writer to finish, reading its progress every <paramref name="sampleEvery"/> meanwhile (the
+    /// samples are the measurement for plots); fails if it exits non-zero or runs past <paramref name="timeout"/>.
+    /// </summary>
+    public async Task<GuestExecResult> WaitAsync(TimeSpan timeout, TimeSpan? sampleEvery = null, CancellationToken cancellationToken = default)
+    {
+        var interval = sampleEvery ?? TimeSpan.FromMilliseconds(250);
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            if (await _process.TryGetResultAsync(cancellationToken).ConfigureAwait(false) is { } done)
+            {
+                Record(done.Succeeded ? Options.Count : await ReadProgressAsync(cancellationToken).ConfigureAwait(false));
+                return done.EnsureSuccess();
+            }
+            await ReadProgressAsync(cancellationToken).ConfigureAwait(false);
+            if (waited.Elapsed > timeout)
+            {
+                throw new LabTimeoutException($"the guest writer of {Options.Count} lines to finish", timeout);
+            }
+            await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private void Record(long lines)
+    {
+        lock (_samples)
+        {
+            _samples.Add(new WriterSample(_clock.Elapsed, lines));
+        }
+    }
+}

@@ -42,15 +42,26 @@ public sealed class CommitStreamTests : IAsyncLifetime
         await WriteLiveAsync(machine, "disk0", 3 * M, M, 0xdd);
 
         await using var job = await block.StartCommitAsync("disk0");
+        var updates = new List<BlockJobProgress>();
+        var watching = Task.Run(async () =>
+        {
+            await foreach (var p in job.WatchAsync())
+            {
+                updates.Add(p);
+            }
+        });
         await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
         Assert.True(job.HasBeenReady);
         Assert.Equal(JobStatus.Ready, job.Status);
         await job.CompleteAsync();
         var result = await job.WaitAsync(TimeSpan.FromMinutes(2));
 
+        await watching.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.True(result.Completed);
         Assert.False(result.Cancelled);
         Assert.Equal(result.Length, result.Offset);
+        Assert.Contains(updates, u => u.Status == JobStatus.Ready && u.Offset == u.Length && u.Length > 0 && u.IoStatus == "ok");
+        Assert.Equal(JobStatus.Null, updates[^1].Status);
         var chain = await block.QueryChainAsync("disk0");
         Assert.Equal("base.qcow2 (active)", chain.ToText());
         Assert.Empty(await block.QueryJobsAsync());

@@ -1,0 +1,108 @@
+using System.Text.Json;
+using LabKernel.Host;
+
+namespace LabKernel.Experiments;
+
+/// <summary>A file an experiment works with, and whether the lab made it (only those are ever deleted).</summary>
+public sealed record Artifact(string Role, string Path, bool CreatedByLab);
+
+/// <summary>
+/// The working folder of one experiment run: the disk chain and other artifacts it makes, by role (base,
+/// overlay1, overlay2, mirror, ...). With <see cref="KeepArtifacts"/> the chain stays, described in
+/// <c>artifacts.json</c>; otherwise <see cref="CleanUpAsync"/> deletes what the lab created and nothing else.
+/// </summary>
+public sealed class ExperimentRun
+{
+    private readonly List<Artifact> _artifacts = [];
+
+    private ExperimentRun(string name, string folder, bool keep, bool ownsFolder)
+    {
+        Name = name;
+        Folder = folder;
+        KeepArtifacts = keep;
+        OwnsFolder = ownsFolder;
+    }
+
+    public string Name { get; }
+    public string Folder { get; }
+    public bool KeepArtifacts { get; }
+    private bool OwnsFolder { get; }
+    public Findings Findings { get; } = new();
+    public IReadOnlyList<Artifact> Artifacts => _artifacts;
+
+    /// <summary>Creates the run folder: under <paramref name="outputFolder"/> when given, else under the cache's runs/.</summary>
+    public static ExperimentRun Create(string name, bool keepArtifacts = false, string? outputFolder = null)
+    {
+        var stamp = $"{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Guid.NewGuid().ToString("N")[..4]}";
+        var folder = string.IsNullOrEmpty(outputFolder)
+            ? Path.Combine(LabPaths.CacheRoot, "runs", $"{name}-{stamp}")
+            : Path.Combine(Path.GetFullPath(outputFolder), $"{name}-{stamp}");
+        Directory.CreateDirectory(folder);
+        return new ExperimentRun(name, folder, keepArtifacts, true);
+    }
+
+    /// <summary>A path in the run folder for a file the lab is about to create, registered under a role.</summary>
+    public string NewFile(string role, string fileName)
+    {
+        var path = Path.Combine(Folder, fileName);
+        if (File.Exists(path))
+        {
+            throw new LabUsageException($"refusing to reuse existing file {path}");
+        }
+        _artifacts.Add(new Artifact(role, path, true));
+        return path;
+    }
+
+    /// <summary>Registers a file the lab did not create (it is never deleted).</summary>
+    public void UseExisting(string role, string path) => _artifacts.Add(new Artifact(role, Path.GetFullPath(path), false));
+
+    public string PathOf(string role) => _artifacts.Last(a => a.Role == role).Path;
+
+    /// <summary>Writes artifacts.json (roles, paths, who made them, sizes).</summary>
+    public async Task<string> WriteManifestAsync(CancellationToken cancellationToken = default)
+    {
+        var path = Path.Combine(Folder, "artifacts.json");
+        var doc = new
+        {
+            experiment = Name,
+            folder = Folder,
+            artifacts = _artifacts.Select(a => new
+            {
+                role = a.Role,
+                path = a.Path,
+                createdByLab = a.CreatedByLab,
+                exists = File.Exists(a.Path),
+                bytes = File.Exists(a.Path) ? new FileInfo(a.Path).Length : 0,
+            }),
+            findings = Findings.Rows,
+        };
+        await File.WriteAllTextAsync(path, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }), cancellationToken).ConfigureAwait(false);
+        return path;
+    }
+
+    /// <summary>
+    /// Keeps everything (with artifacts.json) when <see cref="KeepArtifacts"/>; otherwise deletes the files the
+    /// lab created and the run folder if nothing else is left in it. Returns a one-line account.
+    /// </summary>
+    public async Task<string> CleanUpAsync(CancellationToken cancellationToken = default)
+    {
+        if (KeepArtifacts)
+        {
+            var manifest = await WriteManifestAsync(cancellationToken).ConfigureAwait(false);
+            return $"kept {_artifacts.Count(a => File.Exists(a.Path))} artifacts in {Folder} (see {Path.GetFileName(manifest)})";
+        }
+        var removed = 0;
+        foreach (var a in _artifacts.Where(a => a.CreatedByLab && File.Exists(a.Path)))
+        {
+            File.Delete(a.Path);
+            removed++;
+        }
+        if (OwnsFolder && Directory.Exists(Folder) && !Directory.EnumerateFileSystemEntries(Folder).Any(e => !IsScratch(e)))
+        {
+            Directory.Delete(Folder, recursive: true);
+        }
+        return $"removed {removed} files the lab created; kept {_artifacts.Count(a => !a.CreatedByLab)} it did not";
+    }
+
+    private static bool IsScratch(string entry) => Path.GetFileName(entry).StartsWith("root-overlay", StringComparison.Ordinal) || Path.GetFileName(entry).StartsWith("layer-read-", StringComparison.Ordinal);
+}

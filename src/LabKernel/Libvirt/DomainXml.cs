@@ -1,0 +1,198 @@
+using System.Globalization;
+using System.Xml.Linq;
+
+namespace LabKernel.Libvirt;
+
+/// <summary>One disk of a domain as its XML describes it.</summary>
+/// <param name="Target">The target device name (<c>vda</c>): how libvirt's block APIs name the disk.</param>
+/// <param name="Bus">virtio, sata, ...</param>
+/// <param name="Format">The active layer's format (<c>driver type</c>).</param>
+/// <param name="Chain">Files from the active layer (first) down to the base, from <c>source</c> and nested <c>backingStore</c>.</param>
+public sealed record DomainDisk(string Target, string Bus, string Format, IReadOnlyList<string> Chain)
+{
+    /// <summary>The active layer (<c>source file</c>).</summary>
+    public string Source => Chain.Count > 0 ? Chain[0] : "";
+
+    /// <summary><c>base.qcow2 &lt;- overlay1.qcow2 (active)</c>, the same form as the image chain's text.</summary>
+    public string ToText() => string.Join(" <- ", Chain.Reverse().Select(Path.GetFileName)) + " (active)";
+
+    public override string ToString() => $"{Target}: {ToText()}";
+}
+
+/// <summary>A disk for the generated domain.</summary>
+/// <param name="File">The image the domain opens (its backing chain comes from the image headers).</param>
+/// <param name="Target">Target device, vda, vdb, ...</param>
+/// <param name="Format">qcow2 or raw.</param>
+public sealed record DomainDiskSpec(string File, string Target = "vda", string Format = "qcow2");
+
+/// <summary>Guest networking for the generated domain.</summary>
+public enum DomainNetwork
+{
+    /// <summary>No network interface (the lab reaches the guest through the agent).</summary>
+    None,
+
+    /// <summary>A QEMU user-mode (slirp) interface.</summary>
+    User,
+}
+
+/// <summary>
+/// The XML of a direct-kernel-boot domain like the lab's embedded guest: <c>type='qemu'</c> (TCG) or <c>'kvm'</c>,
+/// kernel + initrd + command line, virtio disks, a guest-agent channel (unix socket, path chosen by libvirt),
+/// the serial console to a log file, and no devices the lab does not use.
+/// </summary>
+public sealed record DomainSpec
+{
+    public required string Name { get; init; }
+
+    /// <summary><c>qemu</c> for TCG, <c>kvm</c> for hardware virtualization.</summary>
+    public string Type { get; init; } = "qemu";
+
+    public int MemoryMiB { get; init; } = 1024;
+    public int Cpus { get; init; } = 1;
+    public required string Kernel { get; init; }
+    public string? Initrd { get; init; }
+    public string? KernelCommandLine { get; init; }
+    public IReadOnlyList<DomainDiskSpec> Disks { get; init; } = [];
+
+    /// <summary>File the serial console is written to; null for none.</summary>
+    public string? SerialLog { get; init; }
+
+    public bool AgentChannel { get; init; } = true;
+    public DomainNetwork Network { get; init; } = DomainNetwork.None;
+
+    /// <summary>
+    /// Run this domain's QEMU as root (a per-domain static DAC label, no relabelling). The lab's cached images
+    /// live under /root, which Debian's default <c>libvirt-qemu</c> user cannot reach; this avoids changing
+    /// libvirt's global qemu.conf.
+    /// </summary>
+    public bool RunAsRoot { get; init; } = true;
+
+    public string Emulator { get; init; } = "/usr/bin/qemu-system-x86_64";
+
+    public string ToXml()
+    {
+        var os = new XElement("os", new XElement("type", new XAttribute("arch", "x86_64"), new XAttribute("machine", "q35"), "hvm"),
+            new XElement("kernel", Kernel));
+        if (Initrd is not null)
+        {
+            os.Add(new XElement("initrd", Initrd));
+        }
+        if (KernelCommandLine is not null)
+        {
+            os.Add(new XElement("cmdline", KernelCommandLine));
+        }
+        var devices = new XElement("devices", new XElement("emulator", Emulator));
+        foreach (var d in Disks)
+        {
+            devices.Add(DiskElement(d.File, d.Target, d.Format));
+        }
+        if (AgentChannel)
+        {
+            devices.Add(new XElement("channel", new XAttribute("type", "unix"),
+                new XElement("source", new XAttribute("mode", "bind")),
+                new XElement("target", new XAttribute("type", "virtio"), new XAttribute("name", "org.qemu.guest_agent.0"))));
+        }
+        if (SerialLog is not null)
+        {
+            devices.Add(new XElement("serial", new XAttribute("type", "file"),
+                new XElement("source", new XAttribute("path", SerialLog)),
+                new XElement("target", new XAttribute("port", "0"))));
+        }
+        if (Network == DomainNetwork.User)
+        {
+            devices.Add(new XElement("interface", new XAttribute("type", "user"), new XElement("model", new XAttribute("type", "virtio"))));
+        }
+        devices.Add(new XElement("memballoon", new XAttribute("model", "none")));
+        var cpu = Type == "kvm"
+            ? new XElement("cpu", new XAttribute("mode", "host-passthrough"))
+            : new XElement("cpu", new XAttribute("mode", "maximum"), new XAttribute("migratable", "off"));
+        var domain = new XElement("domain", new XAttribute("type", Type),
+            new XElement("name", Name),
+            new XElement("memory", new XAttribute("unit", "MiB"), MemoryMiB.ToString(CultureInfo.InvariantCulture)),
+            new XElement("vcpu", Cpus.ToString(CultureInfo.InvariantCulture)),
+            os,
+            new XElement("features", new XElement("acpi")),
+            cpu,
+            new XElement("on_poweroff", "destroy"),
+            new XElement("on_reboot", "destroy"),
+            new XElement("on_crash", "destroy"),
+            devices);
+        if (RunAsRoot)
+        {
+            domain.Add(new XElement("seclabel", new XAttribute("type", "static"), new XAttribute("model", "dac"), new XAttribute("relabel", "no"),
+                new XElement("label", "+0:+0")));
+        }
+        return domain.ToString();
+    }
+
+    internal static XElement DiskElement(string file, string target, string format) =>
+        new("disk", new XAttribute("type", "file"), new XAttribute("device", "disk"),
+            new XElement("driver", new XAttribute("name", "qemu"), new XAttribute("type", format)),
+            new XElement("source", new XAttribute("file", file)),
+            new XElement("target", new XAttribute("dev", target), new XAttribute("bus", "virtio")));
+}
+
+/// <summary>Reads what the lab needs from domain XML.</summary>
+public static class DomainXml
+{
+    /// <summary>The domain's name.</summary>
+    public static string NameOf(string xml) =>
+        XDocument.Parse(xml).Root?.Element("name")?.Value ?? throw new LabUsageException("domain XML has no <name>");
+
+    /// <summary>
+    /// The disks (<c>device='disk'</c>) with their chains: <c>source file</c>, then each nested
+    /// <c>backingStore/source file</c> (libvirt fills those in the live XML from the image headers).
+    /// </summary>
+    public static IReadOnlyList<DomainDisk> ParseDisks(string xml)
+    {
+        var root = XDocument.Parse(xml).Root ?? throw new FormatException("empty domain XML");
+        var disks = new List<DomainDisk>();
+        foreach (var d in root.Element("devices")?.Elements("disk") ?? [])
+        {
+            if ((string?)d.Attribute("device") is not (null or "disk"))
+            {
+                continue;
+            }
+            var target = (string?)d.Element("target")?.Attribute("dev") ?? "";
+            var bus = (string?)d.Element("target")?.Attribute("bus") ?? "";
+            var format = (string?)d.Element("driver")?.Attribute("type") ?? "";
+            var chain = new List<string>();
+            var src = SourceOf(d);
+            if (src is not null)
+            {
+                chain.Add(src);
+            }
+            var bs = d.Element("backingStore");
+            while (bs is not null && SourceOf(bs) is { } f)
+            {
+                chain.Add(f);
+                bs = bs.Element("backingStore");
+            }
+            disks.Add(new DomainDisk(target, bus, format, chain));
+        }
+        return disks;
+    }
+
+    private static string? SourceOf(XElement e) =>
+        (string?)e.Element("source")?.Attribute("file") ?? (string?)e.Element("source")?.Attribute("dev");
+
+    /// <summary>
+    /// Returns <paramref name="xml"/> with disk <paramref name="target"/>'s source set to <paramref name="file"/> and
+    /// its <c>backingStore</c> removed (libvirt reads the chain from the image headers again).
+    /// </summary>
+    public static string WithDiskSource(string xml, string target, string file)
+    {
+        var doc = XDocument.Parse(xml);
+        var disk = doc.Root?.Element("devices")?.Elements("disk").FirstOrDefault(d => (string?)d.Element("target")?.Attribute("dev") == target)
+            ?? throw new LabUsageException($"the domain has no disk {target}");
+        disk.Element("source")?.SetAttributeValue("file", file);
+        disk.Element("source")?.SetAttributeValue("index", null);
+        disk.Elements("backingStore").Remove();
+        return doc.ToString();
+    }
+
+    /// <summary>The <c>&lt;disk&gt;</c> element of disk <paramref name="target"/>, for detach.</summary>
+    public static string DiskElementOf(string xml, string target) =>
+        (XDocument.Parse(xml).Root?.Element("devices")?.Elements("disk").FirstOrDefault(d => (string?)d.Element("target")?.Attribute("dev") == target)
+            ?? throw new LabUsageException($"the domain has no disk {target}")).ToString();
+}

@@ -1,0 +1,241 @@
+using System.Globalization;
+using System.Security;
+using LabKernel.Images;
+using LabKernel.Jobs;
+
+namespace LabKernel.Libvirt;
+
+/// <summary>How <see cref="LibvirtBlock.StartCommitAsync"/> runs.</summary>
+public sealed record LibvirtCommitOptions
+{
+    /// <summary>Bandwidth limit in bytes/s (BANDWIDTH_BYTES); null for none.</summary>
+    public long? Speed { get; init; }
+
+    /// <summary>For an active commit in <see cref="LibvirtBlock.CommitAsync"/>: pivot (Complete), keep the overlay (Cancel).</summary>
+    public ReadyAction OnReady { get; init; } = ReadyAction.Complete;
+
+    /// <summary>SHALLOW: base is the top's immediate backing file.</summary>
+    public bool Shallow { get; init; }
+}
+
+/// <summary>How <see cref="LibvirtBlock.StartCopyAsync"/> runs.</summary>
+public sealed record LibvirtCopyOptions
+{
+    /// <summary>SHALLOW: copy only the active layer; the destination shares the source's backing chain.</summary>
+    public bool Shallow { get; init; } = true;
+
+    /// <summary>
+    /// REUSE_EXT: the destination exists. With <see cref="Shallow"/> the lab creates it itself (qemu-img create on the
+    /// active layer's backing file) unless <see cref="DestinationExists"/>.
+    /// </summary>
+    public bool ReuseExternal { get; init; } = true;
+
+    /// <summary>The caller made the destination: the lab neither creates it nor refuses it.</summary>
+    public bool DestinationExists { get; init; }
+
+    /// <summary>TRANSIENT_JOB: lets persistent domains copy (libvirt refuses otherwise); the persistent XML is not updated by a pivot.</summary>
+    public bool TransientJob { get; init; } = true;
+
+    public string Format { get; init; } = "qcow2";
+}
+
+/// <summary>A check that the domain XML and qemu-img see the same chain.</summary>
+public sealed record LibvirtChainCheck(DomainDisk Xml, BackingChain Headers, ChainAgreement Agreement);
+
+/// <summary>
+/// A domain's block layer through libvirt: chains from the domain XML, blockcommit, blockpull, blockcopy and
+/// block job control. Disks are named by their target (<c>vda</c>). Method names follow the QEMU backend's
+/// <see cref="Block.BlockLayer"/> (QueryChainAsync, CheckChainAgreementAsync, StartCommitAsync/CommitAsync,
+/// StartStreamAsync/StreamAsync), so a notebook can switch backends.
+/// </summary>
+public sealed class LibvirtBlock
+{
+    private readonly LibvirtDomain _domain;
+
+    internal LibvirtBlock(LibvirtDomain domain) => _domain = domain;
+
+    /// <summary>Default limit for the convenience methods that drive a job to its end.</summary>
+    public TimeSpan JobTimeout { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// The disk's chain, active first: from the live XML's <c>source</c> and <c>backingStore</c> elements; for a
+    /// shut-off domain (whose XML has no backingStore) the rest of the chain is read from the image headers.
+    /// </summary>
+    public async Task<DomainDisk> QueryChainAsync(string disk, CancellationToken cancellationToken = default)
+    {
+        var running = await _domain.GetStateAsync(cancellationToken).ConfigureAwait(false) != DomainState.ShutOff;
+        var disks = await _domain.ListDisksAsync(inactive: !running, cancellationToken).ConfigureAwait(false);
+        var d = disks.FirstOrDefault(x => x.Target == disk)
+            ?? throw new LabUsageException($"domain '{_domain.Name}' has no disk {disk} (it has {string.Join(", ", disks.Select(x => x.Target))})");
+        if (!running && d.Chain.Count == 1)
+        {
+            var headers = await QemuImg.GetBackingChainAsync(d.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
+            d = d with { Chain = headers.Layers.Select(l => l.Filename).ToArray() };
+        }
+        return d;
+    }
+
+    /// <summary>The chain in the domain XML against <c>qemu-img info --backing-chain -U</c> of its active layer.</summary>
+    public async Task<LibvirtChainCheck> CheckChainAgreementAsync(string disk, CancellationToken cancellationToken = default)
+    {
+        var d = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+        var headers = await QemuImg.GetBackingChainAsync(d.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return new LibvirtChainCheck(d, headers, headers.Compare(d.Chain));
+    }
+
+    /// <summary>
+    /// <c>virDomainBlockCommit</c>: commits <paramref name="top"/> (a file in the chain; null = the active layer,
+    /// which makes it an ACTIVE commit) into <paramref name="base"/> (null = the top's backing file... libvirt's
+    /// default is the chain's base). An intermediate commit ends by itself; an active one becomes READY and waits
+    /// for <see cref="LibvirtBlockJob.PivotAsync"/> or <see cref="LibvirtBlockJob.AbortAsync"/> (keep the overlay).
+    /// </summary>
+    public async Task<LibvirtBlockJob> StartCommitAsync(string disk, string? top = null, string? @base = null, LibvirtCommitOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new LibvirtCommitOptions();
+        var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+        var active = top is null || BackingChain.SameFile(top, chain.Source);
+        var flags = (active ? Vir.CommitActive : 0) | (options.Shallow ? Vir.CommitShallow : 0) | (options.Speed is null ? 0 : Vir.CommitBandwidthBytes);
+        var job = new LibvirtBlockJob(_domain, disk, active ? "active-commit" : "commit");
+        var flagText = string.Join('|', new[] { active ? "ACTIVE" : null, options.Shallow ? "SHALLOW" : null, options.Speed is null ? null : "BANDWIDTH_BYTES" }.Where(f => f is not null));
+        try
+        {
+            await _domain.Run(() => LibvirtRuntime.Call("virDomainBlockCommit", _domain.What,
+                $"virDomainBlockCommit({_domain.Name}, disk={disk}, base={@base ?? "NULL"}, top={top ?? "NULL"}, bandwidth={options.Speed ?? 0}, flags={(flagText.Length == 0 ? "0" : flagText)})",
+                () => LibvirtNative.virDomainBlockCommit(_domain.Handle, disk, @base, active ? null : top, (ulong)(options.Speed ?? 0), flags)), cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await job.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        return job;
+    }
+
+    /// <summary>
+    /// Runs a commit to its end: waits for an intermediate commit; for an active commit waits for READY, then
+    /// pivots (<see cref="ReadyAction.Complete"/>) or aborts to keep the overlay (<see cref="ReadyAction.Cancel"/>).
+    /// Returns the chain afterwards.
+    /// </summary>
+    public async Task<DomainDisk> CommitAsync(string disk, string? top = null, string? @base = null, LibvirtCommitOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new LibvirtCommitOptions();
+        await using var job = await StartCommitAsync(disk, top, @base, options, cancellationToken).ConfigureAwait(false);
+        if (job.Type == "active-commit")
+        {
+            await job.WaitReadyAsync(JobTimeout, cancellationToken).ConfigureAwait(false);
+            switch (options.OnReady)
+            {
+                case ReadyAction.Complete:
+                    await job.PivotAsync(cancellationToken).ConfigureAwait(false);
+                    break;
+                case ReadyAction.Cancel:
+                    await job.AbortAsync(cancellationToken).ConfigureAwait(false);
+                    break;
+                default:
+                    throw new LabUsageException("CommitAsync drives the job to its end: OnReady must be Complete or Cancel (use StartCommitAsync to wait)");
+            }
+        }
+        await job.WaitAsync(JobTimeout, cancellationToken).ConfigureAwait(false);
+        return await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// blockpull: <c>virDomainBlockPull</c> (whole chain into the active layer) or, with <paramref name="base"/>,
+    /// <c>virDomainBlockRebase(base)</c> (only the layers above base; the active layer then backs onto base).
+    /// </summary>
+    public async Task<LibvirtBlockJob> StartStreamAsync(string disk, string? @base = null, long? speed = null, CancellationToken cancellationToken = default)
+    {
+        var job = new LibvirtBlockJob(_domain, disk, "pull");
+        try
+        {
+            if (@base is null)
+            {
+                await _domain.Run(() => LibvirtRuntime.Call("virDomainBlockPull", _domain.What, $"virDomainBlockPull({_domain.Name}, disk={disk}, bandwidth={speed ?? 0}, flags={(speed is null ? "0" : "BANDWIDTH_BYTES")})",
+                    () => LibvirtNative.virDomainBlockPull(_domain.Handle, disk, (ulong)(speed ?? 0), speed is null ? 0 : Vir.PullBandwidthBytes)), cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await _domain.Run(() => LibvirtRuntime.Call("virDomainBlockRebase", _domain.What, $"virDomainBlockRebase({_domain.Name}, disk={disk}, base={@base}, bandwidth={speed ?? 0}, flags={(speed is null ? "0" : "BANDWIDTH_BYTES")})",
+                    () => LibvirtNative.virDomainBlockRebase(_domain.Handle, disk, @base, (ulong)(speed ?? 0), speed is null ? 0 : Vir.RebaseBandwidthBytes)), cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            await job.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        return job;
+    }
+
+    /// <summary>Runs a pull to its end and returns the chain afterwards.</summary>
+    public async Task<DomainDisk> StreamAsync(string disk, string? @base = null, long? speed = null, CancellationToken cancellationToken = default)
+    {
+        await using var job = await StartStreamAsync(disk, @base, speed, cancellationToken).ConfigureAwait(false);
+        await job.WaitAsync(JobTimeout, cancellationToken).ConfigureAwait(false);
+        return await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// blockcopy (<c>virDomainBlockCopy</c>) of disk to <paramref name="destination"/>. By default SHALLOW |
+    /// REUSE_EXT | TRANSIENT_JOB: the lab creates the destination on the active layer's backing file (refusing an
+    /// existing file), so persistent domains can copy. The job becomes READY; then pivot or abort.
+    /// </summary>
+    public async Task<LibvirtBlockJob> StartCopyAsync(string disk, string destination, LibvirtCopyOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new LibvirtCopyOptions();
+        destination = Path.GetFullPath(destination);
+        var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+        if (!options.DestinationExists)
+        {
+            if (File.Exists(destination))
+            {
+                throw new Block.OverlayExistsException(destination);
+            }
+            if (options.ReuseExternal)
+            {
+                var info = await QemuImg.InfoAsync(chain.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var create = options.Shallow && chain.Chain.Count > 1
+                    ? new CreateOptions { BackingFile = chain.Chain[1], BackingFormat = await FormatOfAsync(chain.Chain[1], cancellationToken).ConfigureAwait(false) }
+                    : null;
+                await QemuImg.CreateAsync(destination, options.Format, info.VirtualSize, create, cancellationToken).ConfigureAwait(false);
+            }
+            _domain.RememberCreated(destination);
+        }
+        var flags = (options.Shallow ? Vir.CopyShallow : 0) | (options.ReuseExternal ? Vir.CopyReuseExt : 0) | (options.TransientJob ? Vir.CopyTransientJob : 0);
+        var flagText = string.Join('|', new[] { options.Shallow ? "SHALLOW" : null, options.ReuseExternal ? "REUSE_EXT" : null, options.TransientJob ? "TRANSIENT_JOB" : null }.Where(f => f is not null));
+        var xml = $"<disk type='file'><driver type='{SecurityElement.Escape(options.Format)}'/><source file='{SecurityElement.Escape(destination)}'/></disk>";
+        var job = new LibvirtBlockJob(_domain, disk, "copy");
+        try
+        {
+            await _domain.Run(() => LibvirtRuntime.Call("virDomainBlockCopy", _domain.What, $"virDomainBlockCopy({_domain.Name}, disk={disk}, dest={destination}, flags={(flagText.Length == 0 ? "0" : flagText)})",
+                () => LibvirtNative.virDomainBlockCopy(_domain.Handle, disk, xml, 0, 0, flags)), cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await job.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        return job;
+    }
+
+    private static async Task<string> FormatOfAsync(string file, CancellationToken cancellationToken) =>
+        (await QemuImg.InfoAsync(file, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
+
+    /// <summary><c>virDomainGetBlockJobInfo</c>: the disk's job progress, null when it has none.</summary>
+    public Task<BlockJobProgress?> GetJobInfoAsync(string disk, CancellationToken cancellationToken = default) =>
+        _domain.Run(() =>
+        {
+            LibvirtNative.BlockJobInfo info = default;
+            var r = LibvirtRuntime.Call("virDomainGetBlockJobInfo", _domain.What, $"virDomainGetBlockJobInfo({_domain.Name}, {disk})",
+                () => LibvirtNative.virDomainGetBlockJobInfo(_domain.Handle, disk, out info, 0));
+            return r == 0 ? null : new BlockJobProgress(disk, info.Cur == info.End && info.End > 0 ? JobStatus.Ready : JobStatus.Running,
+                (long)info.Cur, (long)info.End, DateTimeOffset.UtcNow, null, $"type {((LibvirtBlockJobType)info.Type).ToString().ToLowerInvariant()}");
+        }, cancellationToken);
+
+    /// <summary><c>virDomainBlockJobAbort</c> (synchronous), with PIVOT to switch to the copy / commit base.</summary>
+    public Task AbortJobAsync(string disk, bool pivot = false, CancellationToken cancellationToken = default) =>
+        _domain.Run(() => LibvirtRuntime.Call("virDomainBlockJobAbort", _domain.What, $"virDomainBlockJobAbort({_domain.Name}, {disk}, {(pivot ? "PIVOT" : "0")})",
+            () => LibvirtNative.virDomainBlockJobAbort(_domain.Handle, disk, pivot ? Vir.JobAbortPivot : 0)), cancellationToken);
+
+    internal static string Num(long v) => v.ToString(CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,233 @@
+using System.Diagnostics;
+using LabKernel.Jobs;
+
+namespace LabKernel.Libvirt;
+
+/// <summary>
+/// A libvirt block job on one disk (commit, active commit, pull, copy), driven by libvirt's
+/// <c>VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2</c> events: it listens before the job is started, so no READY or
+/// COMPLETED is missed. Progress comes from <c>virDomainGetBlockJobInfo</c>, sampled on each event and on demand,
+/// in the same <see cref="BlockJobProgress"/> record the QEMU backend's jobs report. libvirt names one job per disk,
+/// so <see cref="BlockJobProgress.JobId"/> is the disk target.
+/// </summary>
+public sealed class LibvirtBlockJob : IAsyncDisposable
+{
+    private readonly LibvirtDomain _domain;
+    private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource<BlockJobResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<BlockJobProgress> _history = [];
+    private readonly Stopwatch _sw = Stopwatch.StartNew();
+    private readonly IDisposable _subscription;
+    private BlockJobProgress _last;
+    private bool _pivotRequested;
+    private bool _abortRequested;
+
+    internal LibvirtBlockJob(LibvirtDomain domain, string disk, string type)
+    {
+        _domain = domain;
+        Disk = disk;
+        Type = type;
+        _last = new BlockJobProgress(disk, JobStatus.Created, 0, 0, DateTimeOffset.UtcNow, null, "start");
+        _subscription = domain.Connection.Subscribe(OnEvent);
+    }
+
+    /// <summary>The disk target (<c>vda</c>).</summary>
+    public string Disk { get; }
+
+    /// <summary>commit, active-commit, pull or copy.</summary>
+    public string Type { get; }
+
+    /// <summary>The last progress seen (event or sample).</summary>
+    public BlockJobProgress Last
+    {
+        get
+        {
+            lock (_history)
+            {
+                return _last;
+            }
+        }
+    }
+
+    /// <summary>Every progress observation, oldest first.</summary>
+    public IReadOnlyList<BlockJobProgress> History
+    {
+        get
+        {
+            lock (_history)
+            {
+                return _history.ToArray();
+            }
+        }
+    }
+
+    /// <summary>The BLOCK_JOB_2 events of this job, in order.</summary>
+    public IReadOnlyList<BlockJobEventRecord> Events
+    {
+        get
+        {
+            lock (_history)
+            {
+                return _events.ToArray();
+            }
+        }
+    }
+
+    private readonly List<BlockJobEventRecord> _events = [];
+
+    /// <summary>libvirt's final status: completed, failed or cancelled; null while it runs.</summary>
+    public LibvirtBlockJobStatus? Outcome { get; private set; }
+
+    public bool HasBeenReady => _ready.Task.IsCompleted;
+
+    /// <summary>Completes when the job ends (faults with <see cref="BlockJobFailedException"/> when libvirt reports FAILED).</summary>
+    public Task<BlockJobResult> Completion => _completion.Task;
+
+    private void OnEvent(LibvirtDomainEvent e)
+    {
+        if (e is not BlockJobEventRecord b || b.Domain != _domain.Name || b.Disk != Disk || _completion.Task.IsCompleted)
+        {
+            return;
+        }
+        lock (_history)
+        {
+            _events.Add(b);
+        }
+        if (b.Status == LibvirtBlockJobStatus.Ready)
+        {
+            TrySample("ready", JobStatus.Ready);
+            _ready.TrySetResult();
+            return;
+        }
+        var last = Last;
+        Record(last with { Status = JobStatus.Concluded, At = b.At, Trigger = b.Status.ToString().ToLowerInvariant() });
+        Outcome = b.Status;
+        if (b.Status == LibvirtBlockJobStatus.Failed)
+        {
+            var ex = new BlockJobFailedException(Disk, Type, $"libvirt reported the {Type} job on {_domain.Name} {Disk} FAILED", []);
+            _ready.TrySetException(ex);
+            _completion.TrySetException(ex);
+        }
+        else
+        {
+            var cancelled = b.Status == LibvirtBlockJobStatus.Cancelled || (_abortRequested && !_pivotRequested);
+            _ready.TrySetException(new LabException($"the {Type} job on {_domain.Name} {Disk} ended ({b.Status}) without becoming ready"));
+            _completion.TrySetResult(new BlockJobResult(Disk, Type, cancelled, !cancelled && (_pivotRequested || b.Status == LibvirtBlockJobStatus.Completed),
+                last.Offset, last.Length, _sw.Elapsed, []));
+        }
+        _ = _ready.Task.Exception; // observed: a job that never becomes ready is not an unobserved fault
+    }
+
+    private void TrySample(string trigger, JobStatus status)
+    {
+        try
+        {
+            var info = Sample(trigger, status);
+            if (info is not null)
+            {
+                Record(info);
+            }
+        }
+        catch (LibvirtException)
+        {
+        }
+    }
+
+    private void Record(BlockJobProgress p)
+    {
+        lock (_history)
+        {
+            _last = p;
+            _history.Add(p);
+        }
+    }
+
+    private BlockJobProgress? Sample(string trigger, JobStatus status)
+    {
+        LibvirtNative.BlockJobInfo info = default;
+        var r = LibvirtRuntime.Call("virDomainGetBlockJobInfo", _domain.What, $"virDomainGetBlockJobInfo({_domain.Name}, {Disk})",
+            () => LibvirtNative.virDomainGetBlockJobInfo(_domain.Handle, Disk, out info, 0));
+        if (r == 0)
+        {
+            return null;
+        }
+        return new BlockJobProgress(Disk, status, (long)info.Cur, (long)info.End, DateTimeOffset.UtcNow, null, trigger);
+    }
+
+    /// <summary><c>virDomainGetBlockJobInfo</c> now: offset and length; null when libvirt no longer has the job.</summary>
+    public Task<BlockJobProgress?> SampleAsync(CancellationToken cancellationToken = default) =>
+        Task.Run(() =>
+        {
+            var p = Sample("sample", HasBeenReady ? JobStatus.Ready : JobStatus.Running);
+            if (p is not null)
+            {
+                Record(p);
+            }
+            return p;
+        }, cancellationToken);
+
+    /// <summary>Waits for the READY event (copy, active commit).</summary>
+    public async Task WaitReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await _ready.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new LabTimeoutException($"the {Type} job on {_domain.Name} {Disk} to become ready", timeout, Last.ToString());
+        }
+    }
+
+    /// <summary>Waits for the job's end: COMPLETED, CANCELLED (a result) or FAILED (an exception).</summary>
+    public async Task<BlockJobResult> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await _completion.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new LabTimeoutException($"the {Type} job on {_domain.Name} {Disk} to end", timeout, Last.ToString());
+        }
+    }
+
+    /// <summary><c>virDomainBlockJobAbort(PIVOT)</c>: switch the disk to the copy / the commit base (after READY).</summary>
+    public Task PivotAsync(CancellationToken cancellationToken = default)
+    {
+        _pivotRequested = true;
+        return _domain.Block.AbortJobAsync(Disk, pivot: true, cancellationToken);
+    }
+
+    /// <summary>Same as <see cref="PivotAsync"/>, named like the QEMU backend's job.</summary>
+    public Task CompleteAsync(CancellationToken cancellationToken = default) => PivotAsync(cancellationToken);
+
+    /// <summary><c>virDomainBlockJobAbort</c>: stop the job; after READY the disk stays on its source / keeps the overlay.</summary>
+    public Task AbortAsync(CancellationToken cancellationToken = default)
+    {
+        _abortRequested = true;
+        return _domain.Block.AbortJobAsync(Disk, pivot: false, cancellationToken);
+    }
+
+    /// <summary>Same as <see cref="AbortAsync"/>, named like the QEMU backend's job.</summary>
+    public Task CancelAsync(CancellationToken cancellationToken = default) => AbortAsync(cancellationToken);
+
+    public override string ToString() => $"{Type} on {_domain.Name} {Disk}: {Last}";
+
+    /// <summary>Stops listening; aborts the job when it is still running.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (!_completion.Task.IsCompleted)
+        {
+            try
+            {
+                await AbortAsync().ConfigureAwait(false);
+                await WaitAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            }
+            catch (LabException)
+            {
+            }
+        }
+        _subscription.Dispose();
+    }
+}

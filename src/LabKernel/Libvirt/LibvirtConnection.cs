@@ -1,0 +1,306 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using System.Threading.Channels;
+
+namespace LabKernel.Libvirt;
+
+/// <summary>A domain lifecycle event (<c>VIR_DOMAIN_EVENT_ID_LIFECYCLE</c>).</summary>
+public enum DomainLifecycleEvent
+{
+    Defined = 0,
+    Undefined = 1,
+    Started = 2,
+    Suspended = 3,
+    Resumed = 4,
+    Stopped = 5,
+    Shutdown = 6,
+    PmSuspended = 7,
+    Crashed = 8,
+}
+
+/// <summary>libvirt's block job types (<c>virDomainBlockJobType</c>).</summary>
+public enum LibvirtBlockJobType
+{
+    Unknown = 0,
+    Pull = 1,
+    Copy = 2,
+    Commit = 3,
+    ActiveCommit = 4,
+    Backup = 5,
+}
+
+/// <summary>libvirt's block job event status (<c>virConnectDomainEventBlockJobStatus</c>).</summary>
+public enum LibvirtBlockJobStatus
+{
+    Completed = 0,
+    Failed = 1,
+    Cancelled = 2,
+    Ready = 3,
+}
+
+/// <summary>An event libvirt delivered for a domain, in delivery order.</summary>
+public abstract record LibvirtDomainEvent(string Domain, DateTimeOffset At);
+
+/// <summary>A lifecycle event: started, stopped, shutdown, ... with libvirt's detail code.</summary>
+public sealed record DomainLifecycleEventRecord(string Domain, DateTimeOffset At, DomainLifecycleEvent Event, int Detail) : LibvirtDomainEvent(Domain, At);
+
+/// <summary>A <c>VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2</c> event: the disk is named by its target (<c>vda</c>).</summary>
+public sealed record BlockJobEventRecord(string Domain, DateTimeOffset At, string Disk, LibvirtBlockJobType Type, LibvirtBlockJobStatus Status) : LibvirtDomainEvent(Domain, At);
+
+/// <summary>
+/// A connection to libvirtd through libvirt's C API (<c>virConnectOpen</c>), by default to <c>qemu:///system</c>;
+/// <c>qemu+ssh://user@host/system</c> reaches a remote hypervisor. The connection registers for lifecycle and
+/// BLOCK_JOB_2 events of every domain (<c>virConnectDomainEventRegisterAny</c>); libvirt delivers them on the
+/// process's event loop thread and the connection hands them, in order, to <see cref="LibvirtBlockJob"/>s and
+/// waits. Thread-safe; dispose to close.
+/// </summary>
+public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
+{
+    public const string DefaultUri = "qemu:///system";
+
+    private readonly ConnectHandle _handle;
+    private readonly GCHandle _self;
+    private readonly int[] _callbacks;
+    private readonly Channel<LibvirtDomainEvent> _events = Channel.CreateUnbounded<LibvirtDomainEvent>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly ConcurrentDictionary<long, Action<LibvirtDomainEvent>> _listeners = new();
+    private readonly Task _dispatcher;
+    private long _nextListener;
+    private int _disposed;
+
+    private LibvirtConnection(string uri, ConnectHandle handle)
+    {
+        Uri = uri;
+        _handle = handle;
+        _self = GCHandle.Alloc(this);
+        _dispatcher = Task.Run(DispatchAsync);
+        var opaque = GCHandle.ToIntPtr(_self);
+        _callbacks =
+        [
+            RegisterEvent(Vir.EventIdLifecycle, LifecycleCallback, opaque, "LIFECYCLE"),
+            RegisterEvent(Vir.EventIdBlockJob2, BlockJobCallback, opaque, "BLOCK_JOB_2"),
+        ];
+    }
+
+    /// <summary>The URI this connection was opened with.</summary>
+    public string Uri { get; }
+
+    /// <summary>Time source for waits (tests may substitute one).</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    internal ConnectHandle Handle => _handle;
+
+    /// <summary>Every event seen, for reports (bounded to the last 2,000).</summary>
+    public IReadOnlyList<LibvirtDomainEvent> RecentEvents
+    {
+        get
+        {
+            lock (_recent)
+            {
+                return _recent.ToArray();
+            }
+        }
+    }
+
+    private readonly Queue<LibvirtDomainEvent> _recent = new();
+
+    /// <summary>
+    /// <c>virConnectOpen(uri)</c>. Starts libvirt's event loop thread first (once per process). A libvirtd that is
+    /// not running gives a <see cref="LibvirtConnectionException"/> naming the URI.
+    /// </summary>
+    public static Task<LibvirtConnection> OpenAsync(string uri = DefaultUri, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(uri);
+        return Task.Run(() =>
+        {
+            LibvirtRuntime.EnsureStarted();
+            var handle = LibvirtRuntime.CallHandle("virConnectOpen", uri, $"virConnectOpen(\"{uri}\")",
+                () => LibvirtNative.virConnectOpen(uri),
+                (code, dom, msg) => new LibvirtConnectionException(uri, code, dom, msg));
+            return new LibvirtConnection(uri, handle);
+        }, cancellationToken);
+    }
+
+    /// <summary>libvirt's library version on the connection (<c>virConnectGetLibVersion</c>), e.g. 9.0.0.</summary>
+    public Version GetLibraryVersion()
+    {
+        ulong version = 0;
+        LibvirtRuntime.Call("virConnectGetLibVersion", Uri, "virConnectGetLibVersion(conn)", () => LibvirtNative.virConnectGetLibVersion(_handle, out version));
+        return new Version((int)(version / 1_000_000), (int)(version / 1000 % 1000), (int)(version % 1000));
+    }
+
+    /// <summary><c>virDomainLookupByName</c>. A wrong name gives a <see cref="LibvirtDomainNotFoundException"/>.</summary>
+    public Task<LibvirtDomain> LookupDomainAsync(string name, CancellationToken cancellationToken = default) =>
+        Task.Run(() => LookupDomain(name), cancellationToken);
+
+    internal LibvirtDomain LookupDomain(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        var handle = LibvirtRuntime.CallHandle("virDomainLookupByName", $"domain '{name}'", $"virDomainLookupByName(conn, \"{name}\")",
+            () => LibvirtNative.virDomainLookupByName(_handle, name),
+            (code, dom, msg) => code == Vir.ErrNoDomain ? new LibvirtDomainNotFoundException(name, Uri, code, dom, msg) : new LibvirtException("virDomainLookupByName", $"domain '{name}'", code, dom, msg));
+        return new LibvirtDomain(this, handle, name);
+    }
+
+    /// <summary>True when a domain of that name exists (defined or running).</summary>
+    public async Task<bool> DomainExistsAsync(string name, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            using var d = await LookupDomainAsync(name, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (LibvirtDomainNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary><c>virDomainDefineXML</c>: defines (or redefines) a persistent domain.</summary>
+    public Task<LibvirtDomain> DefineDomainAsync(string xml, CancellationToken cancellationToken = default) =>
+        Task.Run(() =>
+        {
+            var name = DomainXml.NameOf(xml);
+            var handle = LibvirtRuntime.CallHandle("virDomainDefineXML", $"domain '{name}'", $"virDomainDefineXML(conn, <domain {name}>)",
+                () => LibvirtNative.virDomainDefineXML(_handle, xml));
+            return new LibvirtDomain(this, handle, name);
+        }, cancellationToken);
+
+    /// <summary><c>virDomainCreateXML</c>: starts a transient domain (gone when it stops).</summary>
+    public Task<LibvirtDomain> CreateTransientDomainAsync(string xml, CancellationToken cancellationToken = default) =>
+        Task.Run(() =>
+        {
+            var name = DomainXml.NameOf(xml);
+            var handle = LibvirtRuntime.CallHandle("virDomainCreateXML", $"domain '{name}'", $"virDomainCreateXML(conn, <domain {name}>, 0)",
+                () => LibvirtNative.virDomainCreateXML(_handle, xml, 0));
+            return new LibvirtDomain(this, handle, name);
+        }, cancellationToken);
+
+    /// <summary>Calls <paramref name="listener"/> for every event until the result is disposed (on the dispatcher, in order).</summary>
+    public IDisposable Subscribe(Action<LibvirtDomainEvent> listener)
+    {
+        var id = Interlocked.Increment(ref _nextListener);
+        _listeners[id] = listener;
+        return new Unsubscriber(() => _listeners.TryRemove(id, out _));
+    }
+
+    /// <summary>
+    /// Waits for the first event matching <paramref name="predicate"/>. Subscribe before causing it: the returned
+    /// task is armed at once, the time limit starts when it is awaited through <paramref name="timeout"/>.
+    /// </summary>
+    public async Task<T> WaitForEventAsync<T>(Func<T, bool> predicate, TimeSpan timeout, string awaited, Func<Task>? cause = null, CancellationToken cancellationToken = default)
+        where T : LibvirtDomainEvent
+    {
+        var tcs = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var sub = Subscribe(e =>
+        {
+            if (e is T t && predicate(t))
+            {
+                tcs.TrySetResult(t);
+            }
+        });
+        if (cause is not null)
+        {
+            await cause().ConfigureAwait(false);
+        }
+        try
+        {
+            return await tcs.Task.WaitAsync(timeout, Time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new LabTimeoutException(awaited, timeout);
+        }
+    }
+
+    private int RegisterEvent(int eventId, nint callback, nint opaque, string name) =>
+        LibvirtRuntime.Call("virConnectDomainEventRegisterAny", Uri, $"virConnectDomainEventRegisterAny(conn, NULL, {name})",
+            () => LibvirtNative.virConnectDomainEventRegisterAny(_handle, 0, eventId, callback, opaque, 0));
+
+    private static unsafe nint LifecycleCallback => (nint)(delegate* unmanaged<nint, nint, int, int, nint, int>)&OnLifecycle;
+
+    private static unsafe nint BlockJobCallback => (nint)(delegate* unmanaged<nint, nint, nint, int, int, nint, void>)&OnBlockJob;
+
+    [UnmanagedCallersOnly]
+    private static int OnLifecycle(nint conn, nint dom, int evt, int detail, nint opaque)
+    {
+        Post(opaque, new DomainLifecycleEventRecord(DomainName(dom), DateTimeOffset.UtcNow, (DomainLifecycleEvent)evt, detail));
+        return 0;
+    }
+
+    [UnmanagedCallersOnly]
+    private static void OnBlockJob(nint conn, nint dom, nint disk, int type, int status, nint opaque) =>
+        Post(opaque, new BlockJobEventRecord(DomainName(dom), DateTimeOffset.UtcNow, Marshal.PtrToStringUTF8(disk) ?? "", (LibvirtBlockJobType)type, (LibvirtBlockJobStatus)status));
+
+    private static string DomainName(nint dom) => Marshal.PtrToStringUTF8(LibvirtNative.virDomainGetName(dom)) ?? "";
+
+    private static void Post(nint opaque, LibvirtDomainEvent e)
+    {
+        try
+        {
+            if (GCHandle.FromIntPtr(opaque).Target is LibvirtConnection c)
+            {
+                c._events.Writer.TryWrite(e);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // The connection is gone.
+        }
+    }
+
+    private async Task DispatchAsync()
+    {
+        await foreach (var e in _events.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            lock (_recent)
+            {
+                _recent.Enqueue(e);
+                while (_recent.Count > 2000)
+                {
+                    _recent.Dequeue();
+                }
+            }
+            foreach (var l in _listeners.Values)
+            {
+                try
+                {
+                    l(e);
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // A listener's failure must not stop event delivery to the others.
+                }
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+        foreach (var id in _callbacks)
+        {
+            LibvirtNative.virConnectDomainEventDeregisterAny(_handle, id);
+        }
+        _handle.Dispose();
+        _events.Writer.TryComplete();
+        _self.Free();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Task.Run(Dispose).ConfigureAwait(false);
+        await _dispatcher.ConfigureAwait(false);
+    }
+
+    public override string ToString() => Uri;
+
+    private sealed class Unsubscriber(Action action) : IDisposable
+    {
+        private Action? _action = action;
+
+        public void Dispose() => Interlocked.Exchange(ref _action, null)?.Invoke();
+    }
+}

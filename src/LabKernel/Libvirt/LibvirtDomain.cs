@@ -1,0 +1,334 @@
+using System.Collections.Concurrent;
+using LabKernel.Images;
+
+namespace LabKernel.Libvirt;
+
+/// <summary>libvirt's domain states (<c>virDomainState</c>).</summary>
+public enum DomainState
+{
+    NoState = 0,
+    Running = 1,
+    Blocked = 2,
+    Paused = 3,
+    ShuttingDown = 4,
+    ShutOff = 5,
+    Crashed = 6,
+    PmSuspended = 7,
+}
+
+/// <summary>How <see cref="LibvirtDomain.ShutdownAsync"/> asks the guest to power off.</summary>
+public enum ShutdownMode
+{
+    /// <summary><c>virDomainShutdown</c>: the hypervisor's default (ACPI power button for QEMU).</summary>
+    Default,
+
+    /// <summary><c>virDomainShutdownFlags(GUEST_AGENT)</c>: <c>guest-shutdown</c> through the agent (the lean guest has no ACPI daemon).</summary>
+    GuestAgent,
+
+    /// <summary><c>virDomainShutdownFlags(ACPI_POWER_BTN)</c>.</summary>
+    Acpi,
+}
+
+/// <summary>
+/// A libvirt domain (<c>virDomainPtr</c>). Lifecycle calls here; the block layer, snapshots, the guest agent and the
+/// QEMU monitor are grouped in <see cref="Block"/>, <see cref="Snapshots"/>, <see cref="Agent"/> and
+/// <see cref="Monitor"/>. Images the lab creates through this object are remembered in <see cref="CreatedImages"/>;
+/// only those are ever deleted by the lab's clean-up.
+/// </summary>
+public sealed class LibvirtDomain : IDisposable
+{
+    private readonly DomainHandle _handle;
+
+    internal LibvirtDomain(LibvirtConnection connection, DomainHandle handle, string name)
+    {
+        Connection = connection;
+        _handle = handle;
+        Name = name;
+        Block = new LibvirtBlock(this);
+        Snapshots = new LibvirtSnapshots(this);
+        Agent = new LibvirtAgent(this);
+        Monitor = new LibvirtMonitor(this);
+    }
+
+    public LibvirtConnection Connection { get; }
+    public string Name { get; }
+
+    /// <summary>Chains, commit, pull, copy and block jobs.</summary>
+    public LibvirtBlock Block { get; }
+
+    /// <summary>External (disk-only, memory) and internal snapshots, the snapshot tree, revert.</summary>
+    public LibvirtSnapshots Snapshots { get; }
+
+    /// <summary>The guest agent through <c>virDomainQemuAgentCommand</c> (an <see cref="GuestAgent.IGuestShell"/>).</summary>
+    public LibvirtAgent Agent { get; }
+
+    /// <summary>QEMU monitor passthrough (<c>virDomainQemuMonitorCommand</c>, HMP or QMP).</summary>
+    public LibvirtMonitor Monitor { get; }
+
+    /// <summary>Images the lab created for this domain (overlays, copy targets), full paths.</summary>
+    public IReadOnlyCollection<string> CreatedImages => _created.Keys.ToArray();
+
+    private readonly ConcurrentDictionary<string, byte> _created = new(StringComparer.Ordinal);
+
+    internal void RememberCreated(string path) => _created[Path.GetFullPath(path)] = 0;
+
+    internal void ForgetCreated(string path) => _created.TryRemove(Path.GetFullPath(path), out _);
+
+    internal bool WasCreatedByLab(string path) => _created.ContainsKey(Path.GetFullPath(path));
+
+    internal DomainHandle Handle => _handle;
+
+    internal string What => $"domain '{Name}'";
+
+    internal Task<T> Run<T>(Func<T> f, CancellationToken cancellationToken) => Task.Run(f, cancellationToken);
+
+    internal Task Run(Action f, CancellationToken cancellationToken) => Task.Run(f, cancellationToken);
+
+    // ---------------------------------------------------------------- lifecycle
+
+    /// <summary><c>virDomainCreate</c>: starts the defined domain.</summary>
+    public Task StartAsync(CancellationToken cancellationToken = default) =>
+        Run(() => LibvirtRuntime.Call("virDomainCreate", What, $"virDomainCreate({Name})", () => LibvirtNative.virDomainCreate(_handle)), cancellationToken);
+
+    /// <summary><c>virDomainDestroy</c>: stops QEMU at once (no-op when already shut off).</summary>
+    public async Task DestroyAsync(CancellationToken cancellationToken = default)
+    {
+        if (await GetStateAsync(cancellationToken).ConfigureAwait(false) == DomainState.ShutOff)
+        {
+            return;
+        }
+        await Run(() => LibvirtRuntime.Call("virDomainDestroy", What, $"virDomainDestroy({Name})", () => LibvirtNative.virDomainDestroy(_handle)), cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Asks the guest to power off (<c>virDomainShutdown</c> / <c>virDomainShutdownFlags</c>) and waits for the
+    /// STOPPED lifecycle event, or the shut-off state, within <paramref name="timeout"/>; a guest that does not
+    /// stop gives a <see cref="LabTimeoutException"/> naming the domain.
+    /// </summary>
+    public async Task ShutdownAsync(TimeSpan timeout, ShutdownMode mode = ShutdownMode.GuestAgent, CancellationToken cancellationToken = default)
+    {
+        if (await GetStateAsync(cancellationToken).ConfigureAwait(false) == DomainState.ShutOff)
+        {
+            return;
+        }
+        var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var sub = Connection.Subscribe(e =>
+        {
+            if (e is DomainLifecycleEventRecord { Event: DomainLifecycleEvent.Stopped } l && l.Domain == Name)
+            {
+                stopped.TrySetResult();
+            }
+        });
+        await Run(() => mode switch
+        {
+            ShutdownMode.Default => LibvirtRuntime.Call("virDomainShutdown", What, $"virDomainShutdown({Name})", () => LibvirtNative.virDomainShutdown(_handle)),
+            ShutdownMode.Acpi => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, ACPI_POWER_BTN)", () => LibvirtNative.virDomainShutdownFlags(_handle, Vir.ShutdownAcpi)),
+            _ => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, GUEST_AGENT)", () => LibvirtNative.virDomainShutdownFlags(_handle, Vir.ShutdownGuestAgent)),
+        }, cancellationToken).ConfigureAwait(false);
+        var deadline = Connection.Time.GetTimestamp();
+        while (!stopped.Task.IsCompleted)
+        {
+            if (await GetStateAsync(cancellationToken).ConfigureAwait(false) == DomainState.ShutOff)
+            {
+                return;
+            }
+            if (Connection.Time.GetElapsedTime(deadline) > timeout)
+            {
+                throw new LabTimeoutException($"domain '{Name}' to shut down ({mode})", timeout, $"state {await GetStateAsync(cancellationToken).ConfigureAwait(false)}");
+            }
+            await Task.WhenAny(stopped.Task, Task.Delay(TimeSpan.FromMilliseconds(500), Connection.Time, cancellationToken)).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// <c>virDomainUndefineFlags</c> with SNAPSHOTS_METADATA | CHECKPOINTS_METADATA | MANAGED_SAVE, so a domain
+    /// with snapshot metadata can be undefined. Images are not touched.
+    /// </summary>
+    public Task UndefineAsync(CancellationToken cancellationToken = default) =>
+        Run(() => LibvirtRuntime.Call("virDomainUndefineFlags", What, $"virDomainUndefineFlags({Name}, SNAPSHOTS_METADATA|CHECKPOINTS_METADATA|MANAGED_SAVE)",
+            () => LibvirtNative.virDomainUndefineFlags(_handle, Vir.UndefineSnapshotsMetadata | Vir.UndefineCheckpointsMetadata | Vir.UndefineManagedSave)), cancellationToken);
+
+    /// <summary><c>virDomainGetState</c>.</summary>
+    public Task<DomainState> GetStateAsync(CancellationToken cancellationToken = default) =>
+        Run(() =>
+        {
+            var state = 0;
+            LibvirtRuntime.Call("virDomainGetState", What, $"virDomainGetState({Name})", () => LibvirtNative.virDomainGetState(_handle, out state, out _, 0));
+            return (DomainState)state;
+        }, cancellationToken);
+
+    /// <summary><c>virDomainGetXMLDesc</c>: the live XML (with the disks' backing chains), or the persistent one with <paramref name="inactive"/>.</summary>
+    public Task<string> GetXmlAsync(bool inactive = false, CancellationToken cancellationToken = default) =>
+        Run(() => LibvirtRuntime.CallString("virDomainGetXMLDesc", What, $"virDomainGetXMLDesc({Name}, {(inactive ? "INACTIVE" : "0")})",
+            () => LibvirtNative.virDomainGetXMLDesc(_handle, inactive ? Vir.DomainXmlInactive : 0)), cancellationToken);
+
+    /// <summary>The disks with their chains, from the live XML (or the persistent one when the domain is off).</summary>
+    public async Task<IReadOnlyList<DomainDisk>> ListDisksAsync(bool inactive = false, CancellationToken cancellationToken = default) =>
+        DomainXml.ParseDisks(await GetXmlAsync(inactive, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>
+    /// Waits until the guest agent answers <c>guest-ping</c> through <c>virDomainQemuAgentCommand</c>, retrying
+    /// until <paramref name="timeout"/>; fails at once when the domain stops running.
+    /// </summary>
+    public Task<TimeSpan> WaitForAgentAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Agent.WaitUntilReadyAsync(timeout, cancellationToken);
+
+    /// <summary>
+    /// <c>virDomainAttachDeviceFlags</c> of a file disk (live and, for a persistent domain, config).
+    /// </summary>
+    public Task AttachDiskAsync(string file, string target, string format = "qcow2", bool live = true, bool config = false, CancellationToken cancellationToken = default)
+    {
+        var xml = DomainSpec.DiskElement(Path.GetFullPath(file), target, format).ToString();
+        var flags = (live ? Vir.AffectLive : 0) | (config ? Vir.AffectConfig : 0);
+        return Run(() => LibvirtRuntime.Call("virDomainAttachDeviceFlags", What, $"virDomainAttachDeviceFlags({Name}, <disk {target} {file}>, {FlagText(live, config)})",
+            () => LibvirtNative.virDomainAttachDeviceFlags(_handle, xml, flags)), cancellationToken);
+    }
+
+    /// <summary><c>virDomainDetachDeviceFlags</c> of disk <paramref name="target"/> (its element from the domain XML).</summary>
+    public async Task DetachDiskAsync(string target, bool live = true, bool config = false, CancellationToken cancellationToken = default)
+    {
+        var xml = DomainXml.DiskElementOf(await GetXmlAsync(!live, cancellationToken).ConfigureAwait(false), target);
+        var flags = (live ? Vir.AffectLive : 0) | (config ? Vir.AffectConfig : 0);
+        await Run(() => LibvirtRuntime.Call("virDomainDetachDeviceFlags", What, $"virDomainDetachDeviceFlags({Name}, <disk {target}>, {FlagText(live, config)})",
+            () => LibvirtNative.virDomainDetachDeviceFlags(_handle, xml, flags)), cancellationToken).ConfigureAwait(false);
+    }
+
+    private static string FlagText(bool live, bool config) => (live, config) switch
+    {
+        (true, true) => "LIVE|CONFIG",
+        (true, false) => "LIVE",
+        (false, true) => "CONFIG",
+        _ => "CURRENT",
+    };
+
+    /// <summary>Redefines the persistent domain with disk <paramref name="target"/> on <paramref name="file"/> (the domain must be shut off or the change applies at next start).</summary>
+    public async Task SetPersistentDiskSourceAsync(string target, string file, CancellationToken cancellationToken = default)
+    {
+        var xml = DomainXml.WithDiskSource(await GetXmlAsync(inactive: true, cancellationToken).ConfigureAwait(false), target, Path.GetFullPath(file));
+        using var _ = await Connection.DefineDomainAsync(xml, cancellationToken).ConfigureAwait(false);
+    }
+
+    // ---------------------------------------------------------------- consistency
+
+    /// <summary>Records a disk's chain and the snapshot names, so <see cref="RestoreChainAsync"/> can bring both back.</summary>
+    public async Task<DiskChainState> CaptureChainAsync(string disk, CancellationToken cancellationToken = default)
+    {
+        var d = await Block.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+        var snaps = await Snapshots.ListAsync(cancellationToken).ConfigureAwait(false);
+        return new DiskChainState(disk, d.Chain, snaps.Select(s => s.Name).ToArray());
+    }
+
+    /// <summary>
+    /// The clean-up of a live-snapshot experiment in one call: stops the domain when it runs (destroy), points the
+    /// persistent disk back at the captured active layer, drops the metadata of snapshots made since (deleting
+    /// with METADATA_ONLY), and deletes the layers that were added above it, but only those the lab created
+    /// (<see cref="CreatedImages"/>); any other file is left and reported. Then checks that the domain XML and
+    /// qemu-img both show the captured chain, and starts the domain again when <paramref name="restart"/>.
+    /// </summary>
+    public async Task<ChainRestoreResult> RestoreChainAsync(DiskChainState state, bool restart = false, TimeSpan? agentTimeout = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var entry = Journal.LabJournal.Current.Begin("libvirt", $"restore {Name} {state.Disk} to {string.Join(" <- ", state.Chain.Reverse().Select(Path.GetFileName))}");
+        try
+        {
+            var running = await GetStateAsync(cancellationToken).ConfigureAwait(false) != DomainState.ShutOff;
+            var now = await Block.QueryChainAsync(state.Disk, cancellationToken).ConfigureAwait(false);
+            var added = ChainRestore.LayersAbove(now.Chain, state.Chain)
+                ?? throw new LabException($"cannot restore {Name} {state.Disk}: its chain {now.ToText()} does not sit on the captured chain {string.Join(" <- ", state.Chain.Reverse().Select(Path.GetFileName))}");
+            if (running)
+            {
+                await DestroyAsync(cancellationToken).ConfigureAwait(false);
+            }
+            var persistent = (await ListDisksAsync(inactive: true, cancellationToken).ConfigureAwait(false)).FirstOrDefault(d => d.Target == state.Disk);
+            if (persistent is null || !BackingChain.SameFile(persistent.Source, state.Chain[0]))
+            {
+                await SetPersistentDiskSourceAsync(state.Disk, state.Chain[0], cancellationToken).ConfigureAwait(false);
+            }
+            var dropped = new List<string>();
+            foreach (var s in (await Snapshots.ListAsync(cancellationToken).ConfigureAwait(false)).Reverse())
+            {
+                if (!state.SnapshotNames.Contains(s.Name))
+                {
+                    await Snapshots.DeleteMetadataAsync(s.Name, cancellationToken).ConfigureAwait(false);
+                    dropped.Add(s.Name);
+                }
+            }
+            var deleted = new List<string>();
+            var kept = new List<string>();
+            foreach (var f in added)
+            {
+                if (WasCreatedByLab(f) && File.Exists(f))
+                {
+                    File.Delete(f);
+                    ForgetCreated(f);
+                    deleted.Add(f);
+                }
+                else
+                {
+                    kept.Add(f);
+                }
+            }
+            var headers = await QemuImg.GetBackingChainAsync(state.Chain[0], cancellationToken: cancellationToken).ConfigureAwait(false);
+            var agreement = headers.Compare(state.Chain);
+            var xmlDisk = (await ListDisksAsync(inactive: true, cancellationToken).ConfigureAwait(false)).First(d => d.Target == state.Disk);
+            if (!agreement.Agrees || !BackingChain.SameFile(xmlDisk.Source, state.Chain[0]))
+            {
+                throw new LabException($"restore of {Name} {state.Disk} left a different chain: {agreement.Summary}; domain XML source {xmlDisk.Source}");
+            }
+            if (restart)
+            {
+                await StartAsync(cancellationToken).ConfigureAwait(false);
+                await WaitForAgentAsync(agentTimeout ?? TimeSpan.FromMinutes(3), cancellationToken).ConfigureAwait(false);
+            }
+            var result = new ChainRestoreResult(state.Disk, headers, dropped, deleted, kept, running);
+            entry.Complete(result.Summary);
+            return result;
+        }
+        catch (Exception e)
+        {
+            entry.Fail(e.Message);
+            throw;
+        }
+    }
+
+    public void Dispose() => _handle.Dispose();
+
+    public override string ToString() => $"{Name} @ {Connection.Uri}";
+}
+
+/// <summary>A disk's chain (active first) and the domain's snapshot names at one moment.</summary>
+public sealed record DiskChainState(string Disk, IReadOnlyList<string> Chain, IReadOnlyList<string> SnapshotNames);
+
+/// <summary>What <see cref="LibvirtDomain.RestoreChainAsync"/> did.</summary>
+/// <param name="Disk">The disk target.</param>
+/// <param name="Chain">The restored chain as qemu-img reads it.</param>
+/// <param name="DroppedSnapshots">Snapshot metadata removed.</param>
+/// <param name="DeletedImages">Layers the lab had created and deleted.</param>
+/// <param name="KeptImages">Layers above the restored one the lab did not create: left on disk.</param>
+/// <param name="WasRunning">The domain was destroyed to restore it.</param>
+public sealed record ChainRestoreResult(string Disk, BackingChain Chain, IReadOnlyList<string> DroppedSnapshots, IReadOnlyList<string> DeletedImages, IReadOnlyList<string> KeptImages, bool WasRunning)
+{
+    public string Summary =>
+        $"{Disk} back on {Chain.ToText()}; dropped {DroppedSnapshots.Count} snapshot(s), deleted {DeletedImages.Count} image(s), kept {KeptImages.Count} not made by the lab";
+}
+
+internal static class ChainRestore
+{
+    /// <summary>The files above <paramref name="captured"/> in <paramref name="now"/> (both active first); null when <paramref name="captured"/> is not the bottom of <paramref name="now"/>.</summary>
+    public static IReadOnlyList<string>? LayersAbove(IReadOnlyList<string> now, IReadOnlyList<string> captured)
+    {
+        var extra = now.Count - captured.Count;
+        if (extra < 0)
+        {
+            return null;
+        }
+        for (var i = 0; i < captured.Count; i++)
+        {
+            if (!BackingChain.SameFile(now[extra + i], captured[i]))
+            {
+                return null;
+            }
+        }
+        return now.Take(extra).ToArray();
+    }
+}

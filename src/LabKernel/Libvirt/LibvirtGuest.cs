@@ -1,0 +1,167 @@
+using LabKernel.Guests;
+using LabKernel.Images;
+using LabKernel.Machines;
+
+namespace LabKernel.Libvirt;
+
+/// <summary>How to run the embedded guest as a libvirt domain.</summary>
+public sealed record LibvirtGuestOptions
+{
+    /// <summary>Domain name; must be unique on the host.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Where overlays and the serial log go. Null: a new temp folder, removed on dispose.</summary>
+    public string? WorkFolder { get; init; }
+
+    /// <summary>File name of the first overlay on the cached base image (the 000 procedure's overlay1).</summary>
+    public string RootOverlayName { get; init; } = "overlay1.qcow2";
+
+    public GuestProfile Profile { get; init; } = GuestProfile.Lean;
+    public int MemoryMiB { get; init; } = 512;
+    public int Cpus { get; init; } = 1;
+    public DomainNetwork Network { get; init; } = DomainNetwork.None;
+    public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>Start the domain after defining it (and wait for its agent).</summary>
+    public bool Start { get; init; } = true;
+}
+
+/// <summary>
+/// The lab's embedded Debian guest as a persistent libvirt domain: an overlay on the cached base image in a work
+/// folder, a domain defined from <see cref="DomainSpec"/> (direct kernel boot, <c>type='qemu'</c> under TCG or
+/// <c>'kvm'</c> when <see cref="Accelerator"/> picks KVM), started and waited for through the guest agent.
+/// Disposing destroys and undefines the domain and deletes the work folder when the lab made it.
+/// </summary>
+public sealed class LibvirtGuest : IAsyncDisposable
+{
+    private readonly bool _ownsFolder;
+
+    private LibvirtGuest(LibvirtDomain domain, GuestImage image, string folder, bool ownsFolder, string rootOverlay, AcceleratorChoice accel, string xml)
+    {
+        Domain = domain;
+        Image = image;
+        WorkFolder = folder;
+        _ownsFolder = ownsFolder;
+        RootOverlay = rootOverlay;
+        Accelerator = accel;
+        DefinedXml = xml;
+    }
+
+    public LibvirtDomain Domain { get; }
+    public GuestImage Image { get; }
+    public string WorkFolder { get; }
+
+    /// <summary>The overlay the domain started on (its chain: base image &lt;- this).</summary>
+    public string RootOverlay { get; }
+
+    public AcceleratorChoice Accelerator { get; }
+
+    /// <summary>The XML the domain was defined with.</summary>
+    public string DefinedXml { get; }
+
+    public string SerialLog => Path.Combine(WorkFolder, "serial.log");
+
+    /// <summary>How long the agent took to answer after start.</summary>
+    public TimeSpan? BootToAgent { get; private set; }
+
+    public string PathOf(string name) => Path.Combine(WorkFolder, name);
+
+    /// <summary>Builds (or reuses) the guest image, makes the overlay, defines the domain and starts it.</summary>
+    public static async Task<LibvirtGuest> CreateAsync(LibvirtConnection connection, LibvirtGuestOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentNullException.ThrowIfNull(options);
+        var image = await GuestImageBuilder.EnsureAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        var accel = await Machines.Accelerator.ChooseAsync(image.Kernel, cancellationToken).ConfigureAwait(false);
+        var owns = options.WorkFolder is null;
+        var folder = options.WorkFolder ?? Path.Combine(Path.GetTempPath(), $"labvirt-{options.Name}-{Guid.NewGuid().ToString("N")[..8]}");
+        Directory.CreateDirectory(folder);
+        LibvirtDomain? domain = null;
+        try
+        {
+            var overlay = Path.Combine(folder, options.RootOverlayName);
+            if (File.Exists(overlay))
+            {
+                throw new Block.OverlayExistsException(overlay);
+            }
+            await QemuImg.CreateAsync(overlay, "qcow2", null, new CreateOptions { BackingFile = image.BaseImage, BackingFormat = "qcow2" }, cancellationToken).ConfigureAwait(false);
+            var spec = new DomainSpec
+            {
+                Name = options.Name,
+                Type = accel.IsKvm ? "kvm" : "qemu",
+                MemoryMiB = options.MemoryMiB,
+                Cpus = options.Cpus,
+                Kernel = image.Kernel,
+                Initrd = image.InitrdFor(options.Profile),
+                KernelCommandLine = GuestImage.KernelCommandLine(options.Profile),
+                Disks = [new DomainDiskSpec(overlay)],
+                SerialLog = Path.Combine(folder, "serial.log"),
+                Network = options.Network,
+            };
+            var xml = spec.ToXml();
+            domain = await connection.DefineDomainAsync(xml, cancellationToken).ConfigureAwait(false);
+            var guest = new LibvirtGuest(domain, image, folder, owns, overlay, accel, xml);
+            if (options.Start)
+            {
+                await domain.StartAsync(cancellationToken).ConfigureAwait(false);
+                guest.BootToAgent = await domain.WaitForAgentAsync(options.AgentTimeout, cancellationToken).ConfigureAwait(false);
+            }
+            return guest;
+        }
+        catch
+        {
+            if (domain is not null)
+            {
+                await RemoveDomainAsync(domain).ConfigureAwait(false);
+            }
+            if (owns)
+            {
+                TryDeleteFolder(folder);
+            }
+            throw;
+        }
+    }
+
+    /// <summary>Destroys and undefines the domain (with its snapshot metadata); deletes the work folder when the lab made it.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await RemoveDomainAsync(Domain).ConfigureAwait(false);
+        if (_ownsFolder)
+        {
+            TryDeleteFolder(WorkFolder);
+        }
+    }
+
+    private static async Task RemoveDomainAsync(LibvirtDomain domain)
+    {
+        try
+        {
+            await domain.DestroyAsync().ConfigureAwait(false);
+        }
+        catch (LibvirtException)
+        {
+        }
+        try
+        {
+            await domain.UndefineAsync().ConfigureAwait(false);
+        }
+        catch (LibvirtException)
+        {
+        }
+        domain.Dispose();
+    }
+
+    private static void TryDeleteFolder(string folder)
+    {
+        try
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

@@ -1,0 +1,98 @@
+using System.Text.Json.Nodes;
+using LabKernel.Processes;
+using LabRunner.Commands;
+
+namespace LabKernel.IntegrationTests.Notebooks;
+
+/// <summary>Runs an experiment notebook through `lab run` at a small scale and reads back what it found.</summary>
+internal sealed class NotebookRun : IDisposable
+{
+    private NotebookRun(string folder, int exitCode, string executed, IReadOnlyList<(string Claim, string Observed, string Verdict)> findings)
+    {
+        Folder = folder;
+        ExitCode = exitCode;
+        Executed = executed;
+        Findings = findings;
+    }
+
+    public string Folder { get; }
+    public int ExitCode { get; }
+    public string Executed { get; }
+    public IReadOnlyList<(string Claim, string Observed, string Verdict)> Findings { get; }
+
+    public static string RepoRoot
+    {
+        get
+        {
+            for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            {
+                if (File.Exists(Path.Combine(dir.FullName, "LabNotebooks.sln")))
+                {
+                    return dir.FullName;
+                }
+            }
+            throw new InvalidOperationException("repository root not found");
+        }
+    }
+
+    public static async Task<NotebookRun> RunAsync(string name, params string[] parameters)
+    {
+        var folder = Directory.CreateTempSubdirectory($"lab-nb-{name[..2]}-").FullName;
+        var executed = Path.Combine(folder, $"{name}.executed.ipynb");
+        var args = new List<string> { "run", Path.Combine(RepoRoot, "notebooks", $"{name}.ipynb"), "-o", executed, "--report", Path.Combine(folder, "report.html"), "--no-progress", "--timeout", "1200" };
+        foreach (var p in parameters.Concat(["KeepArtifacts", "true", "OutputDir", folder]).Chunk(2))
+        {
+            args.AddRange(["-p", p[0], p[1]]);
+        }
+        var exit = await LabCli.RunAsync([.. args]);
+        var findings = new List<(string, string, string)>();
+        var manifest = Directory.GetFiles(folder, "artifacts.json", SearchOption.AllDirectories).SingleOrDefault();
+        if (manifest is not null)
+        {
+            foreach (var f in JsonNode.Parse(File.ReadAllText(manifest))!["findings"]!.AsArray())
+            {
+                findings.Add((f!["Claim"]!.GetValue<string>(), f["Observed"]!.GetValue<string>(), f["Verdict"]!.GetValue<string>()));
+            }
+        }
+        return new NotebookRun(folder, exit, executed, findings);
+    }
+
+    public async Task AssertValidNbformatAsync()
+    {
+        var r = await ProcessRunner.RunAsync("python3", ["-c", "import nbformat,sys; nbformat.validate(nbformat.read(sys.argv[1], as_version=4))", Executed],
+            new ProcessOptions { Check = false });
+        Assert.True(r.Succeeded, $"nbformat rejects {Executed}: {r.StandardError}");
+    }
+
+    /// <summary>The error text of the first failed cell, for assertion messages.</summary>
+    public string FirstError()
+    {
+        if (!File.Exists(Executed))
+        {
+            return "(no executed notebook)";
+        }
+        var nb = JsonNode.Parse(File.ReadAllText(Executed))!;
+        foreach (var cell in nb["cells"]!.AsArray())
+        {
+            foreach (var o in cell!["outputs"]?.AsArray() ?? [])
+            {
+                if (o!["output_type"]?.GetValue<string>() == "error")
+                {
+                    return o["evalue"]?.GetValue<string>() ?? "";
+                }
+            }
+        }
+        return "(none)";
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Folder, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

@@ -143,8 +143,8 @@ public static class BlockBench
             Name = "blockbench-guest",
         });
         var agent = guest.Machine.Agent;
-        var device = await SequenceWriter.FindDeviceBySizeAsync(agent, 48 * M);
-        var writer = SequenceWriter.RunAsync(agent, device, blocks);
+        var device = await DeviceSequenceWriter.FindDeviceBySizeAsync(agent, 48 * M);
+        var writer = DeviceSequenceWriter.RunAsync(agent, device, blocks);
         using (var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(50)))
         {
             while (!writer.IsCompleted && await WriteOperationsAsync(guest.Machine, "data0") < 40)

@@ -9,7 +9,7 @@ namespace LabKernel.Block;
 /// <param name="Device">The guest block device written.</param>
 /// <param name="Blocks">Blocks written.</param>
 /// <param name="TimestampsNs">Guest <c>date +%s%N</c> after each write, in order.</param>
-public sealed record SequenceWriteResult(string Device, int Blocks, IReadOnlyList<long> TimestampsNs)
+public sealed record DeviceWriteResult(string Device, int Blocks, IReadOnlyList<long> TimestampsNs)
 {
     /// <summary>Time between consecutive completed writes.</summary>
     public IReadOnlyList<TimeSpan> Intervals =>
@@ -32,19 +32,19 @@ public sealed record SequenceWriteResult(string Device, int Blocks, IReadOnlyLis
 /// <param name="ValidBlocks">Blocks 0..ValidBlocks-1 carry their own sequence number.</param>
 /// <param name="Consistent">True when every block after the prefix is still empty (no hole, no later block without an earlier one).</param>
 /// <param name="FirstInconsistent">The first block past the prefix that is not empty, when inconsistent.</param>
-public sealed record SequencePrefix(int ValidBlocks, bool Consistent, int? FirstInconsistent);
+public sealed record DevicePrefix(int ValidBlocks, bool Consistent, int? FirstInconsistent);
 
 /// <summary>
 /// A guest writer for crash-consistency checks: block i of a guest device gets the text <c>seq %08d</c> (padded to
 /// 4 KiB), written in order with O_DIRECT and O_DSYNC so each write is on the virtual disk before the next
 /// starts. Any point-in-time copy of the disk must then hold a prefix of the sequence and nothing after it.
 /// </summary>
-public static class SequenceWriter
+public static class DeviceSequenceWriter
 {
     public const int BlockSize = 4096;
 
     /// <summary>Runs the writer in the guest through the agent (<c>/bin/sh -c</c> loop of <c>dd</c>) and returns its timestamps.</summary>
-    public static async Task<SequenceWriteResult> RunAsync(IGuestShell guest, string device, int blocks, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public static async Task<DeviceWriteResult> RunAsync(IGuestShell guest, string device, int blocks, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(guest);
         var script = string.Create(CultureInfo.InvariantCulture,
@@ -52,7 +52,7 @@ public static class SequenceWriter
         var r = await guest.ShellAsync(script, new GuestExecOptions { Timeout = timeout ?? TimeSpan.FromMinutes(10), Check = true }, cancellationToken).ConfigureAwait(false);
         var stamps = r.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(l => long.Parse(l, CultureInfo.InvariantCulture)).ToArray();
-        return new SequenceWriteResult(device, blocks, stamps);
+        return new DeviceWriteResult(device, blocks, stamps);
     }
 
     /// <summary>Finds the guest device (<c>/dev/vdX</c>) whose size in bytes is <paramref name="sizeBytes"/>.</summary>
@@ -75,7 +75,7 @@ public static class SequenceWriter
     /// Reads the guest view of <paramref name="image"/> (its whole chain; force-share, so it may be in use) and
     /// checks it holds a prefix of the sequence: <c>qemu-img convert -U -O raw</c> into a temp file, then a scan.
     /// </summary>
-    public static async Task<SequencePrefix> ReadPrefixAsync(string image, int blocks, CancellationToken cancellationToken = default)
+    public static async Task<DevicePrefix> ReadPrefixAsync(string image, int blocks, CancellationToken cancellationToken = default)
     {
         var raw = Path.Combine(Path.GetTempPath(), $"seq-{Guid.NewGuid():N}.raw");
         try
@@ -100,10 +100,10 @@ public static class SequenceWriter
                 inPrefix = false;
                 if (!empty)
                 {
-                    return new SequencePrefix(valid, false, i);
+                    return new DevicePrefix(valid, false, i);
                 }
             }
-            return new SequencePrefix(valid, true, null);
+            return new DevicePrefix(valid, true, null);
         }
         finally
         {

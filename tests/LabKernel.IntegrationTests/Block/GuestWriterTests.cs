@@ -40,7 +40,7 @@ public sealed class BlockGuestFixture : IAsyncLifetime
     }
 
     public async Task<string> DeviceOfAsync(string disk) =>
-        await SequenceWriter.FindDeviceBySizeAsync(Machine.Agent, DataDisks.Single(d => d.Disk == disk).Size);
+        await DeviceSequenceWriter.FindDeviceBySizeAsync(Machine.Agent, DataDisks.Single(d => d.Disk == disk).Size);
 
     /// <summary>The guest flushes the device (fsync on the block device): QEMU flushes its qcow2 caches.</summary>
     public Task FlushAsync(string device) =>
@@ -83,7 +83,7 @@ public sealed class GuestWriterTests(BlockGuestFixture fx, ITestOutputHelper out
         var source = fx.PathOf(disk + ".qcow2");
         var target = fx.PathOf(disk + "-mirror.qcow2");
 
-        var writer = SequenceWriter.RunAsync(fx.Machine.Agent, device, Blocks);
+        var writer = DeviceSequenceWriter.RunAsync(fx.Machine.Agent, device, Blocks);
         await using var job = await block.StartMirrorAsync(disk, new MirrorTarget.NewFile(target), new MirrorOptions { Sync = MirrorSync.Full, Speed = 8 * BlockGuestFixture.M });
         await job.WaitReadyAsync(TimeSpan.FromMinutes(3));
         var writes = await writer;
@@ -104,9 +104,12 @@ public sealed class GuestWriterTests(BlockGuestFixture fx, ITestOutputHelper out
         Assert.Equal(complete, result.Completed);
         Assert.Equal(!complete, result.Cancelled);
         var compare = await QemuImg.CompareAsync(source, target);
+        var sourcePrefix = await DeviceSequenceWriter.ReadPrefixAsync(source, Blocks);
+        var targetPrefix = await DeviceSequenceWriter.ReadPrefixAsync(target, Blocks);
+        output.WriteLine($"source {sourcePrefix}, target {targetPrefix}, compare: {compare.Message}");
+        Assert.Equal(new DevicePrefix(Blocks, true, null), sourcePrefix);
+        Assert.Equal(new DevicePrefix(Blocks, true, null), targetPrefix);
         Assert.True(compare.Identical, compare.Message);
-        var prefix = await SequenceWriter.ReadPrefixAsync(target, Blocks);
-        Assert.Equal(new SequencePrefix(Blocks, true, null), prefix);
         Assert.True((await QemuImg.CheckAsync(source)).IsClean);
         Assert.True((await QemuImg.CheckAsync(target)).IsClean);
     }
@@ -121,7 +124,7 @@ public sealed class GuestWriterTests(BlockGuestFixture fx, ITestOutputHelper out
         var old = fx.PathOf("data3.qcow2");
         var overlay = fx.PathOf("data3-snap.qcow2");
 
-        var writer = SequenceWriter.RunAsync(fx.Machine.Agent, device, blocks);
+        var writer = DeviceSequenceWriter.RunAsync(fx.Machine.Agent, device, blocks);
         // Take the snapshot once the guest has written some blocks (read from QEMU's own I/O counters).
         await foreach (var _ in Samples(TimeSpan.FromMilliseconds(50)))
         {
@@ -134,13 +137,13 @@ public sealed class GuestWriterTests(BlockGuestFixture fx, ITestOutputHelper out
         var writes = await writer;
         await fx.FlushAsync(device);
 
-        var before = await SequenceWriter.ReadPrefixAsync(old, blocks);
-        var after = await SequenceWriter.ReadPrefixAsync(overlay, blocks);
+        var before = await DeviceSequenceWriter.ReadPrefixAsync(old, blocks);
+        var after = await DeviceSequenceWriter.ReadPrefixAsync(overlay, blocks);
         output.WriteLine($"snapshot took the first {before.ValidBlocks} of {blocks} blocks; longest write interval {writes.LongestInterval.TotalMilliseconds:0.0} ms vs median {writes.MedianInterval.TotalMilliseconds:0.0} ms");
         Assert.Equal("data3.qcow2 <- data3-snap.qcow2 (active)", chain.ToText());
         Assert.True(before.Consistent, $"old layer not a prefix: block {before.FirstInconsistent} written after a gap at {before.ValidBlocks}");
         Assert.InRange(before.ValidBlocks, 1, blocks - 1);
-        Assert.Equal(new SequencePrefix(blocks, true, null), after);
+        Assert.Equal(new DevicePrefix(blocks, true, null), after);
         Assert.True((await block.CheckChainAgreementAsync(disk)).Agreement.Agrees);
         Assert.True((await QemuImg.CheckAsync(old)).IsClean);
         Assert.True((await QemuImg.CheckAsync(overlay)).IsClean);

@@ -176,17 +176,18 @@ public sealed class LabRunTests
         var output = Path.Combine(dir, "out.ipynb");
         var clock = Stopwatch.StartNew();
 
-        var exit = await Lab("run", input, "-o", output, "--cell-timeout", "2");
+        // The limit leaves room for the first cell's Roslyn start-up on a loaded 2-core CI machine.
+        var exit = await Lab("run", input, "-o", output, "--cell-timeout", "10");
 
         Assert.Equal(3, exit);
-        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"the run took {clock.Elapsed}");
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"the run took {clock.Elapsed}");
         await AssertValidNotebookAsync(output);
         var cells = Cells(ReadJson(output));
         var loop = cells.Single(c => Source(c).Contains("while (true)", StringComparison.Ordinal));
         Assert.Equal("timeout", Status(loop));
         Assert.Equal("spinning\n", Text(loop["outputs"]![0]!["text"]));
         Assert.Equal("TimeoutError", loop["outputs"]![1]!["ename"]!.GetValue<string>());
-        Assert.True(loop["metadata"]!["lab"]!["duration"]!.GetValue<double>() >= 2);
+        Assert.True(loop["metadata"]!["lab"]!["duration"]!.GetValue<double>() >= 10);
         Assert.Equal("not-run", Status(cells[^1]));
         Assert.Equal("markdown", cells[0]["cell_type"]!.GetValue<string>());
         Assert.Equal("timeout", ReadJson(output)["metadata"]!["lab"]!["status"]!.GetValue<string>());

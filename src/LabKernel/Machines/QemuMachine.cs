@@ -105,6 +105,7 @@ public sealed class QemuMachine : IAsyncDisposable
         process.Start();
         entry.Complete($"pid {process.Id}");
         var machine = new QemuMachine(options, process, runtime, owns, accel, sshPort, argv);
+        ExitGuard.Track(machine);
         process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is not null)
@@ -318,6 +319,7 @@ public sealed class QemuMachine : IAsyncDisposable
         {
             await ShutdownAsync().ConfigureAwait(false);
         }
+        ExitGuard.Forget(this);
         if (_agent is not null)
         {
             await _agent.DisposeAsync().ConfigureAwait(false);
@@ -336,6 +338,71 @@ public sealed class QemuMachine : IAsyncDisposable
             catch (IOException)
             {
             }
+        }
+    }
+
+    /// <summary>
+    /// For a process that is exiting (SIGTERM, SIGINT, normal exit) with machines still running: QMP <c>quit</c>
+    /// so QEMU closes its images cleanly, kill after a short grace. Blocking on purpose: the process is ending.
+    /// </summary>
+    internal void QuitForProcessExit()
+    {
+        if (HasExited)
+        {
+            return;
+        }
+        try
+        {
+            if (Qmp is { IsConnected: true })
+            {
+                Qmp.ExecuteAsync("quit", timeout: TimeSpan.FromSeconds(3)).Wait(TimeSpan.FromSeconds(3));
+            }
+        }
+        catch (AggregateException)
+        {
+        }
+        if (!_process.WaitForExit(TimeSpan.FromSeconds(5)))
+        {
+            try
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+            }
+        }
+    }
+
+    /// <summary>Keeps track of running machines so an ending process does not leave QEMU behind.</summary>
+    private static class ExitGuard
+    {
+        private static readonly System.Collections.Concurrent.ConcurrentDictionary<QemuMachine, byte> Live = new();
+        private static readonly List<System.Runtime.InteropServices.PosixSignalRegistration> Registrations = [];
+        private static int _installed;
+
+        public static void Track(QemuMachine m)
+        {
+            Live[m] = 0;
+            if (Interlocked.Exchange(ref _installed, 1) == 0)
+            {
+                AppDomain.CurrentDomain.ProcessExit += (_, _) => QuitAll();
+                foreach (var signal in new[] { System.Runtime.InteropServices.PosixSignal.SIGTERM, System.Runtime.InteropServices.PosixSignal.SIGINT })
+                {
+                    // The handler runs, then the process ends as it would have (Cancel stays false).
+                    Registrations.Add(System.Runtime.InteropServices.PosixSignalRegistration.Create(signal, _ => QuitAll()));
+                }
+            }
+        }
+
+        public static void Forget(QemuMachine m) => Live.TryRemove(m, out _);
+
+        private static void QuitAll()
+        {
+            foreach (var m in Live.Keys)
+            {
+                m.QuitForProcessExit();
+            }
+            Live.Clear();
         }
     }
 

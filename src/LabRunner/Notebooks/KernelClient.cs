@@ -113,10 +113,18 @@ internal sealed class KernelClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Stops the kernel: SIGTERM first, so LabKernel can quit the QEMU machines it started and leave their
+    /// images closed cleanly, then the whole process tree is killed if it is still there after a grace period.
+    /// </summary>
     public void Kill()
     {
         try
         {
+            if (!_process.HasExited && kill(_process.Id, SigTerm) == 0 && _process.WaitForExit(TimeSpan.FromSeconds(8)))
+            {
+                return;
+            }
             _process.Kill(entireProcessTree: true);
         }
         catch (InvalidOperationException)
@@ -124,6 +132,11 @@ internal sealed class KernelClient : IAsyncDisposable
             // Already exited.
         }
     }
+
+    private const int SigTerm = 15;
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int sig);
 
     public async ValueTask DisposeAsync()
     {

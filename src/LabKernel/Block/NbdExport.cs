@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using LabKernel.Journal;
+using LabKernel.Processes;
+
+namespace LabKernel.Block;
+
+/// <summary>
+/// An image exported over NBD on a unix socket by a separate <c>qemu-storage-daemon</c> process: remote storage
+/// the lab can cut (<see cref="StopAsync"/> kills the daemon, as an NFS server going away) and bring back
+/// (<see cref="StartAsync(CancellationToken)"/> again, same socket, same export). A machine reaches it through an <c>nbd</c> node
+/// (<see cref="NodeOptions"/>) whose <c>reconnect-delay</c> decides how long requests wait for the server.
+/// </summary>
+public sealed class NbdExport : IAsyncDisposable
+{
+    private int? _pid;
+
+    private NbdExport(string image, string format, string socketPath, string exportName)
+    {
+        Image = image;
+        Format = format;
+        SocketPath = socketPath;
+        ExportName = exportName;
+    }
+
+    /// <summary>The exported image.</summary>
+    public string Image { get; }
+
+    public string Format { get; }
+
+    /// <summary>The NBD server's unix socket.</summary>
+    public string SocketPath { get; }
+
+    /// <summary>The NBD export name.</summary>
+    public string ExportName { get; }
+
+    /// <summary>The daemon's process id while it runs.</summary>
+    public int? ProcessId => _pid;
+
+    public bool IsRunning => _pid is { } pid && Alive(pid);
+
+    /// <summary>
+    /// Starts <c>qemu-storage-daemon --daemonize</c> exporting <paramref name="image"/> writable on
+    /// <paramref name="socketPath"/>; returns once the daemon is initialised (its parent exits only then).
+    /// </summary>
+    public static async Task<NbdExport> StartAsync(string image, string socketPath, string exportName = "lab", string format = "qcow2", CancellationToken cancellationToken = default)
+    {
+        if (!File.Exists(image))
+        {
+            throw new LabUsageException($"image to export not found: {image}");
+        }
+        var export = new NbdExport(Path.GetFullPath(image), format, Path.GetFullPath(socketPath), exportName);
+        await export.StartAsync(cancellationToken).ConfigureAwait(false);
+        return export;
+    }
+
+    /// <summary>(Re)starts the daemon on the same socket and export.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        if (IsRunning)
+        {
+            throw new LabUsageException($"the NBD export of {Image} is already served (pid {_pid})");
+        }
+        File.Delete(SocketPath);
+        var pidFile = SocketPath + ".pid";
+        File.Delete(pidFile);
+        await ProcessRunner.RunAsync("qemu-storage-daemon",
+        [
+            "--blockdev", $"driver=file,node-name=exp-file,filename={Escape(Image)}",
+            "--blockdev", $"driver={Format},node-name=exp,file=exp-file",
+            "--nbd-server", $"addr.type=unix,addr.path={Escape(SocketPath)}",
+            "--export", $"type=nbd,id=exp0,node-name=exp,name={ExportName},writable=on",
+            "--pidfile", pidFile,
+            "--daemonize",
+        ], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
+        _pid = int.Parse((await File.ReadAllTextAsync(pidFile, cancellationToken).ConfigureAwait(false)).Trim(), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Stops the daemon and waits until it is gone: SIGTERM by default (a clean service stop, as
+    /// <c>service nfs stop</c>: the daemon closes its connections and flushes the image), SIGKILL with
+    /// <paramref name="crash"/> (the storage just disappears; unflushed qcow2 metadata is lost with it).
+    /// </summary>
+    public async Task StopAsync(bool crash = false, CancellationToken cancellationToken = default)
+    {
+        if (_pid is not { } pid)
+        {
+            return;
+        }
+        Process p;
+        try
+        {
+            p = Process.GetProcessById(pid);
+        }
+        catch (ArgumentException)
+        {
+            _pid = null;
+            return;
+        }
+        using (p)
+        {
+            if (crash)
+            {
+                var entry = LabJournal.Current.Begin("process", $"kill -KILL {pid}");
+                p.Kill();
+                entry.Complete("killed");
+            }
+            else
+            {
+                await ProcessRunner.RunAsync("kill", ["-TERM", pid.ToString(CultureInfo.InvariantCulture)], new ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(10) }, cancellationToken).ConfigureAwait(false);
+            }
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            limit.CancelAfter(TimeSpan.FromSeconds(30));
+            try
+            {
+                await p.WaitForExitAsync(limit.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                p.Kill();
+                throw new LabTimeoutException($"qemu-storage-daemon (pid {pid}) to exit", TimeSpan.FromSeconds(30), "killed it");
+            }
+        }
+        _pid = null;
+    }
+
+    /// <summary>
+    /// <c>blockdev-add</c> arguments for an <c>nbd</c> client node on this export. While the server is away,
+    /// requests wait up to <paramref name="reconnectDelay"/> for it to come back, then fail.
+    /// </summary>
+    public JsonObject NodeOptions(string nodeName, TimeSpan reconnectDelay) => new()
+    {
+        ["driver"] = "nbd",
+        ["node-name"] = nodeName,
+        ["server"] = new JsonObject { ["type"] = "unix", ["path"] = SocketPath },
+        ["export"] = ExportName,
+        ["reconnect-delay"] = (long)reconnectDelay.TotalSeconds,
+    };
+
+    /// <summary>Stops the daemon if it still runs; the image stays.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync().ConfigureAwait(false);
+        File.Delete(SocketPath);
+        File.Delete(SocketPath + ".pid");
+    }
+
+    private static bool Alive(int pid)
+    {
+        try
+        {
+            using var p = Process.GetProcessById(pid);
+            return !p.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    private static string Escape(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
+}

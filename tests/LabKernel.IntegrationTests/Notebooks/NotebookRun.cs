@@ -59,7 +59,9 @@ internal sealed class NotebookRun : IDisposable
 
     public async Task AssertValidNbformatAsync()
     {
-        var r = await ProcessRunner.RunAsync("python3", ["-c", "import nbformat,sys; nbformat.validate(nbformat.read(sys.argv[1], as_version=4))", Executed],
+        // Debian's python3-nbformat: /usr/bin/python3, not a python3 that PATH may find first (pyenv).
+        var python = File.Exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+        var r = await ProcessRunner.RunAsync(python, ["-c", "import nbformat,sys; nbformat.validate(nbformat.read(sys.argv[1], as_version=4))", Executed],
             new ProcessOptions { Check = false });
         Assert.True(r.Succeeded, $"nbformat rejects {Executed}: {r.StandardError}");
     }

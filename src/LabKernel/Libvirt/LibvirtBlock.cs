@@ -85,15 +85,23 @@ public sealed class LibvirtBlock
 
     /// <summary>
     /// <c>virDomainBlockCommit</c>: commits <paramref name="top"/> (a file in the chain; null = the active layer,
-    /// which makes it an ACTIVE commit) into <paramref name="base"/> (null = the top's backing file... libvirt's
-    /// default is the chain's base). An intermediate commit ends by itself; an active one becomes READY and waits
-    /// for <see cref="LibvirtBlockJob.PivotAsync"/> or <see cref="LibvirtBlockJob.AbortAsync"/> (keep the overlay).
+    /// which makes it an ACTIVE commit) into <paramref name="base"/> (null = libvirt's default, the bottom of the
+    /// chain; a read-only base such as the lab's cached image is refused). An intermediate commit ends by itself;
+    /// an active one becomes READY and waits for <see cref="LibvirtBlockJob.PivotAsync"/> or
+    /// <see cref="LibvirtBlockJob.AbortAsync"/> (keep the overlay).
     /// </summary>
     public async Task<LibvirtBlockJob> StartCommitAsync(string disk, string? top = null, string? @base = null, LibvirtCommitOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new LibvirtCommitOptions();
         var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
         var active = top is null || BackingChain.SameFile(top, chain.Source);
+        // libvirt's default base is the bottom of the chain, which for the lab is the shared, read-only cached image:
+        // committing into it would change every guest's base (QEMU refuses it anyway with a lock error).
+        var effectiveBase = @base ?? (options.Shallow ? NextBelow(chain, top ?? chain.Source) : chain.Chain[^1]);
+        if (effectiveBase is not null && File.Exists(effectiveBase) && (File.GetUnixFileMode(effectiveBase) & UnixFileMode.UserWrite) == 0)
+        {
+            throw new LabUsageException($"refusing to commit {disk} of domain '{_domain.Name}' into read-only {effectiveBase}; pass the base layer to commit into (chain {chain.ToText()})");
+        }
         var flags = (active ? Vir.CommitActive : 0) | (options.Shallow ? Vir.CommitShallow : 0) | (options.Speed is null ? 0 : Vir.CommitBandwidthBytes);
         var job = new LibvirtBlockJob(_domain, disk, active ? "active-commit" : "commit");
         var flagText = string.Join('|', new[] { active ? "ACTIVE" : null, options.Shallow ? "SHALLOW" : null, options.Speed is null ? null : "BANDWIDTH_BYTES" }.Where(f => f is not null));
@@ -216,6 +224,12 @@ public sealed class LibvirtBlock
             throw;
         }
         return job;
+    }
+
+    private static string? NextBelow(DomainDisk chain, string layer)
+    {
+        var i = chain.Chain.ToList().FindIndex(f => BackingChain.SameFile(f, layer));
+        return i >= 0 && i + 1 < chain.Chain.Count ? chain.Chain[i + 1] : null;
     }
 
     private static async Task<string> FormatOfAsync(string file, CancellationToken cancellationToken) =>

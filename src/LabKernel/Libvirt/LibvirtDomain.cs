@@ -219,11 +219,13 @@ public sealed class LibvirtDomain : IDisposable
     }
 
     /// <summary>
-    /// The clean-up of a live-snapshot experiment in one call: stops the domain when it runs (destroy), points the
+    /// The clean-up of a live-snapshot experiment in one call: stops the domain when it runs on a layer above the
+    /// captured one (destroy; with <paramref name="restart"/> it is started again and its agent awaited), points the
     /// persistent disk back at the captured active layer, drops the metadata of snapshots made since (deleting
     /// with METADATA_ONLY), and deletes the layers that were added above it, but only those the lab created
     /// (<see cref="CreatedImages"/>); any other file is left and reported. Then checks that the domain XML and
-    /// qemu-img both show the captured chain, and starts the domain again when <paramref name="restart"/>.
+    /// qemu-img both show the captured chain. When the domain already runs on the captured layer (e.g. after an
+    /// active commit with pivot), only the snapshot metadata is dropped and the guest keeps running.
     /// </summary>
     public async Task<ChainRestoreResult> RestoreChainAsync(DiskChainState state, bool restart = false, TimeSpan? agentTimeout = null, CancellationToken cancellationToken = default)
     {
@@ -235,12 +237,15 @@ public sealed class LibvirtDomain : IDisposable
             var now = await Block.QueryChainAsync(state.Disk, cancellationToken).ConfigureAwait(false);
             var added = ChainRestore.LayersAbove(now.Chain, state.Chain)
                 ?? throw new LabException($"cannot restore {Name} {state.Disk}: its chain {now.ToText()} does not sit on the captured chain {string.Join(" <- ", state.Chain.Reverse().Select(Path.GetFileName))}");
-            if (running)
+            var persistent = (await ListDisksAsync(inactive: true, cancellationToken).ConfigureAwait(false)).FirstOrDefault(d => d.Target == state.Disk);
+            var persistentOk = persistent is not null && BackingChain.SameFile(persistent.Source, state.Chain[0]);
+            // Nothing above the captured layer and the definition already on it: only the metadata goes, the guest keeps running.
+            var stop = running && (added.Count > 0 || !persistentOk);
+            if (stop)
             {
                 await DestroyAsync(cancellationToken).ConfigureAwait(false);
             }
-            var persistent = (await ListDisksAsync(inactive: true, cancellationToken).ConfigureAwait(false)).FirstOrDefault(d => d.Target == state.Disk);
-            if (persistent is null || !BackingChain.SameFile(persistent.Source, state.Chain[0]))
+            if (!persistentOk)
             {
                 await SetPersistentDiskSourceAsync(state.Disk, state.Chain[0], cancellationToken).ConfigureAwait(false);
             }
@@ -275,12 +280,12 @@ public sealed class LibvirtDomain : IDisposable
             {
                 throw new LabException($"restore of {Name} {state.Disk} left a different chain: {agreement.Summary}; domain XML source {xmlDisk.Source}");
             }
-            if (restart)
+            if (restart && stop)
             {
                 await StartAsync(cancellationToken).ConfigureAwait(false);
                 await WaitForAgentAsync(agentTimeout ?? TimeSpan.FromMinutes(3), cancellationToken).ConfigureAwait(false);
             }
-            var result = new ChainRestoreResult(state.Disk, headers, dropped, deleted, kept, running);
+            var result = new ChainRestoreResult(state.Disk, headers, dropped, deleted, kept, stop);
             entry.Complete(result.Summary);
             return result;
         }
@@ -305,8 +310,8 @@ public sealed record DiskChainState(string Disk, IReadOnlyList<string> Chain, IR
 /// <param name="DroppedSnapshots">Snapshot metadata removed.</param>
 /// <param name="DeletedImages">Layers the lab had created and deleted.</param>
 /// <param name="KeptImages">Layers above the restored one the lab did not create: left on disk.</param>
-/// <param name="WasRunning">The domain was destroyed to restore it.</param>
-public sealed record ChainRestoreResult(string Disk, BackingChain Chain, IReadOnlyList<string> DroppedSnapshots, IReadOnlyList<string> DeletedImages, IReadOnlyList<string> KeptImages, bool WasRunning)
+/// <param name="WasStopped">The domain was running and destroyed to restore it (restarted when asked).</param>
+public sealed record ChainRestoreResult(string Disk, BackingChain Chain, IReadOnlyList<string> DroppedSnapshots, IReadOnlyList<string> DeletedImages, IReadOnlyList<string> KeptImages, bool WasStopped)
 {
     public string Summary =>
         $"{Disk} back on {Chain.ToText()}; dropped {DroppedSnapshots.Count} snapshot(s), deleted {DeletedImages.Count} image(s), kept {KeptImages.Count} not made by the lab";

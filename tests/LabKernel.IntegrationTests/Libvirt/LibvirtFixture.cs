@@ -20,10 +20,39 @@ public sealed class LibvirtFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        await ProcessRunner.RunAsync(Path.Combine(RepoRoot(), "scripts", "libvirtd-up"), [], new ProcessOptions { Timeout = TimeSpan.FromSeconds(60) });
+        await EnsureLibvirtdAsync();
         Connection = await LibvirtConnection.OpenAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(20));
         Guest = await LibvirtGuest.CreateAsync(Connection, new LibvirtGuestOptions { Name = "labvirt-" + Guid.NewGuid().ToString("N")[..8] }, cts.Token);
+    }
+
+    /// <summary>
+    /// Captures vda's chain; disposing restores it when a test left the domain elsewhere (a failed assertion must
+    /// not leave the next test a different chain) and makes sure the domain runs.
+    /// </summary>
+    public async Task<ChainScope> ScopeAsync(LibvirtDomain? through = null)
+    {
+        var d = through ?? Domain;
+        return new ChainScope(d, await d.CaptureChainAsync("vda"));
+    }
+
+    public sealed class ChainScope(LibvirtDomain domain, DiskChainState start) : IAsyncDisposable
+    {
+        public DiskChainState Start => start;
+
+        public async ValueTask DisposeAsync()
+        {
+            var now = await domain.CaptureChainAsync("vda");
+            if (!now.Chain.SequenceEqual(start.Chain) || !now.SnapshotNames.SequenceEqual(start.SnapshotNames))
+            {
+                await domain.RestoreChainAsync(start, restart: true);
+            }
+            if (await domain.GetStateAsync() != DomainState.Running)
+            {
+                await domain.StartAsync();
+                await domain.WaitForAgentAsync(TimeSpan.FromMinutes(3));
+            }
+        }
     }
 
     public async Task DisposeAsync()
@@ -37,6 +66,10 @@ public sealed class LibvirtFixture : IAsyncLifetime
             await Connection.DisposeAsync();
         }
     }
+
+    /// <summary>Starts virtlogd/libvirtd when they are not running (scripts/libvirtd-up; no systemd here).</summary>
+    public static Task EnsureLibvirtdAsync() =>
+        ProcessRunner.RunAsync(Path.Combine(RepoRoot(), "scripts", "libvirtd-up"), [], new ProcessOptions { Timeout = TimeSpan.FromSeconds(60) });
 
     internal static string RepoRoot()
     {

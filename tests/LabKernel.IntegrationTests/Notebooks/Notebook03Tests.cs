@@ -1,0 +1,31 @@
+using System.Text.Json.Nodes;
+
+namespace LabKernel.IntegrationTests.Notebooks;
+
+/// <summary>Notebook 03 (drive_mirror, document 001) end to end through `lab run` at a small scale.</summary>
+public sealed class Notebook03Tests
+{
+    [Fact]
+    public async Task Given_notebook_03_at_small_scale_When_run_Then_all_seven_parts_run_and_every_claim_is_confirmed()
+    {
+        using var run = await NotebookRun.RunAsync("03-drive-mirror", "FileOps", "20", "WriteMiB", "16", "OutageSeconds", "4");
+
+        Assert.True(run.ExitCode == 0, run.FirstError());
+        await run.AssertValidNbformatAsync();
+        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
+        // Every part of the document reported something.
+        foreach (var part in Enumerable.Range(1, 7))
+        {
+            Assert.Contains(run.Findings, f => f.Claim.StartsWith($"{part}. ", StringComparison.Ordinal));
+        }
+        Assert.Contains(run.Findings, f => f.Claim.Contains("offset flat", StringComparison.Ordinal) && f.Verdict == "confirmed");
+
+        // With KeepArtifacts the chain and the copies stay, each named by its role.
+        var manifest = Directory.GetFiles(run.Folder, "artifacts.json", SearchOption.AllDirectories).Single();
+        var roles = JsonNode.Parse(File.ReadAllText(manifest))!["artifacts"]!.AsArray().Select(a => a!["role"]!.GetValue<string>()).ToHashSet();
+        foreach (var role in new[] { "base", "backing", "disk", "mirror1", "mirror2-nbd", "mirror-a", "mirror-b", "overlay", "mirror-shallow", "mirror-full" })
+        {
+            Assert.Contains(role, roles);
+        }
+    }
+}

@@ -234,7 +234,7 @@ run.Findings.Check("2. The copy equals the VM's disk (qemu-img compare, VM pause
 run.Findings.Check("2. Every file operation before and during the outage is in the copy", verify2.AllOk, verify2.Summary);
 display(HTML("<p>HMP <code>info block-jobs</code> during the outage:</p><pre>" + System.Net.WebUtility.HtmlEncode(string.Join("\n", hmpDuringOutage)) + "</pre>"));
 // Plotted until the limit is lifted: the rest of the 8 GiB (mostly zeroes) would flatten the outage to a line.
-var plotted = s2.Where(s => s.At <= liftAt.AddSeconds(1)).ToList();
+var plotted = s2.Where(s => s.At <= liftAt).ToList();
 display(Figure.Create("Mirror to an NBD target whose server is stopped and restarted (until the speed limit is lifted)")
     .XAxis("time since the mirror started", "s").YAxis("bytes copied (offset)", "MiB")
     .Line("offset", plotted.Select(s => Secs(s.At)), plotted.Select(s => s.Offset / MiB), markers: true)

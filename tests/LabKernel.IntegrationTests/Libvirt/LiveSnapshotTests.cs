@@ -19,11 +19,17 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
         var start = scope.Start;
         var overlay2 = fx.PathOf("case1-overlay2.qcow2");
         await d.Agent.ExecAsync(["/bin/rm", "-f", NumberFile.GuestPath], new GuestExecOptions { Check = true });
-        // Write dirty pages back within a second (instead of 30 s), so the old layer holds a real prefix, not nothing.
-        await d.Agent.ExecAsync(["/bin/sh", "-c", "echo 100 > /proc/sys/vm/dirty_expire_centisecs; echo 50 > /proc/sys/vm/dirty_writeback_centisecs"], new GuestExecOptions { Check = true });
+        // Write dirty pages back within a second (instead of 30 s) and commit ext4's journal every second (instead
+        // of 5 s), so the old layer holds a real prefix of the file rather than nothing.
+        await d.Agent.ExecAsync(["/bin/sh", "-c", "echo 100 > /proc/sys/vm/dirty_expire_centisecs; echo 50 > /proc/sys/vm/dirty_writeback_centisecs; mount -o remount,commit=1 /"], new GuestExecOptions { Check = true });
 
         var writer = await d.Agent.StartAsync(NumberFile.WriterArgv(Numbers));
+        var writing = System.Diagnostics.Stopwatch.StartNew();
         await WaitForLinesAsync(d, Numbers / 3);
+        if (writing.Elapsed < TimeSpan.FromSeconds(3))
+        {
+            await Task.Delay(TimeSpan.FromSeconds(3) - writing.Elapsed);
+        }
         await d.Snapshots.CreateDiskOnlyAsync("snap", "vda", overlay2);
         var runningAtSnapshot = await NumberFile.GuestLinesAsync(d.Agent);
         var result = await writer.WaitAsync(TimeSpan.FromMinutes(5));
@@ -119,7 +125,13 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
         await d.Snapshots.CreateDiskOnlyAsync("jobs-b", "vda", p3, metadata: false);
         Assert.DoesNotContain(await d.Snapshots.ListAsync(), s => s.Name == "jobs-b");
 
-        var pulled = await d.Block.StreamAsync("vda", @base: overlay1);
+        var journal = new Journal.LabJournal();
+        DomainDisk pulled;
+        using (Journal.LabJournal.BeginScope(journal))
+        {
+            pulled = await d.Block.StreamAsync("vda", @base: overlay1);
+        }
+        Assert.Contains(journal.Entries, e => e.Channel == "libvirt" && e.Succeeded && e.Command == $"virDomainBlockRebase({d.Name}, disk=vda, base={overlay1}, bandwidth=0, flags=0)");
         Assert.Equal([p3, overlay1, .. start.Chain.Skip(1)], pulled.Chain);
         Assert.True((await d.Block.CheckChainAgreementAsync("vda")).Agreement.Agrees);
 

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 using System.Text.Json.Nodes;
 using LabKernel.GuestAgent;
 
@@ -196,6 +195,4 @@ public sealed class LibvirtMonitor
                 () => LibvirtNative.virDomainQemuMonitorCommand(_domain.Handle, json, out result, 0));
             return JsonNode.Parse(LibvirtNative.TakeString(result) ?? "null");
         }, cancellationToken);
-
-    internal static string Utf8(byte[] b) => Encoding.UTF8.GetString(b);
 }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security;
 using LabKernel.Images;
 using LabKernel.Jobs;
@@ -250,6 +249,4 @@ public sealed class LibvirtBlock
     public Task AbortJobAsync(string disk, bool pivot = false, CancellationToken cancellationToken = default) =>
         _domain.Run(() => LibvirtRuntime.Call("virDomainBlockJobAbort", _domain.What, $"virDomainBlockJobAbort({_domain.Name}, {disk}, {(pivot ? "PIVOT" : "0")})",
             () => LibvirtNative.virDomainBlockJobAbort(_domain.Handle, disk, pivot ? Vir.JobAbortPivot : 0)), cancellationToken);
-
-    internal static string Num(long v) => v.ToString(CultureInfo.InvariantCulture);
 }

@@ -125,14 +125,14 @@ public sealed class LibvirtDomain : IDisposable
             ShutdownMode.Acpi => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, ACPI_POWER_BTN)", () => LibvirtNative.virDomainShutdownFlags(_handle, Vir.ShutdownAcpi)),
             _ => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, GUEST_AGENT)", () => LibvirtNative.virDomainShutdownFlags(_handle, Vir.ShutdownGuestAgent)),
         }, cancellationToken).ConfigureAwait(false);
-        var deadline = Connection.Time.GetTimestamp();
+        var asked = Connection.Time.GetTimestamp();
         while (!stopped.Task.IsCompleted)
         {
             if (await GetStateAsync(cancellationToken).ConfigureAwait(false) == DomainState.ShutOff)
             {
                 return;
             }
-            if (Connection.Time.GetElapsedTime(deadline) > timeout)
+            if (Connection.Time.GetElapsedTime(asked) > timeout)
             {
                 throw new LabTimeoutException($"domain '{Name}' to shut down ({mode})", timeout, $"state {await GetStateAsync(cancellationToken).ConfigureAwait(false)}");
             }

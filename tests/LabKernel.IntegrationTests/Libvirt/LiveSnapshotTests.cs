@@ -11,6 +11,9 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
 {
     private const int Numbers = 1_500_000;
 
+    // Long enough (about 20 s under TCG) that the snapshot, taken 6 s in, lands mid-write.
+    private const int Case1Numbers = 3_000_000;
+
     [Fact]
     public async Task Case1_Given_a_guest_writer_When_a_live_disk_only_snapshot_is_taken_Then_the_new_top_is_complete_the_old_layer_a_prefix_and_cleanup_restores_the_chain()
     {
@@ -23,12 +26,12 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
         // of 5 s), so the old layer holds a real prefix of the file rather than nothing.
         await d.Agent.ExecAsync(["/bin/sh", "-c", "echo 100 > /proc/sys/vm/dirty_expire_centisecs; echo 50 > /proc/sys/vm/dirty_writeback_centisecs; mount -o remount,commit=1 /"], new GuestExecOptions { Check = true });
 
-        var writer = await d.Agent.StartAsync(NumberFile.WriterArgv(Numbers));
+        var writer = await d.Agent.StartAsync(NumberFile.WriterArgv(Case1Numbers));
         var writing = System.Diagnostics.Stopwatch.StartNew();
-        await WaitForLinesAsync(d, Numbers / 3);
-        if (writing.Elapsed < TimeSpan.FromSeconds(3))
+        await WaitForLinesAsync(d, Case1Numbers / 4);
+        if (writing.Elapsed < TimeSpan.FromSeconds(6))
         {
-            await Task.Delay(TimeSpan.FromSeconds(3) - writing.Elapsed);
+            await Task.Delay(TimeSpan.FromSeconds(6) - writing.Elapsed);
         }
         await d.Snapshots.CreateDiskOnlyAsync("snap", "vda", overlay2);
         var runningAtSnapshot = await NumberFile.GuestLinesAsync(d.Agent);
@@ -36,7 +39,7 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
         await d.Agent.ExecAsync(["/bin/sync"], new GuestExecOptions { Check = true });
 
         Assert.True(result.Succeeded, result.StandardError);
-        Assert.InRange(runningAtSnapshot, 1, Numbers - 1);
+        Assert.InRange(runningAtSnapshot, 1, Case1Numbers - 1);
         var check = await d.Block.CheckChainAgreementAsync("vda");
         output.WriteLine($"after snapshot: XML {check.Xml.ToText()}; qemu-img {check.Headers.ToText()}; {check.Agreement.Summary}");
         Assert.True(check.Agreement.Agrees, check.Agreement.Summary);
@@ -47,9 +50,9 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
         var top = NumberFile.Check(await NumberFile.ReadOfflineAsync(overlay2, fx.Guest.WorkFolder));
         var old = NumberFile.Check(await NumberFile.ReadOfflineAsync(start.Chain[0], fx.Guest.WorkFolder));
         output.WriteLine($"writer {result.Duration.TotalSeconds:0.0} s; new top: {top.Lines} lines ({top.Detail}); old layer: {old.Lines} lines ({old.Detail})");
-        Assert.Equal(new NumberPrefix(Numbers, true, "ends after a whole line"), top);
+        Assert.Equal(new NumberPrefix(Case1Numbers, true, "ends after a whole line"), top);
         Assert.True(old.Consistent, old.Detail);
-        Assert.InRange(old.Lines, 1, Numbers - 1);
+        Assert.InRange(old.Lines, 1, Case1Numbers - 1);
 
         var snaps = await d.Snapshots.ListAsync();
         Assert.Contains(snaps, s => s.Name == "snap" && s.State == "disk-snapshot" && s.IsExternal);
@@ -162,6 +165,25 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
         Assert.False(restored.WasStopped);
         Assert.Equal(["jobs-a"], restored.DroppedSnapshots);
         Assert.Equal(DomainState.Running, await d.GetStateAsync());
+    }
+
+    [Fact]
+    public async Task Given_a_snapshot_the_user_made_with_virsh_When_the_lab_restores_the_chain_Then_the_overlay_it_did_not_create_is_kept()
+    {
+        var d = fx.Domain;
+        await using var scope = await fx.ScopeAsync();
+        var userOverlay = fx.PathOf("user-made.qcow2");
+        await Processes.ProcessRunner.RunAsync("virsh", ["-c", "qemu:///system", "snapshot-create-as", d.Name, "usersnap", "--disk-only", "--atomic", "--diskspec", $"vda,snapshot=external,file={userOverlay}"]);
+        Assert.Equal([userOverlay, .. scope.Start.Chain], (await d.Block.QueryChainAsync("vda")).Chain);
+
+        var restored = await d.RestoreChainAsync(scope.Start, restart: true);
+
+        output.WriteLine(restored.Summary);
+        Assert.Equal([userOverlay], restored.KeptImages);
+        Assert.Empty(restored.DeletedImages);
+        Assert.True(File.Exists(userOverlay));
+        Assert.Equal(["usersnap"], restored.DroppedSnapshots);
+        Assert.Equal(scope.Start.Chain, (await d.Block.QueryChainAsync("vda")).Chain);
     }
 
     private async Task WaitForLinesAsync(LibvirtDomain d, int lines)

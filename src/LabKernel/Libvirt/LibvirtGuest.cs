@@ -123,32 +123,44 @@ public sealed class LibvirtGuest : IAsyncDisposable
     }
 
     /// <summary>Destroys and undefines the domain (with its snapshot metadata); deletes the work folder when the lab made it.</summary>
+    /// <remarks>
+    /// When libvirtd cannot be reached (it was stopped under the domain) the QEMU process may still run on the work
+    /// folder: the folder is then kept and <see cref="CleanupError"/> says why, so nothing is deleted under a
+    /// running guest.
+    /// </remarks>
     public async ValueTask DisposeAsync()
     {
-        await RemoveDomainAsync(Domain).ConfigureAwait(false);
-        if (_ownsFolder)
+        CleanupError = await RemoveDomainAsync(Domain).ConfigureAwait(false);
+        if (_ownsFolder && CleanupError is null)
         {
             TryDeleteFolder(WorkFolder);
         }
     }
 
-    private static async Task RemoveDomainAsync(LibvirtDomain domain)
+    /// <summary>Why disposing could not destroy/undefine the domain; null when it did.</summary>
+    public string? CleanupError { get; private set; }
+
+    private static async Task<string?> RemoveDomainAsync(LibvirtDomain domain)
     {
+        string? error = null;
         try
         {
             await domain.DestroyAsync().ConfigureAwait(false);
         }
-        catch (LibvirtException)
+        catch (LibvirtException e)
         {
+            error = e.Message;
         }
         try
         {
             await domain.UndefineAsync().ConfigureAwait(false);
         }
-        catch (LibvirtException)
+        catch (LibvirtException e)
         {
+            error ??= e.Message;
         }
         domain.Dispose();
+        return error;
     }
 
     private static void TryDeleteFolder(string folder)

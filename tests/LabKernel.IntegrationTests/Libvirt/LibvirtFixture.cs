@@ -60,6 +60,20 @@ public sealed class LibvirtFixture : IAsyncLifetime
         if (Guest is not null)
         {
             await Guest.DisposeAsync();
+            if (Guest.CleanupError is not null)
+            {
+                // libvirtd went away under the domain (another session stopped it): start it again, which
+                // reattaches to the running QEMU, and remove the domain through a fresh connection.
+                await EnsureLibvirtdAsync();
+                await using var again = await LibvirtConnection.OpenAsync();
+                if (await again.DomainExistsAsync(Guest.Domain.Name))
+                {
+                    using var d = await again.LookupDomainAsync(Guest.Domain.Name);
+                    await d.DestroyAsync();
+                    await d.UndefineAsync();
+                }
+                Directory.Delete(Guest.WorkFolder, recursive: true);
+            }
         }
         if (Connection is not null)
         {

@@ -13,7 +13,7 @@ namespace LabKernel.GuestAgent;
 /// The agent protocol has no command ids, so one command is in flight at a time, and every exchange after a
 /// timeout or a reconnect starts with a <c>guest-sync-delimited</c> handshake that skips stale bytes.
 /// </summary>
-public sealed class GuestAgentClient : IGuestShell, IAsyncDisposable
+public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
 {
     private const byte Delimiter = 0xFF;
     /// <summary>Chunk for guest-file-read/-write: well under the agent's message limits.</summary>
@@ -143,74 +143,15 @@ public sealed class GuestAgentClient : IGuestShell, IAsyncDisposable
     /// Runs a program in the guest with <c>guest-exec</c> (argv array, output captured) and waits for it with
     /// <c>guest-exec-status</c>. The time limit names the command when it passes; the process is then killed.
     /// </summary>
-    public async Task<GuestExecResult> ExecAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
-    {
-        options ??= new GuestExecOptions();
-        var process = await StartAsync(argv, options, cancellationToken).ConfigureAwait(false);
-        var result = await process.WaitAsync(options.Timeout, cancellationToken).ConfigureAwait(false);
-        return options.Check ? result.EnsureSuccess() : result;
-    }
+    public Task<GuestExecResult> ExecAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default) =>
+        GuestExec.RunAsync(this, argv, options, cancellationToken);
 
     /// <summary>
     /// Starts a program in the guest with <c>guest-exec</c> and returns at once; the handle tells when it exits.
     /// Use it for workloads that run while the lab does something else (a writer during a snapshot).
     /// </summary>
-    public async Task<GuestProcess> StartAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
-    {
-        if (argv.Count == 0)
-        {
-            throw new ArgumentException("empty command", nameof(argv));
-        }
-        options ??= new GuestExecOptions();
-        var args = new JsonObject
-        {
-            ["path"] = argv[0],
-            ["arg"] = new JsonArray(argv.Skip(1).Select(a => (JsonNode)a).ToArray()),
-            ["capture-output"] = true,
-        };
-        if (options.Input is { } input)
-        {
-            args["input-data"] = Convert.ToBase64String(input);
-        }
-        if (options.Environment is { } env)
-        {
-            args["env"] = new JsonArray(env.Select(e => (JsonNode)e).ToArray());
-        }
-        var started = await ExecuteAsync("guest-exec", args, cancellationToken: cancellationToken).ConfigureAwait(false);
-        return new GuestProcess(this, started!["pid"]!.GetValue<long>(), argv.ToArray());
-    }
-
-    /// <summary><c>guest-exec-status</c> for a process started by <see cref="StartAsync"/>: null while it runs.</summary>
-    internal async Task<GuestExecResult?> TryGetExitAsync(GuestProcess process, CancellationToken cancellationToken)
-    {
-        var status = (await ExecuteAsync("guest-exec-status", new JsonObject { ["pid"] = process.Pid }, cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
-        if (status["exited"]?.GetValue<bool>() != true)
-        {
-            return null;
-        }
-        return new GuestExecResult(
-            process.Command,
-            status["exitcode"]?.GetValue<int>() ?? (status["signal"] is null ? 0 : 128 + status["signal"]!.GetValue<int>()),
-            Decode(status["out-data"]),
-            Decode(status["err-data"]),
-            process.Elapsed,
-            status["signal"]?.GetValue<int>(),
-            status["out-truncated"]?.GetValue<bool>() == true || status["err-truncated"]?.GetValue<bool>() == true);
-    }
-
-    internal Task KillAsync(long pid, CancellationToken cancellationToken) => TryKillAsync(pid, cancellationToken);
-
-    private async Task TryKillAsync(long pid, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await ExecuteAsync("guest-exec", new JsonObject { ["path"] = "/bin/kill", ["arg"] = new JsonArray("-KILL", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)) }, cancellationToken: cancellationToken).ConfigureAwait(false);
-        }
-        catch (LabException)
-        {
-            // Best effort: the timeout is the error the caller needs.
-        }
-    }
+    public Task<GuestProcess> StartAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default) =>
+        GuestExec.StartAsync(this, argv, options, cancellationToken);
 
     /// <summary>Writes a whole file in the guest with <c>guest-file-open/-write/-close</c>, in chunks.</summary>
     public async Task WriteFileAsync(string guestPath, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
@@ -452,8 +393,7 @@ public sealed class GuestAgentClient : IGuestShell, IAsyncDisposable
         return o.ToJsonString();
     }
 
-    private static byte[] Decode(JsonNode? node) =>
-        node is JsonValue v && v.TryGetValue<string>(out var s) ? Convert.FromBase64String(s) : [];
+    private static byte[] Decode(JsonNode? node) => GuestExec.Decode(node);
 
     private static string Abbreviate(string s) => s.Length <= 300 ? s : s[..300] + $"… ({s.Length} chars)";
 

@@ -5,11 +5,11 @@ namespace LabKernel.GuestAgent;
 /// <summary>A program running in the guest, started with <c>guest-exec</c>.</summary>
 public sealed class GuestProcess
 {
-    private readonly GuestAgentClient _agent;
+    private readonly IGuestAgent _agent;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private GuestExecResult? _result;
 
-    internal GuestProcess(GuestAgentClient agent, long pid, IReadOnlyList<string> command)
+    internal GuestProcess(IGuestAgent agent, long pid, IReadOnlyList<string> command)
     {
         _agent = agent;
         Pid = pid;
@@ -27,7 +27,7 @@ public sealed class GuestProcess
     /// <summary>Asks the agent once whether it has exited (<c>guest-exec-status</c>); null while it runs.</summary>
     public async Task<GuestExecResult?> TryGetResultAsync(CancellationToken cancellationToken = default)
     {
-        _result ??= await _agent.TryGetExitAsync(this, cancellationToken).ConfigureAwait(false);
+        _result ??= await GuestExec.TryGetExitAsync(_agent, this, cancellationToken).ConfigureAwait(false);
         return _result;
     }
 
@@ -48,7 +48,7 @@ public sealed class GuestProcess
             }
             if (waited.Elapsed > timeout)
             {
-                await _agent.KillAsync(Pid, cancellationToken).ConfigureAwait(false);
+                await GuestExec.TryKillAsync(_agent, Pid, cancellationToken).ConfigureAwait(false);
                 throw new LabTimeoutException($"guest command `{Processes.ShellQuote.Join(Command)}` to exit", timeout);
             }
             await Task.Delay(delay, cancellationToken).ConfigureAwait(false);

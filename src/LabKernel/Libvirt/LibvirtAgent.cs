@@ -10,7 +10,7 @@ namespace LabKernel.Libvirt;
 /// agent socket, the lab passes JSON commands through. Also an <see cref="IGuestShell"/> over
 /// <c>guest-exec</c>/<c>guest-exec-status</c>, so workloads run the same way as on the QEMU backend.
 /// </summary>
-public sealed class LibvirtAgent : IGuestShell
+public sealed class LibvirtAgent : IGuestAgent
 {
     private readonly LibvirtDomain _domain;
 
@@ -76,94 +76,14 @@ public sealed class LibvirtAgent : IGuestShell
     }
 
     /// <inheritdoc />
-    public async Task<GuestExecResult> ExecAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
-    {
-        options ??= new GuestExecOptions();
-        var p = await StartAsync(argv, options, cancellationToken).ConfigureAwait(false);
-        var r = await p.WaitAsync(options.Timeout, cancellationToken).ConfigureAwait(false);
-        return options.Check ? r.EnsureSuccess() : r;
-    }
+    public Task<GuestExecResult> ExecAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default) =>
+        GuestExec.RunAsync(this, argv, options, cancellationToken);
 
     /// <summary>Starts a program with <c>guest-exec</c> (output captured) and returns at once.</summary>
-    public async Task<LibvirtGuestProcess> StartAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
-    {
-        if (argv.Count == 0)
-        {
-            throw new ArgumentException("empty command", nameof(argv));
-        }
-        options ??= new GuestExecOptions();
-        var args = new JsonObject
-        {
-            ["path"] = argv[0],
-            ["arg"] = new JsonArray(argv.Skip(1).Select(a => (JsonNode)a).ToArray()),
-            ["capture-output"] = true,
-        };
-        if (options.Input is { } input)
-        {
-            args["input-data"] = Convert.ToBase64String(input);
-        }
-        if (options.Environment is { } env)
-        {
-            args["env"] = new JsonArray(env.Select(e => (JsonNode)e).ToArray());
-        }
-        var r = await ExecuteAsync("guest-exec", args, cancellationToken: cancellationToken).ConfigureAwait(false);
-        return new LibvirtGuestProcess(this, r!["pid"]!.GetValue<long>(), argv.ToArray());
-    }
-
-    internal async Task<GuestExecResult?> TryGetExitAsync(LibvirtGuestProcess p, CancellationToken cancellationToken)
-    {
-        var s = (await ExecuteAsync("guest-exec-status", new JsonObject { ["pid"] = p.Pid }, cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
-        if (s["exited"]?.GetValue<bool>() != true)
-        {
-            return null;
-        }
-        var signal = s["signal"]?.GetValue<int>();
-        return new GuestExecResult(p.Command, s["exitcode"]?.GetValue<int>() ?? (signal is null ? 0 : 128 + signal.Value),
-            Decode(s["out-data"]), Decode(s["err-data"]), p.Elapsed, signal,
-            s["out-truncated"]?.GetValue<bool>() == true || s["err-truncated"]?.GetValue<bool>() == true);
-    }
-
-    private static byte[] Decode(JsonNode? n) => n is null ? [] : Convert.FromBase64String(n.GetValue<string>());
+    public Task<GuestProcess> StartAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default) =>
+        GuestExec.StartAsync(this, argv, options, cancellationToken);
 
     private static string Abbreviate(string s) => s.Length <= 300 ? s : string.Concat(s.AsSpan(0, 300), "…");
-}
-
-/// <summary>A guest process started with <c>guest-exec</c> through libvirt.</summary>
-public sealed class LibvirtGuestProcess
-{
-    private readonly LibvirtAgent _agent;
-    private readonly Stopwatch _sw = Stopwatch.StartNew();
-
-    internal LibvirtGuestProcess(LibvirtAgent agent, long pid, IReadOnlyList<string> command)
-    {
-        _agent = agent;
-        Pid = pid;
-        Command = command;
-    }
-
-    public long Pid { get; }
-    public IReadOnlyList<string> Command { get; }
-    public TimeSpan Elapsed => _sw.Elapsed;
-
-    /// <summary>Polls <c>guest-exec-status</c> (backing off to 1 s) until the process exits or <paramref name="timeout"/> passes.</summary>
-    public async Task<GuestExecResult> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        var delay = TimeSpan.FromMilliseconds(50);
-        var limit = Stopwatch.StartNew();
-        while (true)
-        {
-            if (await _agent.TryGetExitAsync(this, cancellationToken).ConfigureAwait(false) is { } r)
-            {
-                return r;
-            }
-            if (limit.Elapsed > timeout)
-            {
-                throw new LabTimeoutException($"guest command {string.Join(' ', Command)} (pid {Pid.ToString(CultureInfo.InvariantCulture)})", timeout);
-            }
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            delay = TimeSpan.FromMilliseconds(Math.Min(1000, delay.TotalMilliseconds * 2));
-        }
-    }
 }
 
 /// <summary>

@@ -1,0 +1,86 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+
+namespace LabKernel.GuestAgent;
+
+/// <summary>
+/// A qemu-guest-agent, however it is reached: the lab's own socket client, or libvirt's
+/// <c>virDomainQemuAgentCommand</c>. Commands are agent JSON; the reply is the <c>return</c> member.
+/// </summary>
+public interface IGuestAgent : IGuestShell
+{
+    Task<JsonNode?> ExecuteAsync(string command, JsonObject? arguments = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default);
+}
+
+/// <summary>The <c>guest-exec</c> / <c>guest-exec-status</c> protocol, shared by every <see cref="IGuestAgent"/>.</summary>
+public static class GuestExec
+{
+    /// <summary>Starts a program with <c>guest-exec</c> (argv array, output captured) and returns at once.</summary>
+    public static async Task<GuestProcess> StartAsync(IGuestAgent agent, IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        if (argv.Count == 0)
+        {
+            throw new ArgumentException("empty command", nameof(argv));
+        }
+        options ??= new GuestExecOptions();
+        var args = new JsonObject
+        {
+            ["path"] = argv[0],
+            ["arg"] = new JsonArray(argv.Skip(1).Select(a => (JsonNode)a).ToArray()),
+            ["capture-output"] = true,
+        };
+        if (options.Input is { } input)
+        {
+            args["input-data"] = Convert.ToBase64String(input);
+        }
+        if (options.Environment is { } env)
+        {
+            args["env"] = new JsonArray(env.Select(e => (JsonNode)e).ToArray());
+        }
+        var started = await agent.ExecuteAsync("guest-exec", args, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return new GuestProcess(agent, started!["pid"]!.GetValue<long>(), argv.ToArray());
+    }
+
+    /// <summary>Runs a program and waits for it (the <see cref="IGuestShell.ExecAsync"/> of every agent).</summary>
+    public static async Task<GuestExecResult> RunAsync(IGuestAgent agent, IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new GuestExecOptions();
+        var process = await StartAsync(agent, argv, options, cancellationToken).ConfigureAwait(false);
+        var result = await process.WaitAsync(options.Timeout, cancellationToken).ConfigureAwait(false);
+        return options.Check ? result.EnsureSuccess() : result;
+    }
+
+    /// <summary><c>guest-exec-status</c>: the result once the process has exited, null while it runs.</summary>
+    internal static async Task<GuestExecResult?> TryGetExitAsync(IGuestAgent agent, GuestProcess process, CancellationToken cancellationToken)
+    {
+        var status = (await agent.ExecuteAsync("guest-exec-status", new JsonObject { ["pid"] = process.Pid }, cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
+        if (status["exited"]?.GetValue<bool>() != true)
+        {
+            return null;
+        }
+        var signal = status["signal"]?.GetValue<int>();
+        return new GuestExecResult(
+            process.Command,
+            status["exitcode"]?.GetValue<int>() ?? (signal is null ? 0 : 128 + signal.Value),
+            Decode(status["out-data"]),
+            Decode(status["err-data"]),
+            process.Elapsed,
+            signal,
+            status["out-truncated"]?.GetValue<bool>() == true || status["err-truncated"]?.GetValue<bool>() == true);
+    }
+
+    /// <summary>Kills a guest process (best effort: the caller is already reporting a timeout).</summary>
+    internal static async Task TryKillAsync(IGuestAgent agent, long pid, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await agent.ExecuteAsync("guest-exec", new JsonObject { ["path"] = "/bin/kill", ["arg"] = new JsonArray("-KILL", pid.ToString(CultureInfo.InvariantCulture)) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (LabException)
+        {
+        }
+    }
+
+    internal static byte[] Decode(JsonNode? node) =>
+        node is JsonValue v && v.TryGetValue<string>(out var s) ? Convert.FromBase64String(s) : [];
+}

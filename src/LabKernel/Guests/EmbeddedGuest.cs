@@ -89,7 +89,7 @@ public sealed class EmbeddedGuest : IAsyncDisposable
         {
             if (owns)
             {
-                TryDelete(work);
+                LabPaths.TryDeleteFolder(work);
             }
             throw;
         }
@@ -100,21 +100,7 @@ public sealed class EmbeddedGuest : IAsyncDisposable
         await Machine.DisposeAsync().ConfigureAwait(false);
         if (_ownsWorkFolder)
         {
-            TryDelete(WorkFolder);
-        }
-    }
-
-    private static void TryDelete(string dir)
-    {
-        try
-        {
-            Directory.Delete(dir, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
+            LabPaths.TryDeleteFolder(WorkFolder);
         }
     }
 }

@@ -129,7 +129,7 @@ public static class GuestImageBuilder
         }
         catch
         {
-            TryDelete(work);
+            LabPaths.TryDeleteFolder(work);
             throw;
         }
     }
@@ -178,22 +178,5 @@ public static class GuestImageBuilder
     {
         await File.WriteAllTextAsync(path, content).ConfigureAwait(false);
         File.SetUnixFileMode(path, mode);
-    }
-
-    private static void TryDelete(string dir)
-    {
-        try
-        {
-            if (Directory.Exists(dir))
-            {
-                Directory.Delete(dir, recursive: true);
-            }
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
     }
 }

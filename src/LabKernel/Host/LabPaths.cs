@@ -35,6 +35,24 @@ public static class LabPaths
         return dir;
     }
 
+    /// <summary>Removes a folder the lab made, best effort: clean-up must not hide the error that led to it.</summary>
+    public static void TryDeleteFolder(string folder)
+    {
+        try
+        {
+            if (Directory.Exists(folder))
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
     public static bool IsRoot => Environment.UserName == "root" || geteuid() == 0;
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = false)]

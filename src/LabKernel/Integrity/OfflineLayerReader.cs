@@ -1,3 +1,4 @@
+using LabKernel.Host;
 using LabKernel.Processes;
 
 namespace LabKernel.Integrity;
@@ -109,13 +110,7 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
 
     public ValueTask DisposeAsync()
     {
-        try
-        {
-            Directory.Delete(_scratch, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
+        LabPaths.TryDeleteFolder(_scratch);
         return ValueTask.CompletedTask;
     }
 }

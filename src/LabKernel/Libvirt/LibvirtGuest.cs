@@ -1,3 +1,4 @@
+using LabKernel.Host;
 using LabKernel.Guests;
 using LabKernel.Images;
 using LabKernel.Machines;
@@ -116,7 +117,7 @@ public sealed class LibvirtGuest : IAsyncDisposable
             }
             if (owns)
             {
-                TryDeleteFolder(folder);
+                LabPaths.TryDeleteFolder(folder);
             }
             throw;
         }
@@ -133,7 +134,7 @@ public sealed class LibvirtGuest : IAsyncDisposable
         CleanupError = await RemoveDomainAsync(Domain).ConfigureAwait(false);
         if (_ownsFolder && CleanupError is null)
         {
-            TryDeleteFolder(WorkFolder);
+            LabPaths.TryDeleteFolder(WorkFolder);
         }
     }
 
@@ -161,19 +162,5 @@ public sealed class LibvirtGuest : IAsyncDisposable
         }
         domain.Dispose();
         return error;
-    }
-
-    private static void TryDeleteFolder(string folder)
-    {
-        try
-        {
-            Directory.Delete(folder, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
-        }
     }
 }

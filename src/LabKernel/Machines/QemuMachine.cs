@@ -331,13 +331,7 @@ public sealed class QemuMachine : IAsyncDisposable
         _process.Dispose();
         if (_ownsRuntimeFolder)
         {
-            try
-            {
-                Directory.Delete(RuntimeFolder, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            LabPaths.TryDeleteFolder(RuntimeFolder);
         }
     }
 

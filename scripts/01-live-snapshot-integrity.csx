@@ -13,9 +13,12 @@
 //    prefix (at most a torn last line).
 //
 // The document took the snapshot with `virsh snapshot-create-as --disk-only`, waited with `sleep`, and booted a
-// second VM directly on `overlay1` to look at it (which writes to it). Here the snapshot is QMP
-// `blockdev-snapshot-sync` in a `transaction`, every wait is on a condition, and `overlay1` is read offline from a
-// scratch copy, so the evidence is never modified.
+// second VM directly on `overlay1` to look at it (which writes to it). Here every wait is on a condition, and
+// `overlay1` is read offline from a scratch copy, so the evidence is never modified. With `Backend=qemu` (the default)
+// the snapshot is QMP `blockdev-snapshot-sync` in a `transaction`; with `Backend=libvirt` it is the call `virsh`
+// makes, `virDomainSnapshotCreateXML` with DISK_ONLY|ATOMIC, on the embedded guest defined as a domain or on your own
+// domain (`-p Domain name`: the lab first moves it onto its own `overlay1`, so your image is only read, and hands the
+// domain back on its own disk at the end).
 //
 // **Going further**: the lines a writer has *flushed* (awk `fflush`) sit in the guest's page cache until ext4
 // writes them back (up to 30 s later), so a snapshot taken without quiescing may hold none of them. `Quiesce`
@@ -33,6 +36,7 @@ using LabKernel.Guests;
 using LabKernel.Images;
 using LabKernel.Integrity;
 using LabKernel.Journal;
+using LabKernel.Libvirt;
 using LabKernel.Plots;
 using LabKernel.Reports;
 using SequenceWriter = LabKernel.Integrity.SequenceWriter;
@@ -44,24 +48,27 @@ string Writer = ScriptArgs.Get<string>(Args, "Writer", "awk");
 string Quiesce = ScriptArgs.Get<string>(Args, "Quiesce", "none");
 string Backend = ScriptArgs.Get<string>(Args, "Backend", "qemu");
 string Domain = ScriptArgs.Get<string>(Args, "Domain", "");
+string DomainDisk = ScriptArgs.Get<string>(Args, "DomainDisk", "");
+string LibvirtUri = ScriptArgs.Get<string>(Args, "LibvirtUri", "qemu:///system");
 bool KeepArtifacts = ScriptArgs.Get<bool>(Args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(Args, "OutputDir", "");
 
-if (Backend != "qemu" || Domain != "")
-    throw new LabUsageException($"this notebook runs on the embedded QEMU guest; Backend={Backend} Domain='{Domain}' is not supported by it yet");
+var (backend, domain) = LabGuests.CheckChoice(Backend, Domain);
 if (SnapshotAfterLines >= Count)
     throw new LabUsageException("SnapshotAfterLines must be below Count");
 var journal = LabJournal.Current;
 journal.Clear();
 var run = ExperimentRun.Create("01-live-snapshot-integrity", KeepArtifacts, OutputDir);
-var image = await GuestImageBuilder.EnsureAsync();
-run.UseExisting("base", image.BaseImage);
 var overlay1 = run.NewFile("overlay1", "overlay1.qcow2");
-await QemuImg.CreateAsync(overlay1, "qcow2", options: new CreateOptions { BackingFile = image.BaseImage, BackingFormat = "qcow2" });
-var guest = await EmbeddedGuest.StartAsync(new EmbeddedGuestOptions { RootDisk = overlay1, WorkFolder = run.Folder, Name = "nb01" });
-var block = guest.Machine.Block();
-var chainBefore = await block.QueryChainAsync("disk0");
-display(HTML($"<p>Guest up in {guest.Machine.BootToAgent?.TotalSeconds:0.0} s ({guest.Machine.Accelerator.Name}: {guest.Machine.Accelerator.Reason}).</p>"));
+var guest = await LabGuests.StartAsync(new LabGuestOptions
+{
+    Backend = backend, Domain = domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri,
+    Name = "nb01", WorkFolder = run.Folder, Overlays = [overlay1],
+});
+run.UseExisting("base", guest.BaseImage);
+var block = guest.Block;
+var chainBefore = await block.QueryChainAsync(guest.Disk);
+display(HTML($"<p>Guest: {System.Net.WebUtility.HtmlEncode(guest.Description)}.</p>"));
 display(HTML("<p><b>Chain before</b></p>" + chainBefore.ToHtml()));
 display(chainBefore.ToText());
 
@@ -71,7 +78,7 @@ display(chainBefore.ToText());
 // instead). When the writer has flushed `SnapshotAfterLines` lines, the lab takes the live snapshot onto `overlay2`.
 
 var overlay2 = run.NewFile("overlay2", "overlay2.qcow2");
-var writer = await SequenceWriter.StartAsync(guest.Machine.Agent, new SequenceWriterOptions
+var writer = await SequenceWriter.StartAsync(guest.Agent, new SequenceWriterOptions
 {
     Count = Count,
     Kind = Writer == "shell" ? SequenceWriterKind.ShellLoop : SequenceWriterKind.Awk,
@@ -81,34 +88,34 @@ var snapshotAt = writer.Elapsed;
 LabKernel.Block.LiveChain chainAfterSnapshot;
 if (Quiesce == "fsfreeze")
 {
-    await guest.Machine.Agent.FreezeAsync();
-    try { chainAfterSnapshot = await block.SnapshotAsync("disk0", overlay2); }
-    finally { await guest.Machine.Agent.ThawAsync(); }
+    await guest.Agent.FreezeAsync();
+    try { chainAfterSnapshot = await block.SnapshotAsync(guest.Disk, overlay2); }
+    finally { await guest.Agent.ThawAsync(); }
 }
 else
 {
     if (Quiesce == "sync")
-        await guest.Machine.Agent.ExecAsync(["sync"], new GuestExecOptions { Check = true });
-    chainAfterSnapshot = await block.SnapshotAsync("disk0", overlay2);
+        await guest.Agent.ExecAsync(["sync"], new GuestExecOptions { Check = true });
+    chainAfterSnapshot = await block.SnapshotAsync(guest.Disk, overlay2);
 }
 var snapshotDone = writer.Elapsed;
 var linesAfterSnapshot = await writer.ReadProgressAsync();
 display($"snapshot at {snapshotAt.TotalSeconds:0.00} s with {linesAtSnapshot:N0} lines flushed; took {(snapshotDone - snapshotAt).TotalMilliseconds:0} ms; writer at {linesAfterSnapshot:N0} right after");
 
 var finished = await writer.WaitAsync(TimeSpan.FromHours(2));
-var newTop = SequenceChecker.Check(await guest.Machine.Agent.ReadFileAsync("/root/num.txt"), Count);
+var newTop = SequenceChecker.Check(await guest.Agent.ReadFileAsync("/root/num.txt"), Count);
 run.Findings.Check("The writer is not disturbed by the live snapshot: it runs to the end", finished.Succeeded,
     $"exit {finished.ExitCode} after {writer.Elapsed.TotalSeconds:0.0} s");
 run.Findings.Check($"The guest's disk (overlay2 on overlay1) holds all of 1..{Count:N0}", newTop.Complete, newTop.Summary);
-display(HTML("<p><b>Chain after the snapshot (QEMU's view)</b></p>" + chainAfterSnapshot.ToHtml()));
+display(HTML("<p><b>Chain after the snapshot (the hypervisor's live view)</b></p>" + chainAfterSnapshot.ToHtml()));
 display(newTop.Summary);
 
 // ## What overlay1 holds
 //
-// The guest is shut down cleanly; then `overlay1` (with its backing file) is read offline: `qemu-img convert -U`
+// The guest is powered off cleanly; then `overlay1` (with its backing file) is read offline: `qemu-img convert -U`
 // to a scratch raw file, the ext4 journal replayed on that copy, `num.txt` read with `debugfs`.
 
-await guest.DisposeAsync();
+await guest.StopAsync();
 var overlay1Hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(overlay1)));
 SequenceCheck oldLayer;
 await using (var reader = await OfflineLayerReader.OpenAsync(overlay1, run.Folder))
@@ -146,10 +153,13 @@ display(run.Findings.ToTable());
 
 // ## Clean-up and the journal
 //
-// The document's step 7: return to `base <- overlay1`. The guest is already off; `overlay2` (made by the lab) is
+// The document's step 7: return to `base <- overlay1`. The guest is already off. A lab-made guest is removed; your
+// own domain is put back on its own disk (and started again if it was running). `overlay2` (made by the lab) is
 // removed unless `KeepArtifacts`, and `overlay1` stays a valid image whose backing file is the base. Below it, every
 // command the lab issued, in order.
 
+await guest.DisposeAsync();
+if (guest is LibvirtLabGuest { RestoreSummary: { } handedBack }) display(HTML($"<p>{System.Net.WebUtility.HtmlEncode(handedBack)}.</p>"));
 var restored = await QemuImg.GetBackingChainAsync(overlay1);
 var cleanup = await run.CleanUpAsync();
 display(HTML($"<p>{cleanup}. Chain now: <code>{System.Net.WebUtility.HtmlEncode(restored.ToText())}</code></p>"));

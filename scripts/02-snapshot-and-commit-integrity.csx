@@ -13,8 +13,10 @@
 // 4. step 7 restores the starting environment: `overlay3` renamed to `overlay2`, the snapshot metadata dropped, the
 //    VM back on `overlay2`.
 //
-// Here the snapshot is QMP `blockdev-snapshot-sync`, the commit QMP `block-commit` (top `overlay2`, base `overlay1`)
-// driven by job events; the chain is checked in QEMU's live view and in the image headers (`qemu-img info
+// With `Backend=qemu` (the default) the snapshot is QMP `blockdev-snapshot-sync` and the commit QMP `block-commit`
+// (top `overlay2`, base `overlay1`) driven by job events. With `Backend=libvirt` they are the calls `virsh` makes:
+// `virDomainSnapshotCreateXML` (DISK_ONLY|ATOMIC) and `virDomainBlockCommit`, followed by libvirt's BLOCK_JOB events,
+// on the embedded guest defined as a domain, or on your own domain (`-p Domain name`; see the README). The chain is checked in QEMU's live view and in the image headers (`qemu-img info
 // --backing-chain`), every image with `qemu-img check`, and overlay2's view is read offline without modifying it.
 //
 // **Scale**: `Count` (default 4,000,000 lines), `SnapshotAfterLines` (default 1,000,000). Default run: 63 s here under TCG.
@@ -28,6 +30,7 @@ using LabKernel.Guests;
 using LabKernel.Images;
 using LabKernel.Integrity;
 using LabKernel.Journal;
+using LabKernel.Libvirt;
 using LabKernel.Plots;
 using LabKernel.Reports;
 using SequenceWriter = LabKernel.Integrity.SequenceWriter;
@@ -39,59 +42,62 @@ string Writer = ScriptArgs.Get<string>(Args, "Writer", "awk");
 string Quiesce = ScriptArgs.Get<string>(Args, "Quiesce", "none");
 string Backend = ScriptArgs.Get<string>(Args, "Backend", "qemu");
 string Domain = ScriptArgs.Get<string>(Args, "Domain", "");
+string DomainDisk = ScriptArgs.Get<string>(Args, "DomainDisk", "");
+string LibvirtUri = ScriptArgs.Get<string>(Args, "LibvirtUri", "qemu:///system");
 bool KeepArtifacts = ScriptArgs.Get<bool>(Args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(Args, "OutputDir", "");
 
-if (Backend != "qemu" || Domain != "")
-    throw new LabUsageException($"this notebook runs on the embedded QEMU guest; Backend={Backend} Domain='{Domain}' is not supported by it yet");
+var (backend, domain) = LabGuests.CheckChoice(Backend, Domain);
 if (SnapshotAfterLines >= Count)
     throw new LabUsageException("SnapshotAfterLines must be below Count");
 var journal = LabJournal.Current;
 journal.Clear();
 var run = ExperimentRun.Create("02-snapshot-and-commit-integrity", KeepArtifacts, OutputDir);
-var image = await GuestImageBuilder.EnsureAsync();
-run.UseExisting("base", image.BaseImage);
 var overlay1 = run.NewFile("overlay1", "overlay1.qcow2");
 var overlay2 = run.NewFile("overlay2", "overlay2.qcow2");
-await QemuImg.CreateAsync(overlay1, "qcow2", options: new CreateOptions { BackingFile = image.BaseImage, BackingFormat = "qcow2" });
-await QemuImg.CreateAsync(overlay2, "qcow2", options: new CreateOptions { BackingFile = overlay1, BackingFormat = "qcow2" });
-var guest = await EmbeddedGuest.StartAsync(new EmbeddedGuestOptions { RootDisk = overlay2, WorkFolder = run.Folder, Name = "nb02" });
-var block = guest.Machine.Block();
-var chainBefore = await block.QueryChainAsync("disk0");
+var guest = await LabGuests.StartAsync(new LabGuestOptions
+{
+    Backend = backend, Domain = domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri,
+    Name = "nb02", WorkFolder = run.Folder, Overlays = [overlay1, overlay2],
+});
+run.UseExisting("base", guest.BaseImage);
+var block = guest.Block;
+var chainBefore = await block.QueryChainAsync(guest.Disk);
+display(HTML($"<p>Guest: {System.Net.WebUtility.HtmlEncode(guest.Description)}.</p>"));
 display(HTML("<p><b>Chain before</b></p>" + chainBefore.ToHtml()));
 display(chainBefore.ToText());
 
 // ## Writer, snapshot onto overlay3, commit of overlay2 into overlay1
 
 var overlay3 = run.NewFile("overlay3", "overlay3.qcow2");
-var writer = await SequenceWriter.StartAsync(guest.Machine.Agent, new SequenceWriterOptions
+var writer = await SequenceWriter.StartAsync(guest.Agent, new SequenceWriterOptions
 {
     Count = Count,
     Kind = Writer == "shell" ? SequenceWriterKind.ShellLoop : SequenceWriterKind.Awk,
 });
 var linesAtSnapshot = await writer.WaitForLinesAsync(SnapshotAfterLines, TimeSpan.FromMinutes(30));
 var snapshotAt = writer.Elapsed;
-if (Quiesce == "fsfreeze") await guest.Machine.Agent.FreezeAsync();
-else if (Quiesce == "sync") await guest.Machine.Agent.ExecAsync(["sync"], new GuestExecOptions { Check = true });
+if (Quiesce == "fsfreeze") await guest.Agent.FreezeAsync();
+else if (Quiesce == "sync") await guest.Agent.ExecAsync(["sync"], new GuestExecOptions { Check = true });
 LiveChain afterSnapshot;
-try { afterSnapshot = await block.SnapshotAsync("disk0", overlay3); }
-finally { if (Quiesce == "fsfreeze") await guest.Machine.Agent.ThawAsync(); }
+try { afterSnapshot = await block.SnapshotAsync(guest.Disk, overlay3); }
+finally { if (Quiesce == "fsfreeze") await guest.Agent.ThawAsync(); }
 var snapshotDone = writer.Elapsed;
 var commitStart = writer.Elapsed;
-var afterCommit = await block.CommitAsync("disk0", top: overlay2, @base: overlay1);
+var afterCommit = await block.CommitAsync(guest.Disk, top: overlay2, @base: overlay1);
 var commitDone = writer.Elapsed;
 var linesAtCommitEnd = await writer.ReadProgressAsync();
 display(HTML("<p><b>After the snapshot</b></p>" + afterSnapshot.ToHtml() + "<p><b>After the commit</b></p>" + afterCommit.ToHtml()));
 display($"snapshot at {snapshotAt.TotalSeconds:0.00} s ({linesAtSnapshot:N0} lines), commit {commitStart.TotalSeconds:0.00}-{commitDone.TotalSeconds:0.00} s; writer at {linesAtCommitEnd:N0} when the commit ended");
 
 var finished = await writer.WaitAsync(TimeSpan.FromHours(2));
-var newTop = SequenceChecker.Check(await guest.Machine.Agent.ReadFileAsync("/root/num.txt"), Count);
+var newTop = SequenceChecker.Check(await guest.Agent.ReadFileAsync("/root/num.txt"), Count);
 run.Findings.Check("The writer runs to the end through the snapshot and the commit", finished.Succeeded, $"exit {finished.ExitCode} after {writer.Elapsed.TotalSeconds:0.0} s");
 run.Findings.Check($"The guest's disk (overlay3 on the shortened chain) holds all of 1..{Count:N0}", newTop.Complete, newTop.Summary);
-var (live, headers, agreement) = await block.CheckChainAgreementAsync("disk0");
-var expected = new[] { overlay3, overlay1, image.BaseImage };
-run.Findings.Check("QEMU's live chain is base <- overlay1 <- overlay3", live.Filenames.SequenceEqual(expected), live.ToText());
-run.Findings.Check("The image headers (qemu-img) agree with QEMU", agreement.Agrees, agreement.Summary);
+var (live, headers, agreement) = await block.CheckChainAgreementAsync(guest.Disk);
+string[] expected = [overlay3, overlay1, .. chainBefore.Filenames.Skip(2)];
+run.Findings.Check($"The live chain ({guest.Backend}'s view) is base <- overlay1 <- overlay3", live.Filenames.SequenceEqual(expected), live.ToText());
+run.Findings.Check("The image headers (qemu-img) agree with the live chain", agreement.Agrees, agreement.Summary);
 display(newTop.Summary);
 
 // ## overlay2's view, checks, and the document's step 7
@@ -100,7 +106,7 @@ display(newTop.Summary);
 // offline. Then step 7: overlay2 is removed, overlay3 renamed to overlay2 (its header names overlay1 as backing, and
 // nothing names overlay3), so the starting chain `base <- overlay1 <- overlay2` is back, with the writer's data.
 
-await guest.DisposeAsync();
+await guest.StopAsync();
 SequenceCheck oldView;
 await using (var reader = await OfflineLayerReader.OpenAsync(overlay2, run.Folder))
 {
@@ -129,7 +135,7 @@ display(sizes.ToTable("Layer sizes after the commit"));
 File.Delete(overlay2);
 File.Move(overlay3, overlay2);
 var restored = await QemuImg.GetBackingChainAsync(overlay2);
-var restoredOk = restored.Compare(new[] { overlay2, overlay1, image.BaseImage }).Agrees;
+var restoredOk = restored.Compare(chainBefore.Filenames).Agrees;
 run.Findings.Check("Step 7 restores base <- overlay1 <- overlay2", restoredOk, restored.ToText());
 SequenceCheck restoredView;
 await using (var reader = await OfflineLayerReader.OpenAsync(overlay2, run.Folder))
@@ -153,6 +159,8 @@ display(run.Findings.ToTable());
 
 // ## Clean-up and the journal
 
+await guest.DisposeAsync();
+if (guest is LibvirtLabGuest { RestoreSummary: { } handedBack }) display(HTML($"<p>{System.Net.WebUtility.HtmlEncode(handedBack)}.</p>"));
 var cleanup = await run.CleanUpAsync();
 display(HTML($"<p>{cleanup}.</p>"));
 display(HTML(journal.Entries.ToHtml()));

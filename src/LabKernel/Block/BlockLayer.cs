@@ -16,7 +16,7 @@ namespace LabKernel.Block;
 /// snapshots and pivots. Every QMP command is journaled by <see cref="QmpClient"/>; each operation adds one
 /// <c>block</c> entry summarizing it.
 /// </summary>
-public sealed class BlockLayer
+public sealed class BlockLayer : ILabBlock
 {
     private static long _counter;
 
@@ -662,6 +662,19 @@ public sealed class BlockLayer
         using var doc = JsonDocument.Parse(image.ToJsonString());
         return ImageInfo.FromJson(doc.RootElement).Snapshots;
     }
+
+    // ---------------------------------------------------------------- the backend-neutral view (ILabBlock)
+
+    string ILabBlock.Backend => "qemu";
+
+    Task<LiveChain> ILabBlock.SnapshotAsync(string disk, string overlayFile, CancellationToken cancellationToken) =>
+        SnapshotAsync(disk, overlayFile, cancellationToken: cancellationToken);
+
+    Task<LiveChain> ILabBlock.CommitAsync(string disk, string top, string @base, CancellationToken cancellationToken) =>
+        CommitAsync(disk, top, @base, cancellationToken: cancellationToken);
+
+    Task<LiveChain> ILabBlock.StreamAsync(string disk, string? @base, CancellationToken cancellationToken) =>
+        StreamAsync(disk, @base, cancellationToken: cancellationToken);
 }
 
 /// <summary>Reaches a machine's block layer: <c>machine.Block()</c>.</summary>

@@ -16,8 +16,6 @@ namespace LabKernel.GuestAgent;
 public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
 {
     private const byte Delimiter = 0xFF;
-    /// <summary>Chunk for guest-file-read/-write: well under the agent's message limits.</summary>
-    internal const int FileChunk = 1 << 20;
 
     private readonly Stream _stream;
     private readonly SemaphoreSlim _lock = new(1, 1);
@@ -129,16 +127,6 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
     /// <summary><c>guest-ping</c>.</summary>
     public Task PingAsync(CancellationToken cancellationToken = default) => ExecuteAsync("guest-ping", cancellationToken: cancellationToken);
 
-    /// <summary><c>guest-info</c>: the agent's version and enabled commands.</summary>
-    public async Task<GuestAgentInfo> InfoAsync(CancellationToken cancellationToken = default)
-    {
-        var r = (await ExecuteAsync("guest-info", cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
-        var cmds = r["supported_commands"]?.AsArray()
-            .Where(c => c?["enabled"]?.GetValue<bool>() == true)
-            .Select(c => c!["name"]!.GetValue<string>()).ToArray() ?? [];
-        return new GuestAgentInfo(r["version"]?.GetValue<string>() ?? "", cmds);
-    }
-
     /// <summary>
     /// Runs a program in the guest with <c>guest-exec</c> (argv array, output captured) and waits for it with
     /// <c>guest-exec-status</c>. The time limit names the command when it passes; the process is then killed.
@@ -152,83 +140,6 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
     /// </summary>
     public Task<GuestProcess> StartAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default) =>
         GuestExec.StartAsync(this, argv, options, cancellationToken);
-
-    /// <summary>Writes a whole file in the guest with <c>guest-file-open/-write/-close</c>, in chunks.</summary>
-    public async Task WriteFileAsync(string guestPath, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
-    {
-        var handle = await OpenAsync(guestPath, "w", cancellationToken).ConfigureAwait(false);
-        try
-        {
-            for (var offset = 0; offset < content.Length; offset += FileChunk)
-            {
-                var chunk = content.Slice(offset, Math.Min(FileChunk, content.Length - offset));
-                var r = await ExecuteAsync("guest-file-write", new JsonObject { ["handle"] = handle, ["buf-b64"] = Convert.ToBase64String(chunk.Span) }, cancellationToken: cancellationToken).ConfigureAwait(false);
-                var written = r?["count"]?.GetValue<int>() ?? 0;
-                if (written != chunk.Length)
-                {
-                    throw new LabException($"guest-file-write to {guestPath} wrote {written} of {chunk.Length} bytes");
-                }
-            }
-            await ExecuteAsync("guest-file-flush", new JsonObject { ["handle"] = handle }, cancellationToken: cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            await CloseAsync(handle, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>Reads a whole file from the guest with <c>guest-file-open/-read/-close</c>, in chunks.</summary>
-    public async Task<byte[]> ReadFileAsync(string guestPath, CancellationToken cancellationToken = default)
-    {
-        var handle = await OpenAsync(guestPath, "r", cancellationToken).ConfigureAwait(false);
-        try
-        {
-            using var ms = new MemoryStream();
-            while (true)
-            {
-                var r = (await ExecuteAsync("guest-file-read", new JsonObject { ["handle"] = handle, ["count"] = FileChunk }, cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
-                ms.Write(Decode(r["buf-b64"]));
-                if (r["eof"]?.GetValue<bool>() == true || r["count"]?.GetValue<int>() == 0)
-                {
-                    return ms.ToArray();
-                }
-            }
-        }
-        finally
-        {
-            await CloseAsync(handle, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>Copies a host file into the guest.</summary>
-    public async Task PushFileAsync(string hostPath, string guestPath, CancellationToken cancellationToken = default) =>
-        await WriteFileAsync(guestPath, await File.ReadAllBytesAsync(hostPath, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-
-    /// <summary>Copies a guest file to the host.</summary>
-    public async Task PullFileAsync(string guestPath, string hostPath, CancellationToken cancellationToken = default) =>
-        await File.WriteAllBytesAsync(hostPath, await ReadFileAsync(guestPath, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-
-    /// <summary>SHA-256 of a guest file computed in the guest (<c>sha256sum</c>), lower-case hex.</summary>
-    public async Task<string> Sha256Async(string guestPath, CancellationToken cancellationToken = default)
-    {
-        var r = await ExecAsync(["sha256sum", guestPath], new GuestExecOptions { Check = true }, cancellationToken).ConfigureAwait(false);
-        return r.StandardOutput.Split(' ')[0].Trim();
-    }
-
-    /// <summary><c>guest-fsfreeze-freeze</c>: returns how many filesystems were frozen.</summary>
-    public async Task<int> FreezeAsync(CancellationToken cancellationToken = default) =>
-        (await ExecuteAsync("guest-fsfreeze-freeze", cancellationToken: cancellationToken).ConfigureAwait(false))!.GetValue<int>();
-
-    /// <summary><c>guest-fsfreeze-thaw</c>: returns how many filesystems were thawed.</summary>
-    public async Task<int> ThawAsync(CancellationToken cancellationToken = default) =>
-        (await ExecuteAsync("guest-fsfreeze-thaw", cancellationToken: cancellationToken).ConfigureAwait(false))!.GetValue<int>();
-
-    /// <summary><c>guest-fsfreeze-status</c>.</summary>
-    public async Task<FsFreezeStatus> FreezeStatusAsync(CancellationToken cancellationToken = default)
-    {
-        var s = (await ExecuteAsync("guest-fsfreeze-status", cancellationToken: cancellationToken).ConfigureAwait(false))!.GetValue<string>();
-        return s == "frozen" ? FsFreezeStatus.Frozen : FsFreezeStatus.Thawed;
-    }
 
     /// <summary>
     /// <c>guest-shutdown</c> (power-down). The agent sends no reply when it succeeds, so this only sends it;
@@ -254,12 +165,6 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
             _lock.Release();
         }
     }
-
-    private async Task<long> OpenAsync(string path, string mode, CancellationToken cancellationToken) =>
-        (await ExecuteAsync("guest-file-open", new JsonObject { ["path"] = path, ["mode"] = mode }, cancellationToken: cancellationToken).ConfigureAwait(false))!.GetValue<long>();
-
-    private async Task CloseAsync(long handle, CancellationToken cancellationToken) =>
-        await ExecuteAsync("guest-file-close", new JsonObject { ["handle"] = handle }, cancellationToken: cancellationToken).ConfigureAwait(false);
 
     /// <summary>
     /// The handshake: send 0xFF (makes the agent's parser drop a partial command) and
@@ -393,7 +298,6 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
         return o.ToJsonString();
     }
 
-    private static byte[] Decode(JsonNode? node) => GuestExec.Decode(node);
 
     private static string Abbreviate(string s) => s.Length <= 300 ? s : s[..300] + $"… ({s.Length} chars)";
 

@@ -1,3 +1,4 @@
+using LabKernel.GuestAgent;
 using LabKernel.Host;
 using LabKernel.Processes;
 
@@ -116,7 +117,7 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
 }
 
 /// <summary>Files seen through the guest agent of a running guest.</summary>
-public sealed class GuestFileView(GuestAgent.GuestAgentClient agent) : IFileView
+public sealed class GuestFileView(IGuestAgent agent) : IFileView
 {
     public async Task<bool> ExistsAsync(string path, CancellationToken cancellationToken = default) =>
         (await agent.ExecAsync(["test", "-e", path], cancellationToken: cancellationToken).ConfigureAwait(false)).ExitCode == 0;

@@ -38,12 +38,12 @@ public sealed record WriterSample(TimeSpan At, long Lines);
 /// </summary>
 public sealed class SequenceWriter
 {
-    private readonly GuestAgentClient _agent;
+    private readonly IGuestAgent _agent;
     private readonly GuestProcess _process;
     private readonly List<WriterSample> _samples = [];
     private readonly Stopwatch _clock;
 
-    private SequenceWriter(GuestAgentClient agent, GuestProcess process, SequenceWriterOptions options, Stopwatch clock)
+    private SequenceWriter(IGuestAgent agent, GuestProcess process, SequenceWriterOptions options, Stopwatch clock)
     {
         _agent = agent;
         _process = process;
@@ -90,7 +90,7 @@ public sealed class SequenceWriter
     }
 
     /// <summary>Starts the writer in the guest (<c>guest-exec</c>, not waited for).</summary>
-    public static async Task<SequenceWriter> StartAsync(GuestAgentClient agent, SequenceWriterOptions? options = null, CancellationToken cancellationToken = default)
+    public static async Task<SequenceWriter> StartAsync(IGuestAgent agent, SequenceWriterOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new SequenceWriterOptions();
         if (options.Count < 1 || options.FlushEvery < 1)
@@ -99,7 +99,7 @@ public sealed class SequenceWriter
         }
         await agent.ExecAsync(["rm", "-f", options.Path, options.ProgressPath], new GuestExecOptions { Check = true }, cancellationToken).ConfigureAwait(false);
         var clock = Stopwatch.StartNew();
-        var process = await agent.StartAsync(Command(options), cancellationToken: cancellationToken).ConfigureAwait(false);
+        var process = await GuestExec.StartAsync(agent, Command(options), cancellationToken: cancellationToken).ConfigureAwait(false);
         var writer = new SequenceWriter(agent, process, options, clock);
         writer.Record(0);
         return writer;

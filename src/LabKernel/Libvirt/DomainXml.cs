@@ -10,6 +10,29 @@ namespace LabKernel.Libvirt;
 /// <param name="Chain">Files from the active layer (first) down to the base, from <c>source</c> and nested <c>backingStore</c>.</param>
 public sealed record DomainDisk(string Target, string Bus, string Format, IReadOnlyList<string> Chain)
 {
+    /// <summary>Format of each layer in <see cref="Chain"/> (from <c>driver</c> and each <c>backingStore/format</c>); empty when unknown.</summary>
+    public IReadOnlyList<string> Formats { get; init; } = [];
+
+    /// <summary>libvirt's <c>index</c> of each layer (<c>vda[2]</c> names layer 2 in block-job calls); null when the XML has none.</summary>
+    public IReadOnlyList<int?> Indexes { get; init; } = [];
+
+    /// <summary>
+    /// The same chain in the backend-neutral form: one <see cref="Block.LiveLayer"/> per layer, named
+    /// <c>vda[index]</c> as libvirt addresses layers (the active one just <c>vda</c> when it has no index).
+    /// </summary>
+    public Block.LiveChain ToLiveChain()
+    {
+        var layers = new List<Block.LiveLayer>();
+        for (var i = 0; i < Chain.Count; i++)
+        {
+            var index = i < Indexes.Count ? Indexes[i] : null;
+            var name = index is null ? (i == 0 ? Target : $"{Target} layer {i}") : $"{Target}[{index}]";
+            var format = i < Formats.Count && Formats[i].Length > 0 ? Formats[i] : (i == 0 ? Format : "");
+            layers.Add(new Block.LiveLayer(name, Chain[i], format, i + 1 < Chain.Count ? Chain[i + 1] : null));
+        }
+        return new Block.LiveChain(Target, Target, layers);
+    }
+
     /// <summary>The active layer (<c>source file</c>).</summary>
     public string Source => Chain.Count > 0 ? Chain[0] : "";
 
@@ -157,21 +180,30 @@ public static class DomainXml
             var bus = (string?)d.Element("target")?.Attribute("bus") ?? "";
             var format = (string?)d.Element("driver")?.Attribute("type") ?? "";
             var chain = new List<string>();
+            var formats = new List<string>();
+            var indexes = new List<int?>();
             var src = SourceOf(d);
             if (src is not null)
             {
                 chain.Add(src);
+                formats.Add(format);
+                indexes.Add(IndexOf(d.Element("source")));
             }
             var bs = d.Element("backingStore");
             while (bs is not null && SourceOf(bs) is { } f)
             {
                 chain.Add(f);
+                formats.Add((string?)bs.Element("format")?.Attribute("type") ?? "");
+                indexes.Add(IndexOf(bs));
                 bs = bs.Element("backingStore");
             }
-            disks.Add(new DomainDisk(target, bus, format, chain));
+            disks.Add(new DomainDisk(target, bus, format, chain) { Formats = formats, Indexes = indexes });
         }
         return disks;
     }
+
+    private static int? IndexOf(XElement? e) =>
+        int.TryParse((string?)e?.Attribute("index"), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var i) ? i : null;
 
     private static string? SourceOf(XElement e) =>
         (string?)e.Element("source")?.Attribute("file") ?? (string?)e.Element("source")?.Attribute("dev");

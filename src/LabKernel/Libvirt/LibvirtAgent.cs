@@ -39,7 +39,16 @@ public sealed class LibvirtAgent : IGuestAgent
         {
             msg["arguments"] = arguments;
         }
-        var reply = await CommandAsync(msg.ToJsonString(), timeout, cancellationToken).ConfigureAwait(false);
+        string reply;
+        try
+        {
+            reply = await CommandAsync(msg.ToJsonString(), timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (LibvirtException e) when (e.LibvirtMessage.Contains("unable to execute QEMU agent command", StringComparison.Ordinal))
+        {
+            // The agent ran the command and answered with an error: the same exception as on the QEMU backend.
+            throw new GuestAgentErrorException(command, "libvirt", e.LibvirtMessage);
+        }
         return JsonNode.Parse(reply)?["return"];
     }
 
@@ -53,6 +62,7 @@ public sealed class LibvirtAgent : IGuestAgent
     public async Task<TimeSpan> WaitUntilReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var sw = Stopwatch.StartNew();
+        var delay = TimeSpan.FromMilliseconds(50);
         string last = "no attempt";
         while (sw.Elapsed < timeout)
         {
@@ -70,7 +80,13 @@ public sealed class LibvirtAgent : IGuestAgent
             {
                 last = e.LibvirtMessage;
             }
-            await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+            catch (GuestAgentErrorException e)
+            {
+                last = e.Description;
+            }
+            // Back off from 50 ms to 1 s: a booting guest is retried often at first, a slow one is not flooded.
+            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
         }
         throw new LabTimeoutException($"the guest agent of domain '{_domain.Name}'", timeout, last);
     }

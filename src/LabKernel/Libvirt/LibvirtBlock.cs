@@ -47,7 +47,7 @@ public sealed record LibvirtChainCheck(DomainDisk Xml, BackingChain Headers, Cha
 /// <see cref="Block.BlockLayer"/> (QueryChainAsync, CheckChainAgreementAsync, StartCommitAsync/CommitAsync,
 /// StartStreamAsync/StreamAsync), so a notebook can switch backends.
 /// </summary>
-public sealed class LibvirtBlock
+public sealed class LibvirtBlock : Block.ILabBlock
 {
     private readonly LibvirtDomain _domain;
 
@@ -249,4 +249,34 @@ public sealed class LibvirtBlock
     public Task AbortJobAsync(string disk, bool pivot = false, CancellationToken cancellationToken = default) =>
         _domain.Run(() => LibvirtRuntime.Call("virDomainBlockJobAbort", _domain.What, $"virDomainBlockJobAbort({_domain.Name}, {disk}, {(pivot ? "PIVOT" : "0")})",
             () => LibvirtNative.virDomainBlockJobAbort(_domain.Handle, disk, pivot ? Vir.JobAbortPivot : 0)), cancellationToken);
+
+    // ---------------------------------------------------------------- the backend-neutral view (ILabBlock)
+
+    string Block.ILabBlock.Backend => "libvirt";
+
+    async Task<Block.LiveChain> Block.ILabBlock.QueryChainAsync(string disk, CancellationToken cancellationToken) =>
+        (await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false)).ToLiveChain();
+
+    async Task<(Block.LiveChain Live, BackingChain Headers, ChainAgreement Agreement)> Block.ILabBlock.CheckChainAgreementAsync(string disk, CancellationToken cancellationToken)
+    {
+        var c = await CheckChainAgreementAsync(disk, cancellationToken).ConfigureAwait(false);
+        return (c.Xml.ToLiveChain(), c.Headers, c.Agreement);
+    }
+
+    /// <summary>
+    /// As <c>virsh snapshot-create-as --disk-only</c> in the documents: a disk-only, atomic snapshot with metadata,
+    /// named after the overlay file, of this one disk.
+    /// </summary>
+    async Task<Block.LiveChain> Block.ILabBlock.SnapshotAsync(string disk, string overlayFile, CancellationToken cancellationToken)
+    {
+        var name = $"lab-{Path.GetFileNameWithoutExtension(overlayFile)}-{Guid.NewGuid().ToString("N")[..6]}";
+        await _domain.Snapshots.CreateDiskOnlyAsync(name, disk, Path.GetFullPath(overlayFile), metadata: true, cancellationToken).ConfigureAwait(false);
+        return (await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false)).ToLiveChain();
+    }
+
+    async Task<Block.LiveChain> Block.ILabBlock.CommitAsync(string disk, string top, string @base, CancellationToken cancellationToken) =>
+        (await CommitAsync(disk, Path.GetFullPath(top), Path.GetFullPath(@base), cancellationToken: cancellationToken).ConfigureAwait(false)).ToLiveChain();
+
+    async Task<Block.LiveChain> Block.ILabBlock.StreamAsync(string disk, string? @base, CancellationToken cancellationToken) =>
+        (await StreamAsync(disk, @base is null ? null : Path.GetFullPath(@base), cancellationToken: cancellationToken).ConfigureAwait(false)).ToLiveChain();
 }

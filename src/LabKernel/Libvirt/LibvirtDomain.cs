@@ -157,6 +157,10 @@ public sealed class LibvirtDomain : IDisposable
             return (DomainState)state;
         }, cancellationToken);
 
+    /// <summary><c>virDomainIsPersistent</c>: whether the domain has a definition that outlives a shutdown.</summary>
+    public Task<bool> IsPersistentAsync(CancellationToken cancellationToken = default) =>
+        Run(() => LibvirtRuntime.Call("virDomainIsPersistent", What, $"virDomainIsPersistent({Name})", () => LibvirtNative.virDomainIsPersistent(_handle)) == 1, cancellationToken);
+
     /// <summary><c>virDomainGetXMLDesc</c>: the live XML (with the disks' backing chains), or the persistent one with <paramref name="inactive"/>.</summary>
     public Task<string> GetXmlAsync(bool inactive = false, CancellationToken cancellationToken = default) =>
         Run(() => LibvirtRuntime.CallString("virDomainGetXMLDesc", What, $"virDomainGetXMLDesc({Name}, {(inactive ? "INACTIVE" : "0")})",

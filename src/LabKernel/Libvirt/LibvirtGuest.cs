@@ -17,6 +17,9 @@ public sealed record LibvirtGuestOptions
     /// <summary>File name of the first overlay on the cached base image (the 000 procedure's overlay1).</summary>
     public string RootOverlayName { get; init; } = "overlay1.qcow2";
 
+    /// <summary>An existing image (the caller's overlay on the guest image) to boot instead of making <see cref="RootOverlayName"/>.</summary>
+    public string? RootDisk { get; init; }
+
     public GuestProfile Profile { get; init; } = GuestProfile.Lean;
     public int MemoryMiB { get; init; } = 512;
     public int Cpus { get; init; } = 1;
@@ -80,12 +83,24 @@ public sealed class LibvirtGuest : IAsyncDisposable
         LibvirtDomain? domain = null;
         try
         {
-            var overlay = Path.Combine(folder, options.RootOverlayName);
-            if (File.Exists(overlay))
+            string overlay;
+            if (options.RootDisk is not null)
             {
-                throw new Block.OverlayExistsException(overlay);
+                overlay = Path.GetFullPath(options.RootDisk);
+                if (!File.Exists(overlay))
+                {
+                    throw new LabUsageException($"root disk {overlay} does not exist");
+                }
             }
-            await QemuImg.CreateAsync(overlay, "qcow2", null, new CreateOptions { BackingFile = image.BaseImage, BackingFormat = "qcow2" }, cancellationToken).ConfigureAwait(false);
+            else
+            {
+                overlay = Path.Combine(folder, options.RootOverlayName);
+                if (File.Exists(overlay))
+                {
+                    throw new Block.OverlayExistsException(overlay);
+                }
+                await QemuImg.CreateAsync(overlay, "qcow2", null, new CreateOptions { BackingFile = image.BaseImage, BackingFormat = "qcow2" }, cancellationToken).ConfigureAwait(false);
+            }
             var spec = new DomainSpec
             {
                 Name = options.Name,
@@ -102,6 +117,8 @@ public sealed class LibvirtGuest : IAsyncDisposable
             var xml = spec.ToXml();
             domain = await connection.DefineDomainAsync(xml, cancellationToken).ConfigureAwait(false);
             var guest = new LibvirtGuest(domain, image, folder, owns, overlay, accel, xml);
+            var toRemove = domain;
+            guest._exitHook = Host.ProcessExitHooks.Register($"libvirt domain {options.Name}", () => RemoveDomainAsync(toRemove).GetAwaiter().GetResult());
             if (options.Start)
             {
                 await domain.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -131,12 +148,15 @@ public sealed class LibvirtGuest : IAsyncDisposable
     /// </remarks>
     public async ValueTask DisposeAsync()
     {
+        _exitHook?.Dispose();
         CleanupError = await RemoveDomainAsync(Domain).ConfigureAwait(false);
         if (_ownsFolder && CleanupError is null)
         {
             LabPaths.TryDeleteFolder(WorkFolder);
         }
     }
+
+    private IDisposable? _exitHook;
 
     /// <summary>Why disposing could not destroy/undefine the domain; null when it did.</summary>
     public string? CleanupError { get; private set; }

@@ -25,6 +25,7 @@ public sealed class QemuMachine : IAsyncDisposable
     private readonly bool _ownsRuntimeFolder;
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private GuestAgentClient? _agent;
+    private IDisposable? _exitHook;
     private bool _disposed;
 
     private QemuMachine(MachineOptions options, Process process, string runtimeFolder, bool ownsRuntimeFolder, AcceleratorChoice accel, int? sshPort, IReadOnlyList<string> argv)
@@ -105,7 +106,7 @@ public sealed class QemuMachine : IAsyncDisposable
         process.Start();
         entry.Complete($"pid {process.Id}");
         var machine = new QemuMachine(options, process, runtime, owns, accel, sshPort, argv);
-        ExitGuard.Track(machine);
+        machine._exitHook = Host.ProcessExitHooks.Register($"QEMU {options.Name}", machine.QuitForProcessExit);
         process.ErrorDataReceived += (_, e) =>
         {
             if (e.Data is not null)
@@ -319,7 +320,7 @@ public sealed class QemuMachine : IAsyncDisposable
         {
             await ShutdownAsync().ConfigureAwait(false);
         }
-        ExitGuard.Forget(this);
+        _exitHook?.Dispose();
         if (_agent is not null)
         {
             await _agent.DisposeAsync().ConfigureAwait(false);
@@ -364,39 +365,6 @@ public sealed class QemuMachine : IAsyncDisposable
             catch (InvalidOperationException)
             {
             }
-        }
-    }
-
-    /// <summary>Keeps track of running machines so an ending process does not leave QEMU behind.</summary>
-    private static class ExitGuard
-    {
-        private static readonly System.Collections.Concurrent.ConcurrentDictionary<QemuMachine, byte> Live = new();
-        private static readonly List<System.Runtime.InteropServices.PosixSignalRegistration> Registrations = [];
-        private static int _installed;
-
-        public static void Track(QemuMachine m)
-        {
-            Live[m] = 0;
-            if (Interlocked.Exchange(ref _installed, 1) == 0)
-            {
-                AppDomain.CurrentDomain.ProcessExit += (_, _) => QuitAll();
-                foreach (var signal in new[] { System.Runtime.InteropServices.PosixSignal.SIGTERM, System.Runtime.InteropServices.PosixSignal.SIGINT })
-                {
-                    // The handler runs, then the process ends as it would have (Cancel stays false).
-                    Registrations.Add(System.Runtime.InteropServices.PosixSignalRegistration.Create(signal, _ => QuitAll()));
-                }
-            }
-        }
-
-        public static void Forget(QemuMachine m) => Live.TryRemove(m, out _);
-
-        private static void QuitAll()
-        {
-            foreach (var m in Live.Keys)
-            {
-                m.QuitForProcessExit();
-            }
-            Live.Clear();
         }
     }
 

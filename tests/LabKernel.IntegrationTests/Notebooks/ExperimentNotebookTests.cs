@@ -35,11 +35,14 @@ public sealed class ExperimentNotebookTests
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
     }
 
-    [Fact]
-    public async Task Given_an_unsupported_backend_When_a_notebook_runs_Then_it_fails_with_a_clear_message()
+    [Theory]
+    [InlineData("qemu", "mydomain", "Backend=libvirt")]
+    [InlineData("vmware", "", "Backend must be qemu or libvirt")]
+    public async Task Given_a_wrong_backend_choice_When_a_notebook_runs_Then_it_fails_with_a_one_line_message(string backend, string domain, string expected)
     {
-        using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", "Backend", "libvirt", "Domain", "mydomain");
+        using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", "Backend", backend, "Domain", domain);
         Assert.Equal(1, run.ExitCode);
-        Assert.Contains("Backend=libvirt", run.FirstError());
+        Assert.Contains(expected, run.FirstError());
+        Assert.DoesNotContain("   at ", run.FirstError());
     }
 }

@@ -51,6 +51,22 @@ public sealed class DomainXmlTests
     }
 
     [Fact]
+    public void A_disks_chain_becomes_the_backend_neutral_live_chain_with_libvirts_layer_names_and_formats()
+    {
+        var disks = DomainXml.ParseDisks(LiveXml);
+        var chain = disks[0].ToLiveChain();
+
+        Assert.Equal(("vda", "vda"), (chain.Disk, chain.Device));
+        Assert.Equal(["vda[3]", "vda[1]", "vda[2]"], chain.Layers.Select(l => l.NodeName));
+        Assert.Equal(disks[0].Chain, chain.Filenames);
+        Assert.All(chain.Layers, l => Assert.Equal("qcow2", l.Format));
+        Assert.Equal(["/tmp/w/overlay1.qcow2", "/cache/base.qcow2", null], chain.Layers.Select(l => l.BackingFilename));
+        Assert.Equal(disks[0].ToText(), chain.ToText());
+        var raw = disks[1].ToLiveChain();
+        Assert.Equal(("vdb", "raw"), (raw.Active.NodeName, raw.Active.Format));
+    }
+
+    [Fact]
     public void Pointing_a_disk_at_another_file_drops_its_backingStore_and_index()
     {
         var xml = DomainXml.WithDiskSource(LiveXml, "vda", "/tmp/w/overlay1.qcow2");

@@ -1,0 +1,125 @@
+using System.Security.Cryptography;
+using LabKernel.GuestAgent;
+using LabKernel.Guests;
+using LabKernel.IntegrationTests.Notebooks;
+using LabKernel.Libvirt;
+using Xunit.Abstractions;
+
+namespace LabKernel.IntegrationTests.Libvirt;
+
+/// <summary>
+/// The backend-neutral guest (<see cref="LabGuests"/>) on libvirt: the shared domain stands in for a user's own
+/// domain, which the lab takes over and must hand back exactly as it found it; the notebooks run on libvirt.
+/// </summary>
+[Collection(LibvirtCollection.Name)]
+public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
+{
+    [Fact]
+    public async Task Given_a_users_running_domain_When_the_lab_takes_it_over_Then_it_writes_only_its_own_overlays_and_hands_the_domain_back()
+    {
+        await using var scope = await fx.ScopeAsync();
+        var userImage = fx.Guest.RootOverlay;
+        var snapshotsBefore = (await fx.Domain.Snapshots.ListAsync()).Select(s => s.Name).ToArray();
+        var folder = Directory.CreateTempSubdirectory("lab-takeover-").FullName;
+        try
+        {
+            var lab1 = Path.Combine(folder, "overlay1.qcow2");
+            var lab2 = Path.Combine(folder, "overlay2.qcow2");
+            var guest = (LibvirtLabGuest)await LabGuests.StartAsync(new LabGuestOptions { Backend = "libvirt", Domain = fx.Domain.Name, WorkFolder = folder, Overlays = [lab1] });
+            string hashDuring;
+            await using (guest)
+            {
+                output.WriteLine(guest.Description);
+                Assert.True(guest.IsUserDomain);
+                Assert.Equal("vda", guest.Disk);
+                Assert.Equal(userImage, guest.BaseImage);
+                var chain = await guest.Block.QueryChainAsync(guest.Disk);
+                Assert.Equal([lab1, userImage], chain.Filenames.Take(2));
+                // From here on the user's image is a read-only backing file: its bytes must not change.
+                hashDuring = Hash(userImage);
+
+                await guest.Agent.ExecAsync(["/bin/sh", "-c", "echo lab-was-here > /root/takeover-marker && sync"], new GuestExecOptions { Check = true });
+                var after = await guest.Block.SnapshotAsync(guest.Disk, lab2);
+                Assert.Equal([lab2, lab1, userImage], after.Filenames.Take(3));
+                var (_, _, agreement) = await guest.Block.CheckChainAgreementAsync(guest.Disk);
+                Assert.True(agreement.Agrees, agreement.Summary);
+                Assert.Equal("lab-was-here\n", System.Text.Encoding.UTF8.GetString(await guest.Agent.ReadFileAsync("/root/takeover-marker")));
+                await guest.StopAsync();
+                Assert.Equal(hashDuring, Hash(userImage));
+            }
+            output.WriteLine(guest.RestoreSummary);
+
+            Assert.Equal(DomainState.Running, await fx.Domain.GetStateAsync());
+            var persistent = (await fx.Domain.ListDisksAsync(inactive: true)).Single(d => d.Target == "vda");
+            Assert.Equal(userImage, persistent.Source);
+            var live = await fx.Domain.Block.QueryChainAsync("vda");
+            Assert.Equal(userImage, live.Source);
+            Assert.Equal(snapshotsBefore, (await fx.Domain.Snapshots.ListAsync()).Select(s => s.Name).ToArray());
+            // What the guest wrote during the experiment stayed in the lab's overlays.
+            var marker = await fx.Domain.Agent.ExecAsync(["test", "-e", "/root/takeover-marker"]);
+            Assert.NotEqual(0, marker.ExitCode);
+            Assert.True(File.Exists(lab1) && File.Exists(lab2), "the lab's overlays are the experiment's to keep or delete");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Given_a_domain_name_that_does_not_exist_When_the_lab_starts_Then_the_error_names_it_and_nothing_is_made()
+    {
+        var folder = Directory.CreateTempSubdirectory("lab-takeover-").FullName;
+        try
+        {
+            var e = await Assert.ThrowsAsync<LibvirtDomainNotFoundException>(() => LabGuests.StartAsync(new LabGuestOptions
+            {
+                Backend = "libvirt", Domain = "no-such-domain-" + Guid.NewGuid().ToString("N")[..6], WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
+            }));
+            Assert.Contains("no libvirt domain named", e.Message, StringComparison.Ordinal);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(folder));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Given_notebook_02_on_the_libvirt_backend_When_run_Then_every_claim_is_confirmed_and_no_domain_is_left()
+    {
+        var before = await DomainNamesAsync();
+        using var run = await NotebookRun.RunAsync("02-snapshot-and-commit-integrity", "Count", "150000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze", "Backend", "libvirt");
+        Assert.True(run.ExitCode == 0, run.FirstError());
+        await run.AssertValidNbformatAsync();
+        Assert.True(run.Findings.Count >= 9, $"{run.Findings.Count} findings");
+        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
+        Assert.Contains(run.Findings, f => f.Claim.Contains("libvirt's view", StringComparison.Ordinal));
+        Assert.Equal(before.Order(), (await DomainNamesAsync()).Order());
+    }
+
+    [Fact]
+    public async Task Given_notebook_01_on_a_users_domain_When_run_Then_every_claim_is_confirmed_and_the_domain_is_handed_back()
+    {
+        await using var scope = await fx.ScopeAsync();
+        var userImage = fx.Guest.RootOverlay;
+        using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", "Count", "150000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze", "Backend", "libvirt", "Domain", fx.Domain.Name);
+        Assert.True(run.ExitCode == 0, run.FirstError());
+        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
+        Assert.Equal(DomainState.Running, await fx.Domain.GetStateAsync());
+        Assert.Equal(userImage, (await fx.Domain.Block.QueryChainAsync("vda")).Source);
+        Assert.Equal(userImage, (await fx.Domain.ListDisksAsync(inactive: true)).Single(d => d.Target == "vda").Source);
+    }
+
+    private static async Task<string[]> DomainNamesAsync()
+    {
+        var r = await LabKernel.Processes.ProcessRunner.RunAsync("virsh", ["-c", LibvirtConnection.DefaultUri, "list", "--all", "--name"]);
+        return r.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    }
+
+    private static string Hash(string file)
+    {
+        using var s = File.OpenRead(file);
+        return Convert.ToHexString(SHA256.HashData(s));
+    }
+}

@@ -42,6 +42,14 @@ public sealed class BlockLayer : ILabBlock
     /// <summary>Default time limit for jobs driven to the end by the convenience methods.</summary>
     public TimeSpan JobTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>
+    /// The qdev id of a disk's device: <c>{disk}-dev</c> for the lab's own QEMU command line; a libvirt domain's
+    /// devices carry libvirt's aliases instead (<c>vda</c> is <c>virtio-disk0</c>, see <see cref="Libvirt.LibvirtQmp"/>).
+    /// </summary>
+    public IReadOnlyDictionary<string, string> DeviceIds { get; init; } = new Dictionary<string, string>();
+
+    private string DeviceIdOf(string disk) => DeviceIds.TryGetValue(disk, out var id) ? id : DeviceId(disk);
+
     internal static string NextId(string prefix) =>
         $"{prefix}{Interlocked.Increment(ref _counter).ToString(CultureInfo.InvariantCulture)}";
 
@@ -74,7 +82,7 @@ public sealed class BlockLayer : ILabBlock
         }
         var blocks = await Qmp.ExecuteAsync("query-block", cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
         var nodes = await Qmp.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }, cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
-        var chain = LiveChain.FromQmp(disk, DeviceId(disk), blocks, nodes)
+        var chain = LiveChain.FromQmp(disk, DeviceIdOf(disk), blocks, nodes)
             ?? throw new UnknownBlockNodeException(disk, "in query-block (no such disk, or no medium)");
         // Layers below the active one have auto node names; resolve them by file.
         var byName = nodes.OfType<JsonObject>().Where(n => n["node-name"] is not null).ToDictionary(n => n["node-name"]!.GetValue<string>(), n => n);
@@ -95,7 +103,7 @@ public sealed class BlockLayer : ILabBlock
     {
         try
         {
-            var v = await Qmp.ExecuteAsync("qom-get", new JsonObject { ["path"] = $"/machine/peripheral/{DeviceId(disk)}/virtio-backend", ["property"] = "drive" }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var v = await Qmp.ExecuteAsync("qom-get", new JsonObject { ["path"] = $"/machine/peripheral/{DeviceIdOf(disk)}/virtio-backend", ["property"] = "drive" }, cancellationToken: cancellationToken).ConfigureAwait(false);
             var name = v is JsonValue jv && jv.TryGetValue<string>(out var s) ? s : null;
             return string.IsNullOrEmpty(name) ? null : name;
         }
@@ -133,7 +141,7 @@ public sealed class BlockLayer : ILabBlock
                 return null;
             }
         }
-        return layers.Count == 0 ? null : new LiveChain(disk, $"/machine/peripheral/{DeviceId(disk)}/virtio-backend", layers);
+        return layers.Count == 0 ? null : new LiveChain(disk, $"/machine/peripheral/{DeviceIdOf(disk)}/virtio-backend", layers);
     }
 
     private static string? ResolveBacking(Dictionary<string, JsonObject> byName, LiveLayer lower)

@@ -27,7 +27,7 @@ public sealed record GuestRecipe
     public long DiskBytes { get; init; } = 8L << 30;
 
     /// <summary>Bumped when the build steps change in a way the other fields do not show.</summary>
-    public int Revision { get; init; } = 2;
+    public int Revision { get; init; } = 3;
 
     /// <summary>A short hash over the recipe and the guest-side scripts it installs.</summary>
     public string Hash()

@@ -142,10 +142,14 @@ public static class GuestImageBuilder
         Directory.CreateDirectory(lab);
         await WriteAsync(Path.Combine(lab, "init"), GuestResources.Read("lab-init"), Exec).ConfigureAwait(false);
         await WriteAsync(Path.Combine(lab, "poweroff"), GuestResources.Read("lab-poweroff"), Exec).ConfigureAwait(false);
-        // qemu-ga's guest-shutdown runs /sbin/shutdown: route it to systemd or to the lean power-off.
-        var shutdown = Path.Combine(rootfs, "usr/sbin/shutdown");
-        File.Delete(shutdown);
-        await WriteAsync(shutdown, GuestResources.Read("lab-shutdown"), Exec).ConfigureAwait(false);
+        // qemu-ga's guest-shutdown runs /sbin/shutdown (-r to reboot), and a user types reboot: route both to systemd
+        // or to the lean power-off / reboot.
+        foreach (var command in new[] { "shutdown", "reboot" })
+        {
+            var path = Path.Combine(rootfs, "usr/sbin", command);
+            File.Delete(path);
+            await WriteAsync(path, GuestResources.Read("lab-shutdown"), Exec).ConfigureAwait(false);
+        }
 
         await File.WriteAllTextAsync(Path.Combine(rootfs, "etc/hostname"), "labguest\n", cancellationToken).ConfigureAwait(false);
         await File.WriteAllTextAsync(Path.Combine(rootfs, "etc/hosts"), "127.0.0.1 localhost\n127.0.1.1 labguest\n", cancellationToken).ConfigureAwait(false);

@@ -202,6 +202,23 @@ public static class DomainXml
         return disks;
     }
 
+    /// <summary>Each disk's target and its device alias (<c>vda</c> to <c>virtio-disk0</c>), the qdev id QEMU knows it by.</summary>
+    public static IReadOnlyDictionary<string, string> DiskAliases(string xml)
+    {
+        var root = XDocument.Parse(xml).Root ?? throw new FormatException("empty domain XML");
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var d in root.Element("devices")?.Elements("disk") ?? [])
+        {
+            var target = (string?)d.Element("target")?.Attribute("dev");
+            var alias = (string?)d.Element("alias")?.Attribute("name");
+            if (target is not null && alias is not null)
+            {
+                map[target] = alias;
+            }
+        }
+        return map;
+    }
+
     private static int? IndexOf(XElement? e) =>
         int.TryParse((string?)e?.Attribute("index"), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var i) ? i : null;
 

@@ -122,6 +122,28 @@ public sealed class LibvirtMonitor
             return LibvirtNative.TakeString(result) ?? "";
         }, cancellationToken);
 
+    /// <summary>A QMP command as JSON text; returns libvirt's reply text (errors included). Unjournaled for <see cref="LibvirtQmp"/>, whose client journals.</summary>
+    internal Task<string> QmpCommandTextAsync(string json, CancellationToken cancellationToken, bool journal = true) =>
+        _domain.Run(() =>
+        {
+            nint result = 0;
+            if (journal)
+            {
+                LibvirtRuntime.Call("virDomainQemuMonitorCommand", _domain.What, $"virDomainQemuMonitorCommand({_domain.Name}, {json}, 0)",
+                    () => LibvirtNative.virDomainQemuMonitorCommand(_domain.Handle, json, out result, 0));
+            }
+            else
+            {
+                LibvirtNative.virResetLastError();
+                if (LibvirtNative.virDomainQemuMonitorCommand(_domain.Handle, json, out result, 0) < 0)
+                {
+                    var (code, dom, msg) = LibvirtException.ReadLastError();
+                    throw new LibvirtException("virDomainQemuMonitorCommand", _domain.What, code, dom, msg);
+                }
+            }
+            return LibvirtNative.TakeString(result) ?? "";
+        }, cancellationToken);
+
     /// <summary>A QMP command as JSON text (flags 0); returns the whole reply object.</summary>
     public Task<JsonNode?> QmpAsync(string json, CancellationToken cancellationToken = default) =>
         _domain.Run(() =>

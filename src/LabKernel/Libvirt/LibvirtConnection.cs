@@ -89,6 +89,8 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
 
     internal ConnectHandle Handle => _handle;
 
+    internal bool IsClosed => Volatile.Read(ref _disposed) != 0;
+
     /// <summary>Every event seen, for reports (bounded to the last 2,000).</summary>
     public IReadOnlyList<LibvirtDomainEvent> RecentEvents
     {

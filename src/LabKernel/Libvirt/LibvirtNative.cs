@@ -107,6 +107,9 @@ internal static unsafe partial class LibvirtNative
     [LibraryImport(Lib)]
     internal static partial int virDomainIsPersistent(DomainHandle dom);
 
+    [LibraryImport(Lib)]
+    internal static partial int virDomainReboot(DomainHandle dom, uint flags);
+
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int virDomainAttachDeviceFlags(DomainHandle dom, string xml, uint flags);
 
@@ -162,6 +165,12 @@ internal static unsafe partial class LibvirtNative
     internal static partial nint virDomainQemuAgentCommand(DomainHandle dom, string cmd, int timeout, uint flags);
 
     [LibraryImport(QemuLib, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int virConnectDomainQemuMonitorEventRegister(ConnectHandle conn, DomainHandle dom, string? @event, nint cb, nint opaque, nint freecb, uint flags);
+
+    [LibraryImport(QemuLib)]
+    internal static partial int virConnectDomainQemuMonitorEventDeregister(ConnectHandle conn, int callbackId);
+
+    [LibraryImport(QemuLib, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int virDomainQemuMonitorCommand(DomainHandle dom, string cmd, out nint result, uint flags);
 
     /// <summary><c>virDomainBlockJobInfo</c>: type, bandwidth (unsigned long), cur, end.</summary>
@@ -208,6 +217,7 @@ internal static class Vir
 
     public const uint ShutdownAcpi = 1;
     public const uint ShutdownGuestAgent = 2;
+    public const uint RebootGuestAgent = 2;
 
     public const uint SnapshotCreateNoMetadata = 4;
     public const uint SnapshotCreateDiskOnly = 16;

@@ -29,3 +29,9 @@ public sealed class LabUsageException : LabException
 {
     public LabUsageException(string message) : base(message) { }
 }
+
+/// <summary>The guest stopped (QEMU exited, the domain shut off) while the lab waited for it.</summary>
+public sealed class GuestNotRunningException : LabException
+{
+    public GuestNotRunningException(string message) : base(message) { }
+}

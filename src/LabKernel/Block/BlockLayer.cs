@@ -363,6 +363,44 @@ public sealed class BlockLayer : ILabBlock
     public Task RemoveNodeAsync(string nodeName, CancellationToken cancellationToken = default) =>
         ExecuteTranslatedAsync("blockdev-del", new JsonObject { ["node-name"] = nodeName }, cancellationToken);
 
+    /// <summary>
+    /// After a pivot, closes the monitor-owned nodes (made by <c>-blockdev</c> or <c>blockdev-add</c>) of image files
+    /// that are no longer in <paramref name="disk"/>'s chain, as libvirt does after a pivot it drives itself: a format
+    /// node before the nodes under it, retried until nothing more can go (a node still in use stays, as QEMU
+    /// refuses it). Auto-named nodes (<c>#block…</c>) are QEMU's to free. Returns the node names closed.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ReleaseNodesLeftBehindAsync(string disk, CancellationToken cancellationToken = default)
+    {
+        var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+        var inChain = chain.Filenames.ToHashSet(StringComparer.Ordinal);
+        var released = new List<string>();
+        var progress = true;
+        while (progress)
+        {
+            progress = false;
+            var nodes = (await Qmp.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }, cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [])
+                .OfType<JsonObject>()
+                .Select(n => (Name: n["node-name"]?.GetValue<string>() ?? "", File: n["file"]?.GetValue<string>() ?? "", Driver: n["drv"]?.GetValue<string>() ?? ""))
+                .Where(n => n.Name.Length > 0 && !n.Name.StartsWith('#') && n.File.StartsWith('/') && !inChain.Contains(n.File))
+                .OrderBy(n => n.Driver == "file" ? 1 : 0)
+                .ToList();
+            foreach (var n in nodes)
+            {
+                try
+                {
+                    await Qmp.ExecuteAsync("blockdev-del", new JsonObject { ["node-name"] = n.Name }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    released.Add(n.Name);
+                    progress = true;
+                }
+                catch (QmpErrorException)
+                {
+                    // Still in use (a parent holds it): a later round may free it.
+                }
+            }
+        }
+        return released;
+    }
+
     // ---------------------------------------------------------------- commit, stream, mirror
 
     /// <summary>

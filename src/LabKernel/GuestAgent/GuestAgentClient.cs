@@ -54,7 +54,7 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
         {
             if (failFast?.Invoke() is { } why)
             {
-                throw new LabException($"guest agent never answered: {why}");
+                throw new GuestNotRunningException($"guest agent never answered: {why}");
             }
             await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
@@ -145,9 +145,12 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
     /// <c>guest-shutdown</c> (power-down). The agent sends no reply when it succeeds, so this only sends it;
     /// wait for QEMU's SHUTDOWN event or process exit to know it happened.
     /// </summary>
-    public async Task ShutdownAsync(CancellationToken cancellationToken = default)
+    public async Task ShutdownAsync(CancellationToken cancellationToken = default) => await ShutdownAsync("powerdown", cancellationToken).ConfigureAwait(false);
+
+    /// <summary><c>guest-shutdown</c> with a mode: <c>powerdown</c>, <c>reboot</c> or <c>halt</c> (sent, not answered).</summary>
+    public async Task ShutdownAsync(string mode, CancellationToken cancellationToken = default)
     {
-        var json = Serialize("guest-shutdown", new JsonObject { ["mode"] = "powerdown" });
+        var json = Serialize("guest-shutdown", new JsonObject { ["mode"] = mode });
         var entry = LabJournal.Current.Begin("agent", json);
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try

@@ -37,8 +37,64 @@ public interface ILabGuest : IAsyncDisposable
 
     ILabBlock Block { get; }
 
+    /// <summary>The QEMU process's pid on this host, when known (for looking at the files it holds open).</summary>
+    int? QemuProcessId { get; }
+
     /// <summary>Powers the guest off cleanly (through the agent), so its layers are closed and can be read offline.</summary>
     Task StopAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Reboots the guest from inside (its own reboot, through the agent) and waits until the agent answers from the
+    /// new boot (a different <c>/proc/sys/kernel/random/boot_id</c>). Returns how long that took.
+    /// </summary>
+    Task<TimeSpan> RebootAsync(TimeSpan timeout, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The QMP view of the guest's QEMU as a <see cref="BlockLayer"/>: the machine's own monitor, or for libvirt the
+    /// monitor passthrough the documents use (<c>virsh qemu-monitor-command</c>), with events.
+    /// </summary>
+    Task<BlockLayer> OpenMonitorAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>Waiting for a guest to come back from a reboot, the same on every backend.</summary>
+internal static class GuestReboot
+{
+    private const string BootIdPath = "/proc/sys/kernel/random/boot_id";
+
+    public static async Task<string> BootIdAsync(IGuestAgent agent, CancellationToken cancellationToken) =>
+        System.Text.Encoding.ASCII.GetString(await agent.ReadFileAsync(BootIdPath, cancellationToken).ConfigureAwait(false)).Trim();
+
+    /// <summary>Asks for the reboot, then waits for an agent answer from a new boot within <paramref name="timeout"/>.</summary>
+    public static async Task<TimeSpan> RunAsync(IGuestAgent agent, Func<Task> request, Func<TimeSpan, Task> waitForAgent, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var before = await BootIdAsync(agent, cancellationToken).ConfigureAwait(false);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await request().ConfigureAwait(false);
+        var delay = TimeSpan.FromMilliseconds(100);
+        var last = "the old boot still answers";
+        while (true)
+        {
+            var left = timeout - sw.Elapsed;
+            if (left <= TimeSpan.Zero)
+            {
+                throw new LabTimeoutException("the guest to come back from its reboot (an agent answer with a new boot_id)", timeout, last);
+            }
+            try
+            {
+                await waitForAgent(left).ConfigureAwait(false);
+                if (await BootIdAsync(agent, cancellationToken).ConfigureAwait(false) != before)
+                {
+                    return sw.Elapsed;
+                }
+            }
+            catch (LabException e) when (e is not GuestNotRunningException && (e is not LabTimeoutException || sw.Elapsed < timeout))
+            {
+                last = e.Message;
+            }
+            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
+        }
+    }
 }
 
 /// <summary>What <see cref="LabGuests.StartAsync"/> starts.</summary>
@@ -181,11 +237,19 @@ public sealed class QemuLabGuest : ILabGuest
     public string Description =>
         $"the embedded guest on QEMU directly ({Machine.Accelerator.Name}: {Machine.Accelerator.Reason}), agent up {BootToAgent?.TotalSeconds:0.0} s after start";
 
+    public int? QemuProcessId => Machine.ProcessId;
+
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {
         _stopped = true;
         await _guest.DisposeAsync().ConfigureAwait(false);
     }
+
+    public Task<TimeSpan> RebootAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        GuestReboot.RunAsync(Machine.Agent, () => Machine.Agent.ShutdownAsync("reboot", cancellationToken),
+            left => Machine.WaitForAgentAsync(left, cancellationToken), timeout, cancellationToken);
+
+    public Task<BlockLayer> OpenMonitorAsync(CancellationToken cancellationToken = default) => Task.FromResult(Machine.Block());
 
     public async ValueTask DisposeAsync()
     {
@@ -229,7 +293,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         _agentTimeout = options.AgentTimeout;
     }
 
-    private sealed record UserDomainState(bool WasRunning, string PersistentSource, IReadOnlyList<string> SnapshotNames, bool Quiesced);
+    private sealed record UserDomainState(bool WasRunning, string PersistentSource, string PersistentFormat, IReadOnlyList<string> SnapshotNames, bool Quiesced);
 
     /// <summary>The libvirt domain, for what only libvirt offers (snapshot metadata, blockcopy, monitor passthrough).</summary>
     public LibvirtDomain Domain { get; }
@@ -251,7 +315,7 @@ public sealed class LibvirtLabGuest : ILabGuest
     public string Description => _user is null
         ? $"the embedded guest as libvirt domain '{Name}' on {_connection.Uri} ({_embedded!.Accelerator.Name}: {_embedded.Accelerator.Reason}), agent up {BootToAgent?.TotalSeconds:0.0} s after start"
         : $"your libvirt domain '{Name}' on {_connection.Uri}, disk {Disk}: the lab writes only into its own overlays above {BaseImage}"
-          + (_user.Quiesced ? " (first overlay taken with the guest's filesystems frozen)" : " (first overlay taken without quiescing: the guest agent could not freeze)")
+          + (_user.WasRunning ? (_user.Quiesced ? " (first overlay taken live with the guest's filesystems frozen)" : " (first overlay taken live without quiescing: the guest agent could not freeze)") : " (overlays put on before the lab started it)")
           + (BootToAgent is { } b ? $"; started by the lab, agent up after {b.TotalSeconds:0.0} s" : "");
 
     internal static async Task<LibvirtLabGuest> StartEmbeddedAsync(LabGuestOptions options, CancellationToken cancellationToken)
@@ -296,14 +360,20 @@ public sealed class LibvirtLabGuest : ILabGuest
                     ? $"domain '{name}' has no file-backed disk to work on"
                     : $"domain '{name}' has no disk {wanted} (it has {string.Join(", ", persistentDisks.Select(d => d.Target))})");
             var snapshots = (await domain.Snapshots.ListAsync(cancellationToken).ConfigureAwait(false)).Select(s => s.Name).ToArray();
-            var wasRunning = await domain.GetStateAsync(cancellationToken).ConfigureAwait(false) == DomainState.Running;
+            var state = await domain.GetStateAsync(cancellationToken).ConfigureAwait(false);
+            var wasRunning = state == DomainState.Running;
             TimeSpan? boot = null;
+            var chainMadeOffline = false;
             if (!wasRunning)
             {
-                if (await domain.GetStateAsync(cancellationToken).ConfigureAwait(false) != DomainState.ShutOff)
+                if (state != DomainState.ShutOff)
                 {
-                    throw new LabUsageException($"domain '{name}' is {await domain.GetStateAsync(cancellationToken).ConfigureAwait(false)}: resume it or shut it off first");
+                    throw new LabUsageException($"domain '{name}' is {state}: resume it or shut it off first");
                 }
+                // Shut off: the lab's overlays go on before the first boot, so not even the boot writes the user's image.
+                var top = await LabGuests.CreateChainAsync(disk.Source, options.Overlays, cancellationToken).ConfigureAwait(false);
+                await domain.SetPersistentDiskSourceAsync(disk.Target, top, "qcow2", cancellationToken).ConfigureAwait(false);
+                chainMadeOffline = true;
                 await domain.StartAsync(cancellationToken).ConfigureAwait(false);
             }
             try
@@ -315,9 +385,8 @@ public sealed class LibvirtLabGuest : ILabGuest
             {
                 throw new LabException($"domain '{name}': {e.Message}; the notebooks drive the guest through qemu-guest-agent, so the guest needs it running and the domain an org.qemu.guest_agent.0 channel");
             }
-            var live = await domain.Block.QueryChainAsync(disk.Target, cancellationToken).ConfigureAwait(false);
             var quiesced = false;
-            for (var i = 0; i < options.Overlays.Count; i++)
+            for (var i = 0; i < (chainMadeOffline ? 0 : options.Overlays.Count); i++)
             {
                 var overlay = Path.GetFullPath(options.Overlays[i]);
                 var snap = $"lab-setup-{Path.GetFileNameWithoutExtension(overlay)}-{Guid.NewGuid().ToString("N")[..6]}";
@@ -336,8 +405,8 @@ public sealed class LibvirtLabGuest : ILabGuest
                 }
                 await domain.Snapshots.CreateDiskOnlyAsync(snap, [new DiskSnapshotSpec(disk.Target, overlay)], metadata: false, cancellationToken: cancellationToken).ConfigureAwait(false);
             }
-            var state = new UserDomainState(wasRunning, disk.Source, snapshots, quiesced);
-            return new LibvirtLabGuest(connection, domain, disk.Target, live.Source, null, state, boot, options);
+            var found = new UserDomainState(wasRunning, disk.Source, disk.Format, snapshots, quiesced || chainMadeOffline);
+            return new LibvirtLabGuest(connection, domain, disk.Target, disk.Source, null, found, boot, options);
         }
         catch
         {
@@ -346,6 +415,21 @@ public sealed class LibvirtLabGuest : ILabGuest
             throw;
         }
     }
+
+    public int? QemuProcessId => Domain.QemuProcessId;
+
+    public Task<TimeSpan> RebootAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        GuestReboot.RunAsync(Domain.Agent, () => Domain.RequestRebootAsync(cancellationToken),
+            left => Domain.WaitForAgentAsync(left, cancellationToken), timeout, cancellationToken);
+
+    /// <summary>QMP through libvirt's monitor passthrough (opened once; closed with the guest).</summary>
+    public async Task<BlockLayer> OpenMonitorAsync(CancellationToken cancellationToken = default)
+    {
+        _qmp ??= await LibvirtQmp.ConnectAsync(Domain, cancellationToken).ConfigureAwait(false);
+        return await LibvirtQmp.BlockLayerAsync(Domain, _qmp, cancellationToken).ConfigureAwait(false);
+    }
+
+    private Qmp.QmpClient? _qmp;
 
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {
@@ -369,6 +453,10 @@ public sealed class LibvirtLabGuest : ILabGuest
         _disposed = true;
         try
         {
+            if (_qmp is not null)
+            {
+                await _qmp.DisposeAsync().ConfigureAwait(false);
+            }
             if (_embedded is not null)
             {
                 await _embedded.DisposeAsync().ConfigureAwait(false);
@@ -397,9 +485,9 @@ public sealed class LibvirtLabGuest : ILabGuest
                 await StopAsync().ConfigureAwait(false);
             }
             var persistent = (await Domain.ListDisksAsync(inactive: true).ConfigureAwait(false)).First(d => d.Target == Disk);
-            if (!BackingChain.SameFile(persistent.Source, user.PersistentSource))
+            if (!BackingChain.SameFile(persistent.Source, user.PersistentSource) || persistent.Format != user.PersistentFormat)
             {
-                await Domain.SetPersistentDiskSourceAsync(Disk, user.PersistentSource).ConfigureAwait(false);
+                await Domain.SetPersistentDiskSourceAsync(Disk, user.PersistentSource, user.PersistentFormat.Length > 0 ? user.PersistentFormat : null).ConfigureAwait(false);
             }
             var dropped = 0;
             foreach (var s in (await Domain.Snapshots.ListAsync().ConfigureAwait(false)).Reverse())

@@ -137,7 +137,8 @@ public sealed record DomainSpec
             new XElement("features", new XElement("acpi")),
             cpu,
             new XElement("on_poweroff", "destroy"),
-            new XElement("on_reboot", "destroy"),
+            // A reboot inside the guest resets it on the same disks, as on real hosts (the documents reboot guests).
+            new XElement("on_reboot", "restart"),
             new XElement("on_crash", "destroy"),
             devices);
         if (RunAsRoot)
@@ -229,12 +230,16 @@ public static class DomainXml
     /// Returns <paramref name="xml"/> with disk <paramref name="target"/>'s source set to <paramref name="file"/> and
     /// its <c>backingStore</c> removed (libvirt reads the chain from the image headers again).
     /// </summary>
-    public static string WithDiskSource(string xml, string target, string file)
+    public static string WithDiskSource(string xml, string target, string file, string? format = null)
     {
         var doc = XDocument.Parse(xml);
         var disk = doc.Root?.Element("devices")?.Elements("disk").FirstOrDefault(d => (string?)d.Element("target")?.Attribute("dev") == target)
             ?? throw new LabUsageException($"the domain has no disk {target}");
         disk.Element("source")?.SetAttributeValue("file", file);
+        if (format is not null)
+        {
+            disk.Element("driver")?.SetAttributeValue("type", format);
+        }
         disk.Element("source")?.SetAttributeValue("index", null);
         disk.Elements("backingStore").Remove();
         return doc.ToString();

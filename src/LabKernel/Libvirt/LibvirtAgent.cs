@@ -69,7 +69,7 @@ public sealed class LibvirtAgent : IGuestAgent
             var state = await _domain.GetStateAsync(cancellationToken).ConfigureAwait(false);
             if (state is DomainState.ShutOff or DomainState.Crashed)
             {
-                throw new LabException($"domain '{_domain.Name}' is {state} while waiting for its guest agent (last: {last})");
+                throw new GuestNotRunningException($"domain '{_domain.Name}' is {state} while waiting for its guest agent (last: {last})");
             }
             try
             {

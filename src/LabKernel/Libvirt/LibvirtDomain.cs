@@ -157,6 +157,27 @@ public sealed class LibvirtDomain : IDisposable
             return (DomainState)state;
         }, cancellationToken);
 
+    /// <summary><c>virDomainReboot</c> through the guest agent (the guest runs its own reboot); returns once asked.</summary>
+    public Task RequestRebootAsync(CancellationToken cancellationToken = default) =>
+        Run(() => LibvirtRuntime.Call("virDomainReboot", What, $"virDomainReboot({Name}, GUEST_AGENT)", () => LibvirtNative.virDomainReboot(_handle, Vir.RebootGuestAgent)), cancellationToken);
+
+    /// <summary>The pid of the domain's QEMU from libvirt's pid file (local connections only; null when not readable).</summary>
+    public int? QemuProcessId
+    {
+        get
+        {
+            try
+            {
+                var text = File.ReadAllText(Path.Combine("/run/libvirt/qemu", Name + ".pid")).Trim();
+                return int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var pid) ? pid : null;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return null;
+            }
+        }
+    }
+
     /// <summary><c>virDomainIsPersistent</c>: whether the domain has a definition that outlives a shutdown.</summary>
     public Task<bool> IsPersistentAsync(CancellationToken cancellationToken = default) =>
         Run(() => LibvirtRuntime.Call("virDomainIsPersistent", What, $"virDomainIsPersistent({Name})", () => LibvirtNative.virDomainIsPersistent(_handle)) == 1, cancellationToken);
@@ -206,9 +227,13 @@ public sealed class LibvirtDomain : IDisposable
     };
 
     /// <summary>Redefines the persistent domain with disk <paramref name="target"/> on <paramref name="file"/> (the domain must be shut off or the change applies at next start).</summary>
-    public async Task SetPersistentDiskSourceAsync(string target, string file, CancellationToken cancellationToken = default)
+    public async Task SetPersistentDiskSourceAsync(string target, string file, CancellationToken cancellationToken = default) =>
+        await SetPersistentDiskSourceAsync(target, file, null, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>As <see cref="SetPersistentDiskSourceAsync(string, string, CancellationToken)"/>, also setting the disk's driver format (qcow2, raw).</summary>
+    public async Task SetPersistentDiskSourceAsync(string target, string file, string? format, CancellationToken cancellationToken = default)
     {
-        var xml = DomainXml.WithDiskSource(await GetXmlAsync(inactive: true, cancellationToken).ConfigureAwait(false), target, Path.GetFullPath(file));
+        var xml = DomainXml.WithDiskSource(await GetXmlAsync(inactive: true, cancellationToken).ConfigureAwait(false), target, Path.GetFullPath(file), format);
         using var _ = await Connection.DefineDomainAsync(xml, cancellationToken).ConfigureAwait(false);
     }
 

@@ -111,6 +111,26 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
         Assert.Equal(userImage, (await fx.Domain.ListDisksAsync(inactive: true)).Single(d => d.Target == "vda").Source);
     }
 
+    [Fact]
+    public async Task Given_notebook_03_on_a_users_domain_When_run_Then_every_claim_is_confirmed_through_the_monitor_passthrough_and_the_domain_is_handed_back()
+    {
+        await using var scope = await fx.ScopeAsync();
+        var userImage = fx.Guest.RootOverlay;
+        var hashBefore = Hash(userImage);
+        await fx.Domain.ShutdownAsync(TimeSpan.FromMinutes(2));
+        var hashOff = Hash(userImage);
+        using var run = await NotebookRun.RunAsync("03-drive-mirror", "FileOps", "12", "WriteMiB", "8", "OutageSeconds", "3", "Backend", "libvirt", "Domain", fx.Domain.Name);
+        Assert.True(run.ExitCode == 0, run.FirstError());
+        await run.AssertValidNbformatAsync();
+        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("1. Every created", StringComparison.Ordinal) && f.Observed.Contains("read offline", StringComparison.Ordinal));
+        // Found shut off, left shut off, on its own image, which the lab never wrote.
+        Assert.Equal(DomainState.ShutOff, await fx.Domain.GetStateAsync());
+        Assert.Equal(userImage, (await fx.Domain.ListDisksAsync(inactive: true)).Single(d => d.Target == "vda").Source);
+        Assert.Equal(hashOff, Hash(userImage));
+        output.WriteLine($"user image {hashBefore[..12]} running, {hashOff[..12]} shut off and after the notebook");
+    }
+
     private static async Task<string[]> DomainNamesAsync()
     {
         var r = await LabKernel.Processes.ProcessRunner.RunAsync("virsh", ["-c", LibvirtConnection.DefaultUri, "list", "--all", "--name"]);

@@ -291,6 +291,37 @@ public sealed class LibvirtLabGuest : ILabGuest
         BootToAgent = bootToAgent;
         _shutdownTimeout = options.ShutdownTimeout;
         _agentTimeout = options.AgentTimeout;
+        if (user is not null)
+        {
+            // If the process ends mid-experiment there is no time for a clean hand-back: at least point the
+            // definition at the user's image again and drop the lab's snapshot records, so the next start is theirs.
+            _exitHook = Host.ProcessExitHooks.Register($"libvirt domain {domain.Name}", () => PointBackAsync(user).GetAwaiter().GetResult());
+        }
+    }
+
+    private readonly IDisposable? _exitHook;
+
+    private async Task<int> PointBackAsync(UserDomainState user)
+    {
+        var persistent = (await Domain.ListDisksAsync(inactive: true).ConfigureAwait(false)).First(d => d.Target == Disk);
+        if (!BackingChain.SameFile(persistent.Source, user.PersistentSource) || persistent.Format != user.PersistentFormat)
+        {
+            await Domain.SetPersistentDiskSourceAsync(Disk, user.PersistentSource, user.PersistentFormat.Length > 0 ? user.PersistentFormat : null).ConfigureAwait(false);
+        }
+        var dropped = 0;
+        foreach (var s in (await Domain.Snapshots.ListAsync().ConfigureAwait(false)).Reverse())
+        {
+            if (!user.SnapshotNames.Contains(s.Name))
+            {
+                await Domain.Snapshots.DeleteMetadataAsync(s.Name).ConfigureAwait(false);
+                dropped++;
+            }
+        }
+        if (await Domain.GetStateAsync().ConfigureAwait(false) != DomainState.ShutOff)
+        {
+            Console.Error.WriteLine($"lab: domain '{Name}' still runs on the lab's overlay; its definition names {user.PersistentSource} again, so a restart returns it to your image");
+        }
+        return dropped;
     }
 
     private sealed record UserDomainState(bool WasRunning, string PersistentSource, string PersistentFormat, IReadOnlyList<string> SnapshotNames, bool Quiesced);
@@ -484,20 +515,8 @@ public sealed class LibvirtLabGuest : ILabGuest
             {
                 await StopAsync().ConfigureAwait(false);
             }
-            var persistent = (await Domain.ListDisksAsync(inactive: true).ConfigureAwait(false)).First(d => d.Target == Disk);
-            if (!BackingChain.SameFile(persistent.Source, user.PersistentSource) || persistent.Format != user.PersistentFormat)
-            {
-                await Domain.SetPersistentDiskSourceAsync(Disk, user.PersistentSource, user.PersistentFormat.Length > 0 ? user.PersistentFormat : null).ConfigureAwait(false);
-            }
-            var dropped = 0;
-            foreach (var s in (await Domain.Snapshots.ListAsync().ConfigureAwait(false)).Reverse())
-            {
-                if (!user.SnapshotNames.Contains(s.Name))
-                {
-                    await Domain.Snapshots.DeleteMetadataAsync(s.Name).ConfigureAwait(false);
-                    dropped++;
-                }
-            }
+            var dropped = await PointBackAsync(user).ConfigureAwait(false);
+            _exitHook?.Dispose();
             var now = (await Domain.ListDisksAsync(inactive: true).ConfigureAwait(false)).First(d => d.Target == Disk);
             if (!BackingChain.SameFile(now.Source, user.PersistentSource))
             {

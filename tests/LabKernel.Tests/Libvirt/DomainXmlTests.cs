@@ -24,6 +24,7 @@ public sealed class DomainXmlTests
                 </backingStore>
               </backingStore>
               <target dev='vda' bus='virtio'/>
+              <alias name='virtio-disk0'/>
             </disk>
             <disk type='file' device='cdrom'>
               <target dev='sda' bus='sata'/>
@@ -64,6 +65,24 @@ public sealed class DomainXmlTests
         Assert.Equal(disks[0].ToText(), chain.ToText());
         var raw = disks[1].ToLiveChain();
         Assert.Equal(("vdb", "raw"), (raw.Active.NodeName, raw.Active.Format));
+    }
+
+    [Fact]
+    public void Disk_targets_map_to_the_device_aliases_qemu_knows_them_by()
+    {
+        var aliases = DomainXml.DiskAliases(LiveXml);
+        Assert.Equal("virtio-disk0", aliases["vda"]);
+        Assert.False(aliases.ContainsKey("vdb"));
+    }
+
+    [Fact]
+    public void Pointing_a_disk_at_an_overlay_can_change_its_format_and_back()
+    {
+        var xml = DomainXml.WithDiskSource(LiveXml, "vdb", "/tmp/w/lab-overlay.qcow2", "qcow2");
+        var vdb = DomainXml.ParseDisks(xml).Single(d => d.Target == "vdb");
+        Assert.Equal(("qcow2", "/tmp/w/lab-overlay.qcow2"), (vdb.Format, vdb.Source));
+        var back = DomainXml.ParseDisks(DomainXml.WithDiskSource(xml, "vdb", "/tmp/w/data.raw", "raw")).Single(d => d.Target == "vdb");
+        Assert.Equal(("raw", "/tmp/w/data.raw"), (back.Format, back.Source));
     }
 
     [Fact]

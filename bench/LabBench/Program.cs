@@ -2,7 +2,7 @@ namespace LabBench;
 
 /// <summary>
 /// LabNotebooks benchmarks: each section measures the lab against a baseline side by side, in one run, and
-/// prints ratios. Usage: <c>dotnet run --project bench/LabBench -c Release -- [guest] [block] [runner]</c>
+/// prints ratios. Usage: <c>dotnet run --project bench/LabBench -c Release -- [guest] [block] [runner] [backends]</c>
 /// (no argument: every section).
 /// </summary>
 public static class Program
@@ -18,6 +18,7 @@ public static class Program
         }
         if (Wants("block")) { await BlockBench.RunAsync(output); }
         if (Wants("runner")) { await RunnerBench.RunAsync(output); }
+        if (Wants("backends")) { await BackendBench.RunAsync(output); }
         return 0;
     }
 }

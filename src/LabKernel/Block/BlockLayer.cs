@@ -435,18 +435,9 @@ public sealed class BlockLayer : ILabBlock
             ["auto-dismiss"] = false,
             ["auto-finalize"] = options.AutoFinalize,
         };
-        if (options.Speed is { } s)
-        {
-            args["speed"] = s;
-        }
-        if (options.BackingFile is { } bf)
-        {
-            args["backing-file"] = bf;
-        }
-        if (options.OnError is { } oe)
-        {
-            args["on-error"] = Policy(oe);
-        }
+        Optional(args, "speed", options.Speed);
+        Optional(args, "backing-file", options.BackingFile);
+        Optional(args, "on-error", options.OnError is { } oe ? Policy(oe) : null);
         return await StartJobAsync(id, "commit", "block-commit", args,
             new BlockJobOptions { AutoFinalize = options.AutoFinalize, OnReady = options.OnReady },
             $"commit {disk}: {topLayer.Name} into {baseLayer.Name}", cancellationToken, disk).ConfigureAwait(false);
@@ -489,14 +480,8 @@ public sealed class BlockLayer : ILabBlock
             }
             args["base-node"] = baseLayer.NodeName;
         }
-        if (options.Speed is { } s)
-        {
-            args["speed"] = s;
-        }
-        if (options.OnError is { } oe)
-        {
-            args["on-error"] = Policy(oe);
-        }
+        Optional(args, "speed", options.Speed);
+        Optional(args, "on-error", options.OnError is { } oe ? Policy(oe) : null);
         return await StartJobAsync(id, "stream", "block-stream", args, new BlockJobOptions { AutoFinalize = options.AutoFinalize },
             $"stream {disk}" + (@base is null ? " (full)" : $" down to {@base}"), cancellationToken, disk).ConfigureAwait(false);
     }
@@ -565,28 +550,22 @@ public sealed class BlockLayer : ILabBlock
             default:
                 throw new ArgumentOutOfRangeException(nameof(target));
         }
-        if (options.Granularity is { } g)
-        {
-            args["granularity"] = g;
-        }
-        if (options.BufferSize is { } b)
-        {
-            args["buf-size"] = b;
-        }
-        if (options.Speed is { } s)
-        {
-            args["speed"] = s;
-        }
-        if (options.OnSourceError is { } se)
-        {
-            args["on-source-error"] = Policy(se);
-        }
-        if (options.OnTargetError is { } te)
-        {
-            args["on-target-error"] = Policy(te);
-        }
+        Optional(args, "granularity", options.Granularity);
+        Optional(args, "buf-size", options.BufferSize);
+        Optional(args, "speed", options.Speed);
+        Optional(args, "on-source-error", options.OnSourceError is { } se ? Policy(se) : null);
+        Optional(args, "on-target-error", options.OnTargetError is { } te ? Policy(te) : null);
         return await StartJobAsync(id, "mirror", command, args, new BlockJobOptions { AutoFinalize = options.AutoFinalize, OnReady = options.OnReady },
             describe + $" sync={options.Sync.ToString().ToLowerInvariant()}", cancellationToken, disk).ConfigureAwait(false);
+    }
+
+    /// <summary>Sets an optional QMP argument only when it has a value (QEMU's defaults apply otherwise).</summary>
+    private static void Optional(JsonObject args, string name, JsonNode? value)
+    {
+        if (value is not null)
+        {
+            args[name] = value;
+        }
     }
 
     /// <summary>Lists the jobs QEMU knows about: <c>query-jobs</c> (id, type, status, progress, error).</summary>

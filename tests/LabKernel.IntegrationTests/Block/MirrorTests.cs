@@ -67,14 +67,7 @@ public sealed class MirrorTests : IAsyncLifetime
     [Fact]
     public async Task Given_a_target_whose_first_write_fails_with_EIO_When_mirrored_with_on_target_error_stop_Then_the_job_pauses_and_resume_finishes_an_equal_copy()
     {
-        var source = _lab.PathOf("src.qcow2");
-        await QemuImg.CreateAsync(source, "qcow2", Size);
-        await QemuIo.WritePatternAsync(source, 0, 8 * M, 0x5a);
-        var target = _lab.PathOf("tgt.qcow2");
-        await QemuImg.CreateAsync(target, "qcow2", Size);
-        var machine = await _lab.StartAsync(source);
-        var block = machine.Block();
-        await block.AddImageNodeAsync(target, "tgt", withBacking: false, inject: new BlkdebugError("write_aio", 5, Once: true));
+        var (source, target, block) = await StartWithFailingTargetAsync(failOnce: true);
 
         await using var job = await block.StartMirrorAsync("disk0", new MirrorTarget.Node("tgt"), new MirrorOptions { OnTargetError = BlockErrorPolicy.Stop });
         await job.WaitForStatusAsync(s => s == JobStatus.Paused, TimeSpan.FromMinutes(1), "paused by the error policy");
@@ -97,14 +90,7 @@ public sealed class MirrorTests : IAsyncLifetime
     [Fact]
     public async Task Given_a_failing_target_When_mirrored_with_on_target_error_report_Then_the_job_fails_with_QEMUs_error()
     {
-        var source = _lab.PathOf("src.qcow2");
-        await QemuImg.CreateAsync(source, "qcow2", Size);
-        await QemuIo.WritePatternAsync(source, 0, 8 * M, 0x5a);
-        var target = _lab.PathOf("tgt.qcow2");
-        await QemuImg.CreateAsync(target, "qcow2", Size);
-        var machine = await _lab.StartAsync(source);
-        var block = machine.Block();
-        await block.AddImageNodeAsync(target, "tgt", withBacking: false, inject: new BlkdebugError("write_aio", 5, Once: false));
+        var (_, _, block) = await StartWithFailingTargetAsync(failOnce: false);
 
         await using var job = await block.StartMirrorAsync("disk0", new MirrorTarget.Node("tgt"), new MirrorOptions { OnTargetError = BlockErrorPolicy.Report });
         var failure = await Assert.ThrowsAsync<BlockJobFailedException>(() => job.WaitAsync(TimeSpan.FromMinutes(1)));
@@ -117,6 +103,20 @@ public sealed class MirrorTests : IAsyncLifetime
         await block.RemoveNodeAsync("tgt");
         await _lab.StopAllAsync();
         await _lab.AssertAllCleanAsync();
+    }
+
+    /// <summary>A machine on an 8 MiB pattern, with a target node whose writes fail with EIO (blkdebug), once or always.</summary>
+    private async Task<(string Source, string Target, BlockLayer Block)> StartWithFailingTargetAsync(bool failOnce)
+    {
+        var source = _lab.PathOf("src.qcow2");
+        await QemuImg.CreateAsync(source, "qcow2", Size);
+        await QemuIo.WritePatternAsync(source, 0, 8 * M, 0x5a);
+        var target = _lab.PathOf("tgt.qcow2");
+        await QemuImg.CreateAsync(target, "qcow2", Size);
+        var machine = await _lab.StartAsync(source);
+        var block = machine.Block();
+        await block.AddImageNodeAsync(target, "tgt", withBacking: false, inject: new BlkdebugError("write_aio", 5, Once: failOnce));
+        return (source, target, block);
     }
 
     [Fact]

@@ -47,7 +47,10 @@ public sealed class LibvirtAgent : IGuestAgent
         catch (LibvirtException e) when (e.LibvirtMessage.Contains("unable to execute QEMU agent command", StringComparison.Ordinal))
         {
             // The agent ran the command and answered with an error: the same exception as on the QEMU backend.
-            throw new GuestAgentErrorException(command, "libvirt", e.LibvirtMessage);
+            // libvirt wraps the agent's description: "... unable to execute QEMU agent command 'x': <description>".
+            var message = e.LibvirtMessage;
+            var cut = message.IndexOf("': ", message.IndexOf("unable to execute QEMU agent command", StringComparison.Ordinal), StringComparison.Ordinal);
+            throw new GuestAgentErrorException(command, "libvirt", cut < 0 ? message : message[(cut + 3)..]);
         }
         return JsonNode.Parse(reply)?["return"];
     }

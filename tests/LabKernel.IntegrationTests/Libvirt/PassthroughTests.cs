@@ -24,8 +24,11 @@ public sealed class PassthroughTests(LibvirtFixture fx, ITestOutputHelper output
             await d.Agent.PingAsync();
         }
         output.WriteLine($"guest-ping through virDomainQemuAgentCommand: {sw.Elapsed.TotalMilliseconds / 10:0.0} ms each");
-        var bad = await Assert.ThrowsAsync<LibvirtException>(() => d.Agent.ExecuteAsync("guest-no-such-command"));
+        // The agent's own error comes back as on the QEMU backend: the same exception type, with the agent's words.
+        var bad = await Assert.ThrowsAsync<LabKernel.GuestAgent.GuestAgentErrorException>(() => d.Agent.ExecuteAsync("guest-no-such-command"));
         output.WriteLine(bad.Message);
+        Assert.Equal("guest-no-such-command", bad.Command);
+        Assert.Contains("has not been found", bad.Description);
         Assert.DoesNotContain('\n', bad.Message);
     }
 

@@ -38,7 +38,8 @@ public static class LibvirtQmp
 /// <summary>The QMP peer side, in process: greeting, capabilities, commands passed to libvirt, events fed back.</summary>
 internal sealed class LibvirtQmpStream : Stream
 {
-    private readonly LibvirtDomain _domain;
+    private readonly LibvirtDomain? _domain;
+    private readonly Func<string, Task<string>> _passthrough;
     private readonly Channel<byte[]> _incoming = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
     private readonly MemoryStream _partial = new();
     private readonly GCHandle _self;
@@ -46,9 +47,17 @@ internal sealed class LibvirtQmpStream : Stream
     private ReadOnlyMemory<byte> _current;
     private int _disposed;
 
+    /// <summary>A stream over any passthrough (unit tests use a scripted one); events come through <see cref="PostEvent"/>.</summary>
+    internal LibvirtQmpStream(Func<string, Task<string>> passthrough, string greeting)
+    {
+        _passthrough = passthrough;
+        Enqueue(greeting);
+    }
+
     private LibvirtQmpStream(LibvirtDomain domain, string greeting)
     {
         _domain = domain;
+        _passthrough = json => domain.Monitor.QmpCommandTextAsync(json, CancellationToken.None, journal: false);
         _self = GCHandle.Alloc(this);
         Enqueue(greeting);
         LibvirtNative.virResetLastError();
@@ -82,23 +91,27 @@ internal sealed class LibvirtQmpStream : Stream
     {
         try
         {
-            if (GCHandle.FromIntPtr(opaque).Target is not LibvirtQmpStream s)
+            if (GCHandle.FromIntPtr(opaque).Target is LibvirtQmpStream s)
             {
-                return;
+                s.PostEvent(Marshal.PtrToStringUTF8(name) ?? "", details == 0 ? null : Marshal.PtrToStringUTF8(details), seconds, micros);
             }
-            var data = details == 0 ? null : JsonNode.Parse(Marshal.PtrToStringUTF8(details) ?? "null");
-            var e = new JsonObject
-            {
-                ["event"] = Marshal.PtrToStringUTF8(name) ?? "",
-                ["data"] = data ?? new JsonObject(),
-                ["timestamp"] = new JsonObject { ["seconds"] = seconds, ["microseconds"] = micros },
-            };
-            s.Enqueue(e.ToJsonString());
         }
         catch (Exception ex) when (ex is InvalidOperationException or System.Text.Json.JsonException)
         {
             // The stream is gone, or libvirt handed over something that is not JSON: nothing to deliver.
         }
+    }
+
+    /// <summary>Feeds one QEMU event (its name and the JSON of its <c>data</c>) to the client as QMP sends it.</summary>
+    internal void PostEvent(string name, string? detailsJson, long seconds, uint micros)
+    {
+        var e = new JsonObject
+        {
+            ["event"] = name,
+            ["data"] = (detailsJson is null ? null : JsonNode.Parse(detailsJson)) ?? new JsonObject(),
+            ["timestamp"] = new JsonObject { ["seconds"] = seconds, ["microseconds"] = micros },
+        };
+        Enqueue(e.ToJsonString());
     }
 
     private void Enqueue(string line) => _incoming.Writer.TryWrite(Encoding.UTF8.GetBytes(line + "\n"));
@@ -128,7 +141,7 @@ internal sealed class LibvirtQmpStream : Stream
             JsonObject reply;
             try
             {
-                var text = await _domain.Monitor.QmpCommandTextAsync(command.ToJsonString(), CancellationToken.None, journal: false).ConfigureAwait(false);
+                var text = await _passthrough(command.ToJsonString()).ConfigureAwait(false);
                 reply = JsonNode.Parse(text)?.AsObject() ?? new JsonObject { ["return"] = new JsonObject() };
             }
             catch (LibvirtException e)
@@ -220,11 +233,14 @@ internal sealed class LibvirtQmpStream : Stream
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
-            if (!_domain.Connection.IsClosed)
+            if (_domain is not null)
             {
-                LibvirtNative.virConnectDomainQemuMonitorEventDeregister(_domain.Connection.Handle, _callbackId);
+                if (!_domain.Connection.IsClosed)
+                {
+                    LibvirtNative.virConnectDomainQemuMonitorEventDeregister(_domain.Connection.Handle, _callbackId);
+                }
+                _self.Free();
             }
-            _self.Free();
             _incoming.Writer.TryComplete();
         }
         base.Dispose(disposing);

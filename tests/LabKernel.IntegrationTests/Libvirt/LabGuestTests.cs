@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using LabKernel.GuestAgent;
 using LabKernel.Guests;
 using LabKernel.IntegrationTests.Notebooks;
+using LabKernel.Images;
 using LabKernel.Libvirt;
 using Xunit.Abstractions;
 
@@ -129,6 +130,41 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
         Assert.Equal(userImage, (await fx.Domain.ListDisksAsync(inactive: true)).Single(d => d.Target == "vda").Source);
         Assert.Equal(hashOff, Hash(userImage));
         output.WriteLine($"user image {hashBefore[..12]} running, {hashOff[..12]} shut off and after the notebook");
+    }
+
+    [Fact]
+    public async Task Given_a_run_on_a_users_domain_interrupted_mid_write_Then_its_definition_names_the_users_image_again_and_every_image_checks_clean()
+    {
+        await using var scope = await fx.ScopeAsync();
+        var userImage = fx.Guest.RootOverlay;
+        using var run = await NotebookRun.RunWithAsync("01-live-snapshot-integrity", ["--cell-timeout", "12"],
+            "Count", "4000000", "SnapshotAfterLines", "3999000", "Backend", "libvirt", "Domain", fx.Domain.Name);
+        Assert.Equal(3, run.ExitCode);
+        // The exit hook had no time for a clean hand-back: the guest still runs on the lab's overlay, but a
+        // restart returns it to the user's image, and no lab snapshot record is left.
+        Assert.Equal(userImage, (await fx.Domain.ListDisksAsync(inactive: true)).Single(d => d.Target == "vda").Source);
+        Assert.Equal(scope.Start.SnapshotNames, (await fx.Domain.Snapshots.ListAsync()).Select(s => s.Name).ToArray());
+        foreach (var image in Directory.GetFiles(run.Folder, "*.qcow2", SearchOption.AllDirectories))
+        {
+            var check = await QemuImg.CheckAsync(image);
+            Assert.True(check.IsClean, $"{image}: {check.Summary}");
+        }
+        // Back to the user's image the way a user would: restart the domain.
+        await fx.Domain.DestroyAsync();
+        await fx.Domain.StartAsync();
+        await fx.Domain.WaitForAgentAsync(TimeSpan.FromMinutes(3));
+        Assert.Equal(userImage, (await fx.Domain.Block.QueryChainAsync("vda")).Source);
+    }
+
+    [Fact]
+    public async Task Given_a_run_on_a_lab_made_domain_interrupted_mid_write_Then_no_domain_is_left_and_every_image_checks_clean()
+    {
+        var before = await DomainNamesAsync();
+        using var run = await NotebookRun.RunWithAsync("01-live-snapshot-integrity", ["--cell-timeout", "12"],
+            "Count", "4000000", "SnapshotAfterLines", "3999000", "Backend", "libvirt");
+        Assert.Equal(3, run.ExitCode);
+        Assert.Equal(before.Order(), (await DomainNamesAsync()).Order());
+        await run.AssertLeftCleanAsync();
     }
 
     private static async Task<string[]> DomainNamesAsync()

@@ -35,6 +35,16 @@ public sealed class ExperimentNotebookTests
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
     }
 
+    [Fact]
+    public async Task Given_a_run_interrupted_while_the_guest_writes_When_the_cell_times_out_Then_no_QEMU_is_left_and_every_image_checks_clean()
+    {
+        // The writer's cell waits for nearly all of 4,000,000 lines; a 12 s cell limit stops the kernel mid-write.
+        using var run = await NotebookRun.RunWithAsync("01-live-snapshot-integrity", ["--cell-timeout", "12"], "Count", "4000000", "SnapshotAfterLines", "3999000");
+        Assert.Equal(3, run.ExitCode);
+        var images = await run.AssertLeftCleanAsync();
+        Assert.Contains(images, i => i.EndsWith("overlay1.qcow2", StringComparison.Ordinal));
+    }
+
     [Theory]
     [InlineData("qemu", "mydomain", "Backend=libvirt")]
     [InlineData("vmware", "", "Backend must be qemu or libvirt")]

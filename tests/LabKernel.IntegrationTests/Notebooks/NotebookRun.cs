@@ -35,11 +35,15 @@ internal sealed class NotebookRun : IDisposable
         }
     }
 
-    public static async Task<NotebookRun> RunAsync(string name, params string[] parameters)
+    public static Task<NotebookRun> RunAsync(string name, params string[] parameters) => RunWithAsync(name, [], parameters);
+
+    /// <summary>As <see cref="RunAsync"/>, with extra `lab run` options (e.g. a cell timeout that interrupts the run).</summary>
+    public static async Task<NotebookRun> RunWithAsync(string name, IReadOnlyList<string> options, params string[] parameters)
     {
         var folder = Directory.CreateTempSubdirectory($"lab-nb-{name[..2]}-").FullName;
         var executed = Path.Combine(folder, $"{name}.executed.ipynb");
         var args = new List<string> { "run", Path.Combine(RepoRoot, "notebooks", $"{name}.ipynb"), "-o", executed, "--report", Path.Combine(folder, "report.html"), "--no-progress", "--timeout", "1200" };
+        args.AddRange(options);
         foreach (var p in parameters.Concat(["KeepArtifacts", "true", "OutputDir", folder]).Chunk(2))
         {
             args.AddRange(["-p", p[0], p[1]]);
@@ -55,6 +59,24 @@ internal sealed class NotebookRun : IDisposable
             }
         }
         return new NotebookRun(folder, exit, executed, findings);
+    }
+
+    /// <summary>
+    /// What an interrupted run must leave: no QEMU still running on its files, and every image in its folder one
+    /// that <c>qemu-img check</c> accepts. Returns the images checked.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> AssertLeftCleanAsync()
+    {
+        var qemus = await ProcessRunner.RunAsync("pgrep", ["-f", $"qemu-system.*{Folder}"], new ProcessOptions { Check = false });
+        Assert.True(qemus.StandardOutput.Trim().Length == 0, $"QEMU still running on {Folder}: pids {qemus.StandardOutput.Trim()}");
+        var images = Directory.GetFiles(Folder, "*.qcow2", SearchOption.AllDirectories);
+        Assert.NotEmpty(images);
+        foreach (var image in images)
+        {
+            var check = await LabKernel.Images.QemuImg.CheckAsync(image);
+            Assert.True(check.IsClean, $"{image}: {check.Summary}");
+        }
+        return images;
     }
 
     public async Task AssertValidNbformatAsync()

@@ -17,7 +17,8 @@ public interface IFileView
 /// Reads files out of one layer of a chain (the layer and its backing files, as a guest booted on it would see
 /// the disk) without modifying any image and without booting a guest: <c>qemu-img convert -U</c> copies the
 /// layer's view to a scratch raw file, <c>e2fsck -E journal_only</c> replays the ext4 journal on the copy (as
-/// a mount would), and <c>debugfs</c> dumps files. The source document booted a second VM directly on the old
+/// a mount would), and <c>debugfs</c> dumps files. On a partitioned disk (MBR or GPT) the largest partition with an
+/// ext filesystem is read (<see cref="DiskLayout"/>). The source document booted a second VM directly on the old
 /// layer, which writes to it and changes the evidence; this does not.
 /// </summary>
 public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
@@ -50,6 +51,19 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
         try
         {
             await ProcessRunner.RunAsync("qemu-img", ["convert", "-U", "-O", "raw", image, raw], new ProcessOptions { Timeout = TimeSpan.FromMinutes(20) }, cancellationToken).ConfigureAwait(false);
+            // A partitioned disk (a user's VM): carve out the partition with the filesystem, as a file of its own.
+            DiskPartition? partition;
+            await using (var view = File.OpenRead(raw))
+            {
+                partition = DiskLayout.FindExtFilesystem(view, Path.GetFileName(image));
+            }
+            if (partition is not null)
+            {
+                var part = Path.Combine(scratch, $"partition{partition.Number}.raw");
+                await CarveAsync(raw, partition, part, cancellationToken).ConfigureAwait(false);
+                File.Delete(raw);
+                raw = part;
+            }
             // Exit codes 0-2 mean clean or fixed; the copy is ours to modify.
             var fsck = await ProcessRunner.RunAsync("e2fsck", ["-y", "-E", "journal_only", raw], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(10) }, cancellationToken).ConfigureAwait(false);
             if (fsck.ExitCode > 2)
@@ -63,6 +77,34 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
             Directory.Delete(scratch, recursive: true);
             throw;
         }
+    }
+
+    private static async Task CarveAsync(string disk, DiskPartition partition, string target, CancellationToken cancellationToken)
+    {
+        await using var from = File.OpenRead(disk);
+        await using var to = File.Create(target);
+        from.Position = partition.Offset;
+        var buffer = new byte[1 << 20];
+        var left = partition.Length;
+        while (left > 0)
+        {
+            var n = await from.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, left)), cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                break;
+            }
+            // Zeros are skipped, not written: the carved file stays as sparse as the disk.
+            if (buffer.AsSpan(0, n).IndexOfAnyExcept((byte)0) < 0)
+            {
+                to.Seek(n, SeekOrigin.Current);
+            }
+            else
+            {
+                await to.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+            }
+            left -= n;
+        }
+        to.SetLength(partition.Length - left);
     }
 
     public async Task<bool> ExistsAsync(string path, CancellationToken cancellationToken = default)

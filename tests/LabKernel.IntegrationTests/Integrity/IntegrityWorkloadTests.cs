@@ -83,4 +83,45 @@ public sealed class OfflineLayerReaderTests
             Directory.Delete(work, true);
         }
     }
+
+    [Theory]
+    [InlineData("mbr")]
+    [InlineData("gpt")]
+    public async Task Given_a_partitioned_disk_like_a_users_VM_When_read_offline_Then_files_come_from_its_ext4_partition(string scheme)
+    {
+        var work = Directory.CreateTempSubdirectory("lab-offline-part").FullName;
+        try
+        {
+            // An ext4 filesystem made from a folder (mkfs.ext4 -d), placed in partition 2 behind a small partition 1.
+            var content = Directory.CreateDirectory(Path.Combine(work, "content", "root")).FullName;
+            await File.WriteAllTextAsync(Path.Combine(content, "num.txt"), string.Concat(Enumerable.Range(1, 1000).Select(i => $"{i}\n")));
+            var fs = Path.Combine(work, "fs.raw");
+            await LabKernel.Processes.ProcessRunner.RunAsync("mkfs.ext4", ["-q", "-F", "-d", Path.Combine(work, "content"), fs, "16M"]);
+            var disk = Path.Combine(work, "disk.raw");
+            const long Mi = 1 << 20;
+            await using (var d = File.Create(disk))
+            {
+                d.SetLength(24 * Mi);
+                var fsBytes = await File.ReadAllBytesAsync(fs);
+                d.Position = 4 * Mi;
+                await d.WriteAsync(fsBytes);
+                PartitionTable.Write(d, scheme, [(1 * Mi, 2 * Mi), (4 * Mi, 16 * Mi)]);
+            }
+            var qcow2 = Path.Combine(work, "user-disk.qcow2");
+            await LabKernel.Processes.ProcessRunner.RunAsync("qemu-img", ["convert", "-f", "raw", "-O", "qcow2", disk, qcow2]);
+            var before = await File.ReadAllBytesAsync(qcow2);
+
+            await using (var reader = await OfflineLayerReader.OpenAsync(qcow2, work))
+            {
+                Assert.EndsWith("partition2.raw", reader.RawCopy, StringComparison.Ordinal);
+                var check = SequenceChecker.Check(await reader.ReadFileAsync("/root/num.txt"), 1000);
+                Assert.True(check.Complete, check.Summary);
+            }
+            Assert.Equal(before, await File.ReadAllBytesAsync(qcow2));
+        }
+        finally
+        {
+            Directory.Delete(work, true);
+        }
+    }
 }

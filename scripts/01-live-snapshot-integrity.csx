@@ -24,7 +24,8 @@
 // writes them back (up to 30 s later), so a snapshot taken without quiescing may hold none of them. `Quiesce`
 // (`none` as the document, `sync`, or `fsfreeze` through the guest agent) shows the difference.
 //
-// **Scale**: `Count` (default 4,000,000 lines, as the document) and `SnapshotAfterLines` (default 1,000,000).
+// **Scale**: `Count` (default 4,000,000 lines, as the document) and `SnapshotAfterLines` (default 1,000,000), or
+// `SnapshotAfterSeconds` to take the snapshot that many seconds into the writer instead.
 // With the awk writer under TCG (2 cores) the default run took 58 s here with `Backend=qemu` and 42 s with
 // `Backend=libvirt` (the writer's speed varies from run to run); `-p Count 200000` about 15 s.
 
@@ -45,6 +46,7 @@ using SequenceWriter = LabKernel.Integrity.SequenceWriter;
 // parameters (NAME=VALUE arguments override them)
 long Count = ScriptArgs.Get<long>(Args, "Count", 4_000_000);
 long SnapshotAfterLines = ScriptArgs.Get<long>(Args, "SnapshotAfterLines", 1_000_000);
+double SnapshotAfterSeconds = ScriptArgs.Get<double>(Args, "SnapshotAfterSeconds", 0);
 string Writer = ScriptArgs.Get<string>(Args, "Writer", "awk");
 string Quiesce = ScriptArgs.Get<string>(Args, "Quiesce", "none");
 string Backend = ScriptArgs.Get<string>(Args, "Backend", "qemu");
@@ -55,8 +57,10 @@ bool KeepArtifacts = ScriptArgs.Get<bool>(Args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(Args, "OutputDir", "");
 
 var (backend, domain) = LabGuests.CheckChoice(Backend, Domain);
-if (SnapshotAfterLines >= Count)
+if (SnapshotAfterSeconds == 0 && SnapshotAfterLines >= Count)
     throw new LabUsageException("SnapshotAfterLines must be below Count");
+if (SnapshotAfterSeconds < 0)
+    throw new LabUsageException("SnapshotAfterSeconds must be 0 (use SnapshotAfterLines) or positive");
 var journal = LabJournal.Current;
 journal.Clear();
 var run = ExperimentRun.Create("01-live-snapshot-integrity", KeepArtifacts, OutputDir);
@@ -76,7 +80,8 @@ display(chainBefore.ToText());
 // ## The writer, and the snapshot in the middle of it
 //
 // The guest writes 1..Count (awk, flushing every 1,000 lines; `-p Writer shell` runs the document's bash loop
-// instead). When the writer has flushed `SnapshotAfterLines` lines, the lab takes the live snapshot onto `overlay2`.
+// instead). When the writer has flushed `SnapshotAfterLines` lines (or has run `SnapshotAfterSeconds`), the lab takes the
+// live snapshot onto `overlay2`.
 
 var overlay2 = run.NewFile("overlay2", "overlay2.qcow2");
 var writer = await SequenceWriter.StartAsync(guest.Agent, new SequenceWriterOptions
@@ -84,7 +89,9 @@ var writer = await SequenceWriter.StartAsync(guest.Agent, new SequenceWriterOpti
     Count = Count,
     Kind = Writer == "shell" ? SequenceWriterKind.ShellLoop : SequenceWriterKind.Awk,
 });
-var linesAtSnapshot = await writer.WaitForLinesAsync(SnapshotAfterLines, TimeSpan.FromMinutes(30));
+var linesAtSnapshot = SnapshotAfterSeconds > 0
+    ? await writer.WaitForElapsedAsync(TimeSpan.FromSeconds(SnapshotAfterSeconds))
+    : await writer.WaitForLinesAsync(SnapshotAfterLines, TimeSpan.FromMinutes(30));
 var snapshotAt = writer.Elapsed;
 LabKernel.Block.LiveChain chainAfterSnapshot;
 if (Quiesce == "fsfreeze")

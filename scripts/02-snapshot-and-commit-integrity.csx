@@ -19,7 +19,8 @@
 // on the embedded guest defined as a domain, or on your own domain (`-p Domain name`; see the README). The chain is checked in QEMU's live view and in the image headers (`qemu-img info
 // --backing-chain`), every image with `qemu-img check`, and overlay2's view is read offline without modifying it.
 //
-// **Scale**: `Count` (default 4,000,000 lines), `SnapshotAfterLines` (default 1,000,000). Default run under TCG (2 cores):
+// **Scale**: `Count` (default 4,000,000 lines), `SnapshotAfterLines` (default 1,000,000), or
+// `SnapshotAfterSeconds` to take the snapshot that many seconds into the writer instead. Default run under TCG (2 cores):
 // 45 s here with `Backend=qemu`, 44 s with `Backend=libvirt`.
 
 #r "nuget: LabKernel, 0.1.0"
@@ -39,6 +40,7 @@ using SequenceWriter = LabKernel.Integrity.SequenceWriter;
 // parameters (NAME=VALUE arguments override them)
 long Count = ScriptArgs.Get<long>(Args, "Count", 4_000_000);
 long SnapshotAfterLines = ScriptArgs.Get<long>(Args, "SnapshotAfterLines", 1_000_000);
+double SnapshotAfterSeconds = ScriptArgs.Get<double>(Args, "SnapshotAfterSeconds", 0);
 string Writer = ScriptArgs.Get<string>(Args, "Writer", "awk");
 string Quiesce = ScriptArgs.Get<string>(Args, "Quiesce", "none");
 string Backend = ScriptArgs.Get<string>(Args, "Backend", "qemu");
@@ -49,8 +51,10 @@ bool KeepArtifacts = ScriptArgs.Get<bool>(Args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(Args, "OutputDir", "");
 
 var (backend, domain) = LabGuests.CheckChoice(Backend, Domain);
-if (SnapshotAfterLines >= Count)
+if (SnapshotAfterSeconds == 0 && SnapshotAfterLines >= Count)
     throw new LabUsageException("SnapshotAfterLines must be below Count");
+if (SnapshotAfterSeconds < 0)
+    throw new LabUsageException("SnapshotAfterSeconds must be 0 (use SnapshotAfterLines) or positive");
 var journal = LabJournal.Current;
 journal.Clear();
 var run = ExperimentRun.Create("02-snapshot-and-commit-integrity", KeepArtifacts, OutputDir);
@@ -76,7 +80,9 @@ var writer = await SequenceWriter.StartAsync(guest.Agent, new SequenceWriterOpti
     Count = Count,
     Kind = Writer == "shell" ? SequenceWriterKind.ShellLoop : SequenceWriterKind.Awk,
 });
-var linesAtSnapshot = await writer.WaitForLinesAsync(SnapshotAfterLines, TimeSpan.FromMinutes(30));
+var linesAtSnapshot = SnapshotAfterSeconds > 0
+    ? await writer.WaitForElapsedAsync(TimeSpan.FromSeconds(SnapshotAfterSeconds))
+    : await writer.WaitForLinesAsync(SnapshotAfterLines, TimeSpan.FromMinutes(30));
 var snapshotAt = writer.Elapsed;
 if (Quiesce == "fsfreeze") await guest.Agent.FreezeAsync();
 else if (Quiesce == "sync") await guest.Agent.ExecAsync(["sync"], new GuestExecOptions { Check = true });

@@ -148,6 +148,31 @@ public sealed class SequenceWriter
     }
 
     /// <summary>
+    /// Waits until the writer has run for <paramref name="elapsed"/> (the experiment's "snapshot after N seconds"),
+    /// reading its progress meanwhile; returns the lines flushed then. Fails with a clear error when the writer
+    /// ends first, since the point to act at was never reached mid-write.
+    /// </summary>
+    public async Task<long> WaitForElapsedAsync(TimeSpan elapsed, CancellationToken cancellationToken = default)
+    {
+        var delay = TimeSpan.FromMilliseconds(20);
+        while (true)
+        {
+            var now = await ReadProgressAsync(cancellationToken).ConfigureAwait(false);
+            if (_clock.Elapsed >= elapsed)
+            {
+                return now;
+            }
+            if (await _process.TryGetResultAsync(cancellationToken).ConfigureAwait(false) is { } done)
+            {
+                throw new LabException($"the sequence writer ended ({done.ExitCode}) after {_clock.Elapsed.TotalSeconds:0.0} s at {now} lines, before the point at {elapsed.TotalSeconds:0.0} s: raise Count or lower the time");
+            }
+            var left = elapsed - _clock.Elapsed;
+            await Task.Delay(left <= TimeSpan.Zero ? TimeSpan.Zero : left < delay ? left : delay, cancellationToken).ConfigureAwait(false);
+            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 3 / 2, TimeSpan.FromMilliseconds(250).Ticks));
+        }
+    }
+
+    /// <summary>
     /// Waits for the writer to finish, reading its progress every <paramref name="sampleEvery"/> meanwhile (the
     /// samples are the measurement for plots); fails if it exits non-zero or runs past <paramref name="timeout"/>.
     /// </summary>

@@ -90,7 +90,8 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
     public async Task Given_notebook_02_on_the_libvirt_backend_When_run_Then_every_claim_is_confirmed_and_no_domain_is_left()
     {
         var before = await DomainNamesAsync();
-        using var run = await NotebookRun.RunAsync("02-snapshot-and-commit-integrity", "Count", "150000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze", "Backend", "libvirt");
+        // The snapshot point by time this once (the others use a line count).
+        using var run = await NotebookRun.RunAsync("02-snapshot-and-commit-integrity", "Count", "600000", "SnapshotAfterSeconds", "2", "Quiesce", "fsfreeze", "Backend", "libvirt");
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
         Assert.True(run.Findings.Count >= 9, $"{run.Findings.Count} findings");

@@ -20,7 +20,7 @@
 // 7. *`drive_mirror -n`* onto an existing overlay that shares the backing file copies only what the VM wrote on
 //    top of it: as little data as possible, as fast as possible.
 //
-// Here each step is QMP (`drive-mirror`, `blockdev-mirror`, `job-complete`, `job-cancel`, `block-commit`) driven by
+// Here each step is QMP (`drive-mirror`, `blockdev-mirror`, `job-complete`, `block-job-cancel`, `block-commit`) driven by
 // job events, except where the document's HMP command *is* the point (`commit`, `stop`, `c`, `info block-jobs`).
 // "As big as the original" becomes the job's READY event. The copies are read **offline** (a scratch raw copy, its
 // ext4 journal replayed there, files read with `debugfs`), so no copy is modified by looking at it. The NFS server

@@ -167,13 +167,16 @@ public sealed class BlockJob : IAsyncDisposable
     }
 
     /// <summary>
-    /// Cancels: <c>job-cancel</c>. A READY mirror or active commit then concludes without pivoting (the source or
-    /// overlay stays active); an unfinished job stops where it is.
+    /// Cancels: <c>block-job-cancel</c>, as the documents' <c>block_job_cancel</c>. A READY mirror or active commit
+    /// first copies what the guest wrote since (QEMU drains and flushes), then concludes without pivoting, so the
+    /// target is in sync with the source at the moment of the cancel; an unfinished job stops where it is. With
+    /// <paramref name="force"/> a READY job is abandoned at once and the target may miss the latest writes (this is
+    /// what <c>job-cancel</c> does; the lab used it before and lost a mirror's last block now and then).
     /// </summary>
-    public async Task CancelAsync(CancellationToken cancellationToken = default)
+    public async Task CancelAsync(bool force = false, CancellationToken cancellationToken = default)
     {
         _cancelRequested = true;
-        await _qmp.ExecuteAsync("job-cancel", new JsonObject { ["id"] = Id }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await _qmp.ExecuteAsync("block-job-cancel", new JsonObject { ["device"] = Id, ["force"] = force }, cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary><c>job-pause</c>, then waits for the paused (or standby) state.</summary>

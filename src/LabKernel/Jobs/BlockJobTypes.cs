@@ -29,7 +29,7 @@ public enum ReadyAction
     /// <summary>Issue <c>job-complete</c> at once: pivot to the target (mirror) or to the base (active commit).</summary>
     Complete,
 
-    /// <summary>Issue <c>job-cancel</c> at once: keep the source (mirror) or the overlay (active commit).</summary>
+    /// <summary>Cancel at once (<c>block-job-cancel</c>, in sync first): keep the source (mirror) or the overlay (active commit).</summary>
     Cancel,
 }
 

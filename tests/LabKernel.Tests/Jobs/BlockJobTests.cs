@@ -90,7 +90,7 @@ public sealed class BlockJobTests
 
     [Theory]
     [InlineData(ReadyAction.Complete, "job-complete", false, true)]
-    [InlineData(ReadyAction.Cancel, "job-cancel", true, false)]
+    [InlineData(ReadyAction.Cancel, "block-job-cancel", true, false)]
     public async Task Given_a_mirror_When_it_reaches_ready_Then_the_requested_action_is_issued_and_reflected_in_the_result(ReadyAction action, string expected, bool cancelled, bool completed)
     {
         await using var peer = await ScriptedQmpPeer.StartAsync(async (p, cmd, _) =>
@@ -106,7 +106,7 @@ public sealed class BlockJobTests
                     };
                     return new JsonObject();
                 case "job-complete":
-                case "job-cancel":
+                case "block-job-cancel":
                     p.AfterReply = async () =>
                     {
                         await p.StatusAsync("m2", "waiting", "pending");

@@ -124,7 +124,7 @@ display(newTop.Summary);
 // to a scratch raw file, the ext4 journal replayed on that copy, `num.txt` read with `debugfs`.
 
 await guest.StopAsync();
-var overlay1Hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(overlay1)));
+var overlay1Hash = await LabKernel.Host.FileHash.Sha256Async(overlay1);
 SequenceCheck oldLayer;
 await using (var reader = await OfflineLayerReader.OpenAsync(overlay1, run.Folder))
 {
@@ -133,7 +133,7 @@ await using (var reader = await OfflineLayerReader.OpenAsync(overlay1, run.Folde
     oldLayer = SequenceChecker.Check(onDisk ? await reader.ReadFileAsync("/root/num.txt") : [], Count);
     if (!onDisk) run.Findings.Note("num.txt in overlay1's view", "absent: the file's creation was still in the guest's page cache at the snapshot");
 }
-var overlay1Untouched = overlay1Hash == Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(overlay1)));
+var overlay1Untouched = overlay1Hash == await LabKernel.Host.FileHash.Sha256Async(overlay1);
 run.Findings.Check("overlay1 holds an interrupted sequence 1..k with k < Count", oldLayer.ValidPrefix < Count && oldLayer.ConsistentPrefix, oldLayer.Summary);
 run.Findings.Check("k > 0: lines written before the snapshot reached overlay1", oldLayer.ValidPrefix > 0,
     oldLayer.ValidPrefix > 0 ? $"k = {oldLayer.ValidPrefix:N0} (Quiesce={Quiesce})"

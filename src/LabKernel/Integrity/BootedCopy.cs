@@ -1,6 +1,6 @@
-using System.Security.Cryptography;
 using LabKernel.GuestAgent;
 using LabKernel.Guests;
+using LabKernel.Host;
 using LabKernel.Images;
 
 namespace LabKernel.Integrity;
@@ -50,7 +50,7 @@ public sealed class BootedCopy : IAsyncDisposable
             throw new LabUsageException($"no copy to boot at {copy}");
         }
         var format = (await QemuImg.InfoAsync(copy, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
-        var hash = await HashAsync(copy, cancellationToken).ConfigureAwait(false);
+        var hash = await FileHash.Sha256Async(copy, cancellationToken).ConfigureAwait(false);
         var overlay = Path.Combine(workFolder, $"boot-{Path.GetFileNameWithoutExtension(copy)}-{Guid.NewGuid().ToString("N")[..6]}.qcow2");
         await QemuImg.CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = copy, BackingFormat = format }, cancellationToken: cancellationToken).ConfigureAwait(false);
         try
@@ -75,12 +75,6 @@ public sealed class BootedCopy : IAsyncDisposable
         _disposed = true;
         await _guest.DisposeAsync().ConfigureAwait(false);
         File.Delete(_overlay);
-        CopyUnchanged = await HashAsync(Copy, CancellationToken.None).ConfigureAwait(false) == _hashBefore;
-    }
-
-    private static async Task<string> HashAsync(string file, CancellationToken cancellationToken)
-    {
-        await using var s = File.OpenRead(file);
-        return Convert.ToHexString(await SHA256.HashDataAsync(s, cancellationToken).ConfigureAwait(false));
+        CopyUnchanged = await FileHash.Sha256Async(Copy, CancellationToken.None).ConfigureAwait(false) == _hashBefore;
     }
 }

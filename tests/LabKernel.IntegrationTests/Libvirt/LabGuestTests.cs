@@ -1,5 +1,5 @@
-using System.Security.Cryptography;
 using LabKernel.GuestAgent;
+using LabKernel.Host;
 using LabKernel.Guests;
 using LabKernel.IntegrationTests.Notebooks;
 using LabKernel.Images;
@@ -37,7 +37,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
                 var chain = await guest.Block.QueryChainAsync(guest.Disk);
                 Assert.Equal([lab1, userImage], chain.Filenames.Take(2));
                 // From here on the user's image is a read-only backing file: its bytes must not change.
-                hashDuring = Hash(userImage);
+                hashDuring = await FileHash.Sha256Async(userImage);
 
                 await guest.Agent.ExecAsync(["/bin/sh", "-c", "echo lab-was-here > /root/takeover-marker && sync"], new GuestExecOptions { Check = true });
                 var after = await guest.Block.SnapshotAsync(guest.Disk, lab2);
@@ -46,7 +46,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
                 Assert.True(agreement.Agrees, agreement.Summary);
                 Assert.Equal("lab-was-here\n", System.Text.Encoding.UTF8.GetString(await guest.Agent.ReadFileAsync("/root/takeover-marker")));
                 await guest.StopAsync();
-                Assert.Equal(hashDuring, Hash(userImage));
+                Assert.Equal(hashDuring, await FileHash.Sha256Async(userImage));
             }
             output.WriteLine(guest.RestoreSummary);
 
@@ -118,9 +118,9 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
     {
         await using var scope = await fx.ScopeAsync();
         var userImage = fx.Guest.RootOverlay;
-        var hashBefore = Hash(userImage);
+        var hashBefore = await FileHash.Sha256Async(userImage);
         await fx.Domain.ShutdownAsync(TimeSpan.FromMinutes(2));
-        var hashOff = Hash(userImage);
+        var hashOff = await FileHash.Sha256Async(userImage);
         using var run = await NotebookRun.RunAsync("03-drive-mirror", "FileOps", "12", "WriteMiB", "8", "OutageSeconds", "3", "Backend", "libvirt", "Domain", fx.Domain.Name);
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
@@ -129,7 +129,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
         // Found shut off, left shut off, on its own image, which the lab never wrote.
         Assert.Equal(DomainState.ShutOff, await fx.Domain.GetStateAsync());
         Assert.Equal(userImage, (await fx.Domain.ListDisksAsync(inactive: true)).Single(d => d.Target == "vda").Source);
-        Assert.Equal(hashOff, Hash(userImage));
+        Assert.Equal(hashOff, await FileHash.Sha256Async(userImage));
         output.WriteLine($"user image {hashBefore[..12]} running, {hashOff[..12]} shut off and after the notebook");
     }
 
@@ -172,11 +172,5 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
     {
         var r = await LabKernel.Processes.ProcessRunner.RunAsync("virsh", ["-c", LibvirtConnection.DefaultUri, "list", "--all", "--name"]);
         return r.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-    }
-
-    private static string Hash(string file)
-    {
-        using var s = File.OpenRead(file);
-        return Convert.ToHexString(SHA256.HashData(s));
     }
 }

@@ -308,15 +308,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         {
             await Domain.SetPersistentDiskSourceAsync(Disk, user.PersistentSource, user.PersistentFormat.Length > 0 ? user.PersistentFormat : null).ConfigureAwait(false);
         }
-        var dropped = 0;
-        foreach (var s in (await Domain.Snapshots.ListAsync().ConfigureAwait(false)).Reverse())
-        {
-            if (!user.SnapshotNames.Contains(s.Name))
-            {
-                await Domain.Snapshots.DeleteMetadataAsync(s.Name).ConfigureAwait(false);
-                dropped++;
-            }
-        }
+        var dropped = (await Domain.Snapshots.DropMetadataExceptAsync(user.SnapshotNames).ConfigureAwait(false)).Count;
         if (await Domain.GetStateAsync().ConfigureAwait(false) != DomainState.ShutOff)
         {
             Console.Error.WriteLine($"lab: domain '{Name}' still runs on the lab's overlay; its definition names {user.PersistentSource} again, so a restart returns it to your image");

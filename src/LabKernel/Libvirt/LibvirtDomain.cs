@@ -278,15 +278,7 @@ public sealed class LibvirtDomain : IDisposable
             {
                 await SetPersistentDiskSourceAsync(state.Disk, state.Chain[0], cancellationToken).ConfigureAwait(false);
             }
-            var dropped = new List<string>();
-            foreach (var s in (await Snapshots.ListAsync(cancellationToken).ConfigureAwait(false)).Reverse())
-            {
-                if (!state.SnapshotNames.Contains(s.Name))
-                {
-                    await Snapshots.DeleteMetadataAsync(s.Name, cancellationToken).ConfigureAwait(false);
-                    dropped.Add(s.Name);
-                }
-            }
+            var dropped = await Snapshots.DropMetadataExceptAsync(state.SnapshotNames, cancellationToken).ConfigureAwait(false);
             var deleted = new List<string>();
             var kept = new List<string>();
             foreach (var f in added)

@@ -199,6 +199,25 @@ public sealed class LibvirtSnapshots
         LibvirtRuntime.CallHandle("virDomainSnapshotLookupByName", _domain.What, $"virDomainSnapshotLookupByName({_domain.Name}, {name})",
             () => LibvirtNative.virDomainSnapshotLookupByName(_domain.Handle, name, 0));
 
+    /// <summary>
+    /// Forgets (metadata only, newest first) every snapshot whose name is not in <paramref name="keep"/>: the records
+    /// an experiment made since the names were captured. Returns the names dropped.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> DropMetadataExceptAsync(IReadOnlyCollection<string> keep, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(keep);
+        var dropped = new List<string>();
+        foreach (var s in (await ListAsync(cancellationToken).ConfigureAwait(false)).Reverse())
+        {
+            if (!keep.Contains(s.Name))
+            {
+                await DeleteMetadataAsync(s.Name, cancellationToken).ConfigureAwait(false);
+                dropped.Add(s.Name);
+            }
+        }
+        return dropped;
+    }
+
     /// <summary><c>virDomainSnapshotDelete(METADATA_ONLY)</c>: forget the snapshot, keep every file.</summary>
     public Task DeleteMetadataAsync(string name, CancellationToken cancellationToken = default) =>
         _domain.Run(() =>

@@ -101,13 +101,6 @@ var jobLimit = TimeSpan.FromMinutes(15);
 
 const double MiB = 1048576.0;
 Task<string> Hmp(string command) => qmp.HumanMonitorCommandAsync(command);
-// The named nodes that open a file: its format node first, then the protocol node under it (deleted in that order).
-async Task<List<string>> NodesOfAsync(string file)
-{
-    var nodes = (await qmp.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }) as JsonArray ?? []).OfType<JsonObject>()
-        .Where(n => n["file"]?.GetValue<string>() == file).ToList();
-    return nodes.OrderBy(n => n["drv"]?.GetValue<string>() == "file" ? 1 : 0).Select(n => n["node-name"]!.GetValue<string>()).ToList();
-}
 async Task<long> AllocatedAsync(string file) => (await QemuImg.InfoAsync(file)).ActualSize ?? 0;
 // Data the image itself holds (not its backing files), from qemu-img map.
 async Task<long> OwnDataAsync(string file) => (await QemuImg.MapAsync(file)).BytesAllocatedInActive;
@@ -318,7 +311,6 @@ var diskData3b = await OwnDataAsync(disk);
 await MeasureAsync("3. stopped, before QMP block-commit", disk);
 await MeasureAsync("3. stopped, before QMP block-commit", vmBase);
 var baseData3b = await OwnDataAsync(vmBase);
-var oldTopNodes = await NodesOfAsync(disk);
 var commitJob = await block.StartCommitAsync(vda, top: null, @base: vmBase);
 await commitJob.WaitReadyAsync(jobLimit);
 await commitJob.CompleteAsync();
@@ -326,16 +318,15 @@ var commitResult = await commitJob.WaitAsync(jobLimit);
 await commitJob.DisposeAsync();
 // The old top was opened with -blockdev, so the monitor still owns it (and it still holds vm-base.qcow2 as its
 // backing file, which makes vm-base no root node for a later drive-mirror): delete it, as libvirt does.
-foreach (var node in oldTopNodes)
-    await qmp.ExecuteAsync("blockdev-del", new JsonObject { ["node-name"] = node });
+var releasedByCommit = await block.ReleaseNodesLeftBehindAsync(vda);
 await MeasureAsync("3. after QMP block-commit", disk);
 await MeasureAsync("3. after QMP block-commit", vmBase);
 var baseData3c = await OwnDataAsync(vmBase);
 var chain3b = await block.QueryChainAsync(vda);
 await Hmp("c");
 run.Findings.Check("3. QMP block-commit (active, while stopped) moves the overlay's data down and pivots onto the backing file",
-    commitResult.Completed && chain3b.Active.Filename == vmBase && baseData3c >= baseData3b + (long)(WriteMiB * MiB * 0.9),
-    $"{commitResult.Offset / MiB:0.0} MiB committed; vm-base.qcow2 holds {baseData3b / MiB:0.0} -> {baseData3c / MiB:0.0} MiB; chain {chain3b.ToText()}");
+    commitResult.Completed && chain3b.Active.Filename == vmBase && baseData3c >= baseData3b + (long)(WriteMiB * MiB * 0.9) && releasedByCommit.Count > 0,
+    $"{commitResult.Offset / MiB:0.0} MiB committed; vm-base.qcow2 holds {baseData3b / MiB:0.0} -> {baseData3c / MiB:0.0} MiB; chain {chain3b.ToText()}; old top's nodes closed: {string.Join(", ", releasedByCommit)}");
 display(sizes.Where(r => r.Step.StartsWith("3.")).ToTable("Sizes around the commits (MiB)"));
 display(HTML("<p><b>Chain after the QMP commit</b></p>" + chain3b.ToHtml()));
 display($"HMP commit: '{commitReply.Trim()}' {commitAllReply.Trim()}");

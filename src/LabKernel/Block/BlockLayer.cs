@@ -275,6 +275,7 @@ public sealed class BlockLayer : ILabBlock
             {
                 var active = chains[i].Active;
                 created.Add(files[i]);
+                Host.LabFiles.MarkCreated(files[i]);
                 if (method == SnapshotMethod.SnapshotSync)
                 {
                     actions.Add(new JsonObject
@@ -313,7 +314,7 @@ public sealed class BlockLayer : ILabBlock
             }
             foreach (var f in created)
             {
-                TryDelete(f);
+                Host.LabFiles.DeleteIfLabMade(f);
             }
             throw;
         }
@@ -364,24 +365,27 @@ public sealed class BlockLayer : ILabBlock
         ExecuteTranslatedAsync("blockdev-del", new JsonObject { ["node-name"] = nodeName }, cancellationToken);
 
     /// <summary>
-    /// After a pivot, closes the monitor-owned nodes (made by <c>-blockdev</c> or <c>blockdev-add</c>) of image files
-    /// that are no longer in <paramref name="disk"/>'s chain, as libvirt does after a pivot it drives itself: a format
-    /// node before the nodes under it, retried until nothing more can go (a node still in use stays, as QEMU
-    /// refuses it). Auto-named nodes (<c>#block…</c>) are QEMU's to free. Returns the node names closed.
+    /// After a pivot, closes the monitor-owned nodes (made by <c>-blockdev</c> or <c>blockdev-add</c>) of the image
+    /// files that were in the disk's chain <paramref name="before"/> the operation and are no longer in it, as libvirt
+    /// does after a pivot it drives itself: a format node before the nodes under it, retried until nothing more can
+    /// go (a node still in use stays, as QEMU refuses it). Only those nodes: another disk's nodes, and nodes of files
+    /// that were never in this chain, are never touched. Auto-named nodes (<c>#block…</c>) are QEMU's to free.
+    /// Returns the node names closed.
     /// </summary>
-    public async Task<IReadOnlyList<string>> ReleaseNodesLeftBehindAsync(string disk, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<string>> ReleaseNodesLeftBehindAsync(LiveChain before, CancellationToken cancellationToken = default)
     {
-        var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
-        var inChain = chain.Filenames.ToHashSet(StringComparer.Ordinal);
+        ArgumentNullException.ThrowIfNull(before);
+        var now = await QueryChainAsync(before.Disk, cancellationToken).ConfigureAwait(false);
+        var leftBehind = before.Filenames.Except(now.Filenames, StringComparer.Ordinal).ToHashSet(StringComparer.Ordinal);
         var released = new List<string>();
-        var progress = true;
+        var progress = leftBehind.Count > 0;
         while (progress)
         {
             progress = false;
             var nodes = (await Qmp.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }, cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [])
                 .OfType<JsonObject>()
                 .Select(n => (Name: n["node-name"]?.GetValue<string>() ?? "", File: n["file"]?.GetValue<string>() ?? "", Driver: n["drv"]?.GetValue<string>() ?? ""))
-                .Where(n => n.Name.Length > 0 && !n.Name.StartsWith('#') && n.File.StartsWith('/') && !inChain.Contains(n.File))
+                .Where(n => n.Name.Length > 0 && !n.Name.StartsWith('#') && leftBehind.Contains(n.File) && !released.Contains(n.Name))
                 .OrderBy(n => n.Driver == "file" ? 1 : 0)
                 .ToList();
             foreach (var n in nodes)
@@ -401,6 +405,86 @@ public sealed class BlockLayer : ILabBlock
         return released;
     }
 
+    // ---------------------------------------------------------------- HMP commit
+
+    /// <summary>
+    /// The documents' HMP <c>commit</c>: copies the active layer's data into its backing file and empties it, the VM
+    /// staying on the active layer. HMP names a disk by its drive (BlockBackend) name; <c>-blockdev</c> disks (the
+    /// lab's, and libvirt's since 5.x) have none, and then the only HMP form is <c>commit all</c>, which commits
+    /// every disk of the VM that has a backing file. The lab sends <c>commit all</c> only when every image it would
+    /// write (each such disk's active layer and its backing file) is one the lab made; otherwise nothing is sent and
+    /// a <see cref="Host.ForeignImageException"/> names the other disk's image. Use
+    /// <see cref="CommitIntoBackingAsync"/> to commit one disk by node instead.
+    /// </summary>
+    public async Task<HmpCommitResult> HmpCommitAsync(string disk, CancellationToken cancellationToken = default)
+    {
+        var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+        if (chain.Count < 2)
+        {
+            throw new BlockOperationException($"cannot commit {disk}: {chain.Active.Name} has no backing file");
+        }
+        var devices = await QueryCommitTargetsAsync(cancellationToken).ConfigureAwait(false);
+        var device = DeviceIdOf(disk);
+        var mine = devices.FirstOrDefault(d => d.Qdev == device || d.Qdev.StartsWith($"/machine/peripheral/{device}/", StringComparison.Ordinal));
+        var all = mine is null || mine.DriveName.Length == 0;
+        var affected = all ? devices.Where(d => d.Backing is not null).ToList() : [mine!];
+        foreach (var d in affected)
+        {
+            var what = all ? $"send HMP 'commit all', which also commits disk {d.Qdev} ({d.Active} into {d.Backing})" : $"commit {d.Active} into {d.Backing}";
+            Host.LabFiles.EnsureMayModify(d.Active, what);
+            Host.LabFiles.EnsureMayModify(d.Backing!, what);
+        }
+        var command = all ? "commit all" : $"commit {mine!.DriveName}";
+        var entry = LabJournal.Current.Begin("block", $"HMP {command} ({string.Join(", ", affected.Select(d => $"{Path.GetFileName(d.Active)} into {Path.GetFileName(d.Backing)}"))})");
+        var reply = (await Qmp.HumanMonitorCommandAsync(command, JobTimeout, cancellationToken).ConfigureAwait(false)).Trim();
+        if (reply.Length > 0)
+        {
+            entry.Fail(reply);
+            throw new BlockOperationException($"HMP {command} failed: {reply.Split('\n')[0]}");
+        }
+        entry.Complete("done");
+        return new HmpCommitResult(command, affected.Select(d => d.Backing!).ToArray());
+    }
+
+    /// <summary>
+    /// What HMP <c>commit</c> does, for one disk, by node over QMP: an active <c>block-commit</c> of the active layer
+    /// into its backing file, then <c>block-job-cancel</c> at READY, so the data is in the backing file and the disk
+    /// stays on its active layer. Only <paramref name="disk"/>'s backing file is written, and only if the lab made it.
+    /// </summary>
+    public async Task<BlockJobResult> CommitIntoBackingAsync(string disk, CancellationToken cancellationToken = default)
+    {
+        var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
+        if (chain.Count < 2)
+        {
+            throw new BlockOperationException($"cannot commit {disk}: {chain.Active.Name} has no backing file");
+        }
+        var backing = chain.Layers[1];
+        Host.LabFiles.EnsureMayModify(backing.Filename, $"commit {disk} into {backing.Filename}");
+        await using var job = await StartCommitAsync(disk, top: null, @base: backing.Filename, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await job.WaitReadyAsync(JobTimeout, cancellationToken).ConfigureAwait(false);
+        await job.CancelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        return await job.WaitAsync(JobTimeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    private sealed record CommitTarget(string DriveName, string Qdev, string Active, string? Backing);
+
+    private async Task<IReadOnlyList<CommitTarget>> QueryCommitTargetsAsync(CancellationToken cancellationToken)
+    {
+        var blocks = await Qmp.ExecuteAsync("query-block", cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+        var result = new List<CommitTarget>();
+        foreach (var b in blocks.OfType<JsonObject>())
+        {
+            if (b["inserted"] is not JsonObject inserted || inserted["image"] is not JsonObject image)
+            {
+                continue;
+            }
+            var backing = (image["backing-image"] as JsonObject)?["filename"]?.GetValue<string>();
+            result.Add(new CommitTarget(b["device"]?.GetValue<string>() ?? "", b["qdev"]?.GetValue<string>() ?? "",
+                image["filename"]?.GetValue<string>() ?? inserted["file"]?.GetValue<string>() ?? "", string.IsNullOrEmpty(backing) ? null : backing));
+        }
+        return result;
+    }
+
     // ---------------------------------------------------------------- commit, stream, mirror
 
     /// <summary>
@@ -415,6 +499,9 @@ public sealed class BlockLayer : ILabBlock
         var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
         var topLayer = top is null ? chain.Active : chain.Find(top) ?? throw new UnknownBlockNodeException(top, $"in the chain of {disk} ({chain.ToText()})");
         var baseLayer = @base is null ? chain.Base : chain.Find(@base) ?? throw new UnknownBlockNodeException(@base, $"in the chain of {disk} ({chain.ToText()})");
+        // The base is the image a commit writes: the bottom of the chain is often the cached guest image or a
+        // researcher's own disk, so an implicit base must be an image the lab made.
+        Host.LabFiles.EnsureMayModify(baseLayer.Filename, $"commit {disk} into {baseLayer.Filename} (the chain's base, not named by the caller)", namedByCaller: @base is not null);
         var topDepth = chain.DepthOf(topLayer);
         var baseDepth = chain.DepthOf(baseLayer);
         if (topDepth == baseDepth)
@@ -528,6 +615,7 @@ public sealed class BlockLayer : ILabBlock
                 args["target"] = path;
                 args["format"] = nf.Format;
                 args["mode"] = "absolute-paths";
+                Host.LabFiles.MarkCreated(path);
                 describe = $"mirror {disk} -> new {path}";
                 break;
             case MirrorTarget.ExistingFile ef:
@@ -663,17 +751,6 @@ public sealed class BlockLayer : ILabBlock
             await action().ConfigureAwait(false);
         }
         catch (LabException)
-        {
-        }
-    }
-
-    internal static void TryDelete(string file)
-    {
-        try
-        {
-            File.Delete(file);
-        }
-        catch (IOException)
         {
         }
     }

@@ -121,3 +121,8 @@ public sealed record BlockStreamOptions
 /// <param name="Errno">The error number returned, 5 = EIO.</param>
 /// <param name="Once">Fire once, then behave normally (so a resumed job can finish).</param>
 public sealed record BlkdebugError(string Event = "write_aio", int Errno = 5, bool Once = true);
+
+/// <summary>What <see cref="BlockLayer.HmpCommitAsync"/> sent and which backing files it wrote.</summary>
+/// <param name="Command">The HMP command line: <c>commit DRIVE</c> or <c>commit all</c>.</param>
+/// <param name="Written">The backing files the commit wrote (every one made by the lab).</param>
+public sealed record HmpCommitResult(string Command, IReadOnlyList<string> Written);

@@ -38,6 +38,7 @@ public sealed class ExperimentRun
             ? Path.Combine(LabPaths.CacheRoot, "runs", $"{name}-{stamp}")
             : Path.Combine(Path.GetFullPath(outputFolder), $"{name}-{stamp}");
         Directory.CreateDirectory(folder);
+        LabFiles.MarkFolder(folder);
         return new ExperimentRun(name, folder, keepArtifacts, true);
     }
 
@@ -50,6 +51,7 @@ public sealed class ExperimentRun
             throw new LabUsageException($"refusing to reuse existing file {path}");
         }
         _artifacts.Add(new Artifact(role, path, true));
+        LabFiles.MarkCreated(path);
         return path;
     }
 

@@ -1,6 +1,6 @@
 using LabKernel.Host;
 using LabKernel.Machines;
-using LabKernel.Processes;
+using LabKernel.Images;
 
 namespace LabKernel.Guests;
 
@@ -67,7 +67,12 @@ public sealed class EmbeddedGuest : IAsyncDisposable
             if (root is null)
             {
                 root = Path.Combine(work, "root-overlay.qcow2");
-                await ProcessRunner.RunAsync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", image.BaseImage, "-F", "qcow2", root], cancellationToken: cancellationToken).ConfigureAwait(false);
+                if (owns)
+                {
+                    Host.LabFiles.MarkFolder(work);
+                }
+                // Refused (OverlayExistsException) when a root-overlay.qcow2 the lab did not make is already there.
+                await QemuImg.CreateAsync(root, "qcow2", options: new CreateOptions { BackingFile = image.BaseImage, BackingFormat = "qcow2" }, cancellationToken: cancellationToken).ConfigureAwait(false);
             }
             var machine = await QemuMachine.StartAsync(new MachineOptions
             {

@@ -156,6 +156,10 @@ public static class LabGuests
                 throw new OverlayExistsException(Path.GetFullPath(o));
             }
         }
+        if (backend == "libvirt")
+        {
+            LibvirtConnection.RequireThisHost(options.LibvirtUri, "run an experiment on a domain there");
+        }
         Directory.CreateDirectory(options.WorkFolder);
         return backend == "qemu"
             ? await QemuLabGuest.StartAsync(options, cancellationToken).ConfigureAwait(false)

@@ -33,6 +33,11 @@ public static class QemuImg
         {
             throw new LabUsageException($"qemu-img create {path}: give a size or a backing file");
         }
+        // qemu-img create truncates an existing file: only a file the lab made itself may be replaced.
+        if (File.Exists(path) && !Host.LabFiles.IsLabMade(path))
+        {
+            throw new Block.OverlayExistsException(Path.GetFullPath(path));
+        }
         var args = new List<string> { "-f", format };
         if (options.BackingFile is { } backing)
         {
@@ -54,6 +59,7 @@ public static class QemuImg
         {
             args.Add(s.ToString(CultureInfo.InvariantCulture));
         }
+        Host.LabFiles.MarkCreated(path);
         await RunAsync("create", args, path, DefaultTimeout, cancellationToken).ConfigureAwait(false);
     }
 
@@ -143,6 +149,15 @@ public static class QemuImg
     public static async Task CommitAsync(string path, CommitOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new CommitOptions();
+        if (options.Base is null)
+        {
+            // Without -b, qemu-img commit writes the image's backing file, which the caller did not name.
+            var backing = (await InfoAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false)).FullBackingFilename;
+            if (backing is not null)
+            {
+                Host.LabFiles.EnsureMayModify(backing, $"qemu-img commit {path} into its backing file {backing}");
+            }
+        }
         var args = new List<string>();
         args.AddRange(FormatFlag("-f", options.Format));
         if (options.Base is { } b)

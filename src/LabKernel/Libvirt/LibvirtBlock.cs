@@ -68,6 +68,7 @@ public sealed class LibvirtBlock : Block.ILabBlock
             ?? throw new LabUsageException($"domain '{_domain.Name}' has no disk {disk} (it has {string.Join(", ", disks.Select(x => x.Target))})");
         if (!running && d.Chain.Count == 1)
         {
+            LibvirtConnection.RequireThisHost(_domain.Connection.Uri, $"read the backing chain of {d.Source}");
             var headers = await QemuImg.GetBackingChainAsync(d.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
             d = d with { Chain = headers.Layers.Select(l => l.Filename).ToArray() };
         }
@@ -77,6 +78,7 @@ public sealed class LibvirtBlock : Block.ILabBlock
     /// <summary>The chain in the domain XML against <c>qemu-img info --backing-chain -U</c> of its active layer.</summary>
     public async Task<LibvirtChainCheck> CheckChainAgreementAsync(string disk, CancellationToken cancellationToken = default)
     {
+        LibvirtConnection.RequireThisHost(_domain.Connection.Uri, $"compare the chain of {disk} with the image headers");
         var d = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
         var headers = await QemuImg.GetBackingChainAsync(d.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
         return new LibvirtChainCheck(d, headers, headers.Compare(d.Chain));
@@ -97,6 +99,11 @@ public sealed class LibvirtBlock : Block.ILabBlock
         // libvirt's default base is the bottom of the chain, which for the lab is the shared, read-only cached image:
         // committing into it would change every guest's base (QEMU refuses it anyway with a lock error).
         var effectiveBase = @base ?? (options.Shallow ? NextBelow(chain, top ?? chain.Source) : chain.Chain[^1]);
+        if (@base is null && effectiveBase is not null)
+        {
+            // An implicit base is the bottom of the chain (or the layer below the top): often a researcher's own image.
+            Host.LabFiles.EnsureMayModify(effectiveBase, $"commit {disk} of domain '{_domain.Name}' into {effectiveBase} (a base the caller did not name)");
+        }
         if (effectiveBase is not null && File.Exists(effectiveBase) && (File.GetUnixFileMode(effectiveBase) & UnixFileMode.UserWrite) == 0)
         {
             throw new LabUsageException($"refusing to commit {disk} of domain '{_domain.Name}' into read-only {effectiveBase}; pass the base layer to commit into (chain {chain.ToText()})");

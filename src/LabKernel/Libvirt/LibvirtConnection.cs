@@ -84,6 +84,41 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
     /// <summary>The URI this connection was opened with.</summary>
     public string Uri { get; }
 
+    /// <summary>
+    /// True when the URI's host is this machine (no host, <c>localhost</c>, a loopback address or this machine's
+    /// name): only then are the domain's image paths files the lab can read, create and delete here.
+    /// </summary>
+    public bool IsOnThisHost => IsThisHost(Uri);
+
+    /// <summary>See <see cref="IsOnThisHost"/>, for a URI not yet opened.</summary>
+    public static bool IsThisHost(string uri)
+    {
+        if (!System.Uri.TryCreate(uri, UriKind.Absolute, out var u) || string.IsNullOrEmpty(u.Host))
+        {
+            return true;
+        }
+        var host = u.Host.Trim('[', ']');
+        if (host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
+            || (System.Net.IPAddress.TryParse(host, out var ip) && System.Net.IPAddress.IsLoopback(ip)))
+        {
+            return true;
+        }
+        var me = System.Net.Dns.GetHostName();
+        return host.Equals(me, StringComparison.OrdinalIgnoreCase) || host.Equals(Environment.MachineName, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>
+    /// Refuses (one-line <see cref="LabUsageException"/>) what needs the domain's image files on this machine when
+    /// <paramref name="uri"/> names another host: the lab runs qemu-img and creates and deletes files locally.
+    /// </summary>
+    public static void RequireThisHost(string uri, string what)
+    {
+        if (!IsThisHost(uri))
+        {
+            throw new LabUsageException($"{uri} is another host: the lab cannot {what} there (it runs qemu-img and creates and deletes image files on this machine); run the lab on the domain's host");
+        }
+    }
+
     /// <summary>Time source for waits (tests may substitute one).</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
 

@@ -70,9 +70,17 @@ public sealed class LibvirtDomain : IDisposable
 
     private readonly ConcurrentDictionary<string, byte> _created = new(StringComparer.Ordinal);
 
-    internal void RememberCreated(string path) => _created[Path.GetFullPath(path)] = 0;
+    internal void RememberCreated(string path)
+    {
+        _created[Path.GetFullPath(path)] = 0;
+        Host.LabFiles.MarkCreated(path);
+    }
 
-    internal void ForgetCreated(string path) => _created.TryRemove(Path.GetFullPath(path), out _);
+    internal void ForgetCreated(string path)
+    {
+        _created.TryRemove(Path.GetFullPath(path), out _);
+        Host.LabFiles.Forget(path);
+    }
 
     internal bool WasCreatedByLab(string path) => _created.ContainsKey(Path.GetFullPath(path));
 
@@ -259,6 +267,7 @@ public sealed class LibvirtDomain : IDisposable
     public async Task<ChainRestoreResult> RestoreChainAsync(DiskChainState state, bool restart = false, TimeSpan? agentTimeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(state);
+        LibvirtConnection.RequireThisHost(Connection.Uri, $"restore the chain of {Name} {state.Disk} (it deletes the overlays the lab made)");
         var entry = Journal.LabJournal.Current.Begin("libvirt", $"restore {Name} {state.Disk} to {string.Join(" <- ", state.Chain.Reverse().Select(Path.GetFileName))}");
         try
         {

@@ -261,6 +261,7 @@ public sealed class LibvirtSnapshots
     /// </summary>
     public async Task<LibvirtExternalRevert> RevertExternalAsync(string disk, string layer, string newOverlay, TimeSpan? agentTimeout = null, CancellationToken cancellationToken = default)
     {
+        LibvirtConnection.RequireThisHost(_domain.Connection.Uri, $"revert {_domain.Name} {disk} to an external snapshot (qemu-img create of a new overlay)");
         newOverlay = Path.GetFullPath(newOverlay);
         if (File.Exists(newOverlay))
         {

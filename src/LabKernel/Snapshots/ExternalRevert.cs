@@ -40,6 +40,14 @@ public static class ExternalRevert
             throw new OverlayMissingException(target.Filename, "layer to revert to");
         }
         var abandoned = chain.Layers.Take(chain.DepthOf(target)).Select(l => l.Filename).ToList();
+        if (deleteAbandoned)
+        {
+            // Checked before anything is stopped: deleting is for layers the lab made, never a researcher's.
+            foreach (var f in abandoned)
+            {
+                Host.LabFiles.EnsureMayModify(f, $"delete {f}, a layer above {target.Name} that the revert abandons");
+            }
+        }
         var entry = LabJournal.Current.Begin("block", $"revert {disk} to {target.Name} via {newOverlay}");
         await machine.ShutdownAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         await machine.DisposeAsync().ConfigureAwait(false);
@@ -48,7 +56,7 @@ public static class ExternalRevert
         {
             foreach (var f in abandoned)
             {
-                BlockLayer.TryDelete(f);
+                Host.LabFiles.DeleteIfLabMade(f);
             }
         }
         var options = machine.Options with

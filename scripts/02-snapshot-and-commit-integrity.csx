@@ -167,7 +167,13 @@ display(run.Findings.ToTable());
 // ## Clean-up and the journal
 
 await guest.DisposeAsync();
-if (guest is LibvirtLabGuest { RestoreSummary: { } handedBack }) display(HTML($"<p>{System.Net.WebUtility.HtmlEncode(handedBack)}.</p>"));
+if (guest.HandBack is { } handBack)
+{
+    // Your domain: the evidence that the lab wrote only its own overlays, never your image.
+    run.Findings.Check($"Your domain's image ({handBack.Disk}) was not written between take-over and hand-back", handBack.ImageUnchanged, handBack.Evidence);
+    display(run.Findings.Rows.TakeLast(1).ToTable("Hand-back"));
+    display(handBack.Summary);
+}
 var cleanup = await run.CleanUpAsync();
 display(HTML($"<p>{cleanup}.</p>"));
 display(HTML(journal.Entries.ToHtml()));

@@ -273,9 +273,12 @@ display(Figure.Create("Mirror to an NBD target whose server is stopped and resta
 //
 // The VM is paused (HMP `stop`, above). Sizes as the document looked at them (`ll`: the file size) and what the
 // host really allocated, plus the data each overlay holds itself (`qemu-img map`). Then the document's HMP `commit`.
-// With `-blockdev` disks QEMU has no named drive, so `commit disk0` may be refused ("Device not found"); then
-// `commit all` does the same to every disk with a backing file. QEMU copies the overlay's data into `vm-base.qcow2`
-// and empties the overlay, the chain staying as it was.
+// HMP names a disk by its drive name, and `-blockdev` disks (the lab's and libvirt's) have none, so the only HMP form
+// left is `commit all`, which commits *every* disk with a backing file. The lab sends it only when each image it
+// would write is one the lab made (the embedded guest); on your domain with other disks it is refused, nothing is
+// sent, and the same commit is done for the lab's own layer alone by node: QMP `block-commit` of `disk.qcow2` into
+// `vm-base.qcow2`, cancelled at READY so the VM stays on `disk.qcow2`. Either way QEMU copies the overlay's data into
+// `vm-base.qcow2`, the chain staying as it was; the finding says which was done.
 //
 // Then the QMP way: the VM runs again and writes `WriteMiB` MiB, is paused, and `block-commit` of the active layer
 // (an *active commit*) copies it down, goes READY and `job-complete` pivots the VM onto `vm-base.qcow2`; the old
@@ -285,11 +288,12 @@ var diskData3 = await OwnDataAsync(disk);
 var baseData3 = await OwnDataAsync(vmBase);
 await MeasureAsync("3. stopped, before HMP commit", disk);
 await MeasureAsync("3. stopped, before HMP commit", vmBase);
-var commitReply = await Hmp($"commit {vda}");
-var commitAllReply = "";
-var usedCommitAll = commitReply.Contains("not found", StringComparison.OrdinalIgnoreCase);
-if (usedCommitAll)
-    commitAllReply = await Hmp("commit all");
+// HMP commit only where every image it writes is the lab's; otherwise the lab's layer alone, by node.
+HmpCommitResult hmpCommit = null;
+string hmpRefused = null;
+try { hmpCommit = await block.HmpCommitAsync(vda); }
+catch (LabKernel.Host.ForeignImageException e) { hmpRefused = e.Message; }
+var nodeCommit = hmpCommit is null ? await block.CommitIntoBackingAsync(vda) : null;
 var status3 = await Hmp("info status");
 await MeasureAsync("3. after HMP commit", disk);
 await MeasureAsync("3. after HMP commit", vmBase);
@@ -297,10 +301,21 @@ var diskData3After = await OwnDataAsync(disk);
 var baseData3After = await OwnDataAsync(vmBase);
 var chain3 = await block.QueryChainAsync(vda);
 var verify3 = await VerifyOfflineAsync(vmBase, ops1, ops2);
-run.Findings.Check("3. HMP commit works while the VM is stopped", status3.Contains("paused") && string.IsNullOrWhiteSpace(usedCommitAll ? commitAllReply : commitReply),
-    $"'commit disk0': {(commitReply.Trim() == "" ? "ok" : commitReply.Trim())}" + (!usedCommitAll ? "" : $"; 'commit all': {(commitAllReply.Trim() == "" ? "ok" : commitAllReply.Trim())}") + $"; {status3.Trim()}");
-run.Findings.Check("3. The overlay's data moved into its backing file (the document's base.img grows)", baseData3After >= baseData3 + diskData3 * 9 / 10 && diskData3After < diskData3 / 10,
-    $"vm-base.qcow2 holds {baseData3 / MiB:0.0} -> {baseData3After / MiB:0.0} MiB; disk.qcow2 {diskData3 / MiB:0.0} -> {diskData3After / MiB:0.0} MiB");
+if (hmpCommit is not null)
+    run.Findings.Check("3. HMP commit works while the VM is stopped", status3.Contains("paused"),
+        $"sent '{hmpCommit.Command}', which wrote {string.Join(", ", hmpCommit.Written.Select(Path.GetFileName))} (all made by the lab); {status3.Trim()}");
+else
+{
+    run.Findings.Note("3. HMP commit not sent: it would write a disk the lab did not create", hmpRefused);
+    run.Findings.Check("3. Commit of the lab's layer alone (QMP block-commit by node, cancelled at READY) works while the VM is stopped",
+        status3.Contains("paused") && nodeCommit.Cancelled && nodeCommit.Errors.Count == 0 && nodeCommit.Offset == nodeCommit.Length,
+        $"{nodeCommit.Offset / MiB:0.0} MiB committed from {Path.GetFileName(disk)} into {Path.GetFileName(vmBase)}; {status3.Trim()}");
+}
+// HMP commit also empties the overlay; a block-commit cancelled at READY leaves its data there (now in both).
+run.Findings.Check("3. The overlay's data moved into its backing file (the document's base.img grows)",
+    baseData3After >= baseData3 + diskData3 * 9 / 10 && (hmpCommit is null || diskData3After < diskData3 / 10),
+    $"vm-base.qcow2 holds {baseData3 / MiB:0.0} -> {baseData3After / MiB:0.0} MiB; disk.qcow2 {diskData3 / MiB:0.0} -> {diskData3After / MiB:0.0} MiB"
+    + (hmpCommit is null ? " (kept: the commit by node does not empty it)" : " (emptied by HMP commit)"));
 run.Findings.Check("3. The backing file alone now holds every file the guest made", verify3.AllOk, verify3.Summary);
 run.Findings.Note("3. HMP commit keeps the chain", chain3.ToText());
 
@@ -311,6 +326,7 @@ var diskData3b = await OwnDataAsync(disk);
 await MeasureAsync("3. stopped, before QMP block-commit", disk);
 await MeasureAsync("3. stopped, before QMP block-commit", vmBase);
 var baseData3b = await OwnDataAsync(vmBase);
+var chainBefore3b = await block.QueryChainAsync(vda);
 var commitJob = await block.StartCommitAsync(vda, top: null, @base: vmBase);
 await commitJob.WaitReadyAsync(jobLimit);
 await commitJob.CompleteAsync();
@@ -318,7 +334,7 @@ var commitResult = await commitJob.WaitAsync(jobLimit);
 await commitJob.DisposeAsync();
 // The old top was opened with -blockdev, so the monitor still owns it (and it still holds vm-base.qcow2 as its
 // backing file, which makes vm-base no root node for a later drive-mirror): delete it, as libvirt does.
-var releasedByCommit = await block.ReleaseNodesLeftBehindAsync(vda);
+var releasedByCommit = await block.ReleaseNodesLeftBehindAsync(chainBefore3b);
 await MeasureAsync("3. after QMP block-commit", disk);
 await MeasureAsync("3. after QMP block-commit", vmBase);
 var baseData3c = await OwnDataAsync(vmBase);
@@ -329,7 +345,7 @@ run.Findings.Check("3. QMP block-commit (active, while stopped) moves the overla
     $"{commitResult.Offset / MiB:0.0} MiB committed; vm-base.qcow2 holds {baseData3b / MiB:0.0} -> {baseData3c / MiB:0.0} MiB; chain {chain3b.ToText()}; old top's nodes closed: {string.Join(", ", releasedByCommit)}");
 display(sizes.Where(r => r.Step.StartsWith("3.")).ToTable("Sizes around the commits (MiB)"));
 display(HTML("<p><b>Chain after the QMP commit</b></p>" + chain3b.ToHtml()));
-display($"HMP commit: '{commitReply.Trim()}' {commitAllReply.Trim()}");
+display(hmpCommit is not null ? $"HMP {hmpCommit.Command}" : $"by node: {hmpRefused}");
 
 // ## 4 · `job-complete` pivots the VM onto the mirror
 //
@@ -338,6 +354,7 @@ display($"HMP commit: '{commitReply.Trim()}' {commitAllReply.Trim()}");
 // MiB with `dd`: the mirror grows, the original (`vm-base.qcow2`) does not.
 
 var mirrorA = run.NewFile("mirror-a", "mirror-a.qcow2");
+var chainBefore4 = await block.QueryChainAsync(vda);
 var job4 = await block.StartMirrorAsync(vda, new MirrorTarget.NewFile(mirrorA), new MirrorOptions { Sync = MirrorSync.Full });
 await job4.WaitReadyAsync(jobLimit);
 await Hmp("stop");
@@ -345,7 +362,7 @@ await job4.CompleteAsync();
 var result4 = await job4.WaitAsync(jobLimit);
 await job4.DisposeAsync();
 // Nodes the monitor owns (libvirt opens every layer with -blockdev) stay open after a pivot until deleted.
-var released = new List<string>(await block.ReleaseNodesLeftBehindAsync(vda));
+var released = new List<string>(await block.ReleaseNodesLeftBehindAsync(chainBefore4));
 await Hmp("c");
 var jobsAfter4 = await Hmp("info block-jobs");
 var infoBlock4 = await Hmp("info block");
@@ -374,10 +391,11 @@ display($"pivoted in {result4.Elapsed.TotalSeconds:0.0} s after copying {result4
 // The reboot is the guest's own (through the agent); the lab waits for the agent to answer from the new boot.
 
 var mirrorB = run.NewFile("mirror-b", "mirror-b.qcow2");
+var chainBefore5 = await block.QueryChainAsync(vda);
 var job5 = await block.StartMirrorAsync(vda, new MirrorTarget.NewFile(mirrorB), new MirrorOptions { Sync = MirrorSync.Full, OnReady = ReadyAction.Complete });
 var result5 = await job5.WaitAsync(jobLimit);
 await job5.DisposeAsync();
-released.AddRange(await block.ReleaseNodesLeftBehindAsync(vda));
+released.AddRange(await block.ReleaseNodesLeftBehindAsync(chainBefore5));
 var chain5 = await block.QueryChainAsync(vda);
 var sizeA5 = await AllocatedAsync(mirrorA);
 var sizeB5 = await AllocatedAsync(mirrorB);
@@ -503,7 +521,13 @@ display(run.Findings.ToTable());
 
 var (liveEnd, headersEnd, agreementEnd) = await block.CheckChainAgreementAsync(vda);
 await guest.DisposeAsync();
-if (guest is LibvirtLabGuest { RestoreSummary: { } handedBack }) display(HTML($"<p>{System.Net.WebUtility.HtmlEncode(handedBack)}.</p>"));
+if (guest.HandBack is { } handBack)
+{
+    // Your domain: the evidence that the lab wrote only its own overlays, never your image.
+    run.Findings.Check($"Your domain's image ({handBack.Disk}) was not written between take-over and hand-back", handBack.ImageUnchanged, handBack.Evidence);
+    display(run.Findings.Rows.TakeLast(1).ToTable("Hand-back"));
+    display(handBack.Summary);
+}
 display(HTML("<p><b>Chain after (QEMU's view)</b></p>" + liveEnd.ToHtml() + $"<p>qemu-img: <code>{System.Net.WebUtility.HtmlEncode(headersEnd.ToText())}</code>; agreement: {agreementEnd.Agrees}</p>"));
 display(sizes.ToTable("Every size measured (MiB)"));
 var cleanup = await run.CleanUpAsync();

@@ -1,3 +1,4 @@
+using LabKernel.Host;
 using LabKernel.Block;
 using LabKernel.GuestAgent;
 using LabKernel.Images;
@@ -39,6 +40,12 @@ public interface ILabGuest : IAsyncDisposable
 
     /// <summary>The QEMU process's pid on this host, when known (for looking at the files it holds open).</summary>
     int? QemuProcessId { get; }
+
+    /// <summary>
+    /// For a user's domain, after dispose: how it was handed back and the evidence that the lab did not write its
+    /// image (SHA-256 at take-over and at hand-back). Null for guests the lab made, and before dispose.
+    /// </summary>
+    DomainHandBack? HandBack { get; }
 
     /// <summary>Powers the guest off cleanly (through the agent), so its layers are closed and can be read offline.</summary>
     Task StopAsync(CancellationToken cancellationToken = default);
@@ -95,6 +102,23 @@ internal static class GuestReboot
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
         }
     }
+}
+
+/// <summary>How a user's domain was handed back (see <see cref="ILabGuest.HandBack"/>).</summary>
+/// <param name="Domain">The domain's name.</param>
+/// <param name="Disk">The one disk the lab worked on (its other disks it never touches).</param>
+/// <param name="Image">The disk's own active image, which the guest writes when the lab is not there.</param>
+/// <param name="Sha256AtTakeOver">Its SHA-256 once the lab's overlay was on top (the image read-only from then on).</param>
+/// <param name="Sha256AtHandBack">Its SHA-256 after the guest was stopped, before the domain was started on it again.</param>
+/// <param name="Summary">One line: what was put back.</param>
+public sealed record DomainHandBack(string Domain, string Disk, string Image, string Sha256AtTakeOver, string Sha256AtHandBack, string Summary)
+{
+    /// <summary>True when the image's bytes are the same at hand-back as at take-over.</summary>
+    public bool ImageUnchanged => Sha256AtTakeOver == Sha256AtHandBack;
+
+    /// <summary>The evidence in one line, for a findings table.</summary>
+    public string Evidence =>
+        $"{System.IO.Path.GetFileName(Image)} ({Disk}) SHA-256 {Sha256AtTakeOver[..16]}… at take-over, {Sha256AtHandBack[..16]}… at hand-back";
 }
 
 /// <summary>What <see cref="LabGuests.StartAsync"/> starts.</summary>
@@ -243,6 +267,8 @@ public sealed class QemuLabGuest : ILabGuest
 
     public int? QemuProcessId => Machine.ProcessId;
 
+    public DomainHandBack? HandBack => null;
+
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {
         _stopped = true;
@@ -320,7 +346,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         return dropped;
     }
 
-    private sealed record UserDomainState(bool WasRunning, string PersistentSource, string PersistentFormat, IReadOnlyList<string> SnapshotNames, bool Quiesced);
+    private sealed record UserDomainState(bool WasRunning, string PersistentSource, string PersistentFormat, IReadOnlyList<string> SnapshotNames, bool Quiesced, string Sha256AtTakeOver);
 
     /// <summary>The libvirt domain, for what only libvirt offers (snapshot metadata, blockcopy, monitor passthrough).</summary>
     public LibvirtDomain Domain { get; }
@@ -328,8 +354,7 @@ public sealed class LibvirtLabGuest : ILabGuest
     /// <summary>True when this is a user's domain the lab took over (not one it defined).</summary>
     public bool IsUserDomain => _user is not null;
 
-    /// <summary>After dispose of a user's domain: what was put back.</summary>
-    public string? RestoreSummary { get; private set; }
+    public DomainHandBack? HandBack { get; private set; }
 
     public string Backend => "libvirt";
     public string Name => Domain.Name;
@@ -391,6 +416,7 @@ public sealed class LibvirtLabGuest : ILabGuest
             var wasRunning = state == DomainState.Running;
             TimeSpan? boot = null;
             var chainMadeOffline = false;
+            string? takeOverHash = null;
             if (!wasRunning)
             {
                 if (state != DomainState.ShutOff)
@@ -398,6 +424,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                     throw new LabUsageException($"domain '{name}' is {state}: resume it or shut it off first");
                 }
                 // Shut off: the lab's overlays go on before the first boot, so not even the boot writes the user's image.
+                takeOverHash = await FileHash.Sha256Async(disk.Source, cancellationToken).ConfigureAwait(false);
                 var top = await LabGuests.CreateChainAsync(disk.Source, options.Overlays, cancellationToken).ConfigureAwait(false);
                 await domain.SetPersistentDiskSourceAsync(disk.Target, top, "qcow2", cancellationToken).ConfigureAwait(false);
                 chainMadeOffline = true;
@@ -432,7 +459,9 @@ public sealed class LibvirtLabGuest : ILabGuest
                 }
                 await domain.Snapshots.CreateDiskOnlyAsync(snap, [new DiskSnapshotSpec(disk.Target, overlay)], metadata: false, cancellationToken: cancellationToken).ConfigureAwait(false);
             }
-            var found = new UserDomainState(wasRunning, disk.Source, disk.Format, snapshots, quiesced || chainMadeOffline);
+            // From here on the user's image is a read-only backing file: its bytes now are the evidence for the hand-back.
+            takeOverHash ??= await FileHash.Sha256Async(disk.Source, cancellationToken).ConfigureAwait(false);
+            var found = new UserDomainState(wasRunning, disk.Source, disk.Format, snapshots, quiesced || chainMadeOffline, takeOverHash);
             return new LibvirtLabGuest(connection, domain, disk.Target, disk.Source, null, found, boot, options);
         }
         catch
@@ -513,6 +542,7 @@ public sealed class LibvirtLabGuest : ILabGuest
             }
             var dropped = await PointBackAsync(user).ConfigureAwait(false);
             _exitHook?.Dispose();
+            var handBackHash = await FileHash.Sha256Async(user.PersistentSource).ConfigureAwait(false);
             var now = (await Domain.ListDisksAsync(inactive: true).ConfigureAwait(false)).First(d => d.Target == Disk);
             if (!BackingChain.SameFile(now.Source, user.PersistentSource))
             {
@@ -523,8 +553,10 @@ public sealed class LibvirtLabGuest : ILabGuest
                 await Domain.StartAsync().ConfigureAwait(false);
                 await Domain.WaitForAgentAsync(_agentTimeout).ConfigureAwait(false);
             }
-            RestoreSummary = $"domain '{Name}' {Disk} back on {user.PersistentSource}, {(user.WasRunning ? "running again" : "shut off as found")}; dropped {dropped} snapshot record(s) the lab made";
-            entry.Complete(RestoreSummary);
+            var summary = $"domain '{Name}' {Disk} back on {user.PersistentSource}, {(user.WasRunning ? "running again" : "shut off as found")}; dropped {dropped} snapshot record(s) the lab made; "
+                + (user.Sha256AtTakeOver == handBackHash ? "the image's SHA-256 is unchanged since the take-over" : "THE IMAGE'S SHA-256 CHANGED since the take-over");
+            HandBack = new DomainHandBack(Name, Disk, user.PersistentSource, user.Sha256AtTakeOver, handBackHash, summary);
+            entry.Complete(summary);
         }
         catch (Exception e)
         {

@@ -20,6 +20,9 @@ public sealed record LibvirtGuestOptions
     /// <summary>An existing image (the caller's overlay on the guest image) to boot instead of making <see cref="RootOverlayName"/>.</summary>
     public string? RootDisk { get; init; }
 
+    /// <summary>More disks after the root disk (<c>vdb</c>, ...): existing images, attached as they are.</summary>
+    public IReadOnlyList<DomainDiskSpec> ExtraDisks { get; init; } = [];
+
     public GuestProfile Profile { get; init; } = GuestProfile.Lean;
     public int MemoryMiB { get; init; } = 512;
     public int Cpus { get; init; } = 1;
@@ -110,7 +113,7 @@ public sealed class LibvirtGuest : IAsyncDisposable
                 Kernel = image.Kernel,
                 Initrd = image.InitrdFor(options.Profile),
                 KernelCommandLine = GuestImage.KernelCommandLine(options.Profile),
-                Disks = [new DomainDiskSpec(overlay)],
+                Disks = [new DomainDiskSpec(overlay), .. options.ExtraDisks],
                 SerialLog = Path.Combine(folder, "serial.log"),
                 Network = options.Network,
             };

@@ -48,7 +48,9 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
                 await guest.StopAsync();
                 Assert.Equal(hashDuring, await FileHash.Sha256Async(userImage));
             }
-            output.WriteLine(guest.RestoreSummary);
+            output.WriteLine(guest.HandBack!.Summary);
+            Assert.True(guest.HandBack.ImageUnchanged, guest.HandBack.Evidence);
+            Assert.Equal(hashDuring, guest.HandBack.Sha256AtTakeOver);
 
             Assert.Equal(DomainState.Running, await fx.Domain.GetStateAsync());
             var persistent = (await fx.Domain.ListDisksAsync(inactive: true)).Single(d => d.Target == "vda");

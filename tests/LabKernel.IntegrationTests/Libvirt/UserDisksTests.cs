@@ -1,0 +1,230 @@
+using LabKernel.Guests;
+using LabKernel.Host;
+using LabKernel.IntegrationTests.Notebooks;
+using LabKernel.Libvirt;
+using LabKernel.Processes;
+using Xunit.Abstractions;
+
+namespace LabKernel.IntegrationTests.Libvirt;
+
+/// <summary>
+/// A researcher's persistent domain as they have it: two disks, each a qcow2 overlay over an image of its own,
+/// made with plain qemu-img (not by the lab): <c>vda</c> root.qcow2 over root-golden.qcow2 (over the cached guest
+/// image, so the lab's kernel boots it), <c>vdb</c> data.qcow2 over data-golden.raw with 1 MiB written into the
+/// overlay at 32 MiB. Defined shut off, with an agent channel.
+/// </summary>
+public sealed class TwoDiskDomainFixture : IAsyncLifetime
+{
+    public LibvirtConnection Connection { get; private set; } = null!;
+    public LibvirtGuest Guest { get; private set; } = null!;
+    public LibvirtDomain Domain => Guest.Domain;
+    public string Folder { get; } = Directory.CreateTempSubdirectory("lab-user-domain-").FullName;
+    public string Root => Path.Combine(Folder, "root.qcow2");
+    public string RootGolden => Path.Combine(Folder, "root-golden.qcow2");
+    public string Data => Path.Combine(Folder, "data.qcow2");
+    public string DataGolden => Path.Combine(Folder, "data-golden.raw");
+    public IReadOnlyList<string> Images => [Root, RootGolden, Data, DataGolden];
+
+    public async Task InitializeAsync()
+    {
+        await LibvirtFixture.EnsureLibvirtdAsync();
+        var image = await GuestImageBuilder.EnsureAsync();
+        // The researcher's own qemu-img, not the lab's QemuImg: these files are theirs.
+        await ProcessRunner.RunAsync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", image.BaseImage, "-F", "qcow2", RootGolden]);
+        await ProcessRunner.RunAsync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", RootGolden, "-F", "qcow2", Root]);
+        await ProcessRunner.RunAsync("qemu-img", ["create", "-q", "-f", "raw", DataGolden, "64M"]);
+        await ProcessRunner.RunAsync("qemu-io", ["-f", "raw", "-c", "write -P 0x5a 0 1M", DataGolden]);
+        await ProcessRunner.RunAsync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", DataGolden, "-F", "raw", Data]);
+        await ProcessRunner.RunAsync("qemu-io", ["-f", "qcow2", "-c", "write -P 0xd7 32M 1M", Data]);
+        Connection = await LibvirtConnection.OpenAsync();
+        Guest = await LibvirtGuest.CreateAsync(Connection, new LibvirtGuestOptions
+        {
+            Name = "labuser-" + Guid.NewGuid().ToString("N")[..8],
+            WorkFolder = Folder,
+            RootDisk = Root,
+            ExtraDisks = [new DomainDiskSpec(Data, "vdb")],
+            Start = false,
+        });
+    }
+
+    public async Task<Dictionary<string, string>> HashAllAsync()
+    {
+        var hashes = new Dictionary<string, string>();
+        foreach (var image in Images)
+        {
+            hashes[image] = await FileHash.Sha256Async(image);
+        }
+        return hashes;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (Guest is not null)
+        {
+            // The work folder is the test's (it holds the "user's" images): the guest removes only the domain.
+            await Guest.DisposeAsync();
+        }
+        if (Connection is not null)
+        {
+            await Connection.DisposeAsync();
+        }
+        Directory.Delete(Folder, recursive: true);
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class TwoDiskDomainCollection : ICollectionFixture<TwoDiskDomainFixture>
+{
+    public const string Name = "a researcher's two-disk domain";
+}
+
+/// <summary>
+/// Notebooks 01, 02 and 03 on a researcher's two-disk domain, shut off and running: every image of the domain
+/// keeps its bytes (the worked-on disk's image from take-over to hand-back, the other disk's always), and the
+/// definition names the researcher's images again afterwards.
+/// </summary>
+[Collection(TwoDiskDomainCollection.Name)]
+public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper output)
+{
+    private static readonly (string Notebook, string[] Parameters)[] Runs =
+    [
+        ("01-live-snapshot-integrity", ["Count", "100000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
+        ("02-snapshot-and-commit-integrity", ["Count", "100000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
+        ("03-drive-mirror", ["FileOps", "10", "WriteMiB", "8", "OutageSeconds", "3"]),
+    ];
+
+    [Fact]
+    public async Task Given_a_misspelt_DomainDisk_When_the_lab_starts_Then_a_one_line_error_lists_the_domains_disks_and_nothing_changes()
+    {
+        var before = await fx.HashAllAsync();
+        var folder = Directory.CreateTempSubdirectory("lab-vdz-").FullName;
+        try
+        {
+            var e = await Assert.ThrowsAsync<LabUsageException>(() => LabGuests.StartAsync(new LabGuestOptions
+            {
+                Backend = "libvirt", Domain = fx.Domain.Name, DomainDisk = "vdz", WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
+            }));
+            Assert.Contains("no disk vdz", e.Message, StringComparison.Ordinal);
+            Assert.Contains("vda, vdb", e.Message, StringComparison.Ordinal);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(folder));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+        Assert.Equal(before, await fx.HashAllAsync());
+    }
+
+    [Fact]
+    public async Task Given_the_domain_shut_off_When_notebooks_01_02_and_03_run_on_it_Then_no_image_of_it_changes_and_it_is_left_shut_off_on_its_own_images()
+    {
+        await EnsureStateAsync(running: false);
+        var before = await fx.HashAllAsync();
+        foreach (var (notebook, parameters) in Runs)
+        {
+            using var run = await NotebookRun.RunAsync(notebook, [.. parameters, "Backend", "libvirt", "Domain", fx.Domain.Name]);
+            Assert.True(run.ExitCode == 0, $"{notebook}: {run.FirstError()}");
+            AssertFindings(notebook, run);
+            Assert.Equal(DomainState.ShutOff, await fx.Domain.GetStateAsync());
+            await AssertDefinitionNamesTheUsersImagesAsync();
+            var after = await fx.HashAllAsync();
+            foreach (var image in fx.Images)
+            {
+                Assert.True(before[image] == after[image], $"{notebook} changed {Path.GetFileName(image)}");
+            }
+            output.WriteLine($"{notebook}: all {fx.Images.Count} images unchanged");
+        }
+    }
+
+    [Fact]
+    public async Task Given_the_domain_running_When_notebooks_01_02_and_03_run_on_it_Then_its_root_image_is_not_written_from_take_over_to_hand_back_and_its_other_disk_never()
+    {
+        await EnsureStateAsync(running: true);
+        // The guest writes its own root image while it runs on it; the data disk and both golden images it never
+        // writes (the lean guest does not mount vdb), so their bytes must stay the same throughout.
+        var untouched = new[] { fx.RootGolden, fx.Data, fx.DataGolden };
+        var before = new Dictionary<string, string>();
+        foreach (var image in untouched)
+        {
+            before[image] = await FileHash.Sha256Async(image);
+        }
+        foreach (var (notebook, parameters) in Runs)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(20));
+            var atTakeOver = HashRootOnceTakenOverAsync(cts.Token);
+            using var run = await NotebookRun.RunAsync(notebook, [.. parameters, "Backend", "libvirt", "Domain", fx.Domain.Name]);
+            Assert.True(run.ExitCode == 0, $"{notebook}: {run.FirstError()}");
+            AssertFindings(notebook, run);
+            // Our own hash of root.qcow2, taken as soon as the lab's overlay was on top, is the one the lab's
+            // hand-back finding reports for the take-over, and the lab found the same bytes at hand-back.
+            var ours = await atTakeOver;
+            var handBack = run.Findings.Single(f => f.Claim.StartsWith("Your domain's image (vda)", StringComparison.Ordinal));
+            Assert.Contains(ours[..16], handBack.Observed, StringComparison.Ordinal);
+            Assert.Equal("confirmed", handBack.Verdict);
+            Assert.Equal(DomainState.Running, await fx.Domain.GetStateAsync());
+            Assert.Equal(fx.Root, (await fx.Domain.Block.QueryChainAsync("vda")).Source);
+            Assert.Equal(fx.Data, (await fx.Domain.Block.QueryChainAsync("vdb")).Source);
+            await AssertDefinitionNamesTheUsersImagesAsync();
+            foreach (var image in untouched)
+            {
+                Assert.True(before[image] == await FileHash.Sha256Async(image), $"{notebook} changed {Path.GetFileName(image)}");
+            }
+            output.WriteLine($"{notebook}: {handBack.Observed}");
+        }
+    }
+
+    private static void AssertFindings(string notebook, NotebookRun run)
+    {
+        Assert.NotEmpty(run.Findings);
+        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{notebook}: {f.Claim}: {f.Observed} ({f.Verdict})"));
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("Your domain's image (vda) was not written", StringComparison.Ordinal) && f.Verdict == "confirmed");
+        if (notebook.StartsWith("03", StringComparison.Ordinal))
+        {
+            // The document's HMP `commit all` would have committed vdb too: the lab did not send it, said why,
+            // and committed its own layer by node instead.
+            var refused = run.Findings.Single(f => f.Claim.StartsWith("3. HMP commit not sent", StringComparison.Ordinal));
+            Assert.Contains("data.qcow2", refused.Observed, StringComparison.Ordinal);
+            Assert.Contains(run.Findings, f => f.Claim.StartsWith("3. Commit of the lab's layer alone", StringComparison.Ordinal) && f.Verdict == "confirmed");
+        }
+    }
+
+    private async Task AssertDefinitionNamesTheUsersImagesAsync()
+    {
+        var disks = await fx.Domain.ListDisksAsync(inactive: true);
+        Assert.Equal(fx.Root, disks.Single(d => d.Target == "vda").Source);
+        Assert.Equal("qcow2", disks.Single(d => d.Target == "vda").Format);
+        Assert.Equal(fx.Data, disks.Single(d => d.Target == "vdb").Source);
+        Assert.Empty(await fx.Domain.Snapshots.ListAsync());
+    }
+
+    /// <summary>Waits until the running domain's vda is on an overlay that is not the user's, then hashes root.qcow2.</summary>
+    private async Task<string> HashRootOnceTakenOverAsync(CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(50);
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var vda = (await fx.Domain.ListDisksAsync(cancellationToken: cancellationToken)).SingleOrDefault(d => d.Target == "vda");
+            if (vda is not null && vda.Source != fx.Root && vda.Chain.Contains(fx.Root))
+            {
+                return await FileHash.Sha256Async(fx.Root, cancellationToken);
+            }
+            await Task.Delay(delay, cancellationToken);
+            delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 200));
+        }
+    }
+
+    private async Task EnsureStateAsync(bool running)
+    {
+        var state = await fx.Domain.GetStateAsync();
+        if (running && state != DomainState.Running)
+        {
+            await fx.Domain.StartAsync();
+            await fx.Domain.WaitForAgentAsync(TimeSpan.FromMinutes(3));
+        }
+        else if (!running && state != DomainState.ShutOff)
+        {
+            await fx.Domain.ShutdownAsync(TimeSpan.FromMinutes(2));
+        }
+    }
+}

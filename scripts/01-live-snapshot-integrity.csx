@@ -94,16 +94,23 @@ var linesAtSnapshot = SnapshotAfterSeconds > 0
     : await writer.WaitForLinesAsync(SnapshotAfterLines, TimeSpan.FromMinutes(30));
 var snapshotAt = writer.Elapsed;
 LabKernel.Block.LiveChain chainAfterSnapshot;
+// The guest's dirty page cache just before the snapshot: what a crash-consistent snapshot would miss.
+GuestPageCache pageCache;
 if (Quiesce == "fsfreeze")
 {
     await guest.Agent.FreezeAsync();
-    try { chainAfterSnapshot = await block.SnapshotAsync(guest.Disk, overlay2); }
+    try
+    {
+        pageCache = await GuestPageCache.ReadAsync(guest.Agent);
+        chainAfterSnapshot = await block.SnapshotAsync(guest.Disk, overlay2);
+    }
     finally { await guest.Agent.ThawAsync(); }
 }
 else
 {
     if (Quiesce == "sync")
         await guest.Agent.ExecAsync(["sync"], new GuestExecOptions { Check = true });
+    pageCache = await GuestPageCache.ReadAsync(guest.Agent);
     chainAfterSnapshot = await block.SnapshotAsync(guest.Disk, overlay2);
 }
 var snapshotDone = writer.Elapsed;
@@ -134,10 +141,16 @@ await using (var reader = await OfflineLayerReader.OpenAsync(overlay1, run.Folde
     if (!onDisk) run.Findings.Note("num.txt in overlay1's view", "absent: the file's creation was still in the guest's page cache at the snapshot");
 }
 var overlay1Untouched = overlay1Hash == await LabKernel.Host.FileHash.Sha256Async(overlay1);
-run.Findings.Check("overlay1 holds an interrupted sequence 1..k with k < Count", oldLayer.ValidPrefix < Count && oldLayer.ConsistentPrefix, oldLayer.Summary);
-run.Findings.Check("k > 0: lines written before the snapshot reached overlay1", oldLayer.ValidPrefix > 0,
-    oldLayer.ValidPrefix > 0 ? $"k = {oldLayer.ValidPrefix:N0} (Quiesce={Quiesce})"
-    : $"k = 0 with Quiesce={Quiesce}: the lines were still in the guest's page cache (ext4 writes dirty data back after up to 30 s), so a crash-consistent snapshot holds none of them; Quiesce=sync or fsfreeze flushes them first");
+run.Findings.Check("overlay1 holds an interrupted sequence 1..k with 0 < k < Count", oldLayer.ValidPrefix > 0 && oldLayer.ValidPrefix < Count && oldLayer.ConsistentPrefix,
+    $"k = {oldLayer.ValidPrefix:N0} (Quiesce={Quiesce}): {oldLayer.Summary}");
+// Why a crash-consistent snapshot may hold nothing: measured, not assumed.
+var flushedBytes = SequenceChecker.BytesOf(linesAtSnapshot);
+var cacheText = $"Dirty {pageCache.DirtyKiB:N0} KiB + Writeback {pageCache.WritebackKiB:N0} KiB in the guest just before the snapshot; the writer had flushed {flushedBytes / 1024.0:N0} KiB ({linesAtSnapshot:N0} lines) into the page cache";
+if (oldLayer.ValidPrefix == 0)
+    run.Findings.Check("k = 0 because the flushed lines were still in the guest's page cache at the snapshot (measured)",
+        pageCache.NotOnDiskBytes >= flushedBytes * 9 / 10, cacheText + "; ext4 writes dirty data back after up to 30 s, Quiesce=sync or fsfreeze flushes it first");
+else
+    run.Findings.Note("The guest's page cache at the snapshot", cacheText);
 run.Findings.Check("overlay1's prefix is consistent (only a torn last line or zero bytes may follow)", oldLayer.ConsistentPrefix, oldLayer.FirstBadLine is null ? "no damaged line" : $"bad line {oldLayer.FirstBadLine}");
 run.Findings.Note("Lines in overlay1 vs flushed when the snapshot was requested / right after it", $"{oldLayer.ValidPrefix:N0} vs {linesAtSnapshot:N0} / {linesAfterSnapshot:N0}");
 run.Findings.Check("Reading overlay1 did not modify it", overlay1Untouched, overlay1Untouched ? "SHA-256 unchanged" : "changed!");

@@ -48,7 +48,7 @@ public static class DeviceSequenceWriter
     {
         ArgumentNullException.ThrowIfNull(guest);
         var script = string.Create(CultureInfo.InvariantCulture,
-            $"i=0; while [ $i -lt {blocks} ]; do printf 'seq %08d\\n' $i | dd of={device} bs={BlockSize} seek=$i count=1 conv=sync,notrunc oflag=direct,dsync status=none || exit 1; date +%s%N; i=$((i+1)); done");
+            $"i=0; while [ $i -lt {blocks} ]; do printf 'seq %08d\\n' $i | dd of={Processes.ShellQuote.Quote(device)} bs={BlockSize} seek=$i count=1 conv=sync,notrunc oflag=direct,dsync status=none || exit 1; date +%s%N; i=$((i+1)); done");
         var r = await guest.ShellAsync(script, new GuestExecOptions { Timeout = timeout ?? TimeSpan.FromMinutes(10), Check = true }, cancellationToken).ConfigureAwait(false);
         var stamps = r.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(l => long.Parse(l, CultureInfo.InvariantCulture)).ToArray();

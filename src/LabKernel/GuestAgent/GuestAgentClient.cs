@@ -42,6 +42,9 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
     /// <summary>Wraps an open stream (tests use an in-memory peer).</summary>
     public static GuestAgentClient FromStream(Stream stream) => new(stream);
 
+    /// <summary>As <see cref="FromStream(Stream)"/>, with a message size limit other than the default.</summary>
+    public static GuestAgentClient FromStream(Stream stream, int maxMessageBytes) => new(stream) { MaxMessageBytes = maxMessageBytes };
+
     /// <summary>
     /// Waits until the agent in the guest answers a <c>guest-sync-delimited</c>: each attempt waits a short while
     /// for the answer, so a guest that is still booting is retried until <paramref name="timeout"/>.
@@ -217,9 +220,14 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
     }
 
     /// <summary>Reads one JSON object; the agent ends each with a newline, and sends no newlines inside one.</summary>
+    /// <remarks>
+    /// The limit is for the whole message, not for each read: a guest that trickles a byte at a time cannot hold a
+    /// call past it. A message longer than <see cref="MaxMessageBytes"/> ends the call with a <see cref="LabException"/>.
+    /// </remarks>
     private async Task<JsonObject> ReadMessageAsync(TimeSpan timeout, string awaited, CancellationToken cancellationToken)
     {
         using var line = new MemoryStream();
+        var clock = Stopwatch.StartNew();
         while (true)
         {
             var span = _buffer.AsSpan(_bufferStart, _bufferEnd - _bufferStart);
@@ -250,9 +258,29 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
             }
             line.Write(span);
             _bufferStart = _bufferEnd = 0;
-            await FillAsync(timeout, awaited, cancellationToken).ConfigureAwait(false);
+            if (line.Length > MaxMessageBytes)
+            {
+                _needSync = true;
+                throw new LabException($"the guest agent sent a message longer than {MaxMessageBytes} bytes while the lab waited for {awaited}");
+            }
+            var left = timeout - clock.Elapsed;
+            if (left <= TimeSpan.Zero)
+            {
+                throw new LabTimeoutException(awaited, timeout);
+            }
+            try
+            {
+                await FillAsync(left, awaited, cancellationToken).ConfigureAwait(false);
+            }
+            catch (LabTimeoutException)
+            {
+                throw new LabTimeoutException(awaited, timeout);
+            }
         }
     }
+
+    /// <summary>The longest agent message accepted (guest-file-read returns at most 48 MiB, base64-encoded).</summary>
+    public int MaxMessageBytes { get; init; } = 72 << 20;
 
     private async Task FillAsync(TimeSpan timeout, string awaited, CancellationToken cancellationToken)
     {

@@ -1,3 +1,4 @@
+using LabKernel.Processes;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -105,11 +106,11 @@ public sealed class FileOpsWorkload
         {
             script.Append(op.Kind switch
             {
-                FileOpKind.Mkdir => $"mkdir '{op.Path}'\n",
-                FileOpKind.Touch => $"touch '{op.Path}'\n",
-                FileOpKind.WriteRandom => $"dd if=/dev/urandom of='{op.Path}' bs=1024 count={op.SizeKiB.ToString(CultureInfo.InvariantCulture)} status=none\n",
-                FileOpKind.Rmdir => $"rmdir '{op.Path}'\n",
-                _ => $"rm '{op.Path}'\n",
+                FileOpKind.Mkdir => $"mkdir {ShellQuote.Quote(op.Path)}\n",
+                FileOpKind.Touch => $"touch {ShellQuote.Quote(op.Path)}\n",
+                FileOpKind.WriteRandom => $"dd if=/dev/urandom of={ShellQuote.Quote(op.Path)} bs=1024 count={op.SizeKiB.ToString(CultureInfo.InvariantCulture)} status=none\n",
+                FileOpKind.Rmdir => $"rmdir {ShellQuote.Quote(op.Path)}\n",
+                _ => $"rm {ShellQuote.Quote(op.Path)}\n",
             });
         }
         script.Append("sync\n");

@@ -34,6 +34,20 @@ public sealed record SequenceCheck(
 /// <summary>Checks a file's content against the sequence 1..N (judge.sh of 000_dd5fc575f1b82753.txt, made exact).</summary>
 public static class SequenceChecker
 {
+    /// <summary>The size in bytes of the lines <c>1\n</c> .. <c>{lines}\n</c>: what a writer has written after that many.</summary>
+    public static long BytesOf(long lines)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(lines);
+        long total = 0;
+        long low = 1;
+        for (var digits = 1; low <= lines; digits++, low *= 10)
+        {
+            var high = Math.Min(lines, low * 10 - 1);
+            total += (high - low + 1) * (digits + 1);
+        }
+        return total;
+    }
+
     public static SequenceCheck Check(ReadOnlySpan<byte> content, long expected)
     {
         // Zero bytes at the end: the file size was extended but its data blocks never reached the disk.

@@ -106,20 +106,35 @@ public sealed class SequenceWriter
     }
 
     /// <summary>The last line the writer has flushed (0 before the first flush).</summary>
+    /// <remarks>
+    /// The writer rewrites its progress file in place (truncate, then write), so a read can land between the two
+    /// and find it empty. Such a read is taken again at once (each read is an agent round trip, long enough for
+    /// the writer to finish its write); if the file stays empty the last reading stands, since progress never goes
+    /// back. A writer that has not written its first progress yet reads as 0.
+    /// </remarks>
     public async Task<long> ReadProgressAsync(CancellationToken cancellationToken = default)
     {
-        long lines;
-        try
+        long? lines = null;
+        for (var attempt = 0; attempt < 3 && lines is null; attempt++)
         {
-            var text = System.Text.Encoding.ASCII.GetString(await _agent.ReadFileAsync(Options.ProgressPath, cancellationToken).ConfigureAwait(false)).Trim();
-            lines = long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : 0;
+            try
+            {
+                var text = System.Text.Encoding.ASCII.GetString(await _agent.ReadFileAsync(Options.ProgressPath, cancellationToken).ConfigureAwait(false)).Trim();
+                lines = long.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : null;
+            }
+            catch (GuestAgentErrorException)
+            {
+                // Not created yet, or caught between the writer's close and reopen.
+            }
         }
-        catch (GuestAgentErrorException)
+        long last;
+        lock (_samples)
         {
-            lines = 0; // not written yet, or between truncate and write
+            last = _samples.Count == 0 ? 0 : _samples[^1].Lines;
         }
-        Record(lines);
-        return lines;
+        var reading = Math.Max(lines ?? last, last);
+        Record(reading);
+        return reading;
     }
 
     /// <summary>Waits until at least <paramref name="lines"/> lines are flushed, reading the progress file.</summary>

@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using System.Text;
 using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using LabKernel.Qmp;
@@ -19,8 +18,8 @@ public static class LibvirtQmp
     public static async Task<QmpClient> ConnectAsync(LibvirtDomain domain, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(domain);
-        var stream = await LibvirtQmpStream.OpenAsync(domain, cancellationToken).ConfigureAwait(false);
-        return await QmpClient.ConnectAsync(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var transport = await LibvirtQmpTransport.OpenAsync(domain, cancellationToken).ConfigureAwait(false);
+        return await QmpClient.ConnectAsync(transport, cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -35,31 +34,34 @@ public static class LibvirtQmp
     }
 }
 
-/// <summary>The QMP peer side, in process: greeting, capabilities, commands passed to libvirt, events fed back.</summary>
-internal sealed class LibvirtQmpStream : Stream
+/// <summary>
+/// QMP through libvirt (an <see cref="IQmpTransport"/>): each command goes to <c>virDomainQemuMonitorCommand</c> as
+/// it is, its reply comes back with the command's id; QEMU's events arrive through
+/// <c>virConnectDomainQemuMonitorEventRegister</c>. The greeting is made from <c>query-version</c>, and
+/// <c>qmp_capabilities</c> is answered here, since libvirt negotiated its monitor long ago.
+/// </summary>
+public sealed class LibvirtQmpTransport : IQmpTransport
 {
     private readonly LibvirtDomain? _domain;
     private readonly Func<string, Task<string>> _passthrough;
-    private readonly Channel<byte[]> _incoming = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly MemoryStream _partial = new();
+    private readonly Channel<JsonObject> _incoming = Channel.CreateUnbounded<JsonObject>(new UnboundedChannelOptions { SingleReader = true });
     private readonly GCHandle _self;
     private readonly int _callbackId;
-    private ReadOnlyMemory<byte> _current;
     private int _disposed;
 
-    /// <summary>A stream over any passthrough (unit tests use a scripted one); events come through <see cref="PostEvent"/>.</summary>
-    internal LibvirtQmpStream(Func<string, Task<string>> passthrough, string greeting)
+    /// <summary>A transport over any passthrough (unit tests use a scripted one); events come through <see cref="PostEvent"/>.</summary>
+    internal LibvirtQmpTransport(Func<string, Task<string>> passthrough, JsonObject greeting)
     {
         _passthrough = passthrough;
-        Enqueue(greeting);
+        _incoming.Writer.TryWrite(greeting);
     }
 
-    private LibvirtQmpStream(LibvirtDomain domain, string greeting)
+    private LibvirtQmpTransport(LibvirtDomain domain, JsonObject greeting)
     {
         _domain = domain;
         _passthrough = json => domain.Monitor.QmpCommandTextAsync(json, CancellationToken.None, journal: false);
         _self = GCHandle.Alloc(this);
-        Enqueue(greeting);
+        _incoming.Writer.TryWrite(greeting);
         LibvirtNative.virResetLastError();
         _callbackId = LibvirtNative.virConnectDomainQemuMonitorEventRegister(domain.Connection.Handle, domain.Handle, null, EventCallback, GCHandle.ToIntPtr(_self), 0, 0);
         if (_callbackId < 0)
@@ -70,19 +72,19 @@ internal sealed class LibvirtQmpStream : Stream
         }
     }
 
-    public static async Task<LibvirtQmpStream> OpenAsync(LibvirtDomain domain, CancellationToken cancellationToken)
+    /// <summary>Opens the transport to a running domain's QEMU (the greeting from <c>query-version</c>).</summary>
+    public static async Task<LibvirtQmpTransport> OpenAsync(LibvirtDomain domain, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(domain);
         var version = JsonNode.Parse(await domain.Monitor.QmpCommandTextAsync("""{"execute":"query-version"}""", cancellationToken).ConfigureAwait(false));
-        var greeting = new JsonObject
-        {
-            ["QMP"] = new JsonObject
-            {
-                ["version"] = version?["return"]?.DeepClone() ?? new JsonObject(),
-                ["capabilities"] = new JsonArray(),
-            },
-        };
-        return await Task.Run(() => new LibvirtQmpStream(domain, greeting.ToJsonString()), cancellationToken).ConfigureAwait(false);
+        var greeting = Greeting(version?["return"]?.DeepClone() as JsonObject);
+        return await Task.Run(() => new LibvirtQmpTransport(domain, greeting), cancellationToken).ConfigureAwait(false);
     }
+
+    internal static JsonObject Greeting(JsonObject? version) => new()
+    {
+        ["QMP"] = new JsonObject { ["version"] = version ?? new JsonObject(), ["capabilities"] = new JsonArray() },
+    };
 
     private static unsafe nint EventCallback => (nint)(delegate* unmanaged<nint, nint, nint, long, uint, nint, nint, void>)&OnEvent;
 
@@ -91,145 +93,77 @@ internal sealed class LibvirtQmpStream : Stream
     {
         try
         {
-            if (GCHandle.FromIntPtr(opaque).Target is LibvirtQmpStream s)
+            if (GCHandle.FromIntPtr(opaque).Target is LibvirtQmpTransport t)
             {
-                s.PostEvent(Marshal.PtrToStringUTF8(name) ?? "", details == 0 ? null : Marshal.PtrToStringUTF8(details), seconds, micros);
+                t.PostEvent(Marshal.PtrToStringUTF8(name) ?? "", details == 0 ? null : Marshal.PtrToStringUTF8(details), seconds, micros);
             }
         }
         catch (Exception ex) when (ex is InvalidOperationException or System.Text.Json.JsonException)
         {
-            // The stream is gone, or libvirt handed over something that is not JSON: nothing to deliver.
+            // The transport is gone, or libvirt handed over something that is not JSON: nothing to deliver.
         }
     }
 
-    /// <summary>Feeds one QEMU event (its name and the JSON of its <c>data</c>) to the client as QMP sends it.</summary>
-    internal void PostEvent(string name, string? detailsJson, long seconds, uint micros)
-    {
-        var e = new JsonObject
+    /// <summary>Delivers one QEMU event (its name and the JSON of its <c>data</c>) as QMP would send it.</summary>
+    internal void PostEvent(string name, string? detailsJson, long seconds, uint micros) =>
+        _incoming.Writer.TryWrite(new JsonObject
         {
             ["event"] = name,
             ["data"] = (detailsJson is null ? null : JsonNode.Parse(detailsJson)) ?? new JsonObject(),
-            ["timestamp"] = new JsonObject { ["seconds"] = seconds, ["microseconds"] = micros },
-        };
-        Enqueue(e.ToJsonString());
-    }
+            ["timestamp"] = new JsonObject { ["seconds"] = seconds, ["microseconds"] = (long)micros },
+        });
 
-    private void Enqueue(string line) => _incoming.Writer.TryWrite(Encoding.UTF8.GetBytes(line + "\n"));
-
-    private void Handle(string line)
+    public ValueTask SendAsync(JsonObject message, CancellationToken cancellationToken = default)
     {
-        JsonObject command;
-        try
+        ArgumentNullException.ThrowIfNull(message);
+        if (Volatile.Read(ref _disposed) != 0)
         {
-            command = JsonNode.Parse(line)?.AsObject() ?? throw new FormatException("empty");
+            throw new QmpDisconnectedException("the libvirt QMP passthrough is closed");
         }
-        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException or InvalidOperationException)
-        {
-            Enqueue(new JsonObject { ["error"] = new JsonObject { ["class"] = "GenericError", ["desc"] = $"not a QMP command: {e.Message}" } }.ToJsonString());
-            return;
-        }
+        var command = (JsonObject)message.DeepClone();
         var id = command["id"]?.DeepClone();
         command.Remove("id");
         if (command["execute"]?.GetValue<string>() == "qmp_capabilities")
         {
-            // libvirt negotiated capabilities on its own monitor long ago.
-            Enqueue(new JsonObject { ["return"] = new JsonObject(), ["id"] = id }.ToJsonString());
-            return;
+            _incoming.Writer.TryWrite(new JsonObject { ["return"] = new JsonObject(), ["id"] = id });
+            return ValueTask.CompletedTask;
         }
+        // Replies may come back in any order, as QMP's own may: the client matches them by id.
         _ = Task.Run(async () =>
         {
             JsonObject reply;
             try
             {
                 var text = await _passthrough(command.ToJsonString()).ConfigureAwait(false);
-                reply = JsonNode.Parse(text)?.AsObject() ?? new JsonObject { ["return"] = new JsonObject() };
+                reply = StreamQmpTransport.Parse(System.Text.Encoding.UTF8.GetBytes(text));
             }
             catch (LibvirtException e)
             {
                 reply = new JsonObject { ["error"] = new JsonObject { ["class"] = "GenericError", ["desc"] = e.LibvirtMessage } };
             }
-            reply["id"] = id;
-            Enqueue(reply.ToJsonString());
-        });
-    }
-
-    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        while (_current.IsEmpty)
-        {
-            if (!await _incoming.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            catch (QmpProtocolException e)
             {
-                return 0;
+                reply = new JsonObject { ["error"] = new JsonObject { ["class"] = "GenericError", ["desc"] = e.Message } };
             }
-            if (_incoming.Reader.TryRead(out var next))
-            {
-                _current = next;
-            }
-        }
-        var n = Math.Min(buffer.Length, _current.Length);
-        _current[..n].CopyTo(buffer);
-        _current = _current[n..];
-        return n;
-    }
-
-    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
-
-    public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-
-    public override void Write(ReadOnlySpan<byte> buffer)
-    {
-        List<string> lines = [];
-        lock (_partial)
-        {
-            foreach (var b in buffer)
-            {
-                if (b == (byte)'\n')
-                {
-                    lines.Add(Encoding.UTF8.GetString(_partial.GetBuffer(), 0, (int)_partial.Length));
-                    _partial.SetLength(0);
-                }
-                else
-                {
-                    _partial.WriteByte(b);
-                }
-            }
-        }
-        foreach (var l in lines.Where(l => l.Trim().Length > 0))
-        {
-            Handle(l);
-        }
-    }
-
-    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        Write(buffer.Span);
+            reply["id"] = id?.DeepClone();
+            _incoming.Writer.TryWrite(reply);
+        }, CancellationToken.None);
         return ValueTask.CompletedTask;
     }
 
-    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+    public async ValueTask<JsonObject?> ReceiveAsync(CancellationToken cancellationToken = default)
     {
-        Write(buffer.AsSpan(offset, count));
-        return Task.CompletedTask;
+        while (await _incoming.Reader.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (_incoming.Reader.TryRead(out var message))
+            {
+                return message;
+            }
+        }
+        return null;
     }
 
-    public override void Flush()
-    {
-    }
-
-    public override Task FlushAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public override bool CanRead => true;
-    public override bool CanWrite => true;
-    public override bool CanSeek => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
+    public ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
@@ -243,6 +177,6 @@ internal sealed class LibvirtQmpStream : Stream
             }
             _incoming.Writer.TryComplete();
         }
-        base.Dispose(disposing);
+        return ValueTask.CompletedTask;
     }
 }

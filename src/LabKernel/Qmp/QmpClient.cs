@@ -8,14 +8,15 @@ using LabKernel.Journal;
 namespace LabKernel.Qmp;
 
 /// <summary>
-/// A QMP (QEMU Machine Protocol) connection. Reads the greeting, negotiates capabilities, then one reader task
-/// routes each reply to the command with the same id and each event to the listeners registered at that time.
-/// When the connection drops, every pending command fails at once with <see cref="QmpDisconnectedException"/>.
+/// A QMP (QEMU Machine Protocol) connection over an <see cref="IQmpTransport"/>. Reads the greeting, negotiates
+/// capabilities, then one reader task routes each reply to the command with the same id and each event to the
+/// listeners registered at that time. When the connection drops, or the peer sends something that is not QMP
+/// (invalid JSON, an oversized message), every pending command fails at once with
+/// <see cref="QmpDisconnectedException"/> carrying the cause.
 /// </summary>
 public sealed class QmpClient : IAsyncDisposable
 {
-    private readonly Stream _stream;
-    private readonly StreamReader _reader;
+    private readonly IQmpTransport _transport;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
     private readonly ConcurrentDictionary<string, Pending> _pending = new();
     private readonly List<QmpEventListener> _listeners = [];
@@ -25,10 +26,9 @@ public sealed class QmpClient : IAsyncDisposable
     private long _nextId;
     private Exception? _failure;
 
-    private QmpClient(Stream stream, TimeProvider time)
+    private QmpClient(IQmpTransport transport, TimeProvider time)
     {
-        _stream = stream;
-        _reader = new StreamReader(stream, new UTF8Encoding(false), false, 1 << 16);
+        _transport = transport;
         _time = time;
     }
 
@@ -57,9 +57,14 @@ public sealed class QmpClient : IAsyncDisposable
     }
 
     /// <summary>Runs the QMP handshake over an already open stream (tests use an in-memory peer).</summary>
-    public static async Task<QmpClient> ConnectAsync(Stream stream, TimeProvider? time = null, CancellationToken cancellationToken = default)
+    public static Task<QmpClient> ConnectAsync(Stream stream, TimeProvider? time = null, CancellationToken cancellationToken = default) =>
+        ConnectAsync(new StreamQmpTransport(stream), time, cancellationToken);
+
+    /// <summary>Runs the QMP handshake over a transport: a socket, libvirt's monitor passthrough, or a test's peer.</summary>
+    public static async Task<QmpClient> ConnectAsync(IQmpTransport transport, TimeProvider? time = null, CancellationToken cancellationToken = default)
     {
-        var client = new QmpClient(stream, time ?? TimeProvider.System);
+        ArgumentNullException.ThrowIfNull(transport);
+        var client = new QmpClient(transport, time ?? TimeProvider.System);
         try
         {
             await client.HandshakeAsync(cancellationToken).ConfigureAwait(false);
@@ -76,23 +81,22 @@ public sealed class QmpClient : IAsyncDisposable
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(CommandTimeout);
-        string? line;
+        JsonObject? greeting;
         try
         {
-            line = await _reader.ReadLineAsync(limit.Token).ConfigureAwait(false);
+            greeting = await _transport.ReceiveAsync(limit.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             throw new LabTimeoutException("the QMP greeting", CommandTimeout);
         }
-        if (line is null)
+        if (greeting is null)
         {
             throw new QmpDisconnectedException("QMP socket closed before the greeting");
         }
-        var greeting = Parse(line);
         if (greeting["QMP"] is not JsonObject qmp)
         {
-            throw new QmpProtocolException($"expected a QMP greeting, got: {Shorten(line)}");
+            throw new QmpProtocolException($"expected a QMP greeting, got: {Shorten(greeting.ToJsonString())}");
         }
         if (qmp["version"]?["qemu"] is JsonObject v)
         {
@@ -149,7 +153,7 @@ public sealed class QmpClient : IAsyncDisposable
         }
         message["id"] = id;
         var json = message.ToJsonString();
-        var pending = new Pending(json);
+        var pending = new Pending();
         if (!_pending.TryAdd(id, pending))
         {
             throw new InvalidOperationException("duplicate QMP id");
@@ -166,16 +170,14 @@ public sealed class QmpClient : IAsyncDisposable
             await _writeLock.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                var bytes = Encoding.UTF8.GetBytes(json + "\n");
-                await _stream.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
-                await _stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+                await _transport.SendAsync(message, cancellationToken).ConfigureAwait(false);
             }
             finally
             {
                 _writeLock.Release();
             }
         }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        catch (Exception e) when (e is QmpDisconnectedException or IOException or SocketException or ObjectDisposedException)
         {
             _pending.TryRemove(id, out _);
             entry.Fail(e.Message);
@@ -236,27 +238,15 @@ public sealed class QmpClient : IAsyncDisposable
         Exception? error = null;
         try
         {
-            while (await _reader.ReadLineAsync().ConfigureAwait(false) is { } line)
+            while (await _transport.ReceiveAsync().ConfigureAwait(false) is { } message)
             {
-                if (string.IsNullOrWhiteSpace(line))
-                {
-                    continue;
-                }
-                JsonObject message;
-                try
-                {
-                    message = Parse(line);
-                }
-                catch (QmpProtocolException e)
-                {
-                    error = e;
-                    break;
-                }
                 Dispatch(message);
             }
         }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        catch (Exception e)
         {
+            // Whatever ends the reader (the peer went away, a message that is not QMP, a bug in a listener) ends
+            // the connection: every pending call fails now with the cause instead of waiting out its time limit.
             error = e;
         }
         Fail(new QmpDisconnectedException(
@@ -309,18 +299,6 @@ public sealed class QmpClient : IAsyncDisposable
         _closed.TrySetResult();
     }
 
-    private static JsonObject Parse(string line)
-    {
-        try
-        {
-            return JsonNode.Parse(line) as JsonObject ?? throw new QmpProtocolException($"QMP message is not an object: {Shorten(line)}");
-        }
-        catch (JsonException e)
-        {
-            throw new QmpProtocolException($"QMP sent invalid JSON ({e.Message}): {Shorten(line)}");
-        }
-    }
-
     private static string WithoutId(string json)
     {
         var node = JsonNode.Parse(json)!.AsObject();
@@ -332,13 +310,7 @@ public sealed class QmpClient : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        try
-        {
-            _stream.Dispose();
-        }
-        catch (IOException)
-        {
-        }
+        await _transport.DisposeAsync().ConfigureAwait(false);
         if (_readLoop is not null)
         {
             await _readLoop.ConfigureAwait(false);
@@ -347,9 +319,8 @@ public sealed class QmpClient : IAsyncDisposable
         _writeLock.Dispose();
     }
 
-    private sealed class Pending(string command)
+    private sealed class Pending
     {
-        public string Command { get; } = command;
         public TaskCompletionSource<JsonObject> Reply { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

@@ -69,10 +69,19 @@ public static class InternalSnapshots
         return sb.ToString();
     }
 
+    /// <summary>Whether <paramref name="tag"/> is a plain word QEMU and HMP take as a snapshot tag unchanged.</summary>
+    public static bool IsValidTag(string tag) =>
+        tag.Length is > 0 and <= 128 && tag.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' or '+' or ':');
+
     private static async Task RunAsync(BlockLayer block, string jobCommand, string hmp, string tag, IReadOnlyList<string> disks, string? vmStateDisk, InternalSnapshotPath path, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(block);
         ArgumentException.ThrowIfNullOrWhiteSpace(tag);
+        // HMP splits its command line at spaces and reads the rest as more arguments: a tag is one plain word.
+        if (!IsValidTag(tag))
+        {
+            throw new LabUsageException($"snapshot tag '{tag}' is not allowed: use letters, digits and . _ - + : only (at most 128 characters)");
+        }
         ArgumentNullException.ThrowIfNull(disks);
         if (disks.Count == 0)
         {

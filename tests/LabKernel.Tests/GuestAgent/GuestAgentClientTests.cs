@@ -84,4 +84,46 @@ public sealed class GuestAgentClientTests
         var ex = await Assert.ThrowsAsync<LabTimeoutException>(() => agent.WaitUntilReadyAsync(TimeSpan.FromMilliseconds(600)));
         Assert.Contains("guest-sync-delimited", ex.Message);
     }
+
+    [Fact]
+    public async Task Given_a_guest_that_trickles_its_reply_a_byte_at_a_time_When_a_command_waits_Then_it_ends_at_its_limit_naming_the_command()
+    {
+        await using var peer = await FakePeer.CreateAsync();
+        await using var agent = GuestAgentClient.FromStream(peer.Client);
+        var ping = agent.ExecuteAsync("guest-info", timeout: TimeSpan.FromSeconds(1));
+        var id = await ReadSyncAsync(peer);
+        await peer.SendAsync([0xFF, .. Encoding.UTF8.GetBytes($"{{\"return\": {id}}}\n")]);
+        await peer.ReadLineAsync();
+        using var stop = new CancellationTokenSource();
+        var trickle = Task.Run(async () =>
+        {
+            // Each byte comes well within the limit; the whole reply never does.
+            foreach (var b in Encoding.UTF8.GetBytes("{\"return\": {\"version\": \"" + new string('9', 200)))
+            {
+                await peer.SendAsync([b]);
+                await Task.Delay(100, stop.Token);
+            }
+        });
+
+        var e = await Assert.ThrowsAsync<LabTimeoutException>(() => ping.WaitAsync(TimeSpan.FromSeconds(10)));
+        stop.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => trickle);
+        Assert.Contains("guest-info", e.Message, StringComparison.Ordinal);
+        Assert.Equal(TimeSpan.FromSeconds(1), e.Limit);
+    }
+
+    [Fact]
+    public async Task Given_a_reply_longer_than_the_limit_When_it_arrives_Then_the_call_fails_with_a_one_line_error()
+    {
+        await using var peer = await FakePeer.CreateAsync();
+        await using var agent = GuestAgentClient.FromStream(peer.Client, maxMessageBytes: 4096);
+        var call = agent.ExecuteAsync("guest-info", timeout: TimeSpan.FromSeconds(30));
+        var id = await ReadSyncAsync(peer);
+        await peer.SendAsync([0xFF, .. Encoding.UTF8.GetBytes($"{{\"return\": {id}}}\n")]);
+        await peer.ReadLineAsync();
+        await peer.SendAsync("{\"return\": \"" + new string('x', 70_000));
+
+        var e = await Assert.ThrowsAsync<LabException>(() => call.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("longer than 4096 bytes", e.Message, StringComparison.Ordinal);
+    }
 }

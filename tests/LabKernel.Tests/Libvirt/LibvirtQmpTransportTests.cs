@@ -6,9 +6,9 @@ using LabKernel.Qmp;
 namespace LabKernel.Tests.Libvirt;
 
 /// <summary>QMP through libvirt's passthrough, with a scripted passthrough instead of libvirt.</summary>
-public sealed class LibvirtQmpStreamTests
+public sealed class LibvirtQmpTransportTests
 {
-    private const string Greeting = """{"QMP":{"version":{"qemu":{"major":7,"minor":2,"micro":19},"package":""},"capabilities":[]}}""";
+    private static JsonObject Greeting => LibvirtQmpTransport.Greeting(JsonNode.Parse("""{"qemu":{"major":7,"minor":2,"micro":19},"package":""}""")!.AsObject());
 
     private readonly ConcurrentQueue<string> _sent = new();
 
@@ -27,7 +27,7 @@ public sealed class LibvirtQmpStreamTests
     [Fact]
     public async Task Replies_keep_the_clients_ids_and_capabilities_are_answered_without_libvirt()
     {
-        await using var qmp = await QmpClient.ConnectAsync(new LibvirtQmpStream(Passthrough, Greeting));
+        await using var qmp = await QmpClient.ConnectAsync(new LibvirtQmpTransport(Passthrough, Greeting));
 
         Assert.Equal(new Version(7, 2, 19), qmp.QemuVersion);
         var status = await qmp.ExecuteAsync("query-status");
@@ -38,7 +38,7 @@ public sealed class LibvirtQmpStreamTests
     [Fact]
     public async Task QEMU_errors_and_libvirt_failures_both_come_back_as_QMP_errors_of_the_command()
     {
-        await using var qmp = await QmpClient.ConnectAsync(new LibvirtQmpStream(Passthrough, Greeting));
+        await using var qmp = await QmpClient.ConnectAsync(new LibvirtQmpTransport(Passthrough, Greeting));
 
         var notFound = await Assert.ThrowsAsync<QmpErrorException>(() => qmp.ExecuteAsync("nope"));
         Assert.Equal("CommandNotFound", notFound.ErrorClass);
@@ -52,12 +52,12 @@ public sealed class LibvirtQmpStreamTests
     [Fact]
     public async Task Events_libvirt_passes_on_reach_listeners_as_QMP_events()
     {
-        var stream = new LibvirtQmpStream(Passthrough, Greeting);
-        await using var qmp = await QmpClient.ConnectAsync(stream);
+        var transport = new LibvirtQmpTransport(Passthrough, Greeting);
+        await using var qmp = await QmpClient.ConnectAsync(transport);
         using var listener = qmp.Listen("JOB_STATUS_CHANGE");
 
-        stream.PostEvent("JOB_STATUS_CHANGE", """{"id":"mirror-1","status":"ready"}""", 1_700_000_000, 250_000);
-        stream.PostEvent("JOB_STATUS_CHANGE", null, 1_700_000_001, 0);
+        transport.PostEvent("JOB_STATUS_CHANGE", """{"id":"mirror-1","status":"ready"}""", 1_700_000_000, 250_000);
+        transport.PostEvent("JOB_STATUS_CHANGE", null, 1_700_000_001, 0);
 
         var e = await listener.WaitAsync("JOB_STATUS_CHANGE", TimeSpan.FromSeconds(5));
         Assert.Equal(("mirror-1", "ready"), (e.GetString("id"), e.GetString("status")));

@@ -1,0 +1,45 @@
+using System.Globalization;
+using System.Text;
+
+namespace LabKernel.GuestAgent;
+
+/// <summary>
+/// The guest kernel's dirty page cache at one instant, from <c>/proc/meminfo</c>: data written by programs that has
+/// not reached the disk yet (<c>Dirty</c>) or is on its way (<c>Writeback</c>). A crash-consistent snapshot taken
+/// at that instant holds none of it.
+/// </summary>
+/// <param name="DirtyKiB">Dirty: waiting to be written back.</param>
+/// <param name="WritebackKiB">Writeback: being written back now.</param>
+public sealed record GuestPageCache(long DirtyKiB, long WritebackKiB)
+{
+    /// <summary>Dirty plus writeback, in bytes: what a snapshot at this instant would miss.</summary>
+    public long NotOnDiskBytes => (DirtyKiB + WritebackKiB) * 1024;
+
+    /// <summary>Reads it through the agent (<c>guest-file-read</c> of <c>/proc/meminfo</c>).</summary>
+    public static async Task<GuestPageCache> ReadAsync(IGuestAgent agent, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(agent);
+        return Parse(Encoding.ASCII.GetString(await agent.ReadFileAsync("/proc/meminfo", cancellationToken).ConfigureAwait(false)));
+    }
+
+    /// <summary>Parses <c>/proc/meminfo</c> text; a missing field is a <see cref="LabException"/> naming it.</summary>
+    public static GuestPageCache Parse(string meminfo)
+    {
+        long Field(string name)
+        {
+            foreach (var line in meminfo.Split('\n'))
+            {
+                if (line.StartsWith(name + ":", StringComparison.Ordinal))
+                {
+                    var value = line[(name.Length + 1)..].Trim().Split(' ')[0];
+                    if (long.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var kib))
+                    {
+                        return kib;
+                    }
+                }
+            }
+            throw new LabException($"/proc/meminfo has no readable '{name}:' line");
+        }
+        return new GuestPageCache(Field("Dirty"), Field("Writeback"));
+    }
+}

@@ -94,23 +94,19 @@ var linesAtSnapshot = SnapshotAfterSeconds > 0
     : await writer.WaitForLinesAsync(SnapshotAfterLines, TimeSpan.FromMinutes(30));
 var snapshotAt = writer.Elapsed;
 LabKernel.Block.LiveChain chainAfterSnapshot;
-// The guest's dirty page cache just before the snapshot: what a crash-consistent snapshot would miss.
-GuestPageCache pageCache;
+// The guest's dirty page cache just before the snapshot (and before any quiescing, since a frozen agent reads no
+// files): what a crash-consistent snapshot would miss.
+var pageCache = await GuestPageCache.ReadAsync(guest.Agent);
 if (Quiesce == "fsfreeze")
 {
     await guest.Agent.FreezeAsync();
-    try
-    {
-        pageCache = await GuestPageCache.ReadAsync(guest.Agent);
-        chainAfterSnapshot = await block.SnapshotAsync(guest.Disk, overlay2);
-    }
+    try { chainAfterSnapshot = await block.SnapshotAsync(guest.Disk, overlay2); }
     finally { await guest.Agent.ThawAsync(); }
 }
 else
 {
     if (Quiesce == "sync")
         await guest.Agent.ExecAsync(["sync"], new GuestExecOptions { Check = true });
-    pageCache = await GuestPageCache.ReadAsync(guest.Agent);
     chainAfterSnapshot = await block.SnapshotAsync(guest.Disk, overlay2);
 }
 var snapshotDone = writer.Elapsed;
@@ -145,7 +141,7 @@ run.Findings.Check("overlay1 holds an interrupted sequence 1..k with 0 < k < Cou
     $"k = {oldLayer.ValidPrefix:N0} (Quiesce={Quiesce}): {oldLayer.Summary}");
 // Why a crash-consistent snapshot may hold nothing: measured, not assumed.
 var flushedBytes = SequenceChecker.BytesOf(linesAtSnapshot);
-var cacheText = $"Dirty {pageCache.DirtyKiB:N0} KiB + Writeback {pageCache.WritebackKiB:N0} KiB in the guest just before the snapshot; the writer had flushed {flushedBytes / 1024.0:N0} KiB ({linesAtSnapshot:N0} lines) into the page cache";
+var cacheText = $"Dirty {pageCache.DirtyKiB:N0} KiB + Writeback {pageCache.WritebackKiB:N0} KiB in the guest just before the snapshot request (before quiescing); the writer had flushed {flushedBytes / 1024.0:N0} KiB ({linesAtSnapshot:N0} lines) into the page cache";
 if (oldLayer.ValidPrefix == 0)
     run.Findings.Check("k = 0 because the flushed lines were still in the guest's page cache at the snapshot (measured)",
         pageCache.NotOnDiskBytes >= flushedBytes * 9 / 10, cacheText + "; ext4 writes dirty data back after up to 30 s, Quiesce=sync or fsfreeze flushes it first");

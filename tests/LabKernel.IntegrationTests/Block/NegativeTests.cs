@@ -102,4 +102,44 @@ public sealed class NegativeTests : IAsyncLifetime
         await _lab.StopAllAsync();
         await _lab.AssertAllCleanAsync();
     }
+
+    [Fact]
+    public async Task Given_a_chain_the_lab_did_not_create_When_an_operation_would_write_or_delete_an_image_nobody_named_Then_it_is_refused_before_anything_changes()
+    {
+        // A researcher's chain, made with their own qemu-img (not the lab's QemuImg, which marks what it makes).
+        var b = _lab.PathOf("their-base.qcow2");
+        var m = _lab.PathOf("their-mid.qcow2");
+        var t = _lab.PathOf("their-top.qcow2");
+        await LabKernel.Processes.ProcessRunner.RunAsync("qemu-img", ["create", "-q", "-f", "qcow2", b, "64M"]);
+        await LabKernel.Processes.ProcessRunner.RunAsync("qemu-io", ["-f", "qcow2", "-c", "write -P 0x11 0 1M", b]);
+        await LabKernel.Processes.ProcessRunner.RunAsync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", b, "-F", "qcow2", m]);
+        await LabKernel.Processes.ProcessRunner.RunAsync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", m, "-F", "qcow2", t]);
+        await LabKernel.Processes.ProcessRunner.RunAsync("qemu-io", ["-f", "qcow2", "-c", "write -P 0x22 1M 1M", t]);
+        var before = Fingerprints();
+        var machine = await _lab.StartAsync(new LabKernel.Machines.DriveSpec(t, "disk0"));
+        var block = machine.Block();
+
+        // A commit into "the base" (not named), the document's HMP commit, deleting the layers a revert abandons.
+        var commit = await Assert.ThrowsAsync<LabKernel.Host.ForeignImageException>(() => block.StartCommitAsync("disk0", top: "their-mid.qcow2"));
+        var hmp = await Assert.ThrowsAsync<LabKernel.Host.ForeignImageException>(() => block.HmpCommitAsync("disk0"));
+        var revert = await Assert.ThrowsAsync<LabKernel.Host.ForeignImageException>(() =>
+            LabKernel.Snapshots.ExternalRevert.RevertAsync(machine, "disk0", "their-base.qcow2", _lab.PathOf("new-top.qcow2"), deleteAbandoned: true));
+
+        Assert.Equal(b, commit.Path);
+        Assert.Contains("commit", hmp.Operation, StringComparison.Ordinal);
+        Assert.Equal(t, revert.Path);
+        Assert.False(machine.HasExited, "the revert was refused before the machine was stopped");
+        Assert.Empty(await block.QueryJobsAsync());
+        Assert.False(File.Exists(_lab.PathOf("new-top.qcow2")));
+        await _lab.StopAllAsync();
+
+        // Offline the same: qemu-img commit without -b would write their mid.
+        await Assert.ThrowsAsync<LabKernel.Host.ForeignImageException>(() => QemuImg.CommitAsync(t));
+        // qemu-img create over their file would truncate it.
+        await Assert.ThrowsAsync<OverlayExistsException>(() => QemuImg.CreateAsync(m, "qcow2", 1 << 20));
+        Assert.Equal(before, Fingerprints());
+        // Named explicitly, the same commit is the caller's choice and runs.
+        await QemuImg.CommitAsync(t, new CommitOptions { Base = m });
+        Assert.NotEqual(before[m], Fingerprints()[m]);
+    }
 }

@@ -87,6 +87,26 @@ public sealed class ConformanceTests
         Assert.Contains(lab[3], o => o.Contains("hello from the value kernel", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task Lab_report_of_a_notebook_run_by_dotnet_repl_shows_each_cells_real_status_and_time()
+    {
+        using var scratch = TempDir("repl-report");
+        var input = Path.Combine(scratch.Path, "findings.ipynb");
+        File.Copy(Fixture(Path.Combine("conformance", "findings.ipynb")), input);
+        var executed = Path.Combine(scratch.Path, "repl.ipynb");
+        var report = Path.Combine(scratch.Path, "report.html");
+        await RealKernelHosts.DotnetReplAsync(input, executed, HostTimeout);
+
+        Assert.Equal(0, await Lab("report", executed, "-o", report));
+
+        var html = await File.ReadAllTextAsync(report);
+        Assert.DoesNotContain("badge not-run", html);
+        // dotnet-repl writes its markdown cells back as cells of the markdown kernel, so they count as run cells too.
+        var ok = System.Text.RegularExpressions.Regex.Matches(html, "<span class=\"badge ok\">ok</span>").Count;
+        Assert.True(ok >= 4, $"{ok} cells badged ok");
+        Assert.Equal(ok, System.Text.RegularExpressions.Regex.Matches(html, "<span class=\"duration\">[0-9.]+ s</span>").Count);
+    }
+
     private sealed record ConformanceCase(string Path, string[] Parameters, bool BootsGuest);
 }
 

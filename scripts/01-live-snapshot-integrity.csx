@@ -30,6 +30,12 @@
 // `Backend=libvirt` (the writer's speed varies from run to run); `-p Count 200000` about 15 s.
 
 #r "nuget: LabKernel, 0.1.0"
+#load "lib/notebook-display.csx"
+// The C# kernel imports only System, System.Collections(.Generic), System.Linq, System.Text and System.Threading.Tasks.
+using System.Globalization;
+using System.IO;
+using System.Net.Http;
+using System.Threading;
 using LabKernel;
 using LabKernel.Block;
 using LabKernel.Experiments;

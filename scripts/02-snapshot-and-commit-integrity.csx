@@ -24,6 +24,12 @@
 // 45 s here with `Backend=qemu`, 44 s with `Backend=libvirt`.
 
 #r "nuget: LabKernel, 0.1.0"
+#load "lib/notebook-display.csx"
+// The C# kernel imports only System, System.Collections(.Generic), System.Linq, System.Text and System.Threading.Tasks.
+using System.Globalization;
+using System.IO;
+using System.Net.Http;
+using System.Threading;
 using LabKernel;
 using LabKernel.Block;
 using LabKernel.Experiments;

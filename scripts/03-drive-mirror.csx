@@ -36,6 +36,12 @@
 // mirrors, the boots and the outage dominate, not the workload.
 
 #r "nuget: LabKernel, 0.1.0"
+#load "lib/notebook-display.csx"
+// The C# kernel imports only System, System.Collections(.Generic), System.Linq, System.Text and System.Threading.Tasks.
+using System.Globalization;
+using System.IO;
+using System.Net.Http;
+using System.Threading;
 using System.Text.Json.Nodes;
 using LabKernel;
 using LabKernel.Block;

@@ -24,9 +24,8 @@ public static class RunnerBench
         try
         {
             var csharp = Path.Combine(dir.FullName, "trivial-csharp.ipynb");
-            var python = Path.Combine(dir.FullName, "trivial-python.ipynb");
+            
             await File.WriteAllTextAsync(csharp, Notebook(i => $"var x{i} = {i} * 2;\nx{i}", ".net-csharp", "C#"));
-            await File.WriteAllTextAsync(python, Notebook(i => $"x{i} = {i} * 2\nx{i}", "python3", "python"));
             output.WriteLine($"runner: a trivial {Cells}-cell notebook, median of {Repetitions} runs each");
 
             var labDll = typeof(LabRunner.Program).Assembly.Location;
@@ -39,14 +38,25 @@ public static class RunnerBench
                 lab.Add(result.Duration.TotalSeconds);
             }
 
+            // The same C# notebook in the real hosts of the C# kernel: dotnet-repl (local tool, under `script` for a
+            // terminal) and VS Code's host (dotnet-interactive as the Jupyter kernel .net-csharp) under nbconvert.
+            var root = RepoRoot();
+            var repl = new List<double>();
             var jupyter = new List<double>();
+            for (var r = 0; r < Repetitions; r++)
+            {
+                var command = $"dotnet tool run dotnet-repl -- --run '{csharp}' --exit-after-run --output-path '{Path.Combine(dir.FullName, "out-repl.ipynb")}'";
+                var result = await ProcessRunner.RunAsync("script", ["-qec", command, "/dev/null"],
+                    new ProcessOptions { Timeout = TimeSpan.FromMinutes(5), Check = false, WorkingDirectory = root });
+                repl.Add(result.Duration.TotalSeconds);
+            }
             var jupyterPath = ProcessRunner.Which("jupyter");
             if (jupyterPath is not null)
             {
                 for (var r = 0; r < Repetitions; r++)
                 {
                     var result = await ProcessRunner.RunAsync(jupyterPath,
-                        ["nbconvert", "--to", "notebook", "--execute", "--output", Path.Combine(dir.FullName, "out-python.ipynb"), python],
+                        ["nbconvert", "--to", "notebook", "--execute", "--ExecutePreprocessor.kernel_name=.net-csharp", "--output", Path.Combine(dir.FullName, "out-jupyter.ipynb"), csharp],
                         new ProcessOptions { Timeout = TimeSpan.FromMinutes(5), Environment = new Dictionary<string, string?> { ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1" } });
                     jupyter.Add(result.Duration.TotalSeconds);
                 }
@@ -62,9 +72,10 @@ public static class RunnerBench
 
             var labMedian = Median(lab);
             output.WriteLine($"  lab run (2 processes + Roslyn)      {labMedian,8:0.000} s   runs: {Join(lab)}");
+            output.WriteLine($"  dotnet-repl --run (C# kernel)       {Median(repl),8:0.000} s   runs: {Join(repl)}");
             if (jupyter.Count > 0)
             {
-                output.WriteLine($"  jupyter nbconvert --execute (py)    {Median(jupyter),8:0.000} s   runs: {Join(jupyter)}");
+                output.WriteLine($"  nbconvert --execute (.net-csharp)   {Median(jupyter),8:0.000} s   runs: {Join(jupyter)}");
             }
             else
             {
@@ -72,9 +83,10 @@ public static class RunnerBench
             }
             output.WriteLine($"  bare Roslyn loop, cold (in-process) {roslynCold,8:0.000} s");
             output.WriteLine($"  bare Roslyn loop, warm (in-process) {roslynWarm,8:0.000} s   runs: {Join(roslyn.Skip(1))}");
+            output.WriteLine($"  ratio lab run / dotnet-repl          {labMedian / Median(repl),8:0.00}   (goal <= 1.0)");
             if (jupyter.Count > 0)
             {
-                output.WriteLine($"  ratio lab run / jupyter nbconvert    {labMedian / Median(jupyter),8:0.00}");
+                output.WriteLine($"  ratio lab run / nbconvert            {labMedian / Median(jupyter),8:0.00}   (goal <= 0.8)");
             }
             output.WriteLine($"  ratio lab run / bare Roslyn (cold)   {labMedian / roslynCold,8:0.00}");
             output.WriteLine($"  ratio lab run / bare Roslyn (warm)   {labMedian / roslynWarm,8:0.00}");
@@ -84,6 +96,16 @@ public static class RunnerBench
         {
             dir.Delete(recursive: true);
         }
+    }
+
+    private static string RepoRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "LabNotebooks.sln")))
+        {
+            dir = dir.Parent;
+        }
+        return dir?.FullName ?? Directory.GetCurrentDirectory();
     }
 
     /// <summary>The same 21 cells through CSharpScript and ContinueWithAsync, as a notebook kernel would at least do.</summary>

@@ -8,8 +8,14 @@ namespace LabKernel.Experiments;
 /// </summary>
 public static class ScriptArgs
 {
-    public static T Get<T>(IReadOnlyList<string> args, string name, T defaultValue)
+    /// <summary>
+    /// The last <c>NAME=VALUE</c> in <paramref name="args"/> converted to <typeparamref name="T"/>, or the default.
+    /// Takes any sequence: dotnet-script's <c>Args</c> is an <c>IList&lt;string&gt;</c>, which is not an
+    /// <c>IReadOnlyList&lt;string&gt;</c> at compile time.
+    /// </summary>
+    public static T Get<T>(IEnumerable<string> args, string name, T defaultValue)
     {
+        ArgumentNullException.ThrowIfNull(args);
         var prefix = name + "=";
         var raw = args.LastOrDefault(a => a.StartsWith(prefix, StringComparison.OrdinalIgnoreCase));
         if (raw is null)

@@ -77,6 +77,17 @@ public sealed class NotebookRunner
         var cellsRun = 0;
         await using (var kernel = KernelClient.Start(workingDirectory))
         {
+            // The kernel reads this first and prepares the right engine (the C# kernel of Polyglot Notebooks for
+            // notebooks, Roslyn scripting for .csx) while the run is being described; it answers `ready` when done.
+            kernel.Send(new JsonObject
+            {
+                ["type"] = KernelProtocol.Init,
+                ["baseDirectory"] = Path.GetDirectoryName(input),
+                ["workingDirectory"] = workingDirectory,
+                ["scriptPath"] = notebook.Format == NotebookFormat.Csx ? input : null,
+                ["scriptMode"] = notebook.Format == NotebookFormat.Csx,
+                ["args"] = new JsonArray(options.ScriptArguments.Select(a => (JsonNode)JsonValue.Create(a)!).ToArray()),
+            });
             var environment = await RunEnvironment.DescribeAsync(cancellationToken).ConfigureAwait(false);
             foreach (var (k, v) in environment)
             {
@@ -90,18 +101,6 @@ public sealed class NotebookRunner
             {
                 timedOut = kernelReady.TimedOut;
                 progress.Note(kernelReady.Message);
-            }
-            else
-            {
-                kernel.Send(new JsonObject
-                {
-                    ["type"] = KernelProtocol.Init,
-                    ["baseDirectory"] = Path.GetDirectoryName(input),
-                    ["workingDirectory"] = workingDirectory,
-                    ["scriptPath"] = notebook.Format == NotebookFormat.Csx ? input : null,
-                    ["scriptMode"] = notebook.Format == NotebookFormat.Csx,
-                    ["args"] = new JsonArray(options.ScriptArguments.Select(a => (JsonNode)JsonValue.Create(a)!).ToArray()),
-                });
             }
 
             var number = 0;
@@ -219,9 +218,14 @@ public sealed class NotebookRunner
                     case KernelProtocol.Display:
                         var id = message["displayId"]?.GetValue<string>() ?? "";
                         var data = (JsonObject)(message["data"]?.DeepClone() ?? new JsonObject());
-                        if (message["update"]?.GetValue<bool>() == true && displays.TryGetValue(id, out var existing))
+                        if (message["update"]?.GetValue<bool>() == true)
                         {
-                            existing["data"] = data;
+                            // An update replaces the display with its id. One that matches none is dropped, as
+                            // Jupyter drops it (the C# kernel publishes display() without the id its Update uses).
+                            if (displays.TryGetValue(id, out var existing))
+                            {
+                                existing["data"] = data;
+                            }
                         }
                         else
                         {

@@ -65,6 +65,10 @@ public static class Parameters
             var p = declared.FirstOrDefault(d => d.Name == name)
                 ?? throw new LabUsageException($"unknown parameter '{name}'; the parameters cell declares: {(declared.Count == 0 ? "(nothing)" : string.Join(", ", declared.Select(d => d.Name)))}");
             var (literal, json) = Render(p, value);
+            if (literal.StartsWith(JsonHelperName, StringComparison.Ordinal) && !code.ToString().Contains(JsonHelper, StringComparison.Ordinal))
+            {
+                code.Append(JsonHelper).Append('\n');
+            }
             code.Append(name).Append(" = ").Append(literal).Append(";\n");
             recorded[name] = json;
         }
@@ -76,6 +80,13 @@ public static class Parameters
         var injected = new NotebookCell(CellKind.Code, code.ToString().TrimEnd('\n'), Languages.CSharp, meta);
         notebook.Cells.Insert(notebook.Cells.IndexOf(cell) + 1, injected);
     }
+
+    private const string JsonHelperName = "__labParameterJson";
+
+    /// <summary>Reads a JSON value as the static type of the variable it replaces (so <c>var</c> defaults work too).</summary>
+    private const string JsonHelper =
+        "static T " + JsonHelperName + "<T>(T current, string json) => System.Text.Json.JsonSerializer.Deserialize<T>(json, "
+        + "new System.Text.Json.JsonSerializerOptions { PropertyNameCaseInsensitive = true }) ?? throw new System.ArgumentException($\"parameter value {json} is null\");";
 
     /// <summary>The C# expression for <paramref name="value"/> as the parameter's type, and the value as JSON.</summary>
     internal static (string Literal, JsonNode? Json) Render(NotebookParameter p, string value)
@@ -124,7 +135,8 @@ public static class Parameters
             throw Mismatch(p, value, $"JSON for {p.DeclaredType ?? "the parameter"} ({e.Message})");
         }
         // The helper takes the variable's own static type, so this works for `var` defaults too.
-        var literal = $"LabRunner.Notebooks.Scripting.ParameterJson.Read({p.Name}, {SymbolDisplay.FormatLiteral(node?.ToJsonString() ?? "null", quote: true)})";
+        // The notebook's kernel has no lab assembly, so the injected cell declares this helper itself (JsonHelper).
+        var literal = $"{JsonHelperName}({p.Name}, {SymbolDisplay.FormatLiteral(node?.ToJsonString() ?? "null", quote: true)})";
         return (literal, node);
     }
 

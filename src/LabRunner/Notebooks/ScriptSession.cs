@@ -23,10 +23,10 @@ internal sealed class ScriptSession
     public static readonly string[] DefaultImports =
     [
         "System", "System.IO", "System.Linq", "System.Collections.Generic", "System.Text", "System.Threading",
-        "System.Threading.Tasks", "System.Net.Http", "System.Globalization", "LabRunner.Notebooks.Scripting",
+        "System.Threading.Tasks", "System.Net.Http", "System.Globalization",
     ];
 
-    private readonly NotebookGlobals _globals;
+    private readonly ScriptGlobals _globals;
     private readonly NuGetMetadataResolver _metadataResolver;
     private readonly string _baseDirectory;
     private readonly string? _scriptPath;
@@ -40,12 +40,12 @@ internal sealed class ScriptSession
     {
         _baseDirectory = baseDirectory;
         _scriptPath = scriptPath;
-        _globals = new NotebookGlobals(args);
+        _globals = new ScriptGlobals(args);
         _restorer = new NuGetRestorer(log: log);
         _metadataResolver = new NuGetMetadataResolver(ScriptMetadataResolver.Default.WithBaseDirectory(baseDirectory));
         _options = ScriptOptions.Default
             .WithReferences(FrameworkReferences())
-            .AddReferences(typeof(NotebookGlobals).Assembly)
+            .AddReferences(typeof(ScriptGlobals).Assembly)
             .WithImports(DefaultImports)
             .WithMetadataResolver(_metadataResolver)
             .WithSourceResolver(new DirectiveStrippingSourceResolver(baseDirectory))
@@ -72,7 +72,7 @@ internal sealed class ScriptSession
         }
 
         var script = _state is null
-            ? CSharpScript.Create(code, _options, typeof(NotebookGlobals))
+            ? CSharpScript.Create(code, _options, typeof(ScriptGlobals))
             : _state.Script.ContinueWith(code, _options);
         var diagnostics = script.Compile();
         var errors = diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).ToList();

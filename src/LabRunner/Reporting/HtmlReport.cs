@@ -60,19 +60,19 @@ public static class HtmlReport
                 continue;
             }
             codeNumber++;
-            var meta = cell.Metadata["lab"] as JsonObject;
-            var status = meta?["status"]?.GetValue<string>() ?? "not-run";
+            var run = CellRun.Of(cell);
+            var status = run.Status;
             body.Append("<section class=\"cell code status-").Append(E(status)).Append("\" id=\"cell-").Append(E(cell.Id)).Append("\">");
             body.Append("<div class=\"cell-head\"><span class=\"prompt\">[").Append(cell.ExecutionCount?.ToString(CultureInfo.InvariantCulture) ?? " ").Append("]</span> ")
                 .Append("<span class=\"badge ").Append(E(status)).Append("\">").Append(E(status)).Append("</span> ")
                 .Append("<span class=\"lang\">").Append(E(cell.Language ?? "")).Append("</span>");
-            if (meta?["duration"] is JsonValue d && d.TryGetValue<double>(out var seconds))
+            if (run.Seconds is { } seconds)
             {
                 body.Append(" <span class=\"duration\">").Append(seconds.ToString("0.000", CultureInfo.InvariantCulture)).Append(" s</span>");
             }
-            if (meta?["skip_reason"] is JsonValue reason)
+            if (run.SkipReason is { } reason)
             {
-                body.Append(" <span class=\"skip\">").Append(E(reason.ToString())).Append("</span>");
+                body.Append(" <span class=\"skip\">").Append(E(reason)).Append("</span>");
             }
             if (cell.HasTag(Parameters.ParametersTag) || cell.HasTag(Parameters.InjectedTag))
             {
@@ -166,6 +166,12 @@ public static class HtmlReport
                 }
                 else if (data[MimeTypes.Html] is { } html)
                 {
+                    // The C# kernel shows a figure as its HTML only (as VS Code gets it); its script draws with the
+                    // plotly.js the report inlines.
+                    if (Text(html).Contains("Plotly.newPlot", StringComparison.Ordinal))
+                    {
+                        plotCount++;
+                    }
                     body.Append("<div class=\"html\">").Append(Text(html)).Append("</div>");
                 }
                 else if (data["image/png"] is { } png)

@@ -4,7 +4,6 @@ using System.Reflection;
 using System.Text.Json.Nodes;
 using LabKernel.Plots;
 using LabKernel.Reports;
-using LabRunner.Notebooks.Scripting;
 
 namespace LabKernel.Tests.Plots;
 
@@ -58,35 +57,6 @@ public sealed class FormatterConventionTests
         Assert.Equal(["application/vnd.plotly.v1+json", "text/html", "text/plain"], outputs.Keys.Order());
         Assert.Equal("scatter", JsonNode.Parse(outputs["application/vnd.plotly.v1+json"])!["data"]![0]!["type"]!.GetValue<string>());
         Assert.Contains("Plotly.newPlot", outputs["text/html"]);
-    }
-
-    [Fact]
-    public void The_lab_display_formatter_finds_the_same_formatters_and_makes_a_mime_bundle()
-    {
-        var bundle = DisplayFormatter.Format(Figure.Create("F").Bar("b", ["x"], [1]));
-
-        Assert.IsType<JsonObject>(bundle["application/vnd.plotly.v1+json"]);
-        Assert.Contains("Figure \"F\"", bundle["text/plain"]!.GetValue<string>());
-        Assert.NotNull(bundle["text/html"]);
-    }
-
-    [Fact]
-    public void Collections_of_records_display_as_tables_and_everything_has_text_plain()
-    {
-        var bundle = DisplayFormatter.Format(new[] { new { A = 1, B = "<x>" } });
-
-        Assert.Contains("&lt;x&gt;", bundle["text/html"]!.GetValue<string>());
-        Assert.Equal("[ { A = 1, B = <x> } ]", bundle["text/plain"]!.GetValue<string>());
-        Assert.Equal("<null>", DisplayFormatter.Format(null)["text/plain"]!.GetValue<string>());
-        Assert.Equal(["text/plain"], DisplayFormatter.Format(42).Select(kv => kv.Key));
-    }
-
-    [Fact]
-    public void Asking_for_mime_types_keeps_those_and_text_plain()
-    {
-        var bundle = DisplayFormatter.Format(Figure.Create("F").Bar("b", ["x"], [1]), ["application/vnd.plotly.v1+json"]);
-
-        Assert.Equal(["application/vnd.plotly.v1+json", "text/plain"], bundle.Select(kv => kv.Key).Order());
     }
 
     [Fact]

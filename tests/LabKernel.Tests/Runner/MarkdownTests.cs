@@ -2,23 +2,35 @@ using LabRunner.Reporting;
 
 namespace LabKernel.Tests.Runner;
 
+/// <summary>The report's markdown (Markdig): what notebooks use renders, and nothing in it can run a script.</summary>
 public sealed class MarkdownTests
 {
     [Theory]
-    [InlineData("# Title", "<h1>Title</h1>\n")]
-    [InlineData("### Third ###", "<h3>Third</h3>\n")]
-    [InlineData("one\ntwo\n\nthree", "<p>one\ntwo</p>\n<p>three</p>\n")]
-    [InlineData("**bold** and *it* and _it2_ and `a*b*c`", "<p><strong>bold</strong> and <em>it</em> and <em>it2</em> and <code>a*b*c</code></p>\n")]
-    [InlineData("[lab](https://example.com/a?b=1&c=2)", "<p><a href=\"https://example.com/a?b=1&amp;c=2\">lab</a></p>\n")]
-    [InlineData("[x](javascript:alert(1))", "<p><a href=\"#\">x</a>)</p>\n")]
-    [InlineData("<script>alert(1)</script>", "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>\n")]
-    [InlineData("```csharp\nvar x = 1 < 2;\n```", "<pre><code class=\"language-csharp\">var x = 1 &lt; 2;</code></pre>\n")]
-    [InlineData("---", "<hr>\n")]
-    [InlineData("> quoted *text*", "<blockquote>\n<p>quoted <em>text</em></p>\n</blockquote>\n")]
-    [InlineData("snake_case_name stays", "<p>snake_case_name stays</p>\n")]
+    [InlineData("# Title", "<h1>Title</h1>")]
+    [InlineData("### Third ###", "<h3>Third</h3>")]
+    [InlineData("one\ntwo\n\nthree", "<p>three</p>")]
+    [InlineData("**bold** and *it* and _it2_ and `a*b*c`", "<p><strong>bold</strong> and <em>it</em> and <em>it2</em> and <code>a*b*c</code></p>")]
+    [InlineData("[lab](https://example.com/a?b=1&c=2)", "<a href=\"https://example.com/a?b=1&amp;c=2\">lab</a>")]
+    [InlineData("```csharp\nvar x = 1 < 2;\n```", "var x = 1 &lt; 2;")]
+    [InlineData("```csharp\nvar x = 1;\n```", "<code class=\"language-csharp\">")]
+    [InlineData("> quoted *text*", "<blockquote>\n<p>quoted <em>text</em></p>\n</blockquote>")]
+    [InlineData("snake_case_name stays", "<p>snake_case_name stays</p>")]
     public void Renders_blocks_and_inlines(string markdown, string html)
     {
-        Assert.Equal(html, Markdown.ToHtml(markdown));
+        Assert.Contains(html, Markdown.ToHtml(markdown));
+    }
+
+    [Theory]
+    [InlineData("<script>alert(1)</script>", "<script")]
+    [InlineData("text <img src=x onerror=alert(1)> more", "<img")]
+    [InlineData("[x](javascript:alert(1))", "href=\"javascript")]
+    [InlineData("![x](JavaScript:alert(1))", "src=\"JavaScript")]
+    [InlineData("<javascript:alert(1)>", "href=\"javascript")]
+    public void Raw_HTML_and_script_links_are_never_passed_through(string markdown, string forbidden)
+    {
+        var html = Markdown.ToHtml(markdown);
+
+        Assert.DoesNotContain(forbidden, html, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -34,10 +46,8 @@ public sealed class MarkdownTests
     {
         var html = Markdown.ToHtml("| name | ms |\n|:-----|---:|\n| a \\| b | 1.5 |\n| c | 2 |");
 
-        Assert.Equal(
-            "<table>\n<thead><tr><th style=\"text-align:left\">name</th><th style=\"text-align:right\">ms</th></tr></thead>\n<tbody>\n"
-            + "<tr><td style=\"text-align:left\">a | b</td><td style=\"text-align:right\">1.5</td></tr>\n"
-            + "<tr><td style=\"text-align:left\">c</td><td style=\"text-align:right\">2</td></tr>\n</tbody>\n</table>\n",
-            html);
+        Assert.Matches("<th style=\"text-align: ?left;?\">name</th>", html);
+        Assert.Matches("<td style=\"text-align: ?right;?\">1.5</td>", html);
+        Assert.Contains("a | b", html);
     }
 }

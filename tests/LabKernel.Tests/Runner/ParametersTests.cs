@@ -35,7 +35,7 @@ public sealed class ParametersTests
         Assert.Contains("rate = 0.25d;", injected.Source);
         Assert.Contains("name = \"say \\\"hi\\\"\\n\";", injected.Source);
         Assert.Contains("on = true;", injected.Source);
-        Assert.Contains("sizes = LabRunner.Notebooks.Scripting.ParameterJson.Read(sizes, \"[4,8]\");", injected.Source);
+        Assert.Contains("sizes = __labParameterJson(sizes, \"[4,8]\");", injected.Source);
         var recorded = nb.LabMetadata["parameters"]!.AsObject();
         Assert.Equal(42, recorded["n"]!.GetValue<int>());
         Assert.Equal("say \"hi\"\n", recorded["name"]!.GetValue<string>());

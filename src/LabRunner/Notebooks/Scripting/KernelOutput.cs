@@ -10,13 +10,11 @@ namespace LabRunner.Notebooks.Scripting;
 /// </summary>
 internal sealed class KernelOutput : IDisposable
 {
-    private static KernelOutput? _current;
     private readonly TextWriter _protocol;
     private readonly object _gate = new();
     private readonly StringBuilder _stdout = new();
     private readonly StringBuilder _stderr = new();
     private readonly Timer _timer;
-    private int _displays;
 
     public KernelOutput(TextWriter protocol)
     {
@@ -24,11 +22,7 @@ internal sealed class KernelOutput : IDisposable
         Out = new CaptureWriter(this, _stdout);
         Error = new CaptureWriter(this, _stderr);
         _timer = new Timer(_ => Flush(), null, TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(200));
-        _current = this;
     }
-
-    /// <summary>The output of this kernel process; outside one (tests, VS Code) displays go nowhere.</summary>
-    public static KernelOutput Current => _current ?? throw new InvalidOperationException("display() is available in notebooks run by `lab run`");
 
     public TextWriter Out { get; }
 
@@ -42,32 +36,6 @@ internal sealed class KernelOutput : IDisposable
             _protocol.Write('\n');
             _protocol.Flush();
         }
-    }
-
-    public DisplayedValue Display(object? value, string[] mimeTypes)
-    {
-        var id = $"display-{Interlocked.Increment(ref _displays)}";
-        var shown = new DisplayedValue(id, mimeTypes);
-        Flush();
-        Send(new JsonObject
-        {
-            ["type"] = KernelProtocol.Display,
-            ["displayId"] = id,
-            ["data"] = DisplayFormatter.Format(value, mimeTypes),
-        });
-        return shown;
-    }
-
-    public void Update(DisplayedValue shown, object? value)
-    {
-        Flush();
-        Send(new JsonObject
-        {
-            ["type"] = KernelProtocol.Display,
-            ["displayId"] = shown.DisplayId,
-            ["update"] = true,
-            ["data"] = DisplayFormatter.Format(value, shown.MimeTypes),
-        });
     }
 
     /// <summary>Sends what the cell printed since the last flush.</summary>

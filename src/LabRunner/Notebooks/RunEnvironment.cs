@@ -25,8 +25,25 @@ internal static class RunEnvironment
             ["processors"] = Environment.ProcessorCount,
             ["qemu_version"] = await qemu.ConfigureAwait(false),
             ["libvirt_version"] = await libvirt.ConfigureAwait(false),
-            ["accelerator"] = Environment.GetEnvironmentVariable("LAB_ACCEL") is { Length: > 0 } a ? a : "unknown",
+            ["accelerator"] = await AcceleratorAsync(cancellationToken).ConfigureAwait(false),
         };
+    }
+
+    /// <summary>
+    /// The accelerator the lab's guests get on this host, decided as they decide it (LAB_ACCEL, PVM detection, the
+    /// cached probe of the guest image's kernel), with the reason: e.g. "tcg (PVM host detected ...)".
+    /// </summary>
+    private static async Task<string> AcceleratorAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            var choice = await LabKernel.Machines.Accelerator.ChooseAsync(LabKernel.Guests.GuestImageBuilder.TryGetCached()?.Kernel, cancellationToken).ConfigureAwait(false);
+            return $"{choice.Name} ({choice.Reason})";
+        }
+        catch (LabKernel.LabException e)
+        {
+            return $"not decided: {e.Message}";
+        }
     }
 
     /// <summary>The first line of `PROGRAM --version`, or null when the program is absent or fails.</summary>

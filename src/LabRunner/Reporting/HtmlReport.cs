@@ -3,8 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LabKernel.Plots;
-using LabKernel.Reports;
+using LabNotebooks;
 using LabRunner.Notebooks;
 
 namespace LabRunner.Reporting;
@@ -12,7 +11,7 @@ namespace LabRunner.Reporting;
 /// <summary>
 /// Renders an executed notebook as one standalone HTML file that works offline: run metadata, the error banner,
 /// markdown rendered, code (shown or hidden by a toggle), outputs (text escaped, HTML tables as they are, plotly
-/// figures drawn by the plotly.js inlined from LabKernel).
+/// figures drawn by the plotly.js Plotly.NET bundles, inlined once).
 /// </summary>
 public static class HtmlReport
 {
@@ -98,8 +97,8 @@ public static class HtmlReport
             .Append(E(title)).Append("</title>\n<style>\n").Append(Css).Append("</style>\n");
         if (plotCount > 0)
         {
-            // plotly.js from the npm package plotly.js-dist-min, embedded in LabKernel: no network needed.
-            page.Append(PlotlyHtml.LibraryScriptElement()).Append('\n');
+            // Once per report, the plotly.js Plotly.NET bundles: no network needed.
+            page.Append(PlotlyJs.ScriptElement()).Append('\n');
         }
         page.Append("</head>\n<body>\n").Append(body);
         page.Append("<script>\n").Append(ToggleScript).Append(plots).Append("</script>\n</body>\n</html>\n");

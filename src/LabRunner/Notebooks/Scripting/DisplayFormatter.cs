@@ -2,7 +2,7 @@ using System.Collections;
 using System.Reflection;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LabKernel.Reports;
+using LabNotebooks;
 
 namespace LabRunner.Notebooks.Scripting;
 
@@ -10,6 +10,7 @@ namespace LabRunner.Notebooks.Scripting;
 /// Turns a value into a Jupyter mime bundle. Formatters are found the way Polyglot Notebooks finds them: an
 /// attribute named <c>TypeFormatterSourceAttribute</c> on the value's type (or a base type) names a source whose
 /// <c>CreateTypeFormatters()</c> returns objects with <c>MimeType</c> and <c>Format(object, TextWriter)</c>.
+/// LabNotebooks' <see cref="NotebookFormatters"/> come first (Plotly.NET charts become <c>application/vnd.plotly.v1+json</c>).
 /// Without one, collections of records become tables; text/plain is always present.
 /// </summary>
 public static class DisplayFormatter
@@ -25,6 +26,11 @@ public static class DisplayFormatter
         }
         else if (value is not null)
         {
+            // Types LabNotebooks formats without owning them (Plotly.NET charts, LabKernel's chains).
+            foreach (var (mime, text) in NotebookFormatters.TryFormat(value) ?? new Dictionary<string, string>())
+            {
+                data[mime] = mime.EndsWith("json", StringComparison.Ordinal) ? ParseJson(text) : text;
+            }
             foreach (var (mime, text) in ConventionFormats(value))
             {
                 if (data.ContainsKey(mime))

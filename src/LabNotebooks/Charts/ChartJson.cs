@@ -49,14 +49,19 @@ public static class ChartJson
         {
             sb.Append(" (x: ").Append(x ?? "-").Append(", y: ").Append(y ?? "-").Append(')');
         }
+        var labels = (layout["annotations"] as JsonArray ?? []).OfType<JsonObject>().ToList();
         var windows = (layout["shapes"] as JsonArray ?? []).OfType<JsonObject>()
             .Where(s => s["type"]?.GetValue<string>() == "rect" && s["yref"]?.GetValue<string>() == "paper")
-            .Select(s => $"[{Scalar(s["x0"])}, {Scalar(s["x1"])}]")
+            .Select(s =>
+            {
+                // A window's label is the annotation placed at its start.
+                var label = labels.FirstOrDefault(a => Scalar(a["x"]) == Scalar(s["x0"]))?["text"]?.ToString();
+                return $"{(label is null ? "" : label + " ")}[{Scalar(s["x0"])}, {Scalar(s["x1"])}]";
+            })
             .ToList();
         if (windows.Count > 0)
         {
-            var labels = (layout["annotations"] as JsonArray ?? []).OfType<JsonObject>().Select(a => a["text"]?.ToString()).ToList();
-            sb.Append("; shaded: ").Append(string.Join(", ", windows.Select((w, i) => (i < labels.Count ? labels[i] + " " : "") + w)));
+            sb.Append("; shaded: ").Append(string.Join(", ", windows));
         }
         return sb.ToString();
     }

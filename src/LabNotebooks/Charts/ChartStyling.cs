@@ -63,7 +63,8 @@ public static class ChartStyling
         shape.SetProperty("opacity", 0.2);
         shape.SetProperty("layer", "below");
         shape.SetProperty("line", outline);
-        chart = Chart.withShapes([shape], FSharpOption<bool>.Some(true)).Invoke(chart);
+        // Plotly.NET's Append puts new shapes first; keep them in the order they were shaded.
+        chart = Chart.withShapes(Existing<Shape>(chart, "shapes").Append(shape), FSharpOption<bool>.Some(false)).Invoke(chart);
         if (label is null)
         {
             return chart;
@@ -77,7 +78,13 @@ public static class ChartStyling
         note.SetProperty("yanchor", "bottom");
         note.SetProperty("text", label);
         note.SetProperty("showarrow", false);
-        return Chart.withAnnotations([note], FSharpOption<bool>.Some(true)).Invoke(chart);
+        return Chart.withAnnotations(Existing<Annotation>(chart, "annotations").Append(note), FSharpOption<bool>.Some(false)).Invoke(chart);
+    }
+
+    private static IEnumerable<T> Existing<T>(GenericChart chart, string property)
+    {
+        var value = GenericChart.getLayout(chart).TryGetPropertyValue(property);
+        return FSharpOption<object>.get_IsSome(value) && value.Value is IEnumerable<T> items ? items.ToList() : [];
     }
 
     private static string TimeValue(DateTimeOffset t) =>

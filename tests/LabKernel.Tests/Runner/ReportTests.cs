@@ -20,6 +20,9 @@ public sealed partial class ReportTests
         Assert.DoesNotContain("<script src", html);
         Assert.DoesNotContain("<link", html);
         Assert.DoesNotMatch(SrcHttp(), html);
+        // plotly.js (the bundle Plotly.NET ships) is inlined exactly once, however many charts there are.
+        Assert.Equal(1, Occurrences(html, LabNotebooks.PlotlyJs.Text[..200]));
+        Assert.Contains($"plotly.js v{LabNotebooks.PlotlyJs.Version}", html);
         var dom = await RenderedDomAsync(report);
 
         // Two figures in the notebook (a line with a shaded range, a box plot): each one drawn into its own div.
@@ -87,4 +90,14 @@ public sealed partial class ReportTests
 
     [GeneratedRegex("src=\"https?:", RegexOptions.IgnoreCase)]
     private static partial Regex SrcHttp();
+
+    private static int Occurrences(string text, string part)
+    {
+        var n = 0;
+        for (var i = text.IndexOf(part, StringComparison.Ordinal); i >= 0; i = text.IndexOf(part, i + part.Length, StringComparison.Ordinal))
+        {
+            n++;
+        }
+        return n;
+    }
 }

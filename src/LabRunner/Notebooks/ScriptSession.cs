@@ -142,6 +142,12 @@ internal sealed class ScriptSession
         {
             AddSource(s, dir);
         }
+        // Roslyn binds one assembly per #r: a lab package's dependencies (LabNotebooks: Plotly.NET...) become
+        // references of the session here, so cells can use their types too.
+        foreach (var p in packages.Where(IsLabKernel))
+        {
+            _options = _options.AddReferences(LabPackageAssemblies(p.Id).Skip(1).Select(f => MetadataReference.CreateFromFile(f)));
+        }
         var fresh = false;
         foreach (var p in packages.Where(p => !IsLabKernel(p)))
         {
@@ -241,7 +247,7 @@ internal sealed class ScriptSession
                 var package = Directives.ParsePackage(trimmed["nuget:".Length..].Trim());
                 if (IsLabKernel(package))
                 {
-                    return [.. LabPackageAssemblies(package.Id).Select(p => MetadataReference.CreateFromFile(p))];
+                    return [MetadataReference.CreateFromFile(LabPackageAssemblies(package.Id)[0])];
                 }
                 return _packageAssemblies;
             }

@@ -83,11 +83,16 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(stdout);
         ArgumentNullException.ThrowIfNull(stderr);
         options ??= new GuestExecOptions();
-        var remote = ShellQuote.Join(argv);
+        var shown = ShellQuote.Join(argv);
+        var remote = shown;
         if (options.Environment is { Count: > 0 } env)
         {
             remote = "env " + ShellQuote.Join(env) + " " + remote;
         }
+        var input = options.Input ?? [];
+        // The user's shell execs the command, so its exit status and signal are the command's own. SSH.NET
+        // sends EOF on stdin only after some input: without any, the command reads /dev/null.
+        remote = "exec " + remote + (input.Length == 0 ? " </dev/null" : "");
         var client = await ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
         var sw = Stopwatch.StartNew();
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -104,13 +109,11 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
         }
         var copyOut = command.OutputStream.CopyToAsync(stdout, CancellationToken.None);
         var copyErr = command.ExtendedOutputStream.CopyToAsync(stderr, CancellationToken.None);
-        // stdin gets the input, then EOF, so a command reading it (cat, sh -s) ends.
-        using (var stdin = command.CreateInputStream())
+        if (input.Length > 0)
         {
-            if (options.Input is { Length: > 0 } input)
-            {
-                await stdin.WriteAsync(input, limit.Token).ConfigureAwait(false);
-            }
+            // stdin gets the input, then EOF (sent when the stream is disposed), so a command reading it ends.
+            using var stdin = command.CreateInputStream();
+            await stdin.WriteAsync(input, limit.Token).ConfigureAwait(false);
         }
         try
         {
@@ -118,11 +121,11 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            throw new LabTimeoutException($"guest command `{remote}` over SSH to exit", options.Timeout);
+            throw new LabTimeoutException($"guest command `{shown}` over SSH to exit", options.Timeout);
         }
         catch (SshConnectionException e)
         {
-            throw new GuestSshException($"ssh {Target}: the connection dropped while `{remote}` ran: {e.Message}", e);
+            throw new GuestSshException($"ssh {Target}: the connection dropped while `{shown}` ran: {e.Message}", e);
         }
         // The output streams end when the channel closes; a channel cut short may leave them open.
         await Task.WhenAny(Task.WhenAll(copyOut, copyErr), Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);

@@ -94,4 +94,16 @@ public sealed class ChartTests
         Assert.Contains("Plotly.newPlot('chart'", page);
         Assert.DoesNotContain("<script src", page);
     }
+
+    [Fact]
+    public void Given_a_host_with_an_older_FSharp_Core_of_the_same_major_version_When_Plotly_NET_asks_for_a_newer_one_Then_the_loaded_one_is_handed_out()
+    {
+        var loaded = typeof(Microsoft.FSharp.Core.FSharpOption<int>).Assembly;
+        var version = loaded.GetName().Version!;
+        var context = System.Runtime.Loader.AssemblyLoadContext.Default;
+
+        Assert.Same(loaded, FSharpCoreUnification.Resolve(context, new System.Reflection.AssemblyName($"FSharp.Core, Version={version.Major}.{version.Minor + 1}.0.0")));
+        Assert.Null(FSharpCoreUnification.Resolve(context, new System.Reflection.AssemblyName($"FSharp.Core, Version={version.Major + 1}.0.0.0")));
+        Assert.Null(FSharpCoreUnification.Resolve(context, new System.Reflection.AssemblyName("Other, Version=1.0.0.0")));
+    }
 }

@@ -85,6 +85,18 @@ public sealed partial class ReportTests
         Assert.Matches("<body class=\"hide-code\">", dom);
     }
 
+    [Fact]
+    public void Given_a_chart_the_NET_Interactive_kernel_sent_as_JSON_text_When_reported_Then_it_is_drawn_and_plotly_js_is_inlined_once()
+    {
+        var notebook = LabRunner.Notebooks.NotebookReader.Read(Fixture("real-kernel.executed.ipynb"));
+
+        var html = LabRunner.Reporting.HtmlReport.Render(notebook);
+
+        Assert.Equal(["plot-1"], PlotDiv().Matches(html).Select(m => m.Groups[1].Value));
+        Assert.Equal(1, Occurrences(html, LabNotebooks.PlotlyJs.Text[..200]));
+        Assert.Contains("lab-table", html);
+    }
+
     [GeneratedRegex("<div class=\"plot[^\"]*\" id=\"(plot-\\d+)\"")]
     private static partial Regex PlotDiv();
 

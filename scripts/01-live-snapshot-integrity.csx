@@ -30,6 +30,7 @@
 // `Backend=libvirt` (the writer's speed varies from run to run); `-p Count 200000` about 15 s.
 
 #r "nuget: LabKernel, 0.1.0"
+#r "nuget: LabNotebooks, 0.1.0"
 #load "lib/notebook-display.csx"
 // The C# kernel imports only System, System.Collections(.Generic), System.Linq, System.Text and System.Threading.Tasks.
 using System.Globalization;
@@ -45,8 +46,8 @@ using LabKernel.Images;
 using LabKernel.Integrity;
 using LabKernel.Journal;
 using LabKernel.Libvirt;
-using LabKernel.Plots;
-using LabKernel.Reports;
+using LabNotebooks;
+using Plotly.NET.CSharp;
 using SequenceWriter = LabKernel.Integrity.SequenceWriter;
 
 // parameters (NAME=VALUE arguments override them)
@@ -165,9 +166,9 @@ display(oldLayer.Summary);
 
 var t = writer.Samples.Select(s => s.At.TotalSeconds).ToArray();
 var lines = writer.Samples.Select(s => (double)s.Lines).ToArray();
-display(Figure.Create("Lines written by the guest, with the live snapshot")
-    .XAxis("time since the writer started", "s").YAxis("lines flushed")
-    .Line("num.txt", t, lines, markers: true)
+display(Chart.Line<double, double, string>(t, lines, ShowMarkers: true, Name: "num.txt")
+    .WithAxisTitles("time since the writer started (s)", "lines flushed")
+    .Titled("Lines written by the guest, with the live snapshot")
     .Shade(snapshotAt.TotalSeconds, Math.Max(snapshotDone.TotalSeconds, snapshotAt.TotalSeconds + 0.05), "snapshot"));
 
 // ## Findings

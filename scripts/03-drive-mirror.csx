@@ -36,6 +36,7 @@
 // mirrors, the boots and the outage dominate, not the workload.
 
 #r "nuget: LabKernel, 0.1.0"
+#r "nuget: LabNotebooks, 0.1.0"
 #load "lib/notebook-display.csx"
 // The C# kernel imports only System, System.Collections(.Generic), System.Linq, System.Text and System.Threading.Tasks.
 using System.Globalization;
@@ -53,8 +54,8 @@ using LabKernel.Integrity;
 using LabKernel.Jobs;
 using LabKernel.Journal;
 using LabKernel.Libvirt;
-using LabKernel.Plots;
-using LabKernel.Reports;
+using LabNotebooks;
+using Plotly.NET.CSharp;
 using SequenceWriter = LabKernel.Integrity.SequenceWriter;
 
 // parameters (NAME=VALUE arguments override them)
@@ -270,9 +271,9 @@ run.Findings.Check("2. Every file operation before and during the outage is in t
 display(HTML("<p>HMP <code>info block-jobs</code> during the outage:</p><pre>" + System.Net.WebUtility.HtmlEncode(string.Join("\n", hmpDuringOutage)) + "</pre>"));
 // Plotted until the limit is lifted: the rest of the 8 GiB (mostly zeroes) would flatten the outage to a line.
 var plotted = s2.Where(s => s.At <= liftAt).ToList();
-display(Figure.Create("Mirror to an NBD target whose server is stopped and restarted (until the speed limit is lifted)")
-    .XAxis("time since the mirror started", "s").YAxis("bytes copied (offset)", "MiB")
-    .Line("offset", plotted.Select(s => Secs(s.At)), plotted.Select(s => s.Offset / MiB), markers: true)
+display(Chart.Line<double, double, string>(plotted.Select(s => Secs(s.At)), plotted.Select(s => s.Offset / MiB), ShowMarkers: true, Name: "offset")
+    .WithAxisTitles("time since the mirror started (s)", "bytes copied, offset (MiB)")
+    .Titled("Mirror to an NBD target whose server is stopped and restarted (until the speed limit is lifted)")
     .Shade(Secs(cutAt), Secs(backAt), "NBD server down"));
 
 // ## 3 · Commit while the VM is stopped
@@ -510,10 +511,13 @@ run.Findings.Check("7. File operations done while the shallow mirror job ran are
     $"{verify7.Summary} ({how7}); the job was {atOps7End.Status} when they ended (a shallow mirror reaches READY quickly; from then on it copies each new write)");
 run.Findings.Note("7. Allocated on the host: shallow vs full", $"{alloc7s / MiB:0.0} MiB vs {alloc7f / MiB:0.0} MiB");
 var modes = new[] { "shallow (-n, sync=top)", "full (sync=full)" };
-display(Figure.Create("Shallow vs full mirror of the same disk")
-    .XAxis("mirror").YAxis("size", "MiB")
-    .Bar("bytes copied by the job", modes, new[] { result7s.Offset / MiB, result7f.Offset / MiB })
-    .Bar("allocated size of the copy", modes, new[] { alloc7s / MiB, alloc7f / MiB }));
+display(Chart.Combine(
+    [
+        Chart.Column<double, string, string>(new[] { result7s.Offset / MiB, result7f.Offset / MiB }, Keys: modes, Name: "bytes copied by the job"),
+        Chart.Column<double, string, string>(new[] { alloc7s / MiB, alloc7f / MiB }, Keys: modes, Name: "allocated size of the copy"),
+    ])
+    .WithAxisTitles("mirror", "size (MiB)")
+    .Titled("Shallow vs full mirror of the same disk"));
 
 // ## Findings
 

@@ -70,7 +70,7 @@ internal static class GuestBench
             output.WriteLine($"QMP query-status round trip (median of 1000): {Stats.Median(qmpTimes),8:0.000} ms  (p99 {Stats.Percentile(qmpTimes, 99):0.000} ms)");
             output.WriteLine($"guest-ping round trip        (median of 50):   {Stats.Median(pingTimes),8:0.000} ms");
             output.WriteLine($"guest-exec `true` round trip (median of 50):   {Stats.Median(execTimes),8:0.000} ms  ({Stats.Median(execTimes) / Stats.Median(pingTimes):0.0}x a ping)");
-            output.WriteLine($"ssh `true` round trip        (median of 10):   {Stats.Median(sshTimes),8:0.000} ms  ({Stats.Median(sshTimes) / Stats.Median(execTimes):0.0}x guest-exec)");
+            output.WriteLine($"ssh `true` round trip        (median of 10):   {Stats.Median(sshTimes),8:0.000} ms  ({Stats.Median(sshTimes) / Stats.Median(execTimes):0.0}x guest-exec; SSH.NET, {ssh.ConnectionsOpened} connection reused)");
         }
         output.WriteLine($"(accelerator: tcg/kvm as `lab doctor` reports; image {image.Directory})");
     }

@@ -4,5 +4,10 @@ namespace LabRunner;
 
 public static class Program
 {
-    public static Task<int> Main(string[] args) => LabCli.RunAsync(args);
+    public static Task<int> Main(string[] args)
+    {
+        // LabKernel writes nothing to the console; its warnings with no caller to return to are printed here.
+        LabKernel.Host.LabWarnings.Raised += message => Console.Error.WriteLine("lab: " + message);
+        return LabCli.RunAsync(args);
+    }
 }

@@ -46,28 +46,6 @@ public sealed record LiveChain(string Disk, string Device, IReadOnlyList<LiveLay
 
     public override string ToString() => ToText();
 
-    /// <summary>An HTML strip for notebooks: one box per layer with its node name, base on the left.</summary>
-    public string ToHtml()
-    {
-        var sb = new StringBuilder("<div class=\"lab-live-chain\" style=\"display:flex;gap:6px;align-items:center;font-family:monospace\">");
-        var first = true;
-        foreach (var l in Layers.Reverse())
-        {
-            if (!first)
-            {
-                sb.Append("<span>&larr;</span>");
-            }
-            first = false;
-            var active = ReferenceEquals(l, Active);
-            sb.Append("<div style=\"border:1px solid #888;border-radius:4px;padding:4px 8px;")
-              .Append(active ? "background:#e8f4ff;font-weight:bold" : "")
-              .Append("\"><div>").Append(WebUtility.HtmlEncode(l.Name)).Append("</div><div style=\"color:#666\">")
-              .Append(WebUtility.HtmlEncode(l.NodeName)).Append(" · ").Append(WebUtility.HtmlEncode(l.Format))
-              .Append(active ? " · active" : "").Append("</div></div>");
-        }
-        return sb.Append("</div>").ToString();
-    }
-
     /// <summary>
     /// Builds the chain of the device whose qdev id is <paramref name="deviceId"/> (or whose root node is
     /// <paramref name="disk"/>) from the replies of <c>query-block</c> and <c>query-named-block-nodes</c>.

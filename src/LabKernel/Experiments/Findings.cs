@@ -1,5 +1,3 @@
-using LabKernel.Reports;
-
 namespace LabKernel.Experiments;
 
 /// <summary>One row of a findings table: what the source document claims, what this run observed, the verdict.</summary>
@@ -32,6 +30,4 @@ public sealed class Findings
     }
 
     public bool AllConfirmed => _rows.All(r => r.Verdict != "refuted");
-
-    public Table ToTable(string title = "Findings") => _rows.ToTable(title);
 }

@@ -341,7 +341,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         var dropped = (await Domain.Snapshots.DropMetadataExceptAsync(user.SnapshotNames).ConfigureAwait(false)).Count;
         if (await Domain.GetStateAsync().ConfigureAwait(false) != DomainState.ShutOff)
         {
-            Console.Error.WriteLine($"lab: domain '{Name}' still runs on the lab's overlay; its definition names {user.PersistentSource} again, so a restart returns it to your image");
+            Host.LabWarnings.Raise($"domain '{Name}' still runs on the lab's overlay; its definition names {user.PersistentSource} again, so a restart returns it to your image");
         }
         return dropped;
     }

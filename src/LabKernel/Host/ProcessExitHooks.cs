@@ -49,7 +49,7 @@ public static class ProcessExitHooks
                 }
                 catch (Exception e)
                 {
-                    Console.Error.WriteLine($"lab: clean-up of {h.What} at exit failed: {e.Message}");
+                    LabWarnings.Raise($"clean-up of {h.What} at exit failed: {e.Message}");
                 }
             }
         }

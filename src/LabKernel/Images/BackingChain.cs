@@ -1,4 +1,3 @@
-using System.Net;
 using System.Text;
 using System.Text.Json;
 
@@ -66,46 +65,6 @@ public sealed record BackingChain(IReadOnlyList<ImageInfo> Layers)
     public override string ToString() => ToText();
 
     /// <summary>
-    /// A small self-contained HTML diagram for notebooks: one box per layer, base on the left, active on the right,
-    /// each with its format and virtual/allocated sizes. All text is HTML-escaped.
-    /// </summary>
-    public string ToHtml()
-    {
-        var sb = new StringBuilder();
-        sb.Append("<div class=\"lab-backing-chain\" style=\"display:flex;align-items:center;gap:6px;font-family:sans-serif;font-size:13px\">");
-        var ordered = Layers.Select((l, depth) => (l, depth)).Reverse().ToList();
-        for (var i = 0; i < ordered.Count; i++)
-        {
-            var (layer, depth) = ordered[i];
-            if (i > 0)
-            {
-                sb.Append("<span class=\"lab-chain-arrow\" title=\"backs\">&larr;</span>");
-            }
-            var border = depth == 0 ? "#2a7" : "#888";
-            sb.Append("<div class=\"lab-chain-layer\" data-depth=\"").Append(depth)
-              .Append("\" title=\"").Append(Enc(layer.Filename))
-              .Append("\" style=\"border:2px solid ").Append(border).Append(";border-radius:4px;padding:4px 8px\">");
-            sb.Append("<div style=\"font-weight:bold\">").Append(Enc(layer.Name)).Append("</div>");
-            sb.Append("<div>").Append(Enc(layer.Format)).Append(" · depth ").Append(depth)
-              .Append(depth == 0 ? " (active)" : depth == Layers.Count - 1 ? " (base)" : "").Append("</div>");
-            sb.Append("<div>virtual ").Append(Enc(SizeText.Format(layer.VirtualSize)))
-              .Append(" · allocated ").Append(Enc(layer.ActualSize is { } a ? SizeText.Format(a) : "?")).Append("</div>");
-            if (layer.BackingFilename is { } b)
-            {
-                sb.Append("<div style=\"color:#666\">backing ").Append(Enc(b))
-                  .Append(" (").Append(layer.BackingNameKind.ToString().ToLowerInvariant()).Append(")</div>");
-            }
-            if (layer.Snapshots.Count > 0)
-            {
-                sb.Append("<div style=\"color:#666\">").Append(layer.Snapshots.Count).Append(" internal snapshot(s)</div>");
-            }
-            sb.Append("</div>");
-        }
-        sb.Append("</div>");
-        return sb.ToString();
-    }
-
-    /// <summary>
     /// Compares this chain (qemu-img's view from the image headers) with another view of the same chain, e.g. the
     /// file names QEMU reports live through <c>query-block</c> / <c>query-named-block-nodes</c>, given active first.
     /// Names match when their full paths are equal, or, when either side is relative, when the shorter path is a
@@ -159,8 +118,6 @@ public sealed record BackingChain(IReadOnlyList<ImageInfo> Layers)
 
     private static List<string> Components(string p) =>
         p.Split('/', StringSplitOptions.RemoveEmptyEntries).Where(c => c != ".").ToList();
-
-    private static string Enc(string s) => WebUtility.HtmlEncode(s);
 }
 
 /// <summary>Whether two views of a backing chain agree, and where they first differ.</summary>
@@ -171,7 +128,8 @@ public sealed record BackingChain(IReadOnlyList<ImageInfo> Layers)
 /// <param name="Summary">One sentence for reports.</param>
 public sealed record ChainAgreement(bool Agrees, int? FirstDifferenceDepth, string? Expected, string? Actual, string Summary);
 
-internal static class SizeText
+/// <summary>Byte counts in binary units, as qemu-img prints them.</summary>
+public static class SizeText
 {
     private static readonly string[] Units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
 

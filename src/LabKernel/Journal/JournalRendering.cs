@@ -4,7 +4,7 @@ using System.Text;
 
 namespace LabKernel.Journal;
 
-/// <summary>Renders journal entries for reports: a plain-text table and an HTML table, oldest first.</summary>
+/// <summary>Renders journal entries as a plain-text table, oldest first (LabNotebooks renders them as HTML).</summary>
 public static class JournalRendering
 {
     /// <summary>
@@ -25,26 +25,6 @@ public static class JournalRendering
         return sb.ToString();
     }
 
-    /// <summary>An HTML table (class <c>lab-journal</c>), failed rows tinted, commands in monospace.</summary>
-    public static string ToHtml(this IEnumerable<JournalEntry> entries, int maxWidth = 400)
-    {
-        ArgumentNullException.ThrowIfNull(entries);
-        var sb = new StringBuilder();
-        sb.Append("<table class=\"lab-journal\" style=\"border-collapse:collapse;font-size:90%\">")
-          .Append("<thead><tr><th>#</th><th>started (UTC)</th><th>duration</th><th>channel</th><th>command</th><th>reply</th></tr></thead><tbody>");
-        foreach (var e in entries)
-        {
-            sb.Append(e.Succeeded ? "<tr>" : "<tr style=\"background:#fde8e8\">")
-              .Append("<td>").Append(e.Sequence.ToString(CultureInfo.InvariantCulture)).Append("</td>")
-              .Append("<td>").Append(e.Started.UtcDateTime.ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture)).Append("</td>")
-              .Append("<td style=\"text-align:right\">").Append(WebUtility.HtmlEncode(FormatDuration(e.Duration))).Append("</td>")
-              .Append("<td>").Append(WebUtility.HtmlEncode(e.Channel)).Append("</td>")
-              .Append("<td><code>").Append(WebUtility.HtmlEncode(Shorten(e.Command, maxWidth))).Append("</code></td>")
-              .Append("<td><code>").Append(WebUtility.HtmlEncode(Shorten(e.Reply, maxWidth))).Append("</code></td></tr>");
-        }
-        return sb.Append("</tbody></table>").ToString();
-    }
-
     /// <summary>Entries of one channel (qmp, process, block, agent, ...).</summary>
     public static IEnumerable<JournalEntry> OfChannel(this IEnumerable<JournalEntry> entries, string channel) =>
         entries.Where(e => e.Channel == channel);
@@ -54,7 +34,7 @@ public static class JournalRendering
             ? d.TotalSeconds.ToString("0.00", CultureInfo.InvariantCulture) + " s"
             : d.TotalMilliseconds.ToString("0.0", CultureInfo.InvariantCulture) + " ms";
 
-    private static string Shorten(string s, int max)
+    internal static string Shorten(string s, int max)
     {
         s = s.ReplaceLineEndings(" ");
         return max <= 0 || s.Length <= max ? s : s[..(max - 1)] + "…";

@@ -60,7 +60,7 @@ public sealed class QemuMachine : IAsyncDisposable
     /// <summary>The guest agent; throws when the machine was started without one.</summary>
     public GuestAgentClient Agent => _agent ?? throw new LabException("this machine has no guest agent channel");
 
-    /// <summary>SSH into the guest with the system OpenSSH client; null when no key or network was configured.</summary>
+    /// <summary>SSH into the guest (SSH.NET, one reused connection, the image's host key pinned); null when no key or network was configured.</summary>
     public SshGuestShell? Ssh { get; private set; }
 
     /// <summary>Completes when the QEMU process has exited.</summary>
@@ -139,7 +139,7 @@ public sealed class QemuMachine : IAsyncDisposable
             }
             if (sshPort is { } port && options.SshPrivateKey is { } key && options.SshKnownHosts is { } kh)
             {
-                machine.Ssh = new SshGuestShell(new SshTarget("127.0.0.1", port, "root", key, kh, Path.Combine(runtime, "ssh.ctl")));
+                machine.Ssh = new SshGuestShell(new SshTarget("127.0.0.1", port, "root", key, kh));
             }
             return machine;
         }
@@ -321,6 +321,10 @@ public sealed class QemuMachine : IAsyncDisposable
             await ShutdownAsync().ConfigureAwait(false);
         }
         _exitHook?.Dispose();
+        if (Ssh is not null)
+        {
+            await Ssh.DisposeAsync().ConfigureAwait(false);
+        }
         if (_agent is not null)
         {
             await _agent.DisposeAsync().ConfigureAwait(false);

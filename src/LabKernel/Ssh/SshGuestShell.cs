@@ -1,86 +1,201 @@
 using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
 using LabKernel.GuestAgent;
 using LabKernel.Processes;
+using Renci.SshNet;
+using Renci.SshNet.Common;
 
 namespace LabKernel.Ssh;
 
-/// <summary>Where and how to reach a guest's sshd with the system OpenSSH client.</summary>
-/// <remarks>With a <c>ControlPath</c>, one master connection is kept there and later commands reuse it
-/// (a key exchange costs seconds on an emulated CPU).</remarks>
-public sealed record SshTarget(string Host, int Port, string User, string PrivateKey, string KnownHostsFile, string? ControlPath = null);
+/// <summary>Where and how to reach a guest's sshd: key authentication, the host key pinned by a known_hosts file.</summary>
+/// <param name="Host">Host name or address (the embedded guest: 127.0.0.1, its port forwarded by QEMU).</param>
+/// <param name="Port">TCP port of sshd.</param>
+/// <param name="User">The user to log in as.</param>
+/// <param name="PrivateKey">The OpenSSH private key file (unencrypted) authorized for <paramref name="User"/>.</param>
+/// <param name="KnownHostsFile">A known_hosts file with the host key(s) the server must present.</param>
+public sealed record SshTarget(string Host, int Port, string User, string PrivateKey, string KnownHostsFile)
+{
+    /// <summary>How long the TCP connect, key exchange and authentication may take together.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    public override string ToString() => $"{User}@{Host}:{Port}";
+}
 
 /// <summary>
-/// Runs guest commands over the system OpenSSH client: key authentication only, the guest's host key pinned
-/// through a known_hosts file, BatchMode so it never prompts. The argv is quoted for the remote shell (sshd
-/// always hands the command to the user's shell), so arguments arrive unchanged.
+/// Runs guest commands over SSH with SSH.NET: one connection, opened on first use and reused by every command
+/// (each command is a channel on it; a key exchange costs seconds on an emulated CPU), reopened when the guest
+/// dropped it (a reboot). Key authentication only; the host key the server presents is checked in
+/// <c>HostKeyReceived</c> against the known_hosts pin before anything is authenticated. sshd hands every command
+/// to the user's shell, so the argv is quoted for it and arrives unchanged (spaces, quotes, non-ASCII).
+/// Files go over SFTP (<see cref="ReadFileAsync"/>, <see cref="WriteFileAsync"/>) on a second connection.
 /// </summary>
-public sealed class SshGuestShell(SshTarget target) : IGuestShell
+public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
 {
-    public SshTarget Target { get; } = target;
+    private static readonly Dictionary<string, int> SignalNumbers = new(StringComparer.Ordinal)
+    {
+        ["HUP"] = 1, ["INT"] = 2, ["QUIT"] = 3, ["ILL"] = 4, ["ABRT"] = 6, ["FPE"] = 8, ["KILL"] = 9,
+        ["USR1"] = 10, ["SEGV"] = 11, ["USR2"] = 12, ["PIPE"] = 13, ["ALRM"] = 14, ["TERM"] = 15,
+    };
 
-    /// <summary>The ssh arguments before the remote command; a user can paste them to log in the same way.</summary>
-    public IReadOnlyList<string> BaseArguments =>
-    [
-        .. Target.ControlPath is null ? Array.Empty<string>() : ["-o", "ControlMaster=auto", "-o", $"ControlPath={Target.ControlPath}", "-o", "ControlPersist=120"],
-        "-p", Target.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        "-i", Target.PrivateKey,
-        "-o", "BatchMode=yes",
-        "-o", "IdentitiesOnly=yes",
-        "-o", "PasswordAuthentication=no",
-        "-o", "KbdInteractiveAuthentication=no",
-        "-o", "StrictHostKeyChecking=yes",
-        "-o", $"UserKnownHostsFile={Target.KnownHostsFile}",
-        "-o", "GlobalKnownHostsFile=/dev/null",
-        "-o", "ConnectTimeout=10",
-        "-o", "LogLevel=ERROR",
-        $"{Target.User}@{Target.Host}",
-    ];
+    private readonly SemaphoreSlim _connectGate = new(1, 1);
+    private readonly IReadOnlyList<PinnedHostKey> _pinned;
+    private SshClient? _client;
+    private SftpClient? _sftp;
+    private bool _disposed;
+
+    public SshGuestShell(SshTarget target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        Target = target;
+        _pinned = PinnedHostKeys.Read(target.KnownHostsFile, target.Host, target.Port);
+        if (_pinned.Count == 0)
+        {
+            throw new GuestSshException($"{target.KnownHostsFile} pins no host key for {target.Host}:{target.Port}");
+        }
+    }
+
+    public SshTarget Target { get; }
+
+    /// <summary>How many SSH connections this shell opened (commands and SFTP); reuse keeps it at one or two.</summary>
+    public int ConnectionsOpened { get; private set; }
+
+    /// <summary>The host keys the server must present (from <see cref="SshTarget.KnownHostsFile"/>).</summary>
+    public IReadOnlyList<PinnedHostKey> PinnedKeys => _pinned;
 
     public async Task<GuestExecResult> ExecAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
     {
+        using var stdout = new MemoryStream();
+        using var stderr = new MemoryStream();
+        var r = await StreamAsync(argv, stdout, stderr, options, cancellationToken).ConfigureAwait(false);
+        var result = r with { StandardOutputBytes = stdout.ToArray(), StandardErrorBytes = stderr.ToArray() };
+        return options?.Check == true ? result.EnsureSuccess() : result;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="argv"/> and copies its stdout and stderr to the given streams as they arrive (for a
+    /// terminal, a log). The result carries the exit status and duration; its output bytes are empty.
+    /// <see cref="GuestExecOptions.Check"/> is not applied: the caller has the exit code.
+    /// </summary>
+    public async Task<GuestExecResult> StreamAsync(IReadOnlyList<string> argv, Stream stdout, Stream stderr, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(argv);
+        ArgumentNullException.ThrowIfNull(stdout);
+        ArgumentNullException.ThrowIfNull(stderr);
         options ??= new GuestExecOptions();
-        var remote = ShellQuote.Join(argv);
+        var shown = ShellQuote.Join(argv);
+        var remote = shown;
         if (options.Environment is { Count: > 0 } env)
         {
             remote = "env " + ShellQuote.Join(env) + " " + remote;
         }
+        var input = options.Input ?? [];
+        // The user's shell execs the command, so its exit status and signal are the command's own. SSH.NET
+        // sends EOF on stdin only after some input: without any, the command reads /dev/null.
+        remote = "exec " + remote + (input.Length == 0 ? " </dev/null" : "");
+        var client = await ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
         var sw = Stopwatch.StartNew();
-        ProcessResult r;
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(options.Timeout);
+        using var command = client.CreateCommand(remote, Encoding.UTF8);
+        Task run;
         try
         {
-            r = await ProcessRunner.RunAsync("ssh", [.. BaseArguments, "--", remote],
-                new ProcessOptions { Timeout = options.Timeout, Check = false, StandardInput = options.Input }, cancellationToken).ConfigureAwait(false);
+            run = command.ExecuteAsync(limit.Token);
         }
-        catch (LabTimeoutException)
+        catch (SshConnectionException e)
         {
-            throw new LabTimeoutException($"guest command `{remote}` over SSH to exit", options.Timeout);
+            throw new GuestSshException($"ssh {Target}: the connection dropped: {e.Message}", e);
         }
-        if (r.ExitCode == 255)
+        var copyOut = command.OutputStream.CopyToAsync(stdout, CancellationToken.None);
+        var copyErr = command.ExtendedOutputStream.CopyToAsync(stderr, CancellationToken.None);
+        if (input.Length > 0)
         {
-            throw new LabException($"ssh to {Target.User}@{Target.Host}:{Target.Port} failed: {r.StandardError.Trim().Split('\n')[^1]}");
+            // stdin gets the input, then EOF (sent when the stream is disposed), so a command reading it ends.
+            using var stdin = command.CreateInputStream();
+            await stdin.WriteAsync(input, limit.Token).ConfigureAwait(false);
         }
-        var result = new GuestExecResult(argv.ToArray(), r.ExitCode, System.Text.Encoding.UTF8.GetBytes(r.StandardOutput), System.Text.Encoding.UTF8.GetBytes(r.StandardError), sw.Elapsed);
-        return options.Check ? result.EnsureSuccess() : result;
+        try
+        {
+            await run.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new LabTimeoutException($"guest command `{shown}` over SSH to exit", options.Timeout);
+        }
+        catch (SshConnectionException e)
+        {
+            throw new GuestSshException($"ssh {Target}: the connection dropped while `{shown}` ran: {e.Message}", e);
+        }
+        // The output streams end when the channel closes; a channel cut short may leave them open.
+        await Task.WhenAny(Task.WhenAll(copyOut, copyErr), Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
+        int? signal = command.ExitSignal is { Length: > 0 } name ? SignalNumbers.GetValueOrDefault(name, 0) : null;
+        var exit = command.ExitStatus ?? (signal is { } s ? 128 + s : -1);
+        return new GuestExecResult(argv.ToArray(), exit, [], [], sw.Elapsed, signal);
     }
 
-    /// <summary>Retries a trivial command until sshd accepts the key, or the limit passes.</summary>
+    /// <summary>Reads a whole guest file over SFTP.</summary>
+    public async Task<byte[]> ReadFileAsync(string path, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var sftp = await ConnectedSftpAsync(cancellationToken).ConfigureAwait(false);
+        using var buffer = new MemoryStream();
+        try
+        {
+            await sftp.DownloadFileAsync(path, buffer, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SftpPathNotFoundException)
+        {
+            throw new LabException($"sftp {Target}: no such file in the guest: {path}");
+        }
+        catch (SftpPermissionDeniedException)
+        {
+            throw new LabException($"sftp {Target}: permission denied reading {path}");
+        }
+        return buffer.ToArray();
+    }
+
+    /// <summary>Writes (creates or truncates) a guest file over SFTP.</summary>
+    public async Task WriteFileAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        var sftp = await ConnectedSftpAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            using var file = await sftp.OpenAsync(path, FileMode.Create, FileAccess.Write, cancellationToken).ConfigureAwait(false);
+            await file.WriteAsync(content, cancellationToken).ConfigureAwait(false);
+        }
+        catch (SftpPathNotFoundException)
+        {
+            throw new LabException($"sftp {Target}: the folder of {path} does not exist in the guest");
+        }
+        catch (SftpPermissionDeniedException)
+        {
+            throw new LabException($"sftp {Target}: permission denied writing {path}");
+        }
+    }
+
+    /// <summary>
+    /// Connects until sshd accepts the lab's key, or the limit passes (sshd starts a little after the agent).
+    /// A host key mismatch fails at once: retrying cannot fix it.
+    /// </summary>
     public async Task WaitUntilReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var sw = Stopwatch.StartNew();
         var delay = TimeSpan.FromMilliseconds(50);
-        string last = "";
+        var last = "";
         while (sw.Elapsed < timeout)
         {
             try
             {
-                var r = await ExecAsync(["true"], new GuestExecOptions { Timeout = TimeSpan.FromSeconds(15) }, cancellationToken).ConfigureAwait(false);
-                if (r.Succeeded)
-                {
-                    return;
-                }
-                last = $"exit {r.ExitCode}";
+                await ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
+                return;
             }
-            catch (LabException e)
+            catch (SshHostKeyMismatchException)
+            {
+                throw;
+            }
+            catch (GuestSshException e)
             {
                 last = e.Message;
             }
@@ -88,5 +203,166 @@ public sealed class SshGuestShell(SshTarget target) : IGuestShell
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
         }
         throw new LabTimeoutException($"sshd on {Target.Host}:{Target.Port} to accept the lab's key", timeout, last);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        await _connectGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            Close(ref _client);
+            Close(ref _sftp);
+        }
+        finally
+        {
+            _connectGate.Release();
+        }
+    }
+
+    private async Task<SshClient> ConnectedClientAsync(CancellationToken cancellationToken)
+    {
+        if (_client is { IsConnected: true } ready)
+        {
+            return ready;
+        }
+        await _connectGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_client is { IsConnected: true } c)
+            {
+                return c;
+            }
+            Close(ref _client);
+            var fresh = new SshClient(NewConnectionInfo());
+            await ConnectAsync(fresh, cancellationToken).ConfigureAwait(false);
+            _client = fresh;
+            return fresh;
+        }
+        finally
+        {
+            _connectGate.Release();
+        }
+    }
+
+    private async Task<SftpClient> ConnectedSftpAsync(CancellationToken cancellationToken)
+    {
+        await _connectGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_sftp is { IsConnected: true } c)
+            {
+                return c;
+            }
+            Close(ref _sftp);
+            var fresh = new SftpClient(NewConnectionInfo());
+            await ConnectAsync(fresh, cancellationToken).ConfigureAwait(false);
+            _sftp = fresh;
+            return fresh;
+        }
+        finally
+        {
+            _connectGate.Release();
+        }
+    }
+
+    private ConnectionInfo NewConnectionInfo()
+    {
+        PrivateKeyFile key;
+        try
+        {
+            key = new PrivateKeyFile(Target.PrivateKey);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SshException)
+        {
+            throw new GuestSshException($"ssh {Target}: cannot read the private key {Target.PrivateKey}: {e.Message}", e);
+        }
+        var info = new ConnectionInfo(Target.Host, Target.Port, Target.User, new PrivateKeyAuthenticationMethod(Target.User, key))
+        {
+            Timeout = Target.ConnectTimeout,
+            Encoding = Encoding.UTF8,
+        };
+        // Offer only the host key algorithms of the pinned keys, so a server with several host keys (rsa, ecdsa,
+        // ed25519) presents the one that is pinned.
+        var allowed = _pinned.SelectMany(k => AlgorithmsFor(k.KeyType)).ToHashSet(StringComparer.Ordinal);
+        foreach (var name in info.HostKeyAlgorithms.Keys.Where(n => !allowed.Contains(n)).ToList())
+        {
+            info.HostKeyAlgorithms.Remove(name);
+        }
+        return info;
+    }
+
+    private static IEnumerable<string> AlgorithmsFor(string keyType) =>
+        keyType == "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [keyType];
+
+    private async Task ConnectAsync(BaseClient client, CancellationToken cancellationToken)
+    {
+        string? presented = null;
+        client.HostKeyReceived += (_, e) =>
+        {
+            e.CanTrust = _pinned.Any(k => k.Blob.AsSpan().SequenceEqual(e.HostKey));
+            if (!e.CanTrust)
+            {
+                presented = $"{PinnedHostKey.FingerprintOf(e.HostKey)} ({e.HostKeyName})";
+            }
+        };
+        try
+        {
+            await client.ConnectAsync(cancellationToken).ConfigureAwait(false);
+            ConnectionsOpened++;
+        }
+        catch (Exception e) when (presented is not null && e is SshException or SocketException or IOException)
+        {
+            client.Dispose();
+            throw new SshHostKeyMismatchException(
+                $"ssh {Target}: the server's host key {presented} is not the one pinned in {Target.KnownHostsFile} ({string.Join(", ", _pinned.Select(k => k.Fingerprint))}); refusing to connect",
+                presented);
+        }
+        catch (SshAuthenticationException e)
+        {
+            client.Dispose();
+            throw new SshAuthenticationFailedException($"ssh {Target}: the server refused the key {Target.PrivateKey} ({e.Message.TrimEnd('.')})", e);
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+        {
+            client.Dispose();
+            throw new SshConnectionRefusedException($"ssh {Target}: connection refused (no sshd listening on {Target.Host}:{Target.Port})", e);
+        }
+        catch (Exception e) when (e is SshException or SocketException or IOException or ProxyException)
+        {
+            client.Dispose();
+            throw new GuestSshException($"ssh {Target}: {e.Message.TrimEnd('.')}", e);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            client.Dispose();
+            throw new LabTimeoutException($"ssh {Target} to connect", Target.ConnectTimeout);
+        }
+    }
+
+    private static void Close<T>(ref T? client) where T : BaseClient
+    {
+        if (client is null)
+        {
+            return;
+        }
+        try
+        {
+            if (client.IsConnected)
+            {
+                client.Disconnect();
+            }
+        }
+        catch (Exception e) when (e is SshException or SocketException or IOException or ObjectDisposedException)
+        {
+        }
+        client.Dispose();
+        client = null;
     }
 }

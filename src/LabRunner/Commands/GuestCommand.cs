@@ -30,7 +30,7 @@ internal static class GuestCommand
     private static Command CreateExec()
     {
         var profile = new Option<GuestProfile>("--profile") { Description = "lean (fast shell PID 1) or systemd", DefaultValueFactory = _ => GuestProfile.Lean };
-        var ssh = new Option<bool>("--ssh") { Description = "Run the command over SSH instead of the guest agent" };
+        var ssh = new Option<bool>("--ssh") { Description = "Run the command over SSH (SSH.NET: the image's key, its host key pinned, output streamed) instead of the guest agent" };
         var argv = new Argument<string[]>("command") { Description = "The program and its arguments (after --)", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("exec", "Boot the embedded guest, run a command in it through the guest agent, print its output, exit with its exit code, shut it down.")
         {
@@ -45,14 +45,18 @@ internal static class GuestCommand
                 BuildProgress = new BuildProgressDisplay(),
             }, ct).ConfigureAwait(false);
             Console.Error.WriteLine($"lab: guest up in {guest.Machine.BootToAgent?.TotalSeconds:0.0} s ({guest.Machine.Accelerator.Name}: {guest.Machine.Accelerator.Reason})");
-            LabKernel.GuestAgent.IGuestShell shell = parse.GetValue(ssh)
-                ? guest.Machine.Ssh ?? throw new LabException("the guest has no SSH access")
-                : guest.Machine.Agent;
-            if (shell is LabKernel.Ssh.SshGuestShell s)
+            var options = new LabKernel.GuestAgent.GuestExecOptions { Timeout = TimeSpan.FromHours(1) };
+            if (parse.GetValue(ssh))
             {
-                await s.WaitUntilReadyAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+                // SSH.NET, the image's key and pinned host key; output streams to the terminal as it comes.
+                var shell = guest.Machine.Ssh ?? throw new LabException("the guest has no SSH access");
+                await shell.WaitUntilReadyAsync(TimeSpan.FromSeconds(60), ct).ConfigureAwait(false);
+                using var stdoutStream = Console.OpenStandardOutput();
+                using var stderrStream = Console.OpenStandardError();
+                var streamed = await shell.StreamAsync(command, stdoutStream, stderrStream, options, ct).ConfigureAwait(false);
+                return streamed.ExitCode;
             }
-            var result = await shell.ExecAsync(command, new LabKernel.GuestAgent.GuestExecOptions { Timeout = TimeSpan.FromHours(1) }, ct).ConfigureAwait(false);
+            var result = await guest.Machine.Agent.ExecAsync(command, options, ct).ConfigureAwait(false);
             using (var stdout = Console.OpenStandardOutput())
             {
                 stdout.Write(result.StandardOutputBytes);

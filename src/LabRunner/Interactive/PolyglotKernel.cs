@@ -35,6 +35,7 @@ internal sealed record CellOutcome(bool Succeeded, string? ErrorName, string? Er
 /// </summary>
 internal sealed class PolyglotKernel : IDisposable
 {
+    private static readonly HashSet<string> LoadedExtensions = new(StringComparer.Ordinal);
     private readonly CompositeKernel _root;
     private ICellSink? _sink;
     private readonly IDisposable _subscription;
@@ -42,10 +43,20 @@ internal sealed class PolyglotKernel : IDisposable
     public PolyglotKernel()
     {
         var csharp = new CSharpKernel()
-            .UseNugetDirective(static (kernel, references) =>
+            .UseNugetDirective(static async (kernel, references) =>
             {
-                kernel.AddAssemblyReferences(references.SelectMany(r => r.AssemblyPaths));
-                return Task.CompletedTask;
+                var resolved = references.ToList();
+                kernel.AddAssemblyReferences(resolved.SelectMany(r => r.AssemblyPaths));
+                // As VS Code's host does: a package may carry interactive-extensions/dotnet/extension.dib, which the
+                // kernel runs once the package is loaded (LabNotebooks registers its formatters that way).
+                foreach (var r in resolved)
+                {
+                    var script = new FileInfo(Path.Combine(r.PackageRoot ?? "", "interactive-extensions", "dotnet", "extension.dib"));
+                    if (!string.IsNullOrEmpty(r.PackageRoot) && script.Exists && LoadedExtensions.Add(script.FullName))
+                    {
+                        await (kernel.RootKernel ?? kernel).LoadAndRunInteractiveDocument(script).ConfigureAwait(false);
+                    }
+                }
             }, false)
             .UseKernelHelpers()
             .UseWho()

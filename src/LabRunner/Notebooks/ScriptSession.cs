@@ -16,7 +16,7 @@ internal sealed record SubmissionResult(bool Succeeded, object? ReturnValue, boo
 /// <summary>
 /// One Roslyn script state shared by every cell of a notebook (or by a .csx and what it #loads): variables,
 /// usings and references carry from cell to cell, as in Polyglot Notebooks. <c>#r "nuget: ..."</c> goes to
-/// <see cref="NuGetRestorer"/>; LabKernel resolves to the lab's own LabKernel.dll.
+/// <see cref="NuGetRestorer"/>; LabKernel and LabNotebooks resolve to the lab's own assemblies.
 /// </summary>
 internal sealed class ScriptSession
 {
@@ -142,6 +142,12 @@ internal sealed class ScriptSession
         {
             AddSource(s, dir);
         }
+        // Roslyn binds one assembly per #r: a lab package's dependencies (LabNotebooks: Plotly.NET...) become
+        // references of the session here, so cells can use their types too.
+        foreach (var p in packages.Where(IsLabKernel))
+        {
+            _options = _options.AddReferences(LabPackageAssemblies(p.Id).Skip(1).Select(f => MetadataReference.CreateFromFile(f)));
+        }
         var fresh = false;
         foreach (var p in packages.Where(p => !IsLabKernel(p)))
         {
@@ -171,11 +177,37 @@ internal sealed class ScriptSession
     }
 
     /// <summary>
-    /// LabKernel resolves to the lab's own LabKernel.dll (no restore, and always the code the lab was built from),
-    /// unless LAB_LABKERNEL_FROM_PACKAGE=1 asks for the packed one, as VS Code would restore it.
+    /// LabKernel and LabNotebooks resolve to the lab's own assemblies (no restore, and always the code the lab was
+    /// built from), unless LAB_LABKERNEL_FROM_PACKAGE=1 asks for the packed ones, as VS Code would restore them.
     /// </summary>
     internal static bool IsLabKernel(PackageReference p) =>
-        p.Id.Equals("LabKernel", StringComparison.OrdinalIgnoreCase) && Environment.GetEnvironmentVariable("LAB_LABKERNEL_FROM_PACKAGE") != "1";
+        (p.Id.Equals("LabKernel", StringComparison.OrdinalIgnoreCase) || p.Id.Equals("LabNotebooks", StringComparison.OrdinalIgnoreCase))
+        && Environment.GetEnvironmentVariable("LAB_LABKERNEL_FROM_PACKAGE") != "1";
+
+    /// <summary>
+    /// The lab's own copy of a lab package: its assembly and every assembly it references that ships beside the
+    /// lab (LabNotebooks brings LabKernel, Plotly.NET, Plotly.NET.CSharp, FSharp.Core...).
+    /// </summary>
+    internal static IReadOnlyList<string> LabPackageAssemblies(string id)
+    {
+        var root = id.Equals("LabNotebooks", StringComparison.OrdinalIgnoreCase) ? typeof(LabNotebooks.Table).Assembly : typeof(LabKernel.LabException).Assembly;
+        var found = new List<string> { root.Location };
+        var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { root.GetName().Name! };
+        var pending = new Queue<Assembly>([root]);
+        while (pending.TryDequeue(out var assembly))
+        {
+            foreach (var name in assembly.GetReferencedAssemblies())
+            {
+                var file = Path.Combine(AppContext.BaseDirectory, name.Name + ".dll");
+                if (seen.Add(name.Name!) && File.Exists(file))
+                {
+                    found.Add(file);
+                    pending.Enqueue(Assembly.Load(name));
+                }
+            }
+        }
+        return found;
+    }
 
     /// <summary>The shared framework the lab runs on: every assembly in the runtime directory.</summary>
     private static IEnumerable<MetadataReference> FrameworkReferences()
@@ -215,7 +247,7 @@ internal sealed class ScriptSession
                 var package = Directives.ParsePackage(trimmed["nuget:".Length..].Trim());
                 if (IsLabKernel(package))
                 {
-                    return [MetadataReference.CreateFromFile(typeof(LabKernel.LabException).Assembly.Location)];
+                    return [MetadataReference.CreateFromFile(LabPackageAssemblies(package.Id)[0])];
                 }
                 return _packageAssemblies;
             }

@@ -3,8 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LabKernel.Plots;
-using LabKernel.Reports;
+using LabNotebooks;
 using LabRunner.Notebooks;
 
 namespace LabRunner.Reporting;
@@ -12,7 +11,7 @@ namespace LabRunner.Reporting;
 /// <summary>
 /// Renders an executed notebook as one standalone HTML file that works offline: run metadata, the error banner,
 /// markdown rendered, code (shown or hidden by a toggle), outputs (text escaped, HTML tables as they are, plotly
-/// figures drawn by the plotly.js inlined from LabKernel).
+/// figures drawn by the plotly.js Plotly.NET bundles, inlined once).
 /// </summary>
 public static class HtmlReport
 {
@@ -98,8 +97,8 @@ public static class HtmlReport
             .Append(E(title)).Append("</title>\n<style>\n").Append(Css).Append("</style>\n");
         if (plotCount > 0)
         {
-            // plotly.js from the npm package plotly.js-dist-min, embedded in LabKernel: no network needed.
-            page.Append(PlotlyHtml.LibraryScriptElement()).Append('\n');
+            // Once per report, the plotly.js Plotly.NET bundles: no network needed.
+            page.Append(PlotlyJs.ScriptElement()).Append('\n');
         }
         page.Append("</head>\n<body>\n").Append(body);
         page.Append("<script>\n").Append(ToggleScript).Append(plots).Append("</script>\n</body>\n</html>\n");
@@ -156,7 +155,7 @@ public static class HtmlReport
             case "display_data" or "execute_result":
                 var data = output["data"] as JsonObject ?? [];
                 body.Append("<div class=\"output display\">");
-                if (data[MimeTypes.Plotly] is JsonObject figure)
+                if (Figure(data[MimeTypes.Plotly]) is { } figure)
                 {
                     var id = $"plot-{++plotCount}";
                     body.Append("<div class=\"plot\" id=\"").Append(id).Append("\"></div>");
@@ -196,6 +195,31 @@ public static class HtmlReport
                 }
                 body.Append("</div>");
                 break;
+        }
+    }
+
+    /// <summary>
+    /// A plotly figure as nbformat stores it (a JSON object), or as JSON text, which is how the .NET Interactive
+    /// kernel sends a formatted value of any MIME type; null for anything else.
+    /// </summary>
+    private static JsonObject? Figure(JsonNode? node)
+    {
+        if (node is JsonObject figure)
+        {
+            return figure;
+        }
+        var text = node is JsonValue or JsonArray ? Text(node) : null;
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+        try
+        {
+            return JsonNode.Parse(text) as JsonObject;
+        }
+        catch (JsonException)
+        {
+            return null;
         }
     }
 

@@ -54,6 +54,25 @@ public sealed class GuestAccessTests(GuestFixture fixture)
     }
 
     [Fact]
+    public async Task Given_the_guest_over_SSH_When_a_file_goes_by_SFTP_and_commands_follow_Then_the_agent_sees_the_same_bytes_and_one_connection_serves_them()
+    {
+        var ssh = fixture.Guest.Machine.Ssh!;
+        await ssh.ExecAsync(["true"], new GuestExecOptions { Check = true });
+        var opened = ssh.ConnectionsOpened;
+        var data = RandomNumberGenerator.GetBytes(1024 * 1024 + 7);
+        await ssh.WriteFileAsync("/root/sftp-roundtrip.bin", data);
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(data)), await Agent.Sha256Async("/root/sftp-roundtrip.bin"));
+        Assert.Equal(data, await ssh.ReadFileAsync("/root/sftp-roundtrip.bin"));
+        for (var i = 0; i < 5; i++)
+        {
+            await ssh.ExecAsync(["true"], new GuestExecOptions { Check = true });
+        }
+        await ssh.ExecAsync(["rm", "-f", "/root/sftp-roundtrip.bin"], new GuestExecOptions { Check = true });
+        // The commands reuse their connection; SFTP has its own (at most one more). The image's host key matched each time.
+        Assert.InRange(ssh.ConnectionsOpened - opened, 0, 1);
+    }
+
+    [Fact]
     public async Task Given_a_running_guest_When_filesystems_are_frozen_and_thawed_Then_the_status_follows_and_writes_resume()
     {
         Assert.Equal(FsFreezeStatus.Thawed, await Agent.FreezeStatusAsync());

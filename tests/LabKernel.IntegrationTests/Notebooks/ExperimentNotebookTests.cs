@@ -12,6 +12,10 @@ public sealed class ExperimentNotebookTests
         Assert.True(run.Findings.Count >= 8, $"{run.Findings.Count} findings");
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
         Assert.Contains(run.Findings, f => f.Claim.StartsWith("overlay1 holds an interrupted sequence", StringComparison.Ordinal));
+        // The Plotly.NET chart of the writer, with the snapshot as a shaded window; plotly.js once in the report.
+        var (charts, plotlyJs) = run.Charts();
+        Assert.Equal(["snapshot"], NotebookRun.ShadedLabels(Assert.Single(charts)));
+        Assert.Equal(1, plotlyJs);
     }
 
     [Fact]
@@ -45,6 +49,9 @@ public sealed class ExperimentNotebookTests
         await run.AssertValidNbformatAsync();
         Assert.True(run.Findings.Count >= 9, $"{run.Findings.Count} findings");
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
+        var (charts, plotlyJs) = run.Charts();
+        Assert.Equal(["snapshot", "block-commit"], NotebookRun.ShadedLabels(Assert.Single(charts)));
+        Assert.Equal(1, plotlyJs);
     }
 
     [Fact]

@@ -19,6 +19,12 @@ public sealed class Notebook03Tests
             Assert.Contains(run.Findings, f => f.Claim.StartsWith($"{part}. ", StringComparison.Ordinal));
         }
         Assert.Contains(run.Findings, f => f.Claim.Contains("offset flat", StringComparison.Ordinal) && f.Verdict == "confirmed");
+        // Two Plotly.NET charts: the outage shaded on the mirror's offset, and shallow vs full as grouped columns.
+        var (charts, plotlyJs) = run.Charts();
+        Assert.Equal(2, charts.Count);
+        Assert.Equal(["NBD server down"], NotebookRun.ShadedLabels(charts[0]));
+        Assert.Equal(2, charts[1]["data"]!.AsArray().Count);
+        Assert.Equal(1, plotlyJs);
 
         // With KeepArtifacts the chain and the copies stay, each named by its role.
         var manifest = Directory.GetFiles(run.Folder, "artifacts.json", SearchOption.AllDirectories).Single();

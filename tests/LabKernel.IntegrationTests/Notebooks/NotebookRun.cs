@@ -62,6 +62,31 @@ internal sealed class NotebookRun : IDisposable
     }
 
     /// <summary>
+    /// The Plotly.NET charts of the executed notebook (each output's <c>application/vnd.plotly.v1+json</c>), in
+    /// order, and how many times the report inlines plotly.js.
+    /// </summary>
+    public (IReadOnlyList<JsonObject> Charts, int PlotlyJsInReport) Charts()
+    {
+        var charts = JsonNode.Parse(File.ReadAllText(Executed))!["cells"]!.AsArray()
+            .SelectMany(c => c!["outputs"]?.AsArray() ?? [])
+            .Select(o => o!["data"]?["application/vnd.plotly.v1+json"])
+            .OfType<JsonObject>()
+            .ToList();
+        var report = File.ReadAllText(Path.Combine(Folder, "report.html"));
+        var marker = LabNotebooks.PlotlyJs.Text[..200];
+        var count = 0;
+        for (var i = report.IndexOf(marker, StringComparison.Ordinal); i >= 0; i = report.IndexOf(marker, i + 1, StringComparison.Ordinal))
+        {
+            count++;
+        }
+        return (charts, count);
+    }
+
+    /// <summary>The shaded windows' labels of a chart (its annotations), in order.</summary>
+    public static IReadOnlyList<string> ShadedLabels(JsonObject chart) =>
+        (chart["layout"]?["annotations"] as JsonArray ?? []).Select(a => a!["text"]!.GetValue<string>()).ToList();
+
+    /// <summary>
     /// What an interrupted run must leave: no QEMU still running on its files, and every image in its folder one
     /// that <c>qemu-img check</c> accepts. Returns the images checked.
     /// </summary>

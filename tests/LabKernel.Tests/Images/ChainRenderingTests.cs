@@ -20,43 +20,6 @@ public sealed class ChainRenderingTests
             Chain().ToText(ChainPathStyle.FullPath));
     }
 
-    [Fact]
-    public void Given_a_three_layer_chain_When_rendered_as_html_Then_it_matches_the_stored_expectation()
-    {
-        var html = Chain().ToHtml();
-
-        Assert.Equal(Samples.Read("chain.expected.html").TrimEnd('\n'), html);
-    }
-
-    [Fact]
-    public void Given_a_layer_name_with_markup_When_rendered_as_html_Then_it_is_escaped()
-    {
-        var evil = Chain().Layers[0] with { Filename = "/tmp/<script>alert('x')</script>&.qcow2", Format = "qcow2<b>" };
-        var chain = new BackingChain([evil, .. Chain().Layers.Skip(1)]);
-
-        var html = chain.ToHtml();
-
-        Assert.DoesNotContain("<script>", html);
-        Assert.DoesNotContain("qcow2<b>", html);
-        Assert.Contains("&lt;script&gt;", html);
-        Assert.Contains("&amp;", html);
-    }
-
-    [Fact]
-    public void Given_html_of_a_chain_Then_each_layer_shows_format_virtual_and_allocated_size_base_on_the_left()
-    {
-        var html = Chain().ToHtml();
-
-        var basePos = html.IndexOf("data-depth=\"2\"", StringComparison.Ordinal);
-        var activePos = html.IndexOf("data-depth=\"0\"", StringComparison.Ordinal);
-        Assert.True(basePos >= 0 && activePos > basePos);
-        Assert.Contains("virtual 4 MiB", html);
-        Assert.Contains("allocated 332 KiB", html);
-        Assert.Contains("(active)", html);
-        Assert.Contains("(base)", html);
-        Assert.Contains("backing base.qcow2 (relative)", html);
-    }
-
     [Theory]
     [InlineData(0, "0 B")]
     [InlineData(1023, "1023 B")]

@@ -15,7 +15,7 @@ public sealed class ChainAndSnapshotRenderingTests
     ]);
 
     [Fact]
-    public void Given_a_live_chain_When_layers_are_found_by_node_path_or_file_name_Then_each_resolves_and_renders_like_qemu_img()
+    public void Given_a_live_chain_When_layers_are_found_by_node_path_or_file_name_Then_each_resolves_and_reads_like_qemu_img()
     {
         var chain = Chain();
 
@@ -25,8 +25,6 @@ public sealed class ChainAndSnapshotRenderingTests
         Assert.Same(chain.Layers[2], chain.Find("base.qcow2"));
         Assert.Null(chain.Find("other.qcow2"));
         Assert.Equal(2, chain.DepthOf(chain.Base));
-        Assert.Contains("&larr;", chain.ToHtml());
-        Assert.Contains("#block122", chain.ToHtml());
     }
 
     [Fact]

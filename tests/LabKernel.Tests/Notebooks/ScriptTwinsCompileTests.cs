@@ -33,6 +33,8 @@ public sealed class ScriptTwinsCompileTests
         var options = ScriptOptions.Default
             .WithFilePath(path)
             .WithReferences(FrameworkReferences())
+            // A #r resolves to one assembly: what LabNotebooks brings (Plotly.NET, FSharp.Core...) comes as references.
+            .AddReferences(LabRunner.Notebooks.ScriptSession.LabPackageAssemblies("LabNotebooks").Skip(1).Select(f => MetadataReference.CreateFromFile(f)))
             .WithMetadataResolver(new LabKernelResolver(ScriptMetadataResolver.Default.WithBaseDirectory(scriptsDir)))
             .WithSourceResolver(new SourceFileResolver([], scriptsDir))
             // dotnet-script's default imports
@@ -78,10 +80,18 @@ public sealed class ScriptTwinsCompileTests
     /// <summary><c>#r "nuget: LabKernel, ..."</c> is the LabKernel.dll the tests were built with; nothing else is restored.</summary>
     private sealed class LabKernelResolver(MetadataReferenceResolver inner) : MetadataReferenceResolver
     {
-        public override ImmutableArray<PortableExecutableReference> ResolveReference(string reference, string? baseFilePath, MetadataReferenceProperties properties) =>
-            reference.Replace(" ", "", StringComparison.Ordinal).StartsWith("nuget:LabKernel,", StringComparison.OrdinalIgnoreCase)
-                ? [MetadataReference.CreateFromFile(typeof(LabException).Assembly.Location)]
+        public override ImmutableArray<PortableExecutableReference> ResolveReference(string reference, string? baseFilePath, MetadataReferenceProperties properties)
+        {
+            var r = reference.Replace(" ", "", StringComparison.Ordinal);
+            if (r.StartsWith("nuget:LabKernel,", StringComparison.OrdinalIgnoreCase))
+            {
+                return [MetadataReference.CreateFromFile(typeof(LabException).Assembly.Location)];
+            }
+            // LabNotebooks itself; its dependencies are in the options' references.
+            return r.StartsWith("nuget:LabNotebooks,", StringComparison.OrdinalIgnoreCase)
+                ? [MetadataReference.CreateFromFile(LabRunner.Notebooks.ScriptSession.LabPackageAssemblies("LabNotebooks")[0])]
                 : inner.ResolveReference(reference, baseFilePath, properties);
+        }
 
         public override bool Equals(object? other) => ReferenceEquals(this, other);
 

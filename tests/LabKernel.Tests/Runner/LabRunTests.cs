@@ -41,12 +41,16 @@ public sealed class LabRunTests
         var fsharp = cells.Last();
         Assert.Equal("skipped", Status(fsharp));
         Assert.Contains("fsharp", fsharp["metadata"]!["lab"]!["skip_reason"]!.GetValue<string>());
-        // The figure is a plotly JSON object plus HTML and text fallbacks; the table is HTML and text.
+        // The chart is a plotly JSON object (data and layout, the shaded window a shape) plus light HTML and text
+        // fallbacks with no plotly.js in them; the table is HTML and text.
         var figure = cells.SelectMany(c => c["outputs"]?.AsArray() ?? []).Select(o => o!["data"]).First(d => d?["application/vnd.plotly.v1+json"] is not null)!;
         Assert.IsType<JsonObject>(figure["application/vnd.plotly.v1+json"]);
         Assert.Equal("latency (ms)", figure["application/vnd.plotly.v1+json"]!["layout"]!["yaxis"]!["title"]!["text"]!.GetValue<string>());
-        Assert.NotNull(figure["text/html"]);
-        Assert.Contains("Figure \"Latency (run-42)\"", Text(figure["text/plain"]));
+        Assert.Equal(["data", "layout"], figure["application/vnd.plotly.v1+json"]!.AsObject().Select(kv => kv.Key));
+        Assert.Equal("rect", figure["application/vnd.plotly.v1+json"]!["layout"]!["shapes"]![0]!["type"]!.GetValue<string>());
+        Assert.InRange(Text(figure["text/html"]).Length, 1, 1000);
+        Assert.Contains("Chart \"Latency (run-42)\"", Text(figure["text/plain"]));
+        Assert.DoesNotContain("plotly.js v", File.ReadAllText(output));
         var table = cells.SelectMany(c => c["outputs"]?.AsArray() ?? []).Select(o => o!["data"]).First(d => Text(d?["text/html"]).Contains("lab-table"))!;
         Assert.Contains("first samples", Text(table["text/plain"]));
         var meta = nb["metadata"]!["lab"]!;
@@ -344,12 +348,12 @@ public sealed class LabRunTests
     {
         using var scratch = TempDir("dllref");
         var dir = scratch.Path;
-        File.Copy(typeof(LabKernel.Reports.Table).Assembly.Location, Path.Combine(dir, "CopiedKernel.dll"));
+        File.Copy(typeof(LabKernel.Images.SizeText).Assembly.Location, Path.Combine(dir, "CopiedKernel.dll"));
         var input = Path.Combine(dir, "dll.dib");
-        await File.WriteAllTextAsync(input, "#!csharp\n#r \"CopiedKernel.dll\"\nnew LabKernel.Reports.Table([\"a\"], [[1]]).Columns.Count\n");
+        await File.WriteAllTextAsync(input, "#!csharp\n#r \"CopiedKernel.dll\"\nLabKernel.Images.SizeText.Format(1)\n");
         var output = Path.Combine(dir, "out.ipynb");
 
         Assert.Equal(0, await Lab("run", input, "-o", output));
-        Assert.Equal("1", Text(Cells(ReadJson(output))[0]["outputs"]![0]!["data"]!["text/plain"]));
+        Assert.Equal("1 B", Text(Cells(ReadJson(output))[0]["outputs"]![0]!["data"]!["text/plain"]));
     }
 }

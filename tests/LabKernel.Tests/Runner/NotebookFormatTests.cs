@@ -16,7 +16,7 @@ public sealed class NotebookFormatTests
         Assert.All(nb.Cells.Skip(1).Take(5), c => Assert.Equal("csharp", c.Language));
         Assert.Equal("fsharp", nb.Cells[6].Language);
         Assert.True(nb.Cells[2].HasTag("parameters"));
-        Assert.StartsWith("#r \"nuget: LabKernel, 0.1.0\"\nusing LabKernel", nb.Cells[1].Source);
+        Assert.StartsWith("#r \"nuget: LabKernel, 0.1.0\"\n#r \"nuget: LabNotebooks, 0.1.0\"", nb.Cells[1].Source);
     }
 
     [Fact]

@@ -20,6 +20,9 @@ public sealed partial class ReportTests
         Assert.DoesNotContain("<script src", html);
         Assert.DoesNotContain("<link", html);
         Assert.DoesNotMatch(SrcHttp(), html);
+        // plotly.js (the bundle Plotly.NET ships) is inlined exactly once, however many charts there are.
+        Assert.Equal(1, Occurrences(html, LabNotebooks.PlotlyJs.Text[..200]));
+        Assert.Contains($"plotly.js v{LabNotebooks.PlotlyJs.Version}", html);
         var dom = await RenderedDomAsync(report);
 
         // Two figures in the notebook (a line with a shaded range, a box plot), as the C# kernel shows them (HTML with
@@ -76,9 +79,31 @@ public sealed partial class ReportTests
         Assert.Matches("<body class=\"hide-code\">", dom);
     }
 
+    [Fact]
+    public void Given_a_chart_the_NET_Interactive_kernel_sent_as_JSON_text_When_reported_Then_it_is_drawn_and_plotly_js_is_inlined_once()
+    {
+        var notebook = LabRunner.Notebooks.NotebookReader.Read(Fixture("real-kernel.executed.ipynb"));
+
+        var html = LabRunner.Reporting.HtmlReport.Render(notebook);
+
+        Assert.Equal(["plot-1"], PlotDiv().Matches(html).Select(m => m.Groups[1].Value));
+        Assert.Equal(1, Occurrences(html, LabNotebooks.PlotlyJs.Text[..200]));
+        Assert.Contains("lab-table", html);
+    }
+
     [GeneratedRegex("<div class=\"plot[^\"]*\" id=\"(plot-\\d+)\"")]
     private static partial Regex PlotDiv();
 
     [GeneratedRegex("src=\"https?:", RegexOptions.IgnoreCase)]
     private static partial Regex SrcHttp();
+
+    private static int Occurrences(string text, string part)
+    {
+        var n = 0;
+        for (var i = text.IndexOf(part, StringComparison.Ordinal); i >= 0; i = text.IndexOf(part, i + part.Length, StringComparison.Ordinal))
+        {
+            n++;
+        }
+        return n;
+    }
 }

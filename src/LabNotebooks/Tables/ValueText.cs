@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 
-namespace LabKernel.Reports;
+namespace LabNotebooks;
 
 /// <summary>How tables and reports write single values: invariant culture, short numbers, ISO times.</summary>
 public static class ValueText

@@ -1,6 +1,6 @@
-using LabKernel.Reports;
+using LabNotebooks;
 
-namespace LabKernel.Tests.Plots;
+namespace LabNotebooks.Tests;
 
 public sealed class TableTests
 {

@@ -1,7 +1,7 @@
 using System.Reflection;
 using System.Text;
 
-namespace LabKernel.Reports;
+namespace LabNotebooks;
 
 /// <summary>
 /// A table of values with named columns, made from a list of records (<see cref="From{T}"/>). Renders as an HTML

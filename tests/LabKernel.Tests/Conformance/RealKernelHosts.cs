@@ -32,6 +32,14 @@ internal static partial class RealKernelHosts
         Assert.True(r.Succeeded && File.Exists(output), $"jupyter nbconvert with the .net-csharp kernel failed (exit {r.ExitCode}; scripts/setup installs it): {Tail(r.StandardError)}");
     }
 
+    /// <summary>The error outputs of an executed notebook (name: value), in order; empty when every cell ran clean.</summary>
+    public static List<string> Errors(string notebookPath) =>
+        RunnerTestSupport.Cells(RunnerTestSupport.ReadJson(notebookPath))
+            .SelectMany(c => (c["outputs"] as JsonArray ?? []).OfType<JsonObject>())
+            .Where(o => o["output_type"]?.GetValue<string>() == "error")
+            .Select(o => $"{o["ename"]?.GetValue<string>()}: {o["evalue"]?.GetValue<string>()}")
+            .ToList();
+
     /// <summary>Every (claim, verdict) of the findings tables in a notebook's outputs, in order.</summary>
     public static List<(string Claim, string Verdict)> Verdicts(string notebookPath)
     {

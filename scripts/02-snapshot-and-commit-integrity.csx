@@ -169,7 +169,7 @@ display(Chart.Line<double, double, string>(t, lines, ShowMarkers: true, Name: "n
 
 // ## Findings
 
-display(run.Findings.ToTable());
+display(run.Findings);
 
 // ## Clean-up and the journal
 
@@ -178,7 +178,7 @@ if (guest.HandBack is { } handBack)
 {
     // Your domain: the evidence that the lab wrote only its own overlays, never your image.
     run.Findings.Check($"Your domain's image ({handBack.Disk}) was not written between take-over and hand-back", handBack.ImageUnchanged, handBack.Evidence);
-    display(run.Findings.Rows.TakeLast(1).ToTable("Hand-back"));
+    display(run.Findings.Tail(1));
     display(handBack.Summary);
 }
 var cleanup = await run.CleanUpAsync();

@@ -521,7 +521,7 @@ display(Chart.Combine(
 
 // ## Findings
 
-display(run.Findings.ToTable());
+display(run.Findings);
 
 // ## Chain after, clean-up and the journal
 //
@@ -535,7 +535,7 @@ if (guest.HandBack is { } handBack)
 {
     // Your domain: the evidence that the lab wrote only its own overlays, never your image.
     run.Findings.Check($"Your domain's image ({handBack.Disk}) was not written between take-over and hand-back", handBack.ImageUnchanged, handBack.Evidence);
-    display(run.Findings.Rows.TakeLast(1).ToTable("Hand-back"));
+    display(run.Findings.Tail(1));
     display(handBack.Summary);
 }
 display(HTML("<p><b>Chain after (QEMU's view)</b></p>" + liveEnd.ToHtml() + $"<p>qemu-img: <code>{System.Net.WebUtility.HtmlEncode(headersEnd.ToText())}</code>; agreement: {agreementEnd.Agrees}</p>"));

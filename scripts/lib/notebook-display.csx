@@ -13,6 +13,8 @@ public static HtmlText HTML(string html) => new(html);
 
 public static T display<T>(T value)
 {
-    Console.WriteLine(value);
+    // The lab's values print as a notebook shows them in text (tables, chains, findings, chart summaries).
+    var text = LabNotebooks.NotebookFormatters.TryFormat(value) is { } bundle && bundle.TryGetValue("text/plain", out var plain) ? plain : value?.ToString();
+    Console.WriteLine(text);
     return value;
 }

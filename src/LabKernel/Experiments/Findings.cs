@@ -1,11 +1,24 @@
 namespace LabKernel.Experiments;
 
 /// <summary>One row of a findings table: what the source document claims, what this run observed, the verdict.</summary>
-public sealed record Finding(string Claim, string Observed, string Verdict);
+/// <param name="Claim">The claim, as the document makes it.</param>
+/// <param name="Observed">What this run measured.</param>
+/// <param name="Verdict"><c>confirmed</c>, <c>refuted</c> or <c>info</c>.</param>
+/// <param name="RefutationExpected">
+/// For a refuted claim: the notebook declared this outcome expected (e.g. the document's claim does not hold
+/// without quiescing, and the run was not quiesced). An unexpected refutation fails <c>lab run</c>.
+/// </param>
+public sealed record Finding(string Claim, string Observed, string Verdict, bool RefutationExpected = false)
+{
+    /// <summary>A refuted claim the notebook did not declare expected: what makes a run fail.</summary>
+    public bool IsUnexpectedRefutation => Verdict == "refuted" && !RefutationExpected;
+}
 
 /// <summary>
 /// The findings of an experiment. A verdict is data, not an exception: <c>confirmed</c> when the observation
 /// matches the claim, <c>refuted</c> when it does not, <c>info</c> for measurements with nothing to confirm.
+/// A notebook shows them by returning them from a cell; <c>lab run</c> reads them from that output, counts the
+/// verdicts and exits with <c>4</c> when a claim was refuted that the notebook did not declare expected.
 /// </summary>
 public sealed class Findings
 {
@@ -13,10 +26,13 @@ public sealed class Findings
 
     public IReadOnlyList<Finding> Rows => _rows;
 
-    /// <summary>Records a claim checked by <paramref name="holds"/>.</summary>
-    public Finding Check(string claim, bool holds, string observed)
+    /// <summary>
+    /// Records a claim checked by <paramref name="holds"/>. With <paramref name="refutationExpected"/> a refutation is
+    /// an outcome the notebook explains (and another finding measures), not a failure of the run.
+    /// </summary>
+    public Finding Check(string claim, bool holds, string observed, bool refutationExpected = false)
     {
-        var f = new Finding(claim, observed, holds ? "confirmed" : "refuted");
+        var f = new Finding(claim, observed, holds ? "confirmed" : "refuted", !holds && refutationExpected);
         _rows.Add(f);
         return f;
     }
@@ -29,5 +45,14 @@ public sealed class Findings
         return f;
     }
 
-    public bool AllConfirmed => _rows.All(r => r.Verdict != "refuted");
+    /// <summary>True when no claim was refuted unexpectedly.</summary>
+    public bool AllConfirmed => _rows.All(r => !r.IsUnexpectedRefutation);
+
+    /// <summary>The last <paramref name="count"/> findings, to show what was added after the table was shown.</summary>
+    public Findings Tail(int count)
+    {
+        var tail = new Findings();
+        tail._rows.AddRange(_rows.TakeLast(count));
+        return tail;
+    }
 }

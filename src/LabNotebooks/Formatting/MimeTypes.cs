@@ -14,4 +14,10 @@ public static class MimeTypes
     /// they inline once.
     /// </summary>
     public const string Plotly = "application/vnd.plotly.v1+json";
+
+    /// <summary>
+    /// An experiment's findings as JSON (<c>{"findings": [{"claim", "observed", "verdict", "refutation_expected"}]}</c>),
+    /// beside their table: what <c>lab run</c> and <c>lab report</c> count, in notebooks run anywhere.
+    /// </summary>
+    public const string Findings = "application/vnd.labnotebooks.findings+json";
 }

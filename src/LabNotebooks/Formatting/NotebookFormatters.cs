@@ -35,6 +35,7 @@ public static class NotebookFormatters
         new(typeof(BackingChain), MimeTypes.Html, o => ((BackingChain)o).ToHtml()),
         new(typeof(BackingChain), MimeTypes.PlainText, o => ((BackingChain)o).ToText()),
         new(typeof(Findings), MimeTypes.Html, o => ((Findings)o).ToTable().ToHtml()),
+        new(typeof(Findings), MimeTypes.Findings, o => FindingsTable.ToJson((Findings)o)),
         new(typeof(Findings), MimeTypes.PlainText, o => ((Findings)o).ToTable().ToText()),
     ];
 

@@ -9,6 +9,24 @@ public static class FindingsTable
     public static Table ToTable(this Findings findings, string title = "Findings")
     {
         ArgumentNullException.ThrowIfNull(findings);
-        return findings.Rows.ToTable(title);
+        return findings.Rows.Select(f => new { f.Claim, f.Observed, Verdict = f.RefutationExpected ? "refuted (expected)" : f.Verdict }).ToTable(title);
+    }
+
+    /// <summary>The findings as <see cref="MimeTypes.Findings"/> JSON, for runners and reports to count.</summary>
+    public static string ToJson(Findings findings)
+    {
+        ArgumentNullException.ThrowIfNull(findings);
+        var rows = new System.Text.Json.Nodes.JsonArray();
+        foreach (var f in findings.Rows)
+        {
+            rows.Add(new System.Text.Json.Nodes.JsonObject
+            {
+                ["claim"] = f.Claim,
+                ["observed"] = f.Observed,
+                ["verdict"] = f.Verdict,
+                ["refutation_expected"] = f.RefutationExpected,
+            });
+        }
+        return new System.Text.Json.Nodes.JsonObject { ["findings"] = rows }.ToJsonString();
     }
 }

@@ -145,10 +145,17 @@ public sealed class NotebookRunner
             }
         }
 
-        var status = timedOut ? "timeout" : failedCell is not null ? "failed" : "ok";
+        var findings = Reporting.FindingsSummary.From(notebook);
+        var refuted = findings is { Unexpected.Count: > 0 };
+        var status = timedOut ? "timeout" : failedCell is not null ? "failed" : refuted ? "refuted" : "ok";
         var exitCode = timedOut ? RunExitCodes.TimedOut
             : failedCell is not null ? RunExitCodes.CellFailed
+            : refuted ? RunExitCodes.RefutedFinding
             : returnValue ?? RunExitCodes.Success;
+        if (findings is not null)
+        {
+            runMeta["findings"] = findings.ToJson();
+        }
         if (failedCell is not null || timedOut)
         {
             AddBanner(notebook, failedCell, timedOut, options);

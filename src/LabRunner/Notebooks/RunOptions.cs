@@ -36,4 +36,7 @@ public static class RunExitCodes
     public const int CellFailed = 1;
     public const int UsageError = 2;
     public const int TimedOut = 3;
+
+    /// <summary>Every cell ran, but a finding was refuted that the notebook did not declare an expected outcome.</summary>
+    public const int RefutedFinding = 4;
 }

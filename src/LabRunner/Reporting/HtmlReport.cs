@@ -37,9 +37,10 @@ public static class HtmlReport
             ?? Path.GetFileNameWithoutExtension(notebook.SourcePath);
 
         body.Append("<header><h1 class=\"title\">").Append(E(title)).Append("</h1>");
-        if (lab is not null)
+        var findings = FindingsSummary.From(notebook);
+        if (lab is not null || findings is not null)
         {
-            body.Append(RunMetadata(lab));
+            body.Append(RunMetadata(lab ?? new JsonObject(), findings));
         }
         body.Append("<label class=\"toggle\"><input type=\"checkbox\" id=\"show-code\" checked> show code</label></header>\n<main>\n");
 
@@ -105,7 +106,7 @@ public static class HtmlReport
         return page.ToString();
     }
 
-    private static string RunMetadata(JsonObject lab)
+    private static string RunMetadata(JsonObject lab, FindingsSummary? findings)
     {
         var rows = new List<(string, string)>();
         void Add(string label, string key)
@@ -117,6 +118,10 @@ public static class HtmlReport
         }
         Add("status", "status");
         Add("exit code", "exit_code");
+        if (findings is { } f)
+        {
+            rows.Add(("findings", f.Text + (f.Unexpected.Count > 0 ? $"; unexpectedly refuted: {string.Join("; ", f.Unexpected)}" : "")));
+        }
         Add("notebook", "input");
         Add("started", "started");
         Add("finished", "finished");

@@ -53,7 +53,8 @@ public sealed class ConformanceTests
         var fromRepl = Path.Combine(scratch.Path, "repl.ipynb");
         var fromJupyter = Path.Combine(scratch.Path, "jupyter.ipynb");
 
-        await Lab("run", input, "-o", fromLab, "--no-progress", "--allow-errors");
+        // lab run replaces an injected-parameters cell with its own: give it the same values as -p.
+        await Lab(["run", input, "-o", fromLab, "--no-progress", "--allow-errors", .. @case.Parameters.Chunk(2).SelectMany(p => new[] { "-p", p[0], p[1] })]);
         await RealKernelHosts.DotnetReplAsync(input, fromRepl, HostTimeout);
         await RealKernelHosts.NbconvertAsync(input, fromJupyter, HostTimeout);
 

@@ -43,6 +43,18 @@ internal static partial class RealKernelHosts
     /// <summary>Every (claim, verdict) of the findings tables in a notebook's outputs, in order.</summary>
     public static List<(string Claim, string Verdict)> Verdicts(string notebookPath)
     {
+        // The structured findings LabNotebooks writes beside each table (a JSON object, or its text from the kernel).
+        var structured = RunnerTestSupport.Cells(RunnerTestSupport.ReadJson(notebookPath))
+            .SelectMany(c => (c["outputs"] as JsonArray ?? []).OfType<JsonObject>())
+            .Select(o => o["data"]?["application/vnd.labnotebooks.findings+json"])
+            .Select(LabRunner.Reporting.FindingsSummary.AsObject)
+            .SelectMany(n => (n?["findings"] as JsonArray ?? []).OfType<JsonObject>())
+            .Select(f => (f["claim"]!.GetValue<string>(), f["verdict"]!.GetValue<string>() + (f["refutation_expected"]?.GetValue<bool>() == true ? " (expected)" : "")))
+            .Distinct().ToList();
+        if (structured.Count > 0)
+        {
+            return structured;
+        }
         var result = new List<(string, string)>();
         foreach (var html in Outputs(notebookPath).Select(o => o.Html).OfType<string>())
         {

@@ -1,0 +1,93 @@
+using System.Text.Json.Nodes;
+using LabRunner.Notebooks;
+
+namespace LabRunner.Reporting;
+
+/// <summary>
+/// The findings an executed notebook showed, read from their structured output
+/// (<c>application/vnd.labnotebooks.findings+json</c>, written beside every findings table by LabNotebooks' formatter,
+/// in <c>lab run</c> as in VS Code): the verdict counts a report's header shows, and the refuted claims the notebook
+/// did not declare expected, which make <c>lab run</c> exit with <see cref="RunExitCodes.RefutedFinding"/>.
+/// </summary>
+internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedExpected, int Info, IReadOnlyList<string> Unexpected)
+{
+    public const string MimeType = "application/vnd.labnotebooks.findings+json";
+
+    public int Total => Confirmed + Refuted + RefutedExpected + Info;
+
+    /// <summary>"12 confirmed, 1 refuted (expected), 3 info".</summary>
+    public string Text =>
+        string.Join(", ", new[]
+        {
+            (Confirmed, "confirmed"), (Refuted, "refuted"), (RefutedExpected, "refuted (expected)"), (Info, "info"),
+        }.Where(p => p.Item1 > 0).Select(p => $"{p.Item1} {p.Item2}"));
+
+    /// <summary>Every distinct finding shown anywhere in the notebook; null when it shows none.</summary>
+    public static FindingsSummary? From(Notebook notebook)
+    {
+        var seen = new HashSet<(string, string, string)>();
+        int confirmed = 0, refuted = 0, expected = 0, info = 0;
+        var unexpected = new List<string>();
+        foreach (var output in notebook.Cells.SelectMany(c => c.Outputs))
+        {
+            if (AsObject(output["data"]?[MimeType]) is not { } node)
+            {
+                continue;
+            }
+            foreach (var row in (node["findings"] as JsonArray ?? []).OfType<JsonObject>())
+            {
+                var claim = row["claim"]?.GetValue<string>() ?? "";
+                var verdict = row["verdict"]?.GetValue<string>() ?? "";
+                if (!seen.Add((claim, row["observed"]?.GetValue<string>() ?? "", verdict)))
+                {
+                    continue;
+                }
+                var isExpected = row["refutation_expected"]?.GetValue<bool>() == true;
+                switch (verdict)
+                {
+                    case "confirmed": confirmed++; break;
+                    case "refuted" when isExpected: expected++; break;
+                    case "refuted": refuted++; unexpected.Add(claim); break;
+                    default: info++; break;
+                }
+            }
+        }
+        return seen.Count == 0 ? null : new FindingsSummary(confirmed, refuted, expected, info, unexpected);
+    }
+
+    /// <summary>
+    /// A JSON MIME value as a host saved it: an object (lab run, Jupyter), or its text as one string or as the list of
+    /// lines nbformat allows (the real kernel and dotnet-repl hand JSON types over as text). Null when it is not JSON.
+    /// </summary>
+    internal static JsonObject? AsObject(JsonNode? value)
+    {
+        var text = value switch
+        {
+            JsonObject o => null,
+            JsonValue v when v.TryGetValue<string>(out var s) => s,
+            JsonArray a when a.All(x => x is JsonValue) => string.Concat(a.Select(x => x!.GetValue<string>())),
+            _ => null,
+        };
+        if (value is JsonObject obj)
+        {
+            return obj;
+        }
+        try
+        {
+            return text is null ? null : JsonNode.Parse(text) as JsonObject;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    public JsonObject ToJson() => new()
+    {
+        ["confirmed"] = Confirmed,
+        ["refuted"] = Refuted,
+        ["refuted_expected"] = RefutedExpected,
+        ["info"] = Info,
+        ["unexpected"] = new JsonArray([.. Unexpected.Select(c => (JsonNode)JsonValue.Create(c))]),
+    };
+}

@@ -1,4 +1,5 @@
 using LabKernel.GuestAgent;
+using LabKernel.Host;
 
 namespace LabKernel.Backends;
 
@@ -16,29 +17,29 @@ internal static class GuestReboot
         var before = await BootIdAsync(agent, cancellationToken).ConfigureAwait(false);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         await request().ConfigureAwait(false);
-        var delay = TimeSpan.FromMilliseconds(100);
         var last = "the old boot still answers";
-        while (true)
+        var left = timeout - sw.Elapsed;
+        return await Poll.UntilAsync(async ct =>
         {
-            var left = timeout - sw.Elapsed;
-            if (left <= TimeSpan.Zero)
+            var agentLimit = timeout - sw.Elapsed;
+            if (agentLimit <= TimeSpan.Zero)
             {
-                throw new LabTimeoutException("the guest to come back from its reboot (an agent answer with a new boot_id)", timeout, last);
+                return (false, TimeSpan.Zero, last);
             }
             try
             {
-                await waitForAgent(left).ConfigureAwait(false);
-                if (await BootIdAsync(agent, cancellationToken).ConfigureAwait(false) != before)
+                await waitForAgent(agentLimit).ConfigureAwait(false);
+                if (await BootIdAsync(agent, ct).ConfigureAwait(false) != before)
                 {
-                    return sw.Elapsed;
+                    return (true, sw.Elapsed, "");
                 }
             }
             catch (LabException e) when (e is not GuestNotRunningException && (e is not LabTimeoutException || sw.Elapsed < timeout))
             {
                 last = e.Message;
             }
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
-        }
+            return (false, TimeSpan.Zero, last);
+        }, "the guest to come back from its reboot (an agent answer with a new boot_id)", left > TimeSpan.Zero ? left : TimeSpan.Zero,
+            new Backoff(TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1)), cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 }

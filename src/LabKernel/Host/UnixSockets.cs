@@ -1,29 +1,30 @@
 using System.Net.Sockets;
 
-namespace LabKernel;
+namespace LabKernel.Host;
 
 /// <summary>Unix-domain socket helpers.</summary>
 internal static class UnixSockets
 {
+    private static readonly Backoff Retry = new(TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(50));
+
     /// <summary>
     /// Connects to a unix socket that a starting process is about to create, retrying until it accepts or the
-    /// limit passes. The retry waits grow from 1 ms so a ready socket is taken at once.
+    /// limit passes (or <paramref name="giveUp"/> says the process is gone). The retry waits grow from 1 ms so a
+    /// ready socket is taken at once.
     /// </summary>
-    public static async Task<Socket> ConnectAsync(string path, TimeSpan timeout, string what, CancellationToken cancellationToken, Func<bool>? giveUp = null)
+    public static Task<Socket> ConnectAsync(string path, TimeSpan timeout, string what, CancellationToken cancellationToken, Func<bool>? giveUp = null)
     {
-        var deadline = DateTime.UtcNow + timeout;
-        var delay = TimeSpan.FromMilliseconds(1);
-        string last = "not created yet";
-        while (true)
+        var awaited = $"{what} at {path} to accept a connection";
+        var last = "not created yet";
+        return Poll.UntilAsync<Socket>(async ct =>
         {
-            cancellationToken.ThrowIfCancellationRequested();
             if (File.Exists(path))
             {
                 var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
                 try
                 {
-                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), cancellationToken).ConfigureAwait(false);
-                    return socket;
+                    await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), ct).ConfigureAwait(false);
+                    return (true, socket, "");
                 }
                 catch (SocketException e)
                 {
@@ -31,12 +32,11 @@ internal static class UnixSockets
                     last = e.Message;
                 }
             }
-            if (giveUp?.Invoke() == true || DateTime.UtcNow >= deadline)
+            if (giveUp?.Invoke() == true)
             {
-                throw new LabTimeoutException($"{what} at {path} to accept a connection", timeout, last);
+                throw new LabTimeoutException(awaited, timeout, last);
             }
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromMilliseconds(50).Ticks));
-        }
+            return (false, null!, last);
+        }, awaited, timeout, Retry, cancellationToken: cancellationToken);
     }
 }

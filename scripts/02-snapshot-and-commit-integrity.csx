@@ -32,6 +32,7 @@ using System.IO;
 using System.Net.Http;
 using System.Threading;
 using LabKernel;
+using LabKernel.Backends;
 using LabKernel.Block;
 using LabKernel.Experiments;
 using LabKernel.GuestAgent;

@@ -45,6 +45,7 @@ using System.Net.Http;
 using System.Threading;
 using System.Text.Json.Nodes;
 using LabKernel;
+using LabKernel.Backends;
 using LabKernel.Block;
 using LabKernel.Experiments;
 using LabKernel.GuestAgent;

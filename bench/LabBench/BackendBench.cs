@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using LabKernel.Backends;
 using LabKernel.GuestAgent;
 using LabKernel.Guests;
 using LabKernel.Journal;

@@ -1,10 +1,14 @@
 using System.Diagnostics;
+using LabKernel.Host;
 
 namespace LabKernel.GuestAgent;
 
 /// <summary>A program running in the guest, started with <c>guest-exec</c>.</summary>
 public sealed class GuestProcess
 {
+    /// <summary>The agent has no exit event: ask quickly at first, then every 50 ms at most.</summary>
+    private static readonly Backoff ExitPolling = new(TimeSpan.FromMilliseconds(2), TimeSpan.FromMilliseconds(50), 1.5);
+
     private readonly IGuestAgent _agent;
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private GuestExecResult? _result;
@@ -38,21 +42,17 @@ public sealed class GuestProcess
     /// </summary>
     public async Task<GuestExecResult> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        var delay = TimeSpan.FromMilliseconds(2);
-        var waited = Stopwatch.StartNew();
-        while (true)
+        var awaited = $"guest command `{Processes.ShellQuote.Join(Command)}` to exit";
+        try
         {
-            if (await TryGetResultAsync(cancellationToken).ConfigureAwait(false) is { } result)
-            {
-                return result;
-            }
-            if (waited.Elapsed > timeout)
-            {
-                await GuestExec.TryKillAsync(_agent, Pid, cancellationToken).ConfigureAwait(false);
-                throw new LabTimeoutException($"guest command `{Processes.ShellQuote.Join(Command)}` to exit", timeout);
-            }
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 3 / 2, TimeSpan.FromMilliseconds(50).Ticks));
+            return await Poll.UntilAsync(async ct => await TryGetResultAsync(ct).ConfigureAwait(false) is { } result ? (true, result, "") : (false, null!, ""),
+                awaited, timeout, ExitPolling, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (LabTimeoutException e) when (e.Awaited == awaited)
+        {
+            // Past the limit the process is killed (an agent call that timed out on its own is not this wait's).
+            await GuestExec.TryKillAsync(_agent, Pid, cancellationToken).ConfigureAwait(false);
+            throw;
         }
     }
 }

@@ -3,31 +3,24 @@ namespace LabKernel.Host;
 /// <summary>An exclusive advisory lock on a file (flock through .NET's FileShare.None), held until disposed.</summary>
 internal sealed class FileLock : IAsyncDisposable
 {
+    private static readonly Backoff Retry = new(TimeSpan.FromMilliseconds(10), TimeSpan.FromSeconds(1));
+
     private readonly FileStream _stream;
 
     private FileLock(FileStream stream) => _stream = stream;
 
-    public static async Task<FileLock> AcquireAsync(string path, TimeSpan timeout, string holder, CancellationToken cancellationToken)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        var delay = TimeSpan.FromMilliseconds(10);
-        while (true)
+    public static Task<FileLock> AcquireAsync(string path, TimeSpan timeout, string holder, CancellationToken cancellationToken) =>
+        Poll.UntilAsync<FileLock>(_ =>
         {
             try
             {
-                return new FileLock(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None));
-            }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
-                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
+                return Task.FromResult((true, new FileLock(new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None)), ""));
             }
             catch (IOException)
             {
-                throw new LabTimeoutException($"{holder} to release {path}", timeout);
+                return Task.FromResult((false, (FileLock)null!, ""));
             }
-        }
-    }
+        }, $"{holder} to release {path}", timeout, Retry, cancellationToken: cancellationToken);
 
     public ValueTask DisposeAsync() => _stream.DisposeAsync();
 }

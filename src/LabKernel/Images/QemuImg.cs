@@ -36,7 +36,7 @@ public static class QemuImg
         // qemu-img create truncates an existing file: only a file the lab made itself may be replaced.
         if (File.Exists(path) && !Host.LabFiles.IsLabMade(path))
         {
-            throw new Block.OverlayExistsException(Path.GetFullPath(path));
+            throw new OverlayExistsException(Path.GetFullPath(path));
         }
         var args = new List<string> { "-f", format };
         if (options.BackingFile is { } backing)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using LabKernel.GuestAgent;
+using LabKernel.Host;
 
 namespace LabKernel.Integrity;
 
@@ -138,78 +139,62 @@ public sealed class SequenceWriter
     }
 
     /// <summary>Waits until at least <paramref name="lines"/> lines are flushed, reading the progress file.</summary>
-    public async Task<long> WaitForLinesAsync(long lines, TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        var waited = Stopwatch.StartNew();
-        var delay = TimeSpan.FromMilliseconds(5);
-        while (true)
+    public Task<long> WaitForLinesAsync(long lines, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Poll.UntilAsync(async ct =>
         {
-            var now = await ReadProgressAsync(cancellationToken).ConfigureAwait(false);
+            var now = await ReadProgressAsync(ct).ConfigureAwait(false);
             if (now >= lines)
             {
-                return now;
+                return (true, now, "");
             }
-            if (await _process.TryGetResultAsync(cancellationToken).ConfigureAwait(false) is { } done)
+            if (await _process.TryGetResultAsync(ct).ConfigureAwait(false) is { } done)
             {
                 throw new LabException($"the sequence writer exited ({done.ExitCode}) at {now} lines before reaching {lines}: {done.StandardError.Trim()}");
             }
-            if (waited.Elapsed > timeout)
-            {
-                throw new LabTimeoutException($"the guest writer to reach {lines} lines", timeout, $"it is at {now}");
-            }
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 3 / 2, TimeSpan.FromMilliseconds(100).Ticks));
-        }
-    }
+            return (false, now, $"it is at {now}");
+        }, $"the guest writer to reach {lines} lines", timeout, new Backoff(TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(100), 1.5), cancellationToken: cancellationToken);
 
     /// <summary>
     /// Waits until the writer has run for <paramref name="elapsed"/> (the experiment's "snapshot after N seconds"),
     /// reading its progress meanwhile; returns the lines flushed then. Fails with a clear error when the writer
     /// ends first, since the point to act at was never reached mid-write.
     /// </summary>
-    public async Task<long> WaitForElapsedAsync(TimeSpan elapsed, CancellationToken cancellationToken = default)
+    public Task<long> WaitForElapsedAsync(TimeSpan elapsed, CancellationToken cancellationToken = default)
     {
-        var delay = TimeSpan.FromMilliseconds(20);
-        while (true)
+        // The limit is the time left to the point, and Poll never sleeps past its limit and asks once more at it,
+        // so this wait ends at the point, never with a time-out: the writer's clock has reached it by then.
+        var left = elapsed - _clock.Elapsed;
+        return Poll.UntilAsync(async ct =>
         {
-            var now = await ReadProgressAsync(cancellationToken).ConfigureAwait(false);
+            var now = await ReadProgressAsync(ct).ConfigureAwait(false);
             if (_clock.Elapsed >= elapsed)
             {
-                return now;
+                return (true, now, "");
             }
-            if (await _process.TryGetResultAsync(cancellationToken).ConfigureAwait(false) is { } done)
+            if (await _process.TryGetResultAsync(ct).ConfigureAwait(false) is { } done)
             {
                 throw new LabException($"the sequence writer ended ({done.ExitCode}) after {_clock.Elapsed.TotalSeconds:0.0} s at {now} lines, before the point at {elapsed.TotalSeconds:0.0} s: raise Count or lower the time");
             }
-            var left = elapsed - _clock.Elapsed;
-            await Task.Delay(left <= TimeSpan.Zero ? TimeSpan.Zero : left < delay ? left : delay, cancellationToken).ConfigureAwait(false);
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 3 / 2, TimeSpan.FromMilliseconds(250).Ticks));
-        }
+            return (false, now, $"it is at {now} lines after {_clock.Elapsed.TotalSeconds:0.0} s");
+        }, $"the guest writer to run for {elapsed.TotalSeconds:0.0} s", left <= TimeSpan.Zero ? TimeSpan.Zero : left,
+            new Backoff(TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(250), 1.5), cancellationToken: cancellationToken);
     }
 
     /// <summary>
     /// Waits for the writer to finish, reading its progress every <paramref name="sampleEvery"/> meanwhile (the
     /// samples are the measurement for plots); fails if it exits non-zero or runs past <paramref name="timeout"/>.
     /// </summary>
-    public async Task<GuestExecResult> WaitAsync(TimeSpan timeout, TimeSpan? sampleEvery = null, CancellationToken cancellationToken = default)
-    {
-        var interval = sampleEvery ?? TimeSpan.FromMilliseconds(250);
-        var waited = Stopwatch.StartNew();
-        while (true)
+    public Task<GuestExecResult> WaitAsync(TimeSpan timeout, TimeSpan? sampleEvery = null, CancellationToken cancellationToken = default) =>
+        Poll.UntilAsync(async ct =>
         {
-            if (await _process.TryGetResultAsync(cancellationToken).ConfigureAwait(false) is { } done)
+            if (await _process.TryGetResultAsync(ct).ConfigureAwait(false) is { } done)
             {
-                Record(done.Succeeded ? Options.Count : await ReadProgressAsync(cancellationToken).ConfigureAwait(false));
-                return done.EnsureSuccess();
+                Record(done.Succeeded ? Options.Count : await ReadProgressAsync(ct).ConfigureAwait(false));
+                return (true, done.EnsureSuccess(), "");
             }
-            await ReadProgressAsync(cancellationToken).ConfigureAwait(false);
-            if (waited.Elapsed > timeout)
-            {
-                throw new LabTimeoutException($"the guest writer of {Options.Count} lines to finish", timeout);
-            }
-            await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
-        }
-    }
+            await ReadProgressAsync(ct).ConfigureAwait(false);
+            return (false, (GuestExecResult)null!, "");
+        }, $"the guest writer of {Options.Count} lines to finish", timeout, Backoff.Every(sampleEvery ?? TimeSpan.FromMilliseconds(250)), cancellationToken: cancellationToken);
 
     private void Record(long lines)
     {

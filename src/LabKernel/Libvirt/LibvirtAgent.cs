@@ -1,7 +1,7 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using LabKernel.GuestAgent;
+using LabKernel.Host;
 
 namespace LabKernel.Libvirt;
 
@@ -64,20 +64,20 @@ public sealed class LibvirtAgent : IGuestAgent
     /// </summary>
     public async Task<TimeSpan> WaitUntilReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        var sw = Stopwatch.StartNew();
-        var delay = TimeSpan.FromMilliseconds(50);
-        string last = "no attempt";
-        while (sw.Elapsed < timeout)
+        var time = _domain.Connection.Time;
+        var started = time.GetTimestamp();
+        var last = "no attempt";
+        await Poll.UntilAsync(async ct =>
         {
-            var state = await _domain.GetStateAsync(cancellationToken).ConfigureAwait(false);
+            var state = await _domain.GetStateAsync(ct).ConfigureAwait(false);
             if (state is DomainState.ShutOff or DomainState.Crashed)
             {
                 throw new GuestNotRunningException($"domain '{_domain.Name}' is {state} while waiting for its guest agent (last: {last})");
             }
             try
             {
-                await PingAsync(cancellationToken).ConfigureAwait(false);
-                return sw.Elapsed;
+                await PingAsync(ct).ConfigureAwait(false);
+                return (true, "");
             }
             catch (LibvirtException e)
             {
@@ -87,11 +87,9 @@ public sealed class LibvirtAgent : IGuestAgent
             {
                 last = e.Description;
             }
-            // Back off from 50 ms to 1 s: a booting guest is retried often at first, a slow one is not flooded.
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
-        }
-        throw new LabTimeoutException($"the guest agent of domain '{_domain.Name}'", timeout, last);
+            return (false, last);
+        }, $"the guest agent of domain '{_domain.Name}'", timeout, Backoff.Default, time, cancellationToken).ConfigureAwait(false);
+        return time.GetElapsedTime(started);
     }
 
     /// <inheritdoc />

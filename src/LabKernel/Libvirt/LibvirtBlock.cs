@@ -203,7 +203,7 @@ public sealed class LibvirtBlock : Block.ILabBlock
         {
             if (File.Exists(destination))
             {
-                throw new Block.OverlayExistsException(destination);
+                throw new OverlayExistsException(destination);
             }
             if (options.ReuseExternal)
             {

@@ -100,7 +100,7 @@ public sealed class LibvirtGuest : IAsyncDisposable
                 overlay = Path.Combine(folder, options.RootOverlayName);
                 if (File.Exists(overlay))
                 {
-                    throw new Block.OverlayExistsException(overlay);
+                    throw new OverlayExistsException(overlay);
                 }
                 await QemuImg.CreateAsync(overlay, "qcow2", null, new CreateOptions { BackingFile = image.BaseImage, BackingFormat = "qcow2" }, cancellationToken).ConfigureAwait(false);
             }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net.Sockets;
 using System.Text;
 using LabKernel.GuestAgent;
+using LabKernel.Host;
 using LabKernel.Processes;
 using Renci.SshNet;
 using Renci.SshNet.Common;
@@ -179,31 +180,19 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
     /// Connects until sshd accepts the lab's key, or the limit passes (sshd starts a little after the agent).
     /// A host key mismatch fails at once: retrying cannot fix it.
     /// </summary>
-    public async Task WaitUntilReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        var sw = Stopwatch.StartNew();
-        var delay = TimeSpan.FromMilliseconds(50);
-        var last = "";
-        while (sw.Elapsed < timeout)
+    public Task WaitUntilReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Poll.UntilAsync(async ct =>
         {
             try
             {
-                await ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
-                return;
+                await ConnectedClientAsync(ct).ConfigureAwait(false);
+                return (true, "");
             }
-            catch (SshHostKeyMismatchException)
+            catch (GuestSshException e) when (e is not SshHostKeyMismatchException)
             {
-                throw;
+                return (false, e.Message);
             }
-            catch (GuestSshException e)
-            {
-                last = e.Message;
-            }
-            await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
-        }
-        throw new LabTimeoutException($"sshd on {Target.Host}:{Target.Port} to accept the lab's key", timeout, last);
-    }
+        }, $"sshd on {Target.Host}:{Target.Port} to accept the lab's key", timeout, Backoff.Default, cancellationToken: cancellationToken);
 
     public async ValueTask DisposeAsync()
     {

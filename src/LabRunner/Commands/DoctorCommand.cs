@@ -1,5 +1,5 @@
 using System.CommandLine;
-using LabKernel.Host;
+using LabKernel.Diagnostics;
 
 namespace LabRunner.Commands;
 

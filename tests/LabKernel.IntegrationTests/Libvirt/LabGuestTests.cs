@@ -1,3 +1,4 @@
+using LabKernel.Backends;
 using LabKernel.GuestAgent;
 using LabKernel.Host;
 using LabKernel.Guests;

@@ -60,7 +60,7 @@ public sealed class SnapshotKindsTests(LibvirtFixture fx, ITestOutputHelper outp
         Assert.Equal([memOverlay, .. start.Chain], (await d.Block.QueryChainAsync("vda")).Chain);
         var refused = await Assert.ThrowsAsync<LabUsageException>(() => d.Snapshots.RevertAsync("mem1"));
         output.WriteLine(refused.Message);
-        await Assert.ThrowsAsync<LabKernel.Block.OverlayExistsException>(() => d.Snapshots.CreateDiskOnlyAsync("again", "vda", memOverlay));
+        await Assert.ThrowsAsync<LabKernel.OverlayExistsException>(() => d.Snapshots.CreateDiskOnlyAsync("again", "vda", memOverlay));
 
         await TouchAsync(d, "/root/after-mem1");
         var sw = System.Diagnostics.Stopwatch.StartNew();

@@ -1,3 +1,4 @@
+using LabKernel.Backends;
 using LabKernel.Guests;
 using LabKernel.Host;
 using LabKernel.IntegrationTests.Notebooks;

@@ -1,3 +1,4 @@
+using LabKernel.Backends;
 using LabKernel.Guests;
 using LabKernel.Host;
 
@@ -32,7 +33,7 @@ public sealed class LabGuestChoiceTests
         {
             var existing = Path.Combine(folder, "overlay1.qcow2");
             await File.WriteAllTextAsync(existing, "someone's data");
-            await Assert.ThrowsAsync<LabKernel.Block.OverlayExistsException>(() => LabGuests.StartAsync(new LabGuestOptions { WorkFolder = folder, Overlays = [existing] }));
+            await Assert.ThrowsAsync<LabKernel.OverlayExistsException>(() => LabGuests.StartAsync(new LabGuestOptions { WorkFolder = folder, Overlays = [existing] }));
             Assert.Equal("someone's data", await File.ReadAllTextAsync(existing));
             await Assert.ThrowsAsync<LabUsageException>(() => LabGuests.StartAsync(new LabGuestOptions { WorkFolder = folder, Overlays = [] }));
         }

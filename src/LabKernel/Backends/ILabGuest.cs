@@ -1,0 +1,61 @@
+using LabKernel.Block;
+using LabKernel.GuestAgent;
+
+namespace LabKernel.Backends;
+
+/// <summary>
+/// A running guest an experiment works on, whichever backend runs it: the embedded guest on QEMU directly, the
+/// embedded guest as a libvirt domain, or a user's own libvirt domain. The experiment sees the same three things
+/// on all of them: the guest agent, the block operations (<see cref="ILabBlock"/>) and the root disk's name.
+/// </summary>
+public interface ILabGuest : IAsyncDisposable
+{
+    /// <summary><c>qemu</c> or <c>libvirt</c>.</summary>
+    string Backend { get; }
+
+    /// <summary>The guest's name (the QEMU <c>-name</c> or the libvirt domain).</summary>
+    string Name { get; }
+
+    /// <summary>The root disk as the block operations name it: <c>disk0</c> (QEMU) or the target, <c>vda</c> (libvirt).</summary>
+    string Disk { get; }
+
+    /// <summary>
+    /// The image below the lab's first overlay: the cached guest image, or the user's own disk image. The lab only
+    /// reads it: every write of the experiment goes into overlays it created.
+    /// </summary>
+    string BaseImage { get; }
+
+    /// <summary>One line for a notebook: what runs, where, and how long it took to answer.</summary>
+    string Description { get; }
+
+    /// <summary>From start to the guest agent's first answer (null when the guest was already running).</summary>
+    TimeSpan? BootToAgent { get; }
+
+    IGuestAgent Agent { get; }
+
+    ILabBlock Block { get; }
+
+    /// <summary>The QEMU process's pid on this host, when known (for looking at the files it holds open).</summary>
+    int? QemuProcessId { get; }
+
+    /// <summary>
+    /// For a user's domain, after dispose: how it was handed back and the evidence that the lab did not write its
+    /// image (SHA-256 at take-over and at hand-back). Null for guests the lab made, and before dispose.
+    /// </summary>
+    DomainHandBack? HandBack { get; }
+
+    /// <summary>Powers the guest off cleanly (through the agent), so its layers are closed and can be read offline.</summary>
+    Task StopAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Reboots the guest from inside (its own reboot, through the agent) and waits until the agent answers from the
+    /// new boot (a different <c>/proc/sys/kernel/random/boot_id</c>). Returns how long that took.
+    /// </summary>
+    Task<TimeSpan> RebootAsync(TimeSpan timeout, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The QMP view of the guest's QEMU as a <see cref="BlockLayer"/>: the machine's own monitor, or for libvirt the
+    /// monitor passthrough the documents use (<c>virsh qemu-monitor-command</c>), with events.
+    /// </summary>
+    Task<BlockLayer> OpenMonitorAsync(CancellationToken cancellationToken = default);
+}

@@ -1,0 +1,40 @@
+using LabKernel.Libvirt;
+
+namespace LabKernel.Backends;
+
+/// <summary>What <see cref="LabGuests.StartAsync"/> starts.</summary>
+public sealed record LabGuestOptions
+{
+    /// <summary><c>qemu</c> (the embedded guest on QEMU directly) or <c>libvirt</c>.</summary>
+    public string Backend { get; init; } = "qemu";
+
+    /// <summary>With <c>libvirt</c>: a domain of the user's to work on; empty for the embedded guest as a lab-made domain.</summary>
+    public string? Domain { get; init; }
+
+    /// <summary>With <c>libvirt</c>: the connection URI.</summary>
+    public string LibvirtUri { get; init; } = LibvirtConnection.DefaultUri;
+
+    /// <summary>With a user's domain: the disk to work on (its target, e.g. <c>vda</c>); empty for the first file disk.</summary>
+    public string? DomainDisk { get; init; }
+
+    /// <summary>A short name for the guest (the embedded domain's name gets a unique suffix).</summary>
+    public string Name { get; init; } = "labguest";
+
+    /// <summary>The folder for the guest's runtime files (console log, sockets).</summary>
+    public required string WorkFolder { get; init; }
+
+    /// <summary>
+    /// The overlays the lab makes for the starting chain, lowest first, none existing yet: <c>[overlay1]</c> gives
+    /// <c>base &lt;- overlay1</c>. For the embedded guest they are created with qemu-img before boot; on a user's
+    /// running domain each is a live disk-only snapshot (the first quiesced when the agent can freeze).
+    /// </summary>
+    public required IReadOnlyList<string> Overlays { get; init; }
+
+    public int MemoryMiB { get; init; } = 1024;
+
+    /// <summary>Time limit for the guest agent to answer after start.</summary>
+    public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromMinutes(3);
+
+    /// <summary>Time limit for a clean power-off before the guest is stopped hard.</summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromMinutes(2);
+}

@@ -1,0 +1,75 @@
+using LabKernel.Block;
+using LabKernel.Images;
+using LabKernel.Libvirt;
+
+namespace LabKernel.Backends;
+
+/// <summary>Starts an <see cref="ILabGuest"/> from notebook parameters (<c>Backend</c>, <c>Domain</c>).</summary>
+public static class LabGuests
+{
+    /// <summary>
+    /// Checks the backend choice (a one-line <see cref="LabUsageException"/> for a wrong one), makes the starting
+    /// chain and starts (or, for a user's domain, takes over) the guest, waiting for its agent.
+    /// </summary>
+    public static async Task<ILabGuest> StartAsync(LabGuestOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var (backend, domain) = CheckChoice(options.Backend, options.Domain);
+        if (options.Overlays.Count == 0)
+        {
+            throw new LabUsageException("the starting chain needs at least one overlay for the lab to write into");
+        }
+        foreach (var o in options.Overlays)
+        {
+            if (File.Exists(o))
+            {
+                throw new OverlayExistsException(Path.GetFullPath(o));
+            }
+        }
+        if (backend == "libvirt")
+        {
+            LibvirtConnection.RequireThisHost(options.LibvirtUri, "run an experiment on a domain there");
+        }
+        Directory.CreateDirectory(options.WorkFolder);
+        return backend == "qemu"
+            ? await QemuLabGuest.StartAsync(options, cancellationToken).ConfigureAwait(false)
+            : domain.Length == 0
+                ? await LibvirtLabGuest.StartEmbeddedAsync(options, cancellationToken).ConfigureAwait(false)
+                : await LibvirtLabGuest.TakeOverAsync(options, domain, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Validates notebook parameters <c>Backend</c> and <c>Domain</c> before anything is made: a one-line
+    /// <see cref="LabUsageException"/> for an unknown backend or a domain with <c>Backend=qemu</c>.
+    /// Returns them normalised.
+    /// </summary>
+    public static (string Backend, string Domain) CheckChoice(string? backend, string? domain)
+    {
+        var b = (backend ?? "").Trim().ToLowerInvariant();
+        var d = domain?.Trim() ?? "";
+        if (b is not ("qemu" or "libvirt"))
+        {
+            throw new LabUsageException($"Backend must be qemu or libvirt, not '{backend}'");
+        }
+        if (b == "qemu" && d.Length > 0)
+        {
+            throw new LabUsageException($"Domain='{d}' names a libvirt domain: run with Backend=libvirt (Backend=qemu always boots the embedded guest)");
+        }
+        return (b, d);
+    }
+
+    /// <summary>Creates <paramref name="overlays"/> (lowest first) as a qcow2 chain on <paramref name="baseImage"/>; returns the top.</summary>
+    internal static async Task<string> CreateChainAsync(string baseImage, IReadOnlyList<string> overlays, CancellationToken cancellationToken)
+    {
+        var below = baseImage;
+        var belowFormat = (await QemuImg.InfoAsync(baseImage, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
+        foreach (var o in overlays)
+        {
+            var path = Path.GetFullPath(o);
+            await QemuImg.CreateAsync(path, "qcow2", options: new CreateOptions { BackingFile = below, BackingFormat = belowFormat }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            below = path;
+            belowFormat = "qcow2";
+        }
+        return below;
+    }
+}

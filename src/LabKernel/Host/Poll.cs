@@ -1,0 +1,74 @@
+namespace LabKernel.Host;
+
+/// <summary>
+/// The lab's one way to wait for something that sends no event (a socket to appear, an agent to answer, a guest
+/// writer to reach a line): ask, and until the answer is yes wait a little longer each time (<see cref="Backoff"/>)
+/// on one clock (<see cref="TimeProvider"/>, so tests run it on a fake one), until a time limit.
+/// Waits for an event (a QMP event, a process exit) do not belong here: they await the event itself.
+/// </summary>
+public static class Poll
+{
+    /// <summary>
+    /// Calls <paramref name="probe"/> until it says <c>Done</c> and returns its value. Between calls it waits by
+    /// <paramref name="backoff"/> (default <see cref="Backoff.Default"/>), never past the limit: the last call starts
+    /// at (or just after) the limit. When that one is not done either, it throws a <see cref="LabTimeoutException"/> naming
+    /// <paramref name="awaited"/> and the probe's last <c>Status</c> (empty for none). An exception from the probe
+    /// ends the wait as it is (a probe throws to give up early, for a reason waiting cannot fix).
+    /// <see cref="Timeout.InfiniteTimeSpan"/> waits without limit.
+    /// </summary>
+    public static async Task<T> UntilAsync<T>(
+        Func<CancellationToken, Task<(bool Done, T Value, string Status)>> probe,
+        string awaited,
+        TimeSpan limit,
+        Backoff? backoff = null,
+        TimeProvider? time = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(probe);
+        backoff ??= Backoff.Default;
+        time ??= TimeProvider.System;
+        var started = time.GetTimestamp();
+        var delay = backoff.Initial;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var asked = time.GetElapsedTime(started);
+            var (done, value, status) = await probe(cancellationToken).ConfigureAwait(false);
+            if (done)
+            {
+                return value;
+            }
+            var wait = delay;
+            if (limit != Timeout.InfiniteTimeSpan)
+            {
+                // Only a "no" asked at or after the limit ends the wait: one that was still on its way when the
+                // limit passed is asked again at once.
+                if (asked >= limit)
+                {
+                    throw new LabTimeoutException(awaited, limit, string.IsNullOrEmpty(status) ? null : status);
+                }
+                var left = limit - time.GetElapsedTime(started);
+                wait = left <= TimeSpan.Zero ? TimeSpan.Zero : left < delay ? left : delay;
+            }
+            await Task.Delay(wait, time, cancellationToken).ConfigureAwait(false);
+            delay = backoff.Next(delay);
+        }
+    }
+
+    /// <summary>As <see cref="UntilAsync{T}"/>, for a probe with no value to return.</summary>
+    public static Task UntilAsync(
+        Func<CancellationToken, Task<(bool Done, string Status)>> probe,
+        string awaited,
+        TimeSpan limit,
+        Backoff? backoff = null,
+        TimeProvider? time = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(probe);
+        return UntilAsync<bool>(async ct =>
+        {
+            var (done, status) = await probe(ct).ConfigureAwait(false);
+            return (done, done, status);
+        }, awaited, limit, backoff, time, cancellationToken);
+    }
+}

@@ -1,0 +1,135 @@
+using LabKernel.Host;
+
+namespace LabKernel.Tests.Host;
+
+public sealed class PollTests
+{
+    private static TimeSpan Ms(double ms) => TimeSpan.FromMilliseconds(ms);
+
+    [Fact]
+    public async Task Given_a_probe_that_is_done_at_once_When_polling_Then_its_value_comes_back_without_a_wait()
+    {
+        var clock = new SteppingClock();
+
+        var value = await Poll.UntilAsync(_ => Task.FromResult((true, 42, "")), "the answer", TimeSpan.FromSeconds(1), time: clock);
+
+        Assert.Equal(42, value);
+        Assert.Empty(clock.Delays);
+    }
+
+    [Fact]
+    public async Task Given_a_probe_done_on_the_sixth_call_When_polling_Then_the_waits_double_from_the_initial_up_to_the_max()
+    {
+        var clock = new SteppingClock();
+        var calls = 0;
+
+        var value = await Poll.UntilAsync(_ => Task.FromResult((++calls == 6, calls, $"call {calls}")),
+            "the sixth call", Timeout.InfiniteTimeSpan, new Backoff(Ms(10), Ms(80)), clock);
+
+        Assert.Equal(6, value);
+        Assert.Equal([Ms(10), Ms(20), Ms(40), Ms(80), Ms(80)], clock.Delays);
+    }
+
+    [Fact]
+    public void Given_a_back_off_of_one_and_a_half_When_stepping_Then_the_waits_grow_by_half_and_stop_at_the_max()
+    {
+        var backoff = new Backoff(Ms(2), Ms(5), 1.5);
+
+        Assert.Equal(Ms(3), backoff.Next(Ms(2)));
+        Assert.Equal(Ms(4.5), backoff.Next(Ms(3)));
+        Assert.Equal(Ms(5), backoff.Next(Ms(4.5)));
+        Assert.Equal(Ms(7), Backoff.Every(Ms(7)).Next(Ms(7)));
+        Assert.Throws<ArgumentException>(() => new Backoff(Ms(10), Ms(5)));
+        Assert.Throws<ArgumentException>(() => new Backoff(Ms(1), Ms(5), 0.5));
+    }
+
+    [Fact]
+    public async Task Given_a_probe_that_never_gets_there_When_the_limit_passes_Then_the_last_wait_stops_at_the_limit_and_the_error_names_what_and_the_last_status()
+    {
+        var clock = new SteppingClock();
+        var calls = 0;
+
+        var e = await Assert.ThrowsAsync<LabTimeoutException>(() => Poll.UntilAsync(_ => Task.FromResult((false, 0, $"still grey after {++calls} looks")),
+            "the widget to turn blue", Ms(100), new Backoff(Ms(10), Ms(40)), clock));
+
+        Assert.Equal([Ms(10), Ms(20), Ms(40), Ms(30)], clock.Delays);
+        Assert.Equal(5, calls);
+        Assert.Equal("the widget to turn blue", e.Awaited);
+        Assert.Equal(Ms(100), e.Limit);
+        Assert.Equal("timed out after 0.1 s waiting for the widget to turn blue: still grey after 5 looks", e.Message);
+    }
+
+    [Fact]
+    public async Task Given_no_status_When_the_limit_passes_Then_the_error_has_no_empty_detail()
+    {
+        var clock = new SteppingClock();
+
+        var e = await Assert.ThrowsAsync<LabTimeoutException>(() => Poll.UntilAsync(_ => Task.FromResult((false, "")), "the lock", Ms(20), time: clock));
+
+        Assert.Equal("timed out after 0 s waiting for the lock", e.Message);
+    }
+
+    [Fact]
+    public async Task Given_a_probe_still_on_its_way_when_the_limit_passed_When_it_says_no_Then_it_is_asked_once_more_before_the_wait_fails()
+    {
+        var clock = new SteppingClock();
+        var calls = 0;
+
+        var value = await Poll.UntilAsync(_ =>
+        {
+            calls++;
+            if (calls == 1)
+            {
+                clock.Advance(Ms(120)); // a slow answer that started before the limit and ends past it
+            }
+            return Task.FromResult((calls == 2, calls, ""));
+        }, "a slow answer", Ms(100), Backoff.Every(Ms(50)), clock);
+
+        Assert.Equal(2, value);
+        Assert.Empty(clock.Delays); // asked again at once: no time was left to wait
+    }
+
+    [Fact]
+    public async Task Given_a_cancellation_during_the_wait_When_polling_Then_it_ends_with_a_cancellation_and_asks_no_more()
+    {
+        var clock = new SteppingClock();
+        using var cts = new CancellationTokenSource();
+        var calls = 0;
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Poll.UntilAsync(_ =>
+        {
+            if (++calls == 3)
+            {
+                cts.Cancel();
+            }
+            return Task.FromResult((false, ""));
+        }, "never", TimeSpan.FromSeconds(10), time: clock, cancellationToken: cts.Token));
+
+        Assert.Equal(3, calls);
+    }
+
+    [Fact]
+    public async Task Given_a_cancelled_token_When_polling_Then_the_probe_is_never_asked()
+    {
+        var calls = 0;
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => Poll.UntilAsync(_ => Task.FromResult((++calls > 0, "")), "never",
+            TimeSpan.FromSeconds(10), time: new SteppingClock(), cancellationToken: new CancellationToken(canceled: true)));
+
+        Assert.Equal(0, calls);
+    }
+
+    [Fact]
+    public async Task Given_a_probe_that_throws_When_polling_Then_its_exception_ends_the_wait_unchanged()
+    {
+        var clock = new SteppingClock();
+        var calls = 0;
+
+        var e = await Assert.ThrowsAsync<GuestNotRunningException>(() => Poll.UntilAsync<int>(_ =>
+            ++calls == 2 ? throw new GuestNotRunningException("QEMU exited") : Task.FromResult((false, 0, "booting")),
+            "the agent", TimeSpan.FromSeconds(10), time: clock));
+
+        Assert.Equal("QEMU exited", e.Message);
+        Assert.Equal([Backoff.Default.Initial], clock.Delays);
+    }
+}

@@ -57,7 +57,7 @@ public static class GuestAgentCommands
             while (true)
             {
                 var r = (await agent.ExecuteAsync("guest-file-read", new JsonObject { ["handle"] = handle, ["count"] = FileChunk }, cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
-                ms.Write(GuestExec.Decode(r["buf-b64"]));
+                ms.Write(GuestExec.Decode(r["buf-b64"], $"guest-file-read data of {guestPath}"));
                 if (r["eof"]?.GetValue<bool>() == true || r["count"]?.GetValue<int>() == 0)
                 {
                     return ms.ToArray();

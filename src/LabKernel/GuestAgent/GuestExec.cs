@@ -62,8 +62,8 @@ public static class GuestExec
         return new GuestExecResult(
             process.Command,
             status["exitcode"]?.GetValue<int>() ?? (signal is null ? 0 : 128 + signal.Value),
-            Decode(status["out-data"]),
-            Decode(status["err-data"]),
+            Decode(status["out-data"], "guest-exec-status out-data"),
+            Decode(status["err-data"], "guest-exec-status err-data"),
             process.Elapsed,
             signal,
             status["out-truncated"]?.GetValue<bool>() == true || status["err-truncated"]?.GetValue<bool>() == true);
@@ -81,6 +81,20 @@ public static class GuestExec
         }
     }
 
-    internal static byte[] Decode(JsonNode? node) =>
-        node is JsonValue v && v.TryGetValue<string>(out var s) ? Convert.FromBase64String(s) : [];
+    /// <summary>Decodes the agent's base64 data; anything that is not base64 is a one-line <see cref="LabException"/>.</summary>
+    internal static byte[] Decode(JsonNode? node, string what = "data")
+    {
+        if (node is not JsonValue v || !v.TryGetValue<string>(out var s))
+        {
+            return [];
+        }
+        try
+        {
+            return Convert.FromBase64String(s);
+        }
+        catch (FormatException)
+        {
+            throw new LabException($"the guest agent sent {what} that is not base64 ({s.Length} characters starting '{(s.Length > 20 ? s[..20] + "…" : s)}')");
+        }
+    }
 }

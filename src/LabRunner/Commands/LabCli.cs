@@ -20,6 +20,14 @@ public static class LabCli
         try
         {
             var parse = Build().Parse(args);
+            if (parse.Errors.Count > 0)
+            {
+                // A mistyped command line is a one-line error and exit 2, not a page of help.
+                var command = parse.CommandResult.Command;
+                var name = command is RootCommand ? "lab" : $"lab {command.Name}";
+                Console.Error.WriteLine($"lab: {parse.Errors[0].Message} (see `{name} --help`)");
+                return 2;
+            }
             return await parse.InvokeAsync().ConfigureAwait(false);
         }
         catch (LabException e)

@@ -126,4 +126,15 @@ public sealed class GuestAgentClientTests
         var e = await Assert.ThrowsAsync<LabException>(() => call.WaitAsync(TimeSpan.FromSeconds(10)));
         Assert.Contains("longer than 4096 bytes", e.Message, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("not base64!!")]
+    [InlineData("aGk")]
+    public void Given_agent_data_that_is_not_base64_When_decoded_Then_a_one_line_error_names_what_it_was(string data)
+    {
+        var e = Assert.Throws<LabException>(() => GuestExec.Decode(System.Text.Json.Nodes.JsonValue.Create(data), "guest-exec-status out-data"));
+        Assert.Contains("guest-exec-status out-data", e.Message, StringComparison.Ordinal);
+        Assert.Contains("not base64", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', e.Message);
+    }
 }

@@ -103,6 +103,17 @@ public sealed class LabRunTests
         Assert.Equal(2, await Lab("run", Fixture("sample.dib"), "--timeout", "soon"));
         Assert.Equal(2, await Lab("run", Fixture("sample.dib"), "--no-such-option"));
         Assert.Equal(2, await Lab("run"));
+        // An odd number of -p values, a malformed cell time limit: one line and 2, not a page of help.
+        Assert.Equal(2, await Lab("run", Fixture("sample.dib"), "-p", "points"));
+        Assert.Equal(2, await Lab("run", Fixture("sample.dib"), "--cell-timeout", "abc"));
+        Assert.Equal(2, await Lab("run", Fixture("sample.dib"), "--cell-timeout", "-5"));
+        // -o naming the input itself (by another spelling too) is refused and the input left as it was.
+        var input = Path.Combine(dir, "in.ipynb");
+        File.Copy(Fixture("vscode.ipynb"), input);
+        var before = await File.ReadAllTextAsync(input);
+        Assert.Equal(2, await Lab("run", input, "-o", input));
+        Assert.Equal(2, await Lab("run", input, "-o", Path.Combine(dir, ".", "in.ipynb")));
+        Assert.Equal(before, await File.ReadAllTextAsync(input));
     }
 
     [Fact]

@@ -71,7 +71,7 @@ public static class RunnerBench
             var roslynWarm = Median(roslyn.Skip(1));
 
             var labMedian = Median(lab);
-            output.WriteLine($"  lab run (2 processes + Roslyn)      {labMedian,8:0.000} s   runs: {Join(lab)}");
+            output.WriteLine($"  lab run (C# kernel, child process) {labMedian,8:0.000} s   runs: {Join(lab)}");
             output.WriteLine($"  dotnet-repl --run (C# kernel)       {Median(repl),8:0.000} s   runs: {Join(repl)}");
             if (jupyter.Count > 0)
             {

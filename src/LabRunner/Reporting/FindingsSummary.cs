@@ -30,7 +30,7 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
         var unexpected = new List<string>();
         foreach (var output in notebook.Cells.SelectMany(c => c.Outputs))
         {
-            if (AsObject(output["data"]?[MimeType]) is not { } node)
+            if (MimeJson.AsObject(output["data"]?[MimeType]) is not { } node)
             {
                 continue;
             }
@@ -53,33 +53,6 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
             }
         }
         return seen.Count == 0 ? null : new FindingsSummary(confirmed, refuted, expected, info, unexpected);
-    }
-
-    /// <summary>
-    /// A JSON MIME value as a host saved it: an object (lab run, Jupyter), or its text as one string or as the list of
-    /// lines nbformat allows (the real kernel and dotnet-repl hand JSON types over as text). Null when it is not JSON.
-    /// </summary>
-    internal static JsonObject? AsObject(JsonNode? value)
-    {
-        var text = value switch
-        {
-            JsonObject o => null,
-            JsonValue v when v.TryGetValue<string>(out var s) => s,
-            JsonArray a when a.All(x => x is JsonValue) => string.Concat(a.Select(x => x!.GetValue<string>())),
-            _ => null,
-        };
-        if (value is JsonObject obj)
-        {
-            return obj;
-        }
-        try
-        {
-            return text is null ? null : JsonNode.Parse(text) as JsonObject;
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            return null;
-        }
     }
 
     public JsonObject ToJson() => new()

@@ -160,7 +160,7 @@ public static class HtmlReport
             case "display_data" or "execute_result":
                 var data = output["data"] as JsonObject ?? [];
                 body.Append("<div class=\"output display\">");
-                if (Figure(data[MimeTypes.Plotly]) is { } figure)
+                if (MimeJson.AsObject(data[MimeTypes.Plotly]) is { } figure)
                 {
                     var id = $"plot-{++plotCount}";
                     body.Append("<div class=\"plot\" id=\"").Append(id).Append("\"></div>");
@@ -200,31 +200,6 @@ public static class HtmlReport
                 }
                 body.Append("</div>");
                 break;
-        }
-    }
-
-    /// <summary>
-    /// A plotly figure as nbformat stores it (a JSON object), or as JSON text, which is how the .NET Interactive
-    /// kernel sends a formatted value of any MIME type; null for anything else.
-    /// </summary>
-    private static JsonObject? Figure(JsonNode? node)
-    {
-        if (node is JsonObject figure)
-        {
-            return figure;
-        }
-        var text = node is JsonValue or JsonArray ? Text(node) : null;
-        if (string.IsNullOrWhiteSpace(text))
-        {
-            return null;
-        }
-        try
-        {
-            return JsonNode.Parse(text) as JsonObject;
-        }
-        catch (JsonException)
-        {
-            return null;
         }
     }
 

@@ -47,7 +47,7 @@ internal static partial class RealKernelHosts
         var structured = RunnerTestSupport.Cells(RunnerTestSupport.ReadJson(notebookPath))
             .SelectMany(c => (c["outputs"] as JsonArray ?? []).OfType<JsonObject>())
             .Select(o => o["data"]?["application/vnd.labnotebooks.findings+json"])
-            .Select(LabRunner.Reporting.FindingsSummary.AsObject)
+            .Select(LabRunner.Reporting.MimeJson.AsObject)
             .SelectMany(n => (n?["findings"] as JsonArray ?? []).OfType<JsonObject>())
             .Select(f => (f["claim"]!.GetValue<string>(), f["verdict"]!.GetValue<string>() + (f["refutation_expected"]?.GetValue<bool>() == true ? " (expected)" : "")))
             .Distinct().ToList();

@@ -715,34 +715,8 @@ public sealed class BlockLayer : ILabBlock
         }
     }
 
-    /// <summary>Turns QEMU's "no such node/device" errors into <see cref="UnknownBlockNodeException"/>.</summary>
-    internal static Exception Translate(Exception e)
-    {
-        if (e is QmpErrorException q)
-        {
-            if (q.ErrorClass == "DeviceNotFound"
-                || q.Description.Contains("Cannot find device", StringComparison.Ordinal)
-                || q.Description.Contains("Cannot find node", StringComparison.Ordinal)
-                || q.Description.Contains("Failed to find node", StringComparison.Ordinal)
-                || q.Description.Contains("not found", StringComparison.Ordinal) && q.Description.Contains("ode", StringComparison.Ordinal))
-            {
-                return new UnknownBlockNodeException(ExtractName(q.Description), $"in QEMU ({q.Description})", q);
-            }
-        }
-        return e;
-    }
-
-    private static string ExtractName(string description)
-    {
-        var a = description.IndexOf('\'', StringComparison.Ordinal);
-        var b = a < 0 ? -1 : description.IndexOf('\'', a + 1);
-        if (a >= 0 && b > a)
-        {
-            return description[(a + 1)..b];
-        }
-        var eq = description.IndexOf('=', StringComparison.Ordinal);
-        return eq >= 0 ? description[(eq + 1)..].Split(' ', ',')[0] : description;
-    }
+    /// <summary>Turns QEMU's "no such node/device" errors into <see cref="UnknownBlockNodeException"/> (<see cref="QmpErrorTranslation"/>).</summary>
+    internal static Exception Translate(Exception e) => QmpErrorTranslation.Translate(e);
 
     internal static async Task TryAsync(Func<Task> action)
     {

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using LabKernel.Block;
 using LabKernel.Tests.Jobs;
 
@@ -15,28 +14,8 @@ public sealed class ChainViewsTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    private static readonly JsonNode QueryBlock = JsonNode.Parse("""[{"device":"","qdev":"/machine/peripheral/disk0-dev/virtio-backend","inserted":{"node-name":"disk0","image":{"filename":"/i/top.qcow2","format":"qcow2","backing-filename":"base.qcow2","backing-image":{"filename":"/i/base.qcow2","format":"qcow2"}}}}]""")!;
-
-    private static readonly JsonNode NamedNodes = JsonNode.Parse("""[{"node-name":"disk0","drv":"qcow2","file":"/i/top.qcow2"},{"node-name":"#block123","drv":"qcow2","file":"/i/base.qcow2"},{"node-name":"#block099","drv":"file","file":"/i/base.qcow2"}]""")!;
-
     /// <summary>disk0 (top.qcow2 over base.qcow2); jobs start, and run when the test emits their events.</summary>
-    private static Task<ScriptedQmpPeer> PeerAsync() =>
-        ScriptedQmpPeer.StartAsync((_, cmd, _) =>
-        {
-            switch (cmd)
-            {
-                case "query-jobs":
-                    return Task.FromResult<JsonNode?>(new JsonArray());
-                case "query-block":
-                    return Task.FromResult<JsonNode?>(QueryBlock.DeepClone());
-                case "query-named-block-nodes":
-                    return Task.FromResult<JsonNode?>(NamedNodes.DeepClone());
-                case "qom-get":
-                    return Task.FromResult<JsonNode?>(ScriptedQmpPeer.Error("DeviceNotFound", "Device '/machine/peripheral/disk0-dev/virtio-backend' not found"));
-                default:
-                    return Task.FromResult<JsonNode?>(new JsonObject());
-            }
-        });
+    private static Task<ScriptedQmpPeer> PeerAsync() => OneDiskQemu.StartAsync();
 
     private static int LookUps(ScriptedQmpPeer peer) => peer.Commands.Count(c => c == "query-block");
 

@@ -14,14 +14,7 @@ public sealed class QmpArgumentsTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    private static Task<ScriptedQmpPeer> PeerAsync() =>
-        ScriptedQmpPeer.StartAsync((_, cmd, _) => Task.FromResult<JsonNode?>(cmd switch
-        {
-            "query-block" => JsonNode.Parse("""[{"device":"","qdev":"/machine/peripheral/disk0-dev/virtio-backend","inserted":{"node-name":"disk0","image":{"filename":"/i/top.qcow2","format":"qcow2","backing-filename":"base.qcow2","backing-image":{"filename":"/i/base.qcow2","format":"qcow2"}}}}]"""),
-            "query-named-block-nodes" => JsonNode.Parse("""[{"node-name":"disk0","drv":"qcow2","file":"/i/top.qcow2"},{"node-name":"#block123","drv":"qcow2","file":"/i/base.qcow2"}]"""),
-            "qom-get" => ScriptedQmpPeer.Error("DeviceNotFound", "Device '/machine/peripheral/disk0-dev/virtio-backend' not found"),
-            _ => new JsonObject(),
-        }));
+    private static Task<ScriptedQmpPeer> PeerAsync() => OneDiskQemu.StartAsync();
 
     private static JsonObject Sent(ScriptedQmpPeer peer, string command) => peer.Received.Last(r => r.Command == command).Arguments;
 

@@ -15,20 +15,9 @@ public sealed class QmpErrorTranslationTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
-    private static readonly JsonNode QueryBlock = JsonNode.Parse("""[{"device":"","qdev":"/machine/peripheral/disk0-dev/virtio-backend","inserted":{"node-name":"disk0","image":{"filename":"/i/top.qcow2","format":"qcow2","backing-filename":"base.qcow2","backing-image":{"filename":"/i/base.qcow2","format":"qcow2"}}}}]""")!;
-
-    private static readonly JsonNode NamedNodes = JsonNode.Parse("""[{"node-name":"disk0","drv":"qcow2","file":"/i/top.qcow2"},{"node-name":"#block123","drv":"qcow2","file":"/i/base.qcow2"},{"node-name":"#block099","drv":"file","file":"/i/base.qcow2"}]""")!;
-
-    /// <summary>A QEMU with disk0 (top.qcow2 over base.qcow2) that answers <paramref name="failing"/> with the error.</summary>
+    /// <summary>disk0 (top.qcow2 over base.qcow2), whose QEMU answers <paramref name="failing"/> with the error.</summary>
     private static Task<ScriptedQmpPeer> PeerAsync(string failing, string errorClass, string description) =>
-        ScriptedQmpPeer.StartAsync((_, cmd, _) => Task.FromResult<JsonNode?>(cmd switch
-        {
-            "query-block" => QueryBlock.DeepClone(),
-            "query-named-block-nodes" => NamedNodes.DeepClone(),
-            _ when cmd == failing => ScriptedQmpPeer.Error(errorClass, description),
-            "qom-get" => ScriptedQmpPeer.Error("DeviceNotFound", "Device '/machine/peripheral/disk0-dev/virtio-backend' not found"),
-            _ => new JsonObject(),
-        }));
+        OneDiskQemu.StartAsync((cmd, _) => cmd == failing ? ScriptedQmpPeer.Error(errorClass, description) : null);
 
     [Fact]
     public async Task Given_QEMU_answers_DeviceNotFound_When_a_commit_starts_Then_the_device_it_names_is_an_unknown_node()

@@ -195,14 +195,18 @@ public sealed class LibvirtLabGuest : ILabGuest
         GuestReboot.RunAsync(Domain.Agent, () => Domain.RequestRebootAsync(cancellationToken),
             left => Domain.WaitForAgentAsync(left, cancellationToken), timeout, cancellationToken);
 
-    /// <summary>QMP through libvirt's monitor passthrough (opened once; closed with the guest).</summary>
+    /// <summary>
+    /// QMP through libvirt's monitor passthrough, opened once (closed with the guest), and its one block layer:
+    /// every call hands back the same, so the remembered chains are the connection's.
+    /// </summary>
     public async Task<BlockLayer> OpenMonitorAsync(CancellationToken cancellationToken = default)
     {
         _qmp ??= await LibvirtQmp.ConnectAsync(Domain, cancellationToken).ConfigureAwait(false);
-        return await LibvirtQmp.BlockLayerAsync(Domain, _qmp, cancellationToken).ConfigureAwait(false);
+        return _monitor ??= await LibvirtQmp.BlockLayerAsync(Domain, _qmp, cancellationToken).ConfigureAwait(false);
     }
 
     private Qmp.QmpClient? _qmp;
+    private BlockLayer? _monitor;
 
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {

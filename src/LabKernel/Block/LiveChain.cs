@@ -50,7 +50,7 @@ public sealed record LiveChain(string Disk, string Device, IReadOnlyList<LiveLay
     /// Builds the chain of the device whose qdev id is <paramref name="deviceId"/> (or whose root node is
     /// <paramref name="disk"/>) from the replies of <c>query-block</c> and <c>query-named-block-nodes</c>.
     /// </summary>
-    internal static LiveChain? FromQmp(string disk, string deviceId, JsonArray queryBlock, JsonArray namedNodes)
+    internal static LiveChain? FromQmp(string disk, string deviceId, JsonArray queryBlock, IEnumerable<JsonNode?> namedNodes)
     {
         var entry = queryBlock.OfType<JsonObject>().FirstOrDefault(b => MatchesDevice(b, disk, deviceId));
         if (entry?["inserted"] is not JsonObject inserted)

@@ -32,6 +32,8 @@ public sealed class BlockJob : IAsyncDisposable
     private bool _cancelRequested;
     private bool _completeRequested;
     private BlockJobProgress _last;
+    private int _concluding;
+    private static long _ids;
 
     private BlockJob(QmpClient qmp, QmpEventListener listener, string id, string type, BlockJobOptions options, TimeProvider time)
     {
@@ -87,6 +89,10 @@ public sealed class BlockJob : IAsyncDisposable
 
     /// <summary>Completes when the job concluded and was dismissed; faults with <see cref="BlockJobFailedException"/> when QEMU reported an error.</summary>
     public Task<BlockJobResult> Completion => _completion.Task;
+
+    /// <summary>A job id unique in this process: <paramref name="prefix"/> and a number (<c>commit-3</c>).</summary>
+    public static string NewId(string prefix) =>
+        prefix + Interlocked.Increment(ref _ids).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>
     /// Starts a job: registers the event listener first, then sends <paramref name="command"/> (whose arguments
@@ -470,6 +476,10 @@ public sealed class BlockJob : IAsyncDisposable
 
     private void Finish(Action complete)
     {
+        if (Interlocked.Exchange(ref _concluding, 1) == 0)
+        {
+            _options.Concluding?.Invoke();
+        }
         List<TaskCompletionSource<JobStatus>> waiters;
         lock (_gate)
         {

@@ -53,6 +53,13 @@ public sealed record BlockJobOptions
     /// reports the offset at that moment (one extra QMP round trip per event).
     /// </summary>
     public bool SampleOnEvents { get; init; } = true;
+
+    /// <summary>
+    /// Called on the job's event pump once the job has concluded (or can no longer be followed), before
+    /// <see cref="BlockJob.Completion"/> completes: whoever awaits the job sees what this did. The block layer uses
+    /// it to forget the chains the job changed. Keep it short; it must not throw.
+    /// </summary>
+    public Action? Concluding { get; init; }
 }
 
 /// <summary>One observation of a job's progress.</summary>

@@ -24,7 +24,8 @@ public static class LibvirtQmp
 
     /// <summary>
     /// A block layer over <see cref="ConnectAsync"/>, with the domain's disk targets mapped to their device aliases
-    /// (from the live XML), so <c>vda</c> names the same disk here as in <see cref="LibvirtBlock"/>.
+    /// (from the live XML), so <c>vda</c> names the same disk here as in <see cref="LibvirtBlock"/>. Make one per
+    /// connection and keep it (it holds the connection's remembered chains).
     /// </summary>
     public static async Task<Block.BlockLayer> BlockLayerAsync(LibvirtDomain domain, QmpClient qmp, CancellationToken cancellationToken = default)
     {

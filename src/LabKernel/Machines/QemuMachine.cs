@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using LabKernel.Block;
 using LabKernel.GuestAgent;
 using LabKernel.Host;
 using LabKernel.Journal;
@@ -25,6 +26,7 @@ public sealed class QemuMachine : IAsyncDisposable
     private readonly bool _ownsRuntimeFolder;
     private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private GuestAgentClient? _agent;
+    private BlockLayer? _block;
     private IDisposable? _exitHook;
     private bool _disposed;
 
@@ -56,6 +58,12 @@ public sealed class QemuMachine : IAsyncDisposable
     public TimeSpan? BootToAgent { get; private set; }
 
     public QmpClient Qmp { get; private set; } = null!;
+
+    /// <summary>
+    /// The block layer over this machine's QMP connection: live chains, snapshots, commit, stream, mirror. One per
+    /// machine, the same object on every call, so every caller shares its remembered chains.
+    /// </summary>
+    public BlockLayer Block() => LazyInitializer.EnsureInitialized(ref _block, () => new BlockLayer(Qmp));
 
     /// <summary>The guest agent; throws when the machine was started without one.</summary>
     public GuestAgentClient Agent => _agent ?? throw new LabException("this machine has no guest agent channel");

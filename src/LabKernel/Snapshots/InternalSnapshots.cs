@@ -48,9 +48,9 @@ public static class InternalSnapshots
     {
         ArgumentNullException.ThrowIfNull(block);
         var blocks = await block.Qmp.ExecuteAsync("query-block", cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
-        var entry = blocks.OfType<JsonObject>().FirstOrDefault(b => LiveChain.MatchesDevice(b, disk, BlockLayer.DeviceId(disk)))
+        var entry = blocks.OfType<JsonObject>().FirstOrDefault(b => LiveChain.MatchesDevice(b, disk, block.DeviceIdOf(disk)))
             ?? throw new UnknownBlockNodeException(disk, "in query-block");
-        return BlockLayer.ParseSnapshots(entry["inserted"]?["image"] as JsonObject);
+        return entry["inserted"]?["image"] is JsonObject image ? ImageInfo.Parse(image.ToJsonString()).Snapshots : [];
     }
 
     /// <summary>The table <c>qemu-img snapshot -l</c> prints.</summary>
@@ -126,7 +126,7 @@ public static class InternalSnapshots
         {
             devices.Add((await block.QueryChainAsync(d, cancellationToken).ConfigureAwait(false)).Active.NodeName);
         }
-        var id = BlockLayer.NextId(command + "-");
+        var id = BlockJob.NewId(command + "-");
         var args = new JsonObject { ["job-id"] = id, ["tag"] = tag, ["devices"] = devices };
         if (command != "snapshot-delete")
         {

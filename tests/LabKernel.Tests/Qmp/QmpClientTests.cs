@@ -68,10 +68,11 @@ public sealed class QmpClientTests
         await using var qmp = await ConnectAsync(peer);
         var task = qmp.ExecuteAsync("block-commit", new JsonObject { ["device"] = "nope" });
         var cmd = JsonNode.Parse(await peer.ReadLineAsync())!;
-        await peer.SendAsync($$"""{"error": {"class": "DeviceNotFound", "desc": "Cannot find device='nope' nor node-name='nope'"}, "id": "{{cmd["id"]}}"}""" + "\r\n");
+        await peer.SendAsync($$"""{"error": {"class": "DeviceNotFound", "desc": "Device 'nope' not found"}, "id": "{{cmd["id"]}}"}""" + "\r\n");
         var ex = await Assert.ThrowsAsync<QmpErrorException>(() => task);
         Assert.Equal("DeviceNotFound", ex.ErrorClass);
-        Assert.Contains("nope", ex.Description);
+        Assert.Equal("Device 'nope' not found", ex.Description);
+        Assert.Equal("block-commit", ex.CommandName);
         Assert.Contains("\"block-commit\"", ex.Command);
         Assert.Contains("block-commit failed", ex.Message);
     }

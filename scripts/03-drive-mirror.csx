@@ -38,6 +38,9 @@
 #r "nuget: LabKernel, 0.1.0"
 #r "nuget: LabNotebooks, 0.1.0"
 #load "lib/notebook-display.csx"
+// The usings LabNotebooks' kernel extension gives the notebook:
+using LabKernel.Host;
+using LabKernel.Io;
 // The C# kernel imports only System, System.Collections(.Generic), System.Linq, System.Text and System.Threading.Tasks.
 using System.Globalization;
 using System.IO;

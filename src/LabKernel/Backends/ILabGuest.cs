@@ -33,6 +33,15 @@ public interface ILabGuest : IAsyncDisposable
 
     IGuestAgent Agent { get; }
 
+    /// <summary>
+    /// The data disks (<see cref="LabGuestOptions.DataDisks"/>) as the block operations name them: <c>disk1</c>, ...
+    /// on QEMU, <c>vdb</c>, ... on libvirt. The guest sees them in the same order as <c>/dev/vdb</c>, ...
+    /// </summary>
+    IReadOnlyList<string> DataDisks { get; }
+
+    /// <summary>What this guest can do beyond the common operations; a notebook asks here, never by type.</summary>
+    LabCapabilities Capabilities { get; }
+
     ILabBlock Block { get; }
 
     /// <summary>The QEMU process's pid on this host, when known (for looking at the files it holds open).</summary>
@@ -54,8 +63,34 @@ public interface ILabGuest : IAsyncDisposable
     Task<TimeSpan> RebootAsync(TimeSpan timeout, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Powers the guest off cleanly (if it runs), points disks at other images (<paramref name="diskImages"/>: disk
+    /// name to an image the lab made, e.g. a fresh overlay on an older layer: an external revert) and boots it
+    /// again, waiting for the agent. Needs <see cref="LabCapabilities.BootAgain"/>. Returns boot-to-agent time.
+    /// </summary>
+    Task<TimeSpan> BootAgainAsync(IReadOnlyDictionary<string, string>? diskImages = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// The QMP view of the guest's QEMU as a <see cref="BlockLayer"/>: the machine's own monitor, or for libvirt the
     /// monitor passthrough the documents use (<c>virsh qemu-monitor-command</c>), with events.
     /// </summary>
     Task<BlockLayer> OpenMonitorAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>Operations only some guests offer; see <see cref="ILabGuest.Capabilities"/>.</summary>
+[Flags]
+public enum LabCapabilities
+{
+    None = 0,
+
+    /// <summary>The disk holds the lab's own guest image, so a copy of any of its layers boots on its own (<c>BootedCopy</c>).</summary>
+    BootCopies = 1,
+
+    /// <summary>The lab may power the guest off and boot it again on other images (<see cref="ILabGuest.BootAgainAsync"/>).</summary>
+    BootAgain = 2,
+
+    /// <summary>The lab attached data disks of its own (<see cref="ILabGuest.DataDisks"/>).</summary>
+    DataDisks = 4,
+
+    /// <summary>libvirt snapshot records (<c>virsh snapshot-list</c>) and libvirt's own revert.</summary>
+    LibvirtSnapshots = 8,
 }

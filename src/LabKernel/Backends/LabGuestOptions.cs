@@ -30,6 +30,12 @@ public sealed record LabGuestOptions
     /// </summary>
     public required IReadOnlyList<string> Overlays { get; init; }
 
+    /// <summary>
+    /// Images the lab made for more disks after the root disk, attached as they are (the guest sees them as
+    /// <c>/dev/vdb</c>, <c>/dev/vdc</c>, ...). Only for the embedded guest: a user's domain keeps its own disks.
+    /// </summary>
+    public IReadOnlyList<string> DataDisks { get; init; } = [];
+
     public int MemoryMiB { get; init; } = 1024;
 
     /// <summary>Time limit for the guest agent to answer after start.</summary>

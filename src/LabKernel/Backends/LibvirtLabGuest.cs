@@ -37,6 +37,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         _user = user;
         BootToAgent = bootToAgent;
         _shutdownTimeout = options.ShutdownTimeout;
+        DataDisks = user is null ? [.. options.DataDisks.Select((_, i) => DataDiskTarget(i))] : [];
         _agentTimeout = options.AgentTimeout;
         if (user is not null)
         {
@@ -80,6 +81,12 @@ public sealed class LibvirtLabGuest : ILabGuest
     public TimeSpan? BootToAgent { get; }
     public IGuestAgent Agent => Domain.Agent;
     public ILabBlock Block => Domain.Block;
+    public IReadOnlyList<string> DataDisks { get; }
+
+    public LabCapabilities Capabilities =>
+        LabCapabilities.LibvirtSnapshots
+        | (_user is null ? LabCapabilities.BootCopies | LabCapabilities.BootAgain : 0)
+        | (DataDisks.Count > 0 ? LabCapabilities.DataDisks : 0);
 
     public string Description => _user is null
         ? $"the embedded guest as libvirt domain '{Name}' on {_connection.Uri} ({_embedded!.Accelerator.Name}: {_embedded.Accelerator.Reason}), agent up {BootToAgent?.TotalSeconds:0.0} s after start"
@@ -101,6 +108,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                 RootDisk = top,
                 MemoryMiB = options.MemoryMiB,
                 AgentTimeout = options.AgentTimeout,
+                ExtraDisks = [.. options.DataDisks.Select((file, i) => new DomainDiskSpec(Path.GetFullPath(file), DataDiskTarget(i)))],
             }, cancellationToken).ConfigureAwait(false);
             return new LibvirtLabGuest(connection, guest.Domain, "vda", image.BaseImage, guest, null, guest.BootToAgent, options);
         }
@@ -111,8 +119,14 @@ public sealed class LibvirtLabGuest : ILabGuest
         }
     }
 
+    private static string DataDiskTarget(int index) => $"vd{(char)('b' + index)}";
+
     internal static async Task<LibvirtLabGuest> TakeOverAsync(LabGuestOptions options, string name, CancellationToken cancellationToken)
     {
+        if (options.DataDisks.Count > 0)
+        {
+            throw new LabUsageException($"data disks are attached only to the embedded guest: domain '{name}' keeps its own disks (name one with DomainDisk)");
+        }
         var connection = await LibvirtConnection.OpenAsync(options.LibvirtUri, cancellationToken).ConfigureAwait(false);
         LibvirtDomain? domain = null;
         try
@@ -194,6 +208,50 @@ public sealed class LibvirtLabGuest : ILabGuest
     public Task<TimeSpan> RebootAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
         GuestReboot.RunAsync(Domain.Agent, () => Domain.RequestRebootAsync(cancellationToken),
             left => Domain.WaitForAgentAsync(left, cancellationToken), timeout, cancellationToken);
+
+    public async Task<TimeSpan> BootAgainAsync(IReadOnlyDictionary<string, string>? diskImages = null, CancellationToken cancellationToken = default)
+    {
+        if (_user is not null)
+        {
+            throw new LabUsageException($"the lab does not re-point the disks of your domain '{Name}' mid-experiment (only the embedded guest can boot again on other images)");
+        }
+        var images = diskImages ?? new Dictionary<string, string>();
+        var known = new[] { Disk }.Concat(DataDisks).ToArray();
+        foreach (var name in images.Keys.Where(k => !known.Contains(k)))
+        {
+            throw new LabUsageException($"the guest has no disk {name} (it has {string.Join(", ", known)})");
+        }
+        foreach (var image in images.Values)
+        {
+            LabFiles.EnsureMayModify(image, "boot the guest on it");
+        }
+        // The live chains first: after a live snapshot the running disk's top is newer than the definition's.
+        var tops = new Dictionary<string, string>();
+        if (await Domain.GetStateAsync(cancellationToken).ConfigureAwait(false) != DomainState.ShutOff)
+        {
+            foreach (var disk in await Domain.ListDisksAsync(inactive: false, cancellationToken).ConfigureAwait(false))
+            {
+                tops[disk.Target] = disk.Source;
+            }
+            await StopAsync(cancellationToken).ConfigureAwait(false);
+        }
+        foreach (var name in known)
+        {
+            var file = images.TryGetValue(name, out var image) ? Path.GetFullPath(image) : tops.GetValueOrDefault(name);
+            if (file is not null)
+            {
+                await Domain.SetPersistentDiskSourceAsync(name, file, "qcow2", cancellationToken).ConfigureAwait(false);
+            }
+        }
+        // A new QEMU process: its node names and jobs are new, so the monitor (and its remembered chains) is too.
+        if (_qmp is not null)
+        {
+            await _qmp.DisposeAsync().ConfigureAwait(false);
+            (_qmp, _monitor) = (null, null);
+        }
+        await Domain.StartAsync(cancellationToken).ConfigureAwait(false);
+        return await Domain.WaitForAgentAsync(_agentTimeout, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>
     /// QMP through libvirt's monitor passthrough, opened once (closed with the guest), and its one block layer:

@@ -7,24 +7,32 @@ namespace LabKernel.Backends;
 /// <summary>The embedded guest on QEMU directly (<see cref="EmbeddedGuest"/>): root disk <c>disk0</c>, QMP block layer.</summary>
 public sealed class QemuLabGuest : ILabGuest
 {
-    private readonly EmbeddedGuest _guest;
+    private EmbeddedGuest _guest;
+    private readonly EmbeddedGuestOptions _options;
     private bool _stopped;
 
-    private QemuLabGuest(EmbeddedGuest guest) => _guest = guest;
+    private QemuLabGuest(EmbeddedGuest guest, EmbeddedGuestOptions options)
+    {
+        _guest = guest;
+        _options = options;
+        DataDisks = [.. options.ExtraDrives.Select(d => d.NodeName)];
+    }
 
     internal static async Task<QemuLabGuest> StartAsync(LabGuestOptions options, CancellationToken cancellationToken)
     {
         var image = await GuestImageBuilder.EnsureAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         var top = await LabGuests.CreateChainAsync(image.BaseImage, options.Overlays, cancellationToken).ConfigureAwait(false);
-        var guest = await EmbeddedGuest.StartAsync(new EmbeddedGuestOptions
+        var embedded = new EmbeddedGuestOptions
         {
             RootDisk = top,
             WorkFolder = options.WorkFolder,
             Name = options.Name,
             MemoryMiB = options.MemoryMiB,
             AgentTimeout = options.AgentTimeout,
-        }, cancellationToken).ConfigureAwait(false);
-        return new QemuLabGuest(guest);
+            ExtraDrives = [.. options.DataDisks.Select((file, i) => new Machines.DriveSpec(Path.GetFullPath(file), $"disk{i + 1}"))],
+        };
+        var guest = await EmbeddedGuest.StartAsync(embedded, cancellationToken).ConfigureAwait(false);
+        return new QemuLabGuest(guest, embedded);
     }
 
     /// <summary>The QEMU process, for what only the QEMU backend offers (QMP, HMP, NBD exports).</summary>
@@ -37,6 +45,9 @@ public sealed class QemuLabGuest : ILabGuest
     public TimeSpan? BootToAgent => Machine.BootToAgent;
     public IGuestAgent Agent => Machine.Agent;
     public ILabBlock Block => Machine.Block();
+    public IReadOnlyList<string> DataDisks { get; }
+    public LabCapabilities Capabilities =>
+        LabCapabilities.BootCopies | LabCapabilities.BootAgain | (DataDisks.Count > 0 ? LabCapabilities.DataDisks : 0);
 
     public string Description =>
         $"the embedded guest on QEMU directly ({Machine.Accelerator.Name}: {Machine.Accelerator.Reason}), agent up {BootToAgent?.TotalSeconds:0.0} s after start";
@@ -54,6 +65,36 @@ public sealed class QemuLabGuest : ILabGuest
     public Task<TimeSpan> RebootAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
         GuestReboot.RunAsync(Machine.Agent, () => Machine.Agent.ShutdownAsync("reboot", cancellationToken),
             left => Machine.WaitForAgentAsync(left, cancellationToken), timeout, cancellationToken);
+
+    public async Task<TimeSpan> BootAgainAsync(IReadOnlyDictionary<string, string>? diskImages = null, CancellationToken cancellationToken = default)
+    {
+        var images = diskImages ?? new Dictionary<string, string>();
+        var known = new[] { Disk }.Concat(DataDisks).ToArray();
+        foreach (var name in images.Keys.Where(k => !known.Contains(k)))
+        {
+            throw new LabUsageException($"the guest has no disk {name} (it has {string.Join(", ", known)})");
+        }
+        // The chains as they are now (a live snapshot moves a disk onto a new top), then a clean power-off.
+        var tops = new Dictionary<string, string>();
+        if (!_stopped)
+        {
+            foreach (var name in known)
+            {
+                tops[name] = (await Machine.Block().QueryChainAsync(name, cancellationToken).ConfigureAwait(false)).Active.Filename;
+            }
+            await StopAsync(cancellationToken).ConfigureAwait(false);
+        }
+        string TopOf(string name, string atStart) =>
+            images.TryGetValue(name, out var image) ? Path.GetFullPath(image) : tops.GetValueOrDefault(name, atStart);
+        var next = _options with
+        {
+            RootDisk = TopOf(Disk, _guest.RootDisk),
+            ExtraDrives = [.. _options.ExtraDrives.Select(d => d with { File = TopOf(d.NodeName, d.File) })],
+        };
+        _guest = await EmbeddedGuest.StartAsync(next, cancellationToken).ConfigureAwait(false);
+        _stopped = false;
+        return Machine.BootToAgent ?? TimeSpan.Zero;
+    }
 
     public Task<BlockLayer> OpenMonitorAsync(CancellationToken cancellationToken = default) => Task.FromResult(Machine.Block());
 

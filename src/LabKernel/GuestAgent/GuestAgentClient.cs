@@ -128,6 +128,9 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
         }
     }
 
+    /// <inheritdoc/>
+    public void GuestRewound() => _needSync = true;
+
     /// <summary><c>guest-ping</c>.</summary>
     public Task PingAsync(CancellationToken cancellationToken = default) => ExecuteAsync("guest-ping", cancellationToken: cancellationToken);
 

@@ -10,6 +10,13 @@ namespace LabKernel.GuestAgent;
 public interface IGuestAgent : IGuestShell
 {
     Task<JsonNode?> ExecuteAsync(string command, JsonObject? arguments = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Says the guest's memory was rewound (a snapshot with memory was loaded): the agent in the guest may send a
+    /// reply it was about to send at the snapshot instant, so the channel is resynchronised before the next command.
+    /// Reaches whoever talks to the agent directly; libvirt resynchronises before every command on its own.
+    /// </summary>
+    void GuestRewound() { }
 }
 
 /// <summary>The <c>guest-exec</c> / <c>guest-exec-status</c> protocol, shared by every <see cref="IGuestAgent"/>.</summary>
@@ -38,7 +45,11 @@ public static class GuestExec
             args["env"] = new JsonArray(env.Select(e => (JsonNode)e).ToArray());
         }
         var started = await agent.ExecuteAsync("guest-exec", args, cancellationToken: cancellationToken).ConfigureAwait(false);
-        return new GuestProcess(agent, started!["pid"]!.GetValue<long>(), argv.ToArray());
+        if (started?["pid"] is not JsonValue pid)
+        {
+            throw new LabException($"the guest agent answered guest-exec of `{argv[0]}` without a pid: {started?.ToJsonString() ?? "null"} (a reply out of step with its request)");
+        }
+        return new GuestProcess(agent, pid.GetValue<long>(), argv.ToArray());
     }
 
     /// <summary>Runs a program and waits for it (the <see cref="IGuestShell.ExecAsync"/> of every agent).</summary>

@@ -25,12 +25,19 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
 {
     private readonly string _scratch;
 
-    private OfflineLayerReader(string image, string scratch, string raw)
+    private OfflineLayerReader(string image, string scratch, string raw, bool neededRecovery)
     {
         Image = image;
         _scratch = scratch;
         RawCopy = raw;
+        NeededJournalRecovery = neededRecovery;
     }
+
+    /// <summary>
+    /// Whether the layer's ext4 was left mid-transaction (the <c>needs_recovery</c> feature set, as after a crash):
+    /// true for a crash-consistent snapshot of a mounted filesystem, false for one taken frozen or unmounted.
+    /// </summary>
+    public bool NeededJournalRecovery { get; }
 
     /// <summary>The layer read.</summary>
     public string Image { get; }
@@ -64,13 +71,15 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
                 File.Delete(raw);
                 raw = part;
             }
+            var header = await ProcessRunner.RunAsync("dumpe2fs", ["-h", raw], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(2) }, cancellationToken).ConfigureAwait(false);
+            var neededRecovery = header.StandardOutput.Split('\n').Any(l => l.StartsWith("Filesystem features:", StringComparison.Ordinal) && l.Contains("needs_recovery", StringComparison.Ordinal));
             // Exit codes 0-2 mean clean or fixed; the copy is ours to modify.
             var fsck = await ProcessRunner.RunAsync("e2fsck", ["-y", "-E", "journal_only", raw], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(10) }, cancellationToken).ConfigureAwait(false);
             if (fsck.ExitCode > 2)
             {
                 throw new ProcessFailedException(fsck);
             }
-            return new OfflineLayerReader(image, scratch, raw);
+            return new OfflineLayerReader(image, scratch, raw, neededRecovery);
         }
         catch
         {
@@ -105,6 +114,19 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
             left -= n;
         }
         to.SetLength(partition.Length - left);
+    }
+
+    /// <summary>
+    /// A full read-only check of the filesystem (after the journal replay, as a mount would see it):
+    /// <c>e2fsck -fn</c>. Clean means exit code 0; the summary is e2fsck's last line.
+    /// </summary>
+    public async Task<(bool Clean, string Summary)> CheckFilesystemAsync(CancellationToken cancellationToken = default)
+    {
+        var fsck = await ProcessRunner.RunAsync("e2fsck", ["-fn", RawCopy], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(10) }, cancellationToken).ConfigureAwait(false);
+        static string? Last(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
+        // The summary ("N/M files, B/C blocks") is stdout's last line; the version banner goes to stderr.
+        var last = Last(fsck.StandardOutput) ?? Last(fsck.StandardError) ?? "";
+        return (fsck.ExitCode == 0, $"e2fsck -fn exit {fsck.ExitCode}: {last}");
     }
 
     public async Task<bool> ExistsAsync(string path, CancellationToken cancellationToken = default)

@@ -36,6 +36,12 @@ public sealed record FioJob
 
     public int NumJobs { get; init; } = 1;
 
+    /// <summary>
+    /// With a <see cref="Runtime"/>: run for all of it, going over the file again (<c>--time_based</c>). False: stop
+    /// at <see cref="Size"/> or at the runtime, whichever comes first (a job file's <c>timeout=</c>).
+    /// </summary>
+    public bool TimeBased { get; init; } = true;
+
     private static readonly string[] Modes = ["read", "write", "randread", "randwrite", "rw", "readwrite", "randrw"];
 
     /// <summary>fio's arguments for this job, JSON output.</summary>
@@ -58,7 +64,10 @@ public sealed record FioJob
         if (Runtime is { } r)
         {
             args.Add($"--runtime={Math.Max(1, (int)Math.Ceiling(r.TotalSeconds)).ToString(CultureInfo.InvariantCulture)}");
-            args.Add("--time_based");
+            if (TimeBased)
+            {
+                args.Add("--time_based");
+            }
         }
         return args;
     }

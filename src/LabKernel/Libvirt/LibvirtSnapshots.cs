@@ -238,11 +238,19 @@ public sealed class LibvirtSnapshots
     /// <c>virDomainRevertToSnapshot</c> of an internal snapshot (RUNNING to leave the guest running). External
     /// snapshots are refused with a pointer to <see cref="RevertExternalAsync"/>.
     /// </summary>
-    public async Task RevertAsync(string name, bool running = true, CancellationToken cancellationToken = default)
+    public async Task RevertAsync(string name, bool running = true, CancellationToken cancellationToken = default) =>
+        await RevertAsync(name, running, askLibvirtForExternal: false, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// As <see cref="RevertAsync(string, bool, CancellationToken)"/>; with <paramref name="askLibvirtForExternal"/>
+    /// an external snapshot goes to libvirt as well, so its own answer (a <see cref="LibvirtException"/> on the
+    /// versions that cannot revert external snapshots) is what the caller sees.
+    /// </summary>
+    public async Task RevertAsync(string name, bool running, bool askLibvirtForExternal, CancellationToken cancellationToken = default)
     {
         var info = (await ListAsync(cancellationToken).ConfigureAwait(false)).FirstOrDefault(s => s.Name == name)
             ?? throw new LabUsageException($"domain '{_domain.Name}' has no snapshot '{name}'");
-        if (info.IsExternal)
+        if (info.IsExternal && !askLibvirtForExternal)
         {
             throw new LabUsageException($"snapshot '{name}' of domain '{_domain.Name}' is external: libvirt {_domain.Connection.GetLibraryVersion()} cannot revert it; use Snapshots.RevertExternalAsync");
         }

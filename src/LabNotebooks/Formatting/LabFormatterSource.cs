@@ -10,6 +10,8 @@ internal sealed class LabFormatterSource
     {
         yield return new ConventionFormatter(typeof(Table), MimeTypes.PlainText, (o, w) => w.Write(((Table)o).ToText()));
         yield return new ConventionFormatter(typeof(Table), MimeTypes.Html, (o, w) => w.Write(((Table)o).ToHtml()));
+        yield return new ConventionFormatter(typeof(HtmlView), MimeTypes.PlainText, (o, w) => w.Write(((HtmlView)o).Text));
+        yield return new ConventionFormatter(typeof(HtmlView), MimeTypes.Html, (o, w) => w.Write(((HtmlView)o).Html));
     }
 }
 

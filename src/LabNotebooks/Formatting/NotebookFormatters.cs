@@ -37,6 +37,9 @@ public static class NotebookFormatters
         new(typeof(Findings), MimeTypes.Html, o => ((Findings)o).ToTable().ToHtml()),
         new(typeof(Findings), MimeTypes.Findings, o => FindingsTable.ToJson((Findings)o)),
         new(typeof(Findings), MimeTypes.PlainText, o => ((Findings)o).ToTable().ToText()),
+        new(typeof(ExperimentEnd), MimeTypes.Html, o => ((ExperimentEnd)o).ToHtml()),
+        new(typeof(ExperimentEnd), MimeTypes.Findings, o => FindingsTable.ToJson(((ExperimentEnd)o).Findings)),
+        new(typeof(ExperimentEnd), MimeTypes.PlainText, o => ((ExperimentEnd)o).ToText()),
     ];
 
     /// <summary>The MIME types a type renders to, preferred first; empty for types not listed here.</summary>

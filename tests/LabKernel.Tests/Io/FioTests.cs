@@ -46,6 +46,10 @@ public sealed class FioTests
         Assert.Equal(["fio", "--name=depth3", "--filename=/dev/vdb", "--rw=randread", "--bs=4k", "--size=256M", "--direct=1", "--ioengine=libaio",
             "--iodepth=8", "--numjobs=1", "--group_reporting", "--output-format=json", "--runtime=5", "--time_based"], args);
         Assert.DoesNotContain("--time_based", new FioJob { Filename = "/f", Runtime = null }.Arguments());
+        // A job file's timeout=: stop at the size or the runtime, whichever comes first.
+        var sized = new FioJob { Filename = "/f", Runtime = TimeSpan.FromSeconds(60), TimeBased = false }.Arguments();
+        Assert.Contains("--runtime=60", sized);
+        Assert.DoesNotContain("--time_based", sized);
         Assert.Throws<LabUsageException>(() => new FioJob { Filename = "/f", ReadWrite = "sideways" }.Arguments());
         Assert.Throws<LabUsageException>(() => new FioJob { Filename = "/f", IoDepth = 0 }.Arguments());
     }

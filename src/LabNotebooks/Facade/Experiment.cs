@@ -1,0 +1,201 @@
+using System.Net;
+using LabKernel;
+using LabKernel.Backends;
+using LabKernel.Block;
+using LabKernel.Experiments;
+using LabKernel.GuestAgent;
+using LabKernel.Host;
+using LabKernel.Images;
+using LabKernel.Integrity;
+using LabKernel.Journal;
+
+namespace LabNotebooks;
+
+/// <summary>
+/// One running experiment (from <see cref="Lab.StartAsync"/>): its guest, run folder, findings and journal, and
+/// the steps the source documents repeat, one call each: quiescing around an action, a checked shell command in
+/// the guest, reading a layer offline, booting a copy, checking images. <see cref="FinishAsync"/> ends it: the
+/// guest is stopped (or your domain handed back), the lab's files are removed or kept, and the journal shows.
+/// </summary>
+public sealed class Experiment : IAsyncDisposable
+{
+    private bool _finished;
+
+    internal Experiment(ExperimentRun run, ILabGuest guest, LabJournal journal)
+    {
+        Run = run;
+        Guest = guest;
+        Journal = journal;
+    }
+
+    public ExperimentRun Run { get; }
+    public ILabGuest Guest { get; }
+    public LabJournal Journal { get; }
+    public Findings Findings => Run.Findings;
+    public IGuestAgent Agent => Guest.Agent;
+    public ILabBlock Block => Guest.Block;
+
+    /// <summary>The root disk as block operations name it (<c>disk0</c> on QEMU, <c>vda</c> on libvirt).</summary>
+    public string Disk => Guest.Disk;
+
+    /// <summary>The lab's data disks as block operations name them; the guest sees <c>/dev/vdb</c>, ... in this order.</summary>
+    public IReadOnlyList<string> DataDisks => Guest.DataDisks;
+
+    /// <summary>The run folder.</summary>
+    public string Folder => Run.Folder;
+
+    public bool Can(LabCapabilities capability) => (Guest.Capabilities & capability) == capability;
+
+    /// <summary>A path in the run folder for a file the lab is about to make (default name <c>ROLE.qcow2</c>).</summary>
+    public string NewFile(string role, string? fileName = null) => Run.NewFile(role, fileName ?? $"{role}.qcow2");
+
+    /// <summary>What runs where, one line, for the notebook.</summary>
+    public HtmlView Describe() => HtmlView.Paragraph($"Guest: {Guest.Description}.");
+
+    /// <summary>
+    /// Runs <paramref name="action"/> with the guest quiesced as <paramref name="mode"/> asks: <c>none</c> (as the
+    /// documents do), <c>sync</c> (the guest's <c>sync</c> first) or <c>fsfreeze</c> (filesystems frozen through
+    /// the agent for the action, thawed after, also when it fails).
+    /// </summary>
+    public async Task<T> QuiescedAsync<T>(string mode, Func<Task<T>> action, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        switch (CheckQuiesce(mode))
+        {
+            case "fsfreeze":
+                await Agent.FreezeAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    return await action().ConfigureAwait(false);
+                }
+                finally
+                {
+                    await Agent.ThawAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+            case "sync":
+                await Agent.ExecAsync(["sync"], new GuestExecOptions { Check = true }, cancellationToken).ConfigureAwait(false);
+                return await action().ConfigureAwait(false);
+            default:
+                return await action().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A one-line <see cref="LabUsageException"/> unless <paramref name="mode"/> is none, sync or fsfreeze; returns it normalised.</summary>
+    public static string CheckQuiesce(string? mode)
+    {
+        var m = (mode ?? "").Trim().ToLowerInvariant();
+        return m is "none" or "sync" or "fsfreeze" ? m : throw new LabUsageException($"Quiesce must be none, sync or fsfreeze, not '{mode}'");
+    }
+
+    /// <summary>Runs a shell script in the guest through the agent; fails with its exit code and stderr; returns stdout.</summary>
+    public async Task<string> ShAsync(string script, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var result = await Agent.ShellAsync(script, new GuestExecOptions { Check = true, Timeout = timeout ?? TimeSpan.FromMinutes(10) }, cancellationToken).ConfigureAwait(false);
+        return result.StandardOutput;
+    }
+
+    /// <summary>Opens <paramref name="image"/> (with its backing chain) read-only from a scratch copy, for files in its ext4.</summary>
+    public Task<OfflineLayerReader> ReadOfflineAsync(string image, CancellationToken cancellationToken = default) =>
+        OfflineLayerReader.OpenAsync(image, Run.Folder, cancellationToken);
+
+    /// <summary>
+    /// Boots <paramref name="image"/> as a second guest through a throwaway overlay (the image is never written).
+    /// Needs <see cref="LabCapabilities.BootCopies"/>: the image must hold the lab's guest system.
+    /// </summary>
+    public Task<BootedCopy> BootCopyAsync(string image, string name = "copy", CancellationToken cancellationToken = default)
+    {
+        if (!Can(LabCapabilities.BootCopies))
+        {
+            throw new LabUsageException("booting a copy needs the embedded guest's image (a copy of your domain's disk has no kernel the lab knows how to boot)");
+        }
+        return BootedCopy.StartAsync(image, Run.Folder, name, cancellationToken);
+    }
+
+    /// <summary>Whether this guest's backend has snapshots of <paramref name="kind"/>.</summary>
+    public bool Supports(SnapshotKind kind) => GuestSnapshots.Supports(Guest, kind);
+
+    /// <summary>
+    /// A snapshot of the root disk of the given kind, the way the backend makes it, timed, with the longest stretch
+    /// the guest did not answer meanwhile (see <see cref="SnapshotTaken"/>). New files are the run's.
+    /// </summary>
+    public Task<SnapshotTaken> SnapshotAsync(SnapshotKind kind, string name, CancellationToken cancellationToken = default) =>
+        GuestSnapshots.TakeAsync(Guest, Disk, kind, name, (role, file) => Run.NewFile(role, file), cancellationToken);
+
+    /// <summary>Reverts the guest to a snapshot the way its backend can; returns how (see <see cref="GuestSnapshots.RevertAsync"/>).</summary>
+    public Task<string> RevertAsync(SnapshotTaken snapshot, CancellationToken cancellationToken = default) =>
+        GuestSnapshots.RevertAsync(Guest, Disk, snapshot, (role, file) => Run.NewFile(role, file), cancellationToken);
+
+    /// <summary><c>qemu-img check</c> of each image: whether all are clean, and one summary line for a finding.</summary>
+    public async Task<(bool Clean, string Summary)> CheckImagesAsync(IEnumerable<string> images, CancellationToken cancellationToken = default)
+    {
+        var results = new List<(string File, CheckResult Check)>();
+        foreach (var image in images)
+        {
+            results.Add((image, await QemuImg.CheckAsync(image, cancellationToken: cancellationToken).ConfigureAwait(false)));
+        }
+        return (results.All(r => r.Check.IsClean), string.Join("; ", results.Select(r => $"{Path.GetFileName(r.File)}: {r.Check.Summary}")));
+    }
+
+    /// <summary>
+    /// Ends the experiment: stops the guest (a lab-made one is removed; your domain is put back on its own disk,
+    /// with a finding on whether its image was written), removes the lab's files unless kept, and returns what to
+    /// show: the clean-up line and the journal of every command the lab issued.
+    /// </summary>
+    public async Task<ExperimentEnd> FinishAsync(CancellationToken cancellationToken = default)
+    {
+        if (_finished)
+        {
+            throw new LabUsageException("this experiment has already finished: run the notebook from its first cell again");
+        }
+        _finished = true;
+        await Guest.DisposeAsync().ConfigureAwait(false);
+        var added = new Findings();
+        if (Guest.HandBack is { } handBack)
+        {
+            // Your domain: the evidence that the lab wrote only its own overlays, never your image.
+            var claim = $"Your domain's image ({handBack.Disk}) was not written between take-over and hand-back";
+            Findings.Check(claim, handBack.ImageUnchanged, handBack.Evidence);
+            added.Check(claim, handBack.ImageUnchanged, handBack.Evidence);
+        }
+        var cleanup = await Run.CleanUpAsync(cancellationToken).ConfigureAwait(false);
+        return new ExperimentEnd(cleanup, Guest.HandBack?.Summary, added, Journal.Entries.ToList());
+    }
+
+    /// <summary>For a notebook that stops early: the same as <see cref="FinishAsync"/>, once.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (!_finished)
+        {
+            await FinishAsync().ConfigureAwait(false);
+        }
+    }
+}
+
+/// <summary>
+/// What <see cref="Experiment.FinishAsync"/> shows: the clean-up, for your domain the hand-back and its finding
+/// (<see cref="Findings"/>, also written as the findings MIME type so reports count it), and the journal.
+/// </summary>
+public sealed record ExperimentEnd(string CleanUp, string? HandBack, Findings Findings, IReadOnlyList<JournalEntry> Journal)
+{
+    public string ToHtml() =>
+        $"<p>{WebUtility.HtmlEncode(CleanUp)}.</p>"
+        + (HandBack is null ? "" : $"<p>{WebUtility.HtmlEncode(HandBack)}</p>{Findings.ToTable("Hand-back").ToHtml()}")
+        + Journal.ToHtml();
+
+    public string ToText() => $"{CleanUp}." + (HandBack is null ? "" : $"\n{HandBack}\n{Findings.ToTable("Hand-back").ToText()}") + $"\n{Journal.Count} journal entries";
+
+    public override string ToString() => ToText();
+}
+
+/// <summary>A piece of HTML for a notebook, made from text the lab encodes (no HtmlEncode in notebooks).</summary>
+[TypeFormatterSource(typeof(LabFormatterSource), PreferredMimeTypes = [MimeTypes.Html, MimeTypes.PlainText])]
+public sealed record HtmlView(string Html, string Text)
+{
+    /// <summary>A paragraph of plain text.</summary>
+    public static HtmlView Paragraph(string text) => new($"<p>{WebUtility.HtmlEncode(text)}</p>", text);
+
+    /// <summary>A bold heading line and an object's HTML below it (a chain, a table).</summary>
+    public static HtmlView Titled(string title, string html, string text) => new($"<p><b>{WebUtility.HtmlEncode(title)}</b></p>{html}", $"{title}\n{text}");
+
+    public override string ToString() => Text;
+}

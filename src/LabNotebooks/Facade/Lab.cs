@@ -1,0 +1,70 @@
+using LabKernel;
+using LabKernel.Backends;
+using LabKernel.Experiments;
+using LabKernel.Images;
+using LabKernel.Journal;
+
+namespace LabNotebooks;
+
+/// <summary>
+/// The notebooks' front door: one call that checks the parameters, makes the run folder and the starting chain,
+/// and starts (or takes over) the guest. Everything a notebook does next hangs off the returned
+/// <see cref="Experiment"/>.
+/// </summary>
+public static class Lab
+{
+    /// <summary>
+    /// Starts experiment <paramref name="name"/>: a one-line <see cref="LabUsageException"/> for a wrong backend
+    /// choice, a fresh journal, the run folder (under <see cref="LabSetup.OutputDir"/> or the cache), the
+    /// overlays and data disks, and the guest with its agent answering.
+    /// </summary>
+    public static async Task<Experiment> StartAsync(string name, LabSetup setup, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(setup);
+        var (backend, domain) = LabGuests.CheckChoice(setup.Backend, setup.Domain);
+        if (domain.Length > 0 && setup.DataDisks.Count > 0)
+        {
+            throw new LabUsageException($"this experiment attaches data disks of its own, which the lab does only on the embedded guest: run it without Domain (your domain '{domain}' keeps its disks)");
+        }
+        var journal = LabJournal.Current;
+        journal.Clear();
+        var run = ExperimentRun.Create(name, setup.KeepArtifacts, setup.OutputDir);
+        try
+        {
+            var overlays = setup.Overlays.Select(role => run.NewFile(role, $"{role}.qcow2")).ToArray();
+            var dataDisks = new List<string>();
+            foreach (var disk in setup.DataDisks)
+            {
+                var file = run.NewFile(disk.Role, $"{disk.Role}.qcow2");
+                await QemuImg.CreateAsync(file, "qcow2", disk.SizeMiB * 1024 * 1024, cancellationToken: cancellationToken).ConfigureAwait(false);
+                dataDisks.Add(file);
+            }
+            var guest = await LabGuests.StartAsync(new LabGuestOptions
+            {
+                Backend = backend,
+                Domain = domain,
+                DomainDisk = setup.DomainDisk,
+                LibvirtUri = setup.LibvirtUri,
+                Name = ShortName(name),
+                WorkFolder = run.Folder,
+                Overlays = overlays,
+                DataDisks = dataDisks,
+                MemoryMiB = setup.MemoryMiB,
+            }, cancellationToken).ConfigureAwait(false);
+            run.UseExisting("base", guest.BaseImage);
+            return new Experiment(run, guest, journal);
+        }
+        catch
+        {
+            await run.CleanUpAsync(CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary><c>04-snapshot-chain-io</c> becomes <c>nb04</c>, as the guests of 01-03 were named.</summary>
+    private static string ShortName(string name)
+    {
+        var digits = new string(name.TakeWhile(char.IsAsciiDigit).ToArray());
+        return digits.Length > 0 ? $"nb{digits}" : "lab";
+    }
+}

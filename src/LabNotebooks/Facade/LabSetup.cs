@@ -1,0 +1,38 @@
+using LabKernel.Libvirt;
+
+namespace LabNotebooks;
+
+/// <summary>
+/// What a notebook's parameter cell decides: where the guest runs (<see cref="Backend"/>, <see cref="Domain"/>)
+/// and what happens to the run's files. <see cref="Lab.StartAsync"/> turns it into a running experiment.
+/// </summary>
+public sealed record LabSetup
+{
+    /// <summary><c>qemu</c> (the embedded guest on QEMU directly) or <c>libvirt</c>.</summary>
+    public string Backend { get; init; } = "qemu";
+
+    /// <summary>With <c>libvirt</c>: your own domain; empty for the embedded guest as a lab-made domain.</summary>
+    public string Domain { get; init; } = "";
+
+    /// <summary>With your domain: the disk to work on (empty: its first file disk).</summary>
+    public string DomainDisk { get; init; } = "";
+
+    public string LibvirtUri { get; init; } = LibvirtConnection.DefaultUri;
+
+    /// <summary>Keep every file the run made (described in <c>artifacts.json</c>) instead of removing them.</summary>
+    public bool KeepArtifacts { get; init; }
+
+    /// <summary>Where the run folder goes (empty: the lab's cache, <c>~/.cache/labnotebooks/runs</c>).</summary>
+    public string OutputDir { get; init; } = "";
+
+    /// <summary>The lab's starting overlays on the guest's image, lowest first, by role (file <c>ROLE.qcow2</c>).</summary>
+    public IReadOnlyList<string> Overlays { get; init; } = ["overlay1"];
+
+    /// <summary>Blank data disks the lab makes and attaches after the root disk (the guest sees /dev/vdb, ...).</summary>
+    public IReadOnlyList<DataDisk> DataDisks { get; init; } = [];
+
+    public int MemoryMiB { get; init; } = 1024;
+}
+
+/// <summary>A blank qcow2 data disk of <paramref name="SizeMiB"/>, registered in the run under <paramref name="Role"/>.</summary>
+public sealed record DataDisk(string Role, long SizeMiB);

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using LabKernel.Images;
 using LabKernel.Jobs;
 using LabKernel.Journal;
+using LabKernel.Qmp;
 
 namespace LabKernel.Block;
 
@@ -173,7 +174,7 @@ public static class Backups
         var entry = LabJournal.Current.Begin("block", describe);
         try
         {
-            var result = await BackupAsync(block, disk, kind, target, overlay, previousChain, options, describe, cancellationToken).ConfigureAwait(false);
+            var result = await BackupAsync(block, disk, kind, target, overlay, previousChain, options, cancellationToken).ConfigureAwait(false);
             entry.Complete(result.ToString());
             return result;
         }
@@ -184,7 +185,7 @@ public static class Backups
         }
     }
 
-    private static async Task<BackupResult> BackupAsync(BlockLayer block, string disk, BackupKind kind, string target, string? overlay, IReadOnlyList<string> previousChain, BackupOptions options, string describe, CancellationToken cancellationToken)
+    private static async Task<BackupResult> BackupAsync(BlockLayer block, string disk, BackupKind kind, string target, string? overlay, IReadOnlyList<string> previousChain, BackupOptions options, CancellationToken cancellationToken)
     {
         var chain = await block.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
         var active = chain.Active;
@@ -216,9 +217,9 @@ public static class Backups
 
         await QemuImg.CreateAsync(target, "qcow2", kind == BackupKind.Full ? size : null,
             kind == BackupKind.Full ? null : new CreateOptions { BackingFile = previous, BackingFormat = "qcow2" }, cancellationToken).ConfigureAwait(false);
-        var targetNode = BlockLayer.NextId("backup-target-");
-        var snapNode = overlay is null ? null : BlockLayer.NextId($"{disk}-snap");
-        var jobId = BlockLayer.NextId("backup-");
+        var targetNode = BlockJob.NewId("backup-target-");
+        var snapNode = overlay is null ? null : BlockJob.NewId($"{disk}-backup-snap");
+        var jobId = BlockJob.NewId("backup-");
         var nodeAdded = false;
         var started = false;
         try
@@ -279,8 +280,21 @@ public static class Backups
                     existing?.Persistent ?? options.PersistentBitmap, existing?.Granularity ?? options.Granularity)));
             }
 
-            await using var job = await block.StartJobAsync(jobId, "backup", "transaction", new JsonObject { ["actions"] = actions },
-                new BlockJobOptions(), describe, cancellationToken, disk).ConfigureAwait(false);
+            // The transaction may change the chain (the snapshot) and the job holds nodes until it concludes: the
+            // connection's remembered chain of the disk is forgotten now and again when the job concludes.
+            var views = block.Views;
+            views.Forget(disk);
+            BlockJob job;
+            try
+            {
+                job = await BlockJob.StartAsync(block.Qmp, jobId, "backup", "transaction", new JsonObject { ["actions"] = actions },
+                    new BlockJobOptions { Concluding = () => views.Forget(disk) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch (QmpErrorException e)
+            {
+                throw QmpErrorTranslation.Translate(e);
+            }
+            await using var _ = job.ConfigureAwait(false);
             started = true;
             BlockJobResult done;
             var limit = options.Timeout ?? block.JobTimeout;

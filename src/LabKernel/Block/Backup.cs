@@ -51,7 +51,7 @@ public static class Backups
         try
         {
             var active = (await block.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false)).Active;
-            await block.ExecuteTranslatedAsync("block-dirty-bitmap-add", BitmapAdd(active.NodeName, name, persistent, granularity), cancellationToken).ConfigureAwait(false);
+            await block.ExecuteTranslatedAsync("block-dirty-bitmap-add", QmpJson.Args(new BitmapAddData(active.NodeName, name, persistent, granularity)), cancellationToken).ConfigureAwait(false);
             var added = BitmapsOf(await NodesAsync(block, cancellationToken).ConfigureAwait(false), active.NodeName).First(b => b.Name == name);
             entry.Complete(added.ToString());
             return added;
@@ -77,7 +77,7 @@ public static class Backups
             var all = await block.QueryBitmapsAsync(disk, cancellationToken).ConfigureAwait(false);
             var bitmap = all.FirstOrDefault(b => b.Name == name)
                 ?? throw new MissingBitmapException(disk, chain.Active.NodeName, name, $"no layer of {chain.ToText()} has it ({Listed(all)})");
-            await block.ExecuteTranslatedAsync("block-dirty-bitmap-remove", new JsonObject { ["node"] = bitmap.Node, ["name"] = name }, cancellationToken).ConfigureAwait(false);
+            await block.ExecuteTranslatedAsync("block-dirty-bitmap-remove", QmpJson.Args(new BitmapData(bitmap.Node, name)), cancellationToken).ConfigureAwait(false);
             entry.Complete($"removed from node {bitmap.Node}");
         }
         catch (Exception e)
@@ -229,54 +229,34 @@ public static class Backups
             await block.AddImageNodeAsync(target, targetNode, withBacking: kind == BackupKind.Incremental, cancellationToken: cancellationToken).ConfigureAwait(false);
             nodeAdded = true;
 
-            var actions = new JsonArray();
+            var actions = new List<TransactionAction>();
             if (overlay is not null)
             {
                 // The snapshot goes first: the backup then reads the frozen layer, which nobody writes any more, and
                 // the bitmap is re-created empty on the new overlay at the same instant.
                 Host.LabFiles.MarkCreated(overlay);
-                actions.Add(Action("blockdev-snapshot-sync", new JsonObject
-                {
-                    ["node-name"] = active.NodeName,
-                    ["snapshot-file"] = overlay,
-                    ["snapshot-node-name"] = snapNode,
-                    ["format"] = "qcow2",
-                    ["mode"] = "absolute-paths",
-                }));
+                actions.Add(new("blockdev-snapshot-sync", new SnapshotSyncData(active.NodeName, overlay, snapNode!, "qcow2", "absolute-paths")));
             }
             else if (kind == BackupKind.Full && options.Bitmap is { } start)
             {
                 actions.Add(existing is null
-                    ? Action("block-dirty-bitmap-add", BitmapAdd(active.NodeName, start, options.PersistentBitmap, options.Granularity))
-                    : Action("block-dirty-bitmap-clear", new JsonObject { ["node"] = active.NodeName, ["name"] = start }));
+                    ? new("block-dirty-bitmap-add", new BitmapAddData(active.NodeName, start, options.PersistentBitmap, options.Granularity))
+                    : new("block-dirty-bitmap-clear", new BitmapData(active.NodeName, start)));
             }
-            var backup = new JsonObject
+            actions.Add(new("blockdev-backup", new BackupData(jobId, active.NodeName, targetNode, kind == BackupKind.Full ? "full" : "bitmap")
             {
-                ["job-id"] = jobId,
-                ["device"] = active.NodeName,
-                ["target"] = targetNode,
-                ["sync"] = kind == BackupKind.Full ? "full" : "bitmap",
-                ["auto-dismiss"] = false,
-                ["auto-finalize"] = true,
-            };
-            if (kind == BackupKind.Incremental)
-            {
-                backup["bitmap"] = options.Bitmap;
-                backup["bitmap-mode"] = options.BitmapMode switch
+                Bitmap = kind == BackupKind.Incremental ? options.Bitmap : null,
+                BitmapMode = kind != BackupKind.Incremental ? null : options.BitmapMode switch
                 {
                     BitmapMode.Always => "always",
                     BitmapMode.Never => "never",
                     _ => "on-success",
-                };
-            }
-            if (options.Speed is { } speed)
-            {
-                backup["speed"] = speed;
-            }
-            actions.Add(Action("blockdev-backup", backup));
+                },
+                Speed = options.Speed,
+            }));
             if (overlay is not null && options.Bitmap is { } carried)
             {
-                actions.Add(Action("block-dirty-bitmap-add", BitmapAdd(snapNode!, carried,
+                actions.Add(new("block-dirty-bitmap-add", new BitmapAddData(snapNode!, carried,
                     existing?.Persistent ?? options.PersistentBitmap, existing?.Granularity ?? options.Granularity)));
             }
 
@@ -287,7 +267,7 @@ public static class Backups
             BlockJob job;
             try
             {
-                job = await BlockJob.StartAsync(block.Qmp, jobId, "backup", "transaction", new JsonObject { ["actions"] = actions },
+                job = await BlockJob.StartAsync(block.Qmp, jobId, "backup", "transaction", QmpJson.Args(new TransactionArguments(actions)),
                     new BlockJobOptions { Concluding = () => views.Forget(disk) }, cancellationToken: cancellationToken).ConfigureAwait(false);
             }
             catch (QmpErrorException e)
@@ -333,16 +313,29 @@ public static class Backups
 
     // ---------------------------------------------------------------- helpers
 
-    private static JsonObject Action(string type, JsonObject data) => new() { ["type"] = type, ["data"] = data };
+    /// <summary><c>transaction</c>'s arguments.</summary>
+    private sealed record TransactionArguments(IReadOnlyList<TransactionAction> Actions);
 
-    private static JsonObject BitmapAdd(string node, string name, bool persistent, long? granularity)
+    /// <summary>One action of a <c>transaction</c>: its type and its data.</summary>
+    private sealed record TransactionAction(string Type, object Data);
+
+    /// <summary><c>block-dirty-bitmap-add</c>'s arguments (no granularity: the node's cluster size).</summary>
+    private sealed record BitmapAddData(string Node, string Name, bool Persistent, long? Granularity);
+
+    /// <summary><c>block-dirty-bitmap-remove</c>'s and <c>-clear</c>'s arguments.</summary>
+    private sealed record BitmapData(string Node, string Name);
+
+    /// <summary>A <c>blockdev-snapshot-sync</c> action: QEMU creates the overlay file.</summary>
+    private sealed record SnapshotSyncData(string NodeName, string SnapshotFile, string SnapshotNodeName, string Format, string Mode);
+
+    /// <summary><c>blockdev-backup</c>'s arguments (jobs are dismissed by the lab, so <c>auto-dismiss</c> is off).</summary>
+    private sealed record BackupData(string JobId, string Device, string Target, string Sync)
     {
-        var args = new JsonObject { ["node"] = node, ["name"] = name, ["persistent"] = persistent };
-        if (granularity is { } g)
-        {
-            args["granularity"] = g;
-        }
-        return args;
+        public bool AutoDismiss => false;
+        public bool AutoFinalize => true;
+        public string? Bitmap { get; init; }
+        public string? BitmapMode { get; init; }
+        public long? Speed { get; init; }
     }
 
     private static async Task<IReadOnlyList<JsonObject>> NodesAsync(BlockLayer block, CancellationToken cancellationToken) =>

@@ -13,8 +13,11 @@ public sealed record LeftoverRun(string Folder, long Bytes, bool Kept, bool InUs
 /// <summary>A libvirt domain the lab defined (<c>lab-</c> name, disks in the lab's cache) and did not remove.</summary>
 public sealed record LeftoverDomain(string Name, DomainState State, IReadOnlyList<string> Disks);
 
+/// <summary>A QEMU the lab started whose lab process is gone (killed): it still runs, holding its images' locks.</summary>
+public sealed record OrphanQemu(int Pid, string RuntimeFolder, string CommandLine);
+
 /// <summary>What interrupted runs left behind, found by <c>lab doctor</c> and removed by <c>lab clean</c>.</summary>
-public sealed record LeftoverReport(IReadOnlyList<LeftoverRun> Runs, IReadOnlyList<LeftoverDomain> Domains, string? LibvirtProblem)
+public sealed record LeftoverReport(IReadOnlyList<LeftoverRun> Runs, IReadOnlyList<LeftoverDomain> Domains, string? LibvirtProblem, IReadOnlyList<OrphanQemu> Orphans)
 {
     /// <summary>One line for <c>lab doctor</c>.</summary>
     public string Summary
@@ -27,6 +30,7 @@ public sealed record LeftoverReport(IReadOnlyList<LeftoverRun> Runs, IReadOnlyLi
                 $"{stale.Count} run folder(s) left by interrupted runs ({stale.Sum(r => r.Bytes) / 1048576.0:0.#} MiB)",
                 $"{Runs.Count(r => r.Kept)} kept on purpose (KeepArtifacts)",
                 $"{Domains.Count} lab-made libvirt domain(s)",
+                $"{Orphans.Count} QEMU(s) whose lab process is gone",
             };
             if (Runs.Any(r => r.InUse))
             {
@@ -40,7 +44,7 @@ public sealed record LeftoverReport(IReadOnlyList<LeftoverRun> Runs, IReadOnlyLi
         }
     }
 
-    public bool Any => Runs.Any(r => !r.Kept && !r.InUse) || Domains.Count > 0;
+    public bool Any => Runs.Any(r => !r.Kept && !r.InUse) || Domains.Count > 0 || Orphans.Count > 0;
 }
 
 /// <summary>
@@ -55,7 +59,9 @@ public static class Leftovers
 
     public static async Task<LeftoverReport> FindAsync(string libvirtUri = LibvirtConnection.DefaultUri, CancellationToken cancellationToken = default)
     {
-        var commandLines = RunningCommandLines();
+        var orphans = FindOrphans();
+        // An orphan's images are leftovers too: its run folder is not "in use" by a run that still lives.
+        var commandLines = RunningCommandLines().Where(c => orphans.All(o => o.CommandLine != c)).ToList();
         var runs = new List<LeftoverRun>();
         if (Directory.Exists(RunsFolder))
         {
@@ -85,7 +91,7 @@ public static class Leftovers
         {
             problem = e.Message;
         }
-        return new LeftoverReport(runs, domains, problem);
+        return new LeftoverReport(runs, domains, problem, orphans);
     }
 
     /// <summary>
@@ -97,6 +103,10 @@ public static class Leftovers
     {
         ArgumentNullException.ThrowIfNull(report);
         var lines = new List<string>();
+        foreach (var orphan in report.Orphans)
+        {
+            lines.Add(await StopOrphanAsync(orphan, cancellationToken).ConfigureAwait(false));
+        }
         if (report.Domains.Count > 0)
         {
             await using var connection = await LibvirtConnection.OpenAsync(libvirtUri, cancellationToken).ConfigureAwait(false);
@@ -130,6 +140,84 @@ public static class Leftovers
             }
         }
         return lines;
+    }
+
+    /// <summary>
+    /// QEMUs whose QMP socket lies in a lab runtime folder (<c>lab-NAME-XXXXXXXXXX</c> under the runtime or temp
+    /// folder) and whose parent is no longer a .NET process: the lab (or its notebook kernel) that started it died.
+    /// </summary>
+    public static IReadOnlyList<OrphanQemu> FindOrphans()
+    {
+        var orphans = new List<OrphanQemu>();
+        foreach (var dir in Directory.GetDirectories("/proc").Where(d => Path.GetFileName(d).All(char.IsAsciiDigit)))
+        {
+            try
+            {
+                if (!File.ReadAllText(Path.Combine(dir, "comm")).StartsWith("qemu-system", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                var argv = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+                var qmp = argv.SkipWhile(a => a != "-qmp").Skip(1).FirstOrDefault();
+                if (qmp is null || !qmp.StartsWith("unix:", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                var runtime = Path.GetDirectoryName(qmp["unix:".Length..].Split(',')[0]) ?? "";
+                if (!Path.GetFileName(runtime).StartsWith("lab-", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                var ppid = File.ReadAllLines(Path.Combine(dir, "status")).First(l => l.StartsWith("PPid:", StringComparison.Ordinal))["PPid:".Length..].Trim();
+                var parent = ppid == "0" ? "" : ReadOrEmpty($"/proc/{ppid}/comm").Trim();
+                if (ppid == "1" || parent != "dotnet" && !parent.StartsWith("testhost", StringComparison.Ordinal) && parent != "lab")
+                {
+                    orphans.Add(new OrphanQemu(int.Parse(Path.GetFileName(dir), System.Globalization.CultureInfo.InvariantCulture), runtime, string.Join(' ', argv)));
+                }
+            }
+            catch (IOException)
+            {
+                // The process ended while we looked.
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+        return orphans;
+    }
+
+    private static string ReadOrEmpty(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    /// <summary>SIGTERM (QEMU closes its images cleanly), SIGKILL if it has not exited after 30 s; then its runtime folder goes.</summary>
+    private static async Task<string> StopOrphanAsync(OrphanQemu orphan, CancellationToken cancellationToken)
+    {
+        using var process = System.Diagnostics.Process.GetProcessById(orphan.Pid);
+        await Processes.ProcessRunner.RunAsync("kill", ["-TERM", orphan.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)], new Processes.ProcessOptions { Check = false }, cancellationToken).ConfigureAwait(false);
+        var how = "stopped (SIGTERM)";
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken).WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            process.Kill();
+            how = "killed (no exit 30 s after SIGTERM)";
+        }
+        if (Directory.Exists(orphan.RuntimeFolder))
+        {
+            Directory.Delete(orphan.RuntimeFolder, recursive: true);
+        }
+        return $"{how} orphaned QEMU pid {orphan.Pid} ({Path.GetFileName(orphan.RuntimeFolder)})";
     }
 
     private static List<string> RunningCommandLines()

@@ -28,7 +28,7 @@ public sealed class FormatterTests
         var formatters = (IEnumerable)sourceType.GetMethod("CreateTypeFormatters")!.Invoke(Activator.CreateInstance(sourceType), null)!;
 
         var outputs = new Dictionary<string, string>();
-        foreach (var formatter in formatters)
+        foreach (var formatter in formatters.Cast<object>().Where(f => (Type)f.GetType().GetProperty("Type")!.GetValue(f)! == typeof(Table)))
         {
             var mime = (string)formatter.GetType().GetProperty("MimeType")!.GetValue(formatter)!;
             // As Polyglot does: GetMethod("Format") by name, Expression.Call with (object, TextWriter) parameters.
@@ -112,12 +112,17 @@ public sealed class KernelFormatterCollection
                 return;
             }
             var dib = Samples.Read("extension.dib");
-            var code = dib[(dib.IndexOf("#!csharp", StringComparison.Ordinal) + "#!csharp".Length)..];
+            // Each C# cell is a submission of its own, as the kernel runs them; the later one sees the earlier's state.
+            var cells = dib.Split("#!csharp", StringSplitOptions.None).Skip(1).Select(c => c.Split("\n#!", 2)[0]).ToList();
             var options = ScriptOptions.Default
                 .AddReferences(typeof(Formatter).Assembly, typeof(NotebookFormatters).Assembly, typeof(Plotly.NET.GenericChart).Assembly,
-                    typeof(Enumerable).Assembly, typeof(LiveChain).Assembly)
+                    typeof(Enumerable).Assembly, typeof(LiveChain).Assembly, typeof(Plotly.NET.CSharp.Chart).Assembly)
                 .AddImports("System", "System.Linq");
-            await CSharpScript.RunAsync(code, options);
+            ScriptState<object>? state = null;
+            foreach (var cell in cells)
+            {
+                state = state is null ? await CSharpScript.RunAsync(cell, options) : await state.ContinueWithAsync(cell, options);
+            }
             _ran = true;
         }
         finally

@@ -1,7 +1,7 @@
 namespace LabKernel.IntegrationTests.Notebooks;
 
-/// <summary>Notebooks 04 (IO per chain depth, document 002) and 06 (snapshot kinds, 004) through `lab run`, small scale.</summary>
-public sealed class Notebook04And06Tests
+/// <summary>Notebooks 04 (IO per chain depth, document 002), 05 (incremental backup, 003) and 06 (snapshot kinds, 004) through `lab run`, small scale.</summary>
+public sealed class Notebook04To06Tests
 {
     [Fact]
     public async Task Given_notebook_04_at_small_scale_When_run_Then_fio_runs_at_every_depth_and_each_revert_lands_on_its_snapshot()
@@ -21,6 +21,20 @@ public sealed class Notebook04And06Tests
         Assert.Equal(4, charts[0]["data"]!.AsArray().Count);
         Assert.Equal(4, charts[1]["data"]!.AsArray().Count);
         Assert.Equal(1, plotlyJs);
+    }
+
+    [Fact]
+    public async Task Given_notebook_05_When_run_Then_pull_commit_and_every_backup_chain_restore_what_the_disk_held()
+    {
+        using var run = await NotebookRun.RunAsync("05-incremental-backup", "Increments", "2", "IncrementMiB", "4");
+
+        Assert.True(run.ExitCode == 0, run.FirstError());
+        await run.AssertValidNbformatAsync();
+        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("qemu-img commit of the running top is refused", StringComparison.Ordinal));
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("Every backup chain", StringComparison.Ordinal) && f.Observed.StartsWith("3 of 3", StringComparison.Ordinal));
+        var (charts, _) = run.Charts();
+        Assert.Equal(2, charts.Count);
     }
 
     [Fact]

@@ -35,6 +35,13 @@ public sealed record ImageSizes(string Step, IReadOnlyList<ImageSize> Images)
     /// <summary>The size of <paramref name="file"/> at this step.</summary>
     public ImageSize this[string file] =>
         Images.FirstOrDefault(i => i.File == Path.GetFullPath(file)) ?? throw new LabUsageException($"{file} was not measured at step '{Step}'");
+
+    /// <summary>How many bytes the host allocated for <paramref name="file"/> since <paramref name="earlier"/> (negative: fewer).</summary>
+    public long GrownSince(ImageSizes earlier, string file)
+    {
+        ArgumentNullException.ThrowIfNull(earlier);
+        return this[file].AllocatedBytes - earlier[file].AllocatedBytes;
+    }
 }
 
 /// <summary>Sizes measured along an experiment, step by step, for findings (growth) and a table.</summary>

@@ -223,6 +223,10 @@ public sealed record HtmlView(string Html, string Text)
     /// <summary>A paragraph of plain text.</summary>
     public static HtmlView Paragraph(string text) => new($"<p>{WebUtility.HtmlEncode(text)}</p>", text);
 
+    /// <summary>A bold heading line and text shown as it is (a monitor's reply), in a <c>pre</c> block.</summary>
+    public static HtmlView Preformatted(string title, string text) =>
+        new($"<p><b>{WebUtility.HtmlEncode(title)}</b></p><pre>{WebUtility.HtmlEncode(text)}</pre>", $"{title}\n{text}");
+
     /// <summary>A bold heading line and an object's HTML below it (a chain, a table).</summary>
     public static HtmlView Titled(string title, string html, string text) => new($"<p><b>{WebUtility.HtmlEncode(title)}</b></p>{html}", $"{title}\n{text}");
 

@@ -165,7 +165,8 @@ internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
             limit, "the mirror to copy the part before the cut", cancellationToken).ConfigureAwait(false);
         var cutAt = time.GetUtcNow();
         await export.StopAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-        var work = RunTimedAsync(duringOutage, cancellationToken);
+        // The work runs beside the looks at the monitor below.
+        var work = Task.Run(() => RunTimedAsync(duringOutage, cancellationToken), cancellationToken);
         var looks = new List<string>();
         for (var i = 0; i < plan.MonitorLooks; i++)
         {

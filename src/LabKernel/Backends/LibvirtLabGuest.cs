@@ -45,6 +45,12 @@ public sealed class LibvirtLabGuest : ILabGuest
             // definition at the user's image again and drop the lab's snapshot records, so the next start is theirs.
             _exitHook = Host.ProcessExitHooks.Register($"libvirt domain {domain.Name}", () => PointBackAsync(user).GetAwaiter().GetResult());
         }
+        else if (embedded is not null)
+        {
+            // A lab-made domain must not outlive the process that made it (a failed cell never reaches clean-up):
+            // destroyed and undefined at exit; the run's images stay valid for `qemu-img check` and `lab clean`.
+            _exitHook = Host.ProcessExitHooks.Register($"libvirt domain {domain.Name}", () => embedded.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        }
     }
 
     private readonly IDisposable? _exitHook;
@@ -294,6 +300,7 @@ public sealed class LibvirtLabGuest : ILabGuest
             }
             if (_embedded is not null)
             {
+                _exitHook?.Dispose();
                 await _embedded.DisposeAsync().ConfigureAwait(false);
             }
             else

@@ -51,6 +51,8 @@ public static class LabDoctor
         {
             checks.Add(new DoctorCheck("debian mirror", e.Message, false, image is null));
         }
+        var leftovers = await Leftovers.FindAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        checks.Add(new DoctorCheck("leftovers", leftovers.Any ? $"{leftovers.Summary} (lab clean removes them)" : leftovers.Summary, !leftovers.Any, false));
         return checks;
     }
 

@@ -134,5 +134,11 @@ public sealed class ExperimentRun
         return $"removed {removed} files the lab created; kept {_artifacts.Count(a => !a.CreatedByLab)} it did not";
     }
 
-    private static bool IsScratch(string entry) => Path.GetFileName(entry).StartsWith("root-overlay", StringComparison.Ordinal) || Path.GetFileName(entry).StartsWith("layer-read-", StringComparison.Ordinal);
+    // What the run's guest and readers leave in the folder besides the registered artifacts: the guest's own overlay,
+    // scratch copies of layers read offline, and the serial console log libvirt writes for a lab-made domain.
+    private static bool IsScratch(string entry)
+    {
+        var name = Path.GetFileName(entry);
+        return name.StartsWith("root-overlay", StringComparison.Ordinal) || name.StartsWith("layer-read-", StringComparison.Ordinal) || name == "serial.log";
+    }
 }

@@ -178,6 +178,35 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
         return new LibvirtDomain(this, handle, name);
     }
 
+    /// <summary><c>virConnectListAllDomains</c>: the names of every domain, defined or running.</summary>
+    public Task<IReadOnlyList<string>> ListDomainNamesAsync(CancellationToken cancellationToken = default) =>
+        Task.Run<IReadOnlyList<string>>(() =>
+        {
+            var array = nint.Zero;
+            var count = LibvirtRuntime.Call("virConnectListAllDomains", Uri, "virConnectListAllDomains(conn, 0)", () => LibvirtNative.virConnectListAllDomains(_handle, out array, 0));
+            var names = new List<string>(count);
+            try
+            {
+                for (var i = 0; i < count; i++)
+                {
+                    var dom = Marshal.ReadIntPtr(array, i * nint.Size);
+                    names.Add(DomainName(dom));
+                    LibvirtNative.virDomainFree(dom);
+                }
+            }
+            finally
+            {
+                if (array != nint.Zero)
+                {
+                    unsafe
+                    {
+                        System.Runtime.InteropServices.NativeMemory.Free((void*)array);
+                    }
+                }
+            }
+            return names;
+        }, cancellationToken);
+
     /// <summary>True when a domain of that name exists (defined or running).</summary>
     public async Task<bool> DomainExistsAsync(string name, CancellationToken cancellationToken = default)
     {

@@ -81,6 +81,9 @@ internal static unsafe partial class LibvirtNative
     internal static partial int virDomainFree(nint dom);
 
     [LibraryImport(Lib)]
+    internal static partial int virConnectListAllDomains(ConnectHandle conn, out nint domains, uint flags);
+
+    [LibraryImport(Lib)]
     internal static partial nint virDomainGetName(nint dom);
 
     [LibraryImport(Lib)]

@@ -11,6 +11,7 @@ public static class LabCli
         var root = new RootCommand("LabNotebooks: live-snapshot experiments on QEMU and libvirt, run and reported.");
         root.Subcommands.Add(DoctorCommand.Create());
         root.Subcommands.Add(GuestCommand.Create());
+        root.Subcommands.Add(CleanCommand.Create());
         RunCommand.Register(root);
         return root;
     }

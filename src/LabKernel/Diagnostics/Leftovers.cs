@@ -1,0 +1,242 @@
+using LabKernel.Host;
+using LabKernel.Libvirt;
+
+namespace LabKernel.Diagnostics;
+
+/// <summary>A run folder under the lab's cache, and why it is still there.</summary>
+/// <param name="Folder">The folder.</param>
+/// <param name="Bytes">What its files take on disk (apparent sizes).</param>
+/// <param name="Kept">It holds <c>artifacts.json</c>: a run asked to keep its files (<c>KeepArtifacts</c>).</param>
+/// <param name="InUse">A running process (a QEMU) names a file in it on its command line.</param>
+public sealed record LeftoverRun(string Folder, long Bytes, bool Kept, bool InUse);
+
+/// <summary>A libvirt domain the lab defined (<c>lab-</c> name, disks in the lab's cache) and did not remove.</summary>
+public sealed record LeftoverDomain(string Name, DomainState State, IReadOnlyList<string> Disks);
+
+/// <summary>A QEMU the lab started whose lab process is gone (killed): it still runs, holding its images' locks.</summary>
+public sealed record OrphanQemu(int Pid, string RuntimeFolder, string CommandLine);
+
+/// <summary>What interrupted runs left behind, found by <c>lab doctor</c> and removed by <c>lab clean</c>.</summary>
+public sealed record LeftoverReport(IReadOnlyList<LeftoverRun> Runs, IReadOnlyList<LeftoverDomain> Domains, string? LibvirtProblem, IReadOnlyList<OrphanQemu> Orphans)
+{
+    /// <summary>One line for <c>lab doctor</c>.</summary>
+    public string Summary
+    {
+        get
+        {
+            var stale = Runs.Where(r => !r.Kept && !r.InUse).ToList();
+            var parts = new List<string>
+            {
+                $"{stale.Count} run folder(s) left by interrupted runs ({stale.Sum(r => r.Bytes) / 1048576.0:0.#} MiB)",
+                $"{Runs.Count(r => r.Kept)} kept on purpose (KeepArtifacts)",
+                $"{Domains.Count} lab-made libvirt domain(s)",
+                $"{Orphans.Count} QEMU(s) whose lab process is gone",
+            };
+            if (Runs.Any(r => r.InUse))
+            {
+                parts.Add($"{Runs.Count(r => r.InUse)} in use now");
+            }
+            if (LibvirtProblem is not null)
+            {
+                parts.Add($"libvirt not checked: {LibvirtProblem}");
+            }
+            return string.Join("; ", parts);
+        }
+    }
+
+    public bool Any => Runs.Any(r => !r.Kept && !r.InUse) || Domains.Count > 0 || Orphans.Count > 0;
+}
+
+/// <summary>
+/// Finds and removes what runs leave when they are interrupted (a killed kernel, a failed cell that never reached
+/// clean-up): run folders under the cache's <c>runs/</c> and the lab's own libvirt domains. It removes nothing a
+/// run is using, nothing kept on purpose unless asked, and no domain but those the lab named <c>lab-</c> whose
+/// every disk lies in the lab's cache.
+/// </summary>
+public static class Leftovers
+{
+    public static string RunsFolder => Path.Combine(LabPaths.CacheRoot, "runs");
+
+    public static async Task<LeftoverReport> FindAsync(string libvirtUri = LibvirtConnection.DefaultUri, CancellationToken cancellationToken = default)
+    {
+        var orphans = FindOrphans();
+        // An orphan's images are leftovers too: its run folder is not "in use" by a run that still lives.
+        var commandLines = RunningCommandLines().Where(c => orphans.All(o => o.CommandLine != c)).ToList();
+        var runs = new List<LeftoverRun>();
+        if (Directory.Exists(RunsFolder))
+        {
+            foreach (var folder in Directory.GetDirectories(RunsFolder).Order(StringComparer.Ordinal))
+            {
+                var files = Directory.GetFiles(folder, "*", SearchOption.AllDirectories);
+                runs.Add(new LeftoverRun(folder, files.Sum(f => new FileInfo(f).Length), File.Exists(Path.Combine(folder, "artifacts.json")),
+                    commandLines.Any(c => c.Contains(folder + "/", StringComparison.Ordinal))));
+            }
+        }
+        var domains = new List<LeftoverDomain>();
+        string? problem = null;
+        try
+        {
+            await using var connection = await LibvirtConnection.OpenAsync(libvirtUri, cancellationToken).ConfigureAwait(false);
+            foreach (var name in (await connection.ListDomainNamesAsync(cancellationToken).ConfigureAwait(false)).Where(n => n.StartsWith("lab-", StringComparison.Ordinal)))
+            {
+                using var domain = await connection.LookupDomainAsync(name, cancellationToken).ConfigureAwait(false);
+                var disks = (await domain.ListDisksAsync(inactive: true, cancellationToken).ConfigureAwait(false)).Select(d => d.Source).Where(s => s.Length > 0).ToList();
+                if (disks.Count > 0 && disks.All(d => Path.GetFullPath(d).StartsWith(LabPaths.CacheRoot + "/", StringComparison.Ordinal)))
+                {
+                    domains.Add(new LeftoverDomain(name, await domain.GetStateAsync(cancellationToken).ConfigureAwait(false), disks));
+                }
+            }
+        }
+        catch (LabException e)
+        {
+            problem = e.Message;
+        }
+        return new LeftoverReport(runs, domains, problem, orphans);
+    }
+
+    /// <summary>
+    /// Removes the leftovers <paramref name="report"/> found: shut-off lab domains are undefined (running ones are a
+    /// run in progress and stay), run folders nobody uses are deleted (kept ones only with
+    /// <paramref name="includeKept"/>). Returns one line per thing removed or left.
+    /// </summary>
+    public static async Task<IReadOnlyList<string>> CleanAsync(LeftoverReport report, bool includeKept, string libvirtUri = LibvirtConnection.DefaultUri, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        var lines = new List<string>();
+        foreach (var orphan in report.Orphans)
+        {
+            lines.Add(await StopOrphanAsync(orphan, cancellationToken).ConfigureAwait(false));
+        }
+        if (report.Domains.Count > 0)
+        {
+            await using var connection = await LibvirtConnection.OpenAsync(libvirtUri, cancellationToken).ConfigureAwait(false);
+            foreach (var d in report.Domains)
+            {
+                if (d.State != DomainState.ShutOff)
+                {
+                    lines.Add($"kept domain {d.Name}: it is {d.State} (a run in progress?)");
+                    continue;
+                }
+                using var domain = await connection.LookupDomainAsync(d.Name, cancellationToken).ConfigureAwait(false);
+                await domain.UndefineAsync(cancellationToken).ConfigureAwait(false);
+                lines.Add($"undefined domain {d.Name}");
+            }
+        }
+        var busy = report.Domains.Where(d => d.State != DomainState.ShutOff).SelectMany(d => d.Disks).ToList();
+        foreach (var run in report.Runs)
+        {
+            if (run.InUse || busy.Any(disk => disk.StartsWith(run.Folder + "/", StringComparison.Ordinal)))
+            {
+                lines.Add($"kept {run.Folder}: in use");
+            }
+            else if (run.Kept && !includeKept)
+            {
+                lines.Add($"kept {run.Folder}: KeepArtifacts (lab clean --all removes it)");
+            }
+            else
+            {
+                Directory.Delete(run.Folder, recursive: true);
+                lines.Add($"removed {run.Folder} ({run.Bytes / 1048576.0:0.#} MiB)");
+            }
+        }
+        return lines;
+    }
+
+    /// <summary>
+    /// QEMUs whose QMP socket lies in a lab runtime folder (<c>lab-NAME-XXXXXXXXXX</c> under the runtime or temp
+    /// folder) and whose parent is no longer a .NET process: the lab (or its notebook kernel) that started it died.
+    /// </summary>
+    public static IReadOnlyList<OrphanQemu> FindOrphans()
+    {
+        var orphans = new List<OrphanQemu>();
+        foreach (var dir in Directory.GetDirectories("/proc").Where(d => Path.GetFileName(d).All(char.IsAsciiDigit)))
+        {
+            try
+            {
+                if (!File.ReadAllText(Path.Combine(dir, "comm")).StartsWith("qemu-system", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                var argv = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
+                var qmp = argv.SkipWhile(a => a != "-qmp").Skip(1).FirstOrDefault();
+                if (qmp is null || !qmp.StartsWith("unix:", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                var runtime = Path.GetDirectoryName(qmp["unix:".Length..].Split(',')[0]) ?? "";
+                if (!Path.GetFileName(runtime).StartsWith("lab-", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                var ppid = File.ReadAllLines(Path.Combine(dir, "status")).First(l => l.StartsWith("PPid:", StringComparison.Ordinal))["PPid:".Length..].Trim();
+                var parent = ppid == "0" ? "" : ReadOrEmpty($"/proc/{ppid}/comm").Trim();
+                if (ppid == "1" || parent != "dotnet" && !parent.StartsWith("testhost", StringComparison.Ordinal) && parent != "lab")
+                {
+                    orphans.Add(new OrphanQemu(int.Parse(Path.GetFileName(dir), System.Globalization.CultureInfo.InvariantCulture), runtime, string.Join(' ', argv)));
+                }
+            }
+            catch (IOException)
+            {
+                // The process ended while we looked.
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+        return orphans;
+    }
+
+    private static string ReadOrEmpty(string path)
+    {
+        try
+        {
+            return File.ReadAllText(path);
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    /// <summary>SIGTERM (QEMU closes its images cleanly), SIGKILL if it has not exited after 30 s; then its runtime folder goes.</summary>
+    private static async Task<string> StopOrphanAsync(OrphanQemu orphan, CancellationToken cancellationToken)
+    {
+        using var process = System.Diagnostics.Process.GetProcessById(orphan.Pid);
+        await Processes.ProcessRunner.RunAsync("kill", ["-TERM", orphan.Pid.ToString(System.Globalization.CultureInfo.InvariantCulture)], new Processes.ProcessOptions { Check = false }, cancellationToken).ConfigureAwait(false);
+        var how = "stopped (SIGTERM)";
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken).WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            process.Kill();
+            how = "killed (no exit 30 s after SIGTERM)";
+        }
+        if (Directory.Exists(orphan.RuntimeFolder))
+        {
+            Directory.Delete(orphan.RuntimeFolder, recursive: true);
+        }
+        return $"{how} orphaned QEMU pid {orphan.Pid} ({Path.GetFileName(orphan.RuntimeFolder)})";
+    }
+
+    private static List<string> RunningCommandLines()
+    {
+        var lines = new List<string>();
+        foreach (var dir in Directory.GetDirectories("/proc").Where(d => Path.GetFileName(d).All(char.IsAsciiDigit)))
+        {
+            try
+            {
+                lines.Add(File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' '));
+            }
+            catch (IOException)
+            {
+                // The process ended while we looked.
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+        return lines;
+    }
+}

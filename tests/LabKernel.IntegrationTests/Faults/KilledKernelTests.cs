@@ -1,0 +1,57 @@
+using LabKernel.Diagnostics;
+using LabKernel.Host;
+using LabKernel.IntegrationTests.Notebooks;
+using LabKernel.Processes;
+
+namespace LabKernel.IntegrationTests.Faults;
+
+/// <summary>
+/// The notebook kernel SIGKILLed while its guest runs: no clean-up code runs, so the QEMU it started lives on,
+/// orphaned. `lab run` says the kernel died; `lab clean` finds the orphan and stops it; every image checks clean.
+/// </summary>
+public sealed class KilledKernelTests
+{
+    [Fact]
+    public async Task Given_a_notebook_kernel_killed_while_its_guest_runs_When_lab_clean_runs_Then_its_orphaned_QEMU_is_stopped_and_every_image_checks_clean()
+    {
+        var running = NotebookRun.RunAsync("01-live-snapshot-integrity", "Count", "4000000", "SnapshotAfterLines", "3999000");
+
+        // The kernel is the QEMU's parent once the guest has booted.
+        var (qemu, kernel) = await Poll.UntilAsync(
+            _ => Task.FromResult(FindGuestQemu() is { } found ? (true, found, "started") : (false, default((int, int)), "no QEMU for nb01 yet")),
+            "the notebook's guest QEMU to start", TimeSpan.FromMinutes(5));
+        Assert.DoesNotContain(Leftovers.FindOrphans(), o => o.Pid == qemu);
+        await ProcessRunner.RunAsync("kill", ["-KILL", kernel.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+
+        using var run = await running;
+        Assert.NotEqual(0, run.ExitCode);
+        var orphan = Assert.Single(Leftovers.FindOrphans(), o => o.Pid == qemu);
+
+        var lines = await Leftovers.CleanAsync(new LeftoverReport([], [], null, [orphan]), includeKept: false);
+        Assert.Contains(lines, l => l.Contains($"pid {qemu}", StringComparison.Ordinal));
+        Assert.False(File.Exists($"/proc/{qemu}/cmdline"));
+        var images = await run.AssertLeftCleanAsync();
+        Assert.Contains(images, i => i.EndsWith("overlay1.qcow2", StringComparison.Ordinal));
+    }
+
+    private static (int Qemu, int Parent)? FindGuestQemu()
+    {
+        foreach (var dir in Directory.GetDirectories("/proc").Where(d => Path.GetFileName(d).All(char.IsAsciiDigit)))
+        {
+            try
+            {
+                if (!File.ReadAllText(Path.Combine(dir, "comm")).StartsWith("qemu-system", StringComparison.Ordinal)
+                    || !File.ReadAllText(Path.Combine(dir, "cmdline")).Contains("lab-nb01-", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+                var ppid = int.Parse(File.ReadAllLines(Path.Combine(dir, "status")).First(l => l.StartsWith("PPid:", StringComparison.Ordinal))[5..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
+                return (int.Parse(Path.GetFileName(dir), System.Globalization.CultureInfo.InvariantCulture), ppid);
+            }
+            catch (IOException)
+            {
+            }
+        }
+        return null;
+    }
+}

@@ -94,6 +94,15 @@ public sealed class FacadeTests
         Assert.Contains("1 values for 2 categories", e.Message);
     }
 
+    [Fact]
+    public void A_monitor_reply_is_shown_preformatted_under_its_title_and_encoded()
+    {
+        var view = HtmlView.Preformatted("HMP info block-jobs", "Type mirror, device <drive>: Completed 0 of 8 bytes");
+
+        Assert.Equal("<p><b>HMP info block-jobs</b></p><pre>Type mirror, device &lt;drive&gt;: Completed 0 of 8 bytes</pre>", view.Html);
+        Assert.Equal("HMP info block-jobs\nType mirror, device <drive>: Completed 0 of 8 bytes", view.Text);
+    }
+
     private static IReadOnlyDictionary<string, string> LabFormatterBundle(object value)
     {
         var source = new LabFormatterSource();

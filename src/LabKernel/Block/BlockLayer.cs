@@ -24,6 +24,8 @@ public sealed class BlockLayer : ILabBlock
     private readonly ExternalSnapshots _snapshots;
     private readonly ChainJobs _jobs;
     private readonly HmpCommit _hmpCommit;
+    private readonly DrivenJobs _driven;
+    private readonly NbdOutage _outage;
 
     /// <summary>Wraps a QMP connection (tests pass one over a fake peer). Make one per connection.</summary>
     public BlockLayer(QmpClient qmp)
@@ -34,6 +36,8 @@ public sealed class BlockLayer : ILabBlock
         _snapshots = new ExternalSnapshots(this);
         _jobs = new ChainJobs(this);
         _hmpCommit = new HmpCommit(this);
+        _driven = new DrivenJobs(this);
+        _outage = new NbdOutage(this, TimeProvider.System);
     }
 
     public QmpClient Qmp { get; }
@@ -182,6 +186,67 @@ public sealed class BlockLayer : ILabBlock
     /// </summary>
     public Task<BlockJob> StartMirrorAsync(string disk, MirrorTarget target, MirrorOptions? options = null, CancellationToken cancellationToken = default) =>
         _jobs.StartMirrorAsync(disk, target, options, cancellationToken);
+
+    /// <summary>
+    /// A mirror driven to its end in one call: <see cref="StartMirrorAsync"/>, then (a speed limit in
+    /// <paramref name="options"/> is lifted first) READY, awaited on the job's events, then
+    /// <paramref name="ending"/> (default: cancel, so the disk stays on its source and the target is a consistent
+    /// copy; complete pivots the disk onto the target and closes the nodes of the images it left).
+    /// </summary>
+    public async Task<BlockJobRun> MirrorAsync(string disk, MirrorTarget target, MirrorOptions? options = null, JobEnding? ending = null, CancellationToken cancellationToken = default) =>
+        (await MirrorAsync<bool>(disk, target, options, ending, null, cancellationToken).ConfigureAwait(false)).Run;
+
+    /// <summary>
+    /// As <see cref="MirrorAsync(string, MirrorTarget, MirrorOptions?, JobEnding?, CancellationToken)"/>, running
+    /// <paramref name="whileCopying"/> (a guest workload) right after the start, while the job copies (at
+    /// <see cref="MirrorOptions.Speed"/>, so it takes a while); when it ends, the job's progress and HMP
+    /// <c>info block-jobs</c> are recorded (<see cref="BlockJobRun.AtWorkEnd"/>), the limit is lifted, and the job
+    /// is ended at READY. Returns the run and the work's result.
+    /// </summary>
+    public Task<(BlockJobRun Run, T Work)> MirrorAsync<T>(string disk, MirrorTarget target, MirrorOptions? options, JobEnding? ending, Func<CancellationToken, Task<T>>? whileCopying, CancellationToken cancellationToken = default)
+    {
+        options = (options ?? new MirrorOptions()) with { OnReady = ReadyAction.Wait };
+        return _driven.RunAsync(disk, () => StartMirrorAsync(disk, target, options, cancellationToken), options.Speed is > 0, ending ?? JobEnding.Cancel, whileCopying, cancellationToken);
+    }
+
+    /// <summary>
+    /// An active commit driven to its end: <c>block-commit</c> of the active layer into <paramref name="base"/>,
+    /// READY, then <paramref name="ending"/> (default: complete, which pivots the disk onto the base; the old top's
+    /// monitor-owned nodes are then deleted, which closes its file, as libvirt does after its own pivots).
+    /// </summary>
+    public async Task<BlockJobRun> ActiveCommitAsync(string disk, string @base, JobEnding? ending = null, CancellationToken cancellationToken = default) =>
+        (await _driven.RunAsync<bool>(disk, () => StartCommitAsync(disk, top: null, @base, cancellationToken: cancellationToken), false, ending ?? JobEnding.Complete, null, cancellationToken).ConfigureAwait(false)).Run;
+
+    /// <summary>
+    /// The documents' HMP <c>commit</c> where the lab may send it (<see cref="HmpCommitAsync"/>); where it would
+    /// write an image the lab did not make, nothing is sent and the disk's own layer is committed by node instead
+    /// (<see cref="CommitIntoBackingAsync"/>). Either way the active layer's data is copied into its backing file
+    /// and the disk stays on its active layer. The result says which was done.
+    /// </summary>
+    public Task<CommitIntoBacking> HmpCommitOrByNodeAsync(string disk, CancellationToken cancellationToken = default) =>
+        _driven.HmpCommitOrByNodeAsync(disk, cancellationToken);
+
+    /// <summary>
+    /// A full mirror onto <paramref name="target"/> (a new qcow2 of the disk's size) served over NBD by a separate
+    /// <c>qemu-storage-daemon</c> (<see cref="NbdExport"/>, on a unix socket), reached through an <c>nbd</c> node with
+    /// a <c>reconnect-delay</c> longer than the outage (<c>blockdev-mirror</c>). Once part of the disk is copied the
+    /// daemon is stopped (SIGTERM) and <paramref name="duringOutage"/> starts; HMP <c>info block-jobs</c> is asked
+    /// during the outage; after <see cref="OutagePlan.Outage"/> (and the work, within <see cref="OutagePlan.WorkLimit"/>)
+    /// the daemon is started again; once the job is seen moving the speed limit is lifted, and at READY the job is
+    /// cancelled, so the target is a copy and the disk stays. The node is deleted and the daemon stopped at the end.
+    /// </summary>
+    public Task<(OutageRun Run, T Work)> MirrorThroughOutageAsync<T>(string disk, string target, OutagePlan plan, Func<CancellationToken, Task<T>> duringOutage, CancellationToken cancellationToken = default) =>
+        _outage.RunAsync(disk, target, plan, duringOutage, cancellationToken);
+
+    /// <summary>
+    /// Opens <paramref name="export"/> as an <c>nbd</c> client node (<c>blockdev-add</c>): while the server is away,
+    /// requests wait up to <paramref name="reconnectDelay"/> for it, then fail.
+    /// </summary>
+    public Task AddNbdNodeAsync(NbdExport export, string nodeName, TimeSpan reconnectDelay, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(export);
+        return ExecuteTranslatedAsync("blockdev-add", export.NodeOptions(nodeName, reconnectDelay), cancellationToken);
+    }
 
     /// <summary>Lists the jobs QEMU knows about: <c>query-jobs</c> (id, type, status, progress, error).</summary>
     public Task<IReadOnlyList<JsonObject>> QueryJobsAsync(CancellationToken cancellationToken = default) =>

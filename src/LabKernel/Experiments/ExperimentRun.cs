@@ -14,6 +14,7 @@ public sealed record Artifact(string Role, string Path, bool CreatedByLab);
 public sealed class ExperimentRun
 {
     private readonly List<Artifact> _artifacts = [];
+    private readonly List<string> _madeFolders = [];
 
     private ExperimentRun(string name, string folder, bool keep, bool ownsFolder)
     {
@@ -58,6 +59,25 @@ public sealed class ExperimentRun
     /// <summary>Registers a file the lab did not create (it is never deleted).</summary>
     public void UseExisting(string role, string path) => _artifacts.Add(new Artifact(role, Path.GetFullPath(path), false));
 
+    /// <summary>
+    /// Moves <paramref name="file"/>, which the lab made, into <paramref name="subfolder"/> of the run folder (made
+    /// if needed), registered there under <paramref name="role"/>; returns the new path. A file the lab did not make
+    /// is refused (<see cref="ForeignImageException"/>).
+    /// </summary>
+    public string MoveInto(string subfolder, string file, string role)
+    {
+        LabFiles.EnsureMayModify(file, $"move {file} into {subfolder}");
+        var folder = Path.Combine(Folder, subfolder);
+        if (!Directory.Exists(folder))
+        {
+            Directory.CreateDirectory(folder);
+            _madeFolders.Add(folder);
+        }
+        var target = NewFile(role, Path.Combine(subfolder, Path.GetFileName(file)));
+        File.Move(file, target);
+        return target;
+    }
+
     public string PathOf(string role) => _artifacts.Last(a => a.Role == role).Path;
 
     /// <summary>Writes artifacts.json (roles, paths, who made them, sizes).</summary>
@@ -98,6 +118,14 @@ public sealed class ExperimentRun
         {
             File.Delete(a.Path);
             removed++;
+        }
+        // Subfolders MoveInto made go when they are empty.
+        foreach (var sub in _madeFolders)
+        {
+            if (Directory.Exists(sub) && !Directory.EnumerateFileSystemEntries(sub).Any())
+            {
+                Directory.Delete(sub);
+            }
         }
         if (OwnsFolder && Directory.Exists(Folder) && !Directory.EnumerateFileSystemEntries(Folder).Any(e => !IsScratch(e)))
         {

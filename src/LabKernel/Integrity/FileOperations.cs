@@ -170,6 +170,18 @@ public sealed class FileOpsWorkload
         return new FileOpsVerification(findings);
     }
 
+    /// <summary>Checks one view against several manifests (workloads run one after the other): all their findings together.</summary>
+    public static async Task<FileOpsVerification> VerifyAllAsync(IFileView view, IEnumerable<FileOpsWorkload> workloads, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(workloads);
+        var all = new List<FileOpFinding>();
+        foreach (var w in workloads)
+        {
+            all.AddRange((await w.VerifyAsync(view, cancellationToken).ConfigureAwait(false)).Findings);
+        }
+        return new FileOpsVerification(all);
+    }
+
     private static IEnumerable<string> FinalFiles(IReadOnlyList<FileOp> ops) =>
         ops.Where(o => o.Kind is FileOpKind.Touch or FileOpKind.WriteRandom).Select(o => o.Path).Distinct()
            .Where(p => ops.Last(o => o.Path == p).Kind != FileOpKind.Remove);

@@ -111,6 +111,35 @@ public sealed class Experiment : IAsyncDisposable
         return BootedCopy.StartAsync(image, Run.Folder, name, cancellationToken);
     }
 
+    /// <summary>
+    /// The guest's QEMU monitor as a <see cref="BlockLayer"/> (mirrors, commits, HMP): the machine's own QMP, or
+    /// libvirt's monitor passthrough (what <c>virsh qemu-monitor-command</c> uses). The same one each time.
+    /// </summary>
+    public Task<BlockLayer> MonitorAsync(CancellationToken cancellationToken = default) => Guest.OpenMonitorAsync(cancellationToken);
+
+    /// <summary>An HMP command as the documents type it (<c>stop</c>, <c>c</c>, <c>info block-jobs</c>); returns QEMU's reply.</summary>
+    public async Task<string> HmpAsync(string command, CancellationToken cancellationToken = default) =>
+        await (await MonitorAsync(cancellationToken).ConfigureAwait(false)).Qmp.HumanMonitorCommandAsync(command, cancellationToken: cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Image sizes measured along the experiment (<c>await lab.Sizes.MeasureAsync(step, files)</c>), for findings and tables.</summary>
+    public ImageSizeLog Sizes { get; } = new();
+
+    /// <summary>
+    /// Checks the file <paramref name="workloads"/> in a copy of the disk: booted as a second guest when
+    /// <paramref name="boot"/> and the guest can (<see cref="LabCapabilities.BootCopies"/>; the copy is never
+    /// written, its SHA-256 before and after proves it), otherwise read offline.
+    /// </summary>
+    public Task<CopyCheck> CheckCopyAsync(string image, IReadOnlyList<FileOpsWorkload> workloads, bool boot = true, CancellationToken cancellationToken = default) =>
+        boot && Can(LabCapabilities.BootCopies)
+            ? CopyCheck.BootedAsync(image, Run.Folder, $"{Guest.Name}-copy", workloads, cancellationToken)
+            : CopyCheck.OfflineAsync(image, Run.Folder, workloads, cancellationToken);
+
+    /// <summary>The qcow2 images the guest's QEMU holds open now (<c>/proc/PID/fd</c>); empty when its process is not known.</summary>
+    public IReadOnlyList<string> OpenImages() => Guest.QemuProcessId is { } pid ? ProcessFiles.OpenBy(pid, ".qcow2") : [];
+
+    /// <summary>Moves a file the lab made into <paramref name="subfolder"/> of the run folder, under <paramref name="role"/>; returns the new path.</summary>
+    public string MoveInto(string subfolder, string file, string role) => Run.MoveInto(subfolder, file, role);
+
     /// <summary>Whether this guest's backend has snapshots of <paramref name="kind"/>.</summary>
     public bool Supports(SnapshotKind kind) => GuestSnapshots.Supports(Guest, kind);
 
@@ -193,6 +222,10 @@ public sealed record HtmlView(string Html, string Text)
 {
     /// <summary>A paragraph of plain text.</summary>
     public static HtmlView Paragraph(string text) => new($"<p>{WebUtility.HtmlEncode(text)}</p>", text);
+
+    /// <summary>A bold heading line and text shown as it is (a monitor's reply), in a <c>pre</c> block.</summary>
+    public static HtmlView Preformatted(string title, string text) =>
+        new($"<p><b>{WebUtility.HtmlEncode(title)}</b></p><pre>{WebUtility.HtmlEncode(text)}</pre>", $"{title}\n{text}");
 
     /// <summary>A bold heading line and an object's HTML below it (a chain, a table).</summary>
     public static HtmlView Titled(string title, string html, string text) => new($"<p><b>{WebUtility.HtmlEncode(title)}</b></p>{html}", $"{title}\n{text}");

@@ -129,13 +129,13 @@ display($"mirror1: {run1.Result.Offset / MiB:0} MiB copied in {run1.Result.Elaps
 // the server is back: the NBD client retries its connection with growing pauses. The job's length is the whole
 // virtual disk (8 GiB): QEMU cannot assume an NBD target reads as zeroes, so it writes the zeroes too (cheap
 // `WRITE_ZEROES` requests). The job's offset is sampled every `SampleMs` ms (a measurement, not how the job is
-// driven). At the end the VM is paused (HMP `stop`) and the copy compared with the VM's disk.
+// driven). At READY the VM is paused (HMP `stop`), the job cancelled, and the copy compared with the VM's disk.
 
 var mirror2 = lab.NewFile("mirror2-nbd");
 var (outage, ops2) = await block.MirrorThroughOutageAsync(lab.Disk, mirror2,
-    new OutagePlan { Outage = TimeSpan.FromSeconds(OutageSeconds), Speed = speed, SampleEvery = TimeSpan.FromMilliseconds(SampleMs) },
+    new OutagePlan { Outage = TimeSpan.FromSeconds(OutageSeconds), Speed = speed, SampleEvery = TimeSpan.FromMilliseconds(SampleMs), PauseGuestAtReady = true },
     ct => FileOpsWorkload.RunAsync(lab.Agent, "/root/ops2", FileOps, seed: 2, ct));
-await lab.HmpAsync("stop");
+await lab.HmpAsync("stop");  // the document's `stop` (the VM is already paused since READY, so the copy equals the disk)
 var compare2 = await QemuImg.CompareAsync(disk, mirror2);
 var check2 = await lab.CheckCopyAsync(mirror2, [ops1, ops2], BootCopies);
 var (progress, cut, back) = (outage.Progress, outage.CutAt, outage.BackAt);

@@ -39,6 +39,12 @@ public sealed record OutagePlan
 
     /// <summary>Time limit for READY and for the conclusion; null: the block layer's <see cref="BlockLayer.JobTimeout"/>.</summary>
     public TimeSpan? Timeout { get; init; }
+
+    /// <summary>
+    /// Pause the VM (HMP <c>stop</c>) at READY, before the cancel, and leave it paused: the copy then equals the
+    /// disk exactly (a running guest keeps writing after the cancel, into the disk only).
+    /// </summary>
+    public bool PauseGuestAtReady { get; init; }
 }
 
 /// <summary>What happened to a mirror through an outage (times on the host clock).</summary>
@@ -203,6 +209,10 @@ internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
         await job.SetSpeedAsync(0, cancellationToken).ConfigureAwait(false);
         await job.WaitReadyAsync(limit, cancellationToken).ConfigureAwait(false);
         var readyAt = time.GetUtcNow();
+        if (plan.PauseGuestAtReady)
+        {
+            await block.Qmp.HumanMonitorCommandAsync("stop", cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
         await job.CancelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         var result = await job.WaitAsync(limit, cancellationToken).ConfigureAwait(false);
         await sampler.DisposeAsync().ConfigureAwait(false);

@@ -29,7 +29,7 @@ public sealed class Notebook03Tests
         // With KeepArtifacts the chain and the copies stay, each named by its role.
         var manifest = Directory.GetFiles(run.Folder, "artifacts.json", SearchOption.AllDirectories).Single();
         var roles = JsonNode.Parse(File.ReadAllText(manifest))!["artifacts"]!.AsArray().Select(a => a!["role"]!.GetValue<string>()).ToHashSet();
-        foreach (var role in new[] { "base", "backing", "disk", "mirror1", "mirror2-nbd", "mirror-a", "mirror-b", "overlay", "mirror-shallow", "mirror-full" })
+        foreach (var role in new[] { "base", "vm-base", "disk", "mirror1", "mirror2-nbd", "mirror-a", "mirror-b", "vm-top", "mirror-shallow", "mirror-full" })
         {
             Assert.Contains(role, roles);
         }

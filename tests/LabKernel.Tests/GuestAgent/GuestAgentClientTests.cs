@@ -34,6 +34,45 @@ public sealed class GuestAgentClientTests
     }
 
     [Fact]
+    public async Task Given_a_guest_rewound_to_a_snapshot_When_the_next_command_runs_Then_the_stale_reply_it_sends_is_skipped()
+    {
+        await using var peer = await FakePeer.CreateAsync();
+        await using var agent = GuestAgentClient.FromStream(peer.Client);
+        var first = agent.PingAsync();
+        var id = await ReadSyncAsync(peer);
+        await peer.SendAsync([0xFF, .. Encoding.UTF8.GetBytes($"{{\"return\": {id}}}\n")]);
+        await peer.ReadLineAsync();
+        await peer.SendAsync("{\"return\": {}}\n");
+        await first;
+
+        // The guest's memory goes back to an instant when it was answering a ping: it sends that answer again.
+        agent.GuestRewound();
+        var exec = agent.ExecAsync(["true"]);
+        var id2 = await ReadSyncAsync(peer);
+        await peer.SendAsync([.. Encoding.UTF8.GetBytes("{\"return\": {}}\n"), 0xFF, .. Encoding.UTF8.GetBytes($"{{\"return\": {id2}}}\n")]);
+        Assert.Equal("guest-exec", JsonNode.Parse(await peer.ReadLineAsync())!["execute"]!.GetValue<string>());
+        await peer.SendAsync("{\"return\": {\"pid\": 7}}\n");
+        await peer.ReadLineAsync();
+        await peer.SendAsync("{\"return\": {\"exited\": true, \"exitcode\": 0}}\n");
+        Assert.Equal(0, (await exec).ExitCode);
+    }
+
+    [Fact]
+    public async Task Given_a_guest_exec_reply_without_a_pid_When_starting_Then_a_one_line_error_says_the_reply_was_out_of_step()
+    {
+        await using var peer = await FakePeer.CreateAsync();
+        await using var agent = GuestAgentClient.FromStream(peer.Client);
+        var exec = agent.ExecAsync(["true"]);
+        var id = await ReadSyncAsync(peer);
+        await peer.SendAsync([0xFF, .. Encoding.UTF8.GetBytes($"{{\"return\": {id}}}\n")]);
+        await peer.ReadLineAsync();
+        await peer.SendAsync("{\"return\": {}}\n");
+        var e = await Assert.ThrowsAsync<LabException>(() => exec);
+        Assert.Contains("without a pid", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
     public async Task Given_guest_exec_When_the_process_exits_Then_exit_code_and_decoded_output_come_back()
     {
         await using var peer = await FakePeer.CreateAsync();

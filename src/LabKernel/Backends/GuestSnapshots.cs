@@ -157,6 +157,8 @@ public static class GuestSnapshots
             case (SnapshotKind.Internal, LibvirtLabGuest lv):
                 await lv.Domain.Snapshots.RevertAsync(snapshot.Name, running: true, cancellationToken).ConfigureAwait(false);
                 guest.Agent.GuestRewound();
+                // libvirt reconnects to the agent's channel after the revert; until then commands fail "not connected".
+                await lv.Domain.WaitForAgentAsync(TimeSpan.FromMinutes(2), cancellationToken).ConfigureAwait(false);
                 return "virDomainRevertToSnapshot (virsh snapshot-revert)";
             case (SnapshotKind.Internal, _):
                 var block = await guest.OpenMonitorAsync(cancellationToken).ConfigureAwait(false);

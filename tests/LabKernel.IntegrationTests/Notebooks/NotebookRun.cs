@@ -131,7 +131,9 @@ internal sealed class NotebookRun : IDisposable
                 }
             }
         }
-        return "(none)";
+        // No cell failed: a refuted finding the notebook did not declare expected (lab run's exit 4) is the reason.
+        var refuted = Findings.Where(f => f.Verdict == "refuted").Select(f => $"refuted: {f.Claim}: {f.Observed}").ToList();
+        return refuted.Count > 0 ? string.Join(" | ", refuted) : "(none)";
     }
 
     public void Dispose()

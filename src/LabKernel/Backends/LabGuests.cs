@@ -58,6 +58,26 @@ public static class LabGuests
         return (b, d);
     }
 
+    /// <summary>
+    /// The checks of <see cref="ILabGuest.BootAgainAsync"/> on every backend: each disk named must be one of the
+    /// guest's (a one-line usage error lists them), and each image must be one the lab made, since booting writes it.
+    /// Returns the disks' names and the images (none when <paramref name="diskImages"/> is null).
+    /// </summary>
+    internal static (IReadOnlyList<string> Disks, IReadOnlyDictionary<string, string> Images) CheckBootAgain(ILabGuest guest, IReadOnlyDictionary<string, string>? diskImages)
+    {
+        var images = diskImages ?? new Dictionary<string, string>();
+        string[] known = [guest.Disk, .. guest.DataDisks];
+        foreach (var name in images.Keys.Where(k => !known.Contains(k)))
+        {
+            throw new LabUsageException($"the guest has no disk {name} (it has {string.Join(", ", known)})");
+        }
+        foreach (var image in images.Values)
+        {
+            Host.LabFiles.EnsureMayModify(image, "boot the guest on it");
+        }
+        return (known, images);
+    }
+
     /// <summary>Creates <paramref name="overlays"/> (lowest first) as a qcow2 chain on <paramref name="baseImage"/>; returns the top.</summary>
     internal static async Task<string> CreateChainAsync(string baseImage, IReadOnlyList<string> overlays, CancellationToken cancellationToken)
     {

@@ -221,16 +221,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         {
             throw new LabUsageException($"the lab does not re-point the disks of your domain '{Name}' mid-experiment (only the embedded guest can boot again on other images)");
         }
-        var images = diskImages ?? new Dictionary<string, string>();
-        var known = new[] { Disk }.Concat(DataDisks).ToArray();
-        foreach (var name in images.Keys.Where(k => !known.Contains(k)))
-        {
-            throw new LabUsageException($"the guest has no disk {name} (it has {string.Join(", ", known)})");
-        }
-        foreach (var image in images.Values)
-        {
-            LabFiles.EnsureMayModify(image, "boot the guest on it");
-        }
+        var (known, images) = LabGuests.CheckBootAgain(this, diskImages);
         // The live chains first: after a live snapshot the running disk's top is newer than the definition's.
         var tops = new Dictionary<string, string>();
         if (await Domain.GetStateAsync(cancellationToken).ConfigureAwait(false) != DomainState.ShutOff)

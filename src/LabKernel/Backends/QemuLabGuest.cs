@@ -68,12 +68,7 @@ public sealed class QemuLabGuest : ILabGuest
 
     public async Task<TimeSpan> BootAgainAsync(IReadOnlyDictionary<string, string>? diskImages = null, CancellationToken cancellationToken = default)
     {
-        var images = diskImages ?? new Dictionary<string, string>();
-        var known = new[] { Disk }.Concat(DataDisks).ToArray();
-        foreach (var name in images.Keys.Where(k => !known.Contains(k)))
-        {
-            throw new LabUsageException($"the guest has no disk {name} (it has {string.Join(", ", known)})");
-        }
+        var (known, images) = LabGuests.CheckBootAgain(this, diskImages);
         // The chains as they are now (a live snapshot moves a disk onto a new top), then a clean power-off.
         var tops = new Dictionary<string, string>();
         if (!_stopped)

@@ -59,9 +59,10 @@ public static class Leftovers
 
     public static async Task<LeftoverReport> FindAsync(string libvirtUri = LibvirtConnection.DefaultUri, CancellationToken cancellationToken = default)
     {
-        var orphans = FindOrphans();
+        var processes = HostProcesses.List();
+        var orphans = FindOrphans(processes);
         // An orphan's images are leftovers too: its run folder is not "in use" by a run that still lives.
-        var commandLines = RunningCommandLines().Where(c => orphans.All(o => o.CommandLine != c)).ToList();
+        var commandLines = processes.Where(p => orphans.All(o => o.Pid != p.Pid)).Select(p => p.CommandLine).ToList();
         var runs = new List<LeftoverRun>();
         if (Directory.Exists(RunsFolder))
         {
@@ -146,56 +147,31 @@ public static class Leftovers
     /// QEMUs whose QMP socket lies in a lab runtime folder (<c>lab-NAME-XXXXXXXXXX</c> under the runtime or temp
     /// folder) and whose parent is no longer a .NET process: the lab (or its notebook kernel) that started it died.
     /// </summary>
-    public static IReadOnlyList<OrphanQemu> FindOrphans()
+    public static IReadOnlyList<OrphanQemu> FindOrphans() => FindOrphans(HostProcesses.List());
+
+    private static List<OrphanQemu> FindOrphans(IReadOnlyList<HostProcess> processes)
     {
+        var names = processes.ToDictionary(p => p.Pid, p => p.Name);
         var orphans = new List<OrphanQemu>();
-        foreach (var dir in Directory.GetDirectories("/proc").Where(d => Path.GetFileName(d).All(char.IsAsciiDigit)))
+        foreach (var p in processes.Where(p => p.Name.StartsWith("qemu-system", StringComparison.Ordinal)))
         {
-            try
+            var qmp = p.Argv.SkipWhile(a => a != "-qmp").Skip(1).FirstOrDefault();
+            if (qmp is null || !qmp.StartsWith("unix:", StringComparison.Ordinal))
             {
-                if (!File.ReadAllText(Path.Combine(dir, "comm")).StartsWith("qemu-system", StringComparison.Ordinal))
-                {
-                    continue;
-                }
-                var argv = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0', StringSplitOptions.RemoveEmptyEntries);
-                var qmp = argv.SkipWhile(a => a != "-qmp").Skip(1).FirstOrDefault();
-                if (qmp is null || !qmp.StartsWith("unix:", StringComparison.Ordinal))
-                {
-                    continue;
-                }
-                var runtime = Path.GetDirectoryName(qmp["unix:".Length..].Split(',')[0]) ?? "";
-                if (!Path.GetFileName(runtime).StartsWith("lab-", StringComparison.Ordinal))
-                {
-                    continue;
-                }
-                var ppid = File.ReadAllLines(Path.Combine(dir, "status")).First(l => l.StartsWith("PPid:", StringComparison.Ordinal))["PPid:".Length..].Trim();
-                var parent = ppid == "0" ? "" : ReadOrEmpty($"/proc/{ppid}/comm").Trim();
-                if (ppid == "1" || parent != "dotnet" && !parent.StartsWith("testhost", StringComparison.Ordinal) && parent != "lab")
-                {
-                    orphans.Add(new OrphanQemu(int.Parse(Path.GetFileName(dir), System.Globalization.CultureInfo.InvariantCulture), runtime, string.Join(' ', argv)));
-                }
+                continue;
             }
-            catch (IOException)
+            var runtime = Path.GetDirectoryName(qmp["unix:".Length..].Split(',')[0]) ?? "";
+            if (!Path.GetFileName(runtime).StartsWith("lab-", StringComparison.Ordinal))
             {
-                // The process ended while we looked.
+                continue;
             }
-            catch (UnauthorizedAccessException)
+            var parent = names.GetValueOrDefault(p.ParentPid, "");
+            if (p.ParentPid == 1 || parent != "dotnet" && !parent.StartsWith("testhost", StringComparison.Ordinal) && parent != "lab")
             {
+                orphans.Add(new OrphanQemu(p.Pid, runtime, p.CommandLine));
             }
         }
         return orphans;
-    }
-
-    private static string ReadOrEmpty(string path)
-    {
-        try
-        {
-            return File.ReadAllText(path);
-        }
-        catch (IOException)
-        {
-            return "";
-        }
     }
 
     /// <summary>SIGTERM (QEMU closes its images cleanly), SIGKILL if it has not exited after 30 s; then its runtime folder goes.</summary>
@@ -218,25 +194,5 @@ public static class Leftovers
             Directory.Delete(orphan.RuntimeFolder, recursive: true);
         }
         return $"{how} orphaned QEMU pid {orphan.Pid} ({Path.GetFileName(orphan.RuntimeFolder)})";
-    }
-
-    private static List<string> RunningCommandLines()
-    {
-        var lines = new List<string>();
-        foreach (var dir in Directory.GetDirectories("/proc").Where(d => Path.GetFileName(d).All(char.IsAsciiDigit)))
-        {
-            try
-            {
-                lines.Add(File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' '));
-            }
-            catch (IOException)
-            {
-                // The process ended while we looked.
-            }
-            catch (UnauthorizedAccessException)
-            {
-            }
-        }
-        return lines;
     }
 }

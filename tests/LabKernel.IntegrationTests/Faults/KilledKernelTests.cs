@@ -34,24 +34,8 @@ public sealed class KilledKernelTests
         Assert.Contains(images, i => i.EndsWith("overlay1.qcow2", StringComparison.Ordinal));
     }
 
-    private static (int Qemu, int Parent)? FindGuestQemu()
-    {
-        foreach (var dir in Directory.GetDirectories("/proc").Where(d => Path.GetFileName(d).All(char.IsAsciiDigit)))
-        {
-            try
-            {
-                if (!File.ReadAllText(Path.Combine(dir, "comm")).StartsWith("qemu-system", StringComparison.Ordinal)
-                    || !File.ReadAllText(Path.Combine(dir, "cmdline")).Contains("lab-nb01-", StringComparison.Ordinal))
-                {
-                    continue;
-                }
-                var ppid = int.Parse(File.ReadAllLines(Path.Combine(dir, "status")).First(l => l.StartsWith("PPid:", StringComparison.Ordinal))[5..].Trim(), System.Globalization.CultureInfo.InvariantCulture);
-                return (int.Parse(Path.GetFileName(dir), System.Globalization.CultureInfo.InvariantCulture), ppid);
-            }
-            catch (IOException)
-            {
-            }
-        }
-        return null;
-    }
+    private static (int Qemu, int Parent)? FindGuestQemu() =>
+        HostProcesses.List().FirstOrDefault(p => p.Name.StartsWith("qemu-system", StringComparison.Ordinal) && p.CommandLine.Contains("lab-nb01-", StringComparison.Ordinal)) is { } q
+            ? (q.Pid, q.ParentPid)
+            : null;
 }

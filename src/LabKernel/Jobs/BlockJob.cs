@@ -299,11 +299,11 @@ public sealed class BlockJob : IAsyncDisposable
                     return;
                 }
             }
-            Fail(new Qmp.QmpDisconnectedException($"QMP connection closed before {Type} job {Id} concluded"));
+            Fail(Interrupted(new QmpDisconnectedException("QEMU closed the QMP connection")));
         }
         catch (Exception ex) when (ex is LabException or System.Threading.Channels.ChannelClosedException)
         {
-            Fail(ex as LabException ?? new QmpDisconnectedException($"QMP connection closed before {Type} job {Id} concluded", ex));
+            Fail(Interrupted(ex as LabException ?? new QmpDisconnectedException("QEMU closed the QMP connection", ex)));
         }
         finally
         {
@@ -467,6 +467,10 @@ public sealed class BlockJob : IAsyncDisposable
 
     private static bool IsCancellationError(string error) =>
         error.Contains("cancel", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>A lost connection becomes the job's own error, naming it and how far it got.</summary>
+    private LabException Interrupted(LabException cause) =>
+        cause is QmpDisconnectedException ? new BlockJobInterruptedException(Id, Type, Last, cause) : cause;
 
     private void Fail(LabException error)
     {

@@ -125,6 +125,28 @@ public sealed class BlockJobFailedException : LabException
     public IReadOnlyList<BlockJobError> Errors { get; }
 }
 
+/// <summary>
+/// The job's QEMU went away (killed, crashed, or its monitor closed) before the job concluded. QEMU writes no
+/// backing-file header of a commit, stream or mirror until the job completes, so the chain on disk is the chain before
+/// the job: check it with <c>qemu-img check</c> and run the same job again.
+/// </summary>
+public sealed class BlockJobInterruptedException : LabException
+{
+    public BlockJobInterruptedException(string jobId, string type, BlockJobProgress last, LabException cause)
+        : base($"{type} job {jobId} interrupted at {last.Offset} of {last.Length} bytes: {cause.Message}", cause)
+    {
+        JobId = jobId;
+        Type = type;
+        LastProgress = last;
+    }
+
+    public string JobId { get; }
+    public string Type { get; }
+
+    /// <summary>The last progress the lab saw before the connection ended.</summary>
+    public BlockJobProgress LastProgress { get; }
+}
+
 internal static class JobStatusText
 {
     public static JobStatus Parse(string? s) => s switch

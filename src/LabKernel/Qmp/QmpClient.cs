@@ -250,7 +250,7 @@ public sealed class QmpClient : IAsyncDisposable
             // the connection: every pending call fails now with the cause instead of waiting out its time limit.
             error = e;
         }
-        Fail(new QmpDisconnectedException(
+        Fail(error as QmpDisconnectedException ?? new QmpDisconnectedException(
             error is null ? "QEMU closed the QMP connection" : $"QMP connection lost: {error.Message}", error));
     }
 

@@ -204,14 +204,26 @@ public sealed class BlockJobTests
     }
 
     [Fact]
-    public async Task Given_qemu_goes_away_When_a_job_is_awaited_Then_it_fails_with_a_disconnect()
+    public async Task Given_qemu_goes_away_When_a_job_is_awaited_Then_it_fails_at_once_naming_the_job_and_the_lost_connection()
     {
-        await using var peer = await ScriptedQmpPeer.StartAsync((p, cmd, _) => Task.FromResult<JsonNode?>(new JsonObject()));
+        await using var peer = await ScriptedQmpPeer.StartAsync((p, cmd, _) => Task.FromResult<JsonNode?>(cmd switch
+        {
+            "query-jobs" => Jobs("x", "running", 300, 1000),
+            "query-block-jobs" => new JsonArray(),
+            _ => new JsonObject(),
+        }));
         await using var job = await BlockJob.StartAsync(peer.Client, "x", "stream", "block-stream", new JsonObject());
+        await job.SampleAsync();
 
-        await peer.Client.DisposeAsync();
+        // The peer closes its end, as a killed QEMU does; the client is not disposed by the test.
+        peer.HangUp();
 
-        await Assert.ThrowsAsync<LabKernel.Qmp.QmpDisconnectedException>(() => job.WaitAsync(Limit));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var e = await Assert.ThrowsAsync<BlockJobInterruptedException>(() => job.WaitAsync(Limit));
+        Assert.True(clock.Elapsed < Limit / 2, $"reported after {clock.Elapsed}");
+        Assert.Equal(("x", "stream", 300L), (e.JobId, e.Type, e.LastProgress.Offset));
+        Assert.IsType<LabKernel.Qmp.QmpDisconnectedException>(e.InnerException);
+        Assert.Equal("stream job x interrupted at 300 of 1000 bytes: QEMU closed the QMP connection", e.Message);
     }
 
     [Fact]

@@ -131,6 +131,9 @@ internal sealed class ScriptedQmpPeer : IAsyncDisposable
     /// <summary>Runs once after the next reply is written (to emit events that follow a command's return).</summary>
     public Func<Task>? AfterReply { get; set; }
 
+    /// <summary>The peer's end of the socket closes, as when QEMU is killed: the client is left as it is.</summary>
+    public void HangUp() => _server.Shutdown(SocketShutdown.Both);
+
     public async ValueTask DisposeAsync()
     {
         await Client.DisposeAsync();

@@ -126,9 +126,19 @@ internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
         var chain = await block.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
         var size = (await QemuImg.InfoAsync(chain.Active.Filename, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize;
         await QemuImg.CreateAsync(target, "qcow2", size, cancellationToken: cancellationToken).ConfigureAwait(false);
-        // A unix socket's path is limited to 107 bytes: the run folder may be deeper than that.
-        var socket = Path.Combine(Path.GetTempPath(), $"lab-nbd-{Guid.NewGuid().ToString("N")[..8]}.sock");
-        var export = await NbdExport.StartAsync(target, socket, "mirror", cancellationToken: cancellationToken).ConfigureAwait(false);
+        // A unix socket's path is limited to 107 bytes (the run folder may be deeper): the socket goes in a private
+        // (0700) runtime folder of its own, so no other user can reach the writable export.
+        var sockets = Host.LabPaths.CreatePrivateRuntimeFolder("lab-nbd");
+        NbdExport export;
+        try
+        {
+            export = await NbdExport.StartAsync(target, Path.Combine(sockets, "nbd.sock"), "mirror", cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            Host.LabPaths.TryDeleteFolder(sockets);
+            throw;
+        }
         try
         {
             // Requests wait for the server longer than the outage can last, so the job survives it.
@@ -145,6 +155,7 @@ internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
         finally
         {
             await export.DisposeAsync().ConfigureAwait(false);
+            Host.LabPaths.TryDeleteFolder(sockets);
         }
     }
 

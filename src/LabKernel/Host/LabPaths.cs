@@ -31,7 +31,7 @@ public static class LabPaths
         }
         // Unix socket paths are limited to 107 bytes: keep the name short.
         var dir = Path.Combine(baseDir, $"{prefix}-{Guid.NewGuid().ToString("N")[..10]}");
-        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Directory.CreateDirectory(dir, Private.Folder);
         return dir;
     }
 
@@ -57,4 +57,14 @@ public static class LabPaths
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = false)]
     private static extern uint geteuid();
+}
+
+/// <summary>The modes of what only the lab's user may read: raw copies of disks, keys, sockets' folders.</summary>
+public static class Private
+{
+    /// <summary>0700.</summary>
+    public const UnixFileMode Folder = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>0600.</summary>
+    public const UnixFileMode File = UnixFileMode.UserRead | UnixFileMode.UserWrite;
 }

@@ -53,11 +53,13 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
             throw new LabUsageException($"image not found: {image}");
         }
         var scratch = Path.Combine(scratchFolder ?? Path.GetTempPath(), $"layer-read-{Guid.NewGuid().ToString("N")[..8]}");
-        Directory.CreateDirectory(scratch);
+        // A raw copy of someone's disk is as private as the disk: a 0700 folder, 0600 files.
+        Directory.CreateDirectory(scratch, Private.Folder);
         var raw = Path.Combine(scratch, "view.raw");
         try
         {
             await ProcessRunner.RunAsync("qemu-img", ["convert", "-U", "-O", "raw", image, raw], new ProcessOptions { Timeout = TimeSpan.FromMinutes(20) }, cancellationToken).ConfigureAwait(false);
+            File.SetUnixFileMode(raw, Private.File);
             // A partitioned disk (a user's VM): carve out the partition with the filesystem, as a file of its own.
             DiskPartition? partition;
             await using (var view = File.OpenRead(raw))
@@ -68,6 +70,7 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
             {
                 var part = Path.Combine(scratch, $"partition{partition.Number}.raw");
                 await CarveAsync(raw, partition, part, cancellationToken).ConfigureAwait(false);
+                File.SetUnixFileMode(part, Private.File);
                 File.Delete(raw);
                 raw = part;
             }

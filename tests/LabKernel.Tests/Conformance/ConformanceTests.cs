@@ -71,6 +71,19 @@ public sealed class ConformanceTests
         Assert.NotEmpty(expected);
         Assert.Equal(expected, RealKernelHosts.Verdicts(fromRepl));
         Assert.Equal(expected, RealKernelHosts.Verdicts(fromJupyter));
+
+        // The notebook's .csx twin (scripts/), run as README.md says (`lab run scripts/NN.csx -- NAME=VALUE ...`),
+        // reaches the same verdicts; it keeps its files, so its artifacts.json carries its findings.
+        var twin = Path.Combine(RepoRoot, "scripts", Path.ChangeExtension(Path.GetFileName(notebook), ".csx"));
+        if (File.Exists(twin))
+        {
+            var kept = Path.Combine(scratch.Path, "twin-run");
+            var exit = await Lab(["run", twin, "-o", Path.Combine(scratch.Path, "twin.ipynb"), "--no-progress", "--",
+                .. @case.Parameters.Chunk(2).Select(p => $"{p[0]}={p[1]}"), "KeepArtifacts=true", $"OutputDir={kept}"]);
+            var manifest = Assert.Single(Directory.GetFiles(kept, "artifacts.json", SearchOption.AllDirectories));
+            Assert.True(exit == 0, $"{Path.GetFileName(twin)} exited {exit}: {string.Join(" | ", RealKernelHosts.Errors(Path.Combine(scratch.Path, "twin.ipynb")))}");
+            Assert.Equal(expected.OrderBy(v => v.Claim), RealKernelHosts.ManifestVerdicts(manifest).OrderBy(v => v.Claim));
+        }
     }
 
     [Fact]

@@ -41,6 +41,12 @@ internal static partial class RealKernelHosts
             .ToList();
 
     /// <summary>Every (claim, verdict) of the findings tables in a notebook's outputs, in order.</summary>
+    /// <summary>The findings an experiment wrote into its artifacts.json (kept runs), as <see cref="Verdicts"/> gives them.</summary>
+    public static List<(string Claim, string Verdict)> ManifestVerdicts(string manifestPath) =>
+        (RunnerTestSupport.ReadJson(manifestPath)["findings"] as JsonArray ?? []).OfType<JsonObject>()
+            .Select(f => (f["Claim"]!.GetValue<string>(), f["Verdict"]!.GetValue<string>() + (f["RefutationExpected"]?.GetValue<bool>() == true ? " (expected)" : "")))
+            .Distinct().ToList();
+
     public static List<(string Claim, string Verdict)> Verdicts(string notebookPath)
     {
         // The structured findings LabNotebooks writes beside each table (a JSON object, or its text from the kernel).

@@ -250,7 +250,7 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
                 }
                 try
                 {
-                    if (JsonNode.Parse(text) is JsonObject o)
+                    if (JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) is JsonObject o)
                     {
                         return o;
                     }

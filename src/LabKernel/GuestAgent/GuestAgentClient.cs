@@ -107,8 +107,9 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
             }
             if (reply["error"] is JsonObject err)
             {
-                var cls = err["class"]?.GetValue<string>() ?? "GenericError";
-                var desc = err["desc"]?.GetValue<string>() ?? "";
+                // A garbled error still ends the call as the agent's error, not as a JSON type error.
+                var cls = (err["class"] as JsonValue)?.GetValueKind() == JsonValueKind.String ? err["class"]!.GetValue<string>() : "GenericError";
+                var desc = (err["desc"] as JsonValue)?.GetValueKind() == JsonValueKind.String ? err["desc"]!.GetValue<string>() : err["desc"]?.ToJsonString() ?? "";
                 entry.Fail($"{cls}: {desc}");
                 throw new GuestAgentErrorException(command, cls, desc);
             }
@@ -249,7 +250,7 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
                 }
                 try
                 {
-                    if (JsonNode.Parse(text) is JsonObject o)
+                    if (JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) is JsonObject o)
                     {
                         return o;
                     }

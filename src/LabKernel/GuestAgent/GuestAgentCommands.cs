@@ -16,11 +16,11 @@ public static class GuestAgentCommands
     /// <summary><c>guest-info</c>: the agent's version and enabled commands.</summary>
     public static async Task<GuestAgentInfo> InfoAsync(this IGuestAgent agent, CancellationToken cancellationToken = default)
     {
-        var r = (await agent.ExecuteAsync("guest-info", cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
-        var cmds = r["supported_commands"]?.AsArray()
-            .Where(c => c?["enabled"]?.GetValue<bool>() == true)
-            .Select(c => c!["name"]!.GetValue<string>()).ToArray() ?? [];
-        return new GuestAgentInfo(r["version"]?.GetValue<string>() ?? "", cmds);
+        var r = AgentReply.Object(await agent.ExecuteAsync("guest-info", cancellationToken: cancellationToken).ConfigureAwait(false), "guest-info");
+        var cmds = AgentReply.OptionalArray(r, "supported_commands", "guest-info")
+            .Where(c => AgentReply.OptionalBool(c, "enabled", "guest-info") == true)
+            .Select(c => AgentReply.OptionalString(c, "name", "guest-info") ?? "").Where(n => n.Length > 0).ToArray();
+        return new GuestAgentInfo(AgentReply.OptionalString(r, "version", "guest-info") ?? "", cmds);
     }
 
     /// <summary>Writes a whole file in the guest with <c>guest-file-open/-write/-close</c>, in chunks.</summary>
@@ -33,7 +33,7 @@ public static class GuestAgentCommands
             {
                 var chunk = content.Slice(offset, Math.Min(FileChunk, content.Length - offset));
                 var r = await agent.ExecuteAsync("guest-file-write", new JsonObject { ["handle"] = handle, ["buf-b64"] = Convert.ToBase64String(chunk.Span) }, cancellationToken: cancellationToken).ConfigureAwait(false);
-                var written = r?["count"]?.GetValue<int>() ?? 0;
+                var written = AgentReply.OptionalInt(r, "count", "guest-file-write") ?? 0;
                 if (written != chunk.Length)
                 {
                     throw new LabException($"guest-file-write to {guestPath} wrote {written} of {chunk.Length} bytes");
@@ -56,9 +56,9 @@ public static class GuestAgentCommands
             using var ms = new MemoryStream();
             while (true)
             {
-                var r = (await agent.ExecuteAsync("guest-file-read", new JsonObject { ["handle"] = handle, ["count"] = FileChunk }, cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
+                var r = AgentReply.Object(await agent.ExecuteAsync("guest-file-read", new JsonObject { ["handle"] = handle, ["count"] = FileChunk }, cancellationToken: cancellationToken).ConfigureAwait(false), "guest-file-read");
                 ms.Write(GuestExec.Decode(r["buf-b64"], $"guest-file-read data of {guestPath}"));
-                if (r["eof"]?.GetValue<bool>() == true || r["count"]?.GetValue<int>() == 0)
+                if (AgentReply.OptionalBool(r, "eof", "guest-file-read") == true || AgentReply.OptionalInt(r, "count", "guest-file-read") == 0)
                 {
                     return ms.ToArray();
                 }
@@ -87,16 +87,16 @@ public static class GuestAgentCommands
 
     /// <summary><c>guest-fsfreeze-freeze</c>: returns how many filesystems were frozen.</summary>
     public static async Task<int> FreezeAsync(this IGuestAgent agent, CancellationToken cancellationToken = default) =>
-        (await agent.ExecuteAsync("guest-fsfreeze-freeze", cancellationToken: cancellationToken).ConfigureAwait(false))!.GetValue<int>();
+        (int)AgentReply.Long(await agent.ExecuteAsync("guest-fsfreeze-freeze", cancellationToken: cancellationToken).ConfigureAwait(false), "guest-fsfreeze-freeze");
 
     /// <summary><c>guest-fsfreeze-thaw</c>: returns how many filesystems were thawed.</summary>
     public static async Task<int> ThawAsync(this IGuestAgent agent, CancellationToken cancellationToken = default) =>
-        (await agent.ExecuteAsync("guest-fsfreeze-thaw", cancellationToken: cancellationToken).ConfigureAwait(false))!.GetValue<int>();
+        (int)AgentReply.Long(await agent.ExecuteAsync("guest-fsfreeze-thaw", cancellationToken: cancellationToken).ConfigureAwait(false), "guest-fsfreeze-thaw");
 
     /// <summary><c>guest-fsfreeze-status</c>.</summary>
     public static async Task<FsFreezeStatus> FreezeStatusAsync(this IGuestAgent agent, CancellationToken cancellationToken = default)
     {
-        var s = (await agent.ExecuteAsync("guest-fsfreeze-status", cancellationToken: cancellationToken).ConfigureAwait(false))!.GetValue<string>();
+        var s = AgentReply.String(await agent.ExecuteAsync("guest-fsfreeze-status", cancellationToken: cancellationToken).ConfigureAwait(false), "guest-fsfreeze-status");
         return s == "frozen" ? FsFreezeStatus.Frozen : FsFreezeStatus.Thawed;
     }
 
@@ -119,7 +119,7 @@ public static class GuestAgentCommands
     }
 
     private static async Task<long> OpenAsync(IGuestAgent agent, string path, string mode, CancellationToken cancellationToken) =>
-        (await agent.ExecuteAsync("guest-file-open", new JsonObject { ["path"] = path, ["mode"] = mode }, cancellationToken: cancellationToken).ConfigureAwait(false))!.GetValue<long>();
+        AgentReply.Long(await agent.ExecuteAsync("guest-file-open", new JsonObject { ["path"] = path, ["mode"] = mode }, cancellationToken: cancellationToken).ConfigureAwait(false), "guest-file-open");
 
     private static async Task CloseAsync(IGuestAgent agent, long handle, CancellationToken cancellationToken) =>
         await agent.ExecuteAsync("guest-file-close", new JsonObject { ["handle"] = handle }, cancellationToken: cancellationToken).ConfigureAwait(false);

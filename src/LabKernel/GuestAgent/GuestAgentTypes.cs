@@ -6,7 +6,7 @@ namespace LabKernel.GuestAgent;
 public sealed class GuestAgentErrorException : LabException
 {
     public GuestAgentErrorException(string command, string errorClass, string description)
-        : base($"guest agent {command} failed: {description} ({errorClass})")
+        : base($"guest agent {command} failed: {description.ReplaceLineEndings(" ")} ({errorClass.ReplaceLineEndings(" ")})")
     {
         Command = command;
         ErrorClass = errorClass;

@@ -45,11 +45,11 @@ public static class GuestExec
             args["env"] = new JsonArray(env.Select(e => (JsonNode)e).ToArray());
         }
         var started = await agent.ExecuteAsync("guest-exec", args, cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (started?["pid"] is not JsonValue pid)
+        if ((started as JsonObject)?["pid"] is not JsonValue)
         {
             throw new LabException($"the guest agent answered guest-exec of `{argv[0]}` without a pid: {started?.ToJsonString() ?? "null"} (a reply out of step with its request)");
         }
-        return new GuestProcess(agent, pid.GetValue<long>(), argv.ToArray());
+        return new GuestProcess(agent, AgentReply.OptionalLong(started, "pid", "guest-exec")!.Value, argv.ToArray());
     }
 
     /// <summary>Runs a program and waits for it (the <see cref="IGuestShell.ExecAsync"/> of every agent).</summary>
@@ -64,20 +64,21 @@ public static class GuestExec
     /// <summary><c>guest-exec-status</c>: the result once the process has exited, null while it runs.</summary>
     internal static async Task<GuestExecResult?> TryGetExitAsync(IGuestAgent agent, GuestProcess process, CancellationToken cancellationToken)
     {
-        var status = (await agent.ExecuteAsync("guest-exec-status", new JsonObject { ["pid"] = process.Pid }, cancellationToken: cancellationToken).ConfigureAwait(false))!.AsObject();
-        if (status["exited"]?.GetValue<bool>() != true)
+        const string Command = "guest-exec-status";
+        var status = AgentReply.Object(await agent.ExecuteAsync(Command, new JsonObject { ["pid"] = process.Pid }, cancellationToken: cancellationToken).ConfigureAwait(false), Command);
+        if (AgentReply.OptionalBool(status, "exited", Command) != true)
         {
             return null;
         }
-        var signal = status["signal"]?.GetValue<int>();
+        var signal = AgentReply.OptionalInt(status, "signal", Command);
         return new GuestExecResult(
             process.Command,
-            status["exitcode"]?.GetValue<int>() ?? (signal is null ? 0 : 128 + signal.Value),
+            AgentReply.OptionalInt(status, "exitcode", Command) ?? (signal is null ? 0 : 128 + signal.Value),
             Decode(status["out-data"], "guest-exec-status out-data"),
             Decode(status["err-data"], "guest-exec-status err-data"),
             process.Elapsed,
             signal,
-            status["out-truncated"]?.GetValue<bool>() == true || status["err-truncated"]?.GetValue<bool>() == true);
+            AgentReply.OptionalBool(status, "out-truncated", Command) == true || AgentReply.OptionalBool(status, "err-truncated", Command) == true);
     }
 
     /// <summary>Kills a guest process (best effort: the caller is already reporting a timeout).</summary>

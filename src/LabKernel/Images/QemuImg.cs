@@ -283,15 +283,19 @@ public static class QemuImg
         return new QemuImgException(subcommand, r, detail, inner);
     }
 
-    private static T Parse<T>(ProcessResult r, string subcommand, Func<string, T> parse)
+    /// <summary>Parses qemu-img's JSON output; output that is not the JSON expected is a <see cref="QemuImgException"/> "unreadable output".</summary>
+    internal static T Parse<T>(ProcessResult r, string subcommand, Func<string, T> parse)
     {
         try
         {
             return parse(r.StandardOutput);
         }
-        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException or InvalidOperationException or KeyNotFoundException)
+        // The parsers are pure: any of these is the output's fault (ArgumentOutOfRange/Overflow: a date or clock beyond
+        // DateTimeOffset/TimeSpan, as in a snapshot listing with garbage in it).
+        catch (Exception e) when (e is System.Text.Json.JsonException or FormatException or InvalidOperationException or KeyNotFoundException
+            or ArgumentException or OverflowException)
         {
-            throw new QemuImgException(subcommand, r, $"unreadable output: {e.Message}", e);
+            throw new QemuImgException(subcommand, r, $"unreadable output: {e.Message.ReplaceLineEndings(" ")}", e);
         }
     }
 

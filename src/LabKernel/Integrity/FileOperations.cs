@@ -123,12 +123,42 @@ public sealed class FileOpsWorkload
             var r = await guest.ExecAsync(["sha256sum", .. written], new GuestExecOptions { Check = true, Timeout = TimeSpan.FromMinutes(10) }, cancellationToken).ConfigureAwait(false);
             foreach (var line in r.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries))
             {
-                var parts = line.Split("  ", 2);
-                sums[parts[1]] = parts[0];
+                var (hash, path) = ParseSumLine(line);
+                sums[path] = hash;
             }
         }
         var done = plan.Select(o => o.Kind == FileOpKind.WriteRandom && sums.TryGetValue(o.Path, out var h) && plan.Last(x => x.Path == o.Path) == o ? o with { Sha256 = h } : o).ToList();
         return new FileOpsWorkload(root, done);
+    }
+
+    /// <summary>
+    /// One line of <c>sha256sum</c>: <c>HASH  PATH</c>. GNU coreutils escapes a name holding a backslash, newline or
+    /// carriage return (<c>\\</c>, <c>\n</c>, <c>\r</c>) and then starts the line with a backslash.
+    /// </summary>
+    internal static (string Hash, string Path) ParseSumLine(string line)
+    {
+        var parts = line.Split("  ", 2);
+        if (parts.Length < 2)
+        {
+            throw new LabException($"sha256sum printed a line without a file name: {line}");
+        }
+        if (!parts[0].StartsWith('\\'))
+        {
+            return (parts[0], parts[1]);
+        }
+        var name = new StringBuilder(parts[1].Length);
+        for (var i = 0; i < parts[1].Length; i++)
+        {
+            var c = parts[1][i];
+            if (c == '\\' && i + 1 < parts[1].Length)
+            {
+                i++;
+                name.Append(parts[1][i] switch { 'n' => '\n', 'r' => '\r', var other => other });
+                continue;
+            }
+            name.Append(c);
+        }
+        return (parts[0][1..], name.ToString());
     }
 
     /// <summary>The paths that must exist at the end (files and directories), and those that must not.</summary>

@@ -76,10 +76,13 @@ public sealed class SequenceWriter
         var k = o.FlushEvery.ToString(CultureInfo.InvariantCulture);
         return o.Kind switch
         {
+            // The values are operands read from ARGV, not -v assignments: awk reads escapes (\\, \n) in a -v value, so a
+            // path with a backslash would name another file. A program of BEGIN only reads no input from its operands.
             SequenceWriterKind.Awk =>
             [
-                "awk", "-v", $"n={n}", "-v", $"k={k}", "-v", $"f={o.Path}", "-v", $"p={o.ProgressPath}",
-                "BEGIN { printf \"\" > f; for (i = 1; i <= n; i++) { print i > f; if (i % k == 0) { fflush(f); print i > p; close(p) } } close(f); print n > p; close(p) }",
+                "awk",
+                "BEGIN { n = ARGV[1] + 0; k = ARGV[2] + 0; f = ARGV[3]; p = ARGV[4]; printf \"\" > f; for (i = 1; i <= n; i++) { print i > f; if (i % k == 0) { fflush(f); print i > p; close(p) } } close(f); print n > p; close(p) }",
+                n, k, o.Path, o.ProgressPath,
             ],
             _ =>
             [

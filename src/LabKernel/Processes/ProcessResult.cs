@@ -34,9 +34,19 @@ public sealed class ProcessFailedException : LabException
     }
 }
 
-/// <summary>POSIX shell quoting, only for showing commands to people (the lab never runs a shell string it built).</summary>
+/// <summary>
+/// POSIX shell quoting. Processes on this host get argv arrays, but some command lines do reach a shell: SSH's remote
+/// command, the guest scripts of <c>DeviceSequenceWriter</c> and <c>FileOpsWorkload</c>, QEMU's <c>exec:</c>
+/// migration URIs. Every value interpolated there goes through <see cref="Quote"/>; the journal and error messages
+/// show commands with <see cref="Join"/>.
+/// </summary>
 public static class ShellQuote
 {
+    /// <summary>
+    /// <paramref name="s"/> as one literal word of <c>sh</c>: left bare when it is only letters, digits and
+    /// <c>-_./=:,+@%</c>, otherwise in single quotes, each embedded <c>'</c> written <c>'\''</c> (nothing is special
+    /// inside single quotes: <c>$(...)</c>, backquotes, <c>;</c>, spaces, newlines stay text).
+    /// </summary>
     public static string Quote(string s)
     {
         if (s.Length > 0 && s.All(c => char.IsAsciiLetterOrDigit(c) || "-_./=:,+@%".Contains(c)))
@@ -46,5 +56,10 @@ public static class ShellQuote
         return "'" + s.Replace("'", "'\\''") + "'";
     }
 
-    public static string Join(IEnumerable<string> argv) => string.Join(' ', argv.Select(Quote));
+    /// <summary>
+    /// A command line <c>sh</c> reads back as <paramref name="argv"/>. The program name is quoted when it holds
+    /// <c>=</c>: unquoted, <c>A=1 x</c> would set a variable and run <c>x</c>.
+    /// </summary>
+    public static string Join(IEnumerable<string> argv) =>
+        string.Join(' ', argv.Select((a, i) => i == 0 && a.Contains('=', StringComparison.Ordinal) ? "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'" : Quote(a)));
 }

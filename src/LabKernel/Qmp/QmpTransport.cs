@@ -122,7 +122,7 @@ public sealed class StreamQmpTransport : IQmpTransport
     {
         try
         {
-            return JsonNode.Parse(utf8) as JsonObject ?? throw new QmpProtocolException($"QMP message is not an object: {Shorten(utf8)}");
+            return JsonNode.Parse(utf8, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject ?? throw new QmpProtocolException($"QMP message is not an object: {Shorten(utf8)}");
         }
         catch (JsonException e)
         {

@@ -73,14 +73,30 @@ public static class InternalSnapshots
     public static bool IsValidTag(string tag) =>
         tag.Length is > 0 and <= 128 && tag.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' or '+' or ':');
 
+    /// <summary>A refused tag as the one-line message shows it: quoted, control characters escaped, cut at 40 characters.</summary>
+    private static string ShownTag(string tag)
+    {
+        if (tag.Length == 0)
+        {
+            return "(empty)";
+        }
+        var sb = new StringBuilder("'");
+        foreach (var c in tag.Length > 40 ? tag[..40] : tag)
+        {
+            sb.Append(char.IsControl(c) ? string.Create(CultureInfo.InvariantCulture, $"\\u{(int)c:x4}") : c.ToString());
+        }
+        return sb.Append(tag.Length > 40 ? $"…' ({tag.Length} characters)" : "'").ToString();
+    }
+
     private static async Task RunAsync(BlockLayer block, string jobCommand, string hmp, string tag, IReadOnlyList<string> disks, string? vmStateDisk, InternalSnapshotPath path, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(block);
-        ArgumentException.ThrowIfNullOrWhiteSpace(tag);
+        ArgumentNullException.ThrowIfNull(tag);
         // HMP splits its command line at spaces and reads the rest as more arguments: a tag is one plain word.
+        // Checked before anything is sent, on both paths (the job's tag reaches qcow2 headers and HMP listings too).
         if (!IsValidTag(tag))
         {
-            throw new LabUsageException($"snapshot tag '{tag}' is not allowed: use letters, digits and . _ - + : only (at most 128 characters)");
+            throw new LabUsageException($"snapshot tag {ShownTag(tag)} is not allowed: use 1 to 128 letters, digits and . _ - + : only");
         }
         ArgumentNullException.ThrowIfNull(disks);
         if (disks.Count == 0)

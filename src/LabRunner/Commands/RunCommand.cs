@@ -136,7 +136,8 @@ internal static class RunCommand
         {
             return null;
         }
-        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || !(s > 0) || double.IsInfinity(s))
+        // TimeSpan.MaxValue is about 29,000 years; beyond it FromSeconds throws OverflowException.
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var s) || !(s > 0) || !(s < TimeSpan.MaxValue.TotalSeconds))
         {
             throw new LabUsageException($"{option} {text}: expected a positive number of seconds");
         }

@@ -42,11 +42,11 @@ public static class NotebookReader
         JsonNode? root;
         try
         {
-            root = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true });
+            root = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowTrailingCommas = true, AllowDuplicateProperties = false });
         }
         catch (JsonException e)
         {
-            throw new LabUsageException($"{path} is not a valid notebook: not JSON ({e.Message})");
+            throw new LabUsageException($"{path} is not a valid notebook: not JSON ({OneLine(e.Message)})");
         }
         if (root is not JsonObject nb)
         {
@@ -88,8 +88,8 @@ public static class NotebookReader
             if (cellKind == CellKind.Code)
             {
                 language = Languages.Normalize(
-                    (cellMeta["polyglot_notebook"]?["kernelName"] as JsonValue)?.ToString()
-                    ?? (cellMeta["dotnet_interactive"]?["language"] as JsonValue)?.ToString()
+                    ((cellMeta["polyglot_notebook"] as JsonObject)?["kernelName"] as JsonValue)?.ToString()
+                    ?? ((cellMeta["dotnet_interactive"] as JsonObject)?["language"] as JsonValue)?.ToString()
                     ?? defaultLanguage);
             }
             // A first line such as #!fsharp switches the cell's kernel, as in Polyglot Notebooks.
@@ -139,7 +139,7 @@ public static class NotebookReader
         {
             try
             {
-                if (JsonNode.Parse(body) is JsonObject meta)
+                if (JsonNode.Parse(body, documentOptions: StrictJson) is JsonObject meta)
                 {
                     var info = meta["kernelInfo"] as JsonObject;
                     if (info?["defaultKernelName"] is JsonValue dk)
@@ -162,7 +162,7 @@ public static class NotebookReader
             }
             catch (JsonException e)
             {
-                throw Invalid(path, $"the #!{kernel} block is not JSON ({e.Message})");
+                throw Invalid(path, $"the #!{kernel} block is not JSON ({OneLine(e.Message)})");
             }
         }
         blocks = Split(lines, kernels);
@@ -258,10 +258,23 @@ public static class NotebookReader
     };
 
     private static string DefaultLanguage(JsonObject metadata) =>
-        (metadata["polyglot_notebook"]?["kernelInfo"]?["defaultKernelName"] as JsonValue)?.ToString()
-        ?? (metadata["kernelspec"]?["language"] as JsonValue)?.ToString()
-        ?? (metadata["kernelspec"]?["name"] as JsonValue)?.ToString()
+        (((metadata["polyglot_notebook"] as JsonObject)?["kernelInfo"] as JsonObject)?["defaultKernelName"] as JsonValue)?.ToString()
+        ?? ((metadata["kernelspec"] as JsonObject)?["language"] as JsonValue)?.ToString()
+        ?? ((metadata["kernelspec"] as JsonObject)?["name"] as JsonValue)?.ToString()
         ?? Languages.CSharp;
+
+    /// <summary>
+    /// JSON as the lab reads it: a member named twice is an error at parse time. (Left to the default, JsonObject
+    /// accepts it and then throws ArgumentException on first access.)
+    /// </summary>
+    internal static readonly JsonDocumentOptions StrictJson = new() { AllowDuplicateProperties = false };
+
+    /// <summary>A parser's message on one line (System.Text.Json quotes the offending text, newlines included), at most 200 characters.</summary>
+    internal static string OneLine(string message)
+    {
+        var line = message.ReplaceLineEndings(" ");
+        return line.Length <= 200 ? line : line[..200] + "…";
+    }
 
     private static LabUsageException Invalid(string path, string why) => new($"{path} is not a valid notebook: {why}");
 }

@@ -57,13 +57,13 @@ public static class Parameters
             return;
         }
         var cell = notebook.Cells.FirstOrDefault(c => c.Kind == CellKind.Code && c.HasTag(ParametersTag))
-            ?? throw new LabUsageException($"{notebook.SourcePath} has no cell tagged '{ParametersTag}', so -p {values[0].Name} cannot be set");
+            ?? throw new LabUsageException($"{notebook.SourcePath} has no cell tagged '{ParametersTag}', so -p {Shown(values[0].Name)} cannot be set");
         var declared = Declared(cell);
         var code = new StringBuilder("// Parameters injected by lab run\n");
         foreach (var (name, value) in values)
         {
             var p = declared.FirstOrDefault(d => d.Name == name)
-                ?? throw new LabUsageException($"unknown parameter '{name}'; the parameters cell declares: {(declared.Count == 0 ? "(nothing)" : string.Join(", ", declared.Select(d => d.Name)))}");
+                ?? throw new LabUsageException($"unknown parameter '{Shown(name)}'; the parameters cell declares: {(declared.Count == 0 ? "(nothing)" : string.Join(", ", declared.Select(d => d.Name)))}");
             var (literal, json) = Render(p, value);
             if (literal.StartsWith(JsonHelperName, StringComparison.Ordinal) && !code.ToString().Contains(JsonHelper, StringComparison.Ordinal))
             {
@@ -120,7 +120,8 @@ public static class Parameters
                     _ => throw Mismatch(p, value, "a bool (true/false)"),
                 };
             case "TimeSpan":
-                return double.TryParse(value, NumberStyles.Float, inv, out var secs)
+                // Seconds must fit a TimeSpan (NaN, infinities and 1e300 would only fail later, inside the kernel).
+                return double.TryParse(value, NumberStyles.Float, inv, out var secs) && Math.Abs(secs) < TimeSpan.MaxValue.TotalSeconds
                     ? ($"System.TimeSpan.FromSeconds({secs.ToString("R", inv)})", JsonValue.Create(secs))
                     : TimeSpan.TryParse(value, inv, out var ts) ? ($"System.TimeSpan.Parse(\"{ts.ToString("c", inv)}\")", JsonValue.Create(ts.ToString("c", inv))) : throw Mismatch(p, value, "seconds or a TimeSpan");
         }
@@ -128,11 +129,11 @@ public static class Parameters
         JsonNode? node;
         try
         {
-            node = JsonNode.Parse(value);
+            node = JsonNode.Parse(value, documentOptions: NotebookReader.StrictJson);
         }
         catch (JsonException e)
         {
-            throw Mismatch(p, value, $"JSON for {p.DeclaredType ?? "the parameter"} ({e.Message})");
+            throw Mismatch(p, value, $"JSON for {p.DeclaredType ?? "the parameter"} ({NotebookReader.OneLine(e.Message)})");
         }
         // The helper takes the variable's own static type, so this works for `var` defaults too.
         // The notebook's kernel has no lab assembly, so the injected cell declares this helper itself (JsonHelper).
@@ -158,5 +159,8 @@ public static class Parameters
     };
 
     private static LabUsageException Mismatch(NotebookParameter p, string value, string expected) =>
-        new($"parameter '{p.Name}' expects {expected}, got '{value}'");
+        new($"parameter '{p.Name}' expects {expected}, got '{Shown(value)}'");
+
+    /// <summary>A value as the one-line message shows it: control characters (newlines, NUL) escaped as in C#.</summary>
+    private static string Shown(string value) => SymbolDisplay.FormatLiteral(value, quote: false);
 }

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using LabRunner.Notebooks;
 
@@ -30,19 +31,20 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
         var unexpected = new List<string>();
         foreach (var output in notebook.Cells.SelectMany(c => c.Outputs))
         {
-            if (MimeJson.AsObject(output["data"]?[MimeType]) is not { } node)
+            if (MimeJson.AsObject((output["data"] as JsonObject)?[MimeType]) is not { } node)
             {
                 continue;
             }
             foreach (var row in (node["findings"] as JsonArray ?? []).OfType<JsonObject>())
             {
-                var claim = row["claim"]?.GetValue<string>() ?? "";
-                var verdict = row["verdict"]?.GetValue<string>() ?? "";
-                if (!seen.Add((claim, row["observed"]?.GetValue<string>() ?? "", verdict)))
+                // A saved notebook may have been edited by hand: a member of another type reads as absent.
+                var claim = StringOf(row["claim"]);
+                var verdict = StringOf(row["verdict"]);
+                if (!seen.Add((claim, StringOf(row["observed"]), verdict)))
                 {
                     continue;
                 }
-                var isExpected = row["refutation_expected"]?.GetValue<bool>() == true;
+                var isExpected = row["refutation_expected"] is JsonValue e && e.GetValueKind() == JsonValueKind.True;
                 switch (verdict)
                 {
                     case "confirmed": confirmed++; break;
@@ -54,6 +56,9 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
         }
         return seen.Count == 0 ? null : new FindingsSummary(confirmed, refuted, expected, info, unexpected);
     }
+
+    private static string StringOf(JsonNode? node) =>
+        node is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : "";
 
     public JsonObject ToJson() => new()
     {

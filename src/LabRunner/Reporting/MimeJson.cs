@@ -24,7 +24,7 @@ internal static class MimeJson
         }
         try
         {
-            return JsonNode.Parse(text) as JsonObject;
+            return JsonNode.Parse(text, documentOptions: NotebookReader.StrictJson) as JsonObject;
         }
         catch (JsonException)
         {

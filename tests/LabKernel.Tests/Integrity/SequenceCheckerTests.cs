@@ -92,7 +92,7 @@ public sealed class SequenceCheckerTests
     {
         var argv = SequenceWriter.Command(new SequenceWriterOptions { Path = "/root/x y.txt", Count = 10 });
         Assert.Equal("awk", argv[0]);
-        Assert.Contains("f=/root/x y.txt", argv);
-        Assert.DoesNotContain("x y", argv[^1]);
+        Assert.Equal("/root/x y.txt", argv[^2]);
+        Assert.DoesNotContain("x y", argv[1]);
     }
 }

@@ -265,7 +265,7 @@ display(run5.After);
 
 var openBefore6 = lab.OpenImages();
 // disk.qcow2 stays: it is an overlay of vm-base.qcow2 and would lose its backing file.
-var stillOpen = new[] { vmBase, disk, mirrorA }.Where(f => openBefore6.Contains(f)).ToList();
+var stillOpen = new[] { vmBase, disk, mirrorA }.Where(f => openBefore6?.Contains(f) == true).ToList();
 string[] moved = [lab.MoveInto("moved", vmBase, "vm-base-moved"), lab.MoveInto("moved", mirrorA, "mirror-a-moved")];
 var ddAfterMove = await lab.Agent.ShellAsync($"dd if=/dev/urandom of=/root/after-move.bin bs=1M count={Math.Min(WriteMiB, 16)} conv=fsync status=none && sync && sha256sum /root/after-move.bin && cat /proc/loadavg",
     new GuestExecOptions { Timeout = TimeSpan.FromMinutes(10) });
@@ -274,8 +274,11 @@ var (movedClean, movedChecks) = await lab.CheckImagesAsync(moved);
 var released = run4.Released.Concat(run5.Released).ToList();
 lab.Findings.Note("6. Monitor-owned nodes of the images the VM left, closed after the pivots (blockdev-del, as libvirt does after its own pivots)",
     released.Count == 0 ? "none: QEMU freed the old layers itself" : string.Join(", ", released));
-lab.Findings.Check("6. After the pivots QEMU holds none of the images the VM left", stillOpen.Count == 0,
-    $"open images: {string.Join(", ", openBefore6.Select(Path.GetFileName))}");
+if (openBefore6 is null)
+    lab.Findings.Note("6. After the pivots QEMU holds none of the images the VM left", "not checked: the lab does not know QEMU's process id, so its open files cannot be read");
+else
+    lab.Findings.Check("6. After the pivots QEMU holds none of the images the VM left", stillOpen.Count == 0,
+        $"open images: {string.Join(", ", openBefore6.Select(Path.GetFileName))}");
 lab.Findings.Check("6. With the original moved away the VM keeps running and writing", ddAfterMove.ExitCode == 0 && chain6.Active.Filename == mirrorB,
     $"dd + sync exit {ddAfterMove.ExitCode}, sha256sum: {ddAfterMove.StandardOutput.Split('\n')[0].Split(' ')[0]}; active {chain6.Active.Name}");
 lab.Findings.Check("6. The moved images are intact (qemu-img check)", movedClean, movedChecks);

@@ -16,3 +16,19 @@ public sealed record DomainHandBack(string Domain, string Disk, string Image, st
     public string Evidence =>
         $"{System.IO.Path.GetFileName(Image)} ({Disk}) SHA-256 {Sha256AtTakeOver[..16]}… at take-over, {Sha256AtHandBack[..16]}… at hand-back";
 }
+
+/// <summary>How a user's domain was taken over (see <see cref="ILabGuest.TakeOver"/>).</summary>
+/// <param name="Domain">The domain's name.</param>
+/// <param name="Disk">The one disk the lab works on.</param>
+/// <param name="WasRunning">The domain ran when the lab took it over (its first overlay was put on live).</param>
+/// <param name="Quiesced">That live overlay was taken with the guest's filesystems frozen (fsfreeze through the agent).</param>
+/// <param name="QuiesceRefusal">Why it was not, when the agent could not freeze: libvirt's error, else null.</param>
+public sealed record DomainTakeOver(string Domain, string Disk, bool WasRunning, bool Quiesced, string? QuiesceRefusal)
+{
+    /// <summary>One line for a finding.</summary>
+    public string Evidence => !WasRunning
+        ? "the domain was shut off: the lab put its overlays on before starting it, so nothing needed freezing"
+        : Quiesced
+            ? "first overlay taken live with the guest's filesystems frozen (DISK_ONLY|ATOMIC|QUIESCE)"
+            : $"first overlay taken live WITHOUT quiescing (crash-consistent): the guest agent could not freeze: {QuiesceRefusal}";
+}

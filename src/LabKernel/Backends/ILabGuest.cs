@@ -53,6 +53,9 @@ public interface ILabGuest : IAsyncDisposable
     /// </summary>
     DomainHandBack? HandBack { get; }
 
+    /// <summary>For a user's domain: how the lab took it over (whether its first live overlay was quiesced). Null for guests the lab made.</summary>
+    DomainTakeOver? TakeOver { get; }
+
     /// <summary>Powers the guest off cleanly (through the agent), so its layers are closed and can be read offline.</summary>
     Task StopAsync(CancellationToken cancellationToken = default);
 

@@ -70,7 +70,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         return dropped;
     }
 
-    private sealed record UserDomainState(bool WasRunning, string PersistentSource, string PersistentFormat, IReadOnlyList<string> SnapshotNames, bool Quiesced, string Sha256AtTakeOver);
+    private sealed record UserDomainState(bool WasRunning, string PersistentSource, string PersistentFormat, IReadOnlyList<string> SnapshotNames, bool Quiesced, string Sha256AtTakeOver, string? QuiesceRefusal = null);
 
     /// <summary>The libvirt domain, for what only libvirt offers (snapshot metadata, blockcopy, monitor passthrough).</summary>
     public LibvirtDomain Domain { get; }
@@ -79,6 +79,8 @@ public sealed class LibvirtLabGuest : ILabGuest
     public bool IsUserDomain => _user is not null;
 
     public DomainHandBack? HandBack { get; private set; }
+
+    public DomainTakeOver? TakeOver => _user is { } u ? new DomainTakeOver(Domain.Name, Disk, u.WasRunning, u.WasRunning && u.Quiesced, u.QuiesceRefusal) : null;
 
     public string Backend => "libvirt";
     public string Name => Domain.Name;
@@ -158,7 +160,15 @@ public sealed class LibvirtLabGuest : ILabGuest
             {
                 if (state != DomainState.ShutOff)
                 {
-                    throw new LabUsageException($"domain '{name}' is {state}: resume it or shut it off first");
+                    var described = state switch
+                    {
+                        DomainState.Paused => "paused",
+                        DomainState.PmSuspended => "suspended by its guest (power management)",
+                        DomainState.ShuttingDown => "shutting down",
+                        DomainState.Crashed => "crashed",
+                        _ => state.ToString().ToLowerInvariant(),
+                    };
+                    throw new LabUsageException($"domain '{name}' is {described}: resume it or shut it off first");
                 }
                 // Shut off: the lab's overlays go on before the first boot, so not even the boot writes the user's image.
                 takeOverHash = await FileHash.Sha256Async(disk.Source, cancellationToken).ConfigureAwait(false);
@@ -177,6 +187,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                 throw new LabException($"domain '{name}': {e.Message}; the notebooks drive the guest through qemu-guest-agent, so the guest needs it running and the domain an org.qemu.guest_agent.0 channel");
             }
             var quiesced = false;
+            string? quiesceRefusal = null;
             for (var i = 0; i < (chainMadeOffline ? 0 : options.Overlays.Count); i++)
             {
                 var overlay = Path.GetFullPath(options.Overlays[i]);
@@ -189,16 +200,18 @@ public sealed class LibvirtLabGuest : ILabGuest
                         quiesced = true;
                         continue;
                     }
-                    catch (LibvirtException) when (!File.Exists(overlay))
+                    catch (LibvirtException e) when (!File.Exists(overlay))
                     {
-                        // The agent cannot freeze (no fsfreeze, or a filesystem that refuses it): take it unquiesced.
+                        // The agent cannot freeze (no fsfreeze, or a filesystem that refuses it): take it unquiesced,
+                        // and say so (DomainTakeOver becomes a finding).
+                        quiesceRefusal = e.Message;
                     }
                 }
                 await domain.Snapshots.CreateDiskOnlyAsync(snap, [new DiskSnapshotSpec(disk.Target, overlay)], metadata: false, cancellationToken: cancellationToken).ConfigureAwait(false);
             }
             // From here on the user's image is a read-only backing file: its bytes now are the evidence for the hand-back.
             takeOverHash ??= await FileHash.Sha256Async(disk.Source, cancellationToken).ConfigureAwait(false);
-            var found = new UserDomainState(wasRunning, disk.Source, disk.Format, snapshots, quiesced || chainMadeOffline, takeOverHash);
+            var found = new UserDomainState(wasRunning, disk.Source, disk.Format, snapshots, quiesced || chainMadeOffline, takeOverHash, quiesceRefusal);
             return new LibvirtLabGuest(connection, domain, disk.Target, disk.Source, null, found, boot, options);
         }
         catch

@@ -56,6 +56,8 @@ public sealed class QemuLabGuest : ILabGuest
 
     public DomainHandBack? HandBack => null;
 
+    public DomainTakeOver? TakeOver => null;
+
     public async Task StopAsync(CancellationToken cancellationToken = default)
     {
         _stopped = true;

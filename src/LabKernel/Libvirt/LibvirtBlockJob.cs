@@ -85,6 +85,11 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
 
     private void OnEvent(LibvirtDomainEvent e)
     {
+        if (e is ConnectionClosedEventRecord && !_completion.Task.IsCompleted)
+        {
+            _ = RecoverAsync();
+            return;
+        }
         if (e is not BlockJobEventRecord b || b.Domain != _domain.Name || b.Disk != Disk || _completion.Task.IsCompleted)
         {
             return;
@@ -116,6 +121,42 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
                 last.Offset, last.Length, _sw.Elapsed, []));
         }
         _ = _ready.Task.Exception; // observed: a job that never becomes ready is not an unobserved fault
+    }
+
+    /// <summary>
+    /// libvirtd closed the connection (restarted): the job goes on in QEMU, and libvirtd takes it up again when it is
+    /// back. The lab opens the connection again and, since events sent meanwhile are lost, asks for the job: still
+    /// there, it is followed as before (a READY missed meanwhile is seen in the sample); gone, it ended while the lab
+    /// was away, and the wait fails saying so, because how it ended cannot be known from libvirt any more.
+    /// </summary>
+    private async Task RecoverAsync()
+    {
+        try
+        {
+            await _domain.Connection.ReconnectAsync().ConfigureAwait(false);
+            var sample = await Task.Run(() => Sample("reconnected", HasBeenReady ? JobStatus.Ready : JobStatus.Running)).ConfigureAwait(false);
+            if (sample is null)
+            {
+                Fail(new LabException($"the {Type} job on {_domain.Name} {Disk} ended while libvirtd was away (it restarted); libvirt no longer lists it, so how it ended is unknown: check the disk's chain before going on"));
+                return;
+            }
+            Record(sample);
+            if (!HasBeenReady && sample.Length > 0 && sample.Offset == sample.Length && Type is "copy" or "active-commit")
+            {
+                _ready.TrySetResult();
+            }
+        }
+        catch (LabException e)
+        {
+            Fail(new LabException($"libvirtd closed the connection during the {Type} job on {_domain.Name} {Disk}: {e.Message}", e));
+        }
+    }
+
+    private void Fail(LabException error)
+    {
+        _ready.TrySetException(error);
+        _completion.TrySetException(error);
+        _ = _ready.Task.Exception;
     }
 
     private void TrySample(string trigger, JobStatus status)

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using System.Threading.Channels;
+using LabKernel.Host;
 
 namespace LabKernel.Libvirt;
 
@@ -45,6 +46,15 @@ public abstract record LibvirtDomainEvent(string Domain, DateTimeOffset At);
 public sealed record DomainLifecycleEventRecord(string Domain, DateTimeOffset At, DomainLifecycleEvent Event, int Detail) : LibvirtDomainEvent(Domain, At);
 
 /// <summary>A <c>VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2</c> event: the disk is named by its target (<c>vda</c>).</summary>
+/// <summary>
+/// The connection to libvirtd closed under the lab (libvirtd restarted or stopped, keepalive lost); <c>Reason</c> is
+/// libvirt's <c>virConnectCloseReason</c> (0 error, 1 end of file, 2 keepalive, 3 client). Domain is empty.
+/// </summary>
+public sealed record ConnectionClosedEventRecord(DateTimeOffset At, int Reason) : LibvirtDomainEvent("", At);
+
+/// <summary>The lab opened the connection again (<see cref="LibvirtConnection.ReconnectAsync"/>); Domain is empty.</summary>
+public sealed record ConnectionRestoredEventRecord(DateTimeOffset At, int Generation) : LibvirtDomainEvent("", At);
+
 public sealed record BlockJobEventRecord(string Domain, DateTimeOffset At, string Disk, LibvirtBlockJobType Type, LibvirtBlockJobStatus Status) : LibvirtDomainEvent(Domain, At);
 
 /// <summary>
@@ -58,9 +68,12 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
 {
     public const string DefaultUri = "qemu:///system";
 
-    private readonly ConnectHandle _handle;
     private readonly GCHandle _self;
-    private readonly int[] _callbacks;
+    private readonly SemaphoreSlim _reconnect = new(1, 1);
+    private ConnectHandle _handle;
+    private int[] _callbacks;
+    private int _generation;
+    private int _closed;
     private readonly Channel<LibvirtDomainEvent> _events = Channel.CreateUnbounded<LibvirtDomainEvent>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<long, Action<LibvirtDomainEvent>> _listeners = new();
     private readonly Task _dispatcher;
@@ -73,13 +86,83 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
         _handle = handle;
         _self = GCHandle.Alloc(this);
         _dispatcher = Task.Run(DispatchAsync);
-        var opaque = GCHandle.ToIntPtr(_self);
-        _callbacks =
-        [
-            RegisterEvent(Vir.EventIdLifecycle, LifecycleCallback, opaque, "LIFECYCLE"),
-            RegisterEvent(Vir.EventIdBlockJob2, BlockJobCallback, opaque, "BLOCK_JOB_2"),
-        ];
+        _callbacks = Register(handle);
     }
+
+    /// <summary>The domain events the lab follows and the close callback, on <paramref name="handle"/>; returns the event ids.</summary>
+    private int[] Register(ConnectHandle handle)
+    {
+        var opaque = GCHandle.ToIntPtr(_self);
+        int[] ids =
+        [
+            RegisterEvent(handle, Vir.EventIdLifecycle, LifecycleCallback, opaque, "LIFECYCLE"),
+            RegisterEvent(handle, Vir.EventIdBlockJob2, BlockJobCallback, opaque, "BLOCK_JOB_2"),
+        ];
+        LibvirtRuntime.Call("virConnectRegisterCloseCallback", Uri, "virConnectRegisterCloseCallback(conn)",
+            () => LibvirtNative.virConnectRegisterCloseCallback(handle, CloseCallback, opaque, 0));
+        return ids;
+    }
+
+    /// <summary>
+    /// How many times the connection was opened again after libvirtd went away (<see cref="ReconnectAsync"/>).
+    /// Domains look themselves up again when it changes.
+    /// </summary>
+    public int Generation => Volatile.Read(ref _generation);
+
+    /// <summary>False once libvirtd closed the connection (until <see cref="ReconnectAsync"/> opens it again).</summary>
+    public bool IsAlive => Volatile.Read(ref _closed) == 0 && LibvirtNative.virConnectIsAlive(_handle) == 1;
+
+    /// <summary>How long <see cref="ReconnectAsync"/> waits for libvirtd by default (a restart takes seconds).</summary>
+    public TimeSpan ReconnectLimit { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Opens the connection again when libvirtd closed it (restarted): waits, backing off, until libvirtd accepts
+    /// connections, registers the events again, and bumps <see cref="Generation"/>. Events libvirtd sent while the
+    /// lab was away are lost: whoever waits on one samples the state again (<see cref="LibvirtBlockJob"/> does).
+    /// Does nothing while the connection is alive. Throws <see cref="LabTimeoutException"/> naming the URI at the limit.
+    /// </summary>
+    public async Task ReconnectAsync(TimeSpan? limit = null, CancellationToken cancellationToken = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        await _reconnect.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (IsAlive)
+            {
+                return;
+            }
+            var fresh = await Poll.UntilAsync<ConnectHandle?>(ct => Task.Run(() =>
+            {
+                try
+                {
+                    var h = LibvirtRuntime.CallHandle("virConnectOpen", Uri, $"virConnectOpen(\"{Uri}\") again",
+                        () => LibvirtNative.virConnectOpen(Uri),
+                        (code, dom, msg) => new LibvirtConnectionException(Uri, code, dom, msg));
+                    return (true, (ConnectHandle?)h, "");
+                }
+                catch (LibvirtConnectionException e)
+                {
+                    return (false, (ConnectHandle?)null, e.LibvirtMessage);
+                }
+            }, ct), $"libvirtd at {Uri} to accept connections again", limit ?? ReconnectLimit, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var old = _handle;
+            var ids = Register(fresh!);
+            _handle = fresh!;
+            _callbacks = ids;
+            Interlocked.Increment(ref _generation);
+            Volatile.Write(ref _closed, 0);
+            LibvirtNative.virConnectUnregisterCloseCallback(old, CloseCallback);
+            old.Dispose();
+            _events.Writer.TryWrite(new ConnectionRestoredEventRecord(DateTimeOffset.UtcNow, Generation));
+        }
+        finally
+        {
+            _reconnect.Release();
+        }
+    }
+
+    /// <summary>True when <paramref name="e"/> came from a connection libvirtd has closed (a retry after <see cref="ReconnectAsync"/> may succeed).</summary>
+    internal bool IsLostConnection(LibvirtException e) => !IsAlive && e is not LibvirtDomainNotFoundException;
 
     /// <summary>The URI this connection was opened with.</summary>
     public string Uri { get; }
@@ -169,13 +252,14 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
     public Task<LibvirtDomain> LookupDomainAsync(string name, CancellationToken cancellationToken = default) =>
         Task.Run(() => LookupDomain(name), cancellationToken);
 
-    internal LibvirtDomain LookupDomain(string name)
+    internal LibvirtDomain LookupDomain(string name) => new(this, LookupHandle(name), name);
+
+    internal DomainHandle LookupHandle(string name)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
-        var handle = LibvirtRuntime.CallHandle("virDomainLookupByName", $"domain '{name}'", $"virDomainLookupByName(conn, \"{name}\")",
+        return LibvirtRuntime.CallHandle("virDomainLookupByName", $"domain '{name}'", $"virDomainLookupByName(conn, \"{name}\")",
             () => LibvirtNative.virDomainLookupByName(_handle, name),
             (code, dom, msg) => code == Vir.ErrNoDomain ? new LibvirtDomainNotFoundException(name, Uri, code, dom, msg) : new LibvirtException("virDomainLookupByName", $"domain '{name}'", code, dom, msg));
-        return new LibvirtDomain(this, handle, name);
     }
 
     /// <summary><c>virConnectListAllDomains</c>: the names of every domain, defined or running.</summary>
@@ -278,9 +362,28 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
         }
     }
 
-    private int RegisterEvent(int eventId, nint callback, nint opaque, string name) =>
+    private int RegisterEvent(ConnectHandle handle, int eventId, nint callback, nint opaque, string name) =>
         LibvirtRuntime.Call("virConnectDomainEventRegisterAny", Uri, $"virConnectDomainEventRegisterAny(conn, NULL, {name})",
-            () => LibvirtNative.virConnectDomainEventRegisterAny(_handle, 0, eventId, callback, opaque, 0));
+            () => LibvirtNative.virConnectDomainEventRegisterAny(handle, 0, eventId, callback, opaque, 0));
+
+    private static unsafe nint CloseCallback => (nint)(delegate* unmanaged<nint, int, nint, void>)&OnClose;
+
+    [UnmanagedCallersOnly]
+    private static void OnClose(nint conn, int reason, nint opaque)
+    {
+        try
+        {
+            if (GCHandle.FromIntPtr(opaque).Target is LibvirtConnection c && c._handle.DangerousGetHandle() == conn)
+            {
+                Volatile.Write(ref c._closed, 1);
+                c._events.Writer.TryWrite(new ConnectionClosedEventRecord(DateTimeOffset.UtcNow, reason));
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // The connection object is gone.
+        }
+    }
 
     private static unsafe nint LifecycleCallback => (nint)(delegate* unmanaged<nint, nint, int, int, nint, int>)&OnLifecycle;
 
@@ -350,7 +453,9 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
         {
             LibvirtNative.virConnectDomainEventDeregisterAny(_handle, id);
         }
+        LibvirtNative.virConnectUnregisterCloseCallback(_handle, CloseCallback);
         _handle.Dispose();
+        _reconnect.Dispose();
         _events.Writer.TryComplete();
         _self.Free();
     }

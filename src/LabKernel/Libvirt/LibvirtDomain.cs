@@ -37,12 +37,15 @@ public enum ShutdownMode
 /// </summary>
 public sealed class LibvirtDomain : IDisposable
 {
-    private readonly DomainHandle _handle;
+    private readonly Lock _lookup = new();
+    private DomainHandle _current;
+    private int _generation;
 
     internal LibvirtDomain(LibvirtConnection connection, DomainHandle handle, string name)
     {
         Connection = connection;
-        _handle = handle;
+        _current = handle;
+        _generation = connection.Generation;
         Name = name;
         Block = new LibvirtBlock(this);
         Snapshots = new LibvirtSnapshots(this);
@@ -84,19 +87,63 @@ public sealed class LibvirtDomain : IDisposable
 
     internal bool WasCreatedByLab(string path) => _created.ContainsKey(Path.GetFullPath(path));
 
-    internal DomainHandle Handle => _handle;
+    /// <summary>
+    /// The domain's handle on the connection as it is now: after libvirtd restarted and the connection was opened
+    /// again (<see cref="LibvirtConnection.Generation"/>), the domain is looked up again by name.
+    /// </summary>
+    internal DomainHandle Handle
+    {
+        get
+        {
+            lock (_lookup)
+            {
+                var generation = Connection.Generation;
+                if (generation != _generation)
+                {
+                    var fresh = Connection.LookupHandle(Name);
+                    _current.Dispose();
+                    _current = fresh;
+                    _generation = generation;
+                }
+                return _current;
+            }
+        }
+    }
 
     internal string What => $"domain '{Name}'";
 
-    internal Task<T> Run<T>(Func<T> f, CancellationToken cancellationToken) => Task.Run(f, cancellationToken);
+    /// <summary>
+    /// Runs a libvirt call off the caller's thread. When it fails because libvirtd closed the connection (a restart),
+    /// the connection is opened again (<see cref="LibvirtConnection.ReconnectAsync"/>) and the call made once more.
+    /// </summary>
+    internal async Task<T> Run<T>(Func<T> f, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Task.Run(f, cancellationToken).ConfigureAwait(false);
+        }
+        catch (LibvirtException e) when (Connection.IsLostConnection(e))
+        {
+            await Connection.ReconnectAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+            return await Task.Run(f, cancellationToken).ConfigureAwait(false);
+        }
+    }
 
-    internal Task Run(Action f, CancellationToken cancellationToken) => Task.Run(f, cancellationToken);
+    internal Task Run(Action f, CancellationToken cancellationToken) => Run(() => { f(); return true; }, cancellationToken);
 
     // ---------------------------------------------------------------- lifecycle
 
     /// <summary><c>virDomainCreate</c>: starts the defined domain.</summary>
     public Task StartAsync(CancellationToken cancellationToken = default) =>
-        Run(() => LibvirtRuntime.Call("virDomainCreate", What, $"virDomainCreate({Name})", () => LibvirtNative.virDomainCreate(_handle)), cancellationToken);
+        Run(() => LibvirtRuntime.Call("virDomainCreate", What, $"virDomainCreate({Name})", () => LibvirtNative.virDomainCreate(Handle)), cancellationToken);
+
+    /// <summary><c>virDomainSuspend</c> (<c>virsh suspend</c>): pauses the guest's vCPUs; QEMU keeps running.</summary>
+    public Task SuspendAsync(CancellationToken cancellationToken = default) =>
+        Run(() => LibvirtRuntime.Call("virDomainSuspend", What, $"virDomainSuspend({Name})", () => LibvirtNative.virDomainSuspend(Handle)), cancellationToken);
+
+    /// <summary><c>virDomainResume</c> (<c>virsh resume</c>): runs a paused guest's vCPUs again.</summary>
+    public Task ResumeAsync(CancellationToken cancellationToken = default) =>
+        Run(() => LibvirtRuntime.Call("virDomainResume", What, $"virDomainResume({Name})", () => LibvirtNative.virDomainResume(Handle)), cancellationToken);
 
     /// <summary><c>virDomainDestroy</c>: stops QEMU at once (no-op when already shut off).</summary>
     public async Task DestroyAsync(CancellationToken cancellationToken = default)
@@ -105,7 +152,7 @@ public sealed class LibvirtDomain : IDisposable
         {
             return;
         }
-        await Run(() => LibvirtRuntime.Call("virDomainDestroy", What, $"virDomainDestroy({Name})", () => LibvirtNative.virDomainDestroy(_handle)), cancellationToken).ConfigureAwait(false);
+        await Run(() => LibvirtRuntime.Call("virDomainDestroy", What, $"virDomainDestroy({Name})", () => LibvirtNative.virDomainDestroy(Handle)), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -129,9 +176,9 @@ public sealed class LibvirtDomain : IDisposable
         });
         await Run(() => mode switch
         {
-            ShutdownMode.Default => LibvirtRuntime.Call("virDomainShutdown", What, $"virDomainShutdown({Name})", () => LibvirtNative.virDomainShutdown(_handle)),
-            ShutdownMode.Acpi => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, ACPI_POWER_BTN)", () => LibvirtNative.virDomainShutdownFlags(_handle, Vir.ShutdownAcpi)),
-            _ => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, GUEST_AGENT)", () => LibvirtNative.virDomainShutdownFlags(_handle, Vir.ShutdownGuestAgent)),
+            ShutdownMode.Default => LibvirtRuntime.Call("virDomainShutdown", What, $"virDomainShutdown({Name})", () => LibvirtNative.virDomainShutdown(Handle)),
+            ShutdownMode.Acpi => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, ACPI_POWER_BTN)", () => LibvirtNative.virDomainShutdownFlags(Handle, Vir.ShutdownAcpi)),
+            _ => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, GUEST_AGENT)", () => LibvirtNative.virDomainShutdownFlags(Handle, Vir.ShutdownGuestAgent)),
         }, cancellationToken).ConfigureAwait(false);
         var asked = Connection.Time.GetTimestamp();
         while (!stopped.Task.IsCompleted)
@@ -154,20 +201,20 @@ public sealed class LibvirtDomain : IDisposable
     /// </summary>
     public Task UndefineAsync(CancellationToken cancellationToken = default) =>
         Run(() => LibvirtRuntime.Call("virDomainUndefineFlags", What, $"virDomainUndefineFlags({Name}, SNAPSHOTS_METADATA|CHECKPOINTS_METADATA|MANAGED_SAVE)",
-            () => LibvirtNative.virDomainUndefineFlags(_handle, Vir.UndefineSnapshotsMetadata | Vir.UndefineCheckpointsMetadata | Vir.UndefineManagedSave)), cancellationToken);
+            () => LibvirtNative.virDomainUndefineFlags(Handle, Vir.UndefineSnapshotsMetadata | Vir.UndefineCheckpointsMetadata | Vir.UndefineManagedSave)), cancellationToken);
 
     /// <summary><c>virDomainGetState</c>.</summary>
     public Task<DomainState> GetStateAsync(CancellationToken cancellationToken = default) =>
         Run(() =>
         {
             var state = 0;
-            LibvirtRuntime.Call("virDomainGetState", What, $"virDomainGetState({Name})", () => LibvirtNative.virDomainGetState(_handle, out state, out _, 0));
+            LibvirtRuntime.Call("virDomainGetState", What, $"virDomainGetState({Name})", () => LibvirtNative.virDomainGetState(Handle, out state, out _, 0));
             return (DomainState)state;
         }, cancellationToken);
 
     /// <summary><c>virDomainReboot</c> through the guest agent (the guest runs its own reboot); returns once asked.</summary>
     public Task RequestRebootAsync(CancellationToken cancellationToken = default) =>
-        Run(() => LibvirtRuntime.Call("virDomainReboot", What, $"virDomainReboot({Name}, GUEST_AGENT)", () => LibvirtNative.virDomainReboot(_handle, Vir.RebootGuestAgent)), cancellationToken);
+        Run(() => LibvirtRuntime.Call("virDomainReboot", What, $"virDomainReboot({Name}, GUEST_AGENT)", () => LibvirtNative.virDomainReboot(Handle, Vir.RebootGuestAgent)), cancellationToken);
 
     /// <summary>The pid of the domain's QEMU from libvirt's pid file (local connections only; null when not readable).</summary>
     public int? QemuProcessId
@@ -188,12 +235,12 @@ public sealed class LibvirtDomain : IDisposable
 
     /// <summary><c>virDomainIsPersistent</c>: whether the domain has a definition that outlives a shutdown.</summary>
     public Task<bool> IsPersistentAsync(CancellationToken cancellationToken = default) =>
-        Run(() => LibvirtRuntime.Call("virDomainIsPersistent", What, $"virDomainIsPersistent({Name})", () => LibvirtNative.virDomainIsPersistent(_handle)) == 1, cancellationToken);
+        Run(() => LibvirtRuntime.Call("virDomainIsPersistent", What, $"virDomainIsPersistent({Name})", () => LibvirtNative.virDomainIsPersistent(Handle)) == 1, cancellationToken);
 
     /// <summary><c>virDomainGetXMLDesc</c>: the live XML (with the disks' backing chains), or the persistent one with <paramref name="inactive"/>.</summary>
     public Task<string> GetXmlAsync(bool inactive = false, CancellationToken cancellationToken = default) =>
         Run(() => LibvirtRuntime.CallString("virDomainGetXMLDesc", What, $"virDomainGetXMLDesc({Name}, {(inactive ? "INACTIVE" : "0")})",
-            () => LibvirtNative.virDomainGetXMLDesc(_handle, inactive ? Vir.DomainXmlInactive : 0)), cancellationToken);
+            () => LibvirtNative.virDomainGetXMLDesc(Handle, inactive ? Vir.DomainXmlInactive : 0)), cancellationToken);
 
     /// <summary>The disks with their chains, from the live XML (or the persistent one when the domain is off).</summary>
     public async Task<IReadOnlyList<DomainDisk>> ListDisksAsync(bool inactive = false, CancellationToken cancellationToken = default) =>
@@ -214,7 +261,7 @@ public sealed class LibvirtDomain : IDisposable
         var xml = DomainSpec.DiskElement(Path.GetFullPath(file), target, format).ToString();
         var flags = (live ? Vir.AffectLive : 0) | (config ? Vir.AffectConfig : 0);
         return Run(() => LibvirtRuntime.Call("virDomainAttachDeviceFlags", What, $"virDomainAttachDeviceFlags({Name}, <disk {target} {file}>, {FlagText(live, config)})",
-            () => LibvirtNative.virDomainAttachDeviceFlags(_handle, xml, flags)), cancellationToken);
+            () => LibvirtNative.virDomainAttachDeviceFlags(Handle, xml, flags)), cancellationToken);
     }
 
     /// <summary><c>virDomainDetachDeviceFlags</c> of disk <paramref name="target"/> (its element from the domain XML).</summary>
@@ -223,7 +270,7 @@ public sealed class LibvirtDomain : IDisposable
         var xml = DomainXml.DiskElementOf(await GetXmlAsync(!live, cancellationToken).ConfigureAwait(false), target);
         var flags = (live ? Vir.AffectLive : 0) | (config ? Vir.AffectConfig : 0);
         await Run(() => LibvirtRuntime.Call("virDomainDetachDeviceFlags", What, $"virDomainDetachDeviceFlags({Name}, <disk {target}>, {FlagText(live, config)})",
-            () => LibvirtNative.virDomainDetachDeviceFlags(_handle, xml, flags)), cancellationToken).ConfigureAwait(false);
+            () => LibvirtNative.virDomainDetachDeviceFlags(Handle, xml, flags)), cancellationToken).ConfigureAwait(false);
     }
 
     private static string FlagText(bool live, bool config) => (live, config) switch
@@ -326,7 +373,13 @@ public sealed class LibvirtDomain : IDisposable
         }
     }
 
-    public void Dispose() => _handle.Dispose();
+    public void Dispose()
+    {
+        lock (_lookup)
+        {
+            _current.Dispose();
+        }
+    }
 
     public override string ToString() => $"{Name} @ {Connection.Uri}";
 }

@@ -52,6 +52,15 @@ internal static unsafe partial class LibvirtNative
     internal static partial int virConnectClose(nint conn);
 
     [LibraryImport(Lib)]
+    internal static partial int virConnectIsAlive(ConnectHandle conn);
+
+    [LibraryImport(Lib)]
+    internal static partial int virConnectRegisterCloseCallback(ConnectHandle conn, nint cb, nint opaque, nint freecb);
+
+    [LibraryImport(Lib)]
+    internal static partial int virConnectUnregisterCloseCallback(ConnectHandle conn, nint cb);
+
+    [LibraryImport(Lib)]
     internal static partial nint virConnectGetURI(ConnectHandle conn);
 
     [LibraryImport(Lib)]
@@ -88,6 +97,12 @@ internal static unsafe partial class LibvirtNative
 
     [LibraryImport(Lib)]
     internal static partial int virDomainCreate(DomainHandle dom);
+
+    [LibraryImport(Lib)]
+    internal static partial int virDomainSuspend(DomainHandle dom);
+
+    [LibraryImport(Lib)]
+    internal static partial int virDomainResume(DomainHandle dom);
 
     [LibraryImport(Lib)]
     internal static partial int virDomainShutdown(DomainHandle dom);

@@ -134,8 +134,11 @@ public sealed class Experiment : IAsyncDisposable
             ? CopyCheck.BootedAsync(image, Run.Folder, $"{Guest.Name}-copy", workloads, cancellationToken)
             : CopyCheck.OfflineAsync(image, Run.Folder, workloads, cancellationToken);
 
-    /// <summary>The qcow2 images the guest's QEMU holds open now (<c>/proc/PID/fd</c>); empty when its process is not known.</summary>
-    public IReadOnlyList<string> OpenImages() => Guest.QemuProcessId is { } pid ? ProcessFiles.OpenBy(pid, ".qcow2") : [];
+    /// <summary>
+    /// The qcow2 images the guest's QEMU holds open now (<c>/proc/PID/fd</c>); null when its process is not known
+    /// (then nothing can be said about them, which is not the same as "none").
+    /// </summary>
+    public IReadOnlyList<string>? OpenImages() => Guest.QemuProcessId is { } pid ? ProcessFiles.OpenBy(pid, ".qcow2") : null;
 
     /// <summary>Moves a file the lab made into <paramref name="subfolder"/> of the run folder, under <paramref name="role"/>; returns the new path.</summary>
     public string MoveInto(string subfolder, string file, string role) => Run.MoveInto(subfolder, file, role);

@@ -52,6 +52,11 @@ public static class Lab
                 MemoryMiB = setup.MemoryMiB,
             }, cancellationToken).ConfigureAwait(false);
             run.UseExisting("base", guest.BaseImage);
+            if (guest.TakeOver is { } takeOver)
+            {
+                // How your domain was taken over is part of the evidence: a crash-consistent start is said, not hidden.
+                run.Findings.Note($"How the lab took over your domain's disk {takeOver.Disk}", takeOver.Evidence);
+            }
             return new Experiment(run, guest, journal);
         }
         catch

@@ -117,6 +117,75 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task Given_the_domain_paused_When_the_lab_starts_Then_a_one_line_error_says_to_resume_or_shut_it_off_and_nothing_changes()
+    {
+        await EnsureStateAsync(running: true);
+        await fx.Domain.SuspendAsync();
+        var folder = Directory.CreateTempSubdirectory("lab-paused-").FullName;
+        try
+        {
+            // Paused, the guest writes nothing: every image keeps its bytes from here on.
+            var before = await fx.HashAllAsync();
+            var e = await Assert.ThrowsAsync<LabUsageException>(() => LabGuests.StartAsync(new LabGuestOptions
+            {
+                Backend = "libvirt", Domain = fx.Domain.Name, WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
+            }));
+            output.WriteLine(e.Message);
+            Assert.Contains($"domain '{fx.Domain.Name}' is paused: resume it or shut it off first", e.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', e.Message);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(folder));
+            Assert.Equal(DomainState.Paused, await fx.Domain.GetStateAsync());
+            Assert.Equal(before, await fx.HashAllAsync());
+            await AssertDefinitionNamesTheUsersImagesAsync();
+        }
+        finally
+        {
+            await fx.Domain.ResumeAsync();
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Given_a_transient_domain_When_the_lab_starts_Then_a_one_line_error_says_it_needs_a_persistent_one_and_nothing_changes()
+    {
+        // A transient domain of its own (running, as transient domains are) on a scratch overlay made by plain qemu-img.
+        var folder = Directory.CreateTempSubdirectory("lab-transient-").FullName;
+        var image = await GuestImageBuilder.EnsureAsync();
+        var disk = Path.Combine(folder, "transient.qcow2");
+        await ProcessRunner.RunAsync("qemu-img", ["create", "-q", "-f", "qcow2", "-b", image.BaseImage, "-F", "qcow2", disk]);
+        var xml = new DomainSpec
+        {
+            Name = "labtransient-" + Guid.NewGuid().ToString("N")[..8],
+            Kernel = image.Kernel,
+            Initrd = image.InitrdFor(GuestProfile.Lean),
+            KernelCommandLine = GuestImage.KernelCommandLine(GuestProfile.Lean),
+            Disks = [new DomainDiskSpec(disk)],
+            MemoryMiB = 256,
+        }.ToXml();
+        using var transient = await fx.Connection.CreateTransientDomainAsync(xml);
+        var work = Path.Combine(folder, "work");
+        Directory.CreateDirectory(work);
+        try
+        {
+            var e = await Assert.ThrowsAsync<LabUsageException>(() => LabGuests.StartAsync(new LabGuestOptions
+            {
+                Backend = "libvirt", Domain = transient.Name, WorkFolder = work, Overlays = [Path.Combine(work, "o1.qcow2")],
+            }));
+            output.WriteLine(e.Message);
+            Assert.Contains($"domain '{transient.Name}' is transient", e.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', e.Message);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(work));
+            Assert.Equal(DomainState.Running, await transient.GetStateAsync());
+            Assert.Equal(disk, (await transient.ListDisksAsync()).Single().Source);
+        }
+        finally
+        {
+            await transient.DestroyAsync();
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Given_the_domain_shut_off_When_notebooks_01_02_and_03_run_on_it_Then_no_image_of_it_changes_and_it_is_left_shut_off_on_its_own_images()
     {
         await EnsureStateAsync(running: false);
@@ -179,6 +248,9 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
         Assert.NotEmpty(run.Findings);
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{notebook}: {f.Claim}: {f.Observed} ({f.Verdict})"));
         Assert.Contains(run.Findings, f => f.Claim.StartsWith("Your domain's image (vda) was not written", StringComparison.Ordinal) && f.Verdict == "confirmed");
+        // How the domain was taken over is a finding of its own: frozen (the lean guest's agent can freeze) or shut off.
+        var takeOver = run.Findings.Single(f => f.Claim == "How the lab took over your domain's disk vda");
+        Assert.True(takeOver.Observed.Contains("filesystems frozen", StringComparison.Ordinal) || takeOver.Observed.Contains("was shut off", StringComparison.Ordinal), takeOver.Observed);
         if (notebook.StartsWith("03", StringComparison.Ordinal))
         {
             // The document's HMP `commit all` would have committed vdb too: the lab did not send it, said why,

@@ -1,0 +1,65 @@
+using LabKernel.Host;
+using LabKernel.Images;
+using LabKernel.Libvirt;
+using LabKernel.Processes;
+using Xunit.Abstractions;
+
+namespace LabKernel.IntegrationTests.Libvirt;
+
+/// <summary>
+/// libvirtd restarted (SIGTERM, then started again) in the middle of a block job: QEMU and its job go on, and the
+/// lab's own connection, domain and job objects reconnect by themselves and see the job through.
+/// </summary>
+[Collection(LibvirtCollection.Name)]
+public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper output)
+{
+    private const long M = 1024 * 1024;
+
+    [Fact]
+    public async Task Given_a_copy_job_When_libvirtd_restarts_Then_the_lab_reconnects_and_the_pivot_completes_it()
+    {
+        var d = fx.Domain;
+        var source = fx.PathOf("restart-src.qcow2");
+        await QemuImg.CreateAsync(source, "qcow2", 64 * M);
+        await QemuIo.WritePatternAsync(source, 0, 16 * M, 0x3c);
+        var dest = fx.PathOf("restart-dest.qcow2");
+        await d.AttachDiskAsync(source, "vdd");
+        try
+        {
+            await using var job = await d.Block.StartCopyAsync("vdd", dest);
+            await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
+            var generation = fx.Connection.Generation;
+
+            var (stopped, started) = await RestartLibvirtdAsync();
+            output.WriteLine($"libvirtd {stopped} stopped, {started} started");
+
+            // The same objects the test held before the restart: the pivot goes through a connection opened again.
+            await job.PivotAsync();
+            var r = await job.WaitAsync(TimeSpan.FromMinutes(1));
+            output.WriteLine($"after the restart: {r}; events {string.Join(" -> ", job.Events.Select(e => e.Status))}");
+            Assert.True(r.Completed);
+            Assert.True(fx.Connection.Generation > generation, "the connection was opened again");
+            Assert.True(fx.Connection.IsAlive);
+            Assert.Equal(dest, (await d.Block.QueryChainAsync("vdd")).Source);
+            Assert.Equal(DomainState.Running, await d.GetStateAsync());
+        }
+        finally
+        {
+            await d.DetachDiskAsync("vdd");
+        }
+        Assert.True((await QemuImg.CompareAsync(source, dest)).Identical);
+        Assert.True((await QemuImg.CheckAsync(dest)).IsClean);
+    }
+
+    /// <summary>SIGTERM to the running libvirtd, wait for it to exit, start it again (scripts/libvirtd-up); returns both pids.</summary>
+    private static async Task<(int Stopped, int Started)> RestartLibvirtdAsync()
+    {
+        var pid = int.Parse((await File.ReadAllTextAsync("/run/libvirtd.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        await ProcessRunner.RunAsync("kill", ["-TERM", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        await Poll.UntilAsync(_ => Task.FromResult((!Directory.Exists($"/proc/{pid}"), "")), $"libvirtd (pid {pid}) to exit", TimeSpan.FromSeconds(60));
+        await LibvirtFixture.EnsureLibvirtdAsync();
+        var started = int.Parse((await File.ReadAllTextAsync("/run/libvirtd.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.NotEqual(pid, started);
+        return (pid, started);
+    }
+}

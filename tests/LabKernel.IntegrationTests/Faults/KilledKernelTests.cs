@@ -34,7 +34,8 @@ public sealed class KilledKernelTests
         Assert.Contains(images, i => i.EndsWith("overlay1.qcow2", StringComparison.Ordinal));
     }
 
-    private static (int Qemu, int Parent)? FindGuestQemu() =>
+    /// <summary>The QEMU of notebook 01's guest and its parent (the notebook kernel), once it runs.</summary>
+    internal static (int Qemu, int Parent)? FindGuestQemu() =>
         HostProcesses.List().FirstOrDefault(p => p.Name.StartsWith("qemu-system", StringComparison.Ordinal) && p.CommandLine.Contains("lab-nb01-", StringComparison.Ordinal)) is { } q
             ? (q.Pid, q.ParentPid)
             : null;

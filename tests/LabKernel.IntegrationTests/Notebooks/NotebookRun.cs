@@ -40,6 +40,40 @@ internal sealed class NotebookRun : IDisposable
     /// <summary>As <see cref="RunAsync"/>, with extra `lab run` options (e.g. a cell timeout that interrupts the run).</summary>
     public static async Task<NotebookRun> RunWithAsync(string name, IReadOnlyList<string> options, params string[] parameters)
     {
+        var (folder, executed, args) = Prepare(name, options, parameters);
+        var exit = await LabCli.RunAsync([.. args]);
+        return Read(folder, exit, executed);
+    }
+
+    /// <summary>
+    /// As <see cref="RunAsync"/>, but `lab run` is a process of its own (`dotnet lab.dll`), so a test can signal it
+    /// as a user would (Ctrl-C is SIGINT): <paramref name="whileRunning"/> gets its pid and runs beside it.
+    /// </summary>
+    public static async Task<NotebookRun> RunAsProcessAsync(string name, Func<int, Task> whileRunning, params string[] parameters)
+    {
+        var (folder, executed, args) = Prepare(name, [], parameters);
+        var lab = Path.Combine(AppContext.BaseDirectory, "lab.dll");
+        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("dotnet", [lab, .. args])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+            WorkingDirectory = RepoRoot,
+        })!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        await whileRunning(process.Id);
+        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        await process.WaitForExitAsync(limit.Token);
+        var run = Read(folder, process.ExitCode, executed);
+        run.Output = await stdout + await stderr;
+        return run;
+    }
+
+    /// <summary>What the process printed (stdout, then stderr), for a run made by <see cref="RunAsProcessAsync"/>.</summary>
+    public string Output { get; private set; } = "";
+
+    private static (string Folder, string Executed, List<string> Args) Prepare(string name, IReadOnlyList<string> options, string[] parameters)
+    {
         var folder = Directory.CreateTempSubdirectory($"lab-nb-{name[..2]}-").FullName;
         var executed = Path.Combine(folder, $"{name}.executed.ipynb");
         var args = new List<string> { "run", Path.Combine(RepoRoot, "notebooks", $"{name}.ipynb"), "-o", executed, "--report", Path.Combine(folder, "report.html"), "--no-progress", "--timeout", "1200" };
@@ -48,7 +82,11 @@ internal sealed class NotebookRun : IDisposable
         {
             args.AddRange(["-p", p[0], p[1]]);
         }
-        var exit = await LabCli.RunAsync([.. args]);
+        return (folder, executed, args);
+    }
+
+    private static NotebookRun Read(string folder, int exit, string executed)
+    {
         var findings = new List<(string, string, string)>();
         var manifest = Directory.GetFiles(folder, "artifacts.json", SearchOption.AllDirectories).SingleOrDefault();
         if (manifest is not null)

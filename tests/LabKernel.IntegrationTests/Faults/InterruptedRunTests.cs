@@ -25,7 +25,7 @@ public sealed class InterruptedRunTests(ITestOutputHelper output)
         }, "Count", "4000000", "SnapshotAfterLines", "3999000");
 
         output.WriteLine($"exit {run.ExitCode}: {run.Output.Trim()}");
-        Assert.True(run.ExitCode != 0, $"exit 0 after SIGINT: {run.Output}");
+        Assert.True(run.ExitCode == 130, $"exit {run.ExitCode} after SIGINT (130 expected): {run.Output}");
         await Poll.UntilAsync(_ => Task.FromResult((!Directory.Exists($"/proc/{qemu}"), $"pid {qemu} still there")),
             "the guest's QEMU to be gone after the interrupt", TimeSpan.FromSeconds(60));
         await run.AssertValidNbformatAsync();

@@ -153,12 +153,31 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
             Volatile.Write(ref _closed, 0);
             LibvirtNative.virConnectUnregisterCloseCallback(old, CloseCallback);
             old.Dispose();
+            // Before any call is retried on the new connection: what registered on the old one does it again now,
+            // so no event of the retried call can come before its registration.
+            foreach (var reopened in _reopened.Values)
+            {
+                reopened();
+            }
             _events.Writer.TryWrite(new ConnectionRestoredEventRecord(DateTimeOffset.UtcNow, Generation));
         }
         finally
         {
             _reconnect.Release();
         }
+    }
+
+    private readonly ConcurrentDictionary<long, Action> _reopened = new();
+
+    /// <summary>
+    /// Runs <paramref name="action"/> each time <see cref="ReconnectAsync"/> has opened the connection again, before
+    /// it returns (for registrations of one's own on the connection, such as QEMU monitor events). Dispose to stop.
+    /// </summary>
+    internal IDisposable OnReopened(Action action)
+    {
+        var id = Interlocked.Increment(ref _nextListener);
+        _reopened[id] = action;
+        return new Unsubscriber(() => _reopened.TryRemove(id, out _));
     }
 
     /// <summary>True when <paramref name="e"/> came from a connection libvirtd has closed (a retry after <see cref="ReconnectAsync"/> may succeed).</summary>

@@ -47,7 +47,8 @@ public sealed class LibvirtQmpTransport : IQmpTransport
     private readonly Func<string, Task<string>> _passthrough;
     private readonly Channel<JsonObject> _incoming = Channel.CreateUnbounded<JsonObject>(new UnboundedChannelOptions { SingleReader = true });
     private readonly GCHandle _self;
-    private readonly int _callbackId;
+    private readonly IDisposable? _restored;
+    private int _callbackId;
     private int _disposed;
 
     /// <summary>A transport over any passthrough (unit tests use a scripted one); events come through <see cref="PostEvent"/>.</summary>
@@ -64,13 +65,43 @@ public sealed class LibvirtQmpTransport : IQmpTransport
         _self = GCHandle.Alloc(this);
         _incoming.Writer.TryWrite(greeting);
         LibvirtNative.virResetLastError();
-        _callbackId = LibvirtNative.virConnectDomainQemuMonitorEventRegister(domain.Connection.Handle, domain.Handle, null, EventCallback, GCHandle.ToIntPtr(_self), 0, 0);
-        if (_callbackId < 0)
+        try
+        {
+            _callbackId = RegisterEvents(domain);
+        }
+        catch
+        {
+            _self.Free();
+            throw;
+        }
+        // After libvirtd restarted and the connection was opened again, QEMU's events are asked for again on it
+        // (those sent in between are lost, as with libvirt's own events).
+        _restored = domain.Connection.OnReopened(() =>
+        {
+            if (Volatile.Read(ref _disposed) == 0)
+            {
+                try
+                {
+                    _callbackId = RegisterEvents(domain);
+                }
+                catch (LibvirtException)
+                {
+                    // The domain is gone with libvirtd's restart: commands will say so.
+                }
+            }
+        });
+    }
+
+    private int RegisterEvents(LibvirtDomain domain)
+    {
+        LibvirtNative.virResetLastError();
+        var id = LibvirtNative.virConnectDomainQemuMonitorEventRegister(domain.Connection.Handle, domain.Handle, null, EventCallback, GCHandle.ToIntPtr(_self), 0, 0);
+        if (id < 0)
         {
             var (code, dom, msg) = LibvirtException.ReadLastError();
-            _self.Free();
             throw new LibvirtException("virConnectDomainQemuMonitorEventRegister", domain.What, code, dom, msg);
         }
+        return id;
     }
 
     /// <summary>Opens the transport to a running domain's QEMU (the greeting from <c>query-version</c>).</summary>
@@ -168,6 +199,7 @@ public sealed class LibvirtQmpTransport : IQmpTransport
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 0)
         {
+            _restored?.Dispose();
             if (_domain is not null)
             {
                 if (!_domain.Connection.IsClosed)

@@ -51,6 +51,37 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
         Assert.True((await QemuImg.CheckAsync(dest)).IsClean);
     }
 
+    [Fact]
+    public async Task Given_QMP_through_libvirt_opened_before_a_libvirtd_restart_When_a_mirror_runs_after_it_Then_QEMUs_events_still_drive_the_job()
+    {
+        var d = fx.Domain;
+        var source = fx.PathOf("restart-qmp-src.qcow2");
+        await QemuImg.CreateAsync(source, "qcow2", 64 * M);
+        await QemuIo.WritePatternAsync(source, 0, 8 * M, 0x5e);
+        var copy = fx.PathOf("restart-qmp-copy.qcow2");
+        await d.AttachDiskAsync(source, "vde");
+        try
+        {
+            await using var qmp = await LibvirtQmp.ConnectAsync(d);
+            var block = await LibvirtQmp.BlockLayerAsync(d, qmp);
+
+            await RestartLibvirtdAsync();
+
+            // READY and the conclusion come only as QEMU events: they reach the job through the renewed registration.
+            await using var job = await block.StartMirrorAsync("vde", new LabKernel.Block.MirrorTarget.NewFile(copy), new LabKernel.Block.MirrorOptions { Sync = LabKernel.Block.MirrorSync.Full });
+            await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
+            await job.CancelAsync();
+            var result = await job.WaitAsync(TimeSpan.FromMinutes(1));
+            output.WriteLine($"after the restart, through QMP passthrough: {result}");
+            Assert.True(result.Cancelled);
+        }
+        finally
+        {
+            await d.DetachDiskAsync("vde");
+        }
+        Assert.True((await QemuImg.CompareAsync(source, copy)).Identical);
+    }
+
     /// <summary>SIGTERM to the running libvirtd, wait for it to exit, start it again (scripts/libvirtd-up); returns both pids.</summary>
     private static async Task<(int Stopped, int Started)> RestartLibvirtdAsync()
     {

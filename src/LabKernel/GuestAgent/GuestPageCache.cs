@@ -15,10 +15,23 @@ public sealed record GuestPageCache(long DirtyKiB, long WritebackKiB)
     /// <summary>Dirty plus writeback, in bytes: what a snapshot at this instant would miss.</summary>
     public long NotOnDiskBytes => (DirtyKiB + WritebackKiB) * 1024;
 
-    /// <summary>Reads it through the agent (<c>guest-file-read</c> of <c>/proc/meminfo</c>).</summary>
+    /// <summary>
+    /// Reads it through the agent (<c>guest-file-read</c> of <c>/proc/meminfo</c>). The kernel keeps these counters
+    /// per CPU and folds them into the totals in batches, so <c>/proc/meminfo</c> can lag by several pages (16 KiB
+    /// short of a 118 KiB write was seen); reading <c>/proc/sys/vm/stat_refresh</c> first (root only, as the agent
+    /// runs) folds them, so the numbers are exact. Without root the refresh is skipped and the numbers are as read.
+    /// </summary>
     public static async Task<GuestPageCache> ReadAsync(IGuestAgent agent, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(agent);
+        try
+        {
+            await agent.ReadFileAsync("/proc/sys/vm/stat_refresh", cancellationToken).ConfigureAwait(false);
+        }
+        catch (LabException)
+        {
+            // Not root, or an old kernel: the counters stay as the kernel last folded them.
+        }
         return Parse(Encoding.ASCII.GetString(await agent.ReadFileAsync("/proc/meminfo", cancellationToken).ConfigureAwait(false)));
     }
 

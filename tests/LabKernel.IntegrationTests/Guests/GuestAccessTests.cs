@@ -126,4 +126,20 @@ public sealed class GuestAccessTests(GuestFixture fixture)
         var hmp = await fixture.Guest.Machine.Qmp.HumanMonitorCommandAsync("info status");
         Assert.Contains("running", hmp);
     }
+
+    [Fact]
+    public async Task Given_512_KiB_written_without_sync_When_the_page_cache_is_read_Then_it_holds_all_of_it_exactly()
+    {
+        await Agent.ExecAsync(["/bin/sh", "-c", "sync; dd if=/dev/urandom of=/root/dirty.bin bs=64k count=8 status=none"], new GuestExecOptions { Check = true });
+        try
+        {
+            // Folded per-CPU counters (stat_refresh): every page of the write is dirty or under writeback.
+            var cache = await GuestPageCache.ReadAsync(Agent);
+            Assert.True(cache.NotOnDiskBytes >= 512 * 1024, $"Dirty {cache.DirtyKiB} KiB + Writeback {cache.WritebackKiB} KiB");
+        }
+        finally
+        {
+            await Agent.ExecAsync(["/bin/rm", "-f", "/root/dirty.bin"]);
+        }
+    }
 }

@@ -12,6 +12,7 @@ public sealed class Notebook03Tests
 
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
+        Assert.NotEmpty(run.Findings);
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
         // Every part of the document reported something.
         foreach (var part in Enumerable.Range(1, 7))

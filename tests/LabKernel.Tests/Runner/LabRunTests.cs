@@ -30,6 +30,7 @@ public sealed class LabRunTests
         Assert.Equal(7, nb["metadata"]!["lab"]!["parameters"]!["samples"]!.GetValue<int>());
         // Execution counts run 1..N over executed cells; every executed cell has timing and status.
         var executed = cells.Where(c => c["cell_type"]!.GetValue<string>() == "code" && c["execution_count"] is not null).ToList();
+        Assert.NotEmpty(executed);
         Assert.Equal(Enumerable.Range(1, executed.Count), executed.Select(c => c["execution_count"]!.GetValue<int>()));
         Assert.All(executed, c =>
         {

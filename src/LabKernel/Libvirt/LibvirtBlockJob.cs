@@ -109,9 +109,7 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
         Outcome = b.Status;
         if (b.Status == LibvirtBlockJobStatus.Failed)
         {
-            var ex = new BlockJobFailedException(Disk, Type, $"libvirt reported the {Type} job on {_domain.Name} {Disk} FAILED", []);
-            _ready.TrySetException(ex);
-            _completion.TrySetException(ex);
+            Fail(new BlockJobFailedException(Disk, Type, $"libvirt reported the {Type} job on {_domain.Name} {Disk} FAILED", []));
         }
         else
         {

@@ -45,7 +45,6 @@ public abstract record LibvirtDomainEvent(string Domain, DateTimeOffset At);
 /// <summary>A lifecycle event: started, stopped, shutdown, ... with libvirt's detail code.</summary>
 public sealed record DomainLifecycleEventRecord(string Domain, DateTimeOffset At, DomainLifecycleEvent Event, int Detail) : LibvirtDomainEvent(Domain, At);
 
-/// <summary>A <c>VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2</c> event: the disk is named by its target (<c>vda</c>).</summary>
 /// <summary>
 /// The connection to libvirtd closed under the lab (libvirtd restarted or stopped, keepalive lost); <c>Reason</c> is
 /// libvirt's <c>virConnectCloseReason</c> (0 error, 1 end of file, 2 keepalive, 3 client). Domain is empty.
@@ -55,6 +54,7 @@ public sealed record ConnectionClosedEventRecord(DateTimeOffset At, int Reason) 
 /// <summary>The lab opened the connection again (<see cref="LibvirtConnection.ReconnectAsync"/>); Domain is empty.</summary>
 public sealed record ConnectionRestoredEventRecord(DateTimeOffset At, int Generation) : LibvirtDomainEvent("", At);
 
+/// <summary>A <c>VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2</c> event: the disk is named by its target (<c>vda</c>).</summary>
 public sealed record BlockJobEventRecord(string Domain, DateTimeOffset At, string Disk, LibvirtBlockJobType Type, LibvirtBlockJobStatus Status) : LibvirtDomainEvent(Domain, At);
 
 /// <summary>

@@ -1,3 +1,4 @@
+using LabKernel.Jobs;
 using LabKernel.Block;
 using LabKernel.Images;
 using LabKernel.Machines;
@@ -79,6 +80,24 @@ public sealed class BlockLab : IAsyncDisposable
         // HMP qemu-io prints its report to QEMU's stdout, so only errors show up in the reply.
         Assert.DoesNotContain("rror", output);
         Assert.DoesNotContain("fail", output, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="job"/> has copied part of its data but not all, sampling its progress (events come
+    /// only at status changes: a mirror's next one is READY, when the copy is whole), within a minute. Returns that sample.
+    /// </summary>
+    public static async Task<BlockJobProgress> WaitPartWayAsync(BlockJob job)
+    {
+        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        await foreach (var p in job.SampleEveryAsync(TimeSpan.FromMilliseconds(100), limit.Token))
+        {
+            if (p.Offset > 0 && p.Offset < p.Length)
+            {
+                return p;
+            }
+        }
+        Assert.Fail($"{job.Type} job {job.Id} never seen part-way (last: {job.Last})");
+        return job.Last;
     }
 
     public static async Task AssertPatternAsync(string image, long offset, long length, byte pattern)

@@ -102,19 +102,7 @@ public sealed class KilledQemuTests : IAsyncLifetime
     /// </summary>
     private async Task KillOnceUnderWayAsync(QemuMachine machine, BlockJob job)
     {
-        // Events come only at status changes (a mirror's next one is READY, when the copy is whole), so the job's
-        // progress is sampled until it is part-way, with a limit.
-        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-        BlockJobProgress? partWay = null;
-        await foreach (var p in job.SampleEveryAsync(TimeSpan.FromMilliseconds(100), limit.Token))
-        {
-            if (p.Offset > 0 && p.Offset < p.Length)
-            {
-                partWay = p;
-                break;
-            }
-        }
-        Assert.True(partWay is not null, $"{job.Type} job {job.Id} never seen part-way (last: {job.Last})");
+        await WaitPartWayAsync(job);
         Process.GetProcessById(machine.ProcessId).Kill();
 
         var clock = Stopwatch.StartNew();

@@ -36,6 +36,12 @@ public sealed record LabGuestOptions
     /// </summary>
     public IReadOnlyList<string> DataDisks { get; init; } = [];
 
+    /// <summary>
+    /// With a user's domain: where a new file of the lab's goes, given its role and file name (the overlays of the
+    /// domain's other disks); returns the full path, registered as the lab's. Null: in <see cref="WorkFolder"/>.
+    /// </summary>
+    public Func<string, string, string>? NewFile { get; init; }
+
     public int MemoryMiB { get; init; } = 1024;
 
     /// <summary>Time limit for the guest agent to answer after start.</summary>

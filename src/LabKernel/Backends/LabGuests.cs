@@ -78,11 +78,15 @@ public static class LabGuests
         return (known, images);
     }
 
-    /// <summary>Creates <paramref name="overlays"/> (lowest first) as a qcow2 chain on <paramref name="baseImage"/>; returns the top.</summary>
-    internal static async Task<string> CreateChainAsync(string baseImage, IReadOnlyList<string> overlays, CancellationToken cancellationToken)
+    /// <summary>
+    /// Creates <paramref name="overlays"/> (lowest first) as a qcow2 chain on <paramref name="baseImage"/>; returns the
+    /// top. <paramref name="baseFormat"/> is the base's format when known (a user's definition says it; probing a raw
+    /// image could read a guest-written header as a format).
+    /// </summary>
+    internal static async Task<string> CreateChainAsync(string baseImage, IReadOnlyList<string> overlays, CancellationToken cancellationToken, string? baseFormat = null)
     {
         var below = baseImage;
-        var belowFormat = (await QemuImg.InfoAsync(baseImage, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
+        var belowFormat = string.IsNullOrEmpty(baseFormat) ? (await QemuImg.InfoAsync(baseImage, cancellationToken: cancellationToken).ConfigureAwait(false)).Format : baseFormat;
         foreach (var o in overlays)
         {
             var path = Path.GetFullPath(o);

@@ -57,20 +57,29 @@ public sealed class LibvirtLabGuest : ILabGuest
 
     private async Task<int> PointBackAsync(UserDomainState user)
     {
-        var persistent = (await Domain.ListDisksAsync(inactive: true).ConfigureAwait(false)).First(d => d.Target == Disk);
-        if (!BackingChain.SameFile(persistent.Source, user.PersistentSource) || persistent.Format != user.PersistentFormat)
+        var persistent = await Domain.ListDisksAsync(inactive: true).ConfigureAwait(false);
+        var moves = new List<(string Target, string File, string? Format)>();
+        foreach (var d in user.Disks)
         {
-            await Domain.SetPersistentDiskSourceAsync(Disk, user.PersistentSource, user.PersistentFormat.Length > 0 ? user.PersistentFormat : null).ConfigureAwait(false);
+            var now = persistent.FirstOrDefault(p => p.Target == d.Target);
+            if (now is null || !BackingChain.SameFile(now.Source, d.Source) || now.Format != d.Format)
+            {
+                moves.Add((d.Target, d.Source, d.Format.Length > 0 ? d.Format : null));
+            }
         }
+        await Domain.SetPersistentDiskSourcesAsync(moves).ConfigureAwait(false);
         var dropped = (await Domain.Snapshots.DropMetadataExceptAsync(user.SnapshotNames).ConfigureAwait(false)).Count;
         if (await Domain.GetStateAsync().ConfigureAwait(false) != DomainState.ShutOff)
         {
-            Host.LabWarnings.Raise($"domain '{Name}' still runs on the lab's overlay; its definition names {user.PersistentSource} again, so a restart returns it to your image");
+            Host.LabWarnings.Raise($"domain '{Name}' still runs on the lab's overlays; its definition names your images ({string.Join(", ", user.Disks.Select(d => Path.GetFileName(d.Source)))}) again, so a restart returns it to them");
         }
         return dropped;
     }
 
-    private sealed record UserDomainState(bool WasRunning, string PersistentSource, string PersistentFormat, IReadOnlyList<string> SnapshotNames, bool Quiesced, string Sha256AtTakeOver, string? QuiesceRefusal = null);
+    /// <summary>One disk of a user's domain as the lab found it: its own active image and format.</summary>
+    private sealed record UserDisk(string Target, string Source, string Format);
+
+    private sealed record UserDomainState(bool WasRunning, IReadOnlyList<UserDisk> Disks, IReadOnlyList<string> SnapshotNames, bool Quiesced, ImageHashes AtTakeOver, string? QuiesceRefusal = null);
 
     /// <summary>The libvirt domain, for what only libvirt offers (snapshot metadata, blockcopy, monitor passthrough).</summary>
     public LibvirtDomain Domain { get; }
@@ -80,7 +89,7 @@ public sealed class LibvirtLabGuest : ILabGuest
 
     public DomainHandBack? HandBack { get; private set; }
 
-    public DomainTakeOver? TakeOver => _user is { } u ? new DomainTakeOver(Domain.Name, Disk, u.WasRunning, u.WasRunning && u.Quiesced, u.QuiesceRefusal) : null;
+    public DomainTakeOver? TakeOver => _user is { } u ? new DomainTakeOver(Domain.Name, Disk, u.WasRunning, u.WasRunning && u.Quiesced, u.QuiesceRefusal) { Disks = [.. u.Disks.Select(d => d.Target)] } : null;
 
     public string Backend => "libvirt";
     public string Name => Domain.Name;
@@ -98,7 +107,7 @@ public sealed class LibvirtLabGuest : ILabGuest
 
     public string Description => _user is null
         ? $"the embedded guest as libvirt domain '{Name}' on {_connection.Uri} ({_embedded!.Accelerator.Name}: {_embedded.Accelerator.Reason}), agent up {BootToAgent?.TotalSeconds:0.0} s after start"
-        : $"your libvirt domain '{Name}' on {_connection.Uri}, disk {Disk}: the lab writes only into its own overlays above {BaseImage}"
+        : $"your libvirt domain '{Name}' on {_connection.Uri}, disk {Disk}: every disk ({string.Join(", ", _user.Disks.Select(d => d.Target))}) runs on the lab's own overlays, the lab works on {Disk} above {BaseImage}"
           + (_user.WasRunning ? (_user.Quiesced ? " (first overlay taken live with the guest's filesystems frozen)" : " (first overlay taken live without quiescing: the guest agent could not freeze)") : " (overlays put on before the lab started it)")
           + (BootToAgent is { } b ? $"; started by the lab, agent up after {b.TotalSeconds:0.0} s" : "");
 
@@ -150,31 +159,44 @@ public sealed class LibvirtLabGuest : ILabGuest
                 ?? throw new LabUsageException(wanted is null
                     ? $"domain '{name}' has no file-backed disk to work on"
                     : $"domain '{name}' has no disk {wanted} (it has {string.Join(", ", persistentDisks.Select(d => d.Target))})");
+            // Every writable disk goes onto a lab overlay, not only the one worked on: libvirt's internal snapshots and
+            // reverts write every qcow2 disk, and a destroy is a power cut for each filesystem on a disk.
+            var covered = DisksToCover(name, persistentDisks, disk.Target);
             var snapshots = (await domain.Snapshots.ListAsync(cancellationToken).ConfigureAwait(false)).Select(s => s.Name).ToArray();
             var state = await domain.GetStateAsync(cancellationToken).ConfigureAwait(false);
             var wasRunning = state == DomainState.Running;
+            if (!wasRunning && state != DomainState.ShutOff)
+            {
+                var described = state switch
+                {
+                    DomainState.Paused => "paused",
+                    DomainState.PmSuspended => "suspended by its guest (power management)",
+                    DomainState.ShuttingDown => "shutting down",
+                    DomainState.Crashed => "crashed",
+                    _ => state.ToString().ToLowerInvariant(),
+                };
+                throw new LabUsageException($"domain '{name}' is {described}: resume it or shut it off first");
+            }
+            // The user's images, every layer of every disk: the evidence the hand-back compares.
+            var images = await UserImagesAsync(persistentDisks, cancellationToken).ConfigureAwait(false);
+            var overlays = covered.ToDictionary(d => d.Target, d => d.Target == disk.Target
+                ? Path.GetFullPath(options.Overlays[0])
+                : Path.GetFullPath(options.NewFile?.Invoke($"{d.Target}-overlay", $"{d.Target}-lab.qcow2") ?? Path.Combine(options.WorkFolder, $"{d.Target}-lab.qcow2")));
             TimeSpan? boot = null;
-            var chainMadeOffline = false;
-            string? takeOverHash = null;
+            ImageHashes? hashes = null;
+            var quiesced = false;
+            string? quiesceRefusal = null;
             if (!wasRunning)
             {
-                if (state != DomainState.ShutOff)
+                // Shut off: the lab's overlays go on before the first boot, so not even the boot writes the user's images.
+                hashes = await ImageHashes.TakeAsync(images, cancellationToken).ConfigureAwait(false);
+                var tops = new List<(string Target, string File, string? Format)>();
+                foreach (var d in covered)
                 {
-                    var described = state switch
-                    {
-                        DomainState.Paused => "paused",
-                        DomainState.PmSuspended => "suspended by its guest (power management)",
-                        DomainState.ShuttingDown => "shutting down",
-                        DomainState.Crashed => "crashed",
-                        _ => state.ToString().ToLowerInvariant(),
-                    };
-                    throw new LabUsageException($"domain '{name}' is {described}: resume it or shut it off first");
+                    var chain = d.Target == disk.Target ? options.Overlays : [overlays[d.Target]];
+                    tops.Add((d.Target, await LabGuests.CreateChainAsync(d.Source, chain, cancellationToken, d.Format).ConfigureAwait(false), "qcow2"));
                 }
-                // Shut off: the lab's overlays go on before the first boot, so not even the boot writes the user's image.
-                takeOverHash = await FileHash.Sha256Async(disk.Source, cancellationToken).ConfigureAwait(false);
-                var top = await LabGuests.CreateChainAsync(disk.Source, options.Overlays, cancellationToken).ConfigureAwait(false);
-                await domain.SetPersistentDiskSourceAsync(disk.Target, top, "qcow2", cancellationToken).ConfigureAwait(false);
-                chainMadeOffline = true;
+                await domain.SetPersistentDiskSourcesAsync(tops, cancellationToken).ConfigureAwait(false);
                 await domain.StartAsync(cancellationToken).ConfigureAwait(false);
             }
             try
@@ -186,32 +208,34 @@ public sealed class LibvirtLabGuest : ILabGuest
             {
                 throw new LabException($"domain '{name}': {e.Message}; the notebooks drive the guest through qemu-guest-agent, so the guest needs it running and the domain an org.qemu.guest_agent.0 channel");
             }
-            var quiesced = false;
-            string? quiesceRefusal = null;
-            for (var i = 0; i < (chainMadeOffline ? 0 : options.Overlays.Count); i++)
+            if (wasRunning)
             {
-                var overlay = Path.GetFullPath(options.Overlays[i]);
-                var snap = $"lab-setup-{Path.GetFileNameWithoutExtension(overlay)}-{Guid.NewGuid().ToString("N")[..6]}";
-                if (i == 0)
+                // Running: one atomic disk-only snapshot moves every disk onto its lab overlay at the same instant,
+                // quiesced when the agent can freeze; the worked-on disk then gets the rest of its starting chain.
+                var specs = covered.Select(d => new DiskSnapshotSpec(d.Target, overlays[d.Target])).ToArray();
+                var snap = $"lab-setup-{Guid.NewGuid().ToString("N")[..6]}";
+                try
                 {
-                    try
-                    {
-                        await domain.Snapshots.CreateDiskOnlyAsync(snap, [new DiskSnapshotSpec(disk.Target, overlay)], metadata: false, quiesce: true, cancellationToken: cancellationToken).ConfigureAwait(false);
-                        quiesced = true;
-                        continue;
-                    }
-                    catch (LibvirtException e) when (!File.Exists(overlay))
-                    {
-                        // The agent cannot freeze (no fsfreeze, or a filesystem that refuses it): take it unquiesced,
-                        // and say so (DomainTakeOver becomes a finding).
-                        quiesceRefusal = e.Message;
-                    }
+                    await domain.Snapshots.CreateDiskOnlyAsync(snap, specs, metadata: false, quiesce: true, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    quiesced = true;
                 }
-                await domain.Snapshots.CreateDiskOnlyAsync(snap, [new DiskSnapshotSpec(disk.Target, overlay)], metadata: false, cancellationToken: cancellationToken).ConfigureAwait(false);
+                catch (LibvirtException e) when (specs.All(o => !File.Exists(o.OverlayFile)))
+                {
+                    // The agent cannot freeze (no fsfreeze, or a filesystem that refuses it): take it unquiesced,
+                    // and say so (DomainTakeOver becomes a finding).
+                    quiesceRefusal = e.Message;
+                    await domain.Snapshots.CreateDiskOnlyAsync(snap, specs, metadata: false, cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
+                for (var i = 1; i < options.Overlays.Count; i++)
+                {
+                    var overlay = Path.GetFullPath(options.Overlays[i]);
+                    var next = $"lab-setup-{Path.GetFileNameWithoutExtension(overlay)}-{Guid.NewGuid().ToString("N")[..6]}";
+                    await domain.Snapshots.CreateDiskOnlyAsync(next, [new DiskSnapshotSpec(disk.Target, overlay)], metadata: false, cancellationToken: cancellationToken).ConfigureAwait(false);
+                }
+                // From here on the user's images are read-only backing files: their bytes now are the evidence.
+                hashes = await ImageHashes.TakeAsync(images, cancellationToken).ConfigureAwait(false);
             }
-            // From here on the user's image is a read-only backing file: its bytes now are the evidence for the hand-back.
-            takeOverHash ??= await FileHash.Sha256Async(disk.Source, cancellationToken).ConfigureAwait(false);
-            var found = new UserDomainState(wasRunning, disk.Source, disk.Format, snapshots, quiesced || chainMadeOffline, takeOverHash, quiesceRefusal);
+            var found = new UserDomainState(wasRunning, [.. covered.Select(d => new UserDisk(d.Target, d.Source, d.Format))], snapshots, quiesced || !wasRunning, hashes!, quiesceRefusal);
             return new LibvirtLabGuest(connection, domain, disk.Target, disk.Source, null, found, boot, options);
         }
         catch
@@ -220,6 +244,50 @@ public sealed class LibvirtLabGuest : ILabGuest
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// The disks of a user's domain that get a lab overlay: every writable one with a source (read-only disks are
+    /// never written). A writable disk the lab cannot put an overlay on (network, pool volume) refuses the take-over.
+    /// </summary>
+    internal static IReadOnlyList<DomainDisk> DisksToCover(string domain, IReadOnlyList<DomainDisk> disks, string worked)
+    {
+        var covered = new List<DomainDisk>();
+        foreach (var d in disks)
+        {
+            if (d.ReadOnly && d.Target != worked)
+            {
+                continue;
+            }
+            if (d.SourceType is not ("file" or "block") || d.Source.Length == 0)
+            {
+                if (d.Target != worked && d.Source.Length == 0 && d.SourceType is "file" or "block")
+                {
+                    continue; // no medium
+                }
+                throw new LabUsageException($"domain '{domain}' disk {d.Target} is a {d.SourceType} disk{(d.Source.Length == 0 ? " with no local source" : "")}: the lab puts its overlay on every writable disk of your domain and can only do that over a local file or block device");
+            }
+            covered.Add(d);
+        }
+        return covered;
+    }
+
+    /// <summary>Every layer of every disk (active first, from the image headers), each with the disk it belongs to.</summary>
+    private static async Task<IReadOnlyList<(string Disk, string Image)>> UserImagesAsync(IReadOnlyList<DomainDisk> disks, CancellationToken cancellationToken)
+    {
+        var images = new List<(string Disk, string Image)>();
+        foreach (var d in disks.Where(d => d.Source.Length > 0 && d.SourceType is "file" or "block"))
+        {
+            var chain = await QemuImg.GetBackingChainAsync(d.Source, format: d.Format.Length > 0 ? d.Format : null, cancellationToken: cancellationToken).ConfigureAwait(false);
+            foreach (var layer in chain.Layers.Select(l => l.Filename).Where(File.Exists))
+            {
+                if (images.All(i => !BackingChain.SameFile(i.Image, layer)))
+                {
+                    images.Add((d.Target, Path.GetFullPath(layer)));
+                }
+            }
+        }
+        return images;
     }
 
     public int? QemuProcessId => Domain.QemuProcessId;
@@ -323,7 +391,7 @@ public sealed class LibvirtLabGuest : ILabGuest
     private async Task HandBackAsync()
     {
         var user = _user!;
-        var entry = Journal.LabJournal.Current.Begin("libvirt", $"hand {Name} back: {Disk} on {Path.GetFileName(user.PersistentSource)}, {(user.WasRunning ? "running" : "shut off")}");
+        var entry = Journal.LabJournal.Current.Begin("libvirt", $"hand {Name} back: {string.Join(", ", user.Disks.Select(d => $"{d.Target} on {Path.GetFileName(d.Source)}"))}, {(user.WasRunning ? "running" : "shut off")}");
         try
         {
             if (await Domain.GetStateAsync().ConfigureAwait(false) != DomainState.ShutOff)
@@ -332,20 +400,26 @@ public sealed class LibvirtLabGuest : ILabGuest
             }
             var dropped = await PointBackAsync(user).ConfigureAwait(false);
             _exitHook?.Dispose();
-            var handBackHash = await FileHash.Sha256Async(user.PersistentSource).ConfigureAwait(false);
-            var now = (await Domain.ListDisksAsync(inactive: true).ConfigureAwait(false)).First(d => d.Target == Disk);
-            if (!BackingChain.SameFile(now.Source, user.PersistentSource))
+            // Before the domain runs on them again: every image of every disk, compared with the take-over.
+            var atHandBack = await ImageHashes.TakeAsync(user.AtTakeOver.Images, CancellationToken.None).ConfigureAwait(false);
+            var now = await Domain.ListDisksAsync(inactive: true).ConfigureAwait(false);
+            foreach (var d in user.Disks)
             {
-                throw new LabException($"could not put domain '{Name}' back on {user.PersistentSource}: its definition names {now.Source}");
+                var named = now.FirstOrDefault(n => n.Target == d.Target)?.Source ?? "(no such disk)";
+                if (!BackingChain.SameFile(named, d.Source))
+                {
+                    throw new LabException($"could not put domain '{Name}' {d.Target} back on {d.Source}: its definition names {named}");
+                }
             }
             if (user.WasRunning)
             {
                 await Domain.StartAsync().ConfigureAwait(false);
                 await Domain.WaitForAgentAsync(_agentTimeout).ConfigureAwait(false);
             }
-            var summary = $"domain '{Name}' {Disk} back on {user.PersistentSource}, {(user.WasRunning ? "running again" : "shut off as found")}; dropped {dropped} snapshot record(s) the lab made; "
-                + (user.Sha256AtTakeOver == handBackHash ? "the image's SHA-256 is unchanged since the take-over" : "THE IMAGE'S SHA-256 CHANGED since the take-over");
-            HandBack = new DomainHandBack(Name, Disk, user.PersistentSource, user.Sha256AtTakeOver, handBackHash, summary);
+            var evidence = user.AtTakeOver.Compare(atHandBack);
+            var summary = $"domain '{Name}' back on its own images ({string.Join(", ", user.Disks.Select(d => $"{d.Target}: {Path.GetFileName(d.Source)}"))}), {(user.WasRunning ? "running again" : "shut off as found")}; dropped {dropped} snapshot record(s) the lab made; "
+                + (evidence.All(e => e.Unchanged) ? $"the SHA-256 of all {evidence.Count} images is unchanged since the take-over" : $"THE SHA-256 CHANGED since the take-over: {string.Join(", ", evidence.Where(e => !e.Unchanged).Select(e => Path.GetFileName(e.Image)))}");
+            HandBack = new DomainHandBack(Name, Disk, evidence, atHandBack.Elapsed, atHandBack.Bytes, summary);
             entry.Complete(summary);
         }
         catch (Exception e)

@@ -47,6 +47,26 @@ public static class LabFiles
         }
     }
 
+    /// <summary>
+    /// The guard for what libvirt or QEMU will write on the lab's behalf: refuses
+    /// (<see cref="ForeignImageException"/>, naming the first such image) unless every one of
+    /// <paramref name="paths"/> is the lab's or among <paramref name="namedByCaller"/>. Called with the list of
+    /// images an operation writes (for an internal snapshot, every writable qcow2 disk of the domain) before anything
+    /// is sent, so a refusal changes nothing.
+    /// </summary>
+    public static void EnsureMayModifyAll(IEnumerable<string> paths, string operation, IReadOnlyCollection<string>? namedByCaller = null)
+    {
+        ArgumentNullException.ThrowIfNull(paths);
+        var named = new HashSet<string>((namedByCaller ?? []).Select(Normalize), StringComparer.Ordinal);
+        foreach (var path in paths)
+        {
+            if (!named.Contains(Normalize(path)) && !IsLabMade(path))
+            {
+                throw new ForeignImageException(Normalize(path), operation);
+            }
+        }
+    }
+
     /// <summary>Deletes <paramref name="path"/> if the lab made it; returns whether it did. Never deletes anything else.</summary>
     public static bool DeleteIfLabMade(string path)
     {

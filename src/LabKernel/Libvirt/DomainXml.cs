@@ -13,6 +13,15 @@ public sealed record DomainDisk(string Target, string Bus, string Format, IReadO
     /// <summary>Format of each layer in <see cref="Chain"/> (from <c>driver</c> and each <c>backingStore/format</c>); empty when unknown.</summary>
     public IReadOnlyList<string> Formats { get; init; } = [];
 
+    /// <summary>
+    /// The disk is attached read-only (<c>&lt;readonly/&gt;</c>): neither QEMU nor libvirt writes it, and libvirt's
+    /// snapshots leave it out.
+    /// </summary>
+    public bool ReadOnly { get; init; }
+
+    /// <summary>The disk's <c>type</c>: <c>file</c>, <c>block</c>, <c>network</c>, <c>volume</c>, ...</summary>
+    public string SourceType { get; init; } = "file";
+
     /// <summary>libvirt's <c>index</c> of each layer (<c>vda[2]</c> names layer 2 in block-job calls); null when the XML has none.</summary>
     public IReadOnlyList<int?> Indexes { get; init; } = [];
 
@@ -198,7 +207,13 @@ public static class DomainXml
                 indexes.Add(IndexOf(bs));
                 bs = bs.Element("backingStore");
             }
-            disks.Add(new DomainDisk(target, bus, format, chain) { Formats = formats, Indexes = indexes });
+            disks.Add(new DomainDisk(target, bus, format, chain)
+            {
+                Formats = formats,
+                Indexes = indexes,
+                ReadOnly = d.Element("readonly") is not null,
+                SourceType = (string?)d.Attribute("type") ?? "file",
+            });
         }
         return disks;
     }
@@ -243,6 +258,19 @@ public static class DomainXml
         disk.Element("source")?.SetAttributeValue("index", null);
         disk.Elements("backingStore").Remove();
         return doc.ToString();
+    }
+
+    /// <summary>
+    /// <see cref="WithDiskSource"/> for several disks in one definition: each (target, file, format) in turn.
+    /// </summary>
+    public static string WithDiskSources(string xml, IEnumerable<(string Target, string File, string? Format)> disks)
+    {
+        ArgumentNullException.ThrowIfNull(disks);
+        foreach (var (target, file, format) in disks)
+        {
+            xml = WithDiskSource(xml, target, file, format);
+        }
+        return xml;
     }
 
     /// <summary>The <c>&lt;disk&gt;</c> element of disk <paramref name="target"/>, for detach.</summary>

@@ -292,6 +292,21 @@ public sealed class LibvirtDomain : IDisposable
         using var _ = await Connection.DefineDomainAsync(xml, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Redefines the persistent domain with each listed disk on its new file (and format), in one definition: the
+    /// take-over and the hand-back of a user's domain move every disk at once.
+    /// </summary>
+    public async Task SetPersistentDiskSourcesAsync(IReadOnlyList<(string Target, string File, string? Format)> disks, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(disks);
+        if (disks.Count == 0)
+        {
+            return;
+        }
+        var xml = DomainXml.WithDiskSources(await GetXmlAsync(inactive: true, cancellationToken).ConfigureAwait(false), disks.Select(d => (d.Target, Path.GetFullPath(d.File), d.Format)));
+        using var _ = await Connection.DefineDomainAsync(xml, cancellationToken).ConfigureAwait(false);
+    }
+
     // ---------------------------------------------------------------- consistency
 
     /// <summary>Records a disk's chain and the snapshot names, so <see cref="RestoreChainAsync"/> can bring both back.</summary>

@@ -80,12 +80,39 @@ public sealed class LibvirtSnapshots
 
     /// <summary>
     /// An internal snapshot (flags 0, no disk list): for a running domain libvirt saves memory and every qcow2 disk
-    /// inside the active images (QEMU savevm); for a shut-off one, the disks only.
+    /// inside the active images (QEMU savevm); for a shut-off one, the disks only. Every writable qcow2 disk of the
+    /// domain is written, so each one's active image must be the lab's or named in <paramref name="allowImages"/>;
+    /// otherwise the call is refused before libvirt is asked (<see cref="Host.ForeignImageException"/>).
     /// </summary>
-    public Task<string> CreateInternalAsync(string name, string? description = null, CancellationToken cancellationToken = default)
+    public async Task<string> CreateInternalAsync(string name, string? description = null, IReadOnlyCollection<string>? allowImages = null, CancellationToken cancellationToken = default)
     {
+        await GuardInternalAsync($"store internal snapshot '{name}' of domain '{_domain.Name}' inside its disks", allowImages, cancellationToken).ConfigureAwait(false);
         var xml = new XElement("domainsnapshot", new XElement("name", name), description is null ? null : new XElement("description", description)).ToString();
-        return CreateAsync(xml, 0, $"virDomainSnapshotCreateXML({_domain.Name}, {name}: internal, 0)", [], cancellationToken).ContinueWith(_ => name, cancellationToken, TaskContinuationOptions.OnlyOnRanToCompletion, TaskScheduler.Default);
+        await CreateAsync(xml, 0, $"virDomainSnapshotCreateXML({_domain.Name}, {name}: internal, 0)", [], cancellationToken).ConfigureAwait(false);
+        return name;
+    }
+
+    /// <summary>
+    /// The images an internal snapshot of the domain writes (taking, reverting or deleting one): the active image of
+    /// every disk that is writable and qcow2, from the live definition (the persistent one when shut off).
+    /// </summary>
+    public async Task<IReadOnlyList<string>> ImagesAnInternalSnapshotWritesAsync(CancellationToken cancellationToken = default)
+    {
+        var off = await _domain.GetStateAsync(cancellationToken).ConfigureAwait(false) == DomainState.ShutOff;
+        return ImagesAnInternalSnapshotWrites(await _domain.ListDisksAsync(inactive: off, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>As <see cref="ImagesAnInternalSnapshotWritesAsync"/>, from a list of disks.</summary>
+    public static IReadOnlyList<string> ImagesAnInternalSnapshotWrites(IReadOnlyList<DomainDisk> disks)
+    {
+        ArgumentNullException.ThrowIfNull(disks);
+        return [.. disks.Where(d => !d.ReadOnly && d.Source.Length > 0 && d.Format == "qcow2").Select(d => d.Source)];
+    }
+
+    private async Task GuardInternalAsync(string operation, IReadOnlyCollection<string>? allowImages, CancellationToken cancellationToken)
+    {
+        var images = await ImagesAnInternalSnapshotWritesAsync(cancellationToken).ConfigureAwait(false);
+        Host.LabFiles.EnsureMayModifyAll(images, operation, allowImages);
     }
 
     /// <summary>
@@ -226,13 +253,19 @@ public sealed class LibvirtSnapshots
             LibvirtRuntime.Call("virDomainSnapshotDelete", _domain.What, $"virDomainSnapshotDelete({_domain.Name}/{name}, METADATA_ONLY)", () => LibvirtNative.virDomainSnapshotDelete(h, Vir.SnapshotDeleteMetadataOnly));
         }, cancellationToken);
 
-    /// <summary><c>virDomainSnapshotDelete(0)</c>: delete an internal snapshot's data and metadata (libvirt 9.0 refuses external ones).</summary>
-    public Task DeleteAsync(string name, CancellationToken cancellationToken = default) =>
-        _domain.Run(() =>
+    /// <summary>
+    /// <c>virDomainSnapshotDelete(0)</c>: delete an internal snapshot's data and metadata (libvirt 9.0 refuses external
+    /// ones). The data is removed from every writable qcow2 disk, so the same guard as for taking one applies.
+    /// </summary>
+    public async Task DeleteAsync(string name, IReadOnlyCollection<string>? allowImages = null, CancellationToken cancellationToken = default)
+    {
+        await GuardInternalAsync($"delete internal snapshot '{name}' of domain '{_domain.Name}' from its disks", allowImages, cancellationToken).ConfigureAwait(false);
+        await _domain.Run(() =>
         {
             using var h = Lookup(name);
             LibvirtRuntime.Call("virDomainSnapshotDelete", _domain.What, $"virDomainSnapshotDelete({_domain.Name}/{name}, 0)", () => LibvirtNative.virDomainSnapshotDelete(h, 0));
-        }, cancellationToken);
+        }, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>
     /// <c>virDomainRevertToSnapshot</c> of an internal snapshot (RUNNING to leave the guest running). External
@@ -253,6 +286,11 @@ public sealed class LibvirtSnapshots
         if (info.IsExternal && !askLibvirtForExternal)
         {
             throw new LabUsageException($"snapshot '{name}' of domain '{_domain.Name}' is external: libvirt {_domain.Connection.GetLibraryVersion()} cannot revert it; use Snapshots.RevertExternalAsync");
+        }
+        if (!info.IsExternal)
+        {
+            // Reverting an internal snapshot rewrites every disk that holds it.
+            await GuardInternalAsync($"revert domain '{_domain.Name}' to internal snapshot '{name}' (it rewrites its disks)", null, cancellationToken).ConfigureAwait(false);
         }
         await _domain.Run(() =>
         {

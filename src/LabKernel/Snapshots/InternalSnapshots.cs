@@ -103,6 +103,17 @@ public static class InternalSnapshots
         {
             throw new LabUsageException("name at least one disk");
         }
+        // The guard sees what QEMU will write: the job writes the named disks' active images, HMP every writable one.
+        var written = new List<string>();
+        foreach (var d in disks)
+        {
+            written.Add((await block.QueryChainAsync(d, cancellationToken).ConfigureAwait(false)).Active.Filename);
+        }
+        if (path == InternalSnapshotPath.HumanMonitor)
+        {
+            written.AddRange(await WritableActiveImagesAsync(block, cancellationToken).ConfigureAwait(false));
+        }
+        Host.LabFiles.EnsureMayModifyAll(written, $"{jobCommand} internal snapshot '{tag}' inside {string.Join(", ", disks)}");
         var entry = LabJournal.Current.Begin("block", $"{jobCommand} {tag} ({string.Join(", ", disks)})");
         try
         {
@@ -116,7 +127,8 @@ public static class InternalSnapshots
                 }
                 catch (QmpErrorException e) when (e.ErrorClass == "CommandNotFound")
                 {
-                    // QEMU before 6.0: fall back to the human monitor.
+                    // QEMU before 6.0: fall back to the human monitor, which writes every writable disk.
+                    Host.LabFiles.EnsureMayModifyAll(await WritableActiveImagesAsync(block, cancellationToken).ConfigureAwait(false), $"{hmp} {tag} (HMP writes every writable disk)");
                 }
             }
             var output = await block.Qmp.HumanMonitorCommandAsync($"{hmp} {tag}", block.JobTimeout, cancellationToken).ConfigureAwait(false);
@@ -133,6 +145,16 @@ public static class InternalSnapshots
             entry.Fail(e.Message);
             throw;
         }
+    }
+
+    /// <summary>The active image of every writable drive QEMU has (<c>query-block</c>): what HMP savevm/loadvm/delvm write.</summary>
+    private static async Task<IReadOnlyList<string>> WritableActiveImagesAsync(BlockLayer block, CancellationToken cancellationToken)
+    {
+        var blocks = await block.Qmp.ExecuteAsync("query-block", cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [];
+        return [.. blocks.OfType<JsonObject>()
+            .Select(b => b["inserted"] as JsonObject)
+            .Where(i => i is not null && i["ro"]?.GetValue<bool>() != true && i["file"] is JsonValue)
+            .Select(i => i!["file"]!.GetValue<string>())];
     }
 
     private static async Task RunJobAsync(BlockLayer block, string command, string tag, IReadOnlyList<string> disks, string? vmStateDisk, CancellationToken cancellationToken)

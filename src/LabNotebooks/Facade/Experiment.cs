@@ -184,10 +184,9 @@ public sealed class Experiment : IAsyncDisposable
         var added = new Findings();
         if (Guest.HandBack is { } handBack)
         {
-            // Your domain: the evidence that the lab wrote only its own overlays, never your image.
-            var claim = $"Your domain's image ({handBack.Disk}) was not written between take-over and hand-back";
-            Findings.Check(claim, handBack.ImageUnchanged, handBack.Evidence);
-            added.Check(claim, handBack.ImageUnchanged, handBack.Evidence);
+            // Your domain: the evidence that the lab wrote only its own overlays, never any image of any of your disks.
+            Findings.Check(handBack.Claim, handBack.ImagesUnchanged, handBack.Evidence);
+            added.Check(handBack.Claim, handBack.ImagesUnchanged, handBack.Evidence);
         }
         var cleanup = await Run.CleanUpAsync(cancellationToken).ConfigureAwait(false);
         return new ExperimentEnd(cleanup, Guest.HandBack?.Summary, added, Journal.Entries.ToList());

@@ -48,6 +48,7 @@ public static class Lab
                 Name = ShortName(name),
                 WorkFolder = run.Folder,
                 Overlays = overlays,
+                NewFile = run.NewFile,
                 DataDisks = dataDisks,
                 MemoryMiB = setup.MemoryMiB,
             }, cancellationToken).ConfigureAwait(false);

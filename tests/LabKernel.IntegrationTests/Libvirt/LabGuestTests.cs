@@ -50,8 +50,8 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
                 Assert.Equal(hashDuring, await FileHash.Sha256Async(userImage));
             }
             output.WriteLine(guest.HandBack!.Summary);
-            Assert.True(guest.HandBack.ImageUnchanged, guest.HandBack.Evidence);
-            Assert.Equal(hashDuring, guest.HandBack.Sha256AtTakeOver);
+            Assert.True(guest.HandBack.ImagesUnchanged, guest.HandBack.Evidence);
+            Assert.Equal(hashDuring, guest.HandBack.Images.Single(i => i.Image == userImage).Sha256AtTakeOver);
 
             Assert.Equal(DomainState.Running, await fx.Domain.GetStateAsync());
             var persistent = (await fx.Domain.ListDisksAsync(inactive: true)).Single(d => d.Target == "vda");

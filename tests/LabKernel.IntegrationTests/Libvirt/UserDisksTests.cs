@@ -80,9 +80,11 @@ public sealed class TwoDiskDomainCollection : ICollectionFixture<TwoDiskDomainFi
 }
 
 /// <summary>
-/// Notebooks 01, 02 and 03 on a researcher's two-disk domain, shut off and running: every image of the domain
-/// keeps its bytes (the worked-on disk's image from take-over to hand-back, the other disk's always), and the
-/// definition names the researcher's images again afterwards.
+/// Notebooks 01, 02, 03 and 06 on a researcher's two-disk domain, shut off and running: every image of the domain
+/// keeps its bytes (the worked-on disk's image from take-over to hand-back, the other disk's always), no internal
+/// snapshot or bitmap of the lab's is left in any of them, and the definition names the researcher's images again
+/// afterwards. 06 takes libvirt's internal snapshot, which libvirt stores inside every qcow2 disk of the domain: with
+/// every disk on a lab overlay it lands in the lab's overlays, and the guard refuses it when a disk is not.
 /// </summary>
 [Collection(TwoDiskDomainCollection.Name)]
 public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper output)
@@ -92,7 +94,84 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
         ("01-live-snapshot-integrity", ["Count", "100000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
         ("02-snapshot-and-commit-integrity", ["Count", "100000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
         ("03-drive-mirror", ["FileOps", "10", "WriteMiB", "8", "OutageSeconds", "3"]),
+        ("06-snapshot-kinds", ["WriterLines", "200000"]),
     ];
+
+    [Fact]
+    public async Task Given_a_second_qcow2_disk_the_lab_did_not_make_When_an_internal_snapshot_is_asked_Then_the_guard_refuses_it_naming_that_disk_before_libvirt_is_asked()
+    {
+        await EnsureStateAsync(running: false);
+        var before = await fx.HashAllAsync();
+        // The caller names the root image; the data disk's image, which libvirt would write too, nobody named.
+        var e = await Assert.ThrowsAsync<ForeignImageException>(() => fx.Domain.Snapshots.CreateInternalAsync("lab-should-not", allowImages: [fx.Root]));
+        output.WriteLine(e.Message);
+        Assert.Equal(fx.Data, e.Path);
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.Empty(await fx.Domain.Snapshots.ListAsync());
+        Assert.Equal(before, await fx.HashAllAsync());
+        await AssertNoLabMetadataInTheUsersImagesAsync();
+    }
+
+    [Fact]
+    public async Task Given_another_disks_image_written_during_the_experiment_When_the_domain_is_handed_back_Then_the_evidence_says_which_image_changed()
+    {
+        await EnsureStateAsync(running: false);
+        var folder = Directory.CreateTempSubdirectory("lab-written-").FullName;
+        // A byte far past what the guest reads of vdb, flipped in the data disk's raw base and put back afterwards.
+        const long Offset = 60L * 1024 * 1024;
+        var guest = await LabGuests.StartAsync(new LabGuestOptions
+        {
+            Backend = "libvirt", Domain = fx.Domain.Name, WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
+        });
+        byte original;
+        try
+        {
+            Assert.Equal(["vda", "vdb"], guest.TakeOver!.Disks);
+            original = FlipByte(fx.DataGolden, Offset);
+        }
+        finally
+        {
+            await guest.DisposeAsync();
+        }
+        try
+        {
+            var handBack = guest.HandBack!;
+            output.WriteLine(handBack.Evidence);
+            Assert.False(handBack.ImagesUnchanged);
+            Assert.Equal("Your domain's images (vda, vdb) were not written between take-over and hand-back", handBack.Claim);
+            Assert.Equal([fx.DataGolden], handBack.Images.Where(i => !i.Unchanged).Select(i => i.Image));
+            Assert.Contains("data-golden.raw (vdb)", handBack.Evidence, StringComparison.Ordinal);
+        }
+        finally
+        {
+            FlipByte(fx.DataGolden, Offset, original);
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    /// <summary>Writes the complement of the byte at <paramref name="offset"/> (or <paramref name="value"/>); returns the byte it replaced.</summary>
+    private static byte FlipByte(string file, long offset, byte? value = null)
+    {
+        using var f = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
+        f.Position = offset;
+        var old = (byte)f.ReadByte();
+        f.Position = offset;
+        f.WriteByte(value ?? (byte)~old);
+        return old;
+    }
+
+    /// <summary>No internal snapshot and no dirty bitmap in any image of the user's (qemu-img snapshot -l and info).</summary>
+    private async Task AssertNoLabMetadataInTheUsersImagesAsync()
+    {
+        foreach (var image in new[] { fx.Root, fx.RootGolden, fx.Data })
+        {
+            var list = await ProcessRunner.RunAsync("qemu-img", ["snapshot", "-U", "-l", image]);
+            Assert.True(list.StandardOutput.Trim().Length == 0, $"{Path.GetFileName(image)} holds internal snapshots: {list.StandardOutput}");
+            var info = await ProcessRunner.RunAsync("qemu-img", ["info", "-U", "--output=json", image]);
+            Assert.DoesNotContain("\"bitmaps\"", info.StandardOutput, StringComparison.Ordinal);
+            Assert.DoesNotContain("\"snapshots\"", info.StandardOutput, StringComparison.Ordinal);
+        }
+    }
 
     [Fact]
     public async Task Given_a_misspelt_DomainDisk_When_the_lab_starts_Then_a_one_line_error_lists_the_domains_disks_and_nothing_changes()
@@ -186,7 +265,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
     }
 
     [Fact]
-    public async Task Given_the_domain_shut_off_When_notebooks_01_02_and_03_run_on_it_Then_no_image_of_it_changes_and_it_is_left_shut_off_on_its_own_images()
+    public async Task Given_the_domain_shut_off_When_notebooks_01_02_03_and_06_run_on_it_Then_no_image_of_it_changes_and_it_is_left_shut_off_on_its_own_images()
     {
         await EnsureStateAsync(running: false);
         var before = await fx.HashAllAsync();
@@ -202,12 +281,13 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
             {
                 Assert.True(before[image] == after[image], $"{notebook} changed {Path.GetFileName(image)}");
             }
+            await AssertNoLabMetadataInTheUsersImagesAsync();
             output.WriteLine($"{notebook}: all {fx.Images.Count} images unchanged");
         }
     }
 
     [Fact]
-    public async Task Given_the_domain_running_When_notebooks_01_02_and_03_run_on_it_Then_its_root_image_is_not_written_from_take_over_to_hand_back_and_its_other_disk_never()
+    public async Task Given_the_domain_running_When_notebooks_01_02_03_and_06_run_on_it_Then_its_root_image_is_not_written_from_take_over_to_hand_back_and_its_other_disk_never()
     {
         await EnsureStateAsync(running: true);
         // The guest writes its own root image while it runs on it; the data disk and both golden images it never
@@ -228,8 +308,8 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
             // Our own hash of root.qcow2, taken as soon as the lab's overlay was on top, is the one the lab's
             // hand-back finding reports for the take-over, and the lab found the same bytes at hand-back.
             var ours = await atTakeOver;
-            var handBack = run.Findings.Single(f => f.Claim.StartsWith("Your domain's image (vda)", StringComparison.Ordinal));
-            Assert.Contains(ours[..16], handBack.Observed, StringComparison.Ordinal);
+            var handBack = run.Findings.Single(f => f.Claim == HandBackClaim);
+            Assert.Contains($"root.qcow2 {ours[..12]}", handBack.Observed, StringComparison.Ordinal);
             Assert.Equal("confirmed", handBack.Verdict);
             Assert.Equal(DomainState.Running, await fx.Domain.GetStateAsync());
             Assert.Equal(fx.Root, (await fx.Domain.Block.QueryChainAsync("vda")).Source);
@@ -239,15 +319,26 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
             {
                 Assert.True(before[image] == await FileHash.Sha256Async(image), $"{notebook} changed {Path.GetFileName(image)}");
             }
+            await AssertNoLabMetadataInTheUsersImagesAsync();
             output.WriteLine($"{notebook}: {handBack.Observed}");
         }
     }
 
+    private const string HandBackClaim = "Your domain's images (vda, vdb) were not written between take-over and hand-back";
+
     private static void AssertFindings(string notebook, NotebookRun run)
     {
         Assert.NotEmpty(run.Findings);
-        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{notebook}: {f.Claim}: {f.Observed} ({f.Verdict})"));
-        Assert.Contains(run.Findings, f => f.Claim.StartsWith("Your domain's image (vda) was not written", StringComparison.Ordinal) && f.Verdict == "confirmed");
+        // libvirt 9.0 refuses to revert an external snapshot: 06 declares that refutation expected (exit 0 proves it).
+        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info" || f.Verdict == "refuted" && f.Claim.StartsWith("Reverting the WithMemory", StringComparison.Ordinal),
+            $"{notebook}: {f.Claim}: {f.Observed} ({f.Verdict})"));
+        Assert.Contains(run.Findings, f => f.Claim == HandBackClaim && f.Verdict == "confirmed");
+        if (notebook.StartsWith("06", StringComparison.Ordinal))
+        {
+            // Every kind libvirt takes was taken on the user's domain (the internal one in the lab's overlays).
+            Assert.Equal(5, run.Findings.Count(f => f.Claim.StartsWith("Reverting the ", StringComparison.Ordinal)));
+            Assert.Contains(run.Findings, f => f.Claim.StartsWith("An internal snapshot grows the active qcow2 image", StringComparison.Ordinal) && f.Verdict == "confirmed");
+        }
         // How the domain was taken over is a finding of its own: frozen (the lean guest's agent can freeze) or shut off.
         var takeOver = run.Findings.Single(f => f.Claim == "How the lab took over your domain's disk vda");
         Assert.True(takeOver.Observed.Contains("filesystems frozen", StringComparison.Ordinal) || takeOver.Observed.Contains("was shut off", StringComparison.Ordinal), takeOver.Observed);

@@ -20,8 +20,15 @@ public sealed class SnapshotTagTests
 
     public static TheoryData<int> BadTags() => [.. Enumerable.Range(0, Bad.Length)];
 
-    private static Task<ScriptedQmpPeer> PeerAsync() =>
-        OneDiskQemu.StartAsync((cmd, _) => cmd == "human-monitor-command" ? JsonValue.Create("") : null);
+    private static Task<ScriptedQmpPeer> PeerAsync(bool labMadeTop = true)
+    {
+        // The fake's active image stands for an overlay the lab made, as in every experiment.
+        if (labMadeTop)
+        {
+            LabKernel.Host.LabFiles.MarkCreated("/i/top.qcow2");
+        }
+        return OneDiskQemu.StartAsync((cmd, _) => cmd == "human-monitor-command" ? JsonValue.Create("") : null);
+    }
 
     [Theory]
     [MemberData(nameof(BadTags))]
@@ -63,5 +70,21 @@ public sealed class SnapshotTagTests
 
         var sent = peer.Received.Single(r => r.Command == "human-monitor-command").Arguments["command-line"]!.GetValue<string>();
         Assert.Equal($"savevm {tag}", sent);
+    }
+
+    [Fact]
+    public async Task Given_an_active_image_the_lab_did_not_make_When_an_internal_snapshot_is_saved_Then_the_guard_refuses_it_before_any_job_or_HMP_command_is_sent()
+    {
+        LabKernel.Host.LabFiles.Forget("/i/top.qcow2");
+        await using var peer = await OneDiskQemu.StartAsync((cmd, _) => cmd == "human-monitor-command" ? JsonValue.Create("") : null);
+        var block = new BlockLayer(peer.Client);
+
+        foreach (var path in new[] { InternalSnapshotPath.Job, InternalSnapshotPath.HumanMonitor })
+        {
+            var e = await Assert.ThrowsAsync<LabKernel.Host.ForeignImageException>(() => block.SaveInternalSnapshotAsync("s1", ["disk0"], path: path));
+            Assert.Equal("/i/top.qcow2", e.Path);
+        }
+
+        Assert.DoesNotContain(peer.Received, r => r.Command is "snapshot-save" or "human-monitor-command");
     }
 }

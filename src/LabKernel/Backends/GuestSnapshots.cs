@@ -39,7 +39,11 @@ public sealed record SnapshotTaken(
     IReadOnlyList<string> NewFiles,
     string? FrozenLayer,
     long GrowthBytes,
-    string How);
+    string How)
+{
+    /// <summary>The memory file of a snapshot with memory (a migration stream on QEMU, libvirt's save image on libvirt); else null.</summary>
+    public string? MemoryFile { get; init; }
+}
 
 /// <summary>
 /// Each kind of snapshot the way each backend makes it: on QEMU through QMP, on libvirt through libvirt's own
@@ -88,7 +92,7 @@ public static class GuestSnapshots
         var growth = kind is SnapshotKind.Internal
             ? new FileInfo(before).Length - sizeBefore
             : files.Sum(f => File.Exists(f) ? new FileInfo(f).Length : 0);
-        return new SnapshotTaken(kind, name, duration, unanswered, files, overlay is null ? null : before, growth, how);
+        return new SnapshotTaken(kind, name, duration, unanswered, files, overlay is null ? null : before, growth, how) { MemoryFile = memory };
     }
 
     private static async Task<string> TakeLibvirtAsync(LibvirtLabGuest guest, string disk, SnapshotKind kind, string name, string? overlay, string? memory, CancellationToken cancellationToken)
@@ -146,7 +150,8 @@ public static class GuestSnapshots
     /// <c>snapshot-load</c> or libvirt's revert. External disk-only: the lab's revert (a fresh overlay on the frozen
     /// layer, the guest booted on it; the layer is never written). External with memory: libvirt's own revert is
     /// asked, and its refusal (libvirt before 9.7 cannot revert external snapshots) comes back as a
-    /// <see cref="LibvirtException"/>; on QEMU the lab boots the frozen layer as for a disk-only snapshot.
+    /// <see cref="LibvirtException"/>; on QEMU the saved memory is loaded into a new QEMU over a fresh overlay on the
+    /// frozen layer (<see cref="ILabGuest.RestoreAsync"/>).
     /// </summary>
     public static async Task<string> RevertAsync(ILabGuest guest, string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default)
     {
@@ -177,10 +182,16 @@ public static class GuestSnapshots
                     return "the lab's external revert on your domain: destroyed, a new overlay on the frozen layer, started on it";
                 }
                 await QemuImg.CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = snapshot.FrozenLayer!, BackingFormat = "qcow2" }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                if (snapshot is { Kind: SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive, MemoryFile: { } memory } && guest.Capabilities.HasFlag(LabCapabilities.RestoreMemory))
+                {
+                    // A real memory revert: the saved state loaded into a new QEMU over the disk as it was frozen with it.
+                    await guest.RestoreAsync(new Dictionary<string, string> { [disk] = overlay }, memory, cancellationToken).ConfigureAwait(false);
+                    return "the saved memory loaded into a new QEMU (-incoming, then cont) on a new overlay over the frozen layer";
+                }
                 await guest.BootAgainAsync(new Dictionary<string, string> { [disk] = overlay }, cancellationToken).ConfigureAwait(false);
                 return snapshot.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive
                     ? "a cold boot on a new overlay over the frozen layer (the memory file is not loaded into this guest)"
-                    : "the lab's external revert: a new overlay on the frozen layer, the guest booted on it";
+                    : "the lab's external revert: a new overlay on the frozen layer, the guest booted on it (a cold boot: memory is not part of a disk-only snapshot)";
         }
     }
 }

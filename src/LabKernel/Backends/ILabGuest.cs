@@ -73,6 +73,14 @@ public interface ILabGuest : IAsyncDisposable
     Task<TimeSpan> BootAgainAsync(IReadOnlyDictionary<string, string>? diskImages = null, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Stops the guest (if it runs) and starts it again from a saved VM state (<paramref name="memoryState"/>, a
+    /// checkpoint's memory file) instead of booting: every disk must be given in <paramref name="diskImages"/> as an
+    /// image the lab made over the layer frozen with that state, so memory and disks are of the same instant. Needs
+    /// <see cref="LabCapabilities.RestoreMemory"/>. Returns the time from QEMU's start to the agent's answer.
+    /// </summary>
+    Task<TimeSpan> RestoreAsync(IReadOnlyDictionary<string, string> diskImages, string memoryState, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// The QMP view of the guest's QEMU as a <see cref="BlockLayer"/>: the machine's own monitor, or for libvirt the
     /// monitor passthrough the documents use (<c>virsh qemu-monitor-command</c>), with events.
     /// </summary>
@@ -96,4 +104,7 @@ public enum LabCapabilities
 
     /// <summary>libvirt snapshot records (<c>virsh snapshot-list</c>) and libvirt's own revert.</summary>
     LibvirtSnapshots = 8,
+
+    /// <summary>The lab can start the guest from a checkpoint's saved memory (<see cref="ILabGuest.RestoreAsync"/>).</summary>
+    RestoreMemory = 16,
 }

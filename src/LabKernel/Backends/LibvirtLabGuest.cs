@@ -331,6 +331,10 @@ public sealed class LibvirtLabGuest : ILabGuest
         return await Domain.WaitForAgentAsync(_agentTimeout, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>libvirt restores memory through its own snapshots (<c>virDomainRevertToSnapshot</c>), not the lab's saved states.</summary>
+    public Task<TimeSpan> RestoreAsync(IReadOnlyDictionary<string, string> diskImages, string memoryState, CancellationToken cancellationToken = default) =>
+        throw new LabUsageException($"the lab restores saved memory states only on the QEMU backend; libvirt domain '{Name}' reverts through libvirt's own snapshots");
+
     /// <summary>
     /// QMP through libvirt's monitor passthrough, opened once (closed with the guest), and its one block layer:
     /// every call hands back the same, so the remembered chains are the connection's.

@@ -47,7 +47,7 @@ public sealed class QemuLabGuest : ILabGuest
     public ILabBlock Block => Machine.Block();
     public IReadOnlyList<string> DataDisks { get; }
     public LabCapabilities Capabilities =>
-        LabCapabilities.BootCopies | LabCapabilities.BootAgain | (DataDisks.Count > 0 ? LabCapabilities.DataDisks : 0);
+        LabCapabilities.BootCopies | LabCapabilities.BootAgain | LabCapabilities.RestoreMemory | (DataDisks.Count > 0 ? LabCapabilities.DataDisks : 0);
 
     public string Description =>
         $"the embedded guest on QEMU directly ({Machine.Accelerator.Name}: {Machine.Accelerator.Reason}), agent up {BootToAgent?.TotalSeconds:0.0} s after start";
@@ -87,6 +87,32 @@ public sealed class QemuLabGuest : ILabGuest
         {
             RootDisk = TopOf(Disk, _guest.RootDisk),
             ExtraDrives = [.. _options.ExtraDrives.Select(d => d with { File = TopOf(d.NodeName, d.File) })],
+        };
+        _guest = await EmbeddedGuest.StartAsync(next, cancellationToken).ConfigureAwait(false);
+        _stopped = false;
+        return Machine.BootToAgent ?? TimeSpan.Zero;
+    }
+
+    public async Task<TimeSpan> RestoreAsync(IReadOnlyDictionary<string, string> diskImages, string memoryState, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(diskImages);
+        var (known, images) = LabGuests.CheckBootAgain(this, diskImages);
+        // A disk left on its current top would not be at the state's instant: QEMU would load a guest whose page
+        // cache and filesystem disagree with its disk, a corrupt guest.
+        var missing = known.Where(d => !images.ContainsKey(d)).ToList();
+        if (missing.Count > 0)
+        {
+            throw new LabUsageException($"a memory state restores only with every disk at its instant: give an image for {string.Join(", ", missing)} too");
+        }
+        if (!_stopped)
+        {
+            await StopAsync(cancellationToken).ConfigureAwait(false);
+        }
+        var next = _options with
+        {
+            RootDisk = Path.GetFullPath(images[Disk]),
+            ExtraDrives = [.. _options.ExtraDrives.Select(d => d with { File = Path.GetFullPath(images[d.NodeName]) })],
+            IncomingState = Path.GetFullPath(memoryState),
         };
         _guest = await EmbeddedGuest.StartAsync(next, cancellationToken).ConfigureAwait(false);
         _stopped = false;

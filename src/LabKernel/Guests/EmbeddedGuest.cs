@@ -27,6 +27,9 @@ public sealed record EmbeddedGuestOptions
     public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromSeconds(180);
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];
     public IProgress<GuestBuildProgress>? BuildProgress { get; init; }
+
+    /// <summary>A saved VM state to start from instead of booting (see <see cref="MachineOptions.IncomingState"/>).</summary>
+    public string? IncomingState { get; init; }
 }
 
 /// <summary>
@@ -87,6 +90,7 @@ public sealed class EmbeddedGuest : IAsyncDisposable
                 SshKnownHosts = image.SshKnownHosts,
                 AgentTimeout = options.AgentTimeout,
                 ExtraArguments = options.ExtraArguments,
+                IncomingState = options.IncomingState,
             }, cancellationToken).ConfigureAwait(false);
             return new EmbeddedGuest(image, machine, work, owns, root);
         }

@@ -32,6 +32,44 @@ public sealed record SequenceWriterOptions
 /// <summary>Lines written by a given moment since the writer started.</summary>
 public sealed record WriterSample(TimeSpan At, long Lines);
 
+/// <summary>How the writer ended (<see cref="SequenceWriter.WaitForExitAsync"/>).</summary>
+/// <param name="ExitCode">The guest process's exit code.</param>
+/// <param name="Lines">The last line its progress file recorded as flushed.</param>
+/// <param name="Count">The lines it was asked to write.</param>
+/// <param name="Elapsed">Time since it started.</param>
+/// <param name="Error">Its standard error when it failed.</param>
+public sealed record WriterEnd(int ExitCode, long Lines, long Count, TimeSpan Elapsed, string Error)
+{
+    /// <summary>It exited 0 having flushed every line: what "the writer ran to the end" means.</summary>
+    public bool RanToTheEnd => ExitCode == 0 && Lines == Count;
+
+    /// <summary>One line for a finding.</summary>
+    public string Summary => $"exit {ExitCode} after {Elapsed.TotalSeconds:0.0} s with {Lines:N0} of {Count:N0} lines flushed" + (Error.Length > 0 ? $": {Error}" : "");
+}
+
+/// <summary>
+/// Whether an operation (a snapshot, a commit) really ran under a writing guest: the evidence that a "the writer is
+/// not disturbed" finding tested something.
+/// </summary>
+/// <param name="Operation">What ran, for the finding's text.</param>
+/// <param name="LinesBefore">Lines the writer had flushed when the operation started.</param>
+/// <param name="LinesAfter">Lines it had flushed when the operation ended.</param>
+/// <param name="Count">Lines it writes in all.</param>
+public sealed record WriterOverlap(string Operation, long LinesBefore, long LinesAfter, long Count)
+{
+    /// <summary>
+    /// True when the writer had started before the operation (lines flushed) and had not finished when it ended:
+    /// false for an operation on an idle guest, before the writer's first line or after its last.
+    /// </summary>
+    public bool WritingThroughout => LinesBefore > 0 && LinesAfter >= LinesBefore && LinesAfter < Count;
+
+    /// <summary>The claim a findings table checks.</summary>
+    public string Claim => $"The guest was writing throughout the {Operation} (lines flushed before it > 0, writer not finished after it)";
+
+    /// <summary>The evidence in one line.</summary>
+    public string Summary => $"{LinesBefore:N0} lines flushed when the {Operation} started, {LinesAfter:N0} when it ended, of {Count:N0}";
+}
+
 /// <summary>
 /// The integrity workload of 000_dd5fc575f1b82753.txt: a guest process writing 1..N to a file while the lab
 /// snapshots, commits or mirrors underneath it. Progress is readable while it runs (a small progress file the
@@ -198,6 +236,27 @@ public sealed class SequenceWriter
             await ReadProgressAsync(ct).ConfigureAwait(false);
             return (false, (GuestExecResult)null!, "");
         }, $"the guest writer of {Options.Count} lines to finish", timeout, Backoff.Every(sampleEvery ?? TimeSpan.FromMilliseconds(250)), cancellationToken: cancellationToken);
+
+    /// <summary>
+    /// Waits for the writer to exit, sampling its progress as <see cref="WaitAsync"/> does, and returns how it ended
+    /// without throwing when it failed: the verdict "the writer ran to the end" is then data a finding can refute
+    /// (killed, a write error, a short file), not a cell error.
+    /// </summary>
+    public async Task<WriterEnd> WaitForExitAsync(TimeSpan timeout, TimeSpan? sampleEvery = null, CancellationToken cancellationToken = default)
+    {
+        var result = await Poll.UntilAsync(async ct =>
+        {
+            if (await _process.TryGetResultAsync(ct).ConfigureAwait(false) is { } done)
+            {
+                return (true, done, "");
+            }
+            await ReadProgressAsync(ct).ConfigureAwait(false);
+            return (false, (GuestExecResult)null!, "");
+        }, $"the guest writer of {Options.Count} lines to exit", timeout, Backoff.Every(sampleEvery ?? TimeSpan.FromMilliseconds(250)), cancellationToken: cancellationToken).ConfigureAwait(false);
+        // The progress file is the writer's own last flushed line: the evidence of how far it got.
+        var lines = await ReadProgressAsync(cancellationToken).ConfigureAwait(false);
+        return new WriterEnd(result.ExitCode, lines, Options.Count, _clock.Elapsed, result.Succeeded ? "" : result.StandardError.Trim().Split('\n')[^1]);
+    }
 
     private void Record(long lines)
     {

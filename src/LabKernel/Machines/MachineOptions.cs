@@ -45,6 +45,14 @@ public sealed record MachineOptions
     /// <summary>Start paused (<c>-S</c>); the caller resumes with QMP <c>cont</c>.</summary>
     public bool StartPaused { get; init; }
 
+    /// <summary>
+    /// A saved VM state to start from instead of booting: a migration stream the lab wrote to a file (a checkpoint's
+    /// memory file). QEMU starts with <c>-incoming defer -S</c>, loads it with QMP <c>migrate-incoming</c>
+    /// (<c>exec:cat FILE</c>) and is resumed with <c>cont</c>. The drives must hold the disks exactly as they were when
+    /// the state was saved (a fresh overlay over the layer frozen with it), and every other option must be the same.
+    /// </summary>
+    public string? IncomingState { get; init; }
+
     /// <summary>Folder for sockets and logs; null: a new private folder that is removed on dispose.</summary>
     public string? RuntimeFolder { get; init; }
 }

@@ -140,6 +140,13 @@ public sealed class QemuMachine : IAsyncDisposable
             if (options.GuestAgent)
             {
                 machine._agent = await GuestAgentClient.ConnectAsync(machine.AgentSocket, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+            }
+            if (options.IncomingState is { } state)
+            {
+                await machine.LoadStateAsync(state, options.AgentTimeout, cancellationToken).ConfigureAwait(false);
+            }
+            if (options.GuestAgent)
+            {
                 if (!options.StartPaused)
                 {
                     await machine.WaitForAgentAsync(options.AgentTimeout, sw, cancellationToken).ConfigureAwait(false);
@@ -155,7 +162,7 @@ public sealed class QemuMachine : IAsyncDisposable
         {
             if (await machine.ExitsSoonAsync().ConfigureAwait(false))
             {
-                var error = machine.EarlyExitError("while starting", e);
+                var error = machine.EarlyExitError(options.IncomingState is { } loading ? $"while loading the saved VM state {loading}" : "while starting", e);
                 await machine.DisposeAsync().ConfigureAwait(false);
                 throw error;
             }
@@ -189,6 +196,51 @@ public sealed class QemuMachine : IAsyncDisposable
         catch (OperationCanceledException)
         {
             return false;
+        }
+    }
+
+    /// <summary>
+    /// Loads a saved VM state into this machine, started with <c>-incoming defer</c>: QMP <c>migrate-incoming</c> of
+    /// <c>exec:cat FILE</c>, waits until <c>query-migrate</c> says completed (QEMU exits when a state cannot be
+    /// loaded: its stderr is the error), then <c>cont</c>.
+    /// </summary>
+    private async Task LoadStateAsync(string state, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        state = Path.GetFullPath(state);
+        var entry = LabJournal.Current.Begin("qmp", $"migrate-incoming exec:cat {state}; cont");
+        try
+        {
+            if (!File.Exists(state))
+            {
+                throw new LabUsageException($"no saved VM state at {state}");
+            }
+            await Qmp.ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = "exec:cat " + ShellQuote.Quote(state) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await Poll.UntilAsync(async ct =>
+            {
+                if (HasExited)
+                {
+                    throw new LabException($"QEMU exited while loading the saved VM state {state}: {Tail(StandardError, 3)}");
+                }
+                var reply = await Qmp.ExecuteAsync("query-migrate", cancellationToken: ct).ConfigureAwait(false) as JsonObject;
+                var status = reply?["status"]?.GetValue<string>() ?? "none";
+                if (status is "failed" or "cancelled")
+                {
+                    throw new LabException($"loading the saved VM state {state} {status}: {reply?["error-desc"]?.GetValue<string>() ?? Tail(StandardError, 3)}");
+                }
+                return (status == "completed", true, $"status {status}");
+            }, $"the saved VM state {Path.GetFileName(state)} to load", timeout, new Backoff(TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(200), 1.5), cancellationToken: cancellationToken).ConfigureAwait(false);
+            await Qmp.ExecuteAsync("cont", cancellationToken: cancellationToken).ConfigureAwait(false);
+            entry.Complete("loaded, running");
+        }
+        catch (QmpDisconnectedException e)
+        {
+            entry.Fail(e.Message);
+            throw new LabException($"QEMU closed its monitor while loading the saved VM state {state}: {Tail(StandardError, 3)}", e);
+        }
+        catch (Exception e)
+        {
+            entry.Fail(e.Message);
+            throw;
         }
     }
 
@@ -421,9 +473,13 @@ public sealed class QemuMachine : IAsyncDisposable
         {
             a.AddRange(["-netdev", $"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22", "-device", "virtio-net-pci,netdev=net0"]);
         }
-        if (o.StartPaused)
+        if (o.StartPaused || o.IncomingState is not null)
         {
             a.Add("-S");
+        }
+        if (o.IncomingState is not null)
+        {
+            a.AddRange(["-incoming", "defer"]);
         }
         a.AddRange(o.ExtraArguments);
         return a;

@@ -82,6 +82,9 @@ var linesAtSnapshot = SnapshotAfterSeconds > 0
     ? await writer.WaitForElapsedAsync(TimeSpan.FromSeconds(SnapshotAfterSeconds))
     : await writer.WaitForLinesAsync(SnapshotAfterLines, TimeSpan.FromMinutes(30));
 var snapshotAt = writer.Elapsed;
+// The guest's dirty page cache just before the snapshot (and before any quiescing): what a crash-consistent
+// snapshot would miss.
+var pageCache = await GuestPageCache.ReadAsync(lab.Agent);
 var afterSnapshot = await lab.QuiescedAsync(Quiesce, () => lab.Block.SnapshotAsync(lab.Disk, overlay3));
 var snapshotDone = writer.Elapsed;
 var commitStart = writer.Elapsed;
@@ -92,9 +95,11 @@ display(afterSnapshot);
 display(afterCommit);
 display($"snapshot at {snapshotAt.TotalSeconds:0.00} s ({linesAtSnapshot:N0} lines), commit {commitStart.TotalSeconds:0.00}-{commitDone.TotalSeconds:0.00} s; writer at {linesAtCommitEnd:N0} when the commit ended");
 
-var finished = await writer.WaitAsync(TimeSpan.FromHours(2));
+var finished = await writer.WaitForExitAsync(TimeSpan.FromHours(2));
+var overlap = new WriterOverlap("snapshot and the commit", linesAtSnapshot, linesAtCommitEnd, Count);
+lab.Findings.Check(overlap.Claim, overlap.WritingThroughout, overlap.Summary);
+lab.Findings.Check("The writer runs to the end through the snapshot and the commit", finished.RanToTheEnd, finished.Summary);
 var newTop = SequenceChecker.Check(await lab.Agent.ReadFileAsync("/root/num.txt"), Count);
-lab.Findings.Check("The writer runs to the end through the snapshot and the commit", finished.Succeeded, $"exit {finished.ExitCode} after {writer.Elapsed.TotalSeconds:0.0} s");
 lab.Findings.Check($"The guest's disk (overlay3 on the shortened chain) holds all of 1..{Count:N0}", newTop.Complete, newTop.Summary);
 var (live, headers, agreement) = await lab.Block.CheckChainAgreementAsync(lab.Disk);
 string[] expected = [overlay3, overlay1, .. chainBefore.Filenames.Skip(2)];
@@ -117,10 +122,17 @@ await using (var reader = await lab.ReadOfflineAsync(overlay2))
     oldView = SequenceChecker.Check(onDisk ? await reader.ReadFileAsync("/root/num.txt") : [], Count);
     if (!onDisk) lab.Findings.Note("num.txt in overlay2's view", "absent: the file's creation was still in the guest's page cache at the snapshot");
 }
-lab.Findings.Check("overlay2's view holds an interrupted sequence 1..k, k < Count, consistent", oldView.ValidPrefix < Count && oldView.ConsistentPrefix, oldView.Summary);
-lab.Findings.Check("k > 0: lines written before the snapshot reached overlay2's view", oldView.ValidPrefix > 0,
-    oldView.ValidPrefix > 0 ? $"k = {oldView.ValidPrefix:N0} (Quiesce={Quiesce})"
-    : $"k = 0 with Quiesce={Quiesce}: the lines were still in the guest's page cache when the snapshot was taken");
+// Without quiescing (the document's condition), k = 0 is a known outcome (the next finding measures why), not a failure.
+lab.Findings.Check("overlay2's view holds an interrupted sequence 1..k with 0 < k < Count, consistent", oldView.ValidPrefix > 0 && oldView.ValidPrefix < Count && oldView.ConsistentPrefix,
+    $"k = {oldView.ValidPrefix:N0} (Quiesce={Quiesce}): {oldView.Summary}", refutationExpected: Quiesce == "none" && oldView.ValidPrefix == 0 && oldView.ConsistentPrefix);
+// Why a crash-consistent snapshot may hold nothing: measured, not assumed.
+var flushedBytes = SequenceChecker.BytesOf(linesAtSnapshot);
+var cacheText = $"Dirty {pageCache.DirtyKiB:N0} KiB + Writeback {pageCache.WritebackKiB:N0} KiB in the guest just before the snapshot request (before quiescing); the writer had flushed {flushedBytes / 1024.0:N0} KiB ({linesAtSnapshot:N0} lines) into the page cache";
+if (oldView.ValidPrefix == 0)
+    lab.Findings.Check("k = 0 because the flushed lines were still in the guest's page cache at the snapshot (measured)",
+        pageCache.NotOnDiskBytes >= flushedBytes * 9 / 10, cacheText + "; ext4 writes dirty data back after up to 30 s, Quiesce=sync or fsfreeze flushes it first");
+else
+    lab.Findings.Note("The guest's page cache at the snapshot", cacheText);
 var (clean, checks) = await lab.CheckImagesAsync([overlay1, overlay2, overlay3]);
 lab.Findings.Check("qemu-img check accepts every overlay", clean, checks);
 var sizes = new List<object>();

@@ -219,7 +219,8 @@ await Dd("/root/test.img");
 var after4 = await lab.Sizes.MeasureAsync("4. after dd", vmBase, mirrorA);
 lab.Findings.Check("4. After job-complete the VM's disk is the mirror (QEMU's view); no job is left", run4.Result.Completed && run4.After.Active.Filename == mirrorA && jobsAfter4.Contains("No active jobs"),
     $"active {run4.After.Active.Name}; info block-jobs: {jobsAfter4.Trim()}");
-lab.Findings.Note("4. The document read `info block` as still naming the original; QEMU 7.2 names the mirror", infoBlock4.Split('\n').FirstOrDefault(l => l.Contains(".qcow2"))?.Trim() ?? infoBlock4.Trim());
+var infoBlockLine = infoBlock4.Split('\n').FirstOrDefault(l => l.Contains(".qcow2"))?.Trim() ?? infoBlock4.Trim();
+lab.Findings.Note($"4. The document read `info block` as still naming the original; QEMU {block.Qmp.QemuVersion.ToString(3)} names {(infoBlockLine.Contains(Path.GetFileName(mirrorA)) ? "the mirror" : "something else")}", infoBlockLine);
 lab.Findings.Check($"4. A {WriteMiB} MiB dd in the guest grows the mirror, not the original", after4.GrownSince(before4, mirrorA) >= (long)(WriteMiB * MiB * 0.9) && after4.GrownSince(before4, vmBase) == 0,
     $"mirror-a +{after4.GrownSince(before4, mirrorA) / MiB:0.0} MiB, vm-base.qcow2 +{after4.GrownSince(before4, vmBase) / MiB:0.0} MiB");
 display(run4.After);

@@ -174,12 +174,22 @@ public sealed class LibvirtDomain : IDisposable
                 stopped.TrySetResult();
             }
         });
-        await Run(() => mode switch
+        LibvirtException? asking = null;
+        try
+        {
+            await Run(() => mode switch
         {
             ShutdownMode.Default => LibvirtRuntime.Call("virDomainShutdown", What, $"virDomainShutdown({Name})", () => LibvirtNative.virDomainShutdown(Handle)),
             ShutdownMode.Acpi => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, ACPI_POWER_BTN)", () => LibvirtNative.virDomainShutdownFlags(Handle, Vir.ShutdownAcpi)),
             _ => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, GUEST_AGENT)", () => LibvirtNative.virDomainShutdownFlags(Handle, Vir.ShutdownGuestAgent)),
         }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (LibvirtException e) when (mode == ShutdownMode.GuestAgent)
+        {
+            // A guest that powers off before libvirt reads the agent's end of guest-shutdown makes the call fail
+            // ("End of file from agent socket") although the shutdown is under way: the state decides, below.
+            asking = e;
+        }
         var asked = Connection.Time.GetTimestamp();
         while (!stopped.Task.IsCompleted)
         {
@@ -189,7 +199,8 @@ public sealed class LibvirtDomain : IDisposable
             }
             if (Connection.Time.GetElapsedTime(asked) > timeout)
             {
-                throw new LabTimeoutException($"domain '{Name}' to shut down ({mode})", timeout, $"state {await GetStateAsync(cancellationToken).ConfigureAwait(false)}");
+                throw new LabTimeoutException($"domain '{Name}' to shut down ({mode})", timeout,
+                    $"state {await GetStateAsync(cancellationToken).ConfigureAwait(false)}" + (asking is null ? "" : $"; the request failed: {asking.Message}"));
             }
             await Task.WhenAny(stopped.Task, Task.Delay(TimeSpan.FromMilliseconds(500), Connection.Time, cancellationToken)).ConfigureAwait(false);
         }

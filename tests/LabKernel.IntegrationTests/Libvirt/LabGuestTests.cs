@@ -108,7 +108,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
     {
         await using var scope = await fx.ScopeAsync();
         var userImage = fx.Guest.RootOverlay;
-        using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", "Count", "150000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze", "Backend", "libvirt", "Domain", fx.Domain.Name);
+        using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", "Count", "400000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze", "Backend", "libvirt", "Domain", fx.Domain.Name);
         Assert.True(run.ExitCode == 0, run.FirstError());
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
         Assert.Equal(DomainState.Running, await fx.Domain.GetStateAsync());

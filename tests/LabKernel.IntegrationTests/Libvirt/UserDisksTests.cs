@@ -91,10 +91,10 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
 {
     private static readonly (string Notebook, string[] Parameters)[] Runs =
     [
-        ("01-live-snapshot-integrity", ["Count", "100000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
-        ("02-snapshot-and-commit-integrity", ["Count", "100000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
+        ("01-live-snapshot-integrity", ["Count", "300000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
+        ("02-snapshot-and-commit-integrity", ["Count", "300000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
         ("03-drive-mirror", ["FileOps", "10", "WriteMiB", "8", "OutageSeconds", "3"]),
-        ("06-snapshot-kinds", ["WriterLines", "200000"]),
+        ("06-snapshot-kinds", ["WriterLines", "400000"]),
     ];
 
     [Fact]

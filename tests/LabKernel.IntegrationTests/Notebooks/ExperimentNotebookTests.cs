@@ -6,7 +6,7 @@ public sealed class ExperimentNotebookTests
     [Fact]
     public async Task Given_notebook_01_at_small_scale_with_fsfreeze_When_run_Then_every_claim_is_confirmed()
     {
-        using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", "Count", "150000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze");
+        using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", "Count", "400000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze");
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
         Assert.True(run.Findings.Count >= 8, $"{run.Findings.Count} findings");
@@ -21,7 +21,7 @@ public sealed class ExperimentNotebookTests
     [Fact]
     public async Task Given_notebook_01_without_quiescing_When_run_Then_the_page_cache_finding_explains_an_empty_prefix_or_confirms_it()
     {
-        using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", "Count", "100000", "SnapshotAfterLines", "20000");
+        using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", "Count", "300000", "SnapshotAfterLines", "20000");
         Assert.True(run.ExitCode == 0, run.FirstError());
         var k = run.Findings.Single(f => f.Claim.StartsWith("overlay1 holds an interrupted sequence", StringComparison.Ordinal));
         // Either some lines reached overlay1, or none did and the measured page cache at the snapshot says why:
@@ -44,7 +44,7 @@ public sealed class ExperimentNotebookTests
     [Fact]
     public async Task Given_notebook_02_at_small_scale_When_run_Then_the_chain_is_shortened_and_restored_with_every_claim_confirmed()
     {
-        using var run = await NotebookRun.RunAsync("02-snapshot-and-commit-integrity", "Count", "150000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze");
+        using var run = await NotebookRun.RunAsync("02-snapshot-and-commit-integrity", "Count", "400000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze");
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
         Assert.True(run.Findings.Count >= 9, $"{run.Findings.Count} findings");
@@ -52,6 +52,28 @@ public sealed class ExperimentNotebookTests
         var (charts, plotlyJs) = run.Charts();
         Assert.Equal(["snapshot", "block-commit"], NotebookRun.ShadedLabels(Assert.Single(charts)));
         Assert.Equal(1, plotlyJs);
+    }
+
+    [Fact]
+    public async Task Given_notebook_02_without_quiescing_as_its_document_runs_it_When_run_Then_it_exits_0_and_an_empty_prefix_is_explained_by_the_measured_page_cache()
+    {
+        using var run = await NotebookRun.RunAsync("02-snapshot-and-commit-integrity", "Count", "300000", "SnapshotAfterLines", "20000");
+        Assert.True(run.ExitCode == 0, run.FirstError());
+        var k = run.Findings.Single(f => f.Claim.StartsWith("overlay2's view holds an interrupted sequence", StringComparison.Ordinal));
+        var causes = run.Findings.Where(f => f.Claim.StartsWith("k = 0 because", StringComparison.Ordinal)).ToList();
+        if (k.Verdict == "refuted")
+        {
+            Assert.Contains("k = 0", k.Observed, StringComparison.Ordinal);
+            var cause = Assert.Single(causes);
+            Assert.True(cause.Verdict == "confirmed", cause.Observed);
+        }
+        else
+        {
+            Assert.Equal("confirmed", k.Verdict);
+            Assert.Empty(causes);
+        }
+        Assert.All(run.Findings.Where(f => f != k), f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed}"));
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("The guest was writing throughout the snapshot and the commit", StringComparison.Ordinal) && f.Verdict == "confirmed");
     }
 
     [Fact]

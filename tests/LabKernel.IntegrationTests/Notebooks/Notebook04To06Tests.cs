@@ -40,15 +40,21 @@ public sealed class Notebook04To06Tests
     [Fact]
     public async Task Given_notebook_06_on_QEMU_When_run_Then_each_kind_is_measured_and_reverted_and_the_frozen_layer_needs_no_recovery()
     {
-        using var run = await NotebookRun.RunAsync("06-snapshot-kinds", "WriterLines", "200000");
+        using var run = await NotebookRun.RunAsync("06-snapshot-kinds", "WriterLines", "400000");
 
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
         // Four kinds on QEMU (the live memory snapshot is libvirt's), each reverted to its instant.
         Assert.Equal(4, run.Findings.Count(f => f.Claim.StartsWith("Reverting the ", StringComparison.Ordinal)));
-        Assert.Contains(run.Findings, f => f.Claim.StartsWith("The crash-consistent snapshot's filesystem needed journal recovery", StringComparison.Ordinal));
-        Assert.Contains(run.Findings, f => f.Claim.StartsWith("The frozen snapshot's filesystem needed no recovery", StringComparison.Ordinal));
+        // The memory kinds come back with their memory (the saved state loaded, same boot), not by a cold boot.
+        Assert.Contains(run.Findings, f => f.Claim == "Reverting the WithMemory snapshot returns the guest's memory and disk to the snapshot's instant" && f.Verdict == "confirmed" && f.Observed.Contains("(same boot)", StringComparison.Ordinal));
+        Assert.Contains(run.Findings, f => f.Claim == "Reverting the Internal snapshot returns the guest's memory and disk to the snapshot's instant" && f.Verdict == "confirmed");
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("Reverting the DiskOnly snapshot returns the disk", StringComparison.Ordinal) && f.Observed.Contains("(a new boot)", StringComparison.Ordinal));
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("The crash-consistent snapshot's filesystem needed journal recovery", StringComparison.Ordinal) && f.Verdict == "info");
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("The frozen snapshot's filesystem needed no recovery", StringComparison.Ordinal) && f.Verdict == "confirmed");
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("The frozen snapshot holds every line the guest had written before the freeze", StringComparison.Ordinal) && f.Verdict == "confirmed");
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("The guest was writing throughout the two snapshots", StringComparison.Ordinal) && f.Verdict == "confirmed");
         var (charts, _) = run.Charts();
         Assert.Equal(2, charts.Count);
     }
@@ -56,7 +62,7 @@ public sealed class Notebook04To06Tests
     [Fact]
     public async Task Given_notebook_06_on_libvirt_When_run_Then_libvirts_refusal_to_revert_an_external_snapshot_is_recorded_as_the_document_says()
     {
-        using var run = await NotebookRun.RunAsync("06-snapshot-kinds", "WriterLines", "200000", "Backend", "libvirt");
+        using var run = await NotebookRun.RunAsync("06-snapshot-kinds", "WriterLines", "400000", "Backend", "libvirt");
 
         Assert.True(run.ExitCode == 0, run.FirstError());
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info" || f.Verdict == "refuted" && f.Claim.StartsWith("Reverting the WithMemory", StringComparison.Ordinal),

@@ -474,8 +474,9 @@ public sealed class BlockJob : IAsyncDisposable
 
     private void Fail(LabException error)
     {
-        _ready.TrySetException(error);
+        // The job's end first: a READY wait that fails sees Completion already faulted.
         Finish(() => _completion.TrySetException(error));
+        _ready.TrySetException(error);
     }
 
     private void Finish(Action complete)
@@ -484,6 +485,10 @@ public sealed class BlockJob : IAsyncDisposable
         {
             _options.Concluding?.Invoke();
         }
+        // The end is recorded before anyone waiting is woken: a watch that ends or a status wait that fails sees
+        // Completion done, and a watch or status wait that starts meanwhile sees it and does not register (registered
+        // after the lists were emptied, it would never be woken).
+        complete();
         List<TaskCompletionSource<JobStatus>> waiters;
         lock (_gate)
         {
@@ -495,7 +500,6 @@ public sealed class BlockJob : IAsyncDisposable
             waiters = _statusWaiters.Select(w => w.Tcs).ToList();
             _statusWaiters.Clear();
         }
-        complete();
         foreach (var w in waiters)
         {
             w.TrySetException(new LabException($"{Type} job {Id} concluded"));

@@ -114,9 +114,10 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
         else
         {
             var cancelled = b.Status == LibvirtBlockJobStatus.Cancelled || (_abortRequested && !_pivotRequested);
-            _ready.TrySetException(new LabException($"the {Type} job on {_domain.Name} {Disk} ended ({b.Status}) without becoming ready"));
+            // The job's end first: a READY wait that fails sees Completion already done (see Fail).
             _completion.TrySetResult(new BlockJobResult(Disk, Type, cancelled, !cancelled && (_pivotRequested || b.Status == LibvirtBlockJobStatus.Completed),
                 last.Offset, last.Length, _sw.Elapsed, []));
+            _ready.TrySetException(new LabException($"the {Type} job on {_domain.Name} {Disk} ended ({b.Status}) without becoming ready"));
         }
         _ = _ready.Task.Exception; // observed: a job that never becomes ready is not an unobserved fault
     }
@@ -152,8 +153,10 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
 
     private void Fail(LabException error)
     {
-        _ready.TrySetException(error);
+        // The job's end before the READY wait is woken: a caller that catches the failed wait and then disposes the
+        // job must see it over, not abort a job libvirt no longer has.
         _completion.TrySetException(error);
+        _ready.TrySetException(error);
         _ = _ready.Task.Exception;
     }
 

@@ -13,7 +13,8 @@ namespace LabKernel.Qmp;
 /// capabilities, then one reader task routes each reply to the command with the same id and each event to the
 /// listeners registered at that time. When the connection drops, or the peer sends something that is not QMP
 /// (invalid JSON, an oversized message), every pending command fails at once with
-/// <see cref="QmpDisconnectedException"/> carrying the cause.
+/// <see cref="QmpDisconnectedException"/> carrying the cause; <see cref="IsConnected"/> is false before the first
+/// of them fails, so a caller that catches the failure and asks sees the connection gone.
 /// </summary>
 public sealed class QmpClient : IAsyncDisposable
 {
@@ -25,7 +26,8 @@ public sealed class QmpClient : IAsyncDisposable
     private readonly TimeProvider _time;
     private Task? _readLoop;
     private long _nextId;
-    private Exception? _failure;
+    // Set once, first thing when the connection ends: IsConnected reads it, so it is false before any call fails.
+    private QmpDisconnectedException? _failure;
 
     private QmpClient(IQmpTransport transport, TimeProvider time)
     {
@@ -42,10 +44,14 @@ public sealed class QmpClient : IAsyncDisposable
     /// <summary>Default time limit for a command's reply.</summary>
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>Completes when the connection closes; faulted never (check <see cref="IsConnected"/>).</summary>
+    /// <summary>
+    /// Completes when the connection closes, after every pending call and listener has been failed; faulted never
+    /// (check <see cref="IsConnected"/>).
+    /// </summary>
     public Task Closed => _closed.Task;
 
-    public bool IsConnected => !_closed.Task.IsCompleted;
+    /// <summary>False from the moment the connection is lost or disposed, before any pending call fails because of it.</summary>
+    public bool IsConnected => Volatile.Read(ref _failure) is null;
 
     /// <summary>Raised on the reader task for every event (keep handlers short).</summary>
     public event Action<QmpEvent>? EventReceived;
@@ -117,9 +123,9 @@ public sealed class QmpClient : IAsyncDisposable
         var listener = new QmpEventListener(filter, Unregister, _time);
         lock (_listeners)
         {
-            if (_failure is not null || _closed.Task.IsCompleted)
+            if (_failure is not null)
             {
-                listener.Complete(_failure ?? new QmpDisconnectedException("QMP connection is closed"));
+                listener.Complete(_failure);
             }
             else
             {
@@ -159,10 +165,12 @@ public sealed class QmpClient : IAsyncDisposable
         {
             throw new InvalidOperationException("duplicate QMP id");
         }
-        if (_failure is not null)
+        // After the add: Fail sets _failure before it fails the pending calls, so a call added too late for Fail to
+        // see is refused here.
+        if (Volatile.Read(ref _failure) is { } failure)
         {
             _pending.TryRemove(id, out _);
-            throw new QmpDisconnectedException($"QMP connection is closed; cannot send {command}", _failure);
+            throw new QmpDisconnectedException($"QMP connection is closed; cannot send {command}", failure);
         }
 
         var entry = LabJournal.Current.Begin("qmp", WithoutId(json));
@@ -182,7 +190,12 @@ public sealed class QmpClient : IAsyncDisposable
         {
             _pending.TryRemove(id, out _);
             entry.Fail(e.Message);
-            throw new QmpDisconnectedException($"QMP connection lost sending {command}: {e.Message}", e);
+            var lost = new QmpDisconnectedException($"QMP connection lost sending {command}: {e.Message}", e);
+            // A transport that cannot send is gone (and a stream may now hold half a message): the connection ends
+            // here, before this call fails, so the caller sees it disconnected and the other calls do not wait out
+            // their limits for replies that cannot come.
+            Fail(lost);
+            throw lost;
         }
 
         var limit = timeout ?? CommandTimeout;
@@ -279,12 +292,18 @@ public sealed class QmpClient : IAsyncDisposable
         // A reply without a known id (a command that timed out, or an id-less error) is dropped.
     }
 
+    /// <summary>
+    /// Ends the connection: first the state (<see cref="IsConnected"/> false, no new call or listener accepted), then
+    /// every pending call and listener fails with the first cause, then <see cref="Closed"/> completes. In that order,
+    /// so whoever is woken by a failure sees the client disconnected.
+    /// </summary>
     private void Fail(QmpDisconnectedException error)
     {
         QmpEventListener[] listeners;
         lock (_listeners)
         {
-            _failure ??= error;
+            Interlocked.CompareExchange(ref _failure, error, null);
+            error = _failure!;
             listeners = _listeners.ToArray();
             _listeners.Clear();
         }

@@ -29,7 +29,12 @@ public static class LabCli
                 Console.Error.WriteLine($"lab: {parse.Errors[0].Message} (see `{name} --help`)");
                 return 2;
             }
-            return await parse.InvokeAsync().ConfigureAwait(false);
+            // `lab run` handles Ctrl-C and SIGTERM itself (RunInterruption), and its kernel is stopped by it.
+            // System.CommandLine's own handling cancels the run's token and returns 130 two seconds later whether
+            // or not the run has stopped its kernel and guests by then (a run that stopped sooner exited 1).
+            var ownSignals = parse.CommandResult.Command.Name is "run" or RunCommand.KernelCommandName;
+            var configuration = ownSignals ? new InvocationConfiguration { ProcessTerminationTimeout = null } : null;
+            return await parse.InvokeAsync(configuration).ConfigureAwait(false);
         }
         catch (LabException e)
         {

@@ -9,7 +9,8 @@ namespace LabRunner.Commands;
 /// <summary>
 /// <c>lab run INPUT [-o OUT.ipynb] [-p NAME VALUE]... [--report R.html] [--allow-errors] [--timeout S]
 /// [--cell-timeout S] [--cwd DIR] [--no-progress] [-- ARGS]</c>, and the hidden <c>lab __kernel</c> that runs
-/// the cells. Exit codes: 0 every cell succeeded, 1 a cell failed, 2 usage or input error, 3 time limit.
+/// the cells. Exit codes: 0 every cell succeeded, 1 a cell failed, 2 usage or input error, 3 time limit, 130 Ctrl-C
+/// (SIGINT), 143 SIGTERM.
 /// </summary>
 internal static class RunCommand
 {
@@ -51,6 +52,9 @@ internal static class RunCommand
         cmd.TreatUnmatchedTokensAsErrors = false;
         cmd.SetAction(async (parse, ct) =>
         {
+            // First, before the kernel process exists: from here on Ctrl-C and SIGTERM stop the run in order (the
+            // kernel and its guests stopped, the notebook so far written). LabCli leaves these signals to it.
+            using var interruption = RunInterruption.Listen();
             try
             {
                 var dashDash = parse.Tokens.Any(t => t.Value == "--");
@@ -90,6 +94,7 @@ internal static class RunCommand
                 {
                     ScriptOut = isScript ? Console.Out : null,
                     ScriptError = isScript ? Console.Error : null,
+                    Interruption = interruption,
                 };
                 await using var progress = CreateProgress(parse.GetValue(noProgress), isScript);
                 var outcome = await runner.RunAsync(options, progress, ct).ConfigureAwait(false);

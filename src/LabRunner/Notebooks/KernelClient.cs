@@ -56,6 +56,8 @@ internal sealed class KernelClient : IAsyncDisposable
         psi.ArgumentList.Add(Commands.RunCommand.KernelCommandName);
         psi.Environment["LABKERNEL_PLOTLY_EMBED"] = "none";
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        // Where the kernel passes on a SIGINT it receives (RunInterruption.ForwardToRunner).
+        psi.Environment[RunInterruption.RunnerPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var process = new Process { StartInfo = psi };
         try
         {
@@ -133,6 +135,24 @@ internal sealed class KernelClient : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// True when the kernel process was ended by SIGINT: a Ctrl-C that reached it before it could pass it on to the
+    /// runner (in its first moments). Waits a little for the process to be reaped after its output ended.
+    /// </summary>
+    public bool DiedOfInterrupt()
+    {
+        try
+        {
+            // .NET reports a process ended by a signal as 128 and the signal's number.
+            return _process.WaitForExit(TimeSpan.FromSeconds(5)) && _process.ExitCode == 128 + SigInt;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
+    private const int SigInt = 2;
     private const int SigTerm = 15;
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]

@@ -16,6 +16,9 @@ internal static class KernelHost
 {
     public static async Task<int> RunAsync()
     {
+        // A Ctrl-C or `kill -INT` that reaches the kernel stops the whole run: the runner is told, and stops this
+        // kernel (SIGTERM, which runs the exit hooks that quit the guests) instead of the kernel dying under it.
+        using var forward = RunInterruption.ForwardToRunner();
         var protocol = new StreamWriter(Console.OpenStandardOutput(), new UTF8Encoding(false)) { AutoFlush = false };
         var input = new StreamReader(Console.OpenStandardInput(), Encoding.UTF8);
         using var output = new KernelOutput(protocol);

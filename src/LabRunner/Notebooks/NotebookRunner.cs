@@ -10,7 +10,8 @@ namespace LabRunner.Notebooks;
 /// Runs a notebook: reads it, injects parameters, starts a kernel process, sends the C# cells one by one, and
 /// records outputs and per-cell metadata (start, end, duration, status). The executed notebook is saved after
 /// every cell. The first failing cell stops the run unless errors are allowed; a failed or timed-out run gets a
-/// banner cell at the top linking to the failing cell. The report, when asked for, is written at the end.
+/// banner cell at the top linking to the failing cell. An interruption (<see cref="Interruption"/>: Ctrl-C, SIGTERM)
+/// stops the kernel in whatever cell it is, and no further cell runs. The report, when asked for, is written at the end.
 /// </summary>
 public sealed class NotebookRunner
 {
@@ -27,6 +28,25 @@ public sealed class NotebookRunner
     public TextWriter? ScriptOut { get; init; }
 
     public TextWriter? ScriptError { get; init; }
+
+    /// <summary>What stops the run when a user interrupts it (<c>lab run</c> listens for SIGINT and SIGTERM); null: nothing.</summary>
+    internal RunInterruption? Interruption { get; init; }
+
+    private bool Interrupted => Interruption?.IsRequested == true;
+
+    /// <summary>
+    /// Whether the run is interrupted, asked when the kernel ended on its own: a kernel that died of SIGINT got the
+    /// user's Ctrl-C before it could pass it on, so the run is interrupted even if the runner's own signal (a
+    /// terminal sends it to both) has not been handled yet.
+    /// </summary>
+    private bool KernelWasInterrupted(KernelClient kernel)
+    {
+        if (Interruption is { } interruption && !interruption.IsRequested && kernel.DiedOfInterrupt())
+        {
+            interruption.Request(System.Runtime.InteropServices.PosixSignal.SIGINT);
+        }
+        return Interrupted;
+    }
 
     public async Task<RunOutcome> RunAsync(RunOptions options, IRunProgress progress, CancellationToken cancellationToken = default)
     {
@@ -71,7 +91,9 @@ public sealed class NotebookRunner
         // The kernel process starts first: its runtime and Roslyn warm up while the run is being described.
         var runClock = Stopwatch.StartNew();
         var failedCell = (NotebookCell?)null;
+        var interruptedCell = (NotebookCell?)null;
         var timedOut = false;
+        var interruption = Interruption?.Token ?? CancellationToken.None;
         int? returnValue = null;
         var executionCount = 0;
         var cellsRun = 0;
@@ -96,7 +118,7 @@ public sealed class NotebookRunner
             Save();
             progress.Begin(Path.GetFileName(input), codeCells.Count);
 
-            var kernelReady = await WaitForReadyAsync(kernel, options, runClock, cancellationToken).ConfigureAwait(false);
+            var kernelReady = await WaitForReadyAsync(kernel, options, runClock, interruption, cancellationToken).ConfigureAwait(false);
             if (!kernelReady.Ok)
             {
                 timedOut = kernelReady.TimedOut;
@@ -107,7 +129,9 @@ public sealed class NotebookRunner
             foreach (var cell in codeCells)
             {
                 number++;
-                if (!kernelReady.Ok || timedOut || (failedCell is not null && !options.AllowErrors))
+                // Checked before each cell, not only in one: an interruption between two cells (or before the first)
+                // must not let the next one start.
+                if (!kernelReady.Ok || timedOut || Interrupted || (failedCell is not null && !options.AllowErrors))
                 {
                     cell.LabMetadata["status"] = "not-run";
                     continue;
@@ -125,7 +149,7 @@ public sealed class NotebookRunner
                 progress.CellStarted(number, cell.FirstLine);
                 var cellStart = _time.GetUtcNow();
                 var clock = Stopwatch.StartNew();
-                var result = await ExecuteCellAsync(kernel, cell, options, runClock, progress, cancellationToken).ConfigureAwait(false);
+                var result = await ExecuteCellAsync(kernel, cell, options, runClock, progress, interruption, cancellationToken).ConfigureAwait(false);
                 var cellEnd = _time.GetUtcNow();
                 cell.LabMetadata["start"] = Iso(cellStart);
                 cell.LabMetadata["end"] = Iso(cellEnd);
@@ -139,16 +163,23 @@ public sealed class NotebookRunner
                 {
                     timedOut = true;
                 }
+                if (result.Status == "interrupted")
+                {
+                    interruptedCell = cell;
+                }
                 returnValue = result.ReturnValue ?? returnValue;
                 progress.CellFinished(number, result.Status, clock.Elapsed, cell.FirstLine);
                 Save();
             }
         }
 
+        // Once interrupted, at whatever moment (even after the last cell), the run reports it: the user asked it to stop.
+        var interrupted = Interrupted;
         var findings = Reporting.FindingsSummary.From(notebook);
         var refuted = findings is { Unexpected.Count: > 0 };
-        var status = timedOut ? "timeout" : failedCell is not null ? "failed" : refuted ? "refuted" : "ok";
-        var exitCode = timedOut ? RunExitCodes.TimedOut
+        var status = interrupted ? "interrupted" : timedOut ? "timeout" : failedCell is not null ? "failed" : refuted ? "refuted" : "ok";
+        var exitCode = interrupted ? Interruption!.ExitCode
+            : timedOut ? RunExitCodes.TimedOut
             : failedCell is not null ? RunExitCodes.CellFailed
             : refuted ? RunExitCodes.RefutedFinding
             : returnValue ?? RunExitCodes.Success;
@@ -156,7 +187,11 @@ public sealed class NotebookRunner
         {
             runMeta["findings"] = findings.ToJson();
         }
-        if (failedCell is not null || timedOut)
+        if (interrupted)
+        {
+            AddInterruptedBanner(notebook, interruptedCell, Interruption!.SignalName);
+        }
+        else if (failedCell is not null || timedOut)
         {
             AddBanner(notebook, failedCell, timedOut, options);
         }
@@ -193,9 +228,9 @@ public sealed class NotebookRunner
 
     private sealed record CellResult(string Status, int? ReturnValue);
 
-    private async Task<CellResult> ExecuteCellAsync(KernelClient kernel, NotebookCell cell, RunOptions options, Stopwatch runClock, IRunProgress progress, CancellationToken cancellationToken)
+    private async Task<CellResult> ExecuteCellAsync(KernelClient kernel, NotebookCell cell, RunOptions options, Stopwatch runClock, IRunProgress progress, CancellationToken interruption, CancellationToken cancellationToken)
     {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, interruption);
         var (budget, which) = Budget(options, runClock);
         if (budget is { } b)
         {
@@ -208,6 +243,10 @@ public sealed class NotebookRunner
             while (true)
             {
                 var message = await kernel.ReceiveAsync(limit.Token).ConfigureAwait(false);
+                if (message is null && KernelWasInterrupted(kernel))
+                {
+                    return InterruptedCell(cell);
+                }
                 if (message is null)
                 {
                     var tail = kernel.StandardErrorTail;
@@ -265,6 +304,13 @@ public sealed class NotebookRunner
                 }
             }
         }
+        catch (OperationCanceledException) when (interruption.IsCancellationRequested)
+        {
+            // The cell may ignore cancellation or be blocked (a guest starting): stopping the kernel stops it, and
+            // the kernel's exit hooks quit the guests it started.
+            kernel.Kill();
+            return InterruptedCell(cell);
+        }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             kernel.Kill();
@@ -277,9 +323,16 @@ public sealed class NotebookRunner
         }
     }
 
-    private static async Task<(bool Ok, bool TimedOut, string Message)> WaitForReadyAsync(KernelClient kernel, RunOptions options, Stopwatch runClock, CancellationToken cancellationToken)
+    private CellResult InterruptedCell(NotebookCell cell)
     {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var why = $"lab run was interrupted ({Interruption!.SignalName}) during this cell; the kernel was stopped";
+        cell.Outputs.Add(Error("Interrupted", why, [why]));
+        return new CellResult("interrupted", null);
+    }
+
+    private async Task<(bool Ok, bool TimedOut, string Message)> WaitForReadyAsync(KernelClient kernel, RunOptions options, Stopwatch runClock, CancellationToken interruption, CancellationToken cancellationToken)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, interruption);
         if (options.Timeout is { } t)
         {
             limit.CancelAfter(t - runClock.Elapsed is var left && left > TimeSpan.Zero ? left : TimeSpan.Zero);
@@ -293,7 +346,16 @@ public sealed class NotebookRunner
                     return (true, false, "");
                 }
             }
+            if (KernelWasInterrupted(kernel))
+            {
+                return (false, false, "interrupted while the kernel was starting");
+            }
             throw new LabException($"the notebook kernel exited before it was ready: {kernel.StandardErrorTail}");
+        }
+        catch (OperationCanceledException) when (interruption.IsCancellationRequested)
+        {
+            kernel.Kill();
+            return (false, false, "interrupted while the kernel was starting; the kernel was stopped");
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -347,6 +409,23 @@ public sealed class NotebookRunner
             var evalue = (error?["evalue"]?.GetValue<string>() ?? "").Split('\n')[0];
             var rest = options.AllowErrors && !timedOut ? " (errors were allowed, so later cells ran too)" : " Later cells did not run.";
             text = $"> **lab run {what}** in [code cell {index}](#cell-{failed.Id}) (`{failed.Id}`): `{CodeSpan(ename + ": " + evalue)}`\n>\n> The error output is kept under that cell.{rest}";
+        }
+        var banner = new NotebookCell(CellKind.Markdown, text, null, new JsonObject { ["tags"] = new JsonArray(BannerTag) });
+        notebook.Cells.Insert(0, banner);
+        notebook.EnsureCellIds();
+    }
+
+    private static void AddInterruptedBanner(Notebook notebook, NotebookCell? during, string signal)
+    {
+        string text;
+        if (during is null)
+        {
+            text = $"> **lab run was interrupted** ({signal}): the kernel and the guests it started were stopped, and the cells after the last one that ran did not run.";
+        }
+        else
+        {
+            var index = notebook.Cells.Where(c => c.Kind == CellKind.Code).ToList().IndexOf(during) + 1;
+            text = $"> **lab run was interrupted** ({signal}) in [code cell {index}](#cell-{during.Id}) (`{during.Id}`): the kernel and the guests it started were stopped.\n>\n> Later cells did not run.";
         }
         var banner = new NotebookCell(CellKind.Markdown, text, null, new JsonObject { ["tags"] = new JsonArray(BannerTag) });
         notebook.Cells.Insert(0, banner);

@@ -26,7 +26,7 @@ public sealed record RunOptions
     public IReadOnlyList<string> ScriptArguments { get; init; } = [];
 }
 
-/// <summary>How a run ended: the exit code (0 ok, 1 a cell failed, 3 time limit; a .csx's own return value) and the files written.</summary>
+/// <summary>How a run ended: the exit code (0 ok, 1 a cell failed, 3 time limit, 130 interrupted; a .csx's own return value) and the files written.</summary>
 public sealed record RunOutcome(int ExitCode, string Status, string? OutputPath, string? ReportPath, int CellsRun, string? FailedCellId);
 
 /// <summary>Exit codes of <c>lab run</c>.</summary>
@@ -39,4 +39,10 @@ public static class RunExitCodes
 
     /// <summary>Every cell ran, but a finding was refuted that the notebook did not declare an expected outcome.</summary>
     public const int RefutedFinding = 4;
+
+    /// <summary>Interrupted by Ctrl-C (SIGINT): the kernel and its guests were stopped, no further cell ran.</summary>
+    public const int Interrupted = 130;
+
+    /// <summary>Stopped by SIGTERM, as for <see cref="Interrupted"/>.</summary>
+    public const int Terminated = 143;
 }

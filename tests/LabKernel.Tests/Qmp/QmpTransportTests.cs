@@ -39,6 +39,147 @@ public sealed class QmpTransportTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.False(qmp.IsConnected);
     }
 
+    /// <summary>How the connection ends in the tests of what a failed call sees.</summary>
+    public enum ConnectionEnd
+    {
+        Malformed,
+        Lost,
+        PeerClosed,
+        Disposed,
+    }
+
+    /// <summary>
+    /// A caller that catches the failure and asks <see cref="QmpClient.IsConnected"/> at once must hear false. Each
+    /// call's failure is observed synchronously on the thread that fails it, and the reader fails the calls on a thread
+    /// of the test's own while the pool runs the failed calls' continuations: with many calls waiting, the first ones
+    /// end while the reader is still failing the rest, so a client that marks itself disconnected last is caught.
+    /// </summary>
+    [Theory]
+    [InlineData(ConnectionEnd.Malformed)]
+    [InlineData(ConnectionEnd.Lost)]
+    [InlineData(ConnectionEnd.PeerClosed)]
+    [InlineData(ConnectionEnd.Disposed)]
+    public async Task Given_many_commands_waiting_When_the_connection_ends_Then_each_sees_the_client_disconnected_as_it_fails(ConnectionEnd end)
+    {
+        var transport = new HeldTransport();
+        await using var qmp = await QmpClient.ConnectAsync(transport);
+        var calls = Enumerable.Range(0, 4000).Select(_ => qmp.ExecuteAsync("query-status", timeout: TimeSpan.FromMinutes(5))).ToList();
+        var seen = calls.Select(c => ConnectedWhenFailed(c, qmp)).ToList();
+        var listener = qmp.Listen("SHUTDOWN");
+        var listening = ConnectedWhenFailed(listener.WaitAsync("SHUTDOWN", TimeSpan.FromMinutes(5)), qmp);
+
+        await OnOwnThreadAsync(end switch
+        {
+            ConnectionEnd.Malformed => () => transport.End(new QmpProtocolException("QMP sent invalid JSON")),
+            ConnectionEnd.Lost => () => transport.End(new QmpDisconnectedException("QMP connection lost: Connection reset by peer")),
+            ConnectionEnd.PeerClosed => () => transport.End(null),
+            _ => () => qmp.DisposeAsync().AsTask().GetAwaiter().GetResult(),
+        });
+
+        var connected = await Task.WhenAll(seen).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(0, connected.Count(c => c));
+        Assert.False(await listening.WaitAsync(TimeSpan.FromSeconds(10)), "the event wait failed while the client still said it was connected");
+        Assert.All(calls, c => Assert.IsType<QmpDisconnectedException>(c.Exception?.InnerException));
+    }
+
+    [Fact]
+    public async Task Given_a_transport_that_cannot_send_When_a_command_is_sent_Then_it_fails_with_the_client_already_disconnected()
+    {
+        var transport = new HeldTransport();
+        await using var qmp = await QmpClient.ConnectAsync(transport);
+        var waiting = qmp.ExecuteAsync("query-status", timeout: TimeSpan.FromMinutes(5));
+        var waitingSaw = ConnectedWhenFailed(waiting, qmp);
+        transport.SendFailure = new QmpDisconnectedException("QMP connection lost while sending: Broken pipe");
+
+        var sending = qmp.ExecuteAsync("query-block");
+        var sendingSaw = ConnectedWhenFailed(sending, qmp);
+
+        await Assert.ThrowsAsync<QmpDisconnectedException>(() => sending);
+        Assert.False(await sendingSaw);
+        // A transport that failed to send may hold half a message: the calls waiting on it end too, with the cause.
+        var e = await Assert.ThrowsAsync<QmpDisconnectedException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("Broken pipe", e.Message, StringComparison.Ordinal);
+        Assert.False(await waitingSaw);
+        Assert.False(qmp.IsConnected);
+    }
+
+    /// <summary>Whether <paramref name="qmp"/> still said it was connected at the moment <paramref name="call"/> failed (read on the failing thread).</summary>
+    private static Task<bool> ConnectedWhenFailed(Task call, QmpClient qmp) =>
+        call.ContinueWith(t => !t.IsFaulted || qmp.IsConnected, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+
+    /// <summary>Runs <paramref name="action"/> on a new thread (not the pool's), so what it completes runs there while the pool is free.</summary>
+    private static Task OnOwnThreadAsync(Action action)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                action();
+                done.SetResult();
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        });
+        thread.Start();
+        return done.Task;
+    }
+
+    /// <summary>
+    /// A transport that greets, answers <c>qmp_capabilities</c>, then sends nothing until the test ends it. Its receive
+    /// completes synchronously on whichever thread ends it, so the client's reader runs there.
+    /// </summary>
+    private sealed class HeldTransport : IQmpTransport
+    {
+        // No RunContinuationsAsynchronously, on purpose: the reader continues on the ending thread.
+        private readonly TaskCompletionSource<JsonObject?> _capabilities = new();
+        private readonly TaskCompletionSource<JsonObject?> _end = new();
+        private int _receives;
+
+        public Exception? SendFailure { get; set; }
+
+        public ValueTask SendAsync(JsonObject message, CancellationToken cancellationToken = default)
+        {
+            if (SendFailure is { } failure)
+            {
+                return ValueTask.FromException(failure);
+            }
+            if (message["execute"]?.GetValue<string>() == "qmp_capabilities")
+            {
+                _capabilities.TrySetResult(new JsonObject { ["return"] = new JsonObject(), ["id"] = message["id"]!.DeepClone() });
+            }
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask<JsonObject?> ReceiveAsync(CancellationToken cancellationToken = default) => Interlocked.Increment(ref _receives) switch
+        {
+            1 => new((JsonObject)JsonNode.Parse(Greeting)!),
+            2 => new(_capabilities.Task),
+            _ => new(_end.Task),
+        };
+
+        /// <summary>Ends the connection: with <paramref name="error"/> thrown from the pending receive, or cleanly (null).</summary>
+        public void End(Exception? error)
+        {
+            if (error is null)
+            {
+                _end.TrySetResult(null);
+            }
+            else
+            {
+                _end.TrySetException(error);
+            }
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            End(null);
+            return ValueTask.CompletedTask;
+        }
+    }
+
     [Fact]
     public async Task Given_a_message_longer_than_the_limit_When_it_arrives_Then_the_pending_call_fails_naming_the_limit()
     {

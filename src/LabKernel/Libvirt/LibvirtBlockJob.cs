@@ -78,7 +78,7 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
     /// <summary>libvirt's final status: completed, failed or cancelled; null while it runs.</summary>
     public LibvirtBlockJobStatus? Outcome { get; private set; }
 
-    public bool HasBeenReady => _ready.Task.IsCompleted;
+    public bool HasBeenReady => _ready.Task.IsCompletedSuccessfully;
 
     /// <summary>Completes when the job ends (faults with <see cref="BlockJobFailedException"/> when libvirt reports FAILED).</summary>
     public Task<BlockJobResult> Completion => _completion.Task;

@@ -58,7 +58,7 @@ public sealed class ConformanceTests
         var fromJupyter = Path.Combine(scratch.Path, "jupyter.ipynb");
 
         // lab run replaces an injected-parameters cell with its own: give it the same values as -p.
-        await Lab(["run", input, "-o", fromLab, "--no-progress", "--allow-errors", .. @case.Parameters.Chunk(2).SelectMany(p => new[] { "-p", p[0], p[1] })]);
+        var labExit = await Lab(["run", input, "-o", fromLab, "--no-progress", "--allow-errors", .. @case.Parameters.Chunk(2).SelectMany(p => new[] { "-p", p[0], p[1] })]);
         await RealKernelHosts.DotnetReplAsync(input, fromRepl, HostTimeout);
         await RealKernelHosts.NbconvertAsync(input, fromJupyter, HostTimeout);
 
@@ -69,6 +69,8 @@ public sealed class ConformanceTests
         }
         var expected = RealKernelHosts.Verdicts(fromLab);
         Assert.NotEmpty(expected);
+        // Not only no error cell: no claim refuted that the notebook did not declare expected (lab run's exit 4).
+        Assert.True(labExit == 0, $"lab run exited {labExit}; verdicts: {string.Join(" | ", expected.Where(v => v.Verdict == "refuted").Select(v => v.Claim))}");
         Assert.Equal(expected, RealKernelHosts.Verdicts(fromRepl));
         Assert.Equal(expected, RealKernelHosts.Verdicts(fromJupyter));
 

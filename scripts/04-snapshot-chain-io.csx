@@ -17,7 +17,8 @@
 // newer layers and booted on layer k itself, writing it). Every wait is on a condition: the churn command's exit, the
 // agent's first answer after boot, fio's exit.
 //
-// **Scale**: the document's sizes are `Snapshots=10`, `FilesPerSnapshot=20`, `FileMiB=70`, `FioSize=3072m`,
+// **Scale**: the document's sizes are `Snapshots=9` (its loop stops when `snap_index == 10`, after snapshot 9; its
+// text says 10), `FilesPerSnapshot=20`, `FileMiB=70`, `FioSize=3072m`,
 // `FioSeconds=60`: about 14 GB of random writes and 44 minutes of fio, too long under TCG. The defaults here are
 // scaled (5 snapshots, 20 files of 8 MiB, fio 256 MiB for at most 10 s per job); pass the document's values with
 // `-p` to run it as written. Under TCG every number is slow in absolute terms: read the trends, not the values.

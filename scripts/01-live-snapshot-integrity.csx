@@ -163,7 +163,7 @@ display(lab.Findings);
 // ## Clean-up and the journal
 //
 // The document's step 7: return to `base <- overlay1`. The guest is already off. A lab-made guest is removed; your
-// own domain is put back on its own disk (and started again if it was running), with the evidence that its image was
-// not written. The run's images are removed unless `KeepArtifacts`. Below, every command the lab issued, in order.
+// own domain is put back on its own disks (and started again if it was running), with the evidence that none of its
+// images was written. The run's images are removed unless `KeepArtifacts`. Below, every command the lab issued, in order.
 
 display(await lab.FinishAsync());

@@ -334,7 +334,7 @@ display(lab.Sizes.Rows.ToTable("Every size measured (MiB)"));
 
 // ## Clean-up and the journal
 //
-// The guest is shut down (your domain is handed back on its own disk, with the evidence that its image was not
+// The guest is shut down (your domain is handed back on its own disks, with the evidence that none of its images was
 // written). Unless `KeepArtifacts`, every image the lab made is removed (the cached base never is); with it, the images
 // stay in the output folder with `artifacts.json` naming each file's role. Below, every command the lab issued, in order.
 

@@ -259,12 +259,13 @@ public sealed class LibvirtLabGuest : ILabGuest
             {
                 continue;
             }
-            if (d.SourceType is not ("file" or "block") || d.Source.Length == 0)
+            var local = d.SourceType is "file" or "block";
+            if (local && d.Source.Length == 0 && d.Target != worked)
             {
-                if (d.Target != worked && d.Source.Length == 0 && d.SourceType is "file" or "block")
-                {
-                    continue; // no medium
-                }
+                continue; // no medium
+            }
+            if (!local || d.Source.Length == 0)
+            {
                 throw new LabUsageException($"domain '{domain}' disk {d.Target} is a {d.SourceType} disk{(d.Source.Length == 0 ? " with no local source" : "")}: the lab puts its overlay on every writable disk of your domain and can only do that over a local file or block device");
             }
             covered.Add(d);

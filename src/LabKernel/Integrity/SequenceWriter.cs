@@ -225,17 +225,8 @@ public sealed class SequenceWriter
     /// Waits for the writer to finish, reading its progress every <paramref name="sampleEvery"/> meanwhile (the
     /// samples are the measurement for plots); fails if it exits non-zero or runs past <paramref name="timeout"/>.
     /// </summary>
-    public Task<GuestExecResult> WaitAsync(TimeSpan timeout, TimeSpan? sampleEvery = null, CancellationToken cancellationToken = default) =>
-        Poll.UntilAsync(async ct =>
-        {
-            if (await _process.TryGetResultAsync(ct).ConfigureAwait(false) is { } done)
-            {
-                Record(done.Succeeded ? Options.Count : await ReadProgressAsync(ct).ConfigureAwait(false));
-                return (true, done.EnsureSuccess(), "");
-            }
-            await ReadProgressAsync(ct).ConfigureAwait(false);
-            return (false, (GuestExecResult)null!, "");
-        }, $"the guest writer of {Options.Count} lines to finish", timeout, Backoff.Every(sampleEvery ?? TimeSpan.FromMilliseconds(250)), cancellationToken: cancellationToken);
+    public async Task<GuestExecResult> WaitAsync(TimeSpan timeout, TimeSpan? sampleEvery = null, CancellationToken cancellationToken = default) =>
+        (await ExitAsync(timeout, sampleEvery, cancellationToken).ConfigureAwait(false)).Result.EnsureSuccess();
 
     /// <summary>
     /// Waits for the writer to exit, sampling its progress as <see cref="WaitAsync"/> does, and returns how it ended
@@ -243,6 +234,16 @@ public sealed class SequenceWriter
     /// (killed, a write error, a short file), not a cell error.
     /// </summary>
     public async Task<WriterEnd> WaitForExitAsync(TimeSpan timeout, TimeSpan? sampleEvery = null, CancellationToken cancellationToken = default)
+    {
+        var (result, lines) = await ExitAsync(timeout, sampleEvery, cancellationToken).ConfigureAwait(false);
+        return new WriterEnd(result.ExitCode, lines, Options.Count, _clock.Elapsed, result.Succeeded ? "" : result.StandardError.Trim().Split('\n')[^1]);
+    }
+
+    /// <summary>
+    /// The one wait for the writer's exit: samples its progress until the process ends, then reads the progress file
+    /// once more (the writer's own last flushed line, recorded as the final sample: how far it got).
+    /// </summary>
+    private async Task<(GuestExecResult Result, long Lines)> ExitAsync(TimeSpan timeout, TimeSpan? sampleEvery, CancellationToken cancellationToken)
     {
         var result = await Poll.UntilAsync(async ct =>
         {
@@ -253,9 +254,7 @@ public sealed class SequenceWriter
             await ReadProgressAsync(ct).ConfigureAwait(false);
             return (false, (GuestExecResult)null!, "");
         }, $"the guest writer of {Options.Count} lines to exit", timeout, Backoff.Every(sampleEvery ?? TimeSpan.FromMilliseconds(250)), cancellationToken: cancellationToken).ConfigureAwait(false);
-        // The progress file is the writer's own last flushed line: the evidence of how far it got.
-        var lines = await ReadProgressAsync(cancellationToken).ConfigureAwait(false);
-        return new WriterEnd(result.ExitCode, lines, Options.Count, _clock.Elapsed, result.Succeeded ? "" : result.StandardError.Trim().Split('\n')[^1]);
+        return (result, await ReadProgressAsync(cancellationToken).ConfigureAwait(false));
     }
 
     private void Record(long lines)

@@ -178,11 +178,11 @@ public sealed class LibvirtDomain : IDisposable
         try
         {
             await Run(() => mode switch
-        {
-            ShutdownMode.Default => LibvirtRuntime.Call("virDomainShutdown", What, $"virDomainShutdown({Name})", () => LibvirtNative.virDomainShutdown(Handle)),
-            ShutdownMode.Acpi => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, ACPI_POWER_BTN)", () => LibvirtNative.virDomainShutdownFlags(Handle, Vir.ShutdownAcpi)),
-            _ => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, GUEST_AGENT)", () => LibvirtNative.virDomainShutdownFlags(Handle, Vir.ShutdownGuestAgent)),
-        }, cancellationToken).ConfigureAwait(false);
+            {
+                ShutdownMode.Default => LibvirtRuntime.Call("virDomainShutdown", What, $"virDomainShutdown({Name})", () => LibvirtNative.virDomainShutdown(Handle)),
+                ShutdownMode.Acpi => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, ACPI_POWER_BTN)", () => LibvirtNative.virDomainShutdownFlags(Handle, Vir.ShutdownAcpi)),
+                _ => LibvirtRuntime.Call("virDomainShutdownFlags", What, $"virDomainShutdownFlags({Name}, GUEST_AGENT)", () => LibvirtNative.virDomainShutdownFlags(Handle, Vir.ShutdownGuestAgent)),
+            }, cancellationToken).ConfigureAwait(false);
         }
         catch (LibvirtException e) when (mode == ShutdownMode.GuestAgent)
         {

@@ -104,11 +104,13 @@ public static class InternalSnapshots
             throw new LabUsageException("name at least one disk");
         }
         // The guard sees what QEMU will write: the job writes the named disks' active images, HMP every writable one.
-        var written = new List<string>();
-        foreach (var d in disks)
+        // The active layers are read once, for the guard and for the job's device list.
+        var active = new Dictionary<string, LiveLayer>();
+        foreach (var d in disks.Append(vmStateDisk ?? disks[0]).Distinct())
         {
-            written.Add((await block.QueryChainAsync(d, cancellationToken).ConfigureAwait(false)).Active.Filename);
+            active[d] = (await block.QueryChainAsync(d, cancellationToken).ConfigureAwait(false)).Active;
         }
+        var written = disks.Select(d => active[d].Filename).ToList();
         if (path == InternalSnapshotPath.HumanMonitor)
         {
             written.AddRange(await WritableActiveImagesAsync(block, cancellationToken).ConfigureAwait(false));
@@ -121,7 +123,7 @@ public static class InternalSnapshots
             {
                 try
                 {
-                    await RunJobAsync(block, jobCommand, tag, disks, vmStateDisk, cancellationToken).ConfigureAwait(false);
+                    await RunJobAsync(block, jobCommand, tag, [.. disks.Select(d => active[d].NodeName)], active[vmStateDisk ?? disks[0]].NodeName, cancellationToken).ConfigureAwait(false);
                     entry.Complete("job concluded");
                     return;
                 }
@@ -157,19 +159,14 @@ public static class InternalSnapshots
             .Select(i => i!["file"]!.GetValue<string>())];
     }
 
-    private static async Task RunJobAsync(BlockLayer block, string command, string tag, IReadOnlyList<string> disks, string? vmStateDisk, CancellationToken cancellationToken)
+    private static async Task RunJobAsync(BlockLayer block, string command, string tag, IReadOnlyList<string> nodes, string vmStateNode, CancellationToken cancellationToken)
     {
-        var devices = new JsonArray();
-        foreach (var d in disks)
-        {
-            devices.Add((await block.QueryChainAsync(d, cancellationToken).ConfigureAwait(false)).Active.NodeName);
-        }
+        var devices = new JsonArray([.. nodes.Select(n => (JsonNode)JsonValue.Create(n))]);
         var id = BlockJob.NewId(command + "-");
         var args = new JsonObject { ["job-id"] = id, ["tag"] = tag, ["devices"] = devices };
         if (command != "snapshot-delete")
         {
-            var vm = vmStateDisk ?? disks[0];
-            args["vmstate"] = (await block.QueryChainAsync(vm, cancellationToken).ConfigureAwait(false)).Active.NodeName;
+            args["vmstate"] = vmStateNode;
         }
         await using var job = await BlockJob.StartAsync(block.Qmp, id, command, command, args, new BlockJobOptions { SampleOnEvents = false }, cancellationToken: cancellationToken).ConfigureAwait(false);
         await job.WaitAsync(block.JobTimeout, cancellationToken).ConfigureAwait(false);

@@ -21,6 +21,9 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
     private BlockJobProgress _last;
     private bool _pivotRequested;
     private bool _abortRequested;
+    // The lab's own synchronous pivot or abort, set before the call goes out: libvirt returns from it only once the
+    // job is gone, so a job found gone after a reconnect while it is in flight ended by the lab's request.
+    private TaskCompletionSource? _request;
 
     internal LibvirtBlockJob(LibvirtDomain domain, string disk, string type)
     {
@@ -133,7 +136,19 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
         try
         {
             await _domain.Connection.ReconnectAsync().ConfigureAwait(false);
+            if (BeforeRecoverySample is { } hook)
+            {
+                await hook().ConfigureAwait(false);
+            }
             var sample = await Task.Run(() => Sample("reconnected", HasBeenReady ? JobStatus.Ready : JobStatus.Running)).ConfigureAwait(false);
+            if (sample is null && Volatile.Read(ref _request) is { } request)
+            {
+                // Gone because the lab pivoted or aborted it (the call may still be returning): its COMPLETED or
+                // CANCELLED event may come on the new connection, or have been sent before it was registered again,
+                // so the request's own return decides, as it would without the restart.
+                await ConcludeByRequestAsync(request.Task).ConfigureAwait(false);
+                return;
+            }
             if (sample is null)
             {
                 Fail(new LabException($"the {Type} job on {_domain.Name} {Disk} ended while libvirtd was away (it restarted); libvirt no longer lists it, so how it ended is unknown: check the disk's chain before going on"));
@@ -238,7 +253,52 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
     public Task PivotAsync(CancellationToken cancellationToken = default)
     {
         _pivotRequested = true;
-        return _domain.Block.AbortJobAsync(Disk, pivot: true, cancellationToken);
+        return RequestAsync(pivot: true, cancellationToken);
+    }
+
+    /// <summary>The synchronous <c>virDomainBlockJobAbort</c>, recorded so that a reconnect can tell the lab's end of the job from one it missed.</summary>
+    private async Task RequestAsync(bool pivot, CancellationToken cancellationToken)
+    {
+        var request = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _request, request);
+        try
+        {
+            await _domain.Block.AbortJobAsync(Disk, pivot, cancellationToken).ConfigureAwait(false);
+            request.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            request.TrySetException(e);
+            _ = request.Task.Exception;
+            throw;
+        }
+    }
+
+    /// <summary>A test's hook, run after the reconnect and before the job is asked for (to order a pivot before it).</summary>
+    internal Func<Task>? BeforeRecoverySample { get; set; }
+
+    private async Task ConcludeByRequestAsync(Task request)
+    {
+        try
+        {
+            await request.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is LabException or OperationCanceledException)
+        {
+            Fail(new LabException($"the {Type} job on {_domain.Name} {Disk} ended while libvirtd was away (it restarted), and the lab's {(_pivotRequested ? "pivot" : "abort")} of it failed: {e.Message}; check the disk's chain before going on", e));
+            return;
+        }
+        if (_completion.Task.IsCompleted)
+        {
+            return; // the event came on the new connection first
+        }
+        var last = Last;
+        var cancelled = _abortRequested && !_pivotRequested;
+        Record(last with { Status = JobStatus.Concluded, At = DateTimeOffset.UtcNow, Trigger = cancelled ? "abort returned" : "pivot returned" });
+        Outcome ??= cancelled ? LibvirtBlockJobStatus.Cancelled : LibvirtBlockJobStatus.Completed;
+        _completion.TrySetResult(new BlockJobResult(Disk, Type, cancelled, !cancelled, last.Offset, last.Length, _sw.Elapsed, []));
+        _ready.TrySetException(new LabException($"the {Type} job on {_domain.Name} {Disk} ended without becoming ready"));
+        _ = _ready.Task.Exception;
     }
 
     /// <summary>Same as <see cref="PivotAsync"/>, named like the QEMU backend's job.</summary>
@@ -248,7 +308,7 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
     public Task AbortAsync(CancellationToken cancellationToken = default)
     {
         _abortRequested = true;
-        return _domain.Block.AbortJobAsync(Disk, pivot: false, cancellationToken);
+        return RequestAsync(pivot: false, cancellationToken);
     }
 
     /// <summary>Same as <see cref="AbortAsync"/>, named like the QEMU backend's job.</summary>

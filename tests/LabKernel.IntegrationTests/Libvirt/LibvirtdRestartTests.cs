@@ -51,6 +51,45 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
         Assert.True((await QemuImg.CheckAsync(dest)).IsClean);
     }
 
+    /// <summary>
+    /// The order that failed once in CI: the test's pivot went through the renewed connection and ended the job before
+    /// the job's own recovery asked libvirt for it. The hook holds the recovery until the pivot has returned, so the
+    /// job is always gone when it asks; the job must still end Completed, not "ended while libvirtd was away".
+    /// </summary>
+    [Fact]
+    public async Task Given_a_copy_job_pivoted_after_a_libvirtd_restart_before_the_job_recovers_Then_it_ends_completed()
+    {
+        var d = fx.Domain;
+        var source = fx.PathOf("restart-order-src.qcow2");
+        await QemuImg.CreateAsync(source, "qcow2", 64 * M);
+        await QemuIo.WritePatternAsync(source, 0, 8 * M, 0x4d);
+        var dest = fx.PathOf("restart-order-dest.qcow2");
+        await d.AttachDiskAsync(source, "vdf");
+        try
+        {
+            await using var job = await d.Block.StartCopyAsync("vdf", dest);
+            await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
+            var pivoted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            job.BeforeRecoverySample = () => pivoted.Task.WaitAsync(TimeSpan.FromMinutes(2));
+
+            await RestartLibvirtdAsync();
+            await fx.Connection.ReconnectAsync();
+            await job.PivotAsync();
+            pivoted.SetResult();
+
+            var r = await job.WaitAsync(TimeSpan.FromMinutes(1));
+            output.WriteLine($"pivot before the recovery's sample: {r}; outcome {job.Outcome}; events {string.Join(" -> ", job.Events.Select(e => e.Status))}");
+            Assert.True(r.Completed);
+            Assert.False(r.Cancelled);
+            Assert.Equal(dest, (await d.Block.QueryChainAsync("vdf")).Source);
+        }
+        finally
+        {
+            await d.DetachDiskAsync("vdf");
+        }
+        Assert.True((await QemuImg.CompareAsync(source, dest)).Identical);
+    }
+
     [Fact]
     public async Task Given_QMP_through_libvirt_opened_before_a_libvirtd_restart_When_a_mirror_runs_after_it_Then_QEMUs_events_still_drive_the_job()
     {

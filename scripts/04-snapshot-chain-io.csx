@@ -22,6 +22,17 @@
 // `FioSeconds=60`: about 14 GB of random writes and 44 minutes of fio, too long under TCG. The defaults here are
 // scaled (5 snapshots, 20 files of 8 MiB, fio 256 MiB for at most 10 s per job); pass the document's values with
 // `-p` to run it as written. Under TCG every number is slow in absolute terms: read the trends, not the values.
+//
+// **What the document's fio jobs cannot show, and what is added.** Its jobs read and write one file, written fresh in
+// the top overlay at each depth: its reads find their data in the top layer and never walk down the chain, so they
+// cannot show the cost of depth. (And when the write job ends at its time limit before the file is full, the read
+// jobs partly read space fio only fallocated, which ext4 answers with zeroes without touching the disk; the
+// notebook measures how much.) So before the first snapshot the guest writes a **probe file** of random data into the
+// base layer; at every depth the guest reads all of it, 4k random reads with O_DIRECT, `Repeats` times, fio refusing
+// to write (`--readonly`). `qemu-img map` shows which layer holds the probe's blocks, so the notebook checks that the
+// reads really go to the base, through every overlay above it. The depth claim is then a hypothesis with a stated
+// test: *the deepest chain's probe IOPS are below the shallowest chain's in every repeat* (the ranges do not
+// overlap); overlapping ranges or the reverse order refute it.
 
 #r "nuget: LabNotebooks, 0.1.0"
 #load "lib/notebook-display.csx"
@@ -48,6 +59,9 @@ int FilesPerSnapshot = ScriptArgs.Get<int>(Args, "FilesPerSnapshot", 20);
 int FileMiB = ScriptArgs.Get<int>(Args, "FileMiB", 8);
 string FioSize = ScriptArgs.Get<string>(Args, "FioSize", "256m");
 int FioSeconds = ScriptArgs.Get<int>(Args, "FioSeconds", 10);
+int ProbeMiB = ScriptArgs.Get<int>(Args, "ProbeMiB", 32);
+int Repeats = ScriptArgs.Get<int>(Args, "Repeats", 3);
+int ProbeSeconds = ScriptArgs.Get<int>(Args, "ProbeSeconds", 300);
 string Backend = ScriptArgs.Get<string>(Args, "Backend", "qemu");
 string Domain = ScriptArgs.Get<string>(Args, "Domain", "");
 string DomainDisk = ScriptArgs.Get<string>(Args, "DomainDisk", "");
@@ -55,11 +69,11 @@ string LibvirtUri = ScriptArgs.Get<string>(Args, "LibvirtUri", "qemu:///system")
 bool KeepArtifacts = ScriptArgs.Get<bool>(Args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(Args, "OutputDir", "");
 
-if (Snapshots < 1 || FilesPerSnapshot < 1 || FileMiB < 1 || FioSeconds < 1)
-    throw new LabUsageException("Snapshots, FilesPerSnapshot, FileMiB and FioSeconds must be at least 1");
+if (Snapshots < 1 || FilesPerSnapshot < 1 || FileMiB < 1 || FioSeconds < 1 || ProbeMiB < 1 || Repeats < 1 || ProbeSeconds < 1)
+    throw new LabUsageException("Snapshots, FilesPerSnapshot, FileMiB, FioSeconds, ProbeMiB, Repeats and ProbeSeconds must be at least 1");
 var fioMiB = FioSize.EndsWith("g", StringComparison.OrdinalIgnoreCase) ? long.Parse(FioSize[..^1]) * 1024 : long.Parse(FioSize.TrimEnd('m', 'M'));
 // Room for fio's file and the churn: about 40% of the names survive each round's deletion, so files pile up.
-var dataMiB = fioMiB + 3L * FilesPerSnapshot * FileMiB + 512;
+var dataMiB = fioMiB + ProbeMiB + 3L * FilesPerSnapshot * FileMiB + 512;
 var lab = await Lab.StartAsync("04-snapshot-chain-io", new LabSetup
 {
     Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri,
@@ -67,6 +81,10 @@ var lab = await Lab.StartAsync("04-snapshot-chain-io", new LabSetup
 });
 var data = lab.DataDisks[0];
 await lab.ShAsync("mkfs.ext4 -q -F /dev/vdb && mkdir -p /data && mount /dev/vdb /data");
+// The probe: written and synced before the first snapshot, so its blocks live in the base layer; the churn never
+// deletes it (it removes only tekkaman.* files). ext4 is on the whole device, so filefrag's block numbers are disk offsets.
+await lab.ShAsync($"dd if=/dev/urandom of=/data/probe bs=1M count={ProbeMiB} conv=fsync status=none", TimeSpan.FromMinutes(30));
+var probe = await FileExtents.ReadAsync(lab.Agent, "/data/probe");
 display(lab.Describe());
 
 // ## The snapshots, with the document's churn after each
@@ -108,6 +126,9 @@ display(chain);
 
 string[] jobs = ["write", "randwrite", "read", "randread"];
 var runs = new List<(int Snapshot, int Depth, string Job, FioIo Io)>();
+var probeRuns = new List<(int Snapshot, int Depth, int Repeat, FioIo Io)>();
+var probeLayers = new Dictionary<int, (int Depth, IReadOnlyDictionary<int, long> BytesByLayer)>();
+var unwrittenAtRead = new Dictionary<int, double>();
 var newestTags = new Dictionary<int, string>();
 for (var k = Snapshots; k >= 0; k--)
 {
@@ -118,8 +139,25 @@ for (var k = Snapshots; k >= 0; k--)
     // The document's init_test.sh found "which snapshot is this" from the newest tag file.
     newestTags[k] = (await lab.ShAsync("ls /data | grep '^TAG_aio_vdb_' | sort -t_ -k4 -n | tail -1")).Trim();
     var depth = (await lab.Block.QueryChainAsync(data)).Count;
+    // Which layer holds each of the probe's blocks now (0 = the fresh overlay, depth - 1 = the base).
+    probeLayers[k] = (depth, probe.BytesByLayer(await QemuImg.MapAsync(revert)));
+    for (var r = 1; r <= Repeats; r++)
+    {
+        var read = await Fio.RunAsync(lab.Agent, new FioJob
+        {
+            Name = $"probe-snap{k}-{r}", Filename = "/data/probe", ReadWrite = "randread", BlockSize = "4k", Size = $"{ProbeMiB}m",
+            Direct = true, IoEngine = "libaio", ReadOnly = true, Runtime = TimeSpan.FromSeconds(ProbeSeconds), TimeBased = false,
+        });
+        probeRuns.Add((k, depth, r, read.Job.Read));
+    }
     foreach (var job in jobs)
     {
+        if (job == "read")
+        {
+            // How much of fio's file the write jobs left only fallocated: reads there never reach the disk.
+            var f = await FileExtents.ReadAsync(lab.Agent, "/data/fio_data_test");
+            unwrittenAtRead[k] = f.Size == 0 ? 0 : (double)Math.Min(f.UnwrittenBytes, f.Size) / f.Size;
+        }
         var result = await Fio.RunAsync(lab.Agent, new FioJob
         {
             Name = $"{job}-snap{k}", Filename = "/data/fio_data_test", ReadWrite = job, BlockSize = "4k", Size = FioSize,
@@ -132,12 +170,22 @@ display(Table.From(runs.Select(r => new
 {
     snapshot = r.Snapshot, layers = r.Depth, job = r.Job, iops = Math.Round(r.Io.Iops), MiBps = Math.Round(r.Io.BytesPerSecond / 1048576.0, 1),
     meanUs = Math.Round(r.Io.MeanLatency.TotalMicroseconds), p99Us = r.Io.P99Latency is { } p ? Math.Round(p.TotalMicroseconds) : double.NaN,
-}), "fio per snapshot and job"));
+}), "fio per snapshot and job (the document's jobs, one run each)"));
 
 Series PerJob(string job, Func<FioIo, double> value) =>
     new(job, runs.Where(r => r.Job == job).OrderBy(r => r.Depth).Select(r => (double)r.Depth).ToList(),
              runs.Where(r => r.Job == job).OrderBy(r => r.Depth).Select(r => value(r.Io)).ToList());
-display(Figures.Lines("IOPS against chain depth", "layers in the data disk's chain", "IOPS", jobs.Select(j => PerJob(j, io => io.Iops))));
+var probeByDepth = probeRuns.GroupBy(r => r.Depth).OrderBy(g => g.Key).Select(g => (Depth: g.Key, Iops: Spread.Of(g.Select(r => r.Io.Iops)))).ToList();
+display(Table.From(probeByDepth.Select(p => new
+{
+    layers = p.Depth, medianIops = Math.Round(p.Iops.Median), minIops = Math.Round(p.Iops.Min), maxIops = Math.Round(p.Iops.Max), runs = p.Iops.Count,
+    baseLayerMiB = Math.Round(probeLayers.Values.First(v => v.Depth == p.Depth).BytesByLayer.GetValueOrDefault(p.Depth - 1) / 1048576.0, 1),
+}), $"Probe: 4k random O_DIRECT reads of the {ProbeMiB} MiB written in the base layer"));
+double[] depthsX = [.. probeByDepth.Select(p => (double)p.Depth)];
+display(Figures.Lines("Reads of base-layer data against chain depth (median, min and max of the repeats)", "layers in the data disk's chain", "IOPS",
+    [new Series("median", depthsX, [.. probeByDepth.Select(p => p.Iops.Median)]), new Series("min", depthsX, [.. probeByDepth.Select(p => p.Iops.Min)]),
+     new Series("max", depthsX, [.. probeByDepth.Select(p => p.Iops.Max)])]));
+display(Figures.Lines("IOPS against chain depth (the document's jobs)", "layers in the data disk's chain", "IOPS", jobs.Select(j => PerJob(j, io => io.Iops))));
 display(Figures.Lines("p99 completion latency against chain depth", "layers in the data disk's chain", "p99 latency (ms)",
     jobs.Select(j => PerJob(j, io => (io.P99Latency ?? io.MeanLatency).TotalMilliseconds))));
 
@@ -153,8 +201,12 @@ display(Figures.Columns("Allocated size of each layer of the data disk", "MiB on
 
 // ## Findings
 //
-// Each trend compares the deepest chain with the shallowest (k = 0: the blank base and one overlay). Under TCG
-// the guest's CPU is emulated, so the ratios, not the values, are what a researcher can carry to KVM.
+// Each trend compares the deepest chain with the shallowest (k = 0: the blank base and one overlay). The document's
+// jobs ran once per depth: their ratios are notes. The probe's repeats decide the depth hypothesis. Under TCG the
+// guest's CPU is emulated, and each IO costs far more CPU than on KVM, so a fixed per-layer cost in QEMU's block layer
+// is a smaller share of each read here than it would be on KVM: a difference shown here should be larger there, and
+// an overlap here does not rule one out on KVM. The reverts run deepest first, so a host that gets busier or quieter
+// during the run tilts the comparison; the ranges of several repeats are what guard against reading noise as a trend.
 
 double At(string job, bool deepest) => (deepest ? runs.Where(r => r.Job == job).MaxBy(r => r.Depth) : runs.Where(r => r.Job == job).MinBy(r => r.Depth)).Io.Iops;
 foreach (var job in jobs)
@@ -166,9 +218,35 @@ foreach (var job in jobs)
 }
 var randRead = runs.Where(r => r.Job == "randread").OrderBy(r => r.Depth).ToList();
 var falls = randRead[^1].Io.Iops < randRead[0].Io.Iops;
-lab.Findings.Note("Random-read IOPS fall as the chain grows deeper", falls
-    ? $"yes: {randRead[^1].Io.Iops:0} at {randRead[^1].Depth} layers vs {randRead[0].Io.Iops:0} at {randRead[0].Depth} ({(1 - randRead[^1].Io.Iops / randRead[0].Io.Iops) * 100:0}% lower)"
-    : $"no: {randRead[^1].Io.Iops:0} at {randRead[^1].Depth} layers vs {randRead[0].Io.Iops:0} at {randRead[0].Depth}: fio's file is written fresh in the top layer, so its reads rarely go down the chain");
+lab.Findings.Note("The document's random-read IOPS, deepest vs shallowest (one run each; its file lives in the top layer)", falls
+    ? $"lower: {randRead[^1].Io.Iops:0} at {randRead[^1].Depth} layers vs {randRead[0].Io.Iops:0} at {randRead[0].Depth}"
+    : $"not lower: {randRead[^1].Io.Iops:0} at {randRead[^1].Depth} layers vs {randRead[0].Io.Iops:0} at {randRead[0].Depth}");
+var unwrittenMax = unwrittenAtRead.MaxBy(u => u.Value);
+lab.Findings.Note("Share of fio's file still unwritten (only fallocated) when the document's read jobs ran",
+    unwrittenMax.Value == 0 ? "none at any depth: every read job read written data"
+        : $"up to {unwrittenMax.Value:P0} (after reverting to snapshot {unwrittenMax.Key}): reads there return zeroes from ext4 without reaching the disk, so the read jobs' IOPS overstate the disk");
+
+// The probe: it must have read all of its data, from the base layer, at every depth.
+var shortProbes = probeRuns.Where(r => r.Io.Bytes != ProbeMiB * 1048576L).ToList();
+lab.Findings.Check($"Every probe run read all {ProbeMiB} MiB (fio's io_bytes)", shortProbes.Count == 0,
+    shortProbes.Count == 0 ? $"{probeRuns.Count} runs ({Repeats} per depth), each {ProbeMiB} MiB"
+        : string.Join("; ", shortProbes.Select(r => $"snapshot {r.Snapshot} run {r.Repeat}: {r.Io.Bytes / 1048576.0:0.#} MiB (stopped at ProbeSeconds={ProbeSeconds}?)")));
+var offBase = probeLayers.Where(p => p.Value.BytesByLayer.Any(b => b.Key != p.Value.Depth - 1 && b.Value > 0)).ToList();
+lab.Findings.Check("At every depth qemu-img map puts all the probe's blocks in the base layer, below every overlay", offBase.Count == 0 && probe.WrittenBytes == ProbeMiB * 1048576L,
+    offBase.Count == 0 ? $"{probe.WrittenBytes / 1048576.0:0.#} MiB in {probe.Extents.Count} extent(s), at depth {string.Join(", ", probeLayers.OrderBy(p => p.Value.Depth).Select(p => $"{p.Value.Depth - 1} of {p.Value.Depth} layers"))}"
+        : string.Join("; ", offBase.Select(p => $"after reverting to snapshot {p.Key}: " + string.Join(", ", p.Value.BytesByLayer.Select(b => $"{b.Value / 1048576.0:0.#} MiB at depth {b.Key}")))));
+var shallowest = probeByDepth[0];
+var deepest = probeByDepth[^1];
+var depthClaim = $"4k random O_DIRECT reads of base-layer data are slower through {deepest.Depth} layers than through {shallowest.Depth}";
+if (DepthCost.CanTest(shallowest.Iops, deepest.Iops))
+{
+    var (slower, how) = DepthCost.Slower(shallowest.Iops, shallowest.Depth, deepest.Iops, deepest.Depth, "IOPS");
+    lab.Findings.Hypothesis(depthClaim, slower, $"test: every deep run below every shallow run. {how}");
+}
+else
+{
+    lab.Findings.Note(depthClaim, $"not tested: {Repeats} run(s) per depth give no spread (the test needs {DepthCost.MinimumRepeats}); median IOPS {deepest.Iops.Median:0} vs {shallowest.Iops.Median:0}");
+}
 lab.Findings.Check("Every fio job did IO at every depth", runs.All(r => r.Io.Ran), $"{runs.Count(r => r.Io.Ran)} of {runs.Count} runs did IO");
 var wrongTags = newestTags.Where(t => t.Value != (t.Key == 0 ? "" : $"TAG_aio_vdb_{t.Key}")).ToList();
 lab.Findings.Check("After reverting to snapshot k the newest tag file is TAG_aio_vdb_k (none for the base), for every k", wrongTags.Count == 0,

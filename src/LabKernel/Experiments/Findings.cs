@@ -8,10 +8,17 @@ namespace LabKernel.Experiments;
 /// For a refuted claim: the notebook declared this outcome expected (e.g. the document's claim does not hold
 /// without quiescing, and the run was not quiesced). An unexpected refutation fails <c>lab run</c>.
 /// </param>
-public sealed record Finding(string Claim, string Observed, string Verdict, bool RefutationExpected = false)
+/// <param name="Hypothesis">
+/// A hypothesis about the system's behaviour (e.g. "deeper chains read slower"), tested by a stated test on
+/// repeated measurements: either verdict is a result of the experiment, and a refutation does not fail the run.
+/// </param>
+public sealed record Finding(string Claim, string Observed, string Verdict, bool RefutationExpected = false, bool Hypothesis = false)
 {
     /// <summary>A refuted claim the notebook did not declare expected: what makes a run fail.</summary>
-    public bool IsUnexpectedRefutation => Verdict == "refuted" && !RefutationExpected;
+    public bool IsUnexpectedRefutation => Verdict == "refuted" && !RefutationExpected && !Hypothesis;
+
+    /// <summary>The verdict as a table shows it: "refuted (expected)", "confirmed (hypothesis)", ...</summary>
+    public string VerdictText => Hypothesis ? $"{Verdict} (hypothesis)" : RefutationExpected ? "refuted (expected)" : Verdict;
 }
 
 /// <summary>
@@ -33,6 +40,17 @@ public sealed class Findings
     public Finding Check(string claim, bool holds, string observed, bool refutationExpected = false)
     {
         var f = new Finding(claim, observed, holds ? "confirmed" : "refuted", !holds && refutationExpected);
+        _rows.Add(f);
+        return f;
+    }
+
+    /// <summary>
+    /// Records a hypothesis judged by a stated test (<paramref name="observed"/> says the test and the values): the
+    /// verdict is a measurement whichever way it comes out, so a refutation does not fail the run.
+    /// </summary>
+    public Finding Hypothesis(string claim, bool holds, string observed)
+    {
+        var f = new Finding(claim, observed, holds ? "confirmed" : "refuted", Hypothesis: true);
         _rows.Add(f);
         return f;
     }

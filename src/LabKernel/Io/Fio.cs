@@ -42,6 +42,12 @@ public sealed record FioJob
     /// </summary>
     public bool TimeBased { get; init; } = true;
 
+    /// <summary>
+    /// fio's <c>--readonly</c>: fio refuses to write, so a read job over an existing file never lays it out anew (which
+    /// would put fresh data in the active layer instead of reading the data where it lies).
+    /// </summary>
+    public bool ReadOnly { get; init; }
+
     private static readonly string[] Modes = ["read", "write", "randread", "randwrite", "rw", "readwrite", "randrw"];
 
     /// <summary>fio's arguments for this job, JSON output.</summary>
@@ -61,6 +67,10 @@ public sealed record FioJob
             $"--direct={(Direct ? 1 : 0)}", $"--ioengine={IoEngine}", $"--iodepth={IoDepth.ToString(CultureInfo.InvariantCulture)}",
             $"--numjobs={NumJobs.ToString(CultureInfo.InvariantCulture)}", "--group_reporting", "--output-format=json",
         };
+        if (ReadOnly)
+        {
+            args.Add("--readonly");
+        }
         if (Runtime is { } r)
         {
             args.Add($"--runtime={Math.Max(1, (int)Math.Ceiling(r.TotalSeconds)).ToString(CultureInfo.InvariantCulture)}");

@@ -9,7 +9,7 @@ public static class FindingsTable
     public static Table ToTable(this Findings findings, string title = "Findings")
     {
         ArgumentNullException.ThrowIfNull(findings);
-        return findings.Rows.Select(f => new { f.Claim, f.Observed, Verdict = f.RefutationExpected ? "refuted (expected)" : f.Verdict }).ToTable(title);
+        return findings.Rows.Select(f => new { f.Claim, f.Observed, Verdict = f.VerdictText }).ToTable(title);
     }
 
     /// <summary>The findings as <see cref="MimeTypes.Findings"/> JSON, for runners and reports to count.</summary>
@@ -25,6 +25,7 @@ public static class FindingsTable
                 ["observed"] = f.Observed,
                 ["verdict"] = f.Verdict,
                 ["refutation_expected"] = f.RefutationExpected,
+                ["hypothesis"] = f.Hypothesis,
             });
         }
         return new System.Text.Json.Nodes.JsonObject { ["findings"] = rows }.ToJsonString();

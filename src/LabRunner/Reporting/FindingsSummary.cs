@@ -12,6 +12,9 @@ namespace LabRunner.Reporting;
 /// </summary>
 internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedExpected, int Info, IReadOnlyList<string> Unexpected)
 {
+    /// <summary>Hypotheses tested (either verdict is a result; a refuted one does not fail the run). Counted within the others too.</summary>
+    public int HypothesesRefuted { get; init; }
+
     public const string MimeType = "application/vnd.labnotebooks.findings+json";
 
     public int Total => Confirmed + Refuted + RefutedExpected + Info;
@@ -20,14 +23,14 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
     public string Text =>
         string.Join(", ", new[]
         {
-            (Confirmed, "confirmed"), (Refuted, "refuted"), (RefutedExpected, "refuted (expected)"), (Info, "info"),
+            (Confirmed, "confirmed"), (Refuted, "refuted"), (RefutedExpected - HypothesesRefuted, "refuted (expected)"), (HypothesesRefuted, "hypothesis refuted"), (Info, "info"),
         }.Where(p => p.Item1 > 0).Select(p => $"{p.Item1} {p.Item2}"));
 
     /// <summary>Every distinct finding shown anywhere in the notebook; null when it shows none.</summary>
     public static FindingsSummary? From(Notebook notebook)
     {
         var seen = new HashSet<(string, string, string)>();
-        int confirmed = 0, refuted = 0, expected = 0, info = 0;
+        int confirmed = 0, refuted = 0, expected = 0, info = 0, hypothesesRefuted = 0;
         var unexpected = new List<string>();
         foreach (var output in notebook.Cells.SelectMany(c => c.Outputs))
         {
@@ -45,6 +48,13 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
                     continue;
                 }
                 var isExpected = row["refutation_expected"] is JsonValue e && e.GetValueKind() == JsonValueKind.True;
+                // A hypothesis's refutation is a result of the experiment, not a failure.
+                var isHypothesis = row["hypothesis"] is JsonValue h && h.GetValueKind() == JsonValueKind.True;
+                if (isHypothesis && verdict == "refuted")
+                {
+                    hypothesesRefuted++;
+                    isExpected = true;
+                }
                 switch (verdict)
                 {
                     case "confirmed": confirmed++; break;
@@ -54,7 +64,7 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
                 }
             }
         }
-        return seen.Count == 0 ? null : new FindingsSummary(confirmed, refuted, expected, info, unexpected);
+        return seen.Count == 0 ? null : new FindingsSummary(confirmed, refuted, expected, info, unexpected) { HypothesesRefuted = hypothesesRefuted };
     }
 
     private static string StringOf(JsonNode? node) =>
@@ -64,7 +74,8 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
     {
         ["confirmed"] = Confirmed,
         ["refuted"] = Refuted,
-        ["refuted_expected"] = RefutedExpected,
+        ["refuted_expected"] = RefutedExpected - HypothesesRefuted,
+        ["hypotheses_refuted"] = HypothesesRefuted,
         ["info"] = Info,
         ["unexpected"] = new JsonArray([.. Unexpected.Select(c => (JsonNode)JsonValue.Create(c))]),
     };

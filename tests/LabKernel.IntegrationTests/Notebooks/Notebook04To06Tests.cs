@@ -4,23 +4,51 @@ namespace LabKernel.IntegrationTests.Notebooks;
 public sealed class Notebook04To06Tests
 {
     [Fact]
-    public async Task Given_notebook_04_at_small_scale_When_run_Then_fio_runs_at_every_depth_and_each_revert_lands_on_its_snapshot()
+    public async Task Given_notebook_04_at_small_scale_When_run_Then_fio_runs_at_every_depth_the_probe_reads_the_base_and_the_depth_hypothesis_is_tested()
     {
-        using var run = await NotebookRun.RunAsync("04-snapshot-chain-io", "Snapshots", "2", "FilesPerSnapshot", "4", "FileMiB", "2", "FioSize", "32m", "FioSeconds", "2");
+        using var run = await NotebookRun.RunAsync("04-snapshot-chain-io", "Snapshots", "2", "FilesPerSnapshot", "4", "FileMiB", "2", "FioSize", "32m", "FioSeconds", "2", "ProbeMiB", "16");
 
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
-        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
+        Assert.NotEmpty(run.Findings);
+        // The depth claim is a hypothesis: either verdict is a result; everything else is confirmed or a note.
+        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info" or "confirmed (hypothesis)" or "refuted (hypothesis)", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
         Assert.Contains(run.Findings, f => f.Claim.StartsWith("After reverting to snapshot k the newest tag file", StringComparison.Ordinal) && f.Verdict == "confirmed");
         Assert.Contains(run.Findings, f => f.Claim.StartsWith("The data disk runs on a chain of 3 layers", StringComparison.Ordinal) && f.Verdict == "confirmed");
+        Assert.Contains(run.Findings, f => f.Claim == "Every probe run read all 16 MiB (fio's io_bytes)" && f.Verdict == "confirmed" && f.Observed.StartsWith("9 runs (3 per depth)", StringComparison.Ordinal));
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("At every depth qemu-img map puts all the probe's blocks in the base layer", StringComparison.Ordinal) && f.Verdict == "confirmed"
+            && f.Observed.Contains("at depth 1 of 2 layers, 2 of 3 layers, 3 of 4 layers", StringComparison.Ordinal));
+        var depth = Assert.Single(run.Findings, f => f.Claim.StartsWith("4k random O_DIRECT reads of base-layer data are slower through 4 layers than through 2", StringComparison.Ordinal));
+        Assert.EndsWith("(hypothesis)", depth.Verdict, StringComparison.Ordinal);
+        Assert.Contains(", 3 runs) at 4 layers", depth.Observed, StringComparison.Ordinal);
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("Share of fio's file still unwritten", StringComparison.Ordinal) && f.Verdict == "info");
         // Four jobs compared deepest against shallowest, as relative numbers.
         Assert.Equal(4, run.Findings.Count(f => f.Claim.Contains("IOPS, deepest chain vs shallowest", StringComparison.Ordinal) && f.Observed.Contains('x')));
-        // IOPS and p99 against depth (four traces each), and the layers' sizes.
+        // The probe (median, min, max), IOPS and p99 against depth (four traces each), and the layers' sizes.
         var (charts, plotlyJs) = run.Charts();
-        Assert.Equal(3, charts.Count);
-        Assert.Equal(4, charts[0]["data"]!.AsArray().Count);
+        Assert.Equal(4, charts.Count);
+        Assert.Equal(3, charts[0]["data"]!.AsArray().Count);
         Assert.Equal(4, charts[1]["data"]!.AsArray().Count);
+        Assert.Equal(4, charts[2]["data"]!.AsArray().Count);
         Assert.Equal(1, plotlyJs);
+    }
+
+    /// <summary>
+    /// The fault the probe check guards against: fio stopping before it read all the data (here its time limit, 1 s
+    /// for 128 MiB of 4k reads, which TCG cannot do). The whole notebook must come out refuted and exit 4.
+    /// </summary>
+    [Fact]
+    public async Task Given_notebook_04_whose_probe_is_stopped_early_When_run_Then_the_probe_check_is_refuted_and_lab_run_exits_4()
+    {
+        using var run = await NotebookRun.RunAsync("04-snapshot-chain-io", "Snapshots", "1", "FilesPerSnapshot", "1", "FileMiB", "1", "FioSize", "8m", "FioSeconds", "1",
+            "ProbeMiB", "128", "ProbeSeconds", "1", "Repeats", "1");
+
+        Assert.Equal(4, run.ExitCode);
+        var probe = Assert.Single(run.Findings, f => f.Claim == "Every probe run read all 128 MiB (fio's io_bytes)");
+        Assert.Equal("refuted", probe.Verdict);
+        Assert.Contains("stopped at ProbeSeconds=1", probe.Observed, StringComparison.Ordinal);
+        // One run per depth: the depth claim is a note, not a test.
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("4k random O_DIRECT reads of base-layer data", StringComparison.Ordinal) && f.Verdict == "info" && f.Observed.StartsWith("not tested", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -93,7 +93,7 @@ internal sealed class NotebookRun : IDisposable
         {
             foreach (var f in JsonNode.Parse(File.ReadAllText(manifest))!["findings"]!.AsArray())
             {
-                findings.Add((f!["Claim"]!.GetValue<string>(), f["Observed"]!.GetValue<string>(), f["Verdict"]!.GetValue<string>()));
+                findings.Add((f!["Claim"]!.GetValue<string>(), f["Observed"]!.GetValue<string>(), f["Verdict"]!.GetValue<string>() + (f["Hypothesis"]?.GetValue<bool>() == true ? " (hypothesis)" : "")));
             }
         }
         return new NotebookRun(folder, exit, executed, findings);

@@ -25,7 +25,7 @@ public sealed class ConformanceTests
         new("notebooks/02-snapshot-and-commit-integrity.ipynb", ["Count", "300000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"], BootsGuest: true),
         new("notebooks/03-drive-mirror.ipynb", ["FileOps", "10", "WriteMiB", "8", "OutageSeconds", "3", "BootCopies", "false"], BootsGuest: true),
         // The IO numbers are notes (info): the checks (chain depth, tags per revert, fio did IO) decide the verdicts.
-        new("notebooks/04-snapshot-chain-io.ipynb", ["Snapshots", "1", "FilesPerSnapshot", "2", "FileMiB", "1", "FioSize", "8m", "FioSeconds", "1"], BootsGuest: true),
+        new("notebooks/04-snapshot-chain-io.ipynb", ["Snapshots", "1", "FilesPerSnapshot", "2", "FileMiB", "1", "FioSize", "8m", "FioSeconds", "1", "ProbeMiB", "8", "Repeats", "1"], BootsGuest: true),
         new("notebooks/05-incremental-backup.ipynb", ["Increments", "1", "IncrementMiB", "2"], BootsGuest: true),
         new("notebooks/06-snapshot-kinds.ipynb", ["WriterLines", "400000"], BootsGuest: true),
     ];

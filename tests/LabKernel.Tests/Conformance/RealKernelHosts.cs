@@ -44,7 +44,7 @@ internal static partial class RealKernelHosts
     /// <summary>The findings an experiment wrote into its artifacts.json (kept runs), as <see cref="Verdicts"/> gives them.</summary>
     public static List<(string Claim, string Verdict)> ManifestVerdicts(string manifestPath) =>
         (RunnerTestSupport.ReadJson(manifestPath)["findings"] as JsonArray ?? []).OfType<JsonObject>()
-            .Select(f => (f["Claim"]!.GetValue<string>(), f["Verdict"]!.GetValue<string>() + (f["RefutationExpected"]?.GetValue<bool>() == true ? " (expected)" : "")))
+            .Select(f => (f["Claim"]!.GetValue<string>(), (f["Hypothesis"]?.GetValue<bool>() == true ? "hypothesis" : f["Verdict"]!.GetValue<string>() + (f["RefutationExpected"]?.GetValue<bool>() == true ? " (expected)" : ""))))
             .Distinct().ToList();
 
     public static List<(string Claim, string Verdict)> Verdicts(string notebookPath)
@@ -55,7 +55,7 @@ internal static partial class RealKernelHosts
             .Select(o => o["data"]?["application/vnd.labnotebooks.findings+json"])
             .Select(LabRunner.Reporting.MimeJson.AsObject)
             .SelectMany(n => (n?["findings"] as JsonArray ?? []).OfType<JsonObject>())
-            .Select(f => (f["claim"]!.GetValue<string>(), f["verdict"]!.GetValue<string>() + (f["refutation_expected"]?.GetValue<bool>() == true ? " (expected)" : "")))
+            .Select(f => (f["claim"]!.GetValue<string>(), (f["hypothesis"]?.GetValue<bool>() == true ? "hypothesis" : f["verdict"]!.GetValue<string>() + (f["refutation_expected"]?.GetValue<bool>() == true ? " (expected)" : ""))))
             .Distinct().ToList();
         if (structured.Count > 0)
         {

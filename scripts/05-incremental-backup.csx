@@ -96,15 +96,37 @@ display(lab.Describe());
 var overlay1 = lab.Run.PathOf("overlay1");
 var layers = new List<string> { overlay1 };
 var made = new List<string> { await ChangeAsync("change1") };
+string overlay1AtSnapshot = "";
 for (var k = 1; k <= 3; k++)
 {
     var snap = lab.NewFile($"snap{k}");
     await lab.Block.SnapshotAsync(disk, snap);
+    if (k == 1)
+        overlay1AtSnapshot = await FileHash.Sha256Async(overlay1); // the document's base, the moment it was snapshotted
     layers.Add(snap);
     made.Add(await ChangeAsync($"change{k + 1}"));
 }
 var top = layers[^1];
 display(await lab.Block.QueryChainAsync(disk));
+
+// ## The document's conclusions 1-4
+//
+// The document ends with seven conclusions; 5-7 are the pull, the commit and the refused merge below. Of the first
+// four, two are about software this lab does not run (Nova, QEMU 1.5.1), and say so. The fourth is measured: after
+// `snap1` was taken, three changes were written in the guest, so if `overlay1` (the document's base image) were still
+// written, its bytes would differ now from the SHA-256 taken right after the snapshot; and a writer that opens it
+// (`qemu-io`, read-write, no command) must be refused by QEMU's lock while the guest runs.
+
+var qemuVersion = (await lab.MonitorAsync()).Qmp.QemuVersion;
+lab.Findings.Note("1. Nova's own snapshots cannot back up incrementally to a remote site", "not measured: the lab runs no OpenStack");
+lab.Findings.Note("2. QEMU 1.5.1 cannot take external snapshots", $"not measured: this host's QEMU is {qemuVersion.ToString(3)}");
+lab.Findings.Note("3. QEMU from 2.4.1 takes external snapshots", $"QEMU {qemuVersion.ToString(3)} took snap1..snap3 live on the running guest (backend {lab.Guest.Backend})");
+var overlay1Now = await FileHash.Sha256Async(overlay1);
+var writerRefused = await ImageLock.WriterRefusalAsync(overlay1);
+lab.Findings.Check("4. After an external snapshot the base image is locked and no longer modified: changes go to the snapshots",
+    overlay1Now == overlay1AtSnapshot && writerRefused is not null,
+    $"overlay1's SHA-256 {(overlay1Now == overlay1AtSnapshot ? "unchanged" : "CHANGED")} across change2..change4 ({overlay1Now[..12]}...); " +
+    (writerRefused is null ? "a writer opened it (no lock)" : $"a writer is refused: {writerRefused}"));
 
 // ## blockpull: the top becomes a standalone image (document step 6)
 //

@@ -38,4 +38,24 @@ public static class ImageLock
     {
         await QemuImg.InfoAsync(path, forceShare: false, format, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// Whether a writer is refused <paramref name="path"/>: <c>qemu-io</c> opens it read-write and quits without a
+    /// write command. QEMU's lock on a backing file refuses this (the image is not changed: the open fails); an image
+    /// nobody holds is opened and closed, its data untouched. Returns the refusal's first line, or null when the open
+    /// went through. Other failures (missing file, not an image) raise <see cref="QemuImgException"/>.
+    /// </summary>
+    public static async Task<string?> WriterRefusalAsync(string path, string format = "qcow2", CancellationToken cancellationToken = default)
+    {
+        var r = await QemuIo.RunUncheckedAsync(path, ["quit"], format, readOnly: false, forceShare: false, cancellationToken).ConfigureAwait(false);
+        if (r.Succeeded)
+        {
+            return null;
+        }
+        if (ImageInUseException.IsLockFailure(r.StandardError))
+        {
+            return r.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "lock refused";
+        }
+        throw QemuImg.Failure(QemuIo.Program, r, path);
+    }
 }

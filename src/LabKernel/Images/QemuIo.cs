@@ -72,7 +72,7 @@ public static class QemuIo
         return new PatternCheck(true, $"{path} [{N(offset)}, +{N(length)}) reads 0x{pattern:x2}");
     }
 
-    private static Task<ProcessResult> RunUncheckedAsync(string path, IEnumerable<string> commands, string format, bool readOnly, bool forceShare, CancellationToken cancellationToken)
+    internal static Task<ProcessResult> RunUncheckedAsync(string path, IEnumerable<string> commands, string format, bool readOnly, bool forceShare, CancellationToken cancellationToken)
     {
         var args = new List<string> { "-f", format };
         if (readOnly || forceShare)

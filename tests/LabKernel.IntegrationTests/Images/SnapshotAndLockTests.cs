@@ -79,6 +79,29 @@ public sealed class ImageLockTests : IDisposable
         await ImageLock.EnsureNotInUseAsync(path);
     }
 
+    /// <summary>
+    /// Notebook 05's "the base is locked after a snapshot" (003's conclusion 4): a backing file of a running QEMU
+    /// refuses a writer, and the probe does not change it; the same file with nobody holding the chain lets the writer
+    /// open it (the probe says so: null), which is what would refute the claim.
+    /// </summary>
+    [Fact]
+    public async Task Given_a_backing_file_of_a_held_chain_When_a_writer_opens_it_Then_it_is_refused_and_without_the_holder_it_is_not()
+    {
+        var top = await _ws.CreateThreeLayerChainAsync();
+        var middle = _ws.PathOf("overlay1.qcow2");
+        var before = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(await File.ReadAllBytesAsync(middle)));
+
+        await using (await ImageHolder.HoldAsync(_ws, top))
+        {
+            var refusal = await ImageLock.WriterRefusalAsync(middle);
+            Assert.NotNull(refusal);
+            Assert.Contains("Failed to get \"write\" lock", refusal, StringComparison.Ordinal);
+        }
+        Assert.Null(await ImageLock.WriterRefusalAsync(middle));
+        Assert.Equal(before, Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(await File.ReadAllBytesAsync(middle))));
+        await Assert.ThrowsAsync<QemuImgException>(() => ImageLock.WriterRefusalAsync(_ws.PathOf("missing.qcow2")));
+    }
+
     [Fact]
     public async Task Given_an_image_held_open_for_writing_When_qemu_img_writers_run_Then_each_fails_with_image_in_use()
     {

@@ -61,6 +61,10 @@ public sealed class Notebook04To06Tests
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
         Assert.Contains(run.Findings, f => f.Claim.StartsWith("qemu-img commit of the running top is refused", StringComparison.Ordinal));
         Assert.Contains(run.Findings, f => f.Claim.StartsWith("Every backup chain", StringComparison.Ordinal) && f.Observed.StartsWith("3 of 3", StringComparison.Ordinal));
+        // 003's conclusion 4, measured: overlay1's bytes unchanged after its snapshot, and a writer refused by QEMU's lock.
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("4. After an external snapshot the base image is locked", StringComparison.Ordinal) && f.Verdict == "confirmed"
+            && f.Observed.Contains("SHA-256 unchanged", StringComparison.Ordinal) && f.Observed.Contains("Failed to get \"write\" lock", StringComparison.Ordinal));
+        Assert.Equal(2, run.Findings.Count(f => f.Observed.StartsWith("not measured", StringComparison.Ordinal)));
         var (charts, _) = run.Charts();
         Assert.Equal(2, charts.Count);
     }

@@ -261,13 +261,23 @@ display(run5.After);
 // After the pivots QEMU no longer holds the original image: none of its open files (`/proc/PID/fd`) is one the VM
 // left. A libvirt domain opens every layer as a node of its own (`-blockdev`); a pivot done through the monitor, behind
 // libvirt's back, leaves those nodes open until they are deleted, so the lab deletes them after each pivot (and says
-// which). The original `vm-base.qcow2` and the first mirror move to another folder; the guest
-// keeps writing (a `dd` and a `sha256sum` of what it wrote) and the moved images are still valid.
+// which). The original `vm-base.qcow2` and the first mirror then move, as in the document, to **another
+// filesystem**: a tmpfs the lab mounts in its run folder (a rename within one filesystem could not disturb an open
+// file; a move across filesystems copies the file and unlinks the original, so a QEMU still holding it would be left
+// holding a deleted file). Afterwards QEMU's open files are read again by resolved path: none may be a moved image or
+// a deleted file, and the active image must be among them. The guest keeps writing (a `dd` and a `sha256sum` of what
+// it wrote) and the moved images are still valid.
 
 var openBefore6 = lab.OpenImages();
 // disk.qcow2 stays: it is an overlay of vm-base.qcow2 and would lose its backing file.
 var stillOpen = new[] { vmBase, disk, mirrorA }.Where(f => openBefore6?.Contains(f) == true).ToList();
-string[] moved = [lab.MoveInto("moved", vmBase, "vm-base-moved"), lab.MoveInto("moved", mirrorA, "mirror-a-moved")];
+string[] originals = [vmBase, mirrorA];
+var toMove = originals.Sum(f => new FileInfo(f).Length);
+var (otherFs, otherFsWhy) = await lab.Run.TryMountScratchFilesystemAsync("other-fs", toMove + toMove / 4 + (64 << 20));
+var into = otherFs is null ? "moved" : "other-fs";
+string[] moved = [lab.MoveInto(into, vmBase, "vm-base-moved"), lab.MoveInto(into, mirrorA, "mirror-a-moved")];
+var (fromFs, toFs) = (await FilesystemOf.LookUpAsync(lab.Run.Folder), await FilesystemOf.LookUpAsync(moved[0]));
+var openAfter6 = lab.OpenFiles();
 var ddAfterMove = await lab.Agent.ShellAsync($"dd if=/dev/urandom of=/root/after-move.bin bs=1M count={Math.Min(WriteMiB, 16)} conv=fsync status=none && sync && sha256sum /root/after-move.bin && cat /proc/loadavg",
     new GuestExecOptions { Timeout = TimeSpan.FromMinutes(10) });
 var chain6 = await block.QueryChainAsync(lab.Disk);
@@ -283,6 +293,17 @@ else
 lab.Findings.Check("6. With the original moved away the VM keeps running and writing", ddAfterMove.ExitCode == 0 && chain6.Active.Filename == mirrorB,
     $"dd + sync exit {ddAfterMove.ExitCode}, sha256sum: {ddAfterMove.StandardOutput.Split('\n')[0].Split(' ')[0]}; active {chain6.Active.Name}");
 lab.Findings.Check("6. The moved images are intact (qemu-img check)", movedClean, movedChecks);
+if (otherFs is null)
+    lab.Findings.Note("6. The original moved to another filesystem", $"not done: {otherFsWhy}; moved within {fromFs} instead, which cannot disturb an open file");
+else
+    lab.Findings.Check("6. The original moved to another filesystem", fromFs.MountPoint != toFs.MountPoint, $"from {fromFs} to {toFs}");
+if (openAfter6 is null)
+    lab.Findings.Note("6. After the move QEMU holds none of the moved images and no deleted file", "not checked: the lab does not know QEMU's process id");
+else
+{
+    var (noneHeld, heldHow) = MovedImages.Judge(openAfter6, originals.Zip(moved).ToList(), chain6.Active.Filename);
+    lab.Findings.Check("6. After the move QEMU holds none of the moved images and no deleted file, and still holds the active image", noneHeld, heldHow);
+}
 display($"moved {string.Join(", ", moved.Select(Path.GetFileName))} to {Path.GetDirectoryName(moved[0])}");
 
 // ## 7 · Shallow mirror (`-n`, `sync=top`) vs full mirror

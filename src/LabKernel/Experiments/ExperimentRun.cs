@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LabKernel.Host;
+using LabKernel.Processes;
 
 namespace LabKernel.Experiments;
 
@@ -15,6 +16,7 @@ public sealed class ExperimentRun
 {
     private readonly List<Artifact> _artifacts = [];
     private readonly List<string> _madeFolders = [];
+    private readonly List<string> _mounts = [];
 
     private ExperimentRun(string name, string folder, bool keep, bool ownsFolder)
     {
@@ -78,6 +80,57 @@ public sealed class ExperimentRun
         return target;
     }
 
+    /// <summary>
+    /// Mounts a tmpfs of <paramref name="bytes"/> at <c>FOLDER/NAME</c>: a second filesystem of the run's own, for
+    /// moving files across filesystems (a copy and an unlink, unlike a rename). It is unmounted at
+    /// <see cref="CleanUpAsync"/>, after its files are deleted, or, when kept, moved back into <c>FOLDER/NAME.kept</c>.
+    /// Returns the mount point, or null and the reason in one line when mounting is not possible (not root).
+    /// </summary>
+    public async Task<(string? Path, string Why)> TryMountScratchFilesystemAsync(string name, long bytes, CancellationToken cancellationToken = default)
+    {
+        var path = Path.Combine(Folder, name);
+        if (Directory.Exists(path))
+        {
+            throw new LabUsageException($"refusing to mount over existing folder {path}");
+        }
+        Directory.CreateDirectory(path);
+        _madeFolders.Add(path);
+        var r = await ProcessRunner.RunAsync("mount", ["-t", "tmpfs", "-o", $"size={bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)},mode=0700", $"lab-{Name}", path],
+            new ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
+        if (!r.Succeeded)
+        {
+            return (null, $"mount -t tmpfs failed: {r.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? $"exit {r.ExitCode}"}");
+        }
+        _mounts.Add(path);
+        return (path, $"a tmpfs of {bytes / 1048576} MiB at {path}");
+    }
+
+    /// <summary>Moves back what the run keeps from its scratch filesystems and unmounts them.</summary>
+    private async Task UnmountScratchAsync(bool keep, CancellationToken cancellationToken)
+    {
+        foreach (var mount in _mounts.ToList())
+        {
+            if (keep)
+            {
+                var kept = mount + ".kept";
+                Directory.CreateDirectory(kept);
+                for (var i = 0; i < _artifacts.Count; i++)
+                {
+                    var a = _artifacts[i];
+                    if (Path.GetDirectoryName(a.Path) == mount && File.Exists(a.Path))
+                    {
+                        var to = Path.Combine(kept, Path.GetFileName(a.Path));
+                        File.Move(a.Path, to);
+                        _artifacts[i] = a with { Path = to };
+                        LabFiles.MarkCreated(to);
+                    }
+                }
+            }
+            await ProcessRunner.RunAsync("umount", [mount], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
+            _mounts.Remove(mount);
+        }
+    }
+
     public string PathOf(string role) => _artifacts.Last(a => a.Role == role).Path;
 
     /// <summary>Writes artifacts.json (roles, paths, who made them, sizes).</summary>
@@ -110,6 +163,7 @@ public sealed class ExperimentRun
     {
         if (KeepArtifacts)
         {
+            await UnmountScratchAsync(keep: true, cancellationToken).ConfigureAwait(false);
             var manifest = await WriteManifestAsync(cancellationToken).ConfigureAwait(false);
             return $"kept {_artifacts.Count(a => File.Exists(a.Path))} artifacts in {Folder} (see {Path.GetFileName(manifest)})";
         }
@@ -119,6 +173,7 @@ public sealed class ExperimentRun
             File.Delete(a.Path);
             removed++;
         }
+        await UnmountScratchAsync(keep: false, cancellationToken).ConfigureAwait(false);
         // Subfolders MoveInto made go when they are empty.
         foreach (var sub in _madeFolders)
         {

@@ -36,3 +36,29 @@ public static class ProcessFiles
         return targets.Distinct(StringComparer.Ordinal).ToList();
     }
 }
+
+/// <summary>
+/// After images were moved away from a running QEMU (notebook 03, experiment 6): does QEMU still hold any of them?
+/// Read from its open files, resolved: a file QEMU held when it was moved to another filesystem shows as its old path
+/// with " (deleted)" (the move copied it and unlinked the original), or, moved within one filesystem, as its new path.
+/// The active image must be among them, or the reading itself is in doubt (an empty list would pass anything).
+/// </summary>
+public static class MovedImages
+{
+    public const string DeletedSuffix = " (deleted)";
+
+    /// <summary>Judges "QEMU holds none of the moved images and still holds <paramref name="active"/>".</summary>
+    public static (bool Holds, string Observed) Judge(IReadOnlyList<string> open, IReadOnlyList<(string From, string To)> moved, string active)
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        ArgumentNullException.ThrowIfNull(moved);
+        var stillHeld = open.Where(o =>
+            o.EndsWith(DeletedSuffix, StringComparison.Ordinal)
+            || moved.Any(m => o == m.From || o == m.To || o == m.From + DeletedSuffix)).ToList();
+        var holdsActive = open.Contains(active);
+        var holds = stillHeld.Count == 0 && holdsActive;
+        var observed = $"{open.Count} open files; the active {Path.GetFileName(active)} {(holdsActive ? "among them" : "NOT among them (the reading is in doubt)")}; " +
+            (stillHeld.Count == 0 ? $"none of the {moved.Count} moved images and no deleted file" : $"still held: {string.Join(", ", stillHeld)}");
+        return (holds, observed);
+    }
+}

@@ -134,6 +134,9 @@ public sealed class Experiment : IAsyncDisposable
             ? CopyCheck.BootedAsync(image, Run.Folder, $"{Guest.Name}-copy", workloads, cancellationToken)
             : CopyCheck.OfflineAsync(image, Run.Folder, workloads, cancellationToken);
 
+    /// <summary>Every file the guest's QEMU holds open (resolved <c>/proc/PID/fd</c> targets); null when its process id is unknown.</summary>
+    public IReadOnlyList<string>? OpenFiles() => Guest.QemuProcessId is { } pid ? ProcessFiles.OpenBy(pid) : null;
+
     /// <summary>
     /// The qcow2 images the guest's QEMU holds open now (<c>/proc/PID/fd</c>); null when its process is not known
     /// (then nothing can be said about them, which is not the same as "none").

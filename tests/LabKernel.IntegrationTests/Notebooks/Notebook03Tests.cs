@@ -20,6 +20,10 @@ public sealed class Notebook03Tests
             Assert.Contains(run.Findings, f => f.Claim.StartsWith($"{part}. ", StringComparison.Ordinal));
         }
         Assert.Contains(run.Findings, f => f.Claim.Contains("offset flat", StringComparison.Ordinal) && f.Verdict == "confirmed");
+        // Experiment 6 moves the original to a second filesystem (a tmpfs the lab mounts) and reads QEMU's open files again.
+        Assert.Contains(run.Findings, f => f.Claim == "6. The original moved to another filesystem" && f.Verdict == "confirmed" && f.Observed.Contains(" to tmpfs ", StringComparison.Ordinal));
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("6. After the move QEMU holds none of the moved images and no deleted file", StringComparison.Ordinal) && f.Verdict == "confirmed"
+            && f.Observed.Contains("mirror-b.qcow2 among them", StringComparison.Ordinal));
         // Two Plotly.NET charts: the outage shaded on the mirror's offset, and shallow vs full as grouped columns.
         var (charts, plotlyJs) = run.Charts();
         Assert.Equal(2, charts.Count);
@@ -34,5 +38,11 @@ public sealed class Notebook03Tests
         {
             Assert.Contains(role, roles);
         }
+        // The kept moved images came back from the tmpfs, which is unmounted.
+        var artifacts = JsonNode.Parse(File.ReadAllText(manifest))!["artifacts"]!.AsArray();
+        var movedBase = artifacts.Single(a => a!["role"]!.GetValue<string>() == "vm-base-moved")!["path"]!.GetValue<string>();
+        Assert.EndsWith("other-fs.kept/vm-base.qcow2", movedBase, StringComparison.Ordinal);
+        Assert.True(File.Exists(movedBase));
+        Assert.DoesNotContain(File.ReadAllLines("/proc/mounts"), l => l.Contains(Path.GetDirectoryName(manifest)!, StringComparison.Ordinal));
     }
 }

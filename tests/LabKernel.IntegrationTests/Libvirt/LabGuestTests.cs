@@ -110,6 +110,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
         var userImage = fx.Guest.RootOverlay;
         using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", "Count", "400000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze", "Backend", "libvirt", "Domain", fx.Domain.Name);
         Assert.True(run.ExitCode == 0, run.FirstError());
+        Assert.NotEmpty(run.Findings);
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
         Assert.Equal(DomainState.Running, await fx.Domain.GetStateAsync());
         Assert.Equal(userImage, (await fx.Domain.Block.QueryChainAsync("vda")).Source);
@@ -127,6 +128,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
         using var run = await NotebookRun.RunAsync("03-drive-mirror", "FileOps", "12", "WriteMiB", "8", "OutageSeconds", "3", "Backend", "libvirt", "Domain", fx.Domain.Name);
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
+        Assert.NotEmpty(run.Findings);
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
         Assert.Contains(run.Findings, f => f.Claim.StartsWith("1. Every created", StringComparison.Ordinal) && f.Observed.Contains("read offline", StringComparison.Ordinal));
         // Found shut off, left shut off, on its own image, which the lab never wrote.

@@ -89,6 +89,8 @@ public sealed class ExperimentNotebookTests
             Assert.Equal("confirmed", k.Verdict);
             Assert.Empty(causes);
         }
-        Assert.All(run.Findings.Where(f => f != k), f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed}"));
+        var others = run.Findings.Where(f => f != k).ToList();
+        Assert.NotEmpty(others);
+        Assert.All(others, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed}"));
     }
 }

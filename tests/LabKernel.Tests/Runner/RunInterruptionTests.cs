@@ -93,7 +93,9 @@ public sealed class RunInterruptionTests
 
         Assert.Equal((130, "interrupted", 0), (outcome.ExitCode, outcome.Status, outcome.CellsRun));
         var cells = Cells(ReadJson(output));
-        Assert.All(cells.Where(c => c["cell_type"]!.GetValue<string>() == "code"), c => Assert.Equal("not-run", Status(c)));
+        var code = cells.Where(c => c["cell_type"]!.GetValue<string>() == "code").ToList();
+        Assert.Equal(2, code.Count);
+        Assert.All(code, c => Assert.Equal("not-run", Status(c)));
         Assert.Contains("lab run was interrupted** (SIGINT)", Source(cells[0]), StringComparison.Ordinal);
         await AssertValidNotebookAsync(output);
     }

@@ -46,6 +46,18 @@ internal sealed class NotebookRun : IDisposable
     }
 
     /// <summary>
+    /// Runs a notebook file the test wrote itself (not one of notebooks/) through `lab run`; its executed copy and
+    /// report go to a new folder (this run's <see cref="Folder"/>).
+    /// </summary>
+    public static async Task<NotebookRun> RunFileAsync(string input)
+    {
+        var folder = Directory.CreateTempSubdirectory("lab-nb-file-").FullName;
+        var executed = Path.Combine(folder, Path.GetFileNameWithoutExtension(input) + ".executed.ipynb");
+        var exit = await LabCli.RunAsync(["run", input, "-o", executed, "--report", Path.Combine(folder, "report.html"), "--no-progress", "--timeout", "1200"]);
+        return Read(folder, exit, executed);
+    }
+
+    /// <summary>
     /// As <see cref="RunAsync"/>, but `lab run` is a process of its own (`dotnet lab.dll`), so a test can signal it
     /// as a user would (Ctrl-C is SIGINT): <paramref name="whileRunning"/> gets its pid and the path of the executed
     /// notebook (which `lab run` saves after every cell, see <see cref="CellStatus(string, string)"/>) and runs beside it.

@@ -132,8 +132,10 @@ public sealed class RunInterruptionTests
 
             var pid = target == "runner" ? lab.Id : kernel;
             await ProcessRunner.RunAsync("kill", [$"-{signal}", pid.ToString(CultureInfo.InvariantCulture)]);
+            var clock = Stopwatch.StartNew();
             using var limit = new CancellationTokenSource(Limit);
             await lab.WaitForExitAsync(limit.Token);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"stopped {clock.Elapsed} after SIG{signal}");
 
             var printed = await stdout + await stderr;
             Assert.True(lab.ExitCode == expected, $"exit {lab.ExitCode} after SIG{signal} to the {target} ({expected} expected): {printed}");

@@ -214,18 +214,10 @@ public sealed class LibvirtLabGuest : ILabGuest
                 // quiesced when the agent can freeze; the worked-on disk then gets the rest of its starting chain.
                 var specs = covered.Select(d => new DiskSnapshotSpec(d.Target, overlays[d.Target])).ToArray();
                 var snap = $"lab-setup-{Guid.NewGuid().ToString("N")[..6]}";
-                try
-                {
-                    await domain.Snapshots.CreateDiskOnlyAsync(snap, specs, metadata: false, quiesce: true, cancellationToken: cancellationToken).ConfigureAwait(false);
-                    quiesced = true;
-                }
-                catch (LibvirtException e) when (specs.All(o => !File.Exists(o.OverlayFile)))
-                {
-                    // The agent cannot freeze (no fsfreeze, or a filesystem that refuses it): take it unquiesced,
-                    // and say so (DomainTakeOver becomes a finding).
-                    quiesceRefusal = e.Message;
-                    await domain.Snapshots.CreateDiskOnlyAsync(snap, specs, metadata: false, cancellationToken: cancellationToken).ConfigureAwait(false);
-                }
+                quiesceRefusal = await TakeFirstOverlaysAsync(
+                    quiesce => domain.Snapshots.CreateDiskOnlyAsync(snap, specs, metadata: false, quiesce: quiesce, cancellationToken: cancellationToken),
+                    [.. specs.Select(o => o.OverlayFile)]).ConfigureAwait(false);
+                quiesced = quiesceRefusal is null;
                 for (var i = 1; i < options.Overlays.Count; i++)
                 {
                     var overlay = Path.GetFullPath(options.Overlays[i]);
@@ -243,6 +235,29 @@ public sealed class LibvirtLabGuest : ILabGuest
             domain?.Dispose();
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The first live overlays of a running user's domain: one snapshot quiesced through the guest agent, or, when
+    /// libvirt refuses that before any overlay file exists (the agent cannot freeze: no fsfreeze, or a filesystem that
+    /// refuses it), the same snapshot again without quiescing (crash-consistent). Returns libvirt's refusal, or null
+    /// when it was quiesced; the refusal becomes part of <see cref="DomainTakeOver"/>, a finding. A failure after an
+    /// overlay file was made is not retried (it would not be the same snapshot).
+    /// </summary>
+    /// <param name="snapshot">Takes the snapshot; its argument says whether to quiesce.</param>
+    /// <param name="overlayFiles">The overlay files the snapshot makes.</param>
+    internal static async Task<string?> TakeFirstOverlaysAsync(Func<bool, Task> snapshot, IReadOnlyList<string> overlayFiles)
+    {
+        try
+        {
+            await snapshot(true).ConfigureAwait(false);
+            return null;
+        }
+        catch (LibvirtException e) when (overlayFiles.All(f => !File.Exists(f)))
+        {
+            await snapshot(false).ConfigureAwait(false);
+            return e.Message;
         }
     }
 

@@ -24,14 +24,15 @@ public sealed class MissingBackingTests : IAsyncLifetime
 
         var e = await Assert.ThrowsAnyAsync<LabException>(() => _lab.StartAsync(top));
 
-        Assert.Contains("mid.qcow2", e.Message, StringComparison.Ordinal);
-        Assert.Contains("QEMU exited", e.Message, StringComparison.Ordinal);
+        Assert.Contains("QEMU exited (code 1) while starting. stderr: ", e.Message, StringComparison.Ordinal);
+        Assert.Contains("mid.qcow2", e.Message[e.Message.IndexOf("stderr: ", StringComparison.Ordinal)..], StringComparison.Ordinal);
         Assert.DoesNotContain('\n', e.Message);
         Assert.Equal(before, (Fingerprint(top), Fingerprint(@base)));
         Assert.False(File.Exists(mid));
 
         // qemu-img says the same of the chain, as its own typed error.
-        var info = await Assert.ThrowsAnyAsync<LabException>(() => QemuImg.GetBackingChainAsync(top));
+        var info = await Assert.ThrowsAnyAsync<QemuImgException>(() => QemuImg.GetBackingChainAsync(top));
+        Assert.Equal("info", info.Subcommand);
         Assert.Contains("mid.qcow2", info.Message, StringComparison.Ordinal);
     }
 }

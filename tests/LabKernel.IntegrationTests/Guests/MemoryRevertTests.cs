@@ -50,6 +50,7 @@ public sealed class MemoryRevertTests(ITestOutputHelper output) : IAsyncLifetime
         output.WriteLine($"{how}: {restored.Observed}; agent after {_guest.BootToAgent?.TotalSeconds:0.00} s");
         Assert.Contains("-incoming", how, StringComparison.Ordinal);
         Assert.True(restored.ReturnedToInstant, restored.Observed);
+        Assert.True(restored.MemoryBack && restored.AfterRevert.BootId == atSnapshot.BootId, restored.Observed);
         // The restored guest runs on and writes: its disk is the new overlay, not the frozen layer.
         await _guest.Agent.ShellAsync("echo alive > /root/after-restore && sync", new GuestExecOptions { Check = true });
 
@@ -61,6 +62,9 @@ public sealed class MemoryRevertTests(ITestOutputHelper output) : IAsyncLifetime
         output.WriteLine($"cold boot: {coldBoot.Observed}");
         Assert.True(coldBoot.DiskBack, coldBoot.Observed);
         Assert.False(coldBoot.ReturnedToInstant, coldBoot.Observed);
+        // Why: the memory marker (a tmpfs file) is gone and the boot id is new.
+        Assert.Empty(coldBoot.AfterRevert.Memory);
+        Assert.NotEqual(atSnapshot.BootId, coldBoot.AfterRevert.BootId);
         // The same cold boot is what a disk-only kind claims, and there it is confirmed.
         Assert.True((coldBoot with { Kind = SnapshotKind.DiskOnly }).ReturnedToInstant);
     }
@@ -70,7 +74,8 @@ public sealed class MemoryRevertTests(ITestOutputHelper output) : IAsyncLifetime
     {
         var snapshot = await GuestSnapshots.TakeAsync(_guest, _guest.Disk, SnapshotKind.WithMemory, "mem2", NewFile);
         var e = await Assert.ThrowsAsync<LabUsageException>(() => _guest.RestoreAsync(new Dictionary<string, string>(), snapshot.MemoryFile!));
-        Assert.Contains("every disk", e.Message, StringComparison.Ordinal);
+        Assert.Contains("a memory state restores only with every disk at its instant", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', e.Message);
 
         var garbage = NewFile("garbage", "garbage.mem");
         await File.WriteAllBytesAsync(garbage, new byte[4096]);
@@ -101,6 +106,8 @@ public sealed class MemoryRevertTests(ITestOutputHelper output) : IAsyncLifetime
         var end = await writer.WaitForExitAsync(TimeSpan.FromMinutes(2));
         output.WriteLine(end.Summary);
         Assert.False(end.RanToTheEnd, end.Summary);
+        Assert.Equal(137, end.ExitCode);
+        Assert.Matches(@"^exit 137 after \S+ s with [\d,.]+ of 50[,.]000[,.]000 lines flushed", end.Summary);
         Assert.True(new WriterOverlap("snapshot", before, end.Lines, end.Count).WritingThroughout);
 
         var small = await SequenceWriter.StartAsync(_guest.Agent, new SequenceWriterOptions { Path = "/root/small.txt", Count = 5_000 });

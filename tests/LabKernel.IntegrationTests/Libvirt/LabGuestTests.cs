@@ -110,6 +110,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
         var userImage = fx.Guest.RootOverlay;
         using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", "Count", "400000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze", "Backend", "libvirt", "Domain", fx.Domain.Name);
         Assert.True(run.ExitCode == 0, run.FirstError());
+        Assert.NotEmpty(run.Findings);
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
         Assert.Equal(DomainState.Running, await fx.Domain.GetStateAsync());
         Assert.Equal(userImage, (await fx.Domain.Block.QueryChainAsync("vda")).Source);
@@ -127,6 +128,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
         using var run = await NotebookRun.RunAsync("03-drive-mirror", "FileOps", "12", "WriteMiB", "8", "OutageSeconds", "3", "Backend", "libvirt", "Domain", fx.Domain.Name);
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
+        Assert.NotEmpty(run.Findings);
         Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
         Assert.Contains(run.Findings, f => f.Claim.StartsWith("1. Every created", StringComparison.Ordinal) && f.Observed.Contains("read offline", StringComparison.Ordinal));
         // Found shut off, left shut off, on its own image, which the lab never wrote.
@@ -141,14 +143,17 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
     {
         await using var scope = await fx.ScopeAsync();
         var userImage = fx.Guest.RootOverlay;
-        using var run = await NotebookRun.RunWithAsync("01-live-snapshot-integrity", ["--cell-timeout", "12"],
-            "Count", "4000000", "SnapshotAfterLines", "3999000", "Backend", "libvirt", "Domain", fx.Domain.Name);
+        using var run = await NotebookRun.RunWithAsync("01-live-snapshot-integrity", ["--cell-timeout", "30"],
+            "Count", "8000000", "SnapshotAfterLines", "7999000", "Backend", "libvirt", "Domain", fx.Domain.Name);
         Assert.Equal(3, run.ExitCode);
+        Assert.Equal("timeout", run.CellStatus("SequenceWriter.StartAsync"));
         // The exit hook had no time for a clean hand-back: the guest still runs on the lab's overlay, but a
         // restart returns it to the user's image, and no lab snapshot record is left.
         Assert.Equal(userImage, (await fx.Domain.ListDisksAsync(inactive: true)).Single(d => d.Target == "vda").Source);
         Assert.Equal(scope.Start.SnapshotNames, (await fx.Domain.Snapshots.ListAsync()).Select(s => s.Name).ToArray());
-        foreach (var image in Directory.GetFiles(run.Folder, "*.qcow2", SearchOption.AllDirectories))
+        var images = Directory.GetFiles(run.Folder, "*.qcow2", SearchOption.AllDirectories);
+        Assert.NotEmpty(images);
+        foreach (var image in images)
         {
             var check = await QemuImg.CheckAsync(image);
             Assert.True(check.IsClean, $"{image}: {check.Summary}");
@@ -164,11 +169,47 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
     public async Task Given_a_run_on_a_lab_made_domain_interrupted_mid_write_Then_no_domain_is_left_and_every_image_checks_clean()
     {
         var before = await DomainNamesAsync();
-        using var run = await NotebookRun.RunWithAsync("01-live-snapshot-integrity", ["--cell-timeout", "12"],
-            "Count", "4000000", "SnapshotAfterLines", "3999000", "Backend", "libvirt");
+        using var run = await NotebookRun.RunWithAsync("01-live-snapshot-integrity", ["--cell-timeout", "30"],
+            "Count", "8000000", "SnapshotAfterLines", "7999000", "Backend", "libvirt");
         Assert.Equal(3, run.ExitCode);
+        Assert.Equal("timeout", run.CellStatus("SequenceWriter.StartAsync"));
         Assert.Equal(before.Order(), (await DomainNamesAsync()).Order());
         await run.AssertLeftCleanAsync();
+    }
+
+    /// <summary>
+    /// A cell that fails once the lab's own domain runs: no clean-up cell runs, and the kernel exits when `lab run`
+    /// closes it, so the exit hook is what destroys and undefines the domain.
+    /// </summary>
+    [Fact]
+    public async Task Given_a_cell_that_fails_after_a_lab_made_domain_started_When_the_run_ends_Then_the_domain_is_destroyed_and_undefined()
+    {
+        var before = await DomainNamesAsync();
+        var folder = Directory.CreateTempSubdirectory("lab-nb-fails-").FullName;
+        try
+        {
+            var input = Path.Combine(folder, "fails.dib");
+            await File.WriteAllTextAsync(input,
+                "#!csharp\n\n#r \"nuget: LabNotebooks, 0.1.0\"\nusing LabNotebooks;\n\n#!csharp\n\n" +
+                $"var lab = await Lab.StartAsync(\"fails\", new LabSetup {{ Backend = \"libvirt\", OutputDir = {System.Text.Json.JsonSerializer.Serialize(folder)} }});\n" +
+                "throw new InvalidOperationException($\"failed with domain {lab.Guest.Name} running\");\n");
+            using var run = await NotebookRun.RunFileAsync(input);
+
+            Assert.Equal(1, run.ExitCode);
+            Assert.Equal("error", run.CellStatus("Lab.StartAsync"));
+            // The error is the cell's own, after the start: the domain it names was defined and running then.
+            var error = run.FirstError();
+            output.WriteLine(error);
+            var name = System.Text.RegularExpressions.Regex.Match(error, "failed with domain (\\S+) running").Groups[1].Value;
+            Assert.StartsWith("lab-", name, StringComparison.Ordinal);
+            var after = await DomainNamesAsync();
+            Assert.DoesNotContain(name, after);
+            Assert.Equal(before.Order(), after.Order());
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     private static async Task<string[]> DomainNamesAsync()

@@ -1,4 +1,6 @@
+using System.Globalization;
 using LabKernel.GuestAgent;
+using LabKernel.Host;
 using LabKernel.Images;
 using LabKernel.Libvirt;
 using Xunit.Abstractions;
@@ -11,7 +13,7 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
 {
     private const int Numbers = 1_500_000;
 
-    // Long enough (about 20 s under TCG) that the snapshot, taken 6 s in, lands mid-write.
+    // Long enough (about 20 s under TCG) that the snapshot, taken once part of the file is on the disk, lands mid-write.
     private const int Case1Numbers = 3_000_000;
 
     [Fact]
@@ -27,12 +29,10 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
         await d.Agent.ExecAsync(["/bin/sh", "-c", "echo 100 > /proc/sys/vm/dirty_expire_centisecs; echo 50 > /proc/sys/vm/dirty_writeback_centisecs; mount -o remount,commit=1 /"], new GuestExecOptions { Check = true });
 
         var writer = await d.Agent.StartAsync(NumberFile.WriterArgv(Case1Numbers));
-        var writing = System.Diagnostics.Stopwatch.StartNew();
         await WaitForLinesAsync(d, Case1Numbers / 4);
-        if (writing.Elapsed < TimeSpan.FromSeconds(6))
-        {
-            await Task.Delay(TimeSpan.FromSeconds(6) - writing.Elapsed);
-        }
+        // The old layer must hold a real prefix: wait until part of the file is on the disk, in a committed journal
+        // transaction, rather than for a fixed time.
+        await WaitUntilPartOfTheFileIsOnDiskAsync(d, writer);
         await d.Snapshots.CreateDiskOnlyAsync("snap", "vda", overlay2);
         var runningAtSnapshot = await NumberFile.GuestLinesAsync(d.Agent);
         var result = await writer.WaitAsync(TimeSpan.FromMinutes(5));
@@ -189,17 +189,59 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
 
     private async Task WaitForLinesAsync(LibvirtDomain d, int lines)
     {
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        while (sw.Elapsed < TimeSpan.FromMinutes(2))
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var n = await Poll.UntilAsync(async _ =>
         {
-            var n = await NumberFile.GuestLinesAsync(d.Agent);
-            if (n >= lines)
+            var now = await NumberFile.GuestLinesAsync(d.Agent);
+            return (now >= lines, now, $"{now} lines");
+        }, $"the guest writer to reach {lines} lines", TimeSpan.FromMinutes(2));
+        output.WriteLine($"guest had {n} lines after {clock.Elapsed.TotalSeconds:0.0} s");
+    }
+
+    /// <summary>
+    /// In the guest, in one shell: num.txt's size, the page cache not yet on the disk (Dirty + Writeback, counters
+    /// folded first through stat_refresh), in KiB, and how many transactions the root filesystem's journal has
+    /// committed (/proc/fs/jbd2, the root is /dev/vda).
+    /// </summary>
+    private const string OnDiskProbe =
+        "cat /proc/sys/vm/stat_refresh >/dev/null 2>&1; " +
+        "s=$(stat -c %s " + NumberFile.GuestPath + " 2>/dev/null || echo 0); " +
+        "d=$(awk '/^(Dirty|Writeback):/ {k += $2} END {print k}' /proc/meminfo); " +
+        "t=$(awk 'NR == 1 {print $1; exit}' /proc/fs/jbd2/vda-*/info); " +
+        "echo \"$s $d $t\"";
+
+    /// <summary>
+    /// Waits until at least 1 MiB of num.txt has been written back (its size minus everything dirty or under
+    /// writeback in the guest, which counts other files too, so it errs low) and the journal has committed a
+    /// transaction since that was first seen (the one that allocated those blocks is then on the disk too), within
+    /// two minutes. Fails at once if the writer finishes first: the snapshot would not land mid-write.
+    /// </summary>
+    private async Task WaitUntilPartOfTheFileIsOnDiskAsync(LibvirtDomain d, GuestProcess writer)
+    {
+        const long Enough = 1024 * 1024;
+        long? committedWhenWritten = null;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var status = await Poll.UntilAsync(async _ =>
+        {
+            if (await writer.TryGetResultAsync() is { } done)
             {
-                output.WriteLine($"guest had {n} lines after {sw.Elapsed.TotalSeconds:0.0} s");
-                return;
+                throw new InvalidOperationException($"the writer finished (exit {done.ExitCode}) before part of its file was on the disk");
             }
-            await Task.Delay(200);
-        }
-        throw new TimeoutException("the guest writer did not start");
+            var text = (await d.Agent.ExecAsync(["/bin/sh", "-c", OnDiskProbe], new GuestExecOptions { Check = true })).StandardOutput.Trim();
+            var f = text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (f.Length != 3 || !long.TryParse(f[0], CultureInfo.InvariantCulture, out var size) || !long.TryParse(f[1], CultureInfo.InvariantCulture, out var notOnDiskKiB)
+                || !long.TryParse(f[2], CultureInfo.InvariantCulture, out var commits))
+            {
+                throw new InvalidOperationException($"unreadable size / page cache / journal reading from the guest: '{text}'");
+            }
+            var writtenBack = size - notOnDiskKiB * 1024;
+            if (committedWhenWritten is null && writtenBack >= Enough)
+            {
+                committedWhenWritten = commits;
+            }
+            var line = $"num.txt {size} bytes, at least {Math.Max(0, writtenBack)} written back; journal commits {commits}";
+            return (committedWhenWritten is { } c && commits > c, line, line);
+        }, "part of num.txt to be on the disk in a committed journal transaction", TimeSpan.FromMinutes(2));
+        output.WriteLine($"after {clock.Elapsed.TotalSeconds:0.0} s: {status}");
     }
 }

@@ -140,7 +140,11 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
             Assert.False(handBack.ImagesUnchanged);
             Assert.Equal("Your domain's images (vda, vdb) were not written between take-over and hand-back", handBack.Claim);
             Assert.Equal([fx.DataGolden], handBack.Images.Where(i => !i.Unchanged).Select(i => i.Image));
-            Assert.Contains("data-golden.raw (vdb)", handBack.Evidence, StringComparison.Ordinal);
+            Assert.StartsWith($"1 of {handBack.Images.Count} images changed: data-golden.raw (vdb) (", handBack.Evidence, StringComparison.Ordinal);
+            // Every image of both disks was hashed, and the evidence says how much was read and how long it took.
+            Assert.Equal(["vda", "vdb"], handBack.Disks);
+            Assert.Contains(handBack.Images, i => i.Image == fx.RootGolden);
+            Assert.Matches(@"; hashing \d+ MiB took \d+[.,]\d s$", handBack.Evidence);
         }
         finally
         {
@@ -184,8 +188,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
             {
                 Backend = "libvirt", Domain = fx.Domain.Name, DomainDisk = "vdz", WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
             }));
-            Assert.Contains("no disk vdz", e.Message, StringComparison.Ordinal);
-            Assert.Contains("vda, vdb", e.Message, StringComparison.Ordinal);
+            Assert.Equal($"domain '{fx.Domain.Name}' has no disk vdz (it has vda, vdb)", e.Message);
             Assert.Empty(Directory.EnumerateFileSystemEntries(folder));
         }
         finally
@@ -251,7 +254,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
                 Backend = "libvirt", Domain = transient.Name, WorkFolder = work, Overlays = [Path.Combine(work, "o1.qcow2")],
             }));
             output.WriteLine(e.Message);
-            Assert.Contains($"domain '{transient.Name}' is transient", e.Message, StringComparison.Ordinal);
+            Assert.StartsWith($"domain '{transient.Name}' is transient: the lab needs a persistent (defined) domain", e.Message, StringComparison.Ordinal);
             Assert.DoesNotContain('\n', e.Message);
             Assert.Empty(Directory.EnumerateFileSystemEntries(work));
             Assert.Equal(DomainState.Running, await transient.GetStateAsync());
@@ -273,7 +276,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
         {
             using var run = await NotebookRun.RunAsync(notebook, [.. parameters, "Backend", "libvirt", "Domain", fx.Domain.Name]);
             Assert.True(run.ExitCode == 0, $"{notebook}: {run.FirstError()}");
-            AssertFindings(notebook, run);
+            AssertFindings(notebook, run, running: false);
             Assert.Equal(DomainState.ShutOff, await fx.Domain.GetStateAsync());
             await AssertDefinitionNamesTheUsersImagesAsync();
             var after = await fx.HashAllAsync();
@@ -304,7 +307,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
             var atTakeOver = HashRootOnceTakenOverAsync(cts.Token);
             using var run = await NotebookRun.RunAsync(notebook, [.. parameters, "Backend", "libvirt", "Domain", fx.Domain.Name]);
             Assert.True(run.ExitCode == 0, $"{notebook}: {run.FirstError()}");
-            AssertFindings(notebook, run);
+            AssertFindings(notebook, run, running: true);
             // Our own hash of root.qcow2, taken as soon as the lab's overlay was on top, is the one the lab's
             // hand-back finding reports for the take-over, and the lab found the same bytes at hand-back.
             var ours = await atTakeOver;
@@ -326,7 +329,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
 
     private const string HandBackClaim = "Your domain's images (vda, vdb) were not written between take-over and hand-back";
 
-    private static void AssertFindings(string notebook, NotebookRun run)
+    private static void AssertFindings(string notebook, NotebookRun run, bool running)
     {
         Assert.NotEmpty(run.Findings);
         // libvirt 9.0 refuses to revert an external snapshot: 06 declares that refutation expected (exit 0 proves it).
@@ -339,9 +342,13 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
             Assert.Equal(5, run.Findings.Count(f => f.Claim.StartsWith("Reverting the ", StringComparison.Ordinal)));
             Assert.Contains(run.Findings, f => f.Claim.StartsWith("An internal snapshot grows the active qcow2 image", StringComparison.Ordinal) && f.Verdict == "confirmed");
         }
-        // How the domain was taken over is a finding of its own: frozen (the lean guest's agent can freeze) or shut off.
+        // How the domain was taken over is a finding of its own: running, every disk moved in one atomic snapshot with
+        // the filesystems frozen (the lean guest's agent can freeze); shut off, the overlays put on before the start.
         var takeOver = run.Findings.Single(f => f.Claim == "How the lab took over your domain's disk vda");
-        Assert.True(takeOver.Observed.Contains("filesystems frozen", StringComparison.Ordinal) || takeOver.Observed.Contains("was shut off", StringComparison.Ordinal), takeOver.Observed);
+        Assert.Equal(running
+            ? "first overlays taken live, atomically, with the guest's filesystems frozen (DISK_ONLY|ATOMIC|QUIESCE); every writable disk (vda, vdb) runs on a lab overlay, so nothing reaches your images"
+            : "the domain was shut off: the lab put its overlays on before starting it, so nothing needed freezing; every writable disk (vda, vdb) runs on a lab overlay, so nothing reaches your images",
+            takeOver.Observed);
         if (notebook.StartsWith("03", StringComparison.Ordinal))
         {
             // The document's HMP `commit all` would have committed vdb too: the lab did not send it, said why,

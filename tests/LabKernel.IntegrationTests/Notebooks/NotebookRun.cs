@@ -46,10 +46,23 @@ internal sealed class NotebookRun : IDisposable
     }
 
     /// <summary>
-    /// As <see cref="RunAsync"/>, but `lab run` is a process of its own (`dotnet lab.dll`), so a test can signal it
-    /// as a user would (Ctrl-C is SIGINT): <paramref name="whileRunning"/> gets its pid and runs beside it.
+    /// Runs a notebook file the test wrote itself (not one of notebooks/) through `lab run`; its executed copy and
+    /// report go to a new folder (this run's <see cref="Folder"/>).
     /// </summary>
-    public static async Task<NotebookRun> RunAsProcessAsync(string name, Func<int, Task> whileRunning, params string[] parameters)
+    public static async Task<NotebookRun> RunFileAsync(string input)
+    {
+        var folder = Directory.CreateTempSubdirectory("lab-nb-file-").FullName;
+        var executed = Path.Combine(folder, Path.GetFileNameWithoutExtension(input) + ".executed.ipynb");
+        var exit = await LabCli.RunAsync(["run", input, "-o", executed, "--report", Path.Combine(folder, "report.html"), "--no-progress", "--timeout", "1200"]);
+        return Read(folder, exit, executed);
+    }
+
+    /// <summary>
+    /// As <see cref="RunAsync"/>, but `lab run` is a process of its own (`dotnet lab.dll`), so a test can signal it
+    /// as a user would (Ctrl-C is SIGINT): <paramref name="whileRunning"/> gets its pid and the path of the executed
+    /// notebook (which `lab run` saves after every cell, see <see cref="CellStatus(string, string)"/>) and runs beside it.
+    /// </summary>
+    public static async Task<NotebookRun> RunAsProcessAsync(string name, Func<int, string, Task> whileRunning, params string[] parameters)
     {
         var (folder, executed, args) = Prepare(name, [], parameters);
         var lab = Path.Combine(AppContext.BaseDirectory, "lab.dll");
@@ -61,7 +74,7 @@ internal sealed class NotebookRun : IDisposable
         })!;
         var stderr = process.StandardError.ReadToEndAsync();
         var stdout = process.StandardOutput.ReadToEndAsync();
-        await whileRunning(process.Id);
+        await whileRunning(process.Id, executed);
         using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         await process.WaitForExitAsync(limit.Token);
         var run = Read(folder, process.ExitCode, executed);
@@ -149,6 +162,52 @@ internal sealed class NotebookRun : IDisposable
         var r = await ProcessRunner.RunAsync(python, ["-c", "import nbformat,sys; nbformat.validate(nbformat.read(sys.argv[1], as_version=4))", Executed],
             new ProcessOptions { Check = false });
         Assert.True(r.Succeeded, $"nbformat rejects {Executed}: {r.StandardError}");
+    }
+
+    /// <summary>
+    /// The `lab run` status (<c>metadata.lab.status</c>: ok, error, timeout, interrupted, not-run) of the first code
+    /// cell whose source contains <paramref name="sourceContains"/>, in the executed notebook at
+    /// <paramref name="executed"/>; null while that cell has not finished (or the notebook is not written yet).
+    /// `lab run` rewrites the file after every cell (by rename), so it can be read while the run goes on.
+    /// </summary>
+    public static string? CellStatus(string executed, string sourceContains)
+    {
+        JsonNode? nb;
+        try
+        {
+            nb = JsonNode.Parse(File.ReadAllText(executed));
+        }
+        catch (Exception e) when (e is IOException or System.Text.Json.JsonException)
+        {
+            return null;
+        }
+        var cell = nb?["cells"]?.AsArray().FirstOrDefault(c => c?["cell_type"]?.GetValue<string>() == "code" && SourceOf(c).Contains(sourceContains, StringComparison.Ordinal))
+            ?? throw new InvalidOperationException($"no code cell of {Path.GetFileName(executed)} contains '{sourceContains}'");
+        return cell["metadata"]?["lab"]?["status"]?.GetValue<string>();
+    }
+
+    /// <summary>As <see cref="CellStatus(string, string)"/>, in this run's executed notebook.</summary>
+    public string? CellStatus(string sourceContains) => CellStatus(Executed, sourceContains);
+
+    /// <summary>The text/plain result of the first code cell whose source contains <paramref name="sourceContains"/> ("" if none).</summary>
+    public string CellResult(string sourceContains)
+    {
+        var cell = JsonNode.Parse(File.ReadAllText(Executed))!["cells"]!.AsArray()
+            .First(c => c!["cell_type"]!.GetValue<string>() == "code" && SourceOf(c).Contains(sourceContains, StringComparison.Ordinal))!;
+        var result = cell["outputs"]?.AsArray().FirstOrDefault(o => o?["output_type"]?.GetValue<string>() == "execute_result");
+        return result?["data"]?["text/plain"] is { } text ? SourceOf(text) : "";
+    }
+
+    /// <summary>nbformat's multi-line string: one string, or an array of lines.</summary>
+    private static string SourceOf(JsonNode? cellOrText)
+    {
+        var node = cellOrText is JsonObject o && o.ContainsKey("source") ? o["source"] : cellOrText;
+        return node switch
+        {
+            JsonArray lines => string.Concat(lines.Select(l => l?.GetValue<string>())),
+            JsonValue v when v.TryGetValue<string>(out var text) => text,
+            _ => "",
+        };
     }
 
     /// <summary>The error text of the first failed cell, for assertion messages.</summary>

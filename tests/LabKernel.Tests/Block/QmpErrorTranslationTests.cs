@@ -106,7 +106,9 @@ public sealed class QmpErrorTranslationTests : IDisposable
     [Fact]
     public void Given_the_table_When_read_Then_every_generic_error_row_names_its_commands_and_wording()
     {
-        Assert.All(QmpErrorTranslation.Rows.Where(r => r.ErrorClass == "GenericError"), r =>
+        var generic = QmpErrorTranslation.Rows.Where(r => r.ErrorClass == "GenericError").ToList();
+        Assert.NotEmpty(generic);
+        Assert.All(generic, r =>
         {
             Assert.NotNull(r.Commands);
             Assert.NotNull(r.Wording);

@@ -51,7 +51,16 @@ public sealed class SnapshotTagTests
             {
                 var e = await Assert.ThrowsAsync<LabUsageException>(call);
                 Assert.StartsWith("snapshot tag ", e.Message, StringComparison.Ordinal);
+                Assert.EndsWith(" is not allowed: use 1 to 128 letters, digits and . _ - + : only", e.Message, StringComparison.Ordinal);
                 Assert.DoesNotContain(e.Message, c => char.IsControl(c));
+                if (tag.Any(char.IsControl))
+                {
+                    Assert.Contains("\\u00", e.Message, StringComparison.Ordinal); // shown escaped
+                }
+                if (tag.Length > 40)
+                {
+                    Assert.Contains($"…' ({tag.Length} characters)", e.Message, StringComparison.Ordinal); // cut
+                }
             }
         }
 

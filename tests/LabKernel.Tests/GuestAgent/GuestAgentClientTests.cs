@@ -164,6 +164,28 @@ public sealed class GuestAgentClientTests
 
         var e = await Assert.ThrowsAsync<LabException>(() => call.WaitAsync(TimeSpan.FromSeconds(10)));
         Assert.Contains("longer than 4096 bytes", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+
+    [Fact]
+    public async Task Given_a_guest_file_read_reply_that_is_not_base64_When_a_file_is_read_Then_a_one_line_error_names_the_file_and_the_handle_is_closed()
+    {
+        await using var peer = await FakePeer.CreateAsync();
+        await using var agent = GuestAgentClient.FromStream(peer.Client);
+        var read = agent.ReadFileAsync("/root/num.txt.progress");
+        var id = await ReadSyncAsync(peer);
+        await peer.SendAsync([0xFF, .. Encoding.UTF8.GetBytes($"{{\"return\": {id}}}\n")]);
+        Assert.Equal("guest-file-open", JsonNode.Parse(await peer.ReadLineAsync())!["execute"]!.GetValue<string>());
+        await peer.SendAsync("{\"return\": 1000}\n");
+        Assert.Equal("guest-file-read", JsonNode.Parse(await peer.ReadLineAsync())!["execute"]!.GetValue<string>());
+        await peer.SendAsync("{\"return\": {\"count\": 4, \"buf-b64\": \"not base64!!\", \"eof\": true}}\n");
+        var close = JsonNode.Parse(await peer.ReadLineAsync())!;
+        Assert.Equal(("guest-file-close", 1000), (close["execute"]!.GetValue<string>(), close["arguments"]!["handle"]!.GetValue<int>()));
+        await peer.SendAsync("{\"return\": {}}\n");
+
+        var e = await Assert.ThrowsAsync<LabException>(() => read.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("guest-file-read data of /root/num.txt.progress that is not base64", e.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', e.Message);
     }
 
     [Theory]

@@ -21,7 +21,7 @@ public sealed class GuestPageCacheTests
     public void Given_meminfo_without_a_dirty_line_When_parsed_Then_the_error_names_the_field()
     {
         var e = Assert.Throws<LabException>(() => GuestPageCache.Parse("MemTotal: 1 kB\nWriteback: 0 kB\n"));
-        Assert.Contains("'Dirty:'", e.Message, StringComparison.Ordinal);
+        Assert.Equal("/proc/meminfo has no readable 'Dirty:' line", e.Message);
     }
 
     [Theory]

@@ -83,7 +83,8 @@ public sealed class LabFilesTests : IDisposable
         if (!local)
         {
             var e = Assert.Throws<LabUsageException>(() => LibvirtConnection.RequireThisHost(uri, "delete the lab's overlays"));
-            Assert.Contains("another host", e.Message, StringComparison.Ordinal);
+            Assert.StartsWith($"{uri} is another host: the lab cannot delete the lab's overlays there", e.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', e.Message);
         }
     }
 }

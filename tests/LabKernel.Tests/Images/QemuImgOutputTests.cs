@@ -84,6 +84,11 @@ public sealed class QemuImgOutputTests(Xunit.Abstractions.ITestOutputHelper outp
             var r = new ProcessResult("qemu-img", [subcommand], 0, text, "", TimeSpan.Zero);
             var outcome = Record.Exception(() => QemuImg.Parse(r, subcommand, parse));
             Assert.True(outcome is null or QemuImgException, $"{outcome?.GetType().Name} ({outcome?.Message}) parsing {subcommand} output: {text}");
+            if (outcome is not null)
+            {
+                Assert.Contains("unreadable output", outcome.Message, StringComparison.Ordinal);
+                Assert.DoesNotContain('\n', outcome.Message);
+            }
             rejected += outcome is null ? 0 : 1;
             iterations++;
         }

@@ -86,6 +86,7 @@ public sealed class GuestShellQuotingTests : IDisposable
             Assert.True(File.Exists(path) || Directory.Exists(path), $"{path} was not made");
             Assert.StartsWith(root + "/", path, StringComparison.Ordinal);
         }
+        Assert.NotEmpty(absent);
         Assert.All(absent, p => Assert.False(File.Exists(p) || Directory.Exists(p), $"{p} is still there"));
         // The checksums sha256sum printed are matched back to the literal paths.
         var written = workload.Operations.Where(o => o.Sha256 is not null).ToList();

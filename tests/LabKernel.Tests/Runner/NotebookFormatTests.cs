@@ -86,6 +86,7 @@ public sealed class NotebookFormatTests
         Assert.Equal(5, json["nbformat_minor"]!.GetValue<int>());
         var ids = json["cells"]!.AsArray().Select(c => c!["id"]!.GetValue<string>()).ToList();
         Assert.Equal(ids.Count, ids.Distinct().Count());
+        Assert.NotEmpty(ids);
         Assert.All(ids, id => Assert.Matches("^[a-zA-Z0-9_-]{1,64}$", id));
         Assert.Equal("int samples = 20;\n", json["cells"]![2]!["source"]![0]!.GetValue<string>());
     }

@@ -93,7 +93,9 @@ public sealed class RunInterruptionTests
 
         Assert.Equal((130, "interrupted", 0), (outcome.ExitCode, outcome.Status, outcome.CellsRun));
         var cells = Cells(ReadJson(output));
-        Assert.All(cells.Where(c => c["cell_type"]!.GetValue<string>() == "code"), c => Assert.Equal("not-run", Status(c)));
+        var code = cells.Where(c => c["cell_type"]!.GetValue<string>() == "code").ToList();
+        Assert.Equal(2, code.Count);
+        Assert.All(code, c => Assert.Equal("not-run", Status(c)));
         Assert.Contains("lab run was interrupted** (SIGINT)", Source(cells[0]), StringComparison.Ordinal);
         await AssertValidNotebookAsync(output);
     }
@@ -130,8 +132,10 @@ public sealed class RunInterruptionTests
 
             var pid = target == "runner" ? lab.Id : kernel;
             await ProcessRunner.RunAsync("kill", [$"-{signal}", pid.ToString(CultureInfo.InvariantCulture)]);
+            var clock = Stopwatch.StartNew();
             using var limit = new CancellationTokenSource(Limit);
             await lab.WaitForExitAsync(limit.Token);
+            Assert.True(clock.Elapsed < TimeSpan.FromSeconds(20), $"stopped {clock.Elapsed} after SIG{signal}");
 
             var printed = await stdout + await stderr;
             Assert.True(lab.ExitCode == expected, $"exit {lab.ExitCode} after SIG{signal} to the {target} ({expected} expected): {printed}");

@@ -1,0 +1,65 @@
+using LabKernel.Processes;
+using LabRunner.Notebooks;
+using static LabKernel.Tests.Runner.RunnerTestSupport;
+
+namespace LabKernel.Tests.Runner;
+
+/// <summary>
+/// `lab run` given a command line it cannot use: exit 2 and one line on stderr saying what is wrong (not the help page),
+/// nothing on stdout, and no kernel started. `lab` runs as its own process here, so what it prints is exactly what a
+/// user sees.
+/// </summary>
+public sealed class RunUsageErrorTests
+{
+    private static async Task<ProcessResult> LabAsync(params string[] args)
+    {
+        var (dotnet, prefix) = KernelClient.KernelCommandLine();
+        return await ProcessRunner.RunAsync(dotnet, [.. prefix, .. args], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(1) });
+    }
+
+    private static void AssertOneLineUsageError(ProcessResult r, string expected)
+    {
+        Assert.True(r.ExitCode == 2, $"exit {r.ExitCode}: {r.StandardError}");
+        Assert.Equal(expected, r.StandardError.TrimEnd('\n'));
+        Assert.Equal("", r.StandardOutput);
+    }
+
+    [Fact]
+    public async Task Given_p_with_one_value_When_run_Then_one_line_from_the_parser_points_to_the_help_and_it_exits_2() =>
+        AssertOneLineUsageError(await LabAsync("run", Fixture("sample.dib"), "-p", "points"),
+            "lab: Required argument missing for option: '-p'. (see `lab run --help`)");
+
+    [Fact]
+    public async Task Given_an_odd_number_of_p_values_When_run_Then_one_line_says_p_takes_a_name_and_a_value_and_it_exits_2() =>
+        AssertOneLineUsageError(await LabAsync("run", Fixture("sample.dib"), "-p", "a", "b", "-p", "c"),
+            "lab: run: -p takes a NAME and a VALUE (put INPUT before the -p options)");
+
+    [Fact]
+    public async Task Given_an_unknown_option_When_run_Then_one_line_names_it_and_points_to_the_help_and_it_exits_2() =>
+        AssertOneLineUsageError(await LabAsync("run", Fixture("sample.dib"), "--no-such-option"),
+            "lab: run: unknown option --no-such-option (see lab run --help)");
+
+    [Theory]
+    [InlineData("abc")]
+    [InlineData("-5")]
+    public async Task Given_a_cell_timeout_that_is_not_a_positive_number_When_run_Then_one_line_says_so_and_it_exits_2(string value) =>
+        AssertOneLineUsageError(await LabAsync("run", Fixture("sample.dib"), "--cell-timeout", value),
+            $"lab: --cell-timeout {value}: expected a positive number of seconds");
+
+    [Fact]
+    public async Task Given_o_naming_the_input_itself_When_run_Then_one_line_refuses_it_exits_2_and_the_input_is_untouched()
+    {
+        using var scratch = TempDir("usage-o");
+        var input = Path.Combine(scratch.Path, "in.ipynb");
+        File.Copy(Fixture("vscode.ipynb"), input);
+        var before = await File.ReadAllBytesAsync(input);
+
+        foreach (var o in new[] { input, Path.Combine(scratch.Path, ".", "in.ipynb") })
+        {
+            AssertOneLineUsageError(await LabAsync("run", input, "-o", o), $"lab: -o {o}: refusing to overwrite the input notebook");
+        }
+
+        Assert.Equal(before, await File.ReadAllBytesAsync(input));
+        Assert.Equal(["in.ipynb"], Directory.GetFiles(scratch.Path).Select(Path.GetFileName));
+    }
+}

@@ -7,6 +7,59 @@ namespace LabBench;
 /// <summary>Boot-to-agent (lean vs systemd), QMP round trip, guest-exec round trip.</summary>
 internal static class GuestBench
 {
+    /// <summary>
+    /// Warm starts (a restore from the cached saved state) against cold boots, interleaved in one run: time to a
+    /// working agent and the whole start as a caller sees it; the state's save pause and size; a restore with the
+    /// state file dropped from the host's page cache.
+    /// </summary>
+    private static async Task WarmAsync(TextWriter output, int rounds)
+    {
+        // A configuration of the bench's own, so the first start saves its state (and the save is measured).
+        var options = new EmbeddedGuestOptions { Name = "bench-warm", ExtraArguments = ["-smbios", "type=1,serial=lab-bench-warm"] };
+        string folder;
+        await using (var first = await EmbeddedGuest.StartAsync(options))
+        {
+            output.WriteLine($"first start of the bench's configuration: {first.Start}");
+            folder = first.Start.State ?? throw new InvalidOperationException($"no state: {first.Start}");
+        }
+        var key = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(Path.Combine(folder, "key.json")))!;
+        var cold = new List<double>();
+        var warm = new List<double>();
+        var coldWall = new List<double>();
+        var warmWall = new List<double>();
+        var uncached = new List<double>();
+        for (var i = 0; i < rounds; i++)
+        {
+            var sw = Stopwatch.StartNew();
+            await using (var c = await EmbeddedGuest.StartAsync(options with { Warm = false }))
+            {
+                coldWall.Add(sw.Elapsed.TotalSeconds);
+                cold.Add(c.Machine.BootToAgent!.Value.TotalSeconds);
+            }
+            sw.Restart();
+            await using (var w = await EmbeddedGuest.StartAsync(options))
+            {
+                warmWall.Add(sw.Elapsed.TotalSeconds);
+                warm.Add(w.Start.Warm ? w.Machine.BootToAgent!.Value.TotalSeconds : double.NaN);
+            }
+            // The state file dropped from the page cache (posix_fadvise DONTNEED through dd), then a warm start.
+            await LabKernel.Processes.ProcessRunner.RunAsync("dd", [$"if={Path.Combine(folder, "state.bin")}", "iflag=nocache", "count=0", "status=none"]);
+            await using (var u = await EmbeddedGuest.StartAsync(options))
+            {
+                uncached.Add(u.Start.Warm ? u.Machine.BootToAgent!.Value.TotalSeconds : double.NaN);
+            }
+        }
+        string L(List<double> v) => $"[{string.Join(", ", v.Select(x => x.ToString("0.00")))}]";
+        var (c0, w0) = (Stats.Median(cold), Stats.Median(warm));
+        output.WriteLine($"cold boot to agent          (median of {rounds}): {c0,7:0.00} s   {L(cold)}");
+        output.WriteLine($"warm start to agent         (median of {rounds}): {w0,7:0.00} s   {L(warm)}");
+        output.WriteLine($"warm, state not in page cache (median of {rounds}): {Stats.Median(uncached),5:0.00} s   {L(uncached)}");
+        output.WriteLine($"whole start, cold vs warm   (median of {rounds}): {Stats.Median(coldWall):0.00} s vs {Stats.Median(warmWall):0.00} s");
+        output.WriteLine($"  warm / cold: {w0 / c0:0.00}x (goal at most 0.15x: {(w0 / c0 <= 0.15 ? "met" : "NOT met")}); warm goal at most 0.5 s: {(w0 <= 0.5 ? "met" : "NOT met")}");
+        output.WriteLine($"state: {LabKernel.Images.SizeText.Format(key["state_bytes"]!.GetValue<long>())} for {key["key"]!["memory_mib"]} MiB of guest memory; the save paused the guest {key["paused_ms"]} ms");
+        LabKernel.Host.LabPaths.TryDeleteFolder(folder);
+    }
+
     public static async Task RunAsync(TextWriter output)
     {
         output.WriteLine("== guest: boot to agent, QMP and guest-exec round trips ==");
@@ -18,7 +71,7 @@ internal static class GuestBench
         {
             foreach (var profile in boots.Keys)
             {
-                await using var guest = await EmbeddedGuest.StartAsync(new EmbeddedGuestOptions { Profile = profile, Name = $"bench-{profile}".ToLowerInvariant() });
+                await using var guest = await EmbeddedGuest.StartAsync(new EmbeddedGuestOptions { Profile = profile, Name = $"bench-{profile}".ToLowerInvariant(), Warm = false });
                 boots[profile].Add(guest.Machine.BootToAgent!.Value.TotalSeconds);
             }
         }
@@ -27,6 +80,7 @@ internal static class GuestBench
         output.WriteLine($"boot to agent, lean     (median of {rounds}): {lean,7:0.00} s   [{string.Join(", ", boots[GuestProfile.Lean].Select(x => x.ToString("0.00")))}]");
         output.WriteLine($"boot to agent, systemd  (median of {rounds}): {systemd,7:0.00} s   [{string.Join(", ", boots[GuestProfile.Systemd].Select(x => x.ToString("0.00")))}]");
         output.WriteLine($"  systemd / lean: {systemd / lean:0.0}x; lean goal < 10 s: {(lean < 10 ? "met" : "NOT met")}");
+        await WarmAsync(output, rounds);
 
         await using (var guest = await EmbeddedGuest.StartAsync(new EmbeddedGuestOptions { Name = "bench-rt" }))
         {

@@ -14,7 +14,8 @@ public sealed class QemuLabGuest : ILabGuest
     private QemuLabGuest(EmbeddedGuest guest, EmbeddedGuestOptions options)
     {
         _guest = guest;
-        _options = options;
+        // Later starts (boot again, restore) run on other disks: never "fresh", so never over a saved state's layer.
+        _options = options with { RootChainFresh = false };
         DataDisks = [.. options.ExtraDrives.Select(d => d.NodeName)];
     }
 
@@ -30,6 +31,7 @@ public sealed class QemuLabGuest : ILabGuest
             MemoryMiB = options.MemoryMiB,
             AgentTimeout = options.AgentTimeout,
             ExtraDrives = [.. options.DataDisks.Select((file, i) => new Machines.DriveSpec(Path.GetFullPath(file), $"disk{i + 1}"))],
+            RootChainFresh = true,
         };
         var guest = await EmbeddedGuest.StartAsync(embedded, cancellationToken).ConfigureAwait(false);
         return new QemuLabGuest(guest, embedded);
@@ -50,7 +52,10 @@ public sealed class QemuLabGuest : ILabGuest
         LabCapabilities.BootCopies | LabCapabilities.BootAgain | LabCapabilities.RestoreMemory | (DataDisks.Count > 0 ? LabCapabilities.DataDisks : 0);
 
     public string Description =>
-        $"the embedded guest on QEMU directly ({Machine.Accelerator.Name}: {Machine.Accelerator.Reason}), agent up {BootToAgent?.TotalSeconds:0.0} s after start";
+        $"the embedded guest on QEMU directly ({Machine.Accelerator.Name}: {Machine.Accelerator.Reason}), agent up {BootToAgent?.TotalSeconds:0.0} s after start ({_guest.Start})";
+
+    /// <summary>How the guest was last started: booted, or restored from a saved state (warm), and why.</summary>
+    public GuestStart Start => _guest.Start;
 
     public int? QemuProcessId => Machine.ProcessId;
 

@@ -51,6 +51,18 @@ public static class LabDoctor
         {
             checks.Add(new DoctorCheck("debian mirror", e.Message, false, image is null));
         }
+        if (image is not null)
+        {
+            try
+            {
+                var (warm, why) = await WarmStates.StatusAsync(image, cancellationToken).ConfigureAwait(false);
+                checks.Add(new DoctorCheck("warm start", why, warm, false));
+            }
+            catch (LabException e)
+            {
+                checks.Add(new DoctorCheck("warm start", e.Message, false, false));
+            }
+        }
         var leftovers = await Leftovers.FindAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         checks.Add(new DoctorCheck("leftovers", leftovers.Any ? $"{leftovers.Summary} (lab clean removes them)" : leftovers.Summary, !leftovers.Any, false));
         return checks;

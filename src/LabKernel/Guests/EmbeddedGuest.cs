@@ -1,6 +1,7 @@
 using LabKernel.Host;
 using LabKernel.Machines;
 using LabKernel.Images;
+using LabKernel.Journal;
 
 namespace LabKernel.Guests;
 
@@ -30,6 +31,16 @@ public sealed record EmbeddedGuestOptions
 
     /// <summary>A saved VM state to start from instead of booting (see <see cref="MachineOptions.IncomingState"/>).</summary>
     public string? IncomingState { get; init; }
+
+    /// <summary>
+    /// Start warm from the cached state of this configuration when there is one, and save one after a cold boot
+    /// when there is not (<see cref="WarmStates"/>). Applies only to a fresh root chain (<see cref="RootDisk"/> null,
+    /// or <see cref="RootChainFresh"/>) and no extra drives; <c>LAB_WARM=0</c> turns it off everywhere.
+    /// </summary>
+    public bool Warm { get; init; } = true;
+
+    /// <summary>The caller made <see cref="RootDisk"/> just now: empty overlays over the cached base image.</summary>
+    public bool RootChainFresh { get; init; }
 }
 
 /// <summary>
@@ -40,14 +51,18 @@ public sealed class EmbeddedGuest : IAsyncDisposable
 {
     private readonly bool _ownsWorkFolder;
 
-    private EmbeddedGuest(GuestImage image, QemuMachine machine, string workFolder, bool ownsWorkFolder, string rootDisk)
+    private EmbeddedGuest(GuestImage image, QemuMachine machine, string workFolder, bool ownsWorkFolder, string rootDisk, GuestStart start)
     {
         Image = image;
         Machine = machine;
         WorkFolder = workFolder;
         _ownsWorkFolder = ownsWorkFolder;
         RootDisk = rootDisk;
+        Start = start;
     }
+
+    /// <summary>Whether this guest booted or was restored from a saved state, and why.</summary>
+    public GuestStart Start { get; }
 
     public GuestImage Image { get; }
     public QemuMachine Machine { get; }
@@ -77,22 +92,10 @@ public sealed class EmbeddedGuest : IAsyncDisposable
                 // Refused (OverlayExistsException) when a root-overlay.qcow2 the lab did not make is already there.
                 await QemuImg.CreateAsync(root, "qcow2", options: new CreateOptions { BackingFile = image.BaseImage, BackingFormat = "qcow2" }, cancellationToken: cancellationToken).ConfigureAwait(false);
             }
-            var machine = await QemuMachine.StartAsync(new MachineOptions
-            {
-                Name = options.Name,
-                Drives = [new DriveSpec(root, "disk0"), .. options.ExtraDrives],
-                Kernel = image.Kernel,
-                Initrd = image.InitrdFor(options.Profile),
-                KernelCommandLine = GuestImage.KernelCommandLine(options.Profile),
-                MemoryMiB = options.MemoryMiB,
-                Cpus = options.Cpus,
-                SshPrivateKey = image.SshPrivateKey,
-                SshKnownHosts = image.SshKnownHosts,
-                AgentTimeout = options.AgentTimeout,
-                ExtraArguments = options.ExtraArguments,
-                IncomingState = options.IncomingState,
-            }, cancellationToken).ConfigureAwait(false);
-            return new EmbeddedGuest(image, machine, work, owns, root);
+            var machineOptions = MachineOptionsFor(image, options, root);
+            var (machine, start) = await StartMachineAsync(image, machineOptions, options, fresh: options.RootDisk is null || options.RootChainFresh, root, cancellationToken).ConfigureAwait(false);
+            LabJournal.Current.Begin("guest", $"start {options.Name}").Complete(start.ToString());
+            return new EmbeddedGuest(image, machine, work, owns, root, start);
         }
         catch
         {
@@ -101,6 +104,77 @@ public sealed class EmbeddedGuest : IAsyncDisposable
                 LabPaths.TryDeleteFolder(work);
             }
             throw;
+        }
+    }
+
+    /// <summary>The machine an embedded guest with <paramref name="options"/> runs on, its root disk's top <paramref name="root"/>.</summary>
+    internal static MachineOptions MachineOptionsFor(GuestImage image, EmbeddedGuestOptions options, string root) =>
+        new()
+        {
+            Name = options.Name,
+            Drives = [new DriveSpec(root, "disk0"), .. options.ExtraDrives],
+            Kernel = image.Kernel,
+            Initrd = image.InitrdFor(options.Profile),
+            KernelCommandLine = GuestImage.KernelCommandLine(options.Profile),
+            MemoryMiB = options.MemoryMiB,
+            Cpus = options.Cpus,
+            SshPrivateKey = image.SshPrivateKey,
+            SshKnownHosts = image.SshKnownHosts,
+            AgentTimeout = options.AgentTimeout,
+            // vmgenid: a new generation id with every QEMU, so a guest restored from a saved state reseeds its RNG.
+            ExtraArguments = ["-device", "vmgenid,guid=auto", .. options.ExtraArguments],
+            IncomingState = options.IncomingState,
+        };
+
+    /// <summary>Warm from a saved state when one matches; otherwise a cold boot, saving a state for next time.</summary>
+    private static async Task<(QemuMachine, GuestStart)> StartMachineAsync(GuestImage image, MachineOptions machineOptions, EmbeddedGuestOptions options, bool fresh, string root, CancellationToken cancellationToken)
+    {
+        var off = !options.Warm ? "warm starts are off for this start"
+            : !WarmStates.EnabledByEnvironment ? "LAB_WARM=0"
+            : options.IncomingState is not null ? "a saved state to load was given"
+            : options.ExtraDrives.Count > 0 ? "extra drives are attached (saved states cover the root disk only)"
+            : !fresh ? "the root disk is not a fresh overlay of the guest's image"
+            : null;
+        if (off is not null)
+        {
+            return (await QemuMachine.StartAsync(machineOptions, cancellationToken).ConfigureAwait(false), new GuestStart(false, off));
+        }
+        var accel = await Accelerator.ChooseAsync(machineOptions.Kernel, cancellationToken).ConfigureAwait(false);
+        machineOptions = machineOptions with { Accelerator = accel };
+        var description = await WarmStates.DescribeAsync(image, machineOptions, accel, cancellationToken).ConfigureAwait(false);
+        var (state, why) = await WarmStates.FindAsync(description, cancellationToken).ConfigureAwait(false);
+        if (state is not null)
+        {
+            var top = await QemuImg.InfoAsync(root, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var (backing, backingFormat) = (top.FullBackingFilename ?? top.BackingFilename, top.BackingFormat ?? "qcow2");
+            QemuMachine? restored = null;
+            try
+            {
+                await WarmStates.PlaceLayerAsync(state, root, cancellationToken).ConfigureAwait(false);
+                restored = await QemuMachine.StartAsync(machineOptions with { IncomingState = state.StateFile }, cancellationToken).ConfigureAwait(false);
+                var offset = await WarmStates.RefreshAsync(restored.Agent, cancellationToken).ConfigureAwait(false);
+                return (restored, new GuestStart(true, $"{why}; guest clock set ({offset.TotalMilliseconds:0} ms from the host's), fresh entropy written", state.Folder));
+            }
+            catch (Exception e) when (e is LabException or IOException && !cancellationToken.IsCancellationRequested && backing is not null)
+            {
+                if (restored is not null)
+                {
+                    await restored.DisposeAsync().ConfigureAwait(false);
+                }
+                WarmStates.Discard(state);
+                await WarmStates.ResetLayerAsync(root, backing, backingFormat, cancellationToken).ConfigureAwait(false);
+                why = $"loading the saved state failed ({e.Message.Split('\n')[0]}), so it was discarded";
+            }
+        }
+        var machine = await QemuMachine.StartAsync(machineOptions, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var (paused, folder) = await WarmStates.SaveAsync(machine, description, root, cancellationToken).ConfigureAwait(false);
+            return (machine, new GuestStart(false, $"{why}: saved one for the next start (the guest paused {paused.TotalMilliseconds:0} ms)", folder));
+        }
+        catch (Exception e) when (e is LabException or IOException or UnauthorizedAccessException && !cancellationToken.IsCancellationRequested)
+        {
+            return (machine, new GuestStart(false, $"{why}; saving a state for the next start failed: {e.Message.Split('\n')[0]}"));
         }
     }
 

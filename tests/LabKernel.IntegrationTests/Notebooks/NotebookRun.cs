@@ -62,16 +62,25 @@ internal sealed class NotebookRun : IDisposable
     /// as a user would (Ctrl-C is SIGINT): <paramref name="whileRunning"/> gets its pid and the path of the executed
     /// notebook (which `lab run` saves after every cell, see <see cref="CellStatus(string, string)"/>) and runs beside it.
     /// </summary>
-    public static async Task<NotebookRun> RunAsProcessAsync(string name, Func<int, string, Task> whileRunning, params string[] parameters)
+    public static Task<NotebookRun> RunAsProcessAsync(string name, Func<int, string, Task> whileRunning, params string[] parameters) =>
+        RunAsProcessAsync(name, new Dictionary<string, string>(), whileRunning, parameters);
+
+    /// <summary>As above, with variables added to the environment of `lab run` and its kernel (e.g. <c>LAB_WARM=0</c>).</summary>
+    public static async Task<NotebookRun> RunAsProcessAsync(string name, IReadOnlyDictionary<string, string> environment, Func<int, string, Task> whileRunning, params string[] parameters)
     {
         var (folder, executed, args) = Prepare(name, [], parameters);
         var lab = Path.Combine(AppContext.BaseDirectory, "lab.dll");
-        using var process = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("dotnet", [lab, .. args])
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet", [lab, .. args])
         {
             RedirectStandardError = true,
             RedirectStandardOutput = true,
             WorkingDirectory = RepoRoot,
-        })!;
+        };
+        foreach (var (k, v) in environment)
+        {
+            start.Environment[k] = v;
+        }
+        using var process = System.Diagnostics.Process.Start(start)!;
         var stderr = process.StandardError.ReadToEndAsync();
         var stdout = process.StandardOutput.ReadToEndAsync();
         await whileRunning(process.Id, executed);
@@ -82,7 +91,7 @@ internal sealed class NotebookRun : IDisposable
         return run;
     }
 
-    /// <summary>What the process printed (stdout, then stderr), for a run made by <see cref="RunAsProcessAsync"/>.</summary>
+    /// <summary>What the process printed (stdout, then stderr), for a run made by <c>RunAsProcessAsync</c>.</summary>
     public string Output { get; private set; } = "";
 
     private static (string Folder, string Executed, List<string> Args) Prepare(string name, IReadOnlyList<string> options, string[] parameters)

@@ -1,0 +1,301 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using LabKernel.GuestAgent;
+using LabKernel.Host;
+using LabKernel.Images;
+using LabKernel.Journal;
+using LabKernel.Machines;
+using LabKernel.Processes;
+
+namespace LabKernel.Guests;
+
+/// <summary>How a guest was started: cold (booted) or warm (restored from a saved state), and why.</summary>
+/// <param name="Warm">True when the guest was restored from a saved state.</param>
+/// <param name="Why">One line: why this start (e.g. "no saved state for this configuration yet: saved one").</param>
+/// <param name="State">The state's folder, when one was used or saved.</param>
+public sealed record GuestStart(bool Warm, string Why, string? State = null)
+{
+    public override string ToString() => Warm ? $"warm start: {Why}" : $"cold boot: {Why}";
+}
+
+/// <summary>
+/// Saved VM states of the embedded guest, for warm starts: the first cold boot of a configuration saves one in the
+/// cache (<c>states/KEY/</c>: the migration stream <c>state.bin</c>, the root disk's top layer <c>root.qcow2</c> as it
+/// was at that instant, and <c>key.json</c>); later starts of the same configuration copy that layer into the run's
+/// fresh top overlay and load the state into a new QEMU (<c>-incoming</c>) instead of booting. The key covers
+/// everything that must match: the base image's SHA-256, kernel and initramfs, QEMU's version, machine type, memory,
+/// CPUs, accelerator, kernel command line and the device list. Anything that does not match, a missing, changed or
+/// corrupt state, or a restore that fails gives a cold boot with a one-line reason (<see cref="GuestStart"/>, the
+/// journal and <c>lab doctor</c>). <c>LAB_WARM=0</c> turns warm starts off.
+/// </summary>
+public static class WarmStates
+{
+    private const int Format = 1;
+    private const int Keep = 6;
+
+    /// <summary>Where the states are kept.</summary>
+    public static string Folder => Path.Combine(LabPaths.CacheRoot, "states");
+
+    /// <summary>False when <c>LAB_WARM=0</c> (or <c>false</c>/<c>no</c>/<c>off</c>).</summary>
+    public static bool EnabledByEnvironment => !IsOff(Environment.GetEnvironmentVariable("LAB_WARM"));
+
+    /// <summary>Whether a <c>LAB_WARM</c> value turns warm starts off: <c>0</c>, <c>false</c>, <c>no</c>, <c>off</c>.</summary>
+    internal static bool IsOff(string? value) => value?.Trim().ToLowerInvariant() is "0" or "false" or "no" or "off";
+
+    /// <summary>
+    /// What must match for a state to be loaded into a machine started with <paramref name="options"/> (its drives'
+    /// files aside: only their number, node names and formats count), as canonical JSON.
+    /// </summary>
+    internal static async Task<JsonObject> DescribeAsync(GuestImage image, MachineOptions options, AcceleratorChoice accel, CancellationToken cancellationToken)
+    {
+        var qemu = await ProcessRunner.RunAsync("qemu-system-x86_64", ["--version"], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
+        return new JsonObject
+        {
+            ["format"] = Format,
+            ["base_sha256"] = await BaseChecksumAsync(image.BaseImage, cancellationToken).ConfigureAwait(false),
+            ["kernel_sha256"] = options.Kernel is null ? null : await FileHash.Sha256Async(options.Kernel, cancellationToken).ConfigureAwait(false),
+            ["initrd_sha256"] = options.Initrd is null ? null : await FileHash.Sha256Async(options.Initrd, cancellationToken).ConfigureAwait(false),
+            ["append"] = options.KernelCommandLine,
+            ["qemu"] = qemu.StandardOutput.Split('\n')[0].Trim(),
+            ["machine"] = "q35",
+            ["memory_mib"] = options.MemoryMiB,
+            ["cpus"] = options.Cpus,
+            ["accel"] = accel.Name,
+            ["agent"] = options.GuestAgent,
+            ["network"] = options.Network,
+            ["drives"] = new JsonArray([.. options.Drives.Select(d => (JsonNode)$"{d.NodeName}:{d.Format}:{(d.ReadOnly ? "ro" : "rw")}")]),
+            ["extra"] = new JsonArray([.. options.ExtraArguments.Select(a => (JsonNode)a)]),
+        };
+    }
+
+    /// <summary>The key's folder name: a hash of the description.</summary>
+    internal static string KeyOf(JsonObject description) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(description.ToJsonString())))[..16];
+
+    /// <summary>
+    /// The base image's SHA-256, computed once per image and kept beside it (<c>base.qcow2.sha256</c> with the size and
+    /// modification time it was computed for: a base that changes is hashed again).
+    /// </summary>
+    internal static async Task<string> BaseChecksumAsync(string baseImage, CancellationToken cancellationToken)
+    {
+        var info = new FileInfo(baseImage);
+        var stamp = $"{info.Length} {info.LastWriteTimeUtc.Ticks}";
+        var side = Path.Combine(LabPaths.CacheRoot, "states", "checksums", Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(baseImage))))[..16]);
+        if (File.Exists(side) && (await File.ReadAllTextAsync(side, cancellationToken).ConfigureAwait(false)).Split('\n') is [var sha, var s, ..] && s == stamp)
+        {
+            return sha;
+        }
+        var hash = await FileHash.Sha256Async(baseImage, cancellationToken).ConfigureAwait(false);
+        Directory.CreateDirectory(Path.GetDirectoryName(side)!);
+        await File.WriteAllTextAsync(side, $"{hash}\n{stamp}\n", cancellationToken).ConfigureAwait(false);
+        return hash;
+    }
+
+    /// <summary>A state's files.</summary>
+    internal sealed record SavedState(string Folder)
+    {
+        public string StateFile => Path.Combine(Folder, "state.bin");
+        public string RootLayer => Path.Combine(Folder, "root.qcow2");
+        public string KeyFile => Path.Combine(Folder, "key.json");
+    }
+
+    /// <summary>The state saved for <paramref name="description"/>, or null and why not (one line).</summary>
+    internal static async Task<(SavedState? State, string Why)> FindAsync(JsonObject description, CancellationToken cancellationToken)
+    {
+        var s = new SavedState(Path.Combine(Folder, KeyOf(description)));
+        if (!File.Exists(s.KeyFile))
+        {
+            return (null, "no saved state for this configuration yet");
+        }
+        JsonObject? saved;
+        try
+        {
+            saved = JsonNode.Parse(await File.ReadAllTextAsync(s.KeyFile, cancellationToken).ConfigureAwait(false)) as JsonObject;
+        }
+        catch (JsonException)
+        {
+            saved = null;
+        }
+        if (saved?["key"] is not JsonObject key || !JsonNode.DeepEquals(key, description))
+        {
+            return (null, $"the saved state {s.Folder} was made for another configuration or is unreadable");
+        }
+        if (!File.Exists(s.StateFile) || new FileInfo(s.StateFile).Length != saved["state_bytes"]?.GetValue<long>())
+        {
+            return (null, $"the saved state's file {s.StateFile} is missing or has another size than when it was saved");
+        }
+        if (!File.Exists(s.RootLayer) || await FileHash.Sha256Async(s.RootLayer, cancellationToken).ConfigureAwait(false) != saved["root_sha256"]?.GetValue<string>())
+        {
+            return (null, $"the saved state's disk layer {s.RootLayer} is missing or changed since the state was saved: restoring over another disk would corrupt the guest");
+        }
+        File.SetLastWriteTimeUtc(s.KeyFile, DateTime.UtcNow); // most recently used
+        return (s, $"restored the state saved {saved["saved"]?.GetValue<string>()} ({s.Folder})");
+    }
+
+    /// <summary>
+    /// Puts the saved disk layer in place of the run's fresh (empty) top overlay <paramref name="top"/>: a copy of the
+    /// layer, its backing file set (header only) to what <paramref name="top"/> was over, which holds the same bytes
+    /// as the state's base because every layer between is empty.
+    /// </summary>
+    internal static async Task PlaceLayerAsync(SavedState state, string top, CancellationToken cancellationToken)
+    {
+        var info = await QemuImg.InfoAsync(top, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var backing = info.FullBackingFilename ?? info.BackingFilename ?? throw new LabException($"{top} has no backing file: it is not a fresh overlay of the guest's image");
+        var backingFormat = info.BackingFormat ?? "qcow2";
+        LabFiles.EnsureMayModify(top, $"put the saved state's disk layer in place of {top}");
+        File.Delete(top);
+        File.Copy(state.RootLayer, top);
+        File.SetUnixFileMode(top, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+        await QemuImg.RebaseAsync(top, backing, new RebaseOptions { Unsafe = true, BackingFormat = backingFormat }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Puts a fresh empty overlay back where a failed warm start left its copy of the layer.</summary>
+    internal static async Task ResetLayerAsync(string top, string backing, string backingFormat, CancellationToken cancellationToken)
+    {
+        File.Delete(top);
+        await QemuImg.CreateAsync(top, "qcow2", options: new CreateOptions { BackingFile = backing, BackingFormat = backingFormat }, cancellationToken: cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Saves the running machine's state for <paramref name="description"/>: <c>stop</c>, <c>migrate</c> to a file
+    /// (QEMU flushes and releases its images when the migration completes), a copy of the root disk's top layer
+    /// <paramref name="rootTop"/>, then <c>cont</c> (QEMU takes its images back). Written to a temporary folder and
+    /// renamed into place, so a reader never sees half a state; a state saved meanwhile by another run wins.
+    /// Returns how long the guest was paused, and the state's folder.
+    /// </summary>
+    internal static async Task<(TimeSpan Paused, string Folder)> SaveAsync(QemuMachine machine, JsonObject description, string rootTop, CancellationToken cancellationToken)
+    {
+        var final = new SavedState(Path.Combine(Folder, KeyOf(description)));
+        var temp = new SavedState(Path.Combine(Folder, $".saving-{Guid.NewGuid():N}"));
+        Directory.CreateDirectory(temp.Folder);
+        var entry = LabJournal.Current.Begin("qmp", $"save the guest's state for warm starts: stop; migrate exec:cat > {temp.StateFile}; copy {rootTop}; cont");
+        var paused = Stopwatch.StartNew();
+        try
+        {
+            using (var migration = machine.Qmp.Listen("MIGRATION"))
+            {
+                await machine.Qmp.ExecuteAsync("migrate-set-capabilities", new JsonObject
+                {
+                    ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "events", ["state"] = true }),
+                }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                await machine.Qmp.ExecuteAsync("stop", cancellationToken: cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await machine.Qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = "exec:cat > " + ShellQuote.Quote(temp.StateFile) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    var end = await migration.WaitAsync(x => x.GetString("status") is "completed" or "failed" or "cancelled",
+                        TimeSpan.FromMinutes(5), "the state's migration to a file to end", cancellationToken).ConfigureAwait(false);
+                    if (end.GetString("status") != "completed")
+                    {
+                        throw new LabException($"saving the guest's state ended {end.GetString("status")}: {machine.StandardError.Trim().Split('\n').LastOrDefault()}");
+                    }
+                    File.Copy(rootTop, temp.RootLayer);
+                }
+                finally
+                {
+                    await machine.Qmp.ExecuteAsync("cont", cancellationToken: CancellationToken.None).ConfigureAwait(false);
+                    paused.Stop();
+                }
+            }
+            File.SetUnixFileMode(temp.RootLayer, UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+            var record = new JsonObject
+            {
+                ["key"] = description.DeepClone(),
+                ["state_bytes"] = new FileInfo(temp.StateFile).Length,
+                ["root_sha256"] = await FileHash.Sha256Async(temp.RootLayer, cancellationToken).ConfigureAwait(false),
+                ["saved"] = DateTimeOffset.UtcNow.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture),
+                ["paused_ms"] = Math.Round(paused.Elapsed.TotalMilliseconds),
+            };
+            await File.WriteAllTextAsync(temp.KeyFile, record.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), cancellationToken).ConfigureAwait(false);
+            if (Directory.Exists(final.Folder))
+            {
+                // A stale or invalid one (FindAsync said why): moved aside first, so a run reading it keeps its open files.
+                var aside = Path.Combine(Folder, $".old-{Guid.NewGuid():N}");
+                Directory.Move(final.Folder, aside);
+                LabPaths.TryDeleteFolder(aside);
+            }
+            try
+            {
+                Directory.Move(temp.Folder, final.Folder);
+            }
+            catch (IOException)
+            {
+                // Another run saved the same configuration meanwhile: keep its state.
+            }
+            entry.Complete($"paused {paused.Elapsed.TotalMilliseconds:0} ms, state {SizeText.Format(record["state_bytes"]!.GetValue<long>())}");
+            Prune();
+            return (paused.Elapsed, final.Folder);
+        }
+        catch (Exception e)
+        {
+            entry.Fail(e.Message);
+            throw;
+        }
+        finally
+        {
+            if (Directory.Exists(temp.Folder))
+            {
+                LabPaths.TryDeleteFolder(temp.Folder);
+            }
+        }
+    }
+
+    /// <summary>
+    /// For <c>lab doctor</c>: whether the default embedded guest (as the notebooks start it, without data disks)
+    /// will start warm, and if not, why, in one line.
+    /// </summary>
+    public static async Task<(bool Warm, string Why)> StatusAsync(GuestImage image, CancellationToken cancellationToken = default)
+    {
+        if (!EnabledByEnvironment)
+        {
+            return (false, "off (LAB_WARM=0): every start boots");
+        }
+        var options = EmbeddedGuest.MachineOptionsFor(image, new EmbeddedGuestOptions(), Path.Combine(Folder, "probe.qcow2"));
+        var accel = await Accelerator.ChooseAsync(options.Kernel, cancellationToken).ConfigureAwait(false);
+        var (state, why) = await FindAsync(await DescribeAsync(image, options with { Accelerator = accel }, accel, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        return state is null
+            ? (false, $"{why}: the next start of the default guest boots and saves one")
+            : (true, $"a saved state for the default guest: {why.Replace("restored the state", "the state", StringComparison.Ordinal)}");
+    }
+
+    /// <summary>Deletes a state that failed to load (the next cold boot saves a new one).</summary>
+    internal static void Discard(SavedState state) => LabPaths.TryDeleteFolder(state.Folder);
+
+    /// <summary>Keeps the most recently used states only.</summary>
+    private static void Prune()
+    {
+        var states = Directory.GetDirectories(Folder).Where(d => !Path.GetFileName(d).StartsWith('.')).Select(d => new SavedState(d)).Where(s => File.Exists(s.KeyFile))
+            .OrderByDescending(s => File.GetLastWriteTimeUtc(s.KeyFile)).ToList();
+        foreach (var old in states.Skip(Keep))
+        {
+            Discard(old);
+        }
+    }
+
+    /// <summary>
+    /// After a restore the guest must not be a copy of the last one: its clock is set from the host's
+    /// (<c>guest-set-time</c>, or <c>date</c> when the guest has no hwclock for it), and fresh host entropy is
+    /// written into its random pool (the machine's <c>vmgenid</c> device, whose id changes with every QEMU, also
+    /// makes the kernel reseed on restore). Returns the guest's clock offset from the host's after setting it.
+    /// </summary>
+    internal static async Task<TimeSpan> RefreshAsync(IGuestAgent agent, CancellationToken cancellationToken)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var ns = now.ToUnixTimeMilliseconds() * 1_000_000L;
+        try
+        {
+            await agent.ExecuteAsync("guest-set-time", new JsonObject { ["time"] = ns }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (GuestAgentErrorException)
+        {
+            var t = DateTimeOffset.UtcNow;
+            await agent.OutputAsync(["date", "-u", "-s", "@" + (t.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+        }
+        await agent.WriteFileAsync("/dev/urandom", RandomNumberGenerator.GetBytes(512), cancellationToken).ConfigureAwait(false);
+        var guestNow = double.Parse((await agent.OutputAsync(["date", "+%s.%N"], TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false)).Trim(), CultureInfo.InvariantCulture);
+        return TimeSpan.FromSeconds(guestNow - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
+    }
+}

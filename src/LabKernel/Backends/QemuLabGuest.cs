@@ -31,7 +31,7 @@ public sealed class QemuLabGuest : ILabGuest
             MemoryMiB = options.MemoryMiB,
             AgentTimeout = options.AgentTimeout,
             ExtraDrives = [.. options.DataDisks.Select((file, i) => new Machines.DriveSpec(Path.GetFullPath(file), $"disk{i + 1}"))],
-            RootChainFresh = true,
+            RootChainFresh = options.Overlays.Count > 0,
         };
         var guest = await EmbeddedGuest.StartAsync(embedded, cancellationToken).ConfigureAwait(false);
         return new QemuLabGuest(guest, embedded);

@@ -50,10 +50,29 @@ public sealed class ExperimentNotebookTests(ITestOutputHelper output)
         Assert.Contains(run.Findings, f => f.Claim.StartsWith("The guest was writing throughout the snapshot and the commit", StringComparison.Ordinal) && f.Verdict == "confirmed");
     }
 
+    /// <summary>
+    /// The fault "writing throughout" guards against, in the whole notebook: the snapshot taken when 19,999 of the
+    /// writer's 20,000 lines are flushed, so the writer has finished (one line and its exit) before the snapshot and its
+    /// progress read are done. 01 and 02 must say so, refuted, and `lab run` must exit 4.
+    /// </summary>
+    [Theory]
+    [InlineData("01-live-snapshot-integrity", "The guest was writing throughout the snapshot (")]
+    [InlineData("02-snapshot-and-commit-integrity", "The guest was writing throughout the snapshot and the commit (")]
+    public async Task Given_a_notebook_whose_snapshot_comes_after_the_writer_finished_When_run_Then_writing_throughout_is_refuted_and_lab_run_exits_4(string notebook, string claim)
+    {
+        using var run = await NotebookRun.RunAsync(notebook, "Count", "20000", "SnapshotAfterLines", "19999", "Quiesce", "sync");
+        Assert.Equal(4, run.ExitCode);
+        var overlap = Assert.Single(run.Findings, f => f.Claim.StartsWith(claim, StringComparison.Ordinal));
+        Assert.Equal("refuted", overlap.Verdict);
+        Assert.EndsWith("20,000 when it ended, of 20,000", overlap.Observed, StringComparison.Ordinal);
+        // The writer itself ran to the end: the refutation is about the timing, not a failed writer.
+        Assert.Contains(run.Findings, f => f.Claim.Contains("runs to the end", StringComparison.Ordinal) && f.Verdict == "confirmed");
+    }
+
     [Fact]
     public async Task Given_a_run_interrupted_while_the_guest_writes_When_the_cell_times_out_Then_no_QEMU_is_left_and_every_image_checks_clean()
     {
-        // The writer's cell waits for nearly all of 4,000,000 lines; a 12 s cell limit stops the kernel mid-write.
+        // The writer's cell waits for nearly all of 8,000,000 lines; a 30 s cell limit stops the kernel mid-write.
         using var run = await NotebookRun.RunWithAsync("01-live-snapshot-integrity", ["--cell-timeout", "30"], "Count", "8000000", "SnapshotAfterLines", "7999000");
         Assert.Equal(3, run.ExitCode);
         // The cell that timed out is the writer's (the guest's start went through): the kernel was stopped mid-write.

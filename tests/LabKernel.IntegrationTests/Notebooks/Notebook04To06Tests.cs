@@ -70,6 +70,38 @@ public sealed class Notebook04To06Tests
         Assert.Equal(2, charts.Count);
     }
 
+    /// <summary>
+    /// The fault 05's increment check guards against, in the whole notebook: an increment that is not small next to
+    /// the full backup (the guest wrote 300 MiB before it, more than a quarter of the full copy). It must come out
+    /// refuted, naming the sizes, and `lab run` must exit 4; the chains still restore their points.
+    /// </summary>
+    [Fact]
+    public async Task Given_notebook_05_with_an_increment_as_big_as_a_quarter_of_the_full_backup_When_run_Then_the_increment_check_is_refuted_and_lab_run_exits_4()
+    {
+        using var run = await NotebookRun.RunAsync("05-incremental-backup", "Increments", "1", "IncrementMiB", "300");
+
+        Assert.Equal(4, run.ExitCode);
+        var inc = Assert.Single(run.Findings, f => f.Claim.StartsWith("Each increment copied what the bitmap had marked", StringComparison.Ordinal));
+        Assert.Equal("refuted", inc.Verdict);
+        Assert.Contains("300 MiB written", inc.Observed, StringComparison.Ordinal);
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("Every backup chain", StringComparison.Ordinal) && f.Verdict == "confirmed");
+    }
+
+    /// <summary>
+    /// The fault 06's "writing throughout" guards against, in the whole notebook: a writer of 40 lines, finished long
+    /// before the two snapshots end. Refuted, and `lab run` exits 4.
+    /// </summary>
+    [Fact]
+    public async Task Given_notebook_06_whose_writer_finishes_before_the_snapshots_When_run_Then_writing_throughout_is_refuted_and_lab_run_exits_4()
+    {
+        using var run = await NotebookRun.RunAsync("06-snapshot-kinds", "WriterLines", "40");
+
+        Assert.Equal(4, run.ExitCode);
+        var overlap = Assert.Single(run.Findings, f => f.Claim.StartsWith("The guest was writing throughout the two snapshots", StringComparison.Ordinal));
+        Assert.Equal("refuted", overlap.Verdict);
+        Assert.EndsWith("40 when it ended, of 40", overlap.Observed, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Given_notebook_06_on_QEMU_When_run_Then_each_kind_is_measured_and_reverted_and_the_frozen_layer_needs_no_recovery()
     {

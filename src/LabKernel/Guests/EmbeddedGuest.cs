@@ -150,7 +150,7 @@ public sealed class EmbeddedGuest : IAsyncDisposable
             QemuMachine? restored = null;
             try
             {
-                await WarmStates.PlaceLayerAsync(state, root, cancellationToken).ConfigureAwait(false);
+                await WarmStates.PlaceLayerAsync(state, root, backing ?? throw new LabException($"{root} has no backing file: it is not a fresh overlay of the guest's image"), backingFormat, cancellationToken).ConfigureAwait(false);
                 restored = await QemuMachine.StartAsync(machineOptions with { IncomingState = state.StateFile }, cancellationToken).ConfigureAwait(false);
                 var offset = await WarmStates.RefreshAsync(restored.Agent, cancellationToken).ConfigureAwait(false);
                 return (restored, new GuestStart(true, $"{why}; guest clock set ({offset.TotalMilliseconds:0} ms from the host's), fresh entropy written", state.Folder));

@@ -141,11 +141,8 @@ public static class WarmStates
     /// layer, its backing file set (header only) to what <paramref name="top"/> was over, which holds the same bytes
     /// as the state's base because every layer between is empty.
     /// </summary>
-    internal static async Task PlaceLayerAsync(SavedState state, string top, CancellationToken cancellationToken)
+    internal static async Task PlaceLayerAsync(SavedState state, string top, string backing, string backingFormat, CancellationToken cancellationToken)
     {
-        var info = await QemuImg.InfoAsync(top, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var backing = info.FullBackingFilename ?? info.BackingFilename ?? throw new LabException($"{top} has no backing file: it is not a fresh overlay of the guest's image");
-        var backingFormat = info.BackingFormat ?? "qcow2";
         LabFiles.EnsureMayModify(top, $"put the saved state's disk layer in place of {top}");
         File.Delete(top);
         File.Copy(state.RootLayer, top);
@@ -178,20 +175,12 @@ public static class WarmStates
         {
             using (var migration = machine.Qmp.Listen("MIGRATION"))
             {
-                await machine.Qmp.ExecuteAsync("migrate-set-capabilities", new JsonObject
-                {
-                    ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "events", ["state"] = true }),
-                }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                await Snapshots.SystemCheckpoints.EnableMigrationEventsAsync(machine.Qmp, cancellationToken).ConfigureAwait(false);
                 await machine.Qmp.ExecuteAsync("stop", cancellationToken: cancellationToken).ConfigureAwait(false);
                 try
                 {
                     await machine.Qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = "exec:cat > " + ShellQuote.Quote(temp.StateFile) }, cancellationToken: cancellationToken).ConfigureAwait(false);
-                    var end = await migration.WaitAsync(x => x.GetString("status") is "completed" or "failed" or "cancelled",
-                        TimeSpan.FromMinutes(5), "the state's migration to a file to end", cancellationToken).ConfigureAwait(false);
-                    if (end.GetString("status") != "completed")
-                    {
-                        throw new LabException($"saving the guest's state ended {end.GetString("status")}: {machine.StandardError.Trim().Split('\n').LastOrDefault()}");
-                    }
+                    await Snapshots.SystemCheckpoints.WaitMigrationAsync(migration, TimeSpan.FromMinutes(5), "the state's migration to a file", cancellationToken).ConfigureAwait(false);
                     File.Copy(rootTop, temp.RootLayer);
                 }
                 finally

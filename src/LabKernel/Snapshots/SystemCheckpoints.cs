@@ -155,7 +155,7 @@ public static class SystemCheckpoints
         return new CheckpointRestore(machine, made, sw.Elapsed);
     }
 
-    private static async Task EnableMigrationEventsAsync(QmpClient qmp, CancellationToken cancellationToken) =>
+    internal static async Task EnableMigrationEventsAsync(QmpClient qmp, CancellationToken cancellationToken) =>
         await qmp.ExecuteAsync("migrate-set-capabilities", new JsonObject
         {
             ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "events", ["state"] = true }),
@@ -164,7 +164,7 @@ public static class SystemCheckpoints
     private static async Task<bool> IsRunningAsync(QmpClient qmp, CancellationToken cancellationToken) =>
         (await qmp.ExecuteAsync("query-status", cancellationToken: cancellationToken).ConfigureAwait(false))?["running"]?.GetValue<bool>() == true;
 
-    private static async Task WaitMigrationAsync(QmpEventListener migration, TimeSpan limit, string awaited, CancellationToken cancellationToken)
+    internal static async Task WaitMigrationAsync(QmpEventListener migration, TimeSpan limit, string awaited, CancellationToken cancellationToken)
     {
         var e = await migration.WaitAsync(x => x.GetString("status") is "completed" or "failed" or "cancelled", limit, awaited, cancellationToken).ConfigureAwait(false);
         if (e.GetString("status") != "completed")

@@ -71,6 +71,23 @@ public sealed class Notebook04To06Tests
     }
 
     /// <summary>
+    /// The fault 05's increment check guards against, in the whole notebook: an increment that is not small against
+    /// the full backup (200 MiB of new data against the roughly 650 MiB the full backup holds). Refuted, and
+    /// `lab run` exits 4; the other checks still hold.
+    /// </summary>
+    [Fact]
+    public async Task Given_notebook_05_whose_increment_is_a_third_of_the_full_backup_When_run_Then_the_increment_check_is_refuted_and_lab_run_exits_4()
+    {
+        using var run = await NotebookRun.RunAsync("05-incremental-backup", "Increments", "1", "IncrementMiB", "200");
+
+        Assert.Equal(4, run.ExitCode);
+        var increment = Assert.Single(run.Findings, f => f.Claim.StartsWith("Each increment copied what the bitmap had marked", StringComparison.Ordinal));
+        Assert.Equal("refuted", increment.Verdict);
+        Assert.Contains("200 MiB written", increment.Observed, StringComparison.Ordinal);
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("Every backup chain", StringComparison.Ordinal) && f.Verdict == "confirmed" && f.Observed.StartsWith("2 of 2", StringComparison.Ordinal));
+    }
+
+    /// <summary>
     /// The fault 06's "writing throughout" guards against, in the whole notebook: a writer of 40 lines, finished long
     /// before the two snapshots end. Refuted, and `lab run` exits 4.
     /// </summary>
@@ -111,7 +128,7 @@ public sealed class Notebook04To06Tests
     [Fact]
     public async Task Given_notebook_06_on_libvirt_When_run_Then_libvirts_refusal_to_revert_an_external_snapshot_is_recorded_as_the_document_says()
     {
-        using var run = await NotebookRun.RunAsync("06-snapshot-kinds", "WriterLines", "400000", "Backend", "libvirt");
+        using var run = await NotebookRun.RunAsync("06-snapshot-kinds", "WriterLines", "2000000", "Backend", "libvirt");
 
         Assert.True(run.ExitCode == 0, run.FirstError());
         Assert.NotEmpty(run.Findings);

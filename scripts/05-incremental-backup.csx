@@ -245,13 +245,13 @@ lab.Findings.Check("Every backup chain (full + increments up to it) reads exactl
     $"{equal.Count(e => e)} of {equal.Count} chains identical to their frozen layer (qemu-img compare)");
 lab.Findings.Check("The restored image (qemu-img convert of full + all increments) equals the disk at the last backup", restoredSame.Identical, restoredSame.Message);
 var increments = backups.Skip(1).ToList();
-// The full job's offset is the disk's whole virtual size (its zero areas included), so the increments are measured
-// against the data the full backup holds (qemu-img map of its target), which a large increment can exceed.
-var fullData = (await ImageSize.MeasureAsync(backups[0].Target)).DataBytes;
+// The full job's offset is the disk's whole virtual size, and its target allocates all of it (mostly as zero
+// clusters), so the increments are measured against the data the full backup holds (qemu-img map: data, not zero).
+var fullData = (await QemuImg.MapAsync(backups[0].Target)).BytesOfDataAtDepth(0);
 lab.Findings.Check("Each increment copied what the bitmap had marked, at least the guest's new data and under a quarter of the data the full backup holds",
     increments.Select((b, i) => b.BytesCopied >= dirty[i] && b.BytesCopied >= IncrementMiB * 1048576L && b.BytesCopied < fullData / 4).All(ok => ok),
     string.Join("; ", increments.Select((b, i) => $"inc{i + 1}: {b.BytesCopied / 1048576.0:0.0} MiB copied, {dirty[i] / 1048576.0:0.0} MiB dirty before, {IncrementMiB} MiB written"))
-        + $"; full: {fullData / 1048576.0:0.0} MiB of data in its target ({backups[0].BytesCopied / 1048576.0:0} MiB job offset)");
+        + $"; full: {fullData / 1048576.0:0.0} MiB of data in its target (job offset {backups[0].BytesCopied / 1048576.0:0} MiB)");
 var (clean, summary) = await lab.CheckImagesAsync([.. backups.Select(b => b.Target), restored, top, snap1]);
 lab.Findings.Check("qemu-img check accepts every backup, the restored image and the committed layers", clean, summary);
 display(Figures.Columns("Bytes copied per approach", "MiB", approaches.Select(a => a.Approach).ToList(),

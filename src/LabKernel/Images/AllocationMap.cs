@@ -54,6 +54,12 @@ public sealed record AllocationMap(IReadOnlyList<AllocationExtent> Extents)
     /// <summary>Bytes allocated (data or zero clusters) in the layer at <paramref name="depth"/>.</summary>
     public long BytesAllocatedAtDepth(int depth) => Extents.Where(x => x.Present && x.Depth == depth).Sum(x => x.Length);
 
+    /// <summary>
+    /// Bytes of data (not zero clusters, not holes) in the layer at <paramref name="depth"/>: what the layer holds
+    /// that reads as something other than zeroes. A full backup allocates the whole disk, most of it as zero clusters.
+    /// </summary>
+    public long BytesOfDataAtDepth(int depth) => Extents.Where(x => x.Present && x.Data && !x.Zero && x.Depth == depth).Sum(x => x.Length);
+
     /// <summary>Bytes allocated in the active layer (depth 0): what a commit of the active layer would copy.</summary>
     public long BytesAllocatedInActive => BytesAllocatedAtDepth(0);
 

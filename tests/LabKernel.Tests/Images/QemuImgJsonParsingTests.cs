@@ -112,6 +112,18 @@ public sealed class QemuImgJsonParsingTests
     }
 
     [Fact]
+    public void Given_the_map_of_a_chain_When_counting_data_per_depth_Then_zero_clusters_and_holes_do_not_count()
+    {
+        var map = AllocationMap.Parse(Samples.Read("map-chain.json"));
+
+        // The active layer allocates 128k: 64k of 0xcc and a 64k zero cluster; only the first is data.
+        Assert.Equal(65536, map.BytesOfDataAtDepth(0));
+        Assert.Equal(65536, map.BytesOfDataAtDepth(1));
+        Assert.Equal(65536, map.BytesOfDataAtDepth(2));
+        Assert.Equal(0, map.BytesOfDataAtDepth(3));
+    }
+
+    [Fact]
     public void Given_check_of_a_healthy_image_When_parsed_Then_it_is_clean()
     {
         var check = CheckResult.Parse(Samples.Read("check-clean.json"));

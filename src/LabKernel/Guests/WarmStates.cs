@@ -52,15 +52,14 @@ public static class WarmStates
     /// </summary>
     internal static async Task<JsonObject> DescribeAsync(GuestImage image, MachineOptions options, AcceleratorChoice accel, CancellationToken cancellationToken)
     {
-        var qemu = await ProcessRunner.RunAsync("qemu-system-x86_64", ["--version"], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
         return new JsonObject
         {
             ["format"] = Format,
-            ["base_sha256"] = await BaseChecksumAsync(image.BaseImage, cancellationToken).ConfigureAwait(false),
-            ["kernel_sha256"] = options.Kernel is null ? null : await FileHash.Sha256Async(options.Kernel, cancellationToken).ConfigureAwait(false),
-            ["initrd_sha256"] = options.Initrd is null ? null : await FileHash.Sha256Async(options.Initrd, cancellationToken).ConfigureAwait(false),
+            ["base_sha256"] = await ChecksumAsync(image.BaseImage, cancellationToken).ConfigureAwait(false),
+            ["kernel_sha256"] = options.Kernel is null ? null : await ChecksumAsync(options.Kernel, cancellationToken).ConfigureAwait(false),
+            ["initrd_sha256"] = options.Initrd is null ? null : await ChecksumAsync(options.Initrd, cancellationToken).ConfigureAwait(false),
             ["append"] = options.KernelCommandLine,
-            ["qemu"] = qemu.StandardOutput.Split('\n')[0].Trim(),
+            ["qemu"] = await QemuVersionAsync(cancellationToken).ConfigureAwait(false),
             ["machine"] = "q35",
             ["memory_mib"] = options.MemoryMiB,
             ["cpus"] = options.Cpus,
@@ -77,22 +76,43 @@ public static class WarmStates
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(description.ToJsonString())))[..16];
 
     /// <summary>
-    /// The base image's SHA-256, computed once per image and kept beside it (<c>base.qcow2.sha256</c> with the size and
-    /// modification time it was computed for: a base that changes is hashed again).
+    /// A file's SHA-256 (the base image, the kernel, the initramfs), computed once and kept in
+    /// <c>states/checksums/</c> with the size and modification time it was computed for: a file that changes is
+    /// hashed again, and a warm start does not read 600 MiB of base image each time.
     /// </summary>
-    internal static async Task<string> BaseChecksumAsync(string baseImage, CancellationToken cancellationToken)
+    internal static async Task<string> ChecksumAsync(string file, CancellationToken cancellationToken)
     {
-        var info = new FileInfo(baseImage);
+        var info = new FileInfo(file);
         var stamp = $"{info.Length} {info.LastWriteTimeUtc.Ticks}";
-        var side = Path.Combine(LabPaths.CacheRoot, "states", "checksums", Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(baseImage))))[..16]);
+        var side = Path.Combine(LabPaths.CacheRoot, "states", "checksums", Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(file))))[..16]);
         if (File.Exists(side) && (await File.ReadAllTextAsync(side, cancellationToken).ConfigureAwait(false)).Split('\n') is [var sha, var s, ..] && s == stamp)
         {
             return sha;
         }
-        var hash = await FileHash.Sha256Async(baseImage, cancellationToken).ConfigureAwait(false);
+        var hash = await FileHash.Sha256Async(file, cancellationToken).ConfigureAwait(false);
         Directory.CreateDirectory(Path.GetDirectoryName(side)!);
         await File.WriteAllTextAsync(side, $"{hash}\n{stamp}\n", cancellationToken).ConfigureAwait(false);
         return hash;
+    }
+
+    private static (string Stamp, string Version)? _qemuVersion;
+
+    /// <summary>
+    /// The first line of <c>qemu-system-x86_64 --version</c>, asked once per process and again only when the binary
+    /// on the PATH changes (size, modification time).
+    /// </summary>
+    internal static async Task<string> QemuVersionAsync(CancellationToken cancellationToken)
+    {
+        var binary = ProcessRunner.Which("qemu-system-x86_64");
+        var stamp = binary is null ? "" : $"{binary} {new FileInfo(binary).Length} {File.GetLastWriteTimeUtc(binary).Ticks}";
+        if (_qemuVersion is { } known && known.Stamp == stamp)
+        {
+            return known.Version;
+        }
+        var qemu = await ProcessRunner.RunAsync("qemu-system-x86_64", ["--version"], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
+        var version = qemu.StandardOutput.Split('\n')[0].Trim();
+        _qemuVersion = (stamp, version);
+        return version;
     }
 
     /// <summary>A state's files.</summary>

@@ -46,6 +46,8 @@ internal static unsafe class LibvirtRuntime
         {
             if (LibvirtNative.virEventRunDefaultImpl() < 0)
             {
+                // The loop's poll failed (not a wait for anything): clear the error and back off instead of spinning
+                // on a core; the next iteration polls again.
                 LibvirtException.ReadLastError();
                 Thread.Sleep(100);
             }

@@ -5,6 +5,24 @@ namespace LabKernel.IntegrationTests.Notebooks;
 /// <summary>Notebook 03 (drive_mirror, document 001) end to end through `lab run` at a small scale.</summary>
 public sealed class Notebook03Tests
 {
+    /// <summary>
+    /// The fault 03's first check guards against, in the whole notebook: a mirror that is READY before the file
+    /// workload ends (no speed limit, 120 file operations), so the workload did not run under a copying job. Refuted,
+    /// and `lab run` exits 4. Copies are read offline (`BootCopies false`) to keep the run short.
+    /// </summary>
+    [Fact]
+    public async Task Given_notebook_03_whose_mirror_is_ready_before_the_workload_ends_When_run_Then_the_overlap_check_is_refuted_and_lab_run_exits_4()
+    {
+        using var run = await NotebookRun.RunAsync("03-drive-mirror", "FileOps", "120", "MirrorSpeedMiB", "100000", "WriteMiB", "8", "OutageSeconds", "3", "BootCopies", "false");
+
+        Assert.Equal(4, run.ExitCode);
+        var overlap = Assert.Single(run.Findings, f => f.Claim == "1. The file workload ran while the mirror was still copying (not READY yet)");
+        Assert.Equal("refuted", overlap.Verdict);
+        Assert.EndsWith("job Ready", overlap.Observed, StringComparison.Ordinal);
+        // The copy still holds every operation: only the overlap failed.
+        Assert.Contains(run.Findings, f => f.Claim.StartsWith("1. Every created, deleted and written file", StringComparison.Ordinal) && f.Verdict == "confirmed");
+    }
+
     [Fact]
     public async Task Given_notebook_03_at_small_scale_When_run_Then_all_seven_parts_run_and_every_claim_is_confirmed()
     {

@@ -242,17 +242,10 @@ internal sealed class PauseProbe : IDisposable
     private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     /// <summary>Waits for one answer after this call (the guest runs again) and returns the longest gap seen.</summary>
-    public async Task<TimeSpan> StopAsync()
+    public Task<TimeSpan> StopAsync()
     {
         _stopping = true;
-        try
-        {
-            return await _loop.WaitAsync(TimeSpan.FromMinutes(2)).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            throw new LabTimeoutException("the guest agent to answer a guest-ping after the snapshot", TimeSpan.FromMinutes(2));
-        }
+        return Poll.ForAsync(_loop, "the guest agent to answer a guest-ping after the snapshot", TimeSpan.FromMinutes(2));
     }
 
     public void Dispose()

@@ -4,7 +4,8 @@ namespace LabKernel.Host;
 /// The lab's one way to wait for something that sends no event (a socket to appear, an agent to answer, a guest
 /// writer to reach a line): ask, and until the answer is yes wait a little longer each time (<see cref="Backoff"/>)
 /// on one clock (<see cref="TimeProvider"/>, so tests run it on a fake one), until a time limit.
-/// Waits for an event (a QMP event, a process exit) do not belong here: they await the event itself.
+/// Waits for an event (a QMP event, a process exit, a job's end) await the event itself, through
+/// <see cref="ForAsync{T}"/>: the same limit, clock and error.
 /// </summary>
 public static class Poll
 {
@@ -70,5 +71,52 @@ public static class Poll
             var (done, status) = await probe(ct).ConfigureAwait(false);
             return (done, done, status);
         }, awaited, limit, backoff, time, cancellationToken);
+    }
+
+    /// <summary>
+    /// Awaits <paramref name="event"/> (a task an event completes: a job's READY, a process's exit) until
+    /// <paramref name="limit"/> on <paramref name="time"/>'s clock; past it, throws a <see cref="LabTimeoutException"/>
+    /// naming <paramref name="awaited"/> and <paramref name="status"/>'s answer then (what was last seen), after
+    /// <paramref name="onTimeout"/> (to withdraw a waiter). The event's own exception passes as it is.
+    /// </summary>
+    public static async Task<T> ForAsync<T>(
+        Task<T> @event,
+        string awaited,
+        TimeSpan limit,
+        Func<string?>? status = null,
+        Action? onTimeout = null,
+        TimeProvider? time = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(@event);
+        try
+        {
+            return await @event.WaitAsync(limit, time ?? TimeProvider.System, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            onTimeout?.Invoke();
+            throw new LabTimeoutException(awaited, limit, status?.Invoke());
+        }
+    }
+
+    /// <summary>As <see cref="ForAsync{T}"/>, for an event with no value.</summary>
+    public static Task ForAsync(
+        Task @event,
+        string awaited,
+        TimeSpan limit,
+        Func<string?>? status = null,
+        Action? onTimeout = null,
+        TimeProvider? time = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(@event);
+        return ForAsync(Completion(@event), awaited, limit, status, onTimeout, time, cancellationToken);
+
+        static async Task<bool> Completion(Task t)
+        {
+            await t.ConfigureAwait(false);
+            return true;
+        }
     }
 }

@@ -4,6 +4,8 @@ using System.Text.Json.Nodes;
 using System.Threading.Channels;
 using LabKernel.Qmp;
 
+using LabKernel.Host;
+
 namespace LabKernel.Jobs;
 
 /// <summary>
@@ -506,17 +508,8 @@ public sealed class BlockJob : IAsyncDisposable
         }
     }
 
-    private static async Task<T> Bounded<T>(Task<T> task, TimeSpan timeout, string awaited, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            throw new LabTimeoutException(awaited, timeout);
-        }
-    }
+    private static Task<T> Bounded<T>(Task<T> task, TimeSpan timeout, string awaited, CancellationToken cancellationToken) =>
+        Poll.ForAsync(task, awaited, timeout, cancellationToken: cancellationToken);
 
     /// <summary>Stops listening. A job still running in QEMU is left alone (cancel it first if it must stop).</summary>
     public async ValueTask DisposeAsync()

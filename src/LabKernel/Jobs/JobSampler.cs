@@ -1,3 +1,5 @@
+using LabKernel.Host;
+
 namespace LabKernel.Jobs;
 
 /// <summary>
@@ -75,18 +77,13 @@ public sealed class JobSampler : IAsyncDisposable
             }
             _waiters.Add((condition, tcs));
         }
-        try
-        {
-            return await tcs.Task.WaitAsync(limit, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
+        return await Poll.ForAsync(tcs.Task, awaited, limit, () => $"last sample {Latest}", () =>
         {
             lock (_gate)
             {
                 _waiters.RemoveAll(w => w.Tcs == tcs);
             }
-            throw new LabTimeoutException(awaited, limit, $"last sample {Latest}");
-        }
+        }, cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Stops sampling (at once if the job still runs) and waits for the sampler to end.</summary>

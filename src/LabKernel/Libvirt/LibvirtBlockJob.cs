@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using LabKernel.Jobs;
 
+using LabKernel.Host;
+
 namespace LabKernel.Libvirt;
 
 /// <summary>
@@ -224,30 +226,12 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
         }, cancellationToken);
 
     /// <summary>Waits for the READY event (copy, active commit).</summary>
-    public async Task WaitReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        try
-        {
-            await _ready.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            throw new LabTimeoutException($"the {Type} job on {_domain.Name} {Disk} to become ready", timeout, Last.ToString());
-        }
-    }
+    public Task WaitReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Poll.ForAsync(_ready.Task, $"the {Type} job on {_domain.Name} {Disk} to become ready", timeout, () => Last.ToString(), time: _domain.Connection.Time, cancellationToken: cancellationToken);
 
     /// <summary>Waits for the job's end: COMPLETED, CANCELLED (a result) or FAILED (an exception).</summary>
-    public async Task<BlockJobResult> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        try
-        {
-            return await _completion.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            throw new LabTimeoutException($"the {Type} job on {_domain.Name} {Disk} to end", timeout, Last.ToString());
-        }
-    }
+    public Task<BlockJobResult> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Poll.ForAsync(_completion.Task, $"the {Type} job on {_domain.Name} {Disk} to end", timeout, () => Last.ToString(), time: _domain.Connection.Time, cancellationToken: cancellationToken);
 
     /// <summary><c>virDomainBlockJobAbort(PIVOT)</c>: switch the disk to the copy / the commit base (after READY).</summary>
     public Task PivotAsync(CancellationToken cancellationToken = default)

@@ -371,14 +371,7 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
         {
             await cause().ConfigureAwait(false);
         }
-        try
-        {
-            return await tcs.Task.WaitAsync(timeout, Time, cancellationToken).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
-        {
-            throw new LabTimeoutException(awaited, timeout);
-        }
+        return await Poll.ForAsync(tcs.Task, awaited, timeout, time: Time, cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
     private int RegisterEvent(ConnectHandle handle, int eventId, nint callback, nint opaque, string name) =>

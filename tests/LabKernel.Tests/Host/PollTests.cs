@@ -132,4 +132,31 @@ public sealed class PollTests
         Assert.Equal("QEMU exited", e.Message);
         Assert.Equal([Backoff.Default.Initial], clock.Delays);
     }
+
+    [Fact]
+    public async Task Given_an_event_that_never_comes_When_awaited_until_the_limit_Then_the_waiter_is_withdrawn_and_the_error_names_what_and_the_last_seen()
+    {
+        var never = new TaskCompletionSource<int>();
+        var withdrawn = false;
+
+        var e = await Assert.ThrowsAsync<LabTimeoutException>(() => Poll.ForAsync(never.Task, "the job to become ready", Ms(100), () => "offset 3 of 8 MiB", () => withdrawn = true, new SteppingClock()));
+
+        Assert.True(withdrawn);
+        Assert.Equal("the job to become ready", e.Awaited);
+        Assert.Equal("timed out after 0.1 s waiting for the job to become ready: offset 3 of 8 MiB", e.Message);
+    }
+
+    [Fact]
+    public async Task Given_an_event_that_fails_or_comes_When_awaited_Then_its_own_exception_or_value_passes_as_it_is()
+    {
+        var failed = Task.FromException<int>(new LabException("job FAILED: No space left on device"));
+        var withdrawn = false;
+
+        var e = await Assert.ThrowsAsync<LabException>(() => Poll.ForAsync(failed, "the job to end", Ms(100), onTimeout: () => withdrawn = true));
+
+        Assert.Equal("job FAILED: No space left on device", e.Message);
+        Assert.False(withdrawn);
+        Assert.Equal(7, await Poll.ForAsync(Task.FromResult(7), "seven", Ms(100)));
+        await Poll.ForAsync(Task.CompletedTask, "nothing", Ms(100));
+    }
 }

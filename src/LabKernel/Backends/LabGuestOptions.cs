@@ -1,5 +1,7 @@
 using LabKernel.Libvirt;
 
+using LabKernel.Machines;
+
 namespace LabKernel.Backends;
 
 /// <summary>What <see cref="LabGuests.StartAsync"/> starts.</summary>
@@ -42,10 +44,10 @@ public sealed record LabGuestOptions
     /// </summary>
     public Func<string, string, string>? NewFile { get; init; }
 
-    public int MemoryMiB { get; init; } = 1024;
+    public int MemoryMiB { get; init; } = GuestDefaults.MemoryMiB;
 
     /// <summary>Time limit for the guest agent to answer after start.</summary>
-    public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromMinutes(3);
+    public TimeSpan AgentTimeout { get; init; } = GuestDefaults.AgentTimeout;
 
     /// <summary>Time limit for a clean power-off before the guest is stopped hard.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromMinutes(2);

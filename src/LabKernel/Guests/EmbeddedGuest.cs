@@ -22,10 +22,10 @@ public sealed record EmbeddedGuestOptions
     /// <summary>More disks after the root disk (node names must differ from <c>disk0</c>).</summary>
     public IReadOnlyList<DriveSpec> ExtraDrives { get; init; } = [];
 
-    public int MemoryMiB { get; init; } = 1024;
-    public int Cpus { get; init; } = 1;
+    public int MemoryMiB { get; init; } = GuestDefaults.MemoryMiB;
+    public int Cpus { get; init; } = GuestDefaults.Cpus;
     public string Name { get; init; } = "labguest";
-    public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromSeconds(180);
+    public TimeSpan AgentTimeout { get; init; } = GuestDefaults.AgentTimeout;
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];
     public IProgress<GuestBuildProgress>? BuildProgress { get; init; }
 

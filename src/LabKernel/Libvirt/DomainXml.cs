@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Xml.Linq;
 
+using LabKernel.Machines;
+
 namespace LabKernel.Libvirt;
 
 /// <summary>One disk of a domain as its XML describes it.</summary>
@@ -79,8 +81,8 @@ public sealed record DomainSpec
     /// <summary><c>qemu</c> for TCG, <c>kvm</c> for hardware virtualization.</summary>
     public string Type { get; init; } = "qemu";
 
-    public int MemoryMiB { get; init; } = 1024;
-    public int Cpus { get; init; } = 1;
+    public int MemoryMiB { get; init; } = GuestDefaults.MemoryMiB;
+    public int Cpus { get; init; } = GuestDefaults.Cpus;
     public required string Kernel { get; init; }
     public string? Initrd { get; init; }
     public string? KernelCommandLine { get; init; }

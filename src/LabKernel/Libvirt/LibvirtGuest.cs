@@ -24,10 +24,10 @@ public sealed record LibvirtGuestOptions
     public IReadOnlyList<DomainDiskSpec> ExtraDisks { get; init; } = [];
 
     public GuestProfile Profile { get; init; } = GuestProfile.Lean;
-    public int MemoryMiB { get; init; } = 512;
-    public int Cpus { get; init; } = 1;
+    public int MemoryMiB { get; init; } = GuestDefaults.MemoryMiB;
+    public int Cpus { get; init; } = GuestDefaults.Cpus;
     public DomainNetwork Network { get; init; } = DomainNetwork.None;
-    public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromMinutes(3);
+    public TimeSpan AgentTimeout { get; init; } = GuestDefaults.AgentTimeout;
 
     /// <summary>Start the domain after defining it (and wait for its agent).</summary>
     public bool Start { get; init; } = true;

@@ -20,8 +20,8 @@ public sealed record MachineOptions
     public string? Initrd { get; init; }
     public string? KernelCommandLine { get; init; }
 
-    public int MemoryMiB { get; init; } = 1024;
-    public int Cpus { get; init; } = 1;
+    public int MemoryMiB { get; init; } = GuestDefaults.MemoryMiB;
+    public int Cpus { get; init; } = GuestDefaults.Cpus;
 
     /// <summary>Null: <see cref="Accelerator.ChooseAsync"/> decides.</summary>
     public AcceleratorChoice? Accelerator { get; init; }
@@ -37,7 +37,7 @@ public sealed record MachineOptions
     public string? SshKnownHosts { get; init; }
 
     /// <summary>How long to wait for the guest agent after QEMU starts.</summary>
-    public TimeSpan AgentTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    public TimeSpan AgentTimeout { get; init; } = GuestDefaults.AgentTimeout;
 
     /// <summary>More QEMU arguments, appended as given.</summary>
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];

@@ -1,5 +1,7 @@
 using LabKernel.Libvirt;
 
+using LabKernel.Machines;
+
 namespace LabNotebooks;
 
 /// <summary>
@@ -31,7 +33,7 @@ public sealed record LabSetup
     /// <summary>Blank data disks the lab makes and attaches after the root disk (the guest sees /dev/vdb, ...).</summary>
     public IReadOnlyList<DataDisk> DataDisks { get; init; } = [];
 
-    public int MemoryMiB { get; init; } = 1024;
+    public int MemoryMiB { get; init; } = GuestDefaults.MemoryMiB;
 }
 
 /// <summary>A blank qcow2 data disk of <paramref name="SizeMiB"/>, registered in the run under <paramref name="Role"/>.</summary>

@@ -1,10 +1,8 @@
 using System.Diagnostics;
-using LabKernel.Block;
 using LabKernel.GuestAgent;
 using LabKernel.Host;
 using LabKernel.Images;
 using LabKernel.Libvirt;
-using LabKernel.Snapshots;
 
 namespace LabKernel.Backends;
 
@@ -53,8 +51,7 @@ public sealed record SnapshotTaken(
 public static class GuestSnapshots
 {
     /// <summary>Whether this guest can take <paramref name="kind"/>: the live memory snapshot is libvirt's.</summary>
-    public static bool Supports(ILabGuest guest, SnapshotKind kind) =>
-        kind != SnapshotKind.WithMemoryLive || guest is LibvirtLabGuest;
+    public static bool Supports(ILabGuest guest, SnapshotKind kind) => guest.Snapshots.Supports(kind);
 
     /// <summary>
     /// Takes a snapshot of the guest's disk <paramref name="disk"/> of the given kind, named <paramref name="name"/>;
@@ -77,15 +74,7 @@ public static class GuestSnapshots
         string how;
         using var probe = PauseProbe.Start(guest.Agent);
         var clock = Stopwatch.StartNew();
-        switch (guest)
-        {
-            case LibvirtLabGuest lv:
-                how = await TakeLibvirtAsync(lv, disk, kind, name, overlay, memory, cancellationToken).ConfigureAwait(false);
-                break;
-            default:
-                how = await TakeQemuAsync(guest, disk, kind, name, overlay, memory, cancellationToken).ConfigureAwait(false);
-                break;
-        }
+        how = await guest.Snapshots.TakeAsync(disk, kind, name, overlay, memory, cancellationToken).ConfigureAwait(false);
         var duration = clock.Elapsed;
         var unanswered = await probe.StopAsync().ConfigureAwait(false);
         var files = new[] { overlay, memory }.OfType<string>().ToArray();
@@ -93,56 +82,6 @@ public static class GuestSnapshots
             ? new FileInfo(before).Length - sizeBefore
             : files.Sum(f => File.Exists(f) ? new FileInfo(f).Length : 0);
         return new SnapshotTaken(kind, name, duration, unanswered, files, overlay is null ? null : before, growth, how) { MemoryFile = memory };
-    }
-
-    private static async Task<string> TakeLibvirtAsync(LibvirtLabGuest guest, string disk, SnapshotKind kind, string name, string? overlay, string? memory, CancellationToken cancellationToken)
-    {
-        var snapshots = guest.Domain.Snapshots;
-        switch (kind)
-        {
-            case SnapshotKind.Internal:
-                await snapshots.CreateInternalAsync(name, cancellationToken: cancellationToken).ConfigureAwait(false);
-                return "virDomainSnapshotCreateXML, flags 0 (virsh snapshot-create-as NAME)";
-            case SnapshotKind.DiskOnly:
-                await snapshots.CreateDiskOnlyAsync(name, [new DiskSnapshotSpec(disk, overlay!)], cancellationToken: cancellationToken).ConfigureAwait(false);
-                return "DISK_ONLY|ATOMIC (virsh snapshot-create-as NAME --disk-only --atomic)";
-            case SnapshotKind.DiskOnlyFrozen:
-                await snapshots.CreateDiskOnlyAsync(name, [new DiskSnapshotSpec(disk, overlay!)], quiesce: true, cancellationToken: cancellationToken).ConfigureAwait(false);
-                return "DISK_ONLY|ATOMIC|QUIESCE (--disk-only --atomic --quiesce: fsfreeze through the agent)";
-            default:
-                var live = kind == SnapshotKind.WithMemoryLive;
-                await snapshots.CreateMemoryAsync(name, memory!, [new DiskSnapshotSpec(disk, overlay!)], live, cancellationToken).ConfigureAwait(false);
-                return live ? "ATOMIC|LIVE with <memory snapshot='external'> (--memspec ... --diskspec ... --live)" : "ATOMIC with <memory snapshot='external'> (--memspec ... --diskspec ...)";
-        }
-    }
-
-    private static async Task<string> TakeQemuAsync(ILabGuest guest, string disk, SnapshotKind kind, string name, string? overlay, string? memory, CancellationToken cancellationToken)
-    {
-        switch (kind)
-        {
-            case SnapshotKind.Internal:
-                var block = await guest.OpenMonitorAsync(cancellationToken).ConfigureAwait(false);
-                await block.SaveInternalSnapshotAsync(name, [disk], disk, cancellationToken: cancellationToken).ConfigureAwait(false);
-                return "QMP snapshot-save job (vmstate and disk inside the active qcow2, as HMP savevm)";
-            case SnapshotKind.DiskOnly:
-                await guest.Block.SnapshotAsync(disk, overlay!, cancellationToken).ConfigureAwait(false);
-                return "QMP transaction of blockdev-snapshot-sync";
-            case SnapshotKind.DiskOnlyFrozen:
-                await guest.Agent.FreezeAsync(cancellationToken).ConfigureAwait(false);
-                try
-                {
-                    await guest.Block.SnapshotAsync(disk, overlay!, cancellationToken).ConfigureAwait(false);
-                }
-                finally
-                {
-                    await guest.Agent.ThawAsync(CancellationToken.None).ConfigureAwait(false);
-                }
-                return "guest-fsfreeze-freeze, QMP blockdev-snapshot-sync, guest-fsfreeze-thaw";
-            default:
-                var monitor = await guest.OpenMonitorAsync(cancellationToken).ConfigureAwait(false);
-                await monitor.CheckpointAsync(memory!, new Dictionary<string, string> { [disk] = overlay! }, cancellationToken: cancellationToken).ConfigureAwait(false);
-                return "QMP stop, blockdev-snapshot-sync, migrate to a file, cont";
-        }
     }
 
     /// <summary>
@@ -157,42 +96,23 @@ public static class GuestSnapshots
     {
         ArgumentNullException.ThrowIfNull(guest);
         ArgumentNullException.ThrowIfNull(snapshot);
-        switch (snapshot.Kind, guest)
+        if (await guest.Snapshots.RevertAsync(disk, snapshot, newFile, cancellationToken).ConfigureAwait(false) is { } how)
         {
-            case (SnapshotKind.Internal, LibvirtLabGuest lv):
-                await lv.Domain.Snapshots.RevertAsync(snapshot.Name, running: true, cancellationToken).ConfigureAwait(false);
-                guest.Agent.GuestRewound();
-                // libvirt reconnects to the agent's channel after the revert; until then commands fail "not connected".
-                await lv.Domain.WaitForAgentAsync(TimeSpan.FromMinutes(2), cancellationToken).ConfigureAwait(false);
-                return "virDomainRevertToSnapshot (virsh snapshot-revert)";
-            case (SnapshotKind.Internal, _):
-                var block = await guest.OpenMonitorAsync(cancellationToken).ConfigureAwait(false);
-                await block.LoadInternalSnapshotAsync(snapshot.Name, [disk], disk, cancellationToken: cancellationToken).ConfigureAwait(false);
-                guest.Agent.GuestRewound();
-                return "QMP snapshot-load job (as HMP loadvm)";
-            case (SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive, LibvirtLabGuest lv):
-                await lv.Domain.Snapshots.RevertAsync(snapshot.Name, running: true, askLibvirtForExternal: true, cancellationToken).ConfigureAwait(false);
-                guest.Agent.GuestRewound();
-                return "virDomainRevertToSnapshot (virsh snapshot-revert) of the external snapshot";
-            default:
-                var overlay = newFile($"{snapshot.Name}-revert", $"{snapshot.Name}-revert.qcow2");
-                if (guest is LibvirtLabGuest user && !guest.Capabilities.HasFlag(LabCapabilities.BootAgain))
-                {
-                    await user.Domain.Snapshots.RevertExternalAsync(disk, snapshot.FrozenLayer!, overlay, cancellationToken: cancellationToken).ConfigureAwait(false);
-                    return "the lab's external revert on your domain: destroyed, a new overlay on the frozen layer, started on it";
-                }
-                await QemuImg.CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = snapshot.FrozenLayer!, BackingFormat = "qcow2" }, cancellationToken: cancellationToken).ConfigureAwait(false);
-                if (snapshot is { Kind: SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive, MemoryFile: { } memory } && guest.Capabilities.HasFlag(LabCapabilities.RestoreMemory))
-                {
-                    // A real memory revert: the saved state loaded into a new QEMU over the disk as it was frozen with it.
-                    await guest.RestoreAsync(new Dictionary<string, string> { [disk] = overlay }, memory, cancellationToken).ConfigureAwait(false);
-                    return "the saved memory loaded into a new QEMU (-incoming, then cont) on a new overlay over the frozen layer";
-                }
-                await guest.BootAgainAsync(new Dictionary<string, string> { [disk] = overlay }, cancellationToken).ConfigureAwait(false);
-                return snapshot.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive
-                    ? "a cold boot on a new overlay over the frozen layer (the memory file is not loaded into this guest)"
-                    : "the lab's external revert: a new overlay on the frozen layer, the guest booted on it (a cold boot: memory is not part of a disk-only snapshot)";
+            return how;
         }
+        // The lab's external revert: the frozen layer is never written; a new overlay goes over it.
+        var overlay = newFile($"{snapshot.Name}-revert", $"{snapshot.Name}-revert.qcow2");
+        await QemuImg.CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = snapshot.FrozenLayer!, BackingFormat = "qcow2" }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (snapshot is { Kind: SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive, MemoryFile: { } memory } && guest.Capabilities.HasFlag(LabCapabilities.RestoreMemory))
+        {
+            // A real memory revert: the saved state loaded into a new QEMU over the disk as it was frozen with it.
+            await guest.RestoreAsync(new Dictionary<string, string> { [disk] = overlay }, memory, cancellationToken).ConfigureAwait(false);
+            return "the saved memory loaded into a new QEMU (-incoming, then cont) on a new overlay over the frozen layer";
+        }
+        await guest.BootAgainAsync(new Dictionary<string, string> { [disk] = overlay }, cancellationToken).ConfigureAwait(false);
+        return snapshot.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive
+            ? "a cold boot on a new overlay over the frozen layer (the memory file is not loaded into this guest)"
+            : "the lab's external revert: a new overlay on the frozen layer, the guest booted on it (a cold boot: memory is not part of a disk-only snapshot)";
     }
 }
 

@@ -44,6 +44,9 @@ public interface ILabGuest : IAsyncDisposable
 
     ILabBlock Block { get; }
 
+    /// <summary>How this backend takes and reverts each kind of snapshot (<see cref="GuestSnapshots"/> measures around it).</summary>
+    IGuestSnapshotMaker Snapshots { get; }
+
     /// <summary>The QEMU process's pid on this host, when known (for looking at the files it holds open).</summary>
     int? QemuProcessId { get; }
 

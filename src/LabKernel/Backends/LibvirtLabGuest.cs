@@ -4,6 +4,7 @@ using LabKernel.Guests;
 using LabKernel.Host;
 using LabKernel.Images;
 using LabKernel.Libvirt;
+using LabKernel.Snapshots;
 
 namespace LabKernel.Backends;
 
@@ -98,6 +99,7 @@ public sealed class LibvirtLabGuest : ILabGuest
     public TimeSpan? BootToAgent { get; }
     public IGuestAgent Agent => Domain.Agent;
     public ILabBlock Block => Domain.Block;
+    public IGuestSnapshotMaker Snapshots => new LibvirtSnapshotMaker(this);
     public IReadOnlyList<string> DataDisks { get; }
 
     public LabCapabilities Capabilities =>
@@ -446,6 +448,62 @@ public sealed class LibvirtLabGuest : ILabGuest
         {
             entry.Fail(e.Message);
             throw;
+        }
+    }
+}
+
+/// <summary>
+/// Each kind of snapshot through libvirt's snapshot API (what <c>virsh snapshot-create-as</c> calls), and libvirt's
+/// revert where it has one; a user's domain gets the lab's external revert on the domain itself.
+/// </summary>
+internal sealed class LibvirtSnapshotMaker(LibvirtLabGuest guest) : IGuestSnapshotMaker
+{
+    public bool Supports(SnapshotKind kind) => true;
+
+    public async Task<string> TakeAsync(string disk, SnapshotKind kind, string name, string? overlay, string? memory, CancellationToken cancellationToken = default)
+    {
+        var snapshots = guest.Domain.Snapshots;
+        switch (kind)
+        {
+            case SnapshotKind.Internal:
+                await snapshots.CreateInternalAsync(name, cancellationToken: cancellationToken).ConfigureAwait(false);
+                return "virDomainSnapshotCreateXML, flags 0 (virsh snapshot-create-as NAME)";
+            case SnapshotKind.DiskOnly:
+                await snapshots.CreateDiskOnlyAsync(name, [new DiskSnapshotSpec(disk, overlay!)], cancellationToken: cancellationToken).ConfigureAwait(false);
+                return "DISK_ONLY|ATOMIC (virsh snapshot-create-as NAME --disk-only --atomic)";
+            case SnapshotKind.DiskOnlyFrozen:
+                await snapshots.CreateDiskOnlyAsync(name, [new DiskSnapshotSpec(disk, overlay!)], quiesce: true, cancellationToken: cancellationToken).ConfigureAwait(false);
+                return "DISK_ONLY|ATOMIC|QUIESCE (--disk-only --atomic --quiesce: fsfreeze through the agent)";
+            default:
+                var live = kind == SnapshotKind.WithMemoryLive;
+                await snapshots.CreateMemoryAsync(name, memory!, [new DiskSnapshotSpec(disk, overlay!)], live, cancellationToken).ConfigureAwait(false);
+                return live ? "ATOMIC|LIVE with <memory snapshot='external'> (--memspec ... --diskspec ... --live)" : "ATOMIC with <memory snapshot='external'> (--memspec ... --diskspec ...)";
+        }
+    }
+
+    public async Task<string?> RevertAsync(string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default)
+    {
+        switch (snapshot.Kind)
+        {
+            case SnapshotKind.Internal:
+                await guest.Domain.Snapshots.RevertAsync(snapshot.Name, running: true, cancellationToken).ConfigureAwait(false);
+                guest.Agent.GuestRewound();
+                // libvirt reconnects to the agent's channel after the revert; until then commands fail "not connected".
+                await guest.Domain.WaitForAgentAsync(TimeSpan.FromMinutes(2), cancellationToken).ConfigureAwait(false);
+                return "virDomainRevertToSnapshot (virsh snapshot-revert)";
+            case SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive:
+                // libvirt's own answer (before 9.7: a refusal, as LibvirtException) is what the caller sees.
+                await guest.Domain.Snapshots.RevertAsync(snapshot.Name, running: true, askLibvirtForExternal: true, cancellationToken).ConfigureAwait(false);
+                guest.Agent.GuestRewound();
+                return "virDomainRevertToSnapshot (virsh snapshot-revert) of the external snapshot";
+            default:
+                if (guest.Capabilities.HasFlag(LabCapabilities.BootAgain))
+                {
+                    return null;
+                }
+                var overlay = newFile($"{snapshot.Name}-revert", $"{snapshot.Name}-revert.qcow2");
+                await guest.Domain.Snapshots.RevertExternalAsync(disk, snapshot.FrozenLayer!, overlay, cancellationToken: cancellationToken).ConfigureAwait(false);
+                return "the lab's external revert on your domain: destroyed, a new overlay on the frozen layer, started on it";
         }
     }
 }

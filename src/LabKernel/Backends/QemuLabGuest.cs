@@ -1,6 +1,7 @@
 using LabKernel.Block;
 using LabKernel.GuestAgent;
 using LabKernel.Guests;
+using LabKernel.Snapshots;
 
 namespace LabKernel.Backends;
 
@@ -47,6 +48,7 @@ public sealed class QemuLabGuest : ILabGuest
     public TimeSpan? BootToAgent => Machine.BootToAgent;
     public IGuestAgent Agent => Machine.Agent;
     public ILabBlock Block => Machine.Block();
+    public IGuestSnapshotMaker Snapshots => new QemuSnapshotMaker(this);
     public IReadOnlyList<string> DataDisks { get; }
     public LabCapabilities Capabilities =>
         LabCapabilities.BootCopies | LabCapabilities.BootAgain | LabCapabilities.RestoreMemory | (DataDisks.Count > 0 ? LabCapabilities.DataDisks : 0);
@@ -132,5 +134,54 @@ public sealed class QemuLabGuest : ILabGuest
         {
             await StopAsync().ConfigureAwait(false);
         }
+    }
+}
+
+/// <summary>Each kind of snapshot through QMP on the guest's own QEMU; reverts of external kinds are the lab's.</summary>
+internal sealed class QemuSnapshotMaker(ILabGuest guest) : IGuestSnapshotMaker
+{
+    public bool Supports(SnapshotKind kind) => kind != SnapshotKind.WithMemoryLive;
+
+    public async Task<string> TakeAsync(string disk, SnapshotKind kind, string name, string? overlay, string? memory, CancellationToken cancellationToken = default)
+    {
+        switch (kind)
+        {
+            case SnapshotKind.Internal:
+                var block = await guest.OpenMonitorAsync(cancellationToken).ConfigureAwait(false);
+                await block.SaveInternalSnapshotAsync(name, [disk], disk, cancellationToken: cancellationToken).ConfigureAwait(false);
+                return "QMP snapshot-save job (vmstate and disk inside the active qcow2, as HMP savevm)";
+            case SnapshotKind.DiskOnly:
+                await guest.Block.SnapshotAsync(disk, overlay!, cancellationToken).ConfigureAwait(false);
+                return "QMP transaction of blockdev-snapshot-sync";
+            case SnapshotKind.DiskOnlyFrozen:
+                await guest.Agent.FreezeAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await guest.Block.SnapshotAsync(disk, overlay!, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    await guest.Agent.ThawAsync(CancellationToken.None).ConfigureAwait(false);
+                }
+                return "guest-fsfreeze-freeze, QMP blockdev-snapshot-sync, guest-fsfreeze-thaw";
+            case SnapshotKind.WithMemory:
+                var monitor = await guest.OpenMonitorAsync(cancellationToken).ConfigureAwait(false);
+                await monitor.CheckpointAsync(memory!, new Dictionary<string, string> { [disk] = overlay! }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                return "QMP stop, blockdev-snapshot-sync, migrate to a file, cont";
+            default:
+                throw new LabUsageException($"the qemu backend has no {kind} snapshot");
+        }
+    }
+
+    public async Task<string?> RevertAsync(string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default)
+    {
+        if (snapshot.Kind != SnapshotKind.Internal)
+        {
+            return null;
+        }
+        var block = await guest.OpenMonitorAsync(cancellationToken).ConfigureAwait(false);
+        await block.LoadInternalSnapshotAsync(snapshot.Name, [disk], disk, cancellationToken: cancellationToken).ConfigureAwait(false);
+        guest.Agent.GuestRewound();
+        return "QMP snapshot-load job (as HMP loadvm)";
     }
 }

@@ -1,0 +1,24 @@
+namespace LabKernel.Backends;
+
+/// <summary>
+/// How one backend takes and reverts each <see cref="SnapshotKind"/>: QMP on QEMU, libvirt's snapshot API on
+/// libvirt. <see cref="GuestSnapshots"/> measures around it (pauses, growth, files) the same way for both, and runs
+/// the lab's own external revert where the backend has none of its own.
+/// </summary>
+public interface IGuestSnapshotMaker
+{
+    /// <summary>Whether the backend can take <paramref name="kind"/> (the live memory snapshot is libvirt's).</summary>
+    bool Supports(SnapshotKind kind);
+
+    /// <summary>
+    /// Takes the snapshot: <paramref name="overlay"/> (external kinds) and <paramref name="memory"/> (kinds with
+    /// memory) are new files the lab registered. Returns how, in the terms of the tool the documents use.
+    /// </summary>
+    Task<string> TakeAsync(string disk, SnapshotKind kind, string name, string? overlay, string? memory, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Reverts by the backend's own means, returning how; null where it has none, so the lab's external revert
+    /// (a new overlay over the frozen layer, booted or restored) runs. A backend's refusal is its exception.
+    /// </summary>
+    Task<string?> RevertAsync(string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default);
+}

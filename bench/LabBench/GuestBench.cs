@@ -12,7 +12,7 @@ internal static class GuestBench
     /// working agent and the whole start as a caller sees it; the state's save pause and size; a restore with the
     /// state file dropped from the host's page cache.
     /// </summary>
-    private static async Task WarmAsync(TextWriter output, int rounds)
+    internal static async Task WarmAsync(TextWriter output, int rounds = 5)
     {
         // A configuration of the bench's own, so the first start saves its state (and the save is measured).
         var options = new EmbeddedGuestOptions { Name = "bench-warm", ExtraArguments = ["-smbios", "type=1,serial=lab-bench-warm"] };
@@ -30,17 +30,13 @@ internal static class GuestBench
         var uncached = new List<double>();
         for (var i = 0; i < rounds; i++)
         {
-            var sw = Stopwatch.StartNew();
-            await using (var c = await EmbeddedGuest.StartAsync(options with { Warm = false }))
+            // Cold first in even rounds, warm first in odd ones: neither always follows the other's teardown.
+            foreach (var coldNow in i % 2 == 0 ? new[] { true, false } : [false, true])
             {
-                coldWall.Add(sw.Elapsed.TotalSeconds);
-                cold.Add(c.Machine.BootToAgent!.Value.TotalSeconds);
-            }
-            sw.Restart();
-            await using (var w = await EmbeddedGuest.StartAsync(options))
-            {
-                warmWall.Add(sw.Elapsed.TotalSeconds);
-                warm.Add(w.Start.Warm ? w.Machine.BootToAgent!.Value.TotalSeconds : double.NaN);
+                var sw = Stopwatch.StartNew();
+                await using var g = await EmbeddedGuest.StartAsync(coldNow ? options with { Warm = false } : options);
+                (coldNow ? coldWall : warmWall).Add(sw.Elapsed.TotalSeconds);
+                (coldNow ? cold : warm).Add(coldNow || g.Start.Warm ? g.Machine.BootToAgent!.Value.TotalSeconds : double.NaN);
             }
             // The state file dropped from the page cache (posix_fadvise DONTNEED through dd), then a warm start.
             await LabKernel.Processes.ProcessRunner.RunAsync("dd", [$"if={Path.Combine(folder, "state.bin")}", "iflag=nocache", "count=0", "status=none"]);

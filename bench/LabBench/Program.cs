@@ -2,7 +2,7 @@ namespace LabBench;
 
 /// <summary>
 /// LabNotebooks benchmarks: each section measures the lab against a baseline side by side, in one run, and
-/// prints ratios. Usage: <c>dotnet run --project bench/LabBench -c Release -- [guest] [block] [runner] [backends]</c>
+/// prints ratios. Usage: <c>dotnet run --project bench/LabBench -c Release -- [guest | warm] [block] [runner] [backends]</c>
 /// (no argument: every section).
 /// </summary>
 public static class Program
@@ -15,6 +15,11 @@ public static class Program
         if (Wants("guest"))
         {
             await GuestBench.RunAsync(output);
+        }
+        else if (args.Contains("warm", StringComparer.OrdinalIgnoreCase))
+        {
+            // The warm-vs-cold part of "guest" alone.
+            await GuestBench.WarmAsync(output);
         }
         if (Wants("block")) { await BlockBench.RunAsync(output); }
         if (Wants("runner")) { await RunnerBench.RunAsync(output); }

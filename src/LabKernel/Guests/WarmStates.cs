@@ -201,6 +201,7 @@ public static class WarmStates
                 {
                     await machine.Qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = "exec:cat > " + ShellQuote.Quote(temp.StateFile) }, cancellationToken: cancellationToken).ConfigureAwait(false);
                     await Snapshots.SystemCheckpoints.WaitMigrationAsync(migration, TimeSpan.FromMinutes(5), "the state's migration to a file", cancellationToken).ConfigureAwait(false);
+                    await Snapshots.SystemCheckpoints.WaitSourceSettledAsync(machine.Qmp, TimeSpan.FromMinutes(1), cancellationToken).ConfigureAwait(false);
                     File.Copy(rootTop, temp.RootLayer);
                 }
                 finally

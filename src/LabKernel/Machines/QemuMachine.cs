@@ -305,11 +305,11 @@ public sealed class QemuMachine : IAsyncDisposable
     /// Shuts the guest down and waits for QEMU to exit: guest-agent shutdown (the guest flushes and powers off),
     /// then QMP <c>quit</c> (QEMU closes its images cleanly), then kill. Returns how it ended.
     /// </summary>
-    public async Task<string> ShutdownAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public async Task<ShutdownOutcome> ShutdownAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         if (HasExited)
         {
-            return "already exited";
+            return ShutdownOutcome.AlreadyExited;
         }
         var limit = timeout ?? TimeSpan.FromSeconds(60);
         if (_agent is not null)
@@ -319,7 +319,7 @@ public sealed class QemuMachine : IAsyncDisposable
                 await _agent.ShutdownAsync(cancellationToken).ConfigureAwait(false);
                 if (await WaitExitAsync(limit, cancellationToken).ConfigureAwait(false))
                 {
-                    return "guest powered off";
+                    return ShutdownOutcome.GuestPoweredOff;
                 }
             }
             catch (LabException)
@@ -340,10 +340,10 @@ public sealed class QemuMachine : IAsyncDisposable
         }
         if (await WaitExitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false))
         {
-            return "QMP quit";
+            return ShutdownOutcome.QmpQuit;
         }
         await KillAsync().ConfigureAwait(false);
-        return "killed";
+        return ShutdownOutcome.Killed;
     }
 
     private async Task<bool> WaitExitAsync(TimeSpan limit, CancellationToken cancellationToken)
@@ -494,4 +494,20 @@ public sealed class QemuMachine : IAsyncDisposable
         l.Start();
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
+}
+
+/// <summary>How <see cref="QemuMachine.ShutdownAsync"/> ended the machine, gentlest first.</summary>
+public enum ShutdownOutcome
+{
+    /// <summary>QEMU had exited before the call.</summary>
+    AlreadyExited,
+
+    /// <summary>The guest powered itself off when the agent asked (its filesystems flushed and unmounted).</summary>
+    GuestPoweredOff,
+
+    /// <summary>QMP <c>quit</c>: QEMU closed its images cleanly; the guest did not shut down.</summary>
+    QmpQuit,
+
+    /// <summary>Neither worked within the limits: QEMU was killed.</summary>
+    Killed,
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using LabKernel.Block;
+using LabKernel.Host;
 using LabKernel.Images;
 using LabKernel.Journal;
 using LabKernel.Machines;
@@ -73,6 +74,7 @@ public static class SystemCheckpoints
             await block.SnapshotAsync(overlays.Select(kv => new ExternalSnapshotRequest(kv.Key, kv.Value)).ToList(), cancellationToken: cancellationToken).ConfigureAwait(false);
             await block.Qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = "exec:cat > " + ShellQuote.Quote(memoryFile) }, cancellationToken: cancellationToken).ConfigureAwait(false);
             await WaitMigrationAsync(migration, limit, "the checkpoint's migration to finish", cancellationToken).ConfigureAwait(false);
+            await WaitSourceSettledAsync(block.Qmp, limit, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -163,6 +165,19 @@ public static class SystemCheckpoints
 
     private static async Task<bool> IsRunningAsync(QmpClient qmp, CancellationToken cancellationToken) =>
         (await qmp.ExecuteAsync("query-status", cancellationToken: cancellationToken).ConfigureAwait(false))?["running"]?.GetValue<bool>() == true;
+
+    /// <summary>
+    /// On the source of an outgoing migration, after its "completed" event: waits until QEMU has left the
+    /// <c>finish-migrate</c> run state. QEMU emits the event before the migration thread moves the run state on
+    /// (to <c>postmigrate</c>), and a <c>cont</c> in between fails "Migration is not finalized yet" (seen here, 7.2).
+    /// </summary>
+    internal static Task WaitSourceSettledAsync(QmpClient qmp, TimeSpan limit, CancellationToken cancellationToken) =>
+        Poll.UntilAsync(async ct =>
+        {
+            var status = (await qmp.ExecuteAsync("query-status", cancellationToken: ct).ConfigureAwait(false))?["status"]?.GetValue<string>() ?? "";
+            return (status != "finish-migrate", $"run state {status}");
+        }, "QEMU to leave the finish-migrate run state after the migration completed", limit,
+            new Backoff(TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(50)), cancellationToken: cancellationToken);
 
     internal static async Task WaitMigrationAsync(QmpEventListener migration, TimeSpan limit, string awaited, CancellationToken cancellationToken)
     {

@@ -43,7 +43,7 @@ public sealed class DeadAgentTests
         Assert.Equal(0, (await machine.Ssh.ExecAsync(["true"])).ExitCode);
         clock.Restart();
         var how = await machine.ShutdownAsync();
-        Assert.Equal("QMP quit", how);
+        Assert.Equal(LabKernel.Machines.ShutdownOutcome.QmpQuit, how);
         Assert.True(machine.HasExited);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"shut down after {clock.Elapsed}");
         var check = await QemuImg.CheckAsync(guest.RootDisk);

@@ -17,7 +17,7 @@ public sealed class GuestLifecycleTests(GuestFixture fixture)
         var work = Directory.CreateTempSubdirectory("lab-lifecycle").FullName;
         try
         {
-            string ended;
+            ShutdownOutcome ended;
             string root;
             await using (var guest = await EmbeddedGuest.StartAsync(new EmbeddedGuestOptions { WorkFolder = work, Name = "second" }))
             {
@@ -27,7 +27,7 @@ public sealed class GuestLifecycleTests(GuestFixture fixture)
                 root = guest.RootDisk;
                 ended = await guest.Machine.ShutdownAsync();
             }
-            Assert.Equal("guest powered off", ended);
+            Assert.Equal(ShutdownOutcome.GuestPoweredOff, ended);
             Assert.Equal(recipeWritten, File.GetLastWriteTimeUtc(Path.Combine(image.Directory, "recipe.json")));
             Assert.Equal(baseWritten, File.GetLastWriteTimeUtc(image.BaseImage));
             var check = await QemuImg.CheckAsync(root);

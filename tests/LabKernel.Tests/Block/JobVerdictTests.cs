@@ -85,4 +85,16 @@ public sealed class JobVerdictTests
         Assert.True(p.StoodStill);
         Assert.Null(p.MovingAgainAt);
     }
+
+    [Fact]
+    public void Given_QEMUs_chain_after_a_commit_When_it_still_lists_the_committed_layer_or_the_order_differs_Then_it_is_not_the_expected_chain()
+    {
+        static LiveChain Chain(params string[] files) => new("disk0", "disk0-dev", files.Select((f, i) => new LiveLayer($"n{i}", f, "qcow2", null)).ToList());
+        string[] expected = ["/run/x/overlay3.qcow2", "/run/x/overlay1.qcow2", "/cache/base.qcow2"];
+
+        Assert.True(Chain(expected).IsExactly(expected));
+        Assert.False(Chain("/run/x/overlay3.qcow2", "/run/x/overlay2.qcow2", "/run/x/overlay1.qcow2", "/cache/base.qcow2").IsExactly(expected)); // commit did not shorten it
+        Assert.False(Chain("/run/x/overlay3.qcow2", "/cache/base.qcow2").IsExactly(expected));
+        Assert.False(Chain("/run/x/overlay1.qcow2", "/run/x/overlay3.qcow2", "/cache/base.qcow2").IsExactly(expected));
+    }
 }

@@ -4,7 +4,7 @@ namespace LabKernel.Tests.Images;
 
 /// <summary>
 /// Notebook 03's size verdicts (<see cref="SizeVerdicts"/>), each confirmed on the readings a working system gives and
-/// refuted on the fault it guards against; and 05's "a standalone image" on an image that still has a backing file.
+/// refuted on the fault it guards against.
 /// </summary>
 public sealed class SizeVerdictsTests
 {
@@ -63,15 +63,5 @@ public sealed class SizeVerdictsTests
     public void Given_two_mirrors_When_compared_Then_they_are_about_as_big_only_within_5_percent(long secondMiB, long firstMiB, bool expected)
     {
         Assert.Equal(expected, SizeVerdicts.AboutAsBig(secondMiB * MiB, firstMiB * MiB));
-    }
-
-    [Fact]
-    public void Given_the_info_of_a_layer_that_still_has_a_backing_file_When_asked_if_it_stands_alone_Then_it_does_not()
-    {
-        var chain = BackingChain.Parse(Samples.Read("info-chain.json"));
-
-        // 05's "After block-stream snap3 has no backing file": a stream that did not complete leaves the backing file named.
-        Assert.True(chain.Active.HasBacking);
-        Assert.False(chain.Base.HasBacking);
     }
 }

@@ -133,14 +133,14 @@ await using (var reader = await lab.ReadOfflineAsync(overlay1))
 }
 var overlay1Untouched = overlay1Hash == await FileHash.Sha256Async(overlay1);
 // Without quiescing, k = 0 is a known outcome (the next finding measures why), not a failure of the run.
-lab.Findings.Check("overlay1 holds an interrupted sequence 1..k with 0 < k < Count", oldLayer.ValidPrefix > 0 && oldLayer.ValidPrefix < Count && oldLayer.ConsistentPrefix,
+lab.Findings.Check("overlay1 holds an interrupted sequence 1..k with 0 < k < Count", oldLayer.InterruptedPrefix,
     $"k = {oldLayer.ValidPrefix:N0} (Quiesce={Quiesce}): {oldLayer.Summary}", refutationExpected: Quiesce == "none" && oldLayer.ValidPrefix == 0 && oldLayer.ConsistentPrefix);
 // Why a crash-consistent snapshot may hold nothing: measured, not assumed.
 var flushedBytes = SequenceChecker.BytesOf(linesAtSnapshot);
 var cacheText = $"Dirty {pageCache.DirtyKiB:N0} KiB + Writeback {pageCache.WritebackKiB:N0} KiB in the guest just before the snapshot request (before quiescing); the writer had flushed {flushedBytes / 1024.0:N0} KiB ({linesAtSnapshot:N0} lines) into the page cache";
 if (oldLayer.ValidPrefix == 0)
     lab.Findings.Check("k = 0 because the flushed lines were still in the guest's page cache at the snapshot (measured)",
-        pageCache.NotOnDiskBytes >= flushedBytes * 9 / 10, cacheText + "; ext4 writes dirty data back after up to 30 s, Quiesce=sync or fsfreeze flushes it first");
+        pageCache.HeldMostOf(flushedBytes), cacheText + "; ext4 writes dirty data back after up to 30 s, Quiesce=sync or fsfreeze flushes it first");
 else
     lab.Findings.Note("The guest's page cache at the snapshot", cacheText);
 lab.Findings.Check("overlay1's prefix is consistent (only a torn last line or zero bytes may follow)", oldLayer.ConsistentPrefix, oldLayer.FirstBadLine is null ? "no damaged line" : $"bad line {oldLayer.FirstBadLine}");

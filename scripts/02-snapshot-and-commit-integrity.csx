@@ -103,7 +103,7 @@ var newTop = SequenceChecker.Check(await lab.Agent.ReadFileAsync("/root/num.txt"
 lab.Findings.Check($"The guest's disk (overlay3 on the shortened chain) holds all of 1..{Count:N0}", newTop.Complete, newTop.Summary);
 var (live, headers, agreement) = await lab.Block.CheckChainAgreementAsync(lab.Disk);
 string[] expected = [overlay3, overlay1, .. chainBefore.Filenames.Skip(2)];
-lab.Findings.Check($"The live chain ({lab.Guest.Backend}'s view) is base <- overlay1 <- overlay3", live.Filenames.SequenceEqual(expected), live.ToText());
+lab.Findings.Check($"The live chain ({lab.Guest.Backend}'s view) is base <- overlay1 <- overlay3", live.IsExactly(expected), live.ToText());
 lab.Findings.Check("The image headers (qemu-img) agree with the live chain", agreement.Agrees, agreement.Summary);
 display(newTop.Summary);
 
@@ -123,14 +123,14 @@ await using (var reader = await lab.ReadOfflineAsync(overlay2))
     if (!onDisk) lab.Findings.Note("num.txt in overlay2's view", "absent: the file's creation was still in the guest's page cache at the snapshot");
 }
 // Without quiescing (the document's condition), k = 0 is a known outcome (the next finding measures why), not a failure.
-lab.Findings.Check("overlay2's view holds an interrupted sequence 1..k with 0 < k < Count, consistent", oldView.ValidPrefix > 0 && oldView.ValidPrefix < Count && oldView.ConsistentPrefix,
+lab.Findings.Check("overlay2's view holds an interrupted sequence 1..k with 0 < k < Count, consistent", oldView.InterruptedPrefix,
     $"k = {oldView.ValidPrefix:N0} (Quiesce={Quiesce}): {oldView.Summary}", refutationExpected: Quiesce == "none" && oldView.ValidPrefix == 0 && oldView.ConsistentPrefix);
 // Why a crash-consistent snapshot may hold nothing: measured, not assumed.
 var flushedBytes = SequenceChecker.BytesOf(linesAtSnapshot);
 var cacheText = $"Dirty {pageCache.DirtyKiB:N0} KiB + Writeback {pageCache.WritebackKiB:N0} KiB in the guest just before the snapshot request (before quiescing); the writer had flushed {flushedBytes / 1024.0:N0} KiB ({linesAtSnapshot:N0} lines) into the page cache";
 if (oldView.ValidPrefix == 0)
     lab.Findings.Check("k = 0 because the flushed lines were still in the guest's page cache at the snapshot (measured)",
-        pageCache.NotOnDiskBytes >= flushedBytes * 9 / 10, cacheText + "; ext4 writes dirty data back after up to 30 s, Quiesce=sync or fsfreeze flushes it first");
+        pageCache.HeldMostOf(flushedBytes), cacheText + "; ext4 writes dirty data back after up to 30 s, Quiesce=sync or fsfreeze flushes it first");
 else
     lab.Findings.Note("The guest's page cache at the snapshot", cacheText);
 var (clean, checks) = await lab.CheckImagesAsync([overlay1, overlay2, overlay3]);

@@ -131,16 +131,16 @@ var internalSnap = Of(SnapshotKind.Internal);
 var memory = Of(SnapshotKind.WithMemory);
 // Each pause is judged against its own call's duration or against the other kinds measured the same way, so a busy
 // host (which delays every agent answer) does not decide the verdict.
-lab.Findings.Check("An internal snapshot pauses the guest for most of the time it takes (1)", internalSnap.LongestUnanswered >= internalSnap.Duration * 0.5,
+lab.Findings.Check("An internal snapshot pauses the guest for most of the time it takes (1)", internalSnap.PausedForMostOfIt,
     $"longest unanswered {internalSnap.LongestUnanswered.TotalMilliseconds:0} ms of a {internalSnap.Duration.TotalMilliseconds:0} ms snapshot; disk-only: {disk.LongestUnanswered.TotalMilliseconds:0} ms");
-lab.Findings.Check("An internal snapshot grows the active qcow2 image itself (memory inside it)", internalSnap.GrowthBytes > 0 && internalSnap.NewFiles.Count == 0,
+lab.Findings.Check("An internal snapshot grows the active qcow2 image itself (memory inside it)", internalSnap.GrewTheActiveImageOnly,
     $"+{internalSnap.GrowthBytes / 1048576.0:0.0} MiB in the active image, no new file");
-lab.Findings.Check("An external disk-only snapshot barely pauses the guest (2)", disk.LongestUnanswered < TimeSpan.FromSeconds(1) || disk.LongestUnanswered * 4 < internalSnap.LongestUnanswered,
+lab.Findings.Check("An external disk-only snapshot barely pauses the guest (2)", disk.BarelyPausedAgainst(internalSnap),
     $"longest unanswered {disk.LongestUnanswered.TotalMilliseconds:0} ms (internal: {internalSnap.LongestUnanswered.TotalMilliseconds:0} ms); the call took {disk.Duration.TotalMilliseconds:0} ms");
 // On QEMU the lab's checkpoint sends `stop` itself before saving memory, so the pause is by construction there: a note.
 // On libvirt, libvirt decides how to save memory, and the pause is measured against the disk-only kind.
 if (lab.Can(LabCapabilities.LibvirtSnapshots))
-    lab.Findings.Check("A snapshot with memory pauses the guest while memory is saved (3)", memory.LongestUnanswered >= memory.Duration * 0.5 && memory.LongestUnanswered > disk.LongestUnanswered,
+    lab.Findings.Check("A snapshot with memory pauses the guest while memory is saved (3)", memory.PausedForMostOfIt && memory.LongestUnanswered > disk.LongestUnanswered,
         $"longest unanswered {memory.LongestUnanswered.TotalMilliseconds:0} ms of a {memory.Duration.TotalMilliseconds:0} ms snapshot; disk-only {disk.LongestUnanswered.TotalMilliseconds:0} ms; memory file {memory.GrowthBytes / 1048576.0:0} MiB");
 else
     lab.Findings.Note("A snapshot with memory pauses the guest while memory is saved (3)",
@@ -170,7 +170,7 @@ lab.Findings.Check("The writer ran to the end through both snapshots", finished.
 lab.Findings.Note("The crash-consistent snapshot's filesystem needed journal recovery, as after a power cut (2)",
     $"needs_recovery: {crashLayer.NeededRecovery} (set on every mounted ext4 that is not frozen; the lines below are the measurement)");
 lab.Findings.Check("The frozen snapshot's filesystem needed no recovery (the freeze made it clean)", !frozenLayer.NeededRecovery, $"needs_recovery: {frozenLayer.NeededRecovery}");
-lab.Findings.Check("The frozen snapshot holds every line the guest had written before the freeze, consistent", frozenLayer.Lines.ValidPrefix >= linesBeforeFrozen && frozenLayer.Lines.ConsistentPrefix,
+lab.Findings.Check("The frozen snapshot holds every line the guest had written before the freeze, consistent", frozenLayer.Lines.HoldsAtLeast(linesBeforeFrozen),
     $"{frozenLayer.Lines.ValidPrefix:N0} lines held, {linesBeforeFrozen:N0} written before the freeze; {frozenLayer.Lines.Summary}");
 lab.Findings.Check("The crash-consistent snapshot holds a consistent prefix after journal replay (no torn or foreign lines)", crashLayer.Lines.ConsistentPrefix, crashLayer.Lines.Summary);
 lab.Findings.Note("Lines the crash-consistent snapshot lost: written by the guest before it, not yet on the disk",

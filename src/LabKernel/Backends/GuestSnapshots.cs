@@ -41,6 +41,39 @@ public sealed record SnapshotTaken(
 {
     /// <summary>The memory file of a snapshot with memory (a migration stream on QEMU, libvirt's save image on libvirt); else null.</summary>
     public string? MemoryFile { get; init; }
+
+    /// <summary>The share of the call's duration the guest must not answer for <see cref="PausedForMostOfIt"/>.</summary>
+    public const double MostOfTheCall = 0.5;
+
+    /// <summary>A pause shorter than this is "barely" one (<see cref="BarelyPausedAgainst"/>).</summary>
+    public static readonly TimeSpan BarelyAPause = TimeSpan.FromSeconds(1);
+
+    /// <summary>Or a pause at least this many times shorter than the other kind's (<see cref="BarelyPausedAgainst"/>).</summary>
+    public const int ShorterFactor = 4;
+
+    /// <summary>
+    /// The guest did not answer for at least <see cref="MostOfTheCall"/> of the call's duration
+    /// (<c>LongestUnanswered &gt;= Duration * 0.5</c>): the guest was paused for most of the snapshot (notebook 06's
+    /// internal snapshot and snapshot with memory). False for a snapshot the guest ran through.
+    /// </summary>
+    public bool PausedForMostOfIt => LongestUnanswered >= Duration * MostOfTheCall;
+
+    /// <summary>
+    /// The snapshot grew the active image itself and made no new file: what an internal snapshot does (memory and disk
+    /// state inside the qcow2). False for an external snapshot (a new overlay) or one that wrote nothing.
+    /// </summary>
+    public bool GrewTheActiveImageOnly => GrowthBytes > 0 && NewFiles.Count == 0;
+
+    /// <summary>
+    /// The guest barely paused: its longest silence was under <see cref="BarelyAPause"/>, or under
+    /// 1/<see cref="ShorterFactor"/> of <paramref name="other"/>'s (the internal snapshot, measured the same way, so a busy
+    /// host that delays every answer does not decide it). False for a snapshot that paused the guest as long as the other.
+    /// </summary>
+    public bool BarelyPausedAgainst(SnapshotTaken other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return LongestUnanswered < BarelyAPause || LongestUnanswered * ShorterFactor < other.LongestUnanswered;
+    }
 }
 
 /// <summary>

@@ -101,6 +101,22 @@ public sealed record BackupResult(
     /// <summary>The backup this one is an increment on, or null for a full backup.</summary>
     public string? Previous => Chain.Count > 1 ? Chain[^2] : null;
 
+    /// <summary>
+    /// How small an increment must be against the full backup: it copies under 1/<see cref="FullDataParts"/> of the
+    /// data the full backup holds (notebook 05's "under a quarter").
+    /// </summary>
+    public const long FullDataParts = 4;
+
+    /// <summary>
+    /// Notebook 05's verdict on an increment: it copied at least what the bitmap had marked
+    /// (<paramref name="dirtyBefore"/>, the bitmap's count just before it) and at least the guest's new data
+    /// (<paramref name="writtenBytes"/>), and under 1/<see cref="FullDataParts"/> of <paramref name="fullData"/> (the
+    /// data the full backup holds; integer division). False for an increment that dropped marked clusters or the new
+    /// data, or one that copied as much as a full backup would.
+    /// </summary>
+    public bool CopiedWhatWasMarked(long dirtyBefore, long writtenBytes, long fullData) =>
+        BytesCopied >= dirtyBefore && BytesCopied >= writtenBytes && BytesCopied < fullData / FullDataParts;
+
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture,
             $"{Kind.ToString().ToLowerInvariant()} backup of {Disk} -> {Path.GetFileName(Target)}: {BytesCopied} bytes in {Duration.TotalMilliseconds:0} ms (chain {string.Join(" <- ", Chain.Select(Path.GetFileName))})");

@@ -44,6 +44,34 @@ public sealed record BlockJobRun(BlockJobResult Result, LiveChain Before, LiveCh
 
     /// <summary>The work ended before the job was READY, i.e. while it was still copying.</summary>
     public bool WorkEndedWhileCopying => AtWorkEnd is { } p && p.Status != JobStatus.Ready;
+
+    /// <summary>The job was cancelled and the disk is still on <paramref name="image"/> (a mirror cancelled at READY leaves the VM where it was).</summary>
+    public bool StayedOn(string image) => Result.Cancelled && After.Active.Filename == image;
+
+    /// <summary>The job completed and the disk is on <paramref name="image"/> now (the mirror's target, or an active commit's base).</summary>
+    public bool PivotedOnto(string image) => Result.Completed && After.Active.Filename == image;
+}
+
+/// <summary>
+/// Notebook 03's shallow mirror (<c>sync=top</c> onto an overlay sharing the backing file) against a full mirror of the
+/// same disk: the shallow one copies only what the VM wrote on top, far less than the whole disk.
+/// </summary>
+public static class ShallowMirror
+{
+    /// <summary>The shallow job must copy under 1/<see cref="FullParts"/> of the bytes the full job copied.</summary>
+    public const long FullParts = 4;
+
+    /// <summary>
+    /// Whether the shallow job's offset (bytes copied) times <see cref="FullParts"/> is below the full job's: false for
+    /// a "shallow" mirror that copied the backing file's data too (a <c>sync=full</c> by mistake, or a target that does
+    /// not share the backing file).
+    /// </summary>
+    public static bool CopiedOnlyTheTop(BlockJobResult shallow, BlockJobResult full)
+    {
+        ArgumentNullException.ThrowIfNull(shallow);
+        ArgumentNullException.ThrowIfNull(full);
+        return shallow.Offset * FullParts < full.Offset;
+    }
 }
 
 /// <summary>

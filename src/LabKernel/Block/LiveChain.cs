@@ -31,6 +31,13 @@ public sealed record LiveChain(string Disk, string Device, IReadOnlyList<LiveLay
     /// <summary>Layer file names, active first: the input of <see cref="BackingChain.Compare"/>.</summary>
     public IReadOnlyList<string> Filenames => Layers.Select(l => l.Filename).ToArray();
 
+    /// <summary>
+    /// The chain's files are exactly <paramref name="activeToBase"/>, in that order (ordinal, full paths as QEMU reports
+    /// them): notebook 02's "the live chain is base &lt;- overlay1 &lt;- overlay3". False for a chain that still lists a
+    /// committed layer, misses one, or has them in another order.
+    /// </summary>
+    public bool IsExactly(IEnumerable<string> activeToBase) => Filenames.SequenceEqual(activeToBase);
+
     /// <summary>Finds a layer by node name, full path or file name; null when none matches.</summary>
     public LiveLayer? Find(string nodeOrFile) =>
         Layers.FirstOrDefault(l => l.NodeName == nodeOrFile)

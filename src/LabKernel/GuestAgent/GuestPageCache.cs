@@ -16,6 +16,19 @@ public sealed record GuestPageCache(long DirtyKiB, long WritebackKiB)
     public long NotOnDiskBytes => (DirtyKiB + WritebackKiB) * 1024;
 
     /// <summary>
+    /// The share of the flushed bytes, in tenths, that must still be dirty or under writeback for
+    /// <see cref="HeldMostOf"/>: a little of what a writer flushed may already have been written back.
+    /// </summary>
+    public const long HeldTenths = 9;
+
+    /// <summary>
+    /// Whether at least <see cref="HeldTenths"/>/10 of <paramref name="flushedBytes"/> (integer arithmetic) were not on
+    /// the disk yet: notebooks 01 and 02's evidence that an empty snapshot layer (k = 0) is explained by the page cache.
+    /// False when the writer's lines had mostly reached the disk, so an empty layer would need another cause.
+    /// </summary>
+    public bool HeldMostOf(long flushedBytes) => NotOnDiskBytes >= flushedBytes * HeldTenths / 10;
+
+    /// <summary>
     /// Reads it through the agent (<c>guest-file-read</c> of <c>/proc/meminfo</c>). The kernel keeps these counters
     /// per CPU and folds them into the totals in batches, so <c>/proc/meminfo</c> can lag by several pages (16 KiB
     /// short of a 118 KiB write was seen); reading <c>/proc/sys/vm/stat_refresh</c> first (root only, as the agent

@@ -47,6 +47,17 @@ public static class MovedImages
 {
     public const string DeletedSuffix = " (deleted)";
 
+    /// <summary>
+    /// The images of <paramref name="left"/> (those the VM's disk left by its pivots) that <paramref name="open"/> (QEMU's
+    /// open files) still names, in <paramref name="left"/>'s order: after the pivots none may be (notebook 03, experiment 6).
+    /// </summary>
+    public static IReadOnlyList<string> StillHeld(IReadOnlyList<string> open, IEnumerable<string> left)
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        ArgumentNullException.ThrowIfNull(left);
+        return left.Where(open.Contains).ToList();
+    }
+
     /// <summary>Judges "QEMU holds none of the moved images and still holds <paramref name="active"/>".</summary>
     public static (bool Holds, string Observed) Judge(IReadOnlyList<string> open, IReadOnlyList<(string From, string To)> moved, string active)
     {

@@ -23,6 +23,19 @@ public sealed record SequenceCheck(
     /// </summary>
     public bool ConsistentPrefix => FirstBadLine is null;
 
+    /// <summary>
+    /// An interrupted sequence: 1..k with 0 &lt; k &lt; <see cref="Expected"/>, consistent (<see cref="ConsistentPrefix"/>).
+    /// What a layer frozen while the writer ran must hold (notebooks 01 and 02): false for a layer holding none of the
+    /// lines (k = 0), all of them (the snapshot came after the writer ended), or a damaged line.
+    /// </summary>
+    public bool InterruptedPrefix => ValidPrefix > 0 && ValidPrefix < Expected && ConsistentPrefix;
+
+    /// <summary>
+    /// At least <paramref name="lines"/> valid lines (1..k with k &gt;= lines), consistent: a layer frozen after the
+    /// writer had flushed that many lines, with the page cache flushed first (notebook 06's frozen snapshot), must hold them.
+    /// </summary>
+    public bool HoldsAtLeast(long lines) => ValidPrefix >= lines && ConsistentPrefix;
+
     /// <summary>One line for findings tables.</summary>
     public string Summary =>
         Complete ? $"complete: 1..{Expected}"

@@ -38,4 +38,25 @@ public sealed class GuestPageCacheTests
             Assert.Equal(string.Concat(Enumerable.Range(1, (int)lines).Select(i => $"{i}\n")).Length, SequenceChecker.BytesOf(lines));
         }
     }
+
+    [Theory]
+    [InlineData(900, 0, 1000, true)]
+    [InlineData(600, 300, 1000, true)]   // dirty and under writeback both count
+    [InlineData(899, 0, 1000, false)]    // most of the flushed lines had reached the disk: k = 0 is not explained by the cache
+    [InlineData(0, 0, 1000, false)]
+    [InlineData(0, 0, 0, true)]
+    public void Given_the_guests_page_cache_and_the_bytes_a_writer_flushed_When_judged_Then_it_held_most_of_them_only_from_nine_tenths(long dirtyKiB, long writebackKiB, long flushedKiB, bool expected)
+    {
+        Assert.Equal(expected, new GuestPageCache(dirtyKiB, writebackKiB).HeldMostOf(flushedKiB * 1024));
+    }
+
+    [Fact]
+    public void Given_a_flushed_size_in_bytes_When_judged_Then_nine_tenths_are_counted_in_whole_bytes_as_the_notebooks_did()
+    {
+        var flushed = SequenceChecker.BytesOf(22_000);
+        var cache = new GuestPageCache(flushed * 9 / 10 / 1024, 0);
+
+        Assert.Equal(cache.NotOnDiskBytes >= flushed * 9 / 10, cache.HeldMostOf(flushed));
+        Assert.False(new GuestPageCache(flushed * 9 / 10 / 1024 - 1, 0).HeldMostOf(flushed));
+    }
 }

@@ -89,4 +89,14 @@ public sealed class ChainAgreementTests
         Assert.False(agreement.Agrees);
         Assert.Equal(0, agreement.FirstDifferenceDepth);
     }
+
+    [Fact]
+    public void Given_the_info_of_a_layer_that_still_has_a_backing_file_When_asked_if_it_stands_alone_Then_it_does_not()
+    {
+        var chain = BackingChain.Parse(Samples.Read("info-chain.json"));
+
+        // 05's "After block-stream snap3 has no backing file": a stream that did not complete leaves the backing file named.
+        Assert.True(chain.Active.HasBacking);
+        Assert.False(chain.Base.HasBacking);
+    }
 }

@@ -25,20 +25,6 @@ public sealed class GuestShellQuotingTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    /// <summary>Runs argv here as the agent would run it in the guest (<c>guest-exec</c>: argv, no shell unless named).</summary>
-    private sealed class LocalShell(string cwd) : IGuestShell
-    {
-        public List<IReadOnlyList<string>> Commands { get; } = [];
-
-        public async Task<GuestExecResult> ExecAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
-        {
-            Commands.Add(argv);
-            var r = await ProcessRunner.RunAsync(argv[0], argv.Skip(1), new ProcessOptions { Check = false, WorkingDirectory = cwd, Timeout = TimeSpan.FromMinutes(1) }, cancellationToken);
-            var result = new GuestExecResult(argv, r.ExitCode, Encoding.UTF8.GetBytes(r.StandardOutput), Encoding.UTF8.GetBytes(r.StandardError), r.Duration);
-            return options?.Check == true ? result.EnsureSuccess() : result;
-        }
-    }
-
     private void AssertNothingInjected() =>
         Assert.Empty(Directory.GetFiles(_dir, "PWNED", SearchOption.AllDirectories).Concat(Directory.GetFiles(Path.GetTempPath(), "PWNED")));
 

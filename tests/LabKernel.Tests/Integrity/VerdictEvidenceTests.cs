@@ -63,4 +63,39 @@ public sealed class VerdictEvidenceTests
     {
         Assert.Equal(expected, new WriterOverlap("snapshot", before, after, 4_000_000).WritingThroughout);
     }
+
+    private static SnapshotTaken Taken(SnapshotKind kind, double durationMs, double silentMs, long growth = 0, params string[] newFiles) =>
+        new(kind, "s", TimeSpan.FromMilliseconds(durationMs), TimeSpan.FromMilliseconds(silentMs), newFiles, null, growth, "test");
+
+    [Theory]
+    [InlineData(1000, 900, true)]
+    [InlineData(1000, 500, true)]
+    [InlineData(1000, 499, false)]  // the guest answered through most of the snapshot: it ran, it was not paused
+    [InlineData(1000, 20, false)]
+    public void A_snapshot_paused_the_guest_for_most_of_it_only_when_its_silence_is_at_least_half_the_call(double durationMs, double silentMs, bool expected)
+    {
+        Assert.Equal(expected, Taken(SnapshotKind.Internal, durationMs, silentMs).PausedForMostOfIt);
+    }
+
+    [Fact]
+    public void An_internal_snapshot_grows_the_active_image_only_when_it_grew_it_and_made_no_file()
+    {
+        Assert.True(Taken(SnapshotKind.Internal, 1000, 900, growth: 30 << 20).GrewTheActiveImageOnly);
+        Assert.False(Taken(SnapshotKind.Internal, 1000, 900, growth: 30 << 20, "/run/x/s-internal.qcow2").GrewTheActiveImageOnly); // an overlay made instead
+        Assert.False(Taken(SnapshotKind.Internal, 1000, 900, growth: 0).GrewTheActiveImageOnly);                                  // nothing saved
+    }
+
+    [Theory]
+    [InlineData(200, 900, true)]
+    [InlineData(999, 900, true)]     // under a second, whatever the other
+    [InlineData(1500, 10000, true)]  // over a second, but a quarter of the internal snapshot's pause or less
+    [InlineData(1500, 2000, false)]  // a disk-only snapshot that paused the guest about as long as the internal one
+    [InlineData(3000, 3000, false)]
+    public void A_disk_only_snapshot_barely_paused_only_under_a_second_or_under_a_quarter_of_the_internal_ones_pause(double diskSilentMs, double internalSilentMs, bool expected)
+    {
+        var disk = Taken(SnapshotKind.DiskOnly, diskSilentMs + 100, diskSilentMs);
+        var internalSnap = Taken(SnapshotKind.Internal, internalSilentMs + 100, internalSilentMs);
+
+        Assert.Equal(expected, disk.BarelyPausedAgainst(internalSnap));
+    }
 }

@@ -53,4 +53,13 @@ public sealed class FioTests
         Assert.Throws<LabUsageException>(() => new FioJob { Filename = "/f", ReadWrite = "sideways" }.Arguments());
         Assert.Throws<LabUsageException>(() => new FioJob { Filename = "/f", IoDepth = 0 }.Arguments());
     }
+
+    [Fact]
+    public void A_job_that_did_no_IO_did_not_run_so_every_fio_job_did_IO_is_refuted()
+    {
+        var none = new FioIo(0, 0, 0, 0, TimeSpan.Zero, TimeSpan.Zero, null, null);
+
+        Assert.False(none.Ran);
+        Assert.True((none with { Ios = 1, Bytes = 4096 }).Ran);
+    }
 }

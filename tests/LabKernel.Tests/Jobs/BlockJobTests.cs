@@ -130,6 +130,49 @@ public sealed class BlockJobTests
         Assert.Equal(completed, result.Completed);
     }
 
+    /// <summary>
+    /// 03's "the job survived the outage without an error" is <c>Result.Errors.Count == 0</c>: a mirror that met a
+    /// write error on its target (paused by <c>on-target-error=stop</c>, resumed) and still reached READY carries it.
+    /// </summary>
+    [Fact]
+    public async Task Given_a_mirror_that_met_a_target_error_and_still_reached_ready_When_cancelled_Then_its_result_carries_the_error()
+    {
+        await using var peer = await ScriptedQmpPeer.StartAsync(async (p, cmd, _) =>
+        {
+            switch (cmd)
+            {
+                case "blockdev-mirror":
+                    p.AfterReply = async () =>
+                    {
+                        await p.StatusAsync("m3", "created", "running");
+                        await p.EmitAsync("BLOCK_JOB_ERROR", new { device = "m3", operation = "write", action = "stop" });
+                        await p.StatusAsync("m3", "paused", "running");
+                        await p.EmitAsync("BLOCK_JOB_READY", new { type = "mirror", device = "m3", len = 100L, offset = 100L, speed = 0 });
+                        await p.StatusAsync("m3", "ready");
+                    };
+                    return new JsonObject();
+                case "block-job-cancel":
+                    p.AfterReply = async () =>
+                    {
+                        await p.StatusAsync("m3", "waiting", "pending");
+                        await p.EmitAsync("BLOCK_JOB_COMPLETED", new { type = "mirror", device = "m3", len = 100L, offset = 100L, speed = 0 });
+                        await p.StatusAsync("m3", "concluded");
+                    };
+                    return new JsonObject();
+                case "query-jobs":
+                    return Jobs("m3", "concluded", 100, 100);
+                default:
+                    return new JsonObject();
+            }
+        });
+
+        await using var job = await BlockJob.StartAsync(peer.Client, "m3", "mirror", "blockdev-mirror", new JsonObject(), new BlockJobOptions { OnReady = ReadyAction.Cancel, SampleOnEvents = false });
+        var result = await job.WaitAsync(Limit);
+
+        Assert.True(result.Cancelled);
+        Assert.Equal(("write", "stop"), (result.Errors.Single().Operation, result.Errors.Single().Action));
+    }
+
     [Fact]
     public async Task Given_auto_finalize_off_When_the_job_is_pending_Then_the_lab_finalizes_it()
     {

@@ -1,3 +1,5 @@
+using LabKernel.Journal;
+
 namespace LabKernel.Host;
 
 /// <summary>
@@ -5,6 +7,7 @@ namespace LabKernel.Host;
 /// writer to reach a line): ask, and until the answer is yes wait a little longer each time (<see cref="Backoff"/>)
 /// on one clock (<see cref="TimeProvider"/>, so tests run it on a fake one), until a time limit.
 /// Waits for an event (a QMP event, a process exit) do not belong here: they await the event itself.
+/// The commands a probe issues are journaled as this wait's (<see cref="JournalWait"/>), so reports fold its polls.
 /// </summary>
 public static class Poll
 {
@@ -29,11 +32,21 @@ public static class Poll
         time ??= TimeProvider.System;
         var started = time.GetTimestamp();
         var delay = backoff.Initial;
+        var journal = JournalWait.Begin(awaited);
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var asked = time.GetElapsedTime(started);
-            var (done, value, status) = await probe(cancellationToken).ConfigureAwait(false);
+            bool done;
+            T value;
+            string status;
+            using (var attempt = journal.Attempt())
+            {
+                (done, value, status) = await probe(cancellationToken).ConfigureAwait(false);
+                // The probe answered (done or not yet) rather than throwing: a command that failed in it, such as
+                // opening a file not created yet, was the awaited thing saying "not yet" (the journal shows it waiting).
+                attempt.Answered();
+            }
             if (done)
             {
                 return value;

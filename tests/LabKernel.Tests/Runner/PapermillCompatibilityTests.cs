@@ -152,6 +152,37 @@ public sealed partial class PapermillCompatibilityTests
             log.Text);
     }
 
+    [Fact]
+    public async Task Given_IN_OUT_p_and_y_on_one_line_When_run_Then_the_cells_see_the_merged_values_and_OUT_is_written()
+    {
+        using var scratch = TempDir("papermill-line");
+        var output = Path.Combine(scratch.Path, "out.ipynb");
+
+        Assert.Equal(0, await Lab("run", Fixture("sample.dib"), output, "-p", "repeat", "3", "-y", "word: yo\nrepeat: 9", "--no-progress"));
+
+        var cells = Cells(ReadJson(output));
+        var result = cells.Single(c => Source(c).StartsWith("string.Join", StringComparison.Ordinal))["outputs"]![0]!;
+        Assert.Equal("yo yo yo", Text(result["data"]!["text/plain"]));
+        Assert.Equal("""{"word":"yo","repeat":3}""", ReadJson(output)["metadata"]!["papermill"]!["parameters"]!.ToJsonString());
+    }
+
+    [Fact]
+    public async Task Given_log_output_on_the_command_line_When_lab_runs_as_its_own_process_Then_stderr_has_each_cells_output_prefixed_and_plain_progress_lines()
+    {
+        using var scratch = TempDir("log-output-cli");
+        var (dotnet, prefix) = KernelClient.KernelCommandLine();
+
+        var r = await LabKernel.Processes.ProcessRunner.RunAsync(dotnet, [.. prefix, "run", Fixture("sample.dib"), Path.Combine(scratch.Path, "out.ipynb"), "--log-output"],
+            new LabKernel.Processes.ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(2) });
+
+        Assert.True(r.ExitCode == 0, r.StandardError);
+        var lines = r.StandardError.Split('\n');
+        Assert.Contains("[cell 2] hi hi", lines);
+        Assert.Contains("[cell 4] total 55", lines);
+        Assert.True(Array.IndexOf(lines, "[cell 2] hi hi") < Array.FindIndex(lines, l => l.StartsWith("[2/4] ok", StringComparison.Ordinal)));
+        Assert.Equal("", r.StandardOutput);
+    }
+
     private static string LabRunnerVersion => "0.1.0";
 
     private static DateTimeOffset Time(JsonNode? node) => DateTimeOffset.Parse(node!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture);

@@ -8,9 +8,11 @@ namespace LabRunner.Notebooks;
 
 /// <summary>
 /// Runs a notebook: reads it, injects parameters, starts a kernel process, sends the C# cells one by one, and
-/// records outputs and per-cell metadata (start, end, duration, status). The executed notebook is saved after
-/// every cell. The first failing cell stops the run unless errors are allowed; a failed or timed-out run gets a
-/// banner cell at the top linking to the failing cell. An interruption (<see cref="Interruption"/>: Ctrl-C, SIGTERM)
+/// records outputs and per-cell metadata (start, end, duration, status; papermill's and nbclient's beside the lab's,
+/// <see cref="PapermillMetadata"/>). The executed notebook is saved after every cell. With
+/// <see cref="RunOptions.PrepareOnly"/> it is only written with the parameters injected. The first failing cell stops
+/// the run unless errors are allowed; a failed or timed-out run gets a banner cell at the top linking to a heading in
+/// an anchor cell right before the failing cell. An interruption (<see cref="Interruption"/>: Ctrl-C, SIGTERM)
 /// stops the kernel in whatever cell it is, and no further cell runs. The report, when asked for, is written at the end.
 /// </summary>
 public sealed class NotebookRunner

@@ -74,6 +74,34 @@ public sealed class RenderingTests
     }
 
     [Fact]
+    public void Given_a_wait_of_many_polls_When_the_journal_is_rendered_Then_they_are_one_row_waiting_not_red_and_every_raw_entry_is_kept_below()
+    {
+        var journal = new LabJournal();
+        var t0 = new DateTimeOffset(2026, 12, 4, 8, 0, 0, TimeSpan.Zero);
+        var entries = new List<JournalEntry> { new(1, "qmp", """{"execute":"query-block"}""", t0, TimeSpan.FromMilliseconds(1), true, "[]") };
+        for (var i = 0; i < 27; i++)
+        {
+            entries.Add(new JournalEntry(2 + i, "agent", """{"execute":"guest-file-open","arguments":{"path":"/tmp/w.progress"}}""", t0.AddMilliseconds(100 * i), TimeSpan.FromMilliseconds(1), false,
+                "GenericError: failed to open file '/tmp/w.progress'") { WaitId = 5, Wait = "the writer to reach 10 lines", NotYet = true });
+        }
+
+        var html = entries.ToHtml();
+
+        var folded = System.Net.WebUtility.HtmlDecode(html[..html.IndexOf("<details", StringComparison.Ordinal)]);
+        Assert.Equal(2, folded.Split("<tr").Length - 2); // header row + 2 rows
+        Assert.Contains("<td>2–28</td>", folded);
+        Assert.Contains("<td style=\"text-align:right\">27</td>", folded);
+        Assert.Contains("27 × not yet (waiting)", folded);
+        Assert.Contains("class=\"waiting\"", folded);
+        Assert.DoesNotContain("fde8e8", folded);
+        Assert.Contains("polled while waiting for the writer to reach 10 lines", folded);
+        var raw = html[html.IndexOf("<details", StringComparison.Ordinal)..];
+        Assert.Contains("every entry (28, unfolded)", raw);
+        Assert.Equal(28, raw.Split("<tr").Length - 2);
+        Assert.Equal(27, raw.Split("class=\"waiting\"").Length - 1);
+    }
+
+    [Fact]
     public void Given_findings_When_made_a_table_Then_there_is_one_row_per_finding_with_its_verdict()
     {
         var findings = new Findings();

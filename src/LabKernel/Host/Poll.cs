@@ -1,3 +1,5 @@
+using LabKernel.Journal;
+
 namespace LabKernel.Host;
 
 /// <summary>
@@ -6,6 +8,7 @@ namespace LabKernel.Host;
 /// on one clock (<see cref="TimeProvider"/>, so tests run it on a fake one), until a time limit.
 /// Waits for an event (a QMP event, a process exit, a job's end) await the event itself, through
 /// <see cref="ForAsync{T}"/>: the same limit, clock and error.
+/// The commands a probe issues are journaled as this wait's (<see cref="JournalWait"/>), so reports fold its polls.
 /// </summary>
 public static class Poll
 {
@@ -30,11 +33,21 @@ public static class Poll
         time ??= TimeProvider.System;
         var started = time.GetTimestamp();
         var delay = backoff.Initial;
+        var journal = JournalWait.Begin(awaited);
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var asked = time.GetElapsedTime(started);
-            var (done, value, status) = await probe(cancellationToken).ConfigureAwait(false);
+            bool done;
+            T value;
+            string status;
+            using (var attempt = journal.Attempt())
+            {
+                (done, value, status) = await probe(cancellationToken).ConfigureAwait(false);
+                // The probe answered (done or not yet) rather than throwing: a command that failed in it, such as
+                // opening a file not created yet, was the awaited thing saying "not yet" (the journal shows it waiting).
+                attempt.Answered();
+            }
             if (done)
             {
                 return value;

@@ -8,7 +8,8 @@ namespace LabKernel.Journal;
 public static class JournalRendering
 {
     /// <summary>
-    /// One line per entry: sequence, start time (UTC, ms), duration, channel, ok/FAIL, the command as issued and
+    /// One line per entry: sequence, start time (UTC, ms), duration, channel, ok/FAIL (wait: a "not yet" answer during
+    /// a wait, <see cref="JournalEntry.NotYet"/>), the command as issued and
     /// the reply (both shortened to <paramref name="maxWidth"/> characters; 0 for no limit).
     /// </summary>
     public static string ToText(this IEnumerable<JournalEntry> entries, int maxWidth = 160)
@@ -19,7 +20,7 @@ public static class JournalRendering
         foreach (var e in entries)
         {
             sb.Append(string.Create(CultureInfo.InvariantCulture,
-                $"{e.Sequence,3}  {e.Started.UtcDateTime:HH:mm:ss.fff}  {FormatDuration(e.Duration),9}  {e.Channel,-7}  {(e.Succeeded ? "ok  " : "FAIL")}  "));
+                $"{e.Sequence,3}  {e.Started.UtcDateTime:HH:mm:ss.fff}  {FormatDuration(e.Duration),9}  {e.Channel,-7}  {(e.Succeeded ? "ok  " : e.NotYet ? "wait" : "FAIL")}  "));
             sb.Append(Shorten(e.Command, maxWidth)).Append(" → ").AppendLine(Shorten(e.Reply, maxWidth));
         }
         return sb.ToString();

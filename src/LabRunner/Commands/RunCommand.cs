@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Globalization;
 using LabKernel;
 using LabRunner.Notebooks;
@@ -7,10 +8,11 @@ using Spectre.Console;
 namespace LabRunner.Commands;
 
 /// <summary>
-/// <c>lab run INPUT [-o OUT.ipynb] [-p NAME VALUE]... [--report R.html] [--allow-errors] [--timeout S]
-/// [--cell-timeout S] [--cwd DIR] [--no-progress] [-- ARGS]</c>, and the hidden <c>lab __kernel</c> that runs
-/// the cells. Exit codes: 0 every cell succeeded, 1 a cell failed, 2 usage or input error, 3 time limit, 130 Ctrl-C
-/// (SIGINT), 143 SIGTERM.
+/// <c>lab run IN [OUT] [-p NAME VALUE]... [-y YAML]... [-f FILE]... [--prepare-only] [--log-output] [--report R.html]
+/// [--allow-errors] [--timeout S] [--cell-timeout S] [--cwd DIR] [--no-progress] [-- ARGS]</c>, and the hidden
+/// <c>lab __kernel</c> that runs the cells. Exit codes (<see cref="RunExitCodes"/>): 0 every cell succeeded (or
+/// <c>--prepare-only</c> wrote its notebook), 1 a cell failed, 2 usage or input error, 3 time limit, 4 every cell ran
+/// but a finding was refuted that the notebook did not declare expected, 130 Ctrl-C (SIGINT), 143 SIGTERM.
 /// </summary>
 internal static class RunCommand
 {
@@ -26,15 +28,22 @@ internal static class RunCommand
 
     public static Command Create()
     {
-        var input = new Argument<string>("INPUT") { Description = "The notebook: .ipynb, .dib or .csx.", Arity = ArgumentArity.ZeroOrOne };
-        var output = new Option<string>("--output", "-o") { HelpName = "OUTPUT.ipynb", Description = "The executed notebook (.ipynb). Default: INPUT.executed.ipynb next to the input (none for .csx)." };
-        var parameters = new Option<string[]>("--parameter", "-p")
+        // These describe the command line for --help. RunArguments reads it: System.CommandLine's -p would take every
+        // token after it (INPUT and OUT too), so it is declared here to take any number and never fail.
+        var input = new Argument<string>("IN") { Description = "The notebook: .ipynb, .dib or .csx.", Arity = ArgumentArity.ZeroOrOne };
+        var outputArgument = new Argument<string>("OUT") { Description = "The executed notebook (.ipynb), as papermill's OUTPUT_PATH. Default: IN.executed.ipynb next to the input (none for .csx).", Arity = ArgumentArity.ZeroOrOne };
+        var output = new Option<string>("--output", "-o") { HelpName = "OUT.ipynb", Description = "The executed notebook, as the OUT argument." };
+        var parameters = new Option<string[]>("--parameters", "-p", "--parameter")
         {
             HelpName = "NAME VALUE",
-            Description = "Set a parameter: -p NAME VALUE (repeatable). VALUE is typed by the parameters cell (int, double, bool, string, or JSON).",
-            Arity = new ArgumentArity(2, ArgumentArity.ZeroOrMore.MaximumNumberOfValues),
+            Description = "Set a parameter (repeatable, anywhere on the line). VALUE is typed by the parameters cell (int, double, bool, string, TimeSpan in seconds, or JSON).",
+            Arity = ArgumentArity.ZeroOrMore,
             AllowMultipleArgumentsPerToken = true,
         };
+        var yaml = new Option<string[]>("--parameters-yaml", "-y", "--parameters_yaml") { HelpName = "YAML", Description = "Parameters as a YAML mapping, e.g. -y 'points: 60' (repeatable)." };
+        var file = new Option<string[]>("--parameters-file", "-f", "--parameters_file") { HelpName = "FILE", Description = "Parameters from a YAML file (repeatable). Later sources win, as in papermill: -f, then -y, then -p." };
+        var prepareOnly = new Option<bool>("--prepare-only") { Description = "Write OUT with the parameters injected and run nothing (exit 0)." };
+        var logOutput = new Option<bool>("--log-output") { Description = "Write each cell's output to stderr as it comes, each line prefixed with the cell's number." };
         var report = new Option<string>("--report") { HelpName = "REPORT.html", Description = "Write a standalone HTML report." };
         var allowErrors = new Option<bool>("--allow-errors") { Description = "Run every cell even after one fails (the exit code is still 1)." };
         var timeout = new Option<string>("--timeout") { HelpName = "SECONDS", Description = "Time limit for the whole run, in seconds (exit code 3)." };
@@ -42,13 +51,12 @@ internal static class RunCommand
         var cwd = new Option<string>("--cwd") { HelpName = "DIR", Description = "Working directory of the notebook code (default: the notebook's folder)." };
         var noProgress = new Option<bool>("--no-progress") { Description = "No live display; plain lines only." };
 
-        var cmd = new Command("run", "Run a notebook (.ipynb, .dib, .csx) and write the executed notebook and an HTML report.")
+        var cmd = new Command("run", "Run a notebook (.ipynb, .dib, .csx) and write the executed notebook and an HTML report. "
+            + "Exit codes: 0 ok, 1 a cell failed, 2 usage or input error, 3 time limit, 4 a finding refuted that the notebook did not declare expected, 130 SIGINT, 143 SIGTERM.")
         {
-            input, output, parameters, report, allowErrors, timeout, cellTimeout, cwd, noProgress,
+            input, outputArgument, output, parameters, yaml, file, prepareOnly, logOutput, report, allowErrors, timeout, cellTimeout, cwd, noProgress,
         };
-        // Usage errors must exit with 2 and one line, so this command checks its own arguments. Tokens no option
-        // takes (those after `--` in particular) are the .csx's Args; a positional ARGS argument would instead
-        // take the VALUE of `-p NAME VALUE`.
+        // Usage errors must exit with 2 and one line, so this command reads its own arguments (RunArguments).
         cmd.TreatUnmatchedTokensAsErrors = false;
         cmd.SetAction(async (parse, ct) =>
         {
@@ -57,49 +65,40 @@ internal static class RunCommand
             using var interruption = RunInterruption.Listen();
             try
             {
-                var dashDash = parse.Tokens.Any(t => t.Value == "--");
-                var unknown = dashDash ? [] : parse.UnmatchedTokens.Where(t => t.StartsWith('-') && t.Length > 1).ToList();
                 if (parse.Errors.Count > 0)
                 {
                     throw new LabUsageException(parse.Errors[0].Message);
                 }
-                if (unknown.Count > 0)
-                {
-                    throw new LabUsageException($"run: unknown option {unknown[0]} (see lab run --help)");
-                }
-                var path = parse.GetValue(input) ?? throw new LabUsageException("run: INPUT is required (a .ipynb, .dib or .csx file)");
-                if (path.StartsWith('-') && !File.Exists(path))
-                {
-                    throw new LabUsageException($"run: unknown option {path} (see lab run --help)");
-                }
-                var values = parse.GetValue(parameters) ?? [];
-                if (values.Length % 2 != 0)
-                {
-                    throw new LabUsageException("run: -p takes a NAME and a VALUE (put INPUT before the -p options)");
-                }
+                var args = RunArguments.Parse(TokensAfterCommand(parse));
+                var path = args.Input ?? throw new LabUsageException("run: IN is required (a .ipynb, .dib or .csx file)");
                 var options = new RunOptions
                 {
                     InputPath = path,
-                    OutputPath = parse.GetValue(output),
-                    ReportPath = parse.GetValue(report),
-                    Parameters = [.. values.Chunk(2).Select(p => (p[0], p[1]))],
-                    AllowErrors = parse.GetValue(allowErrors),
-                    Timeout = Seconds(parse.GetValue(timeout), "--timeout"),
-                    CellTimeout = Seconds(parse.GetValue(cellTimeout), "--cell-timeout"),
-                    WorkingDirectory = parse.GetValue(cwd),
-                    ScriptArguments = [.. parse.UnmatchedTokens],
+                    OutputPath = args.OutputPath,
+                    OutputOrigin = args.Output is not null ? "OUT" : "-o",
+                    ReportPath = args.Report,
+                    Parameters = ParameterSources.Merge(args.ParameterFiles, args.YamlParameters, args.Parameters),
+                    PrepareOnly = args.PrepareOnly,
+                    AllowErrors = args.AllowErrors,
+                    Timeout = Seconds(args.Timeout, "--timeout"),
+                    CellTimeout = Seconds(args.CellTimeout, "--cell-timeout"),
+                    WorkingDirectory = args.WorkingDirectory,
+                    ScriptArguments = args.ScriptArguments,
                 };
                 var isScript = path.EndsWith(".csx", StringComparison.OrdinalIgnoreCase);
                 var runner = new NotebookRunner
                 {
                     ScriptOut = isScript ? Console.Out : null,
                     ScriptError = isScript ? Console.Error : null,
+                    // A .csx's output already goes to the terminal as it comes.
+                    CellOutputLog = args.LogOutput && !isScript ? Console.Error : null,
                     Interruption = interruption,
                 };
-                await using var progress = CreateProgress(parse.GetValue(noProgress), isScript);
+                // Cell output on stderr and a live display there would overwrite each other: plain lines then.
+                await using var progress = CreateProgress(args.NoProgress || args.LogOutput, isScript);
                 var outcome = await runner.RunAsync(options, progress, ct).ConfigureAwait(false);
                 await progress.DisposeAsync().ConfigureAwait(false);
-                if (!isScript)
+                if (!isScript || options.PrepareOnly)
                 {
                     var files = string.Join(", ", new[] { outcome.OutputPath, outcome.ReportPath }.OfType<string>());
                     await Console.Error.WriteLineAsync($"lab run: {outcome.Status} (exit {outcome.ExitCode}){(files.Length > 0 ? "; wrote " + files : "")}").ConfigureAwait(false);
@@ -118,6 +117,14 @@ internal static class RunCommand
             }
         });
         return cmd;
+    }
+
+    /// <summary>The command line after <c>run</c>, token by token as the user wrote it.</summary>
+    private static List<string> TokensAfterCommand(ParseResult parse)
+    {
+        var tokens = parse.Tokens.Select(t => t.Value).ToList();
+        var at = parse.Tokens.ToList().FindIndex(t => t.Type == TokenType.Command && t.Value == "run");
+        return at < 0 ? tokens : tokens[(at + 1)..];
     }
 
     private static IRunProgress CreateProgress(bool noProgress, bool isScript)

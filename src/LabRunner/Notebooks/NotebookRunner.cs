@@ -8,14 +8,22 @@ namespace LabRunner.Notebooks;
 
 /// <summary>
 /// Runs a notebook: reads it, injects parameters, starts a kernel process, sends the C# cells one by one, and
-/// records outputs and per-cell metadata (start, end, duration, status). The executed notebook is saved after
-/// every cell. The first failing cell stops the run unless errors are allowed; a failed or timed-out run gets a
-/// banner cell at the top linking to the failing cell. An interruption (<see cref="Interruption"/>: Ctrl-C, SIGTERM)
+/// records outputs and per-cell metadata (start, end, duration, status; papermill's and nbclient's beside the lab's,
+/// <see cref="PapermillMetadata"/>). The executed notebook is saved after every cell. With
+/// <see cref="RunOptions.PrepareOnly"/> it is only written with the parameters injected. The first failing cell stops
+/// the run unless errors are allowed; a failed or timed-out run gets a banner cell at the top linking to a heading in
+/// an anchor cell right before the failing cell. An interruption (<see cref="Interruption"/>: Ctrl-C, SIGTERM)
 /// stops the kernel in whatever cell it is, and no further cell runs. The report, when asked for, is written at the end.
 /// </summary>
 public sealed class NotebookRunner
 {
     public const string BannerTag = "lab-error-banner";
+
+    /// <summary>The markdown cell put right before the failing cell, whose heading the banner links to.</summary>
+    public const string AnchorTag = "lab-error-anchor";
+
+    /// <summary>Papermill's tag on its error cells: papermill removes cells tagged so when it runs a notebook again, and so does lab run.</summary>
+    public const string PapermillErrorTag = "papermill-error-cell-tag";
 
     private readonly TimeProvider _time;
 
@@ -28,6 +36,12 @@ public sealed class NotebookRunner
     public TextWriter? ScriptOut { get; init; }
 
     public TextWriter? ScriptError { get; init; }
+
+    /// <summary>
+    /// Where each cell's output is written as it comes (<c>--log-output</c>, as papermill's): every line prefixed with
+    /// the code cell's number, <c>[cell 3]</c> (<c>[cell 3 stderr]</c> for its stderr); null: only into the notebook.
+    /// </summary>
+    public TextWriter? CellOutputLog { get; init; }
 
     /// <summary>What stops the run when a user interrupts it (<c>lab run</c> listens for SIGINT and SIGTERM); null: nothing.</summary>
     internal RunInterruption? Interruption { get; init; }
@@ -61,11 +75,15 @@ public sealed class NotebookRunner
             : notebook.Format == NotebookFormat.Csx ? null : Path.Combine(Path.GetDirectoryName(input)!, Path.GetFileNameWithoutExtension(input) + ".executed.ipynb");
         if (outputPath is not null && !outputPath.EndsWith(".ipynb", StringComparison.OrdinalIgnoreCase))
         {
-            throw new LabUsageException($"-o {options.OutputPath}: the executed notebook is written as .ipynb");
+            throw new LabUsageException($"{options.OutputOrigin} {options.OutputPath}: the executed notebook is written as .ipynb");
         }
         if (outputPath == input)
         {
-            throw new LabUsageException($"-o {options.OutputPath}: refusing to overwrite the input notebook");
+            throw new LabUsageException($"{options.OutputOrigin} {options.OutputPath}: refusing to overwrite the input notebook");
+        }
+        if (options.PrepareOnly && outputPath is null)
+        {
+            throw new LabUsageException("--prepare-only writes the notebook with its parameters injected: give OUT (a .csx writes none by default)");
         }
         var workingDirectory = Path.GetFullPath(options.WorkingDirectory ?? Path.GetDirectoryName(input)!);
         if (!Directory.Exists(workingDirectory))
@@ -77,8 +95,19 @@ public sealed class NotebookRunner
         Prepare(notebook);
         var runMeta = notebook.LabMetadata;
         runMeta["input"] = Path.GetFileName(input);
-        runMeta["started"] = Iso(_time.GetUtcNow());
+        // papermill records the paths as given; without OUT, the default the lab chose.
+        var outputAsGiven = options.OutputPath ?? outputPath;
+        if (options.PrepareOnly)
+        {
+            runMeta["status"] = "prepared";
+            PapermillMetadata.Begin(notebook, options.InputPath, outputAsGiven, runMeta["parameters"] as JsonObject ?? [], start: null);
+            NotebookWriter.Save(notebook, outputPath!);
+            return new RunOutcome(RunExitCodes.Success, "prepared", outputPath, null, 0, null);
+        }
+        var runStarted = _time.GetUtcNow();
+        runMeta["started"] = Iso(runStarted);
         runMeta["status"] = "running";
+        PapermillMetadata.Begin(notebook, options.InputPath, outputAsGiven, runMeta["parameters"] as JsonObject ?? [], runStarted);
         void Save()
         {
             if (outputPath is not null)
@@ -126,12 +155,23 @@ public sealed class NotebookRunner
             }
 
             var number = 0;
-            foreach (var cell in codeCells)
+            foreach (var cell in notebook.Cells.ToList())
             {
-                number++;
                 // Checked before each cell, not only in one: an interruption between two cells (or before the first)
                 // must not let the next one start.
-                if (!kernelReady.Ok || timedOut || Interrupted || (failedCell is not null && !options.AllowErrors))
+                var stopped = !kernelReady.Ok || timedOut || Interrupted || (failedCell is not null && !options.AllowErrors);
+                if (cell.Kind != CellKind.Code)
+                {
+                    // papermill passes markdown and raw cells too, as completed at once; after a stop they stay pending.
+                    if (!stopped)
+                    {
+                        var now = _time.GetUtcNow();
+                        PapermillMetadata.Cell(notebook, cell, now, now, failed: false);
+                    }
+                    continue;
+                }
+                number++;
+                if (stopped)
                 {
                     cell.LabMetadata["status"] = "not-run";
                     continue;
@@ -149,12 +189,20 @@ public sealed class NotebookRunner
                 progress.CellStarted(number, cell.FirstLine);
                 var cellStart = _time.GetUtcNow();
                 var clock = Stopwatch.StartNew();
-                var result = await ExecuteCellAsync(kernel, cell, options, runClock, progress, interruption, cancellationToken).ConfigureAwait(false);
+                var log = CellOutputLog is null ? null : new CellLog(CellOutputLog, number);
+                var result = await ExecuteCellAsync(kernel, cell, options, runClock, progress, log, interruption, cancellationToken).ConfigureAwait(false);
+                if (log is not null && result.Status != "ok" && cell.Outputs.LastOrDefault(o => o["output_type"]?.GetValue<string>() == "error") is { } error)
+                {
+                    log.Error(error);
+                }
+                log?.Flush();
                 var cellEnd = _time.GetUtcNow();
                 cell.LabMetadata["start"] = Iso(cellStart);
                 cell.LabMetadata["end"] = Iso(cellEnd);
                 cell.LabMetadata["duration"] = Math.Round(clock.Elapsed.TotalSeconds, 6);
                 cell.LabMetadata["status"] = result.Status;
+                PapermillMetadata.Cell(notebook, cell, cellStart, cellEnd, failed: result.Status != "ok");
+                PapermillMetadata.Execution(cell, cellStart, cellEnd);
                 if (result.Status != "ok")
                 {
                     failedCell ??= cell;
@@ -196,6 +244,7 @@ public sealed class NotebookRunner
             AddBanner(notebook, failedCell, timedOut, options);
         }
         var finished = _time.GetUtcNow();
+        PapermillMetadata.End(notebook, runStarted, finished);
         runMeta["finished"] = Iso(finished);
         runMeta["duration"] = Math.Round(runClock.Elapsed.TotalSeconds, 3);
         runMeta["status"] = status;
@@ -216,19 +265,20 @@ public sealed class NotebookRunner
     /// <summary>Clears what an earlier run left: outputs, counts, banners, the lab's cell metadata.</summary>
     internal static void Prepare(Notebook notebook)
     {
-        notebook.Cells.RemoveAll(c => c.HasTag(BannerTag));
+        notebook.Cells.RemoveAll(c => c.HasTag(BannerTag) || c.HasTag(AnchorTag) || c.HasTag(PapermillErrorTag));
         foreach (var cell in notebook.Cells)
         {
             cell.Outputs.Clear();
             cell.ExecutionCount = null;
             cell.Metadata.Remove("lab");
+            PapermillMetadata.Clear(cell);
         }
         notebook.EnsureCellIds();
     }
 
     private sealed record CellResult(string Status, int? ReturnValue);
 
-    private async Task<CellResult> ExecuteCellAsync(KernelClient kernel, NotebookCell cell, RunOptions options, Stopwatch runClock, IRunProgress progress, CancellationToken interruption, CancellationToken cancellationToken)
+    private async Task<CellResult> ExecuteCellAsync(KernelClient kernel, NotebookCell cell, RunOptions options, Stopwatch runClock, IRunProgress progress, CellLog? log, CancellationToken interruption, CancellationToken cancellationToken)
     {
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, interruption);
         var (budget, which) = Budget(options, runClock);
@@ -260,6 +310,7 @@ public sealed class NotebookRunner
                         var text = message["text"]?.GetValue<string>() ?? "";
                         AppendStream(cell, name, text);
                         (name == "stderr" ? ScriptError : ScriptOut)?.Write(text);
+                        log?.Stream(name, text);
                         break;
                     case KernelProtocol.Display:
                         var id = message["displayId"]?.GetValue<string>() ?? "";
@@ -278,16 +329,19 @@ public sealed class NotebookRunner
                             var output = new JsonObject { ["output_type"] = "display_data", ["data"] = data, ["metadata"] = new JsonObject() };
                             displays[id] = output;
                             cell.Outputs.Add(output);
+                            log?.Display(data);
                         }
                         break;
                     case KernelProtocol.Result:
+                        var resultData = message["data"]?.DeepClone() as JsonObject ?? [];
                         cell.Outputs.Add(new JsonObject
                         {
                             ["output_type"] = "execute_result",
                             ["execution_count"] = cell.ExecutionCount,
-                            ["data"] = message["data"]?.DeepClone() ?? new JsonObject(),
+                            ["data"] = resultData,
                             ["metadata"] = new JsonObject(),
                         });
+                        log?.Display(resultData);
                         break;
                     case KernelProtocol.Log:
                         progress.Note(message["text"]?.GetValue<string>() ?? "");
@@ -408,11 +462,10 @@ public sealed class NotebookRunner
             var ename = error?["ename"]?.GetValue<string>() ?? "Error";
             var evalue = (error?["evalue"]?.GetValue<string>() ?? "").Split('\n')[0];
             var rest = options.AllowErrors && !timedOut ? " (errors were allowed, so later cells ran too)" : " Later cells did not run.";
-            text = $"> **lab run {what}** in [code cell {index}](#cell-{failed.Id}) (`{failed.Id}`): `{CodeSpan(ename + ": " + evalue)}`\n>\n> The error output is kept under that cell.{rest}";
+            var anchor = AddAnchor(notebook, failed, timedOut ? "lab run stopped here" : "lab run failed here", $"Code cell {index} below {(timedOut ? "reached the time limit" : "failed")}: `{CodeSpan(ename + ": " + evalue)}`");
+            text = $"> **lab run {what}** in [code cell {index}](#{anchor}) (`{failed.Id}`): `{CodeSpan(ename + ": " + evalue)}`\n>\n> The error output is kept under that cell.{rest}";
         }
-        var banner = new NotebookCell(CellKind.Markdown, text, null, new JsonObject { ["tags"] = new JsonArray(BannerTag) });
-        notebook.Cells.Insert(0, banner);
-        notebook.EnsureCellIds();
+        InsertBanner(notebook, text);
     }
 
     private static void AddInterruptedBanner(Notebook notebook, NotebookCell? during, string signal)
@@ -425,15 +478,87 @@ public sealed class NotebookRunner
         else
         {
             var index = notebook.Cells.Where(c => c.Kind == CellKind.Code).ToList().IndexOf(during) + 1;
-            text = $"> **lab run was interrupted** ({signal}) in [code cell {index}](#cell-{during.Id}) (`{during.Id}`): the kernel and the guests it started were stopped.\n>\n> Later cells did not run.";
+            var anchor = AddAnchor(notebook, during, "lab run stopped here", $"lab run was interrupted ({signal}) in code cell {index} below.");
+            text = $"> **lab run was interrupted** ({signal}) in [code cell {index}](#{anchor}) (`{during.Id}`): the kernel and the guests it started were stopped.\n>\n> Later cells did not run.";
         }
-        var banner = new NotebookCell(CellKind.Markdown, text, null, new JsonObject { ["tags"] = new JsonArray(BannerTag) });
+        InsertBanner(notebook, text);
+    }
+
+    private static void InsertBanner(Notebook notebook, string text)
+    {
+        var banner = new NotebookCell(CellKind.Markdown, text, null, new JsonObject { ["tags"] = new JsonArray(BannerTag, PapermillErrorTag) });
         notebook.Cells.Insert(0, banner);
         notebook.EnsureCellIds();
+    }
+
+    /// <summary>
+    /// Puts a markdown cell right before <paramref name="cell"/> (as papermill puts its anchor) whose heading is what the
+    /// banner links to, and returns the fragment. A heading, not papermill's HTML <c>span id</c>: every renderer makes
+    /// a heading a link target (JupyterLab, VS Code, GitHub, nbconvert, the lab's report), and a lowercase heading of
+    /// plain words gets the same id in all of them, while raw HTML ids are dropped by some (sanitizers, windowed
+    /// notebooks that scroll only to headings, the lab's report, which escapes raw HTML).
+    /// </summary>
+    private static string AddAnchor(Notebook notebook, NotebookCell cell, string heading, string text)
+    {
+        var anchor = new NotebookCell(CellKind.Markdown, $"#### {heading}\n\n{text}", null, new JsonObject { ["tags"] = new JsonArray(AnchorTag, PapermillErrorTag) });
+        notebook.Cells.Insert(notebook.Cells.IndexOf(cell), anchor);
+        return heading.Replace(' ', '-');
     }
 
     /// <summary>Text for a markdown code span, which shows it literally in Jupyter, VS Code and lab reports.</summary>
     private static string CodeSpan(string s) => s.Replace('`', '\'').Replace('\n', ' ');
 
     private static string Iso(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ss.fffZ", CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// One cell's output for <c>--log-output</c>: whole lines, each prefixed with the cell's number; a line the cell
+    /// has not ended yet waits for its end or the cell's.
+    /// </summary>
+    private sealed class CellLog(TextWriter writer, int number)
+    {
+        private readonly Dictionary<string, string> _partial = new(StringComparer.Ordinal);
+
+        public void Stream(string name, string text)
+        {
+            var pending = (_partial.TryGetValue(name, out var p) ? p : "") + text;
+            var end = pending.LastIndexOf('\n');
+            if (end >= 0)
+            {
+                Lines(name, pending[..end]);
+                pending = pending[(end + 1)..];
+            }
+            _partial[name] = pending;
+        }
+
+        public void Display(JsonObject data)
+        {
+            if (NotebookReader.ReadSource(data["text/plain"]) is { Length: > 0 } text)
+            {
+                Lines("stdout", text.TrimEnd('\n'));
+            }
+        }
+
+        public void Error(JsonObject error) =>
+            Lines("stderr", $"{error["ename"]?.ToString()}: {NotebookReader.ReadSource(error["evalue"]) ?? ""}");
+
+        public void Flush()
+        {
+            foreach (var (name, rest) in _partial.Where(kv => kv.Value.Length > 0).ToList())
+            {
+                Lines(name, rest);
+            }
+            _partial.Clear();
+            writer.Flush();
+        }
+
+        private void Lines(string name, string text)
+        {
+            var prefix = name == "stderr" ? $"[cell {number} stderr] " : $"[cell {number}] ";
+            foreach (var line in text.Split('\n'))
+            {
+                writer.WriteLine(prefix + line.TrimEnd('\r'));
+            }
+            writer.Flush();
+        }
+    }
 }

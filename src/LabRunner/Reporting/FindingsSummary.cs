@@ -17,6 +17,9 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
 
     public const string MimeType = "application/vnd.labnotebooks.findings+json";
 
+    /// <summary>Every distinct finding, in the order the notebook first shows it (the report's findings table).</summary>
+    public IReadOnlyList<FindingRow> Rows { get; init; } = [];
+
     public int Total => Confirmed + Refuted + RefutedExpected + Info;
 
     /// <summary>"12 confirmed, 1 refuted (expected), 3 info".</summary>
@@ -32,6 +35,7 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
         var seen = new HashSet<(string, string, string)>();
         int confirmed = 0, refuted = 0, expected = 0, info = 0, hypothesesRefuted = 0;
         var unexpected = new List<string>();
+        var rows = new List<FindingRow>();
         foreach (var output in notebook.Cells.SelectMany(c => c.Outputs))
         {
             if (MimeJson.AsObject((output["data"] as JsonObject)?[MimeType]) is not { } node)
@@ -50,6 +54,7 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
                 var isExpected = row["refutation_expected"] is JsonValue e && e.GetValueKind() == JsonValueKind.True;
                 // A hypothesis's refutation is a result of the experiment, not a failure.
                 var isHypothesis = row["hypothesis"] is JsonValue h && h.GetValueKind() == JsonValueKind.True;
+                rows.Add(new FindingRow(claim, StringOf(row["observed"]), verdict, isExpected, isHypothesis));
                 if (isHypothesis && verdict == "refuted")
                 {
                     hypothesesRefuted++;
@@ -64,7 +69,7 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
                 }
             }
         }
-        return seen.Count == 0 ? null : new FindingsSummary(confirmed, refuted, expected, info, unexpected) { HypothesesRefuted = hypothesesRefuted };
+        return seen.Count == 0 ? null : new FindingsSummary(confirmed, refuted, expected, info, unexpected) { HypothesesRefuted = hypothesesRefuted, Rows = rows };
     }
 
     private static string StringOf(JsonNode? node) =>
@@ -79,4 +84,14 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
         ["info"] = Info,
         ["unexpected"] = new JsonArray([.. Unexpected.Select(c => (JsonNode)JsonValue.Create(c))]),
     };
+}
+
+/// <summary>One finding as the notebook showed it.</summary>
+internal sealed record FindingRow(string Claim, string Observed, string Verdict, bool RefutationExpected, bool Hypothesis)
+{
+    /// <summary>A refutation nobody declared expected: what fails the run (exit 4).</summary>
+    public bool IsUnexpectedRefutation => Verdict == "refuted" && !RefutationExpected && !Hypothesis;
+
+    /// <summary>As the lab's findings table says it: "refuted (expected)", "confirmed (hypothesis)".</summary>
+    public string VerdictText => Hypothesis ? $"{Verdict} (hypothesis)" : RefutationExpected && Verdict == "refuted" ? "refuted (expected)" : Verdict;
 }

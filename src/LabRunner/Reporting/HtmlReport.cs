@@ -8,16 +8,27 @@ using LabRunner.Notebooks;
 
 namespace LabRunner.Reporting;
 
+/// <summary>What a report leaves out, as nbconvert's <c>--no-input</c> and <c>--no-prompt</c>.</summary>
+public sealed record ReportOptions
+{
+    /// <summary>No code cell source (and no code toggle, no input prompt); outputs stay. A code cell with nothing to show is left out.</summary>
+    public bool NoInput { get; init; }
+
+    /// <summary>No <c>[N]</c> execution-count prompts.</summary>
+    public bool NoPrompt { get; init; }
+}
+
 /// <summary>
-/// Renders an executed notebook as one standalone HTML file that works offline: run metadata, the error banner,
-/// markdown rendered, code (shown or hidden by a toggle), outputs (text escaped, HTML tables as they are, plotly
-/// figures drawn by the plotly.js Plotly.NET bundles, inlined once).
+/// Renders an executed notebook as one standalone HTML file that works offline: the title, the findings table (a
+/// reader skims verdicts first), run metadata, the error banner, markdown rendered, code (shown or hidden by a
+/// toggle), outputs (text escaped, HTML tables as they are, plotly figures drawn by the plotly.js Plotly.NET
+/// bundles, inlined once).
 /// </summary>
 public static class HtmlReport
 {
-    public static void Write(Notebook notebook, string path)
+    public static void Write(Notebook notebook, string path, ReportOptions? options = null)
     {
-        var html = Render(notebook);
+        var html = Render(notebook, options);
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
         var tmp = full + $".{Environment.ProcessId}.tmp";
@@ -25,24 +36,33 @@ public static class HtmlReport
         File.Move(tmp, full, overwrite: true);
     }
 
-    public static string Render(Notebook notebook)
+    public static string Render(Notebook notebook, ReportOptions? options = null)
     {
+        options ??= new ReportOptions();
         var body = new StringBuilder();
         var plots = new StringBuilder();
         var plotCount = 0;
         var lab = notebook.Metadata["lab"] as JsonObject;
-        var title = notebook.Cells.Where(c => c.Kind == CellKind.Markdown && !c.HasTag(NotebookRunner.BannerTag))
+        var title = notebook.Cells.Where(c => c.Kind == CellKind.Markdown && !c.HasTag(NotebookRunner.BannerTag) && !c.HasTag(NotebookRunner.AnchorTag))
             .Select(c => c.Source.Split('\n').FirstOrDefault(l => l.TrimStart().StartsWith("# ", StringComparison.Ordinal)))
             .FirstOrDefault(l => l is not null)?.Trim()[2..].Trim()
             ?? Path.GetFileNameWithoutExtension(notebook.SourcePath);
 
         body.Append("<header><h1 class=\"title\">").Append(E(title)).Append("</h1>");
         var findings = FindingsSummary.From(notebook);
+        if (findings is not null)
+        {
+            body.Append(FindingsTable(findings));
+        }
         if (lab is not null || findings is not null)
         {
             body.Append(RunMetadata(lab ?? new JsonObject(), findings));
         }
-        body.Append("<label class=\"toggle\"><input type=\"checkbox\" id=\"show-code\" checked> show code</label></header>\n<main>\n");
+        if (!options.NoInput)
+        {
+            body.Append("<label class=\"toggle\"><input type=\"checkbox\" id=\"lab-show-code\" checked> show code</label>");
+        }
+        body.Append("</header>\n<main>\n");
 
         var codeNumber = 0;
         foreach (var cell in notebook.Cells)
@@ -50,7 +70,8 @@ public static class HtmlReport
             if (cell.Kind == CellKind.Markdown)
             {
                 var banner = cell.HasTag(NotebookRunner.BannerTag);
-                body.Append("<section class=\"cell markdown").Append(banner ? " error-banner" : "").Append("\" id=\"cell-").Append(E(cell.Id)).Append("\">")
+                var anchor = cell.HasTag(NotebookRunner.AnchorTag);
+                body.Append("<section class=\"cell markdown").Append(banner ? " error-banner" : anchor ? " error-anchor" : "").Append("\" id=\"cell-").Append(E(cell.Id)).Append("\">")
                     .Append(Markdown.ToHtml(cell.Source)).Append("</section>\n");
                 continue;
             }
@@ -62,9 +83,17 @@ public static class HtmlReport
             codeNumber++;
             var run = CellRun.Of(cell);
             var status = run.Status;
+            if (options.NoInput && cell.Outputs.Count == 0 && status == "ok")
+            {
+                continue; // nothing to show without its code (nbconvert would show an empty cell)
+            }
             body.Append("<section class=\"cell code status-").Append(E(status)).Append("\" id=\"cell-").Append(E(cell.Id)).Append("\">");
-            body.Append("<div class=\"cell-head\"><span class=\"prompt\">[").Append(cell.ExecutionCount?.ToString(CultureInfo.InvariantCulture) ?? " ").Append("]</span> ")
-                .Append("<span class=\"badge ").Append(E(status)).Append("\">").Append(E(status)).Append("</span> ")
+            body.Append("<div class=\"cell-head\">");
+            if (!options.NoPrompt && !options.NoInput)
+            {
+                body.Append("<span class=\"prompt\">[").Append(cell.ExecutionCount?.ToString(CultureInfo.InvariantCulture) ?? " ").Append("]</span> ");
+            }
+            body.Append("<span class=\"badge ").Append(E(status)).Append("\">").Append(E(status)).Append("</span> ")
                 .Append("<span class=\"lang\">").Append(E(cell.Language ?? "")).Append("</span>");
             if (run.Seconds is { } seconds)
             {
@@ -79,7 +108,10 @@ public static class HtmlReport
                 body.Append(" <span class=\"tag\">").Append(cell.HasTag(Parameters.InjectedTag) ? "injected parameters" : "parameters").Append("</span>");
             }
             body.Append("</div>");
-            body.Append("<pre class=\"input\"><code>").Append(E(cell.Source)).Append("</code></pre>");
+            if (!options.NoInput)
+            {
+                body.Append("<pre class=\"input\"><code>").Append(E(cell.Source)).Append("</code></pre>");
+            }
             if (cell.Outputs.Count > 0)
             {
                 body.Append("<div class=\"outputs\">");
@@ -104,6 +136,19 @@ public static class HtmlReport
         page.Append("</head>\n<body>\n").Append(body);
         page.Append("<script>\n").Append(ToggleScript).Append(plots).Append("</script>\n</body>\n</html>\n");
         return page.ToString();
+    }
+
+    /// <summary>Every finding the notebook showed, first in the report: claim, observed, verdict (unexpected refutations marked).</summary>
+    private static string FindingsTable(FindingsSummary findings)
+    {
+        var sb = new StringBuilder("<section class=\"findings\" id=\"lab-findings\"><h2>Findings</h2><table class=\"findings\"><thead><tr><th>claim</th><th>observed</th><th>verdict</th></tr></thead><tbody>");
+        foreach (var row in findings.Rows)
+        {
+            var kind = row.IsUnexpectedRefutation ? "unexpected" : row.Verdict == "refuted" ? "refuted-expected" : row.Verdict == "confirmed" ? "confirmed" : "info";
+            sb.Append("<tr class=\"verdict-").Append(kind).Append("\"><td>").Append(E(row.Claim)).Append("</td><td>").Append(E(row.Observed))
+              .Append("</td><td class=\"verdict\">").Append(E(row.VerdictText)).Append("</td></tr>");
+        }
+        return sb.Append("</tbody></table></section>").ToString();
     }
 
     private static string RunMetadata(JsonObject lab, FindingsSummary? findings)
@@ -162,7 +207,7 @@ public static class HtmlReport
                 body.Append("<div class=\"output display\">");
                 if (MimeJson.AsObject(data[MimeTypes.Plotly]) is { } figure)
                 {
-                    var id = $"plot-{++plotCount}";
+                    var id = $"lab-plot-{++plotCount}";
                     body.Append("<div class=\"plot\" id=\"").Append(id).Append("\"></div>");
                     var json = figure.ToJsonString().Replace("</", "<\\/", StringComparison.Ordinal);
                     plots.Append("(function () { var f = ").Append(json).Append("; Plotly.newPlot('").Append(id)
@@ -210,7 +255,8 @@ public static class HtmlReport
 
     private const string ToggleScript = """
         (function () {
-          var box = document.getElementById('show-code');
+          var box = document.getElementById('lab-show-code');
+          if (!box) { return; }
           function apply() { document.body.classList.toggle('hide-code', !box.checked); }
           box.addEventListener('change', apply);
           apply();
@@ -249,6 +295,12 @@ public static class HtmlReport
         blockquote { border-left: 3px solid #d0d7de; margin-left: 0; padding-left: 1em; color: #57606a; }
         code { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .9em; }
         .plot { width: 100%; min-height: 420px; }
+        section.findings h2 { margin: .6em 0 .2em; font-size: 1.2em; }
+        table.findings td.verdict { white-space: nowrap; font-weight: 600; }
+        tr.verdict-confirmed td.verdict { color: #1a7f37; }
+        tr.verdict-unexpected { background: #ffebe9; } tr.verdict-unexpected td.verdict { color: #cf222e; }
+        tr.verdict-refuted-expected td.verdict, tr.verdict-info td.verdict { color: #57606a; }
+        .error-anchor { border-left: 3px solid #cf222e; padding-left: .8em; }
 
         """;
 }

@@ -5,8 +5,8 @@ using Markdig.Syntax.Inlines;
 namespace LabRunner.Reporting;
 
 /// <summary>
-/// Notebook markdown to HTML for reports, by Markdig (CommonMark, with pipe tables, auto-links and the emphasis
-/// extras). A report must never run a notebook's script: raw HTML in the markdown is escaped, and a link or image
+/// Notebook markdown to HTML for reports, by Markdig (CommonMark, with pipe tables, auto-links, the emphasis
+/// extras and GitHub's heading ids). A report must never run a notebook's script: raw HTML in the markdown is escaped, and a link or image
 /// whose address has a scheme other than http, https or mailto (<c>javascript:</c>, <c>data:</c>...) points nowhere.
 /// </summary>
 public static class Markdown
@@ -15,6 +15,9 @@ public static class Markdown
         .UsePipeTables()
         .UseEmphasisExtras()
         .UseAutoLinks()
+        // Headings get GitHub's ids, so a notebook's own links to its headings work in the report too (the error
+        // banner's link to the heading before the failing cell among them).
+        .UseAutoIdentifiers(Markdig.Extensions.AutoIdentifiers.AutoIdentifierOptions.GitHub)
         .DisableHtml()
         .Build();
 

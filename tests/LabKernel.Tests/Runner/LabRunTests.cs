@@ -133,20 +133,23 @@ public sealed class LabRunTests
         await AssertValidNotebookAsync(output);
         Assert.True(File.Exists(report));
         var cells = Cells(ReadJson(output));
-        var failed = cells[2];
+        var failed = cells[3];
         Assert.Equal("error", Status(failed));
         var error = failed["outputs"]!.AsArray().Single(o => o!["output_type"]!.GetValue<string>() == "error")!;
         Assert.Equal("InvalidOperationException", error["ename"]!.GetValue<string>());
         Assert.Equal("disk <vda> vanished", error["evalue"]!.GetValue<string>());
-        Assert.Equal("not-run", Status(cells[3]));
-        Assert.Empty(cells[3]["outputs"]!.AsArray());
+        Assert.Equal("not-run", Status(cells[4]));
+        Assert.Empty(cells[4]["outputs"]!.AsArray());
         var banner = cells[0];
         Assert.Equal("markdown", banner["cell_type"]!.GetValue<string>());
-        Assert.Contains($"(#cell-{failed["id"]!.GetValue<string>()})", Source(banner));
+        // The banner links to a heading in the notebook itself, in the markdown cell right before the failing cell.
+        Assert.Contains("(#lab-run-failed-here)", Source(banner));
         Assert.Contains("InvalidOperationException: disk <vda> vanished", Source(banner));
+        Assert.StartsWith("#### lab run failed here\n", Source(cells[2]));
         var html = await File.ReadAllTextAsync(report);
         Assert.Contains($"id=\"cell-{failed["id"]!.GetValue<string>()}\"", html);
-        Assert.Contains($"href=\"#cell-{failed["id"]!.GetValue<string>()}\"", html);
+        Assert.Contains("id=\"lab-run-failed-here\"", html);
+        Assert.Contains("href=\"#lab-run-failed-here\"", html);
     }
 
     [Fact]

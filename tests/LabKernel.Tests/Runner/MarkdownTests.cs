@@ -6,8 +6,9 @@ namespace LabKernel.Tests.Runner;
 public sealed class MarkdownTests
 {
     [Theory]
-    [InlineData("# Title", "<h1>Title</h1>")]
-    [InlineData("### Third ###", "<h3>Third</h3>")]
+    [InlineData("# Title", "<h1 id=\"title\">Title</h1>")]
+    [InlineData("### Third ###", "<h3 id=\"third\">Third</h3>")]
+    [InlineData("#### lab run failed here", "<h4 id=\"lab-run-failed-here\">lab run failed here</h4>")]
     [InlineData("one\ntwo\n\nthree", "<p>three</p>")]
     [InlineData("**bold** and *it* and _it2_ and `a*b*c`", "<p><strong>bold</strong> and <em>it</em> and <em>it2</em> and <code>a*b*c</code></p>")]
     [InlineData("[lab](https://example.com/a?b=1&c=2)", "<a href=\"https://example.com/a?b=1&amp;c=2\">lab</a>")]

@@ -41,7 +41,7 @@ public sealed partial class ReportTests
         Assert.Contains("<th>step</th>", dom);
         // Run metadata and the code toggle.
         Assert.Contains("lab version", dom);
-        Assert.Contains("id=\"show-code\"", dom);
+        Assert.Contains("id=\"lab-show-code\"", dom);
     }
 
     [Fact]
@@ -56,10 +56,9 @@ public sealed partial class ReportTests
         Assert.Equal(0, await Lab("report", output, "-o", report));
 
         var html = await File.ReadAllTextAsync(report);
-        Assert.Contains("<h1>A .dib notebook</h1>", html);
+        Assert.Contains("<h1 id=\"a-dib-notebook\">A .dib notebook</h1>", html);
         Assert.Contains("badge skipped", html);
         Assert.Equal(2, await Lab("report", Path.Combine(dir, "missing.ipynb"), "-o", report));
-        Assert.Equal(2, await Lab("report", output));
     }
 
     [Fact]
@@ -70,7 +69,7 @@ public sealed partial class ReportTests
         var output = Path.Combine(dir, "out.ipynb");
         Assert.Equal(0, await Lab("run", Fixture("sample.dib"), "-o", output));
         var nb = LabRunner.Notebooks.NotebookReader.Read(output);
-        var html = LabRunner.Reporting.HtmlReport.Render(nb).Replace("id=\"show-code\" checked", "id=\"show-code\"", StringComparison.Ordinal);
+        var html = LabRunner.Reporting.HtmlReport.Render(nb).Replace("id=\"lab-show-code\" checked", "id=\"lab-show-code\"", StringComparison.Ordinal);
         var report = Path.Combine(dir, "hidden.html");
         await File.WriteAllTextAsync(report, html);
 
@@ -86,12 +85,12 @@ public sealed partial class ReportTests
 
         var html = LabRunner.Reporting.HtmlReport.Render(notebook);
 
-        Assert.Equal(["plot-1"], PlotDiv().Matches(html).Select(m => m.Groups[1].Value));
+        Assert.Equal(["lab-plot-1"], PlotDiv().Matches(html).Select(m => m.Groups[1].Value));
         Assert.Equal(1, Occurrences(html, LabNotebooks.PlotlyJs.Text[..200]));
         Assert.Contains("lab-table", html);
     }
 
-    [GeneratedRegex("<div class=\"plot[^\"]*\" id=\"(plot-\\d+)\"")]
+    [GeneratedRegex("<div class=\"plot[^\"]*\" id=\"(lab-plot-\\d+)\"")]
     private static partial Regex PlotDiv();
 
     [GeneratedRegex("src=\"https?:", RegexOptions.IgnoreCase)]

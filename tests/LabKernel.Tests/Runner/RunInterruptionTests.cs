@@ -49,7 +49,8 @@ public sealed class RunInterruptionTests
         var cells = Cells(notebook);
         Assert.Contains($"lab run was interrupted** ({signal})", Source(cells[0]), StringComparison.Ordinal);
         Assert.Equal(new string?[] { "ok", "interrupted", "not-run" }, cells.Where(c => c["cell_type"]!.GetValue<string>() == "code").Select(Status).ToArray());
-        Assert.Equal("Interrupted", cells[2]["outputs"]!.AsArray()[^1]!["ename"]!.GetValue<string>());
+        var interrupted = cells.Single(c => Status(c) == "interrupted");
+        Assert.Equal("Interrupted", interrupted["outputs"]!.AsArray()[^1]!["ename"]!.GetValue<string>());
     }
 
     private static bool Alive(int pid) => File.Exists($"/proc/{pid}/status")

@@ -25,14 +25,14 @@ public sealed class RunUsageErrorTests
     }
 
     [Fact]
-    public async Task Given_p_with_one_value_When_run_Then_one_line_from_the_parser_points_to_the_help_and_it_exits_2() =>
+    public async Task Given_p_with_one_value_When_run_Then_one_line_says_the_name_has_no_value_and_it_exits_2() =>
         AssertOneLineUsageError(await LabAsync("run", Fixture("sample.dib"), "-p", "points"),
-            "lab: Required argument missing for option: '-p'. (see `lab run --help`)");
+            "lab: run: -p takes a NAME and a VALUE; 'points' has no value");
 
     [Fact]
     public async Task Given_an_odd_number_of_p_values_When_run_Then_one_line_says_p_takes_a_name_and_a_value_and_it_exits_2() =>
         AssertOneLineUsageError(await LabAsync("run", Fixture("sample.dib"), "-p", "a", "b", "-p", "c"),
-            "lab: run: -p takes a NAME and a VALUE (put INPUT before the -p options)");
+            "lab: run: -p takes a NAME and a VALUE; 'c' has no value");
 
     [Fact]
     public async Task Given_an_unknown_option_When_run_Then_one_line_names_it_and_points_to_the_help_and_it_exits_2() =>
@@ -62,4 +62,19 @@ public sealed class RunUsageErrorTests
         Assert.Equal(before, await File.ReadAllBytesAsync(input));
         Assert.Equal(["in.ipynb"], Directory.GetFiles(scratch.Path).Select(Path.GetFileName));
     }
+
+    [Fact]
+    public async Task Given_a_third_positional_argument_When_run_Then_one_line_says_script_arguments_go_after_the_double_dash_and_it_exits_2() =>
+        AssertOneLineUsageError(await LabAsync("run", Fixture("sample.dib"), "out.ipynb", "stray"),
+            "lab: run: unexpected argument 'stray': lab run takes IN and OUT; a script's arguments go after --");
+
+    [Fact]
+    public async Task Given_an_unknown_parameter_in_y_When_run_Then_one_line_lists_the_declared_names_and_it_exits_2_before_any_kernel_starts() =>
+        AssertOneLineUsageError(await LabAsync("run", Fixture("sample.dib"), "-y", "repeat: 3\nnope: 1"),
+            "lab: unknown parameter 'nope'; the parameters cell declares: repeat, word");
+
+    [Fact]
+    public async Task Given_prepare_only_for_a_csx_without_OUT_When_run_Then_one_line_asks_for_OUT_and_it_exits_2() =>
+        AssertOneLineUsageError(await LabAsync("run", Fixture("script.csx"), "--prepare-only"),
+            "lab: --prepare-only writes the notebook with its parameters injected: give OUT (a .csx writes none by default)");
 }

@@ -28,7 +28,7 @@ public static class RunnerBench
             await File.WriteAllTextAsync(csharp, Notebook(i => $"var x{i} = {i} * 2;\nx{i}", ".net-csharp", "C#"));
             output.WriteLine($"runner: a trivial {Cells}-cell notebook, median of {Repetitions} runs each");
 
-            var labDll = typeof(LabRunner.Program).Assembly.Location;
+            var labDll = typeof(LabRunner.Cli.Program).Assembly.Location;
             var dotnet = ProcessRunner.Which("dotnet") ?? "dotnet";
             var lab = new List<double>();
             for (var r = 0; r < Repetitions; r++)

@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using LabKernel;
 using LabRunner.Notebooks;
+using LabRunner.Reporting;
 using Spectre.Console;
 
 namespace LabRunner.Commands;
@@ -16,7 +17,7 @@ namespace LabRunner.Commands;
 /// </summary>
 internal static class RunCommand
 {
-    public const string KernelCommandName = "__kernel";
+    public const string KernelCommandName = KernelClient.KernelCommandName;
 
     /// <summary>Adds run, report and the hidden kernel command to the lab command line.</summary>
     public static void Register(RootCommand root)
@@ -93,6 +94,7 @@ internal static class RunCommand
                     // A .csx's output already goes to the terminal as it comes.
                     CellOutputLog = args.LogOutput && !isScript ? Console.Error : null,
                     Interruption = interruption,
+                    WriteReport = (notebook, path) => HtmlReport.Write(notebook, path),
                 };
                 // Cell output on stderr and a live display there would overwrite each other: plain lines then.
                 await using var progress = CreateProgress(args.NoProgress || args.LogOutput, isScript);

@@ -14,6 +14,9 @@ namespace LabRunner.Notebooks;
 /// </summary>
 internal sealed class KernelClient : IAsyncDisposable
 {
+    /// <summary>The hidden <c>lab</c> command that runs the notebook kernel process (JSON lines on stdin/stdout).</summary>
+    public const string KernelCommandName = "__kernel";
+
     private readonly Process _process;
     private readonly Channel<JsonObject> _messages = Channel.CreateUnbounded<JsonObject>();
     private readonly Task _reader;
@@ -53,7 +56,7 @@ internal sealed class KernelClient : IAsyncDisposable
         {
             psi.ArgumentList.Add(a);
         }
-        psi.ArgumentList.Add(Commands.RunCommand.KernelCommandName);
+        psi.ArgumentList.Add(KernelCommandName);
         psi.Environment["LABKERNEL_PLOTLY_EMBED"] = "none";
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         // Where the kernel passes on a SIGINT it receives (RunInterruption.ForwardToRunner).

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using LabKernel;
-using LabRunner.Reporting;
 
 namespace LabRunner.Notebooks;
 
@@ -45,6 +44,12 @@ public sealed class NotebookRunner
 
     /// <summary>What stops the run when a user interrupts it (<c>lab run</c> listens for SIGINT and SIGTERM); null: nothing.</summary>
     internal RunInterruption? Interruption { get; init; }
+
+    /// <summary>
+    /// Writes the HTML report of the executed notebook to a path, when <see cref="RunOptions.ReportPath"/> asks for
+    /// one (the lab's <c>HtmlReport.Write</c>; the runner sits below the reporting layer and is handed it).
+    /// </summary>
+    public Action<Notebook, string>? WriteReport { get; init; }
 
     private bool Interrupted => Interruption?.IsRequested == true;
 
@@ -223,7 +228,7 @@ public sealed class NotebookRunner
 
         // Once interrupted, at whatever moment (even after the last cell), the run reports it: the user asked it to stop.
         var interrupted = Interrupted;
-        var findings = Reporting.FindingsSummary.From(notebook);
+        var findings = FindingsSummary.From(notebook);
         var refuted = findings is { Unexpected.Count: > 0 };
         var status = interrupted ? "interrupted" : timedOut ? "timeout" : failedCell is not null ? "failed" : refuted ? "refuted" : "ok";
         var exitCode = interrupted ? Interruption!.ExitCode
@@ -257,7 +262,7 @@ public sealed class NotebookRunner
         {
             reportPath = Path.GetFullPath(options.ReportPath);
             notebook.EnsureCellIds();
-            HtmlReport.Write(notebook, reportPath);
+            (WriteReport ?? throw new InvalidOperationException("RunOptions.ReportPath is set but the runner has no WriteReport"))(notebook, reportPath);
         }
         return new RunOutcome(exitCode, status, outputPath, reportPath, cellsRun, failedCell?.Id);
     }

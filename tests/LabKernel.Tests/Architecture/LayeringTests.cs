@@ -24,6 +24,28 @@ public sealed class LayeringTests
             "LabKernel's namespaces must form layers (a lower layer never imports a higher one), but:\n" + string.Join("\n", cycles));
     }
 
+    /// <summary>The same rule for every project under src/: LabNotebooks and the lab program (LabRunner) too.</summary>
+    [Theory]
+    [InlineData("LabKernel")]
+    [InlineData("LabNotebooks")]
+    [InlineData("LabRunner")]
+    public void Given_a_projects_sources_When_their_namespace_graph_is_read_Then_it_has_no_cycle(string project)
+    {
+        var graph = NamespaceGraph.FromFolder(Path.Combine(RunnerTestSupport.RepoRoot, "src", project), project);
+
+        Assert.NotEmpty(graph.Namespaces);
+        var cycles = graph.Cycles();
+        Assert.True(cycles.Count == 0, $"{project}'s namespaces must form layers (a lower layer never imports a higher one), but:\n" + string.Join("\n", cycles));
+    }
+
+    [Fact]
+    public void Given_every_project_under_src_When_listed_Then_each_is_covered_by_the_layering_test()
+    {
+        var projects = Directory.GetDirectories(Path.Combine(RunnerTestSupport.RepoRoot, "src")).Select(d => Path.GetFileName(d)!).Order().ToArray();
+
+        Assert.Equal(["LabKernel", "LabNotebooks", "LabRunner"], projects);
+    }
+
     [Fact]
     public void Given_the_LabKernel_sources_When_searched_for_rendering_Then_none_writes_to_the_console_encodes_HTML_or_draws_charts()
     {

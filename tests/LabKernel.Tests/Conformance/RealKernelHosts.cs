@@ -53,7 +53,7 @@ internal static partial class RealKernelHosts
         var structured = RunnerTestSupport.Cells(RunnerTestSupport.ReadJson(notebookPath))
             .SelectMany(c => (c["outputs"] as JsonArray ?? []).OfType<JsonObject>())
             .Select(o => o["data"]?["application/vnd.labnotebooks.findings+json"])
-            .Select(LabRunner.Reporting.MimeJson.AsObject)
+            .Select(LabRunner.Notebooks.MimeJson.AsObject)
             .SelectMany(n => (n?["findings"] as JsonArray ?? []).OfType<JsonObject>())
             .Select(f => (f["claim"]!.GetValue<string>(), (f["hypothesis"]?.GetValue<bool>() == true ? "hypothesis" : f["verdict"]!.GetValue<string>() + (f["refutation_expected"]?.GetValue<bool>() == true ? " (expected)" : ""))))
             .Distinct().ToList();

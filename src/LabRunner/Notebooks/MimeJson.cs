@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LabRunner.Notebooks;
 
-namespace LabRunner.Reporting;
+namespace LabRunner.Notebooks;
 
 /// <summary>A JSON MIME value (a plotly figure, the lab's findings) as the hosts save it.</summary>
 internal static class MimeJson

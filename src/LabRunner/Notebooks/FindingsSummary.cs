@@ -1,8 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using LabRunner.Notebooks;
 
-namespace LabRunner.Reporting;
+namespace LabRunner.Notebooks;
 
 /// <summary>
 /// The findings an executed notebook showed, read from their structured output

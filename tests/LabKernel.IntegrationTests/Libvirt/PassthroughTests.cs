@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using LabKernel.GuestAgent;
+using LabKernel.Host;
 using LabKernel.Images;
 using LabKernel.Libvirt;
 using Xunit.Abstractions;
@@ -73,22 +74,19 @@ public sealed class PassthroughTests(LibvirtFixture fx, ITestOutputHelper output
                 ["arguments"] = new System.Text.Json.Nodes.JsonObject { ["job-id"] = "mirror001", ["device"] = node, ["target"] = mirror, ["format"] = "qcow2", ["sync"] = "full" },
             }.ToJsonString());
             Assert.NotNull(qmp?["return"]);
-            string jobs;
-            var sw = System.Diagnostics.Stopwatch.StartNew();
-            do
+            // The document's own way: HMP "info block-jobs" read until the mirror is in sync, then until no job is left.
+            var jobs = await Poll.UntilAsync(async _ =>
             {
-                jobs = await d.Monitor.HmpAsync("info block-jobs");
-                await Task.Delay(100);
-            }
-            while (!IsInSync(jobs) && sw.Elapsed < TimeSpan.FromMinutes(1));
+                var text = await d.Monitor.HmpAsync("info block-jobs");
+                return (IsInSync(text), text, text.Trim());
+            }, "HMP info block-jobs to show mirror001 in sync", TimeSpan.FromMinutes(1));
             output.WriteLine(jobs.Trim());
-            Assert.True(IsInSync(jobs), jobs);
             output.WriteLine(await d.Monitor.HmpAsync("block_job_cancel mirror001"));
-            sw.Restart();
-            while (!(await d.Monitor.HmpAsync("info block-jobs")).Contains("No active jobs", StringComparison.Ordinal) && sw.Elapsed < TimeSpan.FromSeconds(30))
+            await Poll.UntilAsync(async _ =>
             {
-                await Task.Delay(100);
-            }
+                var text = await d.Monitor.HmpAsync("info block-jobs");
+                return (text.Contains("No active jobs", StringComparison.Ordinal), text.Trim());
+            }, "HMP info block-jobs to show no job after block_job_cancel", TimeSpan.FromSeconds(30));
             Assert.True((await QemuImg.CompareAsync(src, mirror)).Identical);
             Assert.Equal([src], (await d.Block.QueryChainAsync("vdd")).Chain);
         }

@@ -28,17 +28,13 @@ public sealed class RunInterruptionTests
         return input;
     }
 
-    private static async Task<int> WaitForPidAsync(string pidFile, Task running)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!File.Exists(pidFile) || (await File.ReadAllTextAsync(pidFile)).Length == 0)
+    private static Task<int> WaitForPidAsync(string pidFile, Task running) =>
+        LabKernel.Host.Poll.UntilAsync(async _ =>
         {
             Assert.False(running.IsCompleted, "the run ended before its blocked cell started");
-            Assert.True(clock.Elapsed < Limit, "the blocked cell did not start");
-            await Task.Delay(50);
-        }
-        return int.Parse(await File.ReadAllTextAsync(pidFile), CultureInfo.InvariantCulture);
-    }
+            var text = File.Exists(pidFile) ? await File.ReadAllTextAsync(pidFile) : "";
+            return (text.Length > 0, text.Length > 0 ? int.Parse(text, CultureInfo.InvariantCulture) : 0, "no pid written yet");
+        }, "the blocked cell to write the kernel's pid", Limit);
 
     private static void AssertInterrupted(string output, int exit, int expectedExit, string signal)
     {

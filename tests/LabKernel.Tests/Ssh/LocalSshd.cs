@@ -63,8 +63,7 @@ public sealed class LocalSshd : IAsyncLifetime
             psi.ArgumentList.Add(a);
         }
         _process = Process.Start(psi)!;
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < TimeSpan.FromSeconds(10))
+        await LabKernel.Host.Poll.UntilAsync(async _ =>
         {
             if (_process.HasExited)
             {
@@ -74,14 +73,13 @@ public sealed class LocalSshd : IAsyncLifetime
             {
                 using var tcp = new TcpClient();
                 await tcp.ConnectAsync(IPAddress.Loopback, Port);
-                return;
+                return (true, "");
             }
-            catch (SocketException)
+            catch (SocketException e)
             {
-                await Task.Delay(50);
+                return (false, e.Message);
             }
-        }
-        throw new TimeoutException("sshd did not listen within 10 s");
+        }, $"sshd to listen on 127.0.0.1:{Port}", TimeSpan.FromSeconds(10));
     }
 
     public async Task DisposeAsync()

@@ -20,10 +20,14 @@ internal sealed record SubmissionResult(bool Succeeded, object? ReturnValue, boo
 /// </summary>
 internal sealed class ScriptSession
 {
+    /// <summary>
+    /// dotnet-script's default imports (its <c>ScriptCompiler.ImportedNamespaces</c>), so a .csx that runs here runs
+    /// there and the other way round; <c>System.Console</c> is a static import (<c>WriteLine("...")</c> works).
+    /// </summary>
     public static readonly string[] DefaultImports =
     [
-        "System", "System.IO", "System.Linq", "System.Collections.Generic", "System.Text", "System.Threading",
-        "System.Threading.Tasks", "System.Net.Http", "System.Globalization",
+        "System", "System.IO", "System.Collections.Generic", "System.Console", "System.Diagnostics", "System.Dynamic",
+        "System.Linq", "System.Linq.Expressions", "System.Text", "System.Threading.Tasks",
     ];
 
     private readonly ScriptGlobals _globals;

@@ -37,9 +37,8 @@ public sealed class ScriptTwinsCompileTests
             .AddReferences(LabRunner.Notebooks.ScriptSession.LabPackageAssemblies("LabNotebooks").Skip(1).Select(f => MetadataReference.CreateFromFile(f)))
             .WithMetadataResolver(new LabKernelResolver(ScriptMetadataResolver.Default.WithBaseDirectory(scriptsDir)))
             .WithSourceResolver(new SourceFileResolver([], scriptsDir))
-            // dotnet-script's default imports
-            .WithImports("System", "System.IO", "System.Collections.Generic", "System.Diagnostics", "System.Dynamic",
-                "System.Linq", "System.Linq.Expressions", "System.Text", "System.Threading.Tasks");
+            // The runner's default imports, which are dotnet-script's (ScriptSessionImportsTests pins the list).
+            .WithImports(LabRunner.Notebooks.ScriptSession.DefaultImports);
 
         var errors = CSharpScript.Create(File.ReadAllText(path), options, typeof(ScriptGlobals)).Compile()
             .Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => d.ToString()).ToList();
@@ -96,5 +95,18 @@ public sealed class ScriptTwinsCompileTests
         public override bool Equals(object? other) => ReferenceEquals(this, other);
 
         public override int GetHashCode() => 1;
+    }
+}
+
+/// <summary>`lab run X.csx` imports what dotnet-script imports by default: no more, no less.</summary>
+public sealed class ScriptSessionImportsTests
+{
+    [Fact]
+    public void Given_the_runners_csx_imports_When_compared_with_dotnet_scripts_defaults_Then_they_are_the_same_set()
+    {
+        // dotnet-script's list (ScriptCompiler.ImportedNamespaces), written out here as the reference.
+        string[] dotnetScript = ["System", "System.IO", "System.Collections.Generic", "System.Console", "System.Diagnostics", "System.Dynamic", "System.Linq", "System.Linq.Expressions", "System.Text", "System.Threading.Tasks"];
+
+        Assert.Equal(dotnetScript.Order(), LabRunner.Notebooks.ScriptSession.DefaultImports.Order());
     }
 }

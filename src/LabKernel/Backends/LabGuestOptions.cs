@@ -46,6 +46,9 @@ public sealed record LabGuestOptions
 
     public int MemoryMiB { get; init; } = GuestDefaults.MemoryMiB;
 
+    /// <summary>Where the guest image build reports its stages, when the image is not cached yet (its first use).</summary>
+    public IProgress<Guests.GuestBuildProgress>? BuildProgress { get; init; }
+
     /// <summary>Time limit for the guest agent to answer after start.</summary>
     public TimeSpan AgentTimeout { get; init; } = GuestDefaults.AgentTimeout;
 

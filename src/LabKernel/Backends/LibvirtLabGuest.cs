@@ -118,7 +118,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         var connection = await LibvirtConnection.OpenAsync(options.LibvirtUri, cancellationToken).ConfigureAwait(false);
         try
         {
-            var image = await GuestImageBuilder.EnsureAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+            var image = await GuestImageBuilder.EnsureAsync(progress: options.BuildProgress, cancellationToken: cancellationToken).ConfigureAwait(false);
             var top = await LabGuests.CreateChainAsync(image.BaseImage, options.Overlays, cancellationToken).ConfigureAwait(false);
             var guest = await LibvirtGuest.CreateAsync(connection, new LibvirtGuestOptions
             {
@@ -127,6 +127,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                 RootDisk = top,
                 MemoryMiB = options.MemoryMiB,
                 AgentTimeout = options.AgentTimeout,
+                BuildProgress = options.BuildProgress,
                 ExtraDisks = [.. options.DataDisks.Select((file, i) => new DomainDiskSpec(Path.GetFullPath(file), DataDiskTarget(i)))],
             }, cancellationToken).ConfigureAwait(false);
             return new LibvirtLabGuest(connection, guest.Domain, "vda", image.BaseImage, guest, null, guest.BootToAgent, options);

@@ -22,7 +22,7 @@ public sealed class QemuLabGuest : ILabGuest
 
     internal static async Task<QemuLabGuest> StartAsync(LabGuestOptions options, CancellationToken cancellationToken)
     {
-        var image = await GuestImageBuilder.EnsureAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        var image = await GuestImageBuilder.EnsureAsync(progress: options.BuildProgress, cancellationToken: cancellationToken).ConfigureAwait(false);
         var top = await LabGuests.CreateChainAsync(image.BaseImage, options.Overlays, cancellationToken).ConfigureAwait(false);
         var embedded = new EmbeddedGuestOptions
         {

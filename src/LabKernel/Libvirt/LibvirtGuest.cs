@@ -25,6 +25,9 @@ public sealed record LibvirtGuestOptions
 
     public GuestProfile Profile { get; init; } = GuestProfile.Lean;
     public int MemoryMiB { get; init; } = GuestDefaults.MemoryMiB;
+
+    /// <summary>Where the guest image build reports its stages, when the image is not cached yet.</summary>
+    public IProgress<GuestBuildProgress>? BuildProgress { get; init; }
     public int Cpus { get; init; } = GuestDefaults.Cpus;
     public DomainNetwork Network { get; init; } = DomainNetwork.None;
     public TimeSpan AgentTimeout { get; init; } = GuestDefaults.AgentTimeout;
@@ -78,7 +81,7 @@ public sealed class LibvirtGuest : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(options);
-        var image = await GuestImageBuilder.EnsureAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        var image = await GuestImageBuilder.EnsureAsync(progress: options.BuildProgress, cancellationToken: cancellationToken).ConfigureAwait(false);
         var accel = await Machines.Accelerator.ChooseAsync(image.Kernel, cancellationToken).ConfigureAwait(false);
         var owns = options.WorkFolder is null;
         var folder = options.WorkFolder ?? Path.Combine(Path.GetTempPath(), $"labvirt-{options.Name}-{Guid.NewGuid().ToString("N")[..8]}");

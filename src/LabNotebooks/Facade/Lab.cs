@@ -51,6 +51,8 @@ public static class Lab
                 NewFile = run.NewFile,
                 DataDisks = dataDisks,
                 MemoryMiB = setup.MemoryMiB,
+                // The first use builds the guest image (minutes): its steps go to the cell's output as they come.
+                BuildProgress = new LabKernel.Guests.BuildProgressLines(Console.WriteLine),
             }, cancellationToken).ConfigureAwait(false);
             run.UseExisting("base", guest.BaseImage);
             if (guest.TakeOver is { } takeOver)

@@ -112,6 +112,23 @@ public sealed class Experiment : IAsyncDisposable
     }
 
     /// <summary>
+    /// The files of <paramref name="image"/> (with its backing chain) as the guest would see them: a copy booted as a
+    /// second guest when <paramref name="boot"/> and the guest can (<see cref="LabCapabilities.BootCopies"/>),
+    /// otherwise read offline (a scratch copy, its journal replayed): a user's domain's disk has no kernel the lab
+    /// boots. Either way the image is never written. Dispose the view.
+    /// </summary>
+    public async Task<CopyView> OpenCopyAsync(string image, string name = "copy", bool boot = true, CancellationToken cancellationToken = default)
+    {
+        if (boot && Can(LabCapabilities.BootCopies))
+        {
+            var copy = await BootedCopy.StartAsync(image, Run.Folder, name, cancellationToken).ConfigureAwait(false);
+            return new CopyView(copy.Files, "booted as a second guest", copy);
+        }
+        var reader = await ReadOfflineAsync(image, cancellationToken).ConfigureAwait(false);
+        return new CopyView(reader, "read offline", reader);
+    }
+
+    /// <summary>
     /// The guest's QEMU monitor as a <see cref="BlockLayer"/> (mirrors, commits, HMP): the machine's own QMP, or
     /// libvirt's monitor passthrough (what <c>virsh qemu-monitor-command</c> uses). The same one each time.
     /// </summary>
@@ -236,4 +253,13 @@ public sealed record HtmlView(string Html, string Text)
     public static HtmlView Titled(string title, string html, string text) => new($"<p><b>{WebUtility.HtmlEncode(title)}</b></p>{html}", $"{title}\n{text}");
 
     public override string ToString() => Text;
+}
+
+/// <summary>The files of a copy (<see cref="Experiment.OpenCopyAsync"/>) and how they were reached.</summary>
+/// <param name="Files">The copy's files.</param>
+/// <param name="How">"booted as a second guest" or "read offline", for a finding's text.</param>
+/// <param name="Owner">What to dispose: the booted copy or the offline reader.</param>
+public sealed record CopyView(IFileView Files, string How, IAsyncDisposable Owner) : IAsyncDisposable
+{
+    public ValueTask DisposeAsync() => Owner.DisposeAsync();
 }

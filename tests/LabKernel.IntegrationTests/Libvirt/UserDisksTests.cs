@@ -94,6 +94,8 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
         ("01-live-snapshot-integrity", ["Count", "1000000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
         ("02-snapshot-and-commit-integrity", ["Count", "1000000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
         ("03-drive-mirror", ["FileOps", "10", "WriteMiB", "8", "OutageSeconds", "3"]),
+        // Its copies are read offline on a user's domain (no kernel the lab boots); its backups go through QMP passthrough.
+        ("05-incremental-backup", ["Increments", "1", "IncrementMiB", "4"]),
         // Writers with room to spare: on this two-disk domain 06's two snapshots once outlasted a 400,000-line writer in
         // CI (it flushed its last 288,000 lines while they ran), so 06 runs its default writer and 01/02 a million lines.
         ("06-snapshot-kinds", ["WriterLines", "2000000"]),
@@ -270,7 +272,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
     }
 
     [Fact]
-    public async Task Given_the_domain_shut_off_When_notebooks_01_02_03_and_06_run_on_it_Then_no_image_of_it_changes_and_it_is_left_shut_off_on_its_own_images()
+    public async Task Given_the_domain_shut_off_When_notebooks_01_02_03_05_and_06_run_on_it_Then_no_image_of_it_changes_and_it_is_left_shut_off_on_its_own_images()
     {
         await EnsureStateAsync(running: false);
         var before = await fx.HashAllAsync();
@@ -292,7 +294,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
     }
 
     [Fact]
-    public async Task Given_the_domain_running_When_notebooks_01_02_03_and_06_run_on_it_Then_its_root_image_is_not_written_from_take_over_to_hand_back_and_its_other_disk_never()
+    public async Task Given_the_domain_running_When_notebooks_01_02_03_05_and_06_run_on_it_Then_its_root_image_is_not_written_from_take_over_to_hand_back_and_its_other_disk_never()
     {
         await EnsureStateAsync(running: true);
         // The guest writes its own root image while it runs on it; the data disk and both golden images it never
@@ -351,6 +353,11 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
             ? "first overlays taken live, atomically, with the guest's filesystems frozen (DISK_ONLY|ATOMIC|QUIESCE); every writable disk (vda, vdb) runs on a lab overlay, so nothing reaches your images"
             : "the domain was shut off: the lab put its overlays on before starting it, so nothing needed freezing; every writable disk (vda, vdb) runs on a lab overlay, so nothing reaches your images",
             takeOver.Observed);
+        if (notebook.StartsWith("05", StringComparison.Ordinal))
+        {
+            Assert.Equal(2, run.Findings.Count(f => f.Claim.StartsWith("A copy of ", StringComparison.Ordinal) && f.Verdict == "confirmed" && f.Observed.EndsWith("(read offline)", StringComparison.Ordinal)));
+            Assert.Contains(run.Findings, f => f.Claim.StartsWith("Every backup chain", StringComparison.Ordinal) && f.Verdict == "confirmed" && f.Observed.StartsWith("2 of 2", StringComparison.Ordinal));
+        }
         if (notebook.StartsWith("03", StringComparison.Ordinal))
         {
             // The document's HMP `commit all` would have committed vdb too: the lab did not send it, said why,

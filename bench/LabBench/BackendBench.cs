@@ -63,6 +63,14 @@ internal static class BackendBench
                         snap.Add(sw.Elapsed.TotalMilliseconds);
                     }
                     Add(m, "live snapshot (ms)", Stats.Median(snap));
+                    if (guest is LibvirtLabGuest lv)
+                    {
+                        // libvirt's own save/restore (virsh save/restore), against this run's cold boot of the same domain.
+                        var state = Path.Combine(folder, "domain.state");
+                        Add(m, "libvirt save (s)", (await lv.Domain.SaveAsync(state)).TotalSeconds);
+                        Add(m, "state file (MiB)", new FileInfo(state).Length / 1048576.0);
+                        Add(m, "libvirt restore to agent (s)", (await lv.Domain.RestoreAsync(state)).TotalSeconds);
+                    }
                 }
                 finally
                 {
@@ -77,6 +85,9 @@ internal static class BackendBench
             var l = Stats.Median(results["libvirt"][key]);
             output.WriteLine($"{key,-26} {q,10:0.00} {l,10:0.00} {l / q,12:0.00}x");
         }
+        var lvm = results["libvirt"];
+        output.WriteLine($"libvirt save {Stats.Median(lvm["libvirt save (s)"]):0.00} s ({Stats.Median(lvm["state file (MiB)"]):0} MiB), restore to agent {Stats.Median(lvm["libvirt restore to agent (s)"]):0.00} s"
+            + $" vs its boot to agent {Stats.Median(lvm["boot to agent (s)"]):0.00} s: {Stats.Median(lvm["libvirt restore to agent (s)"]) / Stats.Median(lvm["boot to agent (s)"]):0.00}x (QEMU's warm start: `bench warm`)");
     }
 
     private static void Add(Dictionary<string, List<double>> m, string key, double value)

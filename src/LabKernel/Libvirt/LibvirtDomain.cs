@@ -137,6 +137,43 @@ public sealed class LibvirtDomain : IDisposable
     public Task StartAsync(CancellationToken cancellationToken = default) =>
         Run(() => LibvirtRuntime.Call("virDomainCreate", What, $"virDomainCreate({Name})", () => LibvirtNative.virDomainCreate(Handle)), cancellationToken);
 
+    /// <summary>
+    /// <c>virDomainSave</c> (<c>virsh save</c>): the running guest's memory and device state go to
+    /// <paramref name="stateFile"/> (a new file, registered as the lab's) and the domain stops; its disks stay as they
+    /// are, so <see cref="RestoreAsync"/> must find them unchanged. Returns how long libvirt took.
+    /// </summary>
+    public async Task<TimeSpan> SaveAsync(string stateFile, CancellationToken cancellationToken = default)
+    {
+        stateFile = Path.GetFullPath(stateFile);
+        if (File.Exists(stateFile))
+        {
+            throw new OverlayExistsException(stateFile);
+        }
+        RememberCreated(stateFile);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await Run(() => LibvirtRuntime.Call("virDomainSave", What, $"virDomainSave({Name}, {stateFile})", () => LibvirtNative.virDomainSave(Handle, stateFile)), cancellationToken).ConfigureAwait(false);
+        return clock.Elapsed;
+    }
+
+    /// <summary>
+    /// <c>virDomainRestore</c> (<c>virsh restore</c>): the domain saved in <paramref name="stateFile"/> by
+    /// <see cref="SaveAsync"/> runs again from that instant (not booted), then its agent is waited for (libvirt
+    /// reconnects the channel). Returns the time from the call to the agent's answer.
+    /// </summary>
+    public async Task<TimeSpan> RestoreAsync(string stateFile, TimeSpan? agentTimeout = null, CancellationToken cancellationToken = default)
+    {
+        stateFile = Path.GetFullPath(stateFile);
+        if (!WasCreatedByLab(stateFile))
+        {
+            throw new LabUsageException($"{stateFile} is not a state the lab saved for domain '{Name}': only those are restored");
+        }
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await Run(() => LibvirtRuntime.Call("virDomainRestore", What, $"virDomainRestore({stateFile})", () => LibvirtNative.virDomainRestore(Connection.Handle, stateFile)), cancellationToken).ConfigureAwait(false);
+        // libvirt resynchronises the agent channel itself (its commands fail "not connected" until then).
+        await WaitForAgentAsync(agentTimeout ?? Machines.GuestDefaults.AgentTimeout, cancellationToken).ConfigureAwait(false);
+        return clock.Elapsed;
+    }
+
     /// <summary><c>virDomainSuspend</c> (<c>virsh suspend</c>): pauses the guest's vCPUs; QEMU keeps running.</summary>
     public Task SuspendAsync(CancellationToken cancellationToken = default) =>
         Run(() => LibvirtRuntime.Call("virDomainSuspend", What, $"virDomainSuspend({Name})", () => LibvirtNative.virDomainSuspend(Handle)), cancellationToken);

@@ -98,6 +98,12 @@ internal static unsafe partial class LibvirtNative
     [LibraryImport(Lib)]
     internal static partial int virDomainCreate(DomainHandle dom);
 
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int virDomainSave(DomainHandle dom, string to);
+
+    [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
+    internal static partial int virDomainRestore(ConnectHandle conn, string from);
+
     [LibraryImport(Lib)]
     internal static partial int virDomainSuspend(DomainHandle dom);
 

@@ -15,6 +15,39 @@ public sealed class SnapshotKindsTests(LibvirtFixture fx, ITestOutputHelper outp
     private static Task TouchAsync(LibvirtDomain d, string path) =>
         d.Agent.ExecAsync(["/bin/sh", "-c", $"touch {path} && sync"], new GuestExecOptions { Check = true });
 
+    /// <summary>
+    /// virDomainSave/Restore on a lab-made domain: the guest comes back from its saved instant, not booted. A file in
+    /// a tmpfs (memory only: a boot loses it) is there again, the boot id is the same and the uptime goes on from
+    /// where it was. A state file the lab did not save is refused.
+    /// </summary>
+    [Fact]
+    public async Task Given_a_running_lab_domain_When_saved_and_restored_Then_its_memory_comes_back_and_it_was_not_booted()
+    {
+        var d = fx.Domain;
+        await using var scope = await fx.ScopeAsync();
+        var marker = Guid.NewGuid().ToString("N");
+        await d.Agent.ExecAsync(["/bin/sh", "-c", $"mkdir -p /run/lab-save && echo {marker} > /run/lab-save/marker"], new GuestExecOptions { Check = true });
+        var bootBefore = (await d.Agent.ShellAsync("cat /proc/sys/kernel/random/boot_id", new GuestExecOptions { Check = true })).StandardOutput.Trim();
+        var uptimeBefore = double.Parse((await d.Agent.ShellAsync("cut -d' ' -f1 /proc/uptime", new GuestExecOptions { Check = true })).StandardOutput.Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        var state = fx.PathOf($"save-{marker[..8]}.state");
+
+        var saved = await d.SaveAsync(state);
+        Assert.Equal(DomainState.ShutOff, await d.GetStateAsync());
+        var restored = await d.RestoreAsync(state);
+
+        output.WriteLine($"save {saved.TotalSeconds:0.00} s ({new FileInfo(state).Length / 1048576.0:0} MiB), restore to agent {restored.TotalSeconds:0.00} s");
+        Assert.Equal(DomainState.Running, await d.GetStateAsync());
+        Assert.Equal(marker, (await d.Agent.ShellAsync("cat /run/lab-save/marker", new GuestExecOptions { Check = true })).StandardOutput.Trim());
+        Assert.Equal(bootBefore, (await d.Agent.ShellAsync("cat /proc/sys/kernel/random/boot_id", new GuestExecOptions { Check = true })).StandardOutput.Trim());
+        var uptimeAfter = double.Parse((await d.Agent.ShellAsync("cut -d' ' -f1 /proc/uptime", new GuestExecOptions { Check = true })).StandardOutput.Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(uptimeAfter >= uptimeBefore, $"uptime {uptimeAfter} s after the restore, {uptimeBefore} s before the save: booted?");
+        var foreign = fx.PathOf("not-ours.state");
+        await File.WriteAllTextAsync(foreign, "not a saved state");
+        var e = await Assert.ThrowsAsync<LabUsageException>(() => d.RestoreAsync(foreign));
+        Assert.Contains("is not a state the lab saved", e.Message, StringComparison.Ordinal);
+        File.Delete(state);
+    }
+
     [Fact]
     public async Task Given_an_internal_snapshot_When_reverted_Then_the_guest_is_back_at_the_snapshot_and_deleting_it_empties_the_image_list()
     {

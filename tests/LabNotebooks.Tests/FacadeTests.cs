@@ -15,6 +15,13 @@ public sealed class FacadeTests
         Assert.Equal(expected, Experiment.CheckQuiesce(given));
 
     [Theory]
+    [InlineData("none", QuiesceMode.None)]
+    [InlineData(" Sync ", QuiesceMode.Sync)]
+    [InlineData("FSFREEZE", QuiesceMode.FsFreeze)]
+    public void Quiesce_modes_parse_to_their_typed_value(string given, QuiesceMode expected) =>
+        Assert.Equal(expected, Experiment.ParseQuiesce(given));
+
+    [Theory]
     [InlineData("freeze")]
     [InlineData("")]
     [InlineData(null)]

@@ -57,12 +57,16 @@ public sealed class Experiment : IAsyncDisposable
     /// documents do), <c>sync</c> (the guest's <c>sync</c> first) or <c>fsfreeze</c> (filesystems frozen through
     /// the agent for the action, thawed after, also when it fails).
     /// </summary>
-    public async Task<T> QuiescedAsync<T>(string mode, Func<Task<T>> action, CancellationToken cancellationToken = default)
+    public Task<T> QuiescedAsync<T>(string mode, Func<Task<T>> action, CancellationToken cancellationToken = default) =>
+        QuiescedAsync(ParseQuiesce(mode), action, cancellationToken);
+
+    /// <summary>As <see cref="QuiescedAsync{T}(string, Func{Task{T}}, CancellationToken)"/>, with the mode typed.</summary>
+    public async Task<T> QuiescedAsync<T>(QuiesceMode mode, Func<Task<T>> action, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(action);
-        switch (CheckQuiesce(mode))
+        switch (mode)
         {
-            case "fsfreeze":
+            case QuiesceMode.FsFreeze:
                 await Agent.FreezeAsync(cancellationToken).ConfigureAwait(false);
                 try
                 {
@@ -72,7 +76,7 @@ public sealed class Experiment : IAsyncDisposable
                 {
                     await Agent.ThawAsync(CancellationToken.None).ConfigureAwait(false);
                 }
-            case "sync":
+            case QuiesceMode.Sync:
                 await Agent.ExecAsync(["sync"], new GuestExecOptions { Check = true }, cancellationToken).ConfigureAwait(false);
                 return await action().ConfigureAwait(false);
             default:
@@ -81,11 +85,16 @@ public sealed class Experiment : IAsyncDisposable
     }
 
     /// <summary>A one-line <see cref="LabUsageException"/> unless <paramref name="mode"/> is none, sync or fsfreeze; returns it normalised.</summary>
-    public static string CheckQuiesce(string? mode)
+    public static string CheckQuiesce(string? mode) => ParseQuiesce(mode).ToString().ToLowerInvariant();
+
+    /// <summary>The notebook parameter <c>Quiesce</c> (none, sync or fsfreeze, any case) as a <see cref="QuiesceMode"/>; anything else is a one-line <see cref="LabUsageException"/>.</summary>
+    public static QuiesceMode ParseQuiesce(string? mode) => (mode ?? "").Trim().ToLowerInvariant() switch
     {
-        var m = (mode ?? "").Trim().ToLowerInvariant();
-        return m is "none" or "sync" or "fsfreeze" ? m : throw new LabUsageException($"Quiesce must be none, sync or fsfreeze, not '{mode}'");
-    }
+        "none" => QuiesceMode.None,
+        "sync" => QuiesceMode.Sync,
+        "fsfreeze" => QuiesceMode.FsFreeze,
+        _ => throw new LabUsageException($"Quiesce must be none, sync or fsfreeze, not '{mode}'"),
+    };
 
     /// <summary>Runs a shell script in the guest through the agent; fails with its exit code and stderr; returns stdout.</summary>
     public async Task<string> ShAsync(string script, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
@@ -262,4 +271,17 @@ public sealed record HtmlView(string Html, string Text)
 public sealed record CopyView(IFileView Files, string How, IAsyncDisposable Owner) : IAsyncDisposable
 {
     public ValueTask DisposeAsync() => Owner.DisposeAsync();
+}
+
+/// <summary>How the guest is quiesced around an operation (<see cref="Experiment.QuiescedAsync{T}(QuiesceMode, Func{Task{T}}, CancellationToken)"/>).</summary>
+public enum QuiesceMode
+{
+    /// <summary>Not at all, as the documents do: the operation sees what has reached the disk.</summary>
+    None,
+
+    /// <summary>The guest's <c>sync</c> first: its page cache written out, writes go on meanwhile.</summary>
+    Sync,
+
+    /// <summary>The guest's filesystems frozen through the agent for the operation, thawed after (also when it fails).</summary>
+    FsFreeze,
 }

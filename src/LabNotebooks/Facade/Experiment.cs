@@ -128,7 +128,7 @@ public sealed class Experiment : IAsyncDisposable
     /// </summary>
     public async Task<CopyView> OpenCopyAsync(string image, string name = "copy", bool boot = true, CancellationToken cancellationToken = default)
     {
-        if (boot && Can(LabCapabilities.BootCopies))
+        if (BootsCopies(boot))
         {
             var copy = await BootedCopy.StartAsync(image, Run.Folder, name, cancellationToken).ConfigureAwait(false);
             return new CopyView(copy.Files, "booted as a second guest", copy);
@@ -156,9 +156,12 @@ public sealed class Experiment : IAsyncDisposable
     /// written, its SHA-256 before and after proves it), otherwise read offline.
     /// </summary>
     public Task<CopyCheck> CheckCopyAsync(string image, IReadOnlyList<FileOpsWorkload> workloads, bool boot = true, CancellationToken cancellationToken = default) =>
-        boot && Can(LabCapabilities.BootCopies)
+        BootsCopies(boot)
             ? CopyCheck.BootedAsync(image, Run.Folder, $"{Guest.Name}-copy", workloads, cancellationToken)
             : CopyCheck.OfflineAsync(image, Run.Folder, workloads, cancellationToken);
+
+    /// <summary>Whether a copy is booted: asked for, and the guest's disk holds the lab's system (<see cref="LabCapabilities.BootCopies"/>).</summary>
+    private bool BootsCopies(bool boot) => boot && Can(LabCapabilities.BootCopies);
 
     /// <summary>Every file the guest's QEMU holds open (resolved <c>/proc/PID/fd</c> targets); null when its process id is unknown.</summary>
     public IReadOnlyList<string>? OpenFiles() => Guest.QemuProcessId is { } pid ? ProcessFiles.OpenBy(pid) : null;

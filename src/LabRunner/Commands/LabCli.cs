@@ -1,5 +1,6 @@
 using System.CommandLine;
 using LabKernel;
+using LabRunner.Notebooks;
 
 namespace LabRunner.Commands;
 
@@ -32,7 +33,7 @@ public static class LabCli
             // `lab run` handles Ctrl-C and SIGTERM itself (RunInterruption), and its kernel is stopped by it.
             // System.CommandLine's own handling cancels the run's token and returns 130 two seconds later whether
             // or not the run has stopped its kernel and guests by then (a run that stopped sooner exited 1).
-            var ownSignals = parse.CommandResult.Command.Name is "run" or RunCommand.KernelCommandName;
+            var ownSignals = parse.CommandResult.Command.Name is "run" or KernelClient.KernelCommandName;
             var configuration = ownSignals ? new InvocationConfiguration { ProcessTerminationTimeout = null } : null;
             return await parse.InvokeAsync(configuration).ConfigureAwait(false);
         }

@@ -17,7 +17,6 @@ namespace LabRunner.Commands;
 /// </summary>
 internal static class RunCommand
 {
-    public const string KernelCommandName = KernelClient.KernelCommandName;
 
     /// <summary>Adds run, report and the hidden kernel command to the lab command line.</summary>
     public static void Register(RootCommand root)
@@ -160,7 +159,7 @@ internal static class RunCommand
 
     private static Command CreateKernel()
     {
-        var cmd = new Command(KernelCommandName, "Internal: the notebook kernel process of `lab run` (JSON lines on stdin/stdout).") { Hidden = true };
+        var cmd = new Command(KernelClient.KernelCommandName, "Internal: the notebook kernel process of `lab run` (JSON lines on stdin/stdout).") { Hidden = true };
         cmd.SetAction((_, _) => KernelHost.RunAsync());
         return cmd;
     }

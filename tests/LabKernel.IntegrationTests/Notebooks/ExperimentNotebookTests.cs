@@ -3,6 +3,7 @@ using Xunit.Abstractions;
 namespace LabKernel.IntegrationTests.Notebooks;
 
 /// <summary>The experiment notebooks run end to end at a small scale with every finding as expected.</summary>
+[Trait(Lanes.Name, Lanes.BesideUnit)]
 public sealed class ExperimentNotebookTests(ITestOutputHelper output)
 {
     [Fact]

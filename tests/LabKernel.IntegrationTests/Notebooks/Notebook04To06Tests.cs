@@ -1,6 +1,7 @@
 namespace LabKernel.IntegrationTests.Notebooks;
 
 /// <summary>Notebooks 04 (IO per chain depth, document 002), 05 (incremental backup, 003) and 06 (snapshot kinds, 004) through `lab run`, small scale.</summary>
+[Trait(Lanes.Name, Lanes.BesideUnit)]
 public sealed class Notebook04To06Tests
 {
     [Fact]
@@ -123,22 +124,5 @@ public sealed class Notebook04To06Tests
         Assert.Contains(run.Findings, f => f.Claim.StartsWith("The guest was writing throughout the two snapshots", StringComparison.Ordinal) && f.Verdict == "confirmed");
         var (charts, _) = run.Charts();
         Assert.Equal(2, charts.Count);
-    }
-
-    [Fact]
-    public async Task Given_notebook_06_on_libvirt_When_run_Then_libvirts_refusal_to_revert_an_external_snapshot_is_recorded_as_the_document_says()
-    {
-        using var run = await NotebookRun.RunAsync("06-snapshot-kinds", "WriterLines", "2000000", "Backend", "libvirt");
-
-        Assert.True(run.ExitCode == 0, run.FirstError());
-        Assert.NotEmpty(run.Findings);
-        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info" || f.Verdict == "refuted" && f.Claim.StartsWith("Reverting the WithMemory", StringComparison.Ordinal),
-            $"{f.Claim}: {f.Observed} ({f.Verdict})"));
-        // libvirt's own refusal, as the LibvirtException of virDomainRevertToSnapshot carries it.
-        var refused = run.Findings.Single(f => f.Claim == "libvirt cannot revert to an external snapshot (4)");
-        Assert.Equal("confirmed", refused.Verdict);
-        Assert.StartsWith("libvirt virDomainRevertToSnapshot on domain '", refused.Observed, StringComparison.Ordinal);
-        Assert.Contains("not supported yet", refused.Observed, StringComparison.Ordinal);
-        Assert.Equal(5, run.Findings.Count(f => f.Claim.StartsWith("Reverting the ", StringComparison.Ordinal)));
     }
 }

@@ -1,0 +1,17 @@
+namespace LabKernel.IntegrationTests;
+
+/// <summary>
+/// scripts/test runs two lanes at once, because one lane leaves about half of the machine idle (a TCG guest is
+/// mostly one busy thread, and much of a test is waiting on it). Lane A is the unit projects, then the integration
+/// classes with the trait <c>Lane=BesideUnit</c>; lane B is every other integration class. A class gets the trait
+/// only if it can run beside anything in lane B: it uses no libvirtd (lane B restarts it and compares the list of
+/// domains before and after), no fixed port, no shared cache it changes (warm states are written by rename, so
+/// concurrent restores and saves are safe), and its timing margins hold on a loaded host. A class without the
+/// trait runs in lane B, so a new class is never moved beside the others by accident.
+/// </summary>
+public static class Lanes
+{
+    public const string Name = "Lane";
+
+    public const string BesideUnit = "BesideUnit";
+}

@@ -1,0 +1,25 @@
+namespace LabKernel.IntegrationTests.Libvirt;
+
+/// <summary>
+/// Notebook 06 through `lab run` on the libvirt backend (a lab-made domain). Apart from the other notebook tests
+/// because it needs libvirtd, which the test lane beside the unit tests does not use (see <see cref="Lanes"/>).
+/// </summary>
+public sealed class Notebook06OnLibvirtTests
+{
+    [Fact]
+    public async Task Given_notebook_06_on_libvirt_When_run_Then_libvirts_refusal_to_revert_an_external_snapshot_is_recorded_as_the_document_says()
+    {
+        using var run = await Notebooks.NotebookRun.RunAsync("06-snapshot-kinds", "WriterLines", "2000000", "Backend", "libvirt");
+
+        Assert.True(run.ExitCode == 0, run.FirstError());
+        Assert.NotEmpty(run.Findings);
+        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info" || f.Verdict == "refuted" && f.Claim.StartsWith("Reverting the WithMemory", StringComparison.Ordinal),
+            $"{f.Claim}: {f.Observed} ({f.Verdict})"));
+        // libvirt's own refusal, as the LibvirtException of virDomainRevertToSnapshot carries it.
+        var refused = run.Findings.Single(f => f.Claim == "libvirt cannot revert to an external snapshot (4)");
+        Assert.Equal("confirmed", refused.Verdict);
+        Assert.StartsWith("libvirt virDomainRevertToSnapshot on domain '", refused.Observed, StringComparison.Ordinal);
+        Assert.Contains("not supported yet", refused.Observed, StringComparison.Ordinal);
+        Assert.Equal(5, run.Findings.Count(f => f.Claim.StartsWith("Reverting the ", StringComparison.Ordinal)));
+    }
+}

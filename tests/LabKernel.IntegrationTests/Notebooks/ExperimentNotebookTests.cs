@@ -9,7 +9,7 @@ public sealed class ExperimentNotebookTests(ITestOutputHelper output)
     [Fact]
     public async Task Given_notebook_01_at_small_scale_with_fsfreeze_When_run_Then_every_claim_is_confirmed()
     {
-        using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", "Count", "400000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze");
+        using var run = await NotebookRun.SharedAsync("01-live-snapshot-integrity", SmallScale.Notebook01);
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
         Assert.True(run.Findings.Count >= 8, $"{run.Findings.Count} findings");
@@ -32,7 +32,7 @@ public sealed class ExperimentNotebookTests(ITestOutputHelper output)
     [Fact]
     public async Task Given_notebook_02_at_small_scale_When_run_Then_the_chain_is_shortened_and_restored_with_every_claim_confirmed()
     {
-        using var run = await NotebookRun.RunAsync("02-snapshot-and-commit-integrity", "Count", "400000", "SnapshotAfterLines", "40000", "Quiesce", "fsfreeze");
+        using var run = await NotebookRun.SharedAsync("02-snapshot-and-commit-integrity", SmallScale.Notebook02);
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
         Assert.True(run.Findings.Count >= 9, $"{run.Findings.Count} findings");

@@ -55,7 +55,7 @@ public sealed class Notebook04To06Tests
     [Fact]
     public async Task Given_notebook_05_When_run_Then_pull_commit_and_every_backup_chain_restore_what_the_disk_held()
     {
-        using var run = await NotebookRun.RunAsync("05-incremental-backup", "Increments", "2", "IncrementMiB", "4");
+        using var run = await NotebookRun.SharedAsync("05-incremental-backup", SmallScale.Notebook05);
 
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
@@ -106,7 +106,7 @@ public sealed class Notebook04To06Tests
     [Fact]
     public async Task Given_notebook_06_on_QEMU_When_run_Then_each_kind_is_measured_and_reverted_and_the_frozen_layer_needs_no_recovery()
     {
-        using var run = await NotebookRun.RunAsync("06-snapshot-kinds", "WriterLines", "400000");
+        using var run = await NotebookRun.SharedAsync("06-snapshot-kinds", SmallScale.Notebook06);
 
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using LabKernel.Processes;
 using LabRunner.Commands;
@@ -36,6 +37,25 @@ internal sealed class NotebookRun : IDisposable
     }
 
     public static Task<NotebookRun> RunAsync(string name, params string[] parameters) => RunWithAsync(name, [], parameters);
+
+    private static readonly ConcurrentDictionary<string, Lazy<Task<NotebookRun>>> SharedRuns = new();
+
+    /// <summary>
+    /// One `lab run` of a notebook with these parameters per test process, shared by every test that asserts on it:
+    /// the notebook's own test checks its findings, charts and report, and <see cref="ConformanceTests"/> compares
+    /// its verdicts with the real kernel hosts'. Disposing it does nothing; its folder goes when the process exits.
+    /// A failed run is shared too (each test reports it), never run again.
+    /// </summary>
+    public static Task<NotebookRun> SharedAsync(string name, params string[] parameters) =>
+        SharedRuns.GetOrAdd(name + "\0" + string.Join("\0", parameters), _ => new Lazy<Task<NotebookRun>>(async () =>
+        {
+            var run = await RunAsync(name, parameters);
+            run._shared = true;
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => run.DeleteFolder();
+            return run;
+        })).Value;
+
+    private bool _shared;
 
     /// <summary>As <see cref="RunAsync"/>, with extra `lab run` options (e.g. a cell timeout that interrupts the run).</summary>
     public static async Task<NotebookRun> RunWithAsync(string name, IReadOnlyList<string> options, params string[] parameters)
@@ -243,6 +263,14 @@ internal sealed class NotebookRun : IDisposable
     }
 
     public void Dispose()
+    {
+        if (!_shared)
+        {
+            DeleteFolder();
+        }
+    }
+
+    private void DeleteFolder()
     {
         try
         {

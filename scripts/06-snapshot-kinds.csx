@@ -69,7 +69,7 @@ display(lab.Describe());
 
 SnapshotKind[] kinds = [SnapshotKind.Internal, SnapshotKind.DiskOnly, SnapshotKind.DiskOnlyFrozen, SnapshotKind.WithMemory, SnapshotKind.WithMemoryLive];
 var taken = new List<SnapshotTaken>();
-var reverts = new List<(SnapshotKind Kind, string How, RevertEvidence Evidence, string Error)>();
+var reverts = new List<RevertOutcome>();
 foreach (var kind in kinds.Where(lab.Supports))
 {
     await InstantMarkers.WriteAsync(lab.Agent, kind.ToString());
@@ -77,10 +77,7 @@ foreach (var kind in kinds.Where(lab.Supports))
     var snapshot = await lab.SnapshotAsync(kind, $"s-{kind.ToString().ToLowerInvariant()}");
     taken.Add(snapshot);
     await InstantMarkers.WriteAsync(lab.Agent, "after-the-snapshot");
-    var (how, error) = ("", "");
-    try { how = await lab.RevertAsync(snapshot); }
-    catch (LabException e) { (how, error) = ("refused", e.Message); }
-    reverts.Add((kind, how, new RevertEvidence(kind, atSnapshot, await InstantMarkers.ReadAsync(lab.Agent)), error));
+    reverts.Add(await lab.RevertToInstantAsync(snapshot, atSnapshot));  // how it reverted, or the backend's refusal
 }
 display(Table.From(taken.Select(t => new
 {
@@ -88,7 +85,7 @@ display(Table.From(taken.Select(t => new
     addedMiB = Math.Round(t.GrowthBytes / 1048576.0, 1), how = t.How,
 }), "Snapshots taken"));
 
-display(Table.From(reverts.Select(r => new { kind = r.Kind.ToString(), how = r.How, diskMarker = r.Evidence.AfterRevert.Disk, memoryMarker = r.Evidence.AfterRevert.Memory, sameBoot = r.Evidence.AfterRevert.BootId == r.Evidence.AtSnapshot.BootId, error = r.Error }), "Reverts"));
+display(Table.From(reverts.Select(r => new { kind = r.Kind.ToString(), how = r.How ?? "refused", diskMarker = r.Evidence.AfterRevert.Disk, memoryMarker = r.Evidence.AfterRevert.Memory, sameBoot = r.Evidence.AfterRevert.BootId == r.Evidence.AtSnapshot.BootId, error = r.Refusal ?? "" }), "Reverts"));
 var names = taken.Select(t => t.Kind.ToString()).ToList();
 display(Figures.Columns("Snapshot duration and the longest time the guest did not answer", "milliseconds", names,
     [("duration of the call", taken.Select(t => t.Duration.TotalMilliseconds).ToList()),
@@ -151,15 +148,14 @@ if (Of(SnapshotKind.WithMemoryLive) is { } live)
 foreach (var r in reverts)
 {
     // libvirt before 9.9 refuses external reverts: the document's claim (4), declared expected.
-    var refusedByLibvirt = r.How == "refused" && r.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive && lab.Can(LabCapabilities.LibvirtSnapshots);
-    lab.Findings.Check(r.Evidence.Claim, r.How != "refused" && r.Evidence.ReturnedToInstant,
-        r.How == "refused" ? $"refused: {r.Error}" : $"{r.How}: {r.Evidence.Observed}", refutationExpected: refusedByLibvirt);
+    var refusedByLibvirt = r.Refused && r.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive && lab.Can(LabCapabilities.LibvirtSnapshots);
+    lab.Findings.Check(r.Evidence.Claim, r.ReturnedToInstant, r.Observed, refutationExpected: refusedByLibvirt);
 }
 if (lab.Can(LabCapabilities.LibvirtSnapshots))
 {
-    var refused = reverts.Where(r => r.How == "refused").ToList();
+    var refused = reverts.Where(r => r.Refused).ToList();
     lab.Findings.Check("libvirt cannot revert to an external snapshot (4)", refused.Count > 0 && refused.All(r => r.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive),
-        refused.Count > 0 ? refused[0].Error : "every revert was accepted");
+        refused.Count > 0 ? refused[0].Refusal! : "every revert was accepted");
 }
 var (crashLayer, frozenLayer) = (layers[0], layers[1]);
 var overlap = new WriterOverlap("two snapshots", linesBeforeCrash, linesAfterBoth, WriterLines);

@@ -79,3 +79,24 @@ public sealed record RevertEvidence(SnapshotKind Kind, InstantMarkers AtSnapshot
     public string Observed => $"at the snapshot: {AtSnapshot}; after the revert: {AfterRevert}"
         + (AfterRevert.BootId == AtSnapshot.BootId ? " (same boot)" : " (a new boot)");
 }
+
+/// <summary>
+/// One revert to a snapshot's instant, as notebook 06 judges it: how the backend reverted, or why it refused
+/// (libvirt before 9.9 refuses external snapshots: <see cref="Refusal"/> is its error), and the markers read after it.
+/// </summary>
+/// <param name="Evidence">The markers at the snapshot and after the revert (after a refusal: the running guest's).</param>
+/// <param name="How">How the backend reverted (<see cref="GuestSnapshots.RevertAsync"/>); null when it refused.</param>
+/// <param name="Refusal">The backend's refusal, one line; null when it reverted.</param>
+public sealed record RevertOutcome(RevertEvidence Evidence, string? How, string? Refusal)
+{
+    public SnapshotKind Kind => Evidence.Kind;
+
+    /// <summary>The backend refused to revert.</summary>
+    public bool Refused => Refusal is not null;
+
+    /// <summary>The backend reverted and the guest came back with what the kind keeps (<see cref="RevertEvidence.ReturnedToInstant"/>).</summary>
+    public bool ReturnedToInstant => !Refused && Evidence.ReturnedToInstant;
+
+    /// <summary>The outcome in one line: the refusal, or how and the evidence.</summary>
+    public string Observed => Refused ? $"refused: {Refusal}" : $"{How}: {Evidence.Observed}";
+}

@@ -189,6 +189,27 @@ public sealed class Experiment : IAsyncDisposable
     public Task<string> RevertAsync(SnapshotTaken snapshot, CancellationToken cancellationToken = default) =>
         GuestSnapshots.RevertAsync(Guest, Disk, snapshot, (role, file) => Run.NewFile(role, file), cancellationToken);
 
+    /// <summary>
+    /// Reverts to <paramref name="snapshot"/> (<see cref="RevertAsync"/>) and reads the instant markers back: the
+    /// outcome says how it reverted or, when the backend refused (a <see cref="LabException"/>), why, with the markers
+    /// to compare with <paramref name="atSnapshot"/> (those read just before the snapshot).
+    /// </summary>
+    public async Task<RevertOutcome> RevertToInstantAsync(SnapshotTaken snapshot, InstantMarkers atSnapshot, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        string? how = null, refusal = null;
+        try
+        {
+            how = await RevertAsync(snapshot, cancellationToken).ConfigureAwait(false);
+        }
+        catch (LabException e)
+        {
+            refusal = e.Message;
+        }
+        var after = await InstantMarkers.ReadAsync(Agent, cancellationToken).ConfigureAwait(false);
+        return new RevertOutcome(new RevertEvidence(snapshot.Kind, atSnapshot, after), how, refusal);
+    }
+
     /// <summary><c>qemu-img check</c> of each image: whether all are clean, and one summary line for a finding.</summary>
     public async Task<(bool Clean, string Summary)> CheckImagesAsync(IEnumerable<string> images, CancellationToken cancellationToken = default)
     {

@@ -44,6 +44,22 @@ public sealed class VerdictEvidenceTests
         Assert.False(new RevertEvidence(SnapshotKind.WithMemory, AtSnapshot, AtSnapshot with { BootId = "boot-b" }).ReturnedToInstant);
     }
 
+    [Fact]
+    public void A_refused_revert_is_never_a_return_to_the_instant_and_says_the_refusal()
+    {
+        // Even with markers that match (a guest nobody touched after the snapshot): the backend did not revert.
+        var refused = new RevertOutcome(new RevertEvidence(SnapshotKind.WithMemory, AtSnapshot, AtSnapshot), null, "libvirt: not supported yet");
+        Assert.True(refused.Refused);
+        Assert.False(refused.ReturnedToInstant);
+        Assert.Equal("refused: libvirt: not supported yet", refused.Observed);
+
+        var reverted = new RevertOutcome(new RevertEvidence(SnapshotKind.WithMemory, AtSnapshot, AtSnapshot), "snapshot-load", null);
+        Assert.True(reverted.ReturnedToInstant);
+        Assert.StartsWith("snapshot-load: at the snapshot: ", reverted.Observed, StringComparison.Ordinal);
+        var coldBoot = new RevertOutcome(new RevertEvidence(SnapshotKind.WithMemory, AtSnapshot, new InstantMarkers("WithMemory", "", "boot-b")), "a cold boot", null);
+        Assert.False(coldBoot.ReturnedToInstant);
+    }
+
     [Theory]
     [InlineData(0, 4_000_000, 4_000_000, false)]        // exited 0 but flushed nothing more: a short file
     [InlineData(137, 120_000, 4_000_000, false)]        // killed

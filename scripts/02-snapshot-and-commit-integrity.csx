@@ -103,7 +103,7 @@ var newTop = SequenceChecker.Check(await lab.Agent.ReadFileAsync("/root/num.txt"
 lab.Findings.Check($"The guest's disk (overlay3 on the shortened chain) holds all of 1..{Count:N0}", newTop.Complete, newTop.Summary);
 var (live, headers, agreement) = await lab.Block.CheckChainAgreementAsync(lab.Disk);
 string[] expected = [overlay3, overlay1, .. chainBefore.Filenames.Skip(2)];
-lab.Findings.Check($"The live chain ({lab.Guest.Backend}'s view) is base <- overlay1 <- overlay3", live.IsExactly(expected), live.ToText());
+lab.Findings.Check($"The live chain ({lab.Guest.Backend.Name()}'s view) is base <- overlay1 <- overlay3", live.IsExactly(expected), live.ToText());
 lab.Findings.Check("The image headers (qemu-img) agree with the live chain", agreement.Agrees, agreement.Summary);
 display(newTop.Summary);
 

@@ -114,7 +114,7 @@ display(await lab.Block.QueryChainAsync(disk));
 var qemuVersion = (await lab.MonitorAsync()).Qmp.QemuVersion;
 lab.Findings.Note("1. Nova's own snapshots cannot back up incrementally to a remote site", "not measured: the lab runs no OpenStack");
 lab.Findings.Note("2. QEMU 1.5.1 cannot take external snapshots", $"not measured: this host's QEMU is {qemuVersion.ToString(3)}");
-lab.Findings.Note("3. QEMU from 2.4.1 takes external snapshots", $"QEMU {qemuVersion.ToString(3)} took snap1..snap3 live on the running guest (backend {lab.Guest.Backend})");
+lab.Findings.Note("3. QEMU from 2.4.1 takes external snapshots", $"QEMU {qemuVersion.ToString(3)} took snap1..snap3 live on the running guest (backend {lab.Guest.Backend.Name()})");
 var overlay1Now = await FileHash.Sha256Async(overlay1);
 var writerRefused = await ImageLock.WriterRefusalAsync(overlay1);
 lab.Findings.Check("4. After an external snapshot the base image is locked and no longer modified: changes go to the snapshots",

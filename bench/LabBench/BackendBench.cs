@@ -29,7 +29,7 @@ internal static class BackendBench
                     using var quiet = LabJournal.BeginScope(new LabJournal());
                     await using var guest = await LabGuests.StartAsync(new LabGuestOptions
                     {
-                        Backend = backend, Name = "bench", WorkFolder = folder, Overlays = [Path.Combine(folder, "overlay1.qcow2")],
+                        Backend = backend == "qemu" ? LabKernel.GuestBackend.Qemu : LabKernel.GuestBackend.Libvirt, Name = "bench", WorkFolder = folder, Overlays = [Path.Combine(folder, "overlay1.qcow2")],
                     });
                     var m = results.TryGetValue(backend, out var x) ? x : results[backend] = [];
                     Add(m, "boot to agent (s)", guest.BootToAgent!.Value.TotalSeconds);

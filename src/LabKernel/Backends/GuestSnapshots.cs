@@ -98,7 +98,7 @@ public static class GuestSnapshots
         ArgumentNullException.ThrowIfNull(newFile);
         if (!Supports(guest, kind))
         {
-            throw new LabUsageException($"the {guest.Backend} backend has no {kind} snapshot");
+            throw new LabUsageException($"the {guest.Backend.Name()} backend has no {kind} snapshot");
         }
         var before = (await guest.Block.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false)).Active.Filename;
         var sizeBefore = new FileInfo(before).Length;

@@ -11,7 +11,7 @@ namespace LabKernel.Backends;
 public interface ILabGuest : IAsyncDisposable
 {
     /// <summary><c>qemu</c> or <c>libvirt</c>.</summary>
-    string Backend { get; }
+    GuestBackend Backend { get; }
 
     /// <summary>The guest's name (the QEMU <c>-name</c> or the libvirt domain).</summary>
     string Name { get; }

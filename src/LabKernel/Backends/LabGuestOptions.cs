@@ -8,7 +8,7 @@ namespace LabKernel.Backends;
 public sealed record LabGuestOptions
 {
     /// <summary><c>qemu</c> (the embedded guest on QEMU directly) or <c>libvirt</c>.</summary>
-    public string Backend { get; init; } = "qemu";
+    public GuestBackend Backend { get; init; } = GuestBackend.Qemu;
 
     /// <summary>With <c>libvirt</c>: a domain of the user's to work on; empty for the embedded guest as a lab-made domain.</summary>
     public string? Domain { get; init; }

@@ -26,12 +26,12 @@ public static class LabGuests
                 throw new OverlayExistsException(Path.GetFullPath(o));
             }
         }
-        if (backend == "libvirt")
+        if (backend == GuestBackend.Libvirt)
         {
             LibvirtConnection.RequireThisHost(options.LibvirtUri, "run an experiment on a domain there");
         }
         Directory.CreateDirectory(options.WorkFolder);
-        return backend == "qemu"
+        return backend == GuestBackend.Qemu
             ? await QemuLabGuest.StartAsync(options, cancellationToken).ConfigureAwait(false)
             : domain.Length == 0
                 ? await LibvirtLabGuest.StartEmbeddedAsync(options, cancellationToken).ConfigureAwait(false)
@@ -43,19 +43,23 @@ public static class LabGuests
     /// <see cref="LabUsageException"/> for an unknown backend or a domain with <c>Backend=qemu</c>.
     /// Returns them normalised.
     /// </summary>
-    public static (string Backend, string Domain) CheckChoice(string? backend, string? domain)
-    {
-        var b = (backend ?? "").Trim().ToLowerInvariant();
-        var d = domain?.Trim() ?? "";
-        if (b is not ("qemu" or "libvirt"))
+    public static (GuestBackend Backend, string Domain) CheckChoice(string? backend, string? domain) =>
+        CheckChoice((backend ?? "").Trim().ToLowerInvariant() switch
         {
-            throw new LabUsageException($"Backend must be qemu or libvirt, not '{backend}'");
-        }
-        if (b == "qemu" && d.Length > 0)
+            "qemu" => GuestBackend.Qemu,
+            "libvirt" => GuestBackend.Libvirt,
+            _ => throw new LabUsageException($"Backend must be qemu or libvirt, not '{backend}'"),
+        }, domain);
+
+    /// <summary>As above, for a backend already chosen: a domain only with libvirt. Returns the domain trimmed.</summary>
+    public static (GuestBackend Backend, string Domain) CheckChoice(GuestBackend backend, string? domain)
+    {
+        var d = domain?.Trim() ?? "";
+        if (backend == GuestBackend.Qemu && d.Length > 0)
         {
             throw new LabUsageException($"Domain='{d}' names a libvirt domain: run with Backend=libvirt (Backend=qemu always boots the embedded guest)");
         }
-        return (b, d);
+        return (backend, d);
     }
 
     /// <summary>

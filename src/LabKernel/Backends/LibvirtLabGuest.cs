@@ -92,7 +92,7 @@ public sealed class LibvirtLabGuest : ILabGuest
 
     public DomainTakeOver? TakeOver => _user is { } u ? new DomainTakeOver(Domain.Name, Disk, u.WasRunning, u.WasRunning && u.Quiesced, u.QuiesceRefusal) { Disks = [.. u.Disks.Select(d => d.Target)] } : null;
 
-    public string Backend => "libvirt";
+    public GuestBackend Backend => GuestBackend.Libvirt;
     public string Name => Domain.Name;
     public string Disk { get; }
     public string BaseImage { get; }

@@ -41,7 +41,7 @@ public sealed class QemuLabGuest : ILabGuest
     /// <summary>The QEMU process, for what only the QEMU backend offers (QMP, HMP, NBD exports).</summary>
     public Machines.QemuMachine Machine => _guest.Machine;
 
-    public string Backend => "qemu";
+    public GuestBackend Backend => GuestBackend.Qemu;
     public string Name => Machine.Options.Name;
     public string Disk => "disk0";
     public string BaseImage => _guest.Image.BaseImage;

@@ -280,7 +280,7 @@ public sealed class BlockLayer : ILabBlock
 
     // ---------------------------------------------------------------- the backend-neutral view (ILabBlock)
 
-    string ILabBlock.Backend => "qemu";
+    GuestBackend ILabBlock.Backend => GuestBackend.Qemu;
 
     Task<LiveChain> ILabBlock.SnapshotAsync(string disk, string overlayFile, CancellationToken cancellationToken) =>
         SnapshotAsync(disk, overlayFile, cancellationToken: cancellationToken);

@@ -11,7 +11,7 @@ namespace LabKernel.Block;
 public interface ILabBlock
 {
     /// <summary><c>qemu</c> or <c>libvirt</c>.</summary>
-    string Backend { get; }
+    GuestBackend Backend { get; }
 
     /// <summary>The disk's chain as the running hypervisor sees it.</summary>
     Task<LiveChain> QueryChainAsync(string disk, CancellationToken cancellationToken = default);

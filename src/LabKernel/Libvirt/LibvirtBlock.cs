@@ -259,7 +259,7 @@ public sealed class LibvirtBlock : Block.ILabBlock
 
     // ---------------------------------------------------------------- the backend-neutral view (ILabBlock)
 
-    string Block.ILabBlock.Backend => "libvirt";
+    GuestBackend Block.ILabBlock.Backend => GuestBackend.Libvirt;
 
     async Task<Block.LiveChain> Block.ILabBlock.QueryChainAsync(string disk, CancellationToken cancellationToken) =>
         (await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false)).ToLiveChain();

@@ -27,7 +27,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
         {
             var lab1 = Path.Combine(folder, "overlay1.qcow2");
             var lab2 = Path.Combine(folder, "overlay2.qcow2");
-            var guest = (LibvirtLabGuest)await LabGuests.StartAsync(new LabGuestOptions { Backend = "libvirt", Domain = fx.Domain.Name, WorkFolder = folder, Overlays = [lab1] });
+            var guest = (LibvirtLabGuest)await LabGuests.StartAsync(new LabGuestOptions { Backend = GuestBackend.Libvirt, Domain = fx.Domain.Name, WorkFolder = folder, Overlays = [lab1] });
             string hashDuring;
             await using (guest)
             {
@@ -78,7 +78,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
         {
             var e = await Assert.ThrowsAsync<LibvirtDomainNotFoundException>(() => LabGuests.StartAsync(new LabGuestOptions
             {
-                Backend = "libvirt", Domain = "no-such-domain-" + Guid.NewGuid().ToString("N")[..6], WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
+                Backend = GuestBackend.Libvirt, Domain = "no-such-domain-" + Guid.NewGuid().ToString("N")[..6], WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
             }));
             Assert.Contains("no libvirt domain named", e.Message, StringComparison.Ordinal);
             Assert.Empty(Directory.EnumerateFileSystemEntries(folder));

@@ -125,7 +125,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
         const long Offset = 60L * 1024 * 1024;
         var guest = await LabGuests.StartAsync(new LabGuestOptions
         {
-            Backend = "libvirt", Domain = fx.Domain.Name, WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
+            Backend = GuestBackend.Libvirt, Domain = fx.Domain.Name, WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
         });
         byte original;
         try
@@ -190,7 +190,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
         {
             var e = await Assert.ThrowsAsync<LabUsageException>(() => LabGuests.StartAsync(new LabGuestOptions
             {
-                Backend = "libvirt", Domain = fx.Domain.Name, DomainDisk = "vdz", WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
+                Backend = GuestBackend.Libvirt, Domain = fx.Domain.Name, DomainDisk = "vdz", WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
             }));
             Assert.Equal($"domain '{fx.Domain.Name}' has no disk vdz (it has vda, vdb)", e.Message);
             Assert.Empty(Directory.EnumerateFileSystemEntries(folder));
@@ -214,7 +214,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
             var before = await fx.HashAllAsync();
             var e = await Assert.ThrowsAsync<LabUsageException>(() => LabGuests.StartAsync(new LabGuestOptions
             {
-                Backend = "libvirt", Domain = fx.Domain.Name, WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
+                Backend = GuestBackend.Libvirt, Domain = fx.Domain.Name, WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
             }));
             output.WriteLine(e.Message);
             Assert.Contains($"domain '{fx.Domain.Name}' is paused: resume it or shut it off first", e.Message, StringComparison.Ordinal);
@@ -255,7 +255,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
         {
             var e = await Assert.ThrowsAsync<LabUsageException>(() => LabGuests.StartAsync(new LabGuestOptions
             {
-                Backend = "libvirt", Domain = transient.Name, WorkFolder = work, Overlays = [Path.Combine(work, "o1.qcow2")],
+                Backend = GuestBackend.Libvirt, Domain = transient.Name, WorkFolder = work, Overlays = [Path.Combine(work, "o1.qcow2")],
             }));
             output.WriteLine(e.Message);
             Assert.StartsWith($"domain '{transient.Name}' is transient: the lab needs a persistent (defined) domain", e.Message, StringComparison.Ordinal);

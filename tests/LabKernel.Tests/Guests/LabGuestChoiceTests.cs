@@ -7,11 +7,11 @@ namespace LabKernel.Tests.Guests;
 public sealed class LabGuestChoiceTests
 {
     [Theory]
-    [InlineData("qemu", "", "qemu", "")]
-    [InlineData(" QEMU ", null, "qemu", "")]
-    [InlineData("libvirt", "", "libvirt", "")]
-    [InlineData("Libvirt", " web1 ", "libvirt", "web1")]
-    public void Valid_backend_choices_are_normalised(string backend, string? domain, string expectedBackend, string expectedDomain) =>
+    [InlineData("qemu", "", GuestBackend.Qemu, "")]
+    [InlineData(" QEMU ", null, GuestBackend.Qemu, "")]
+    [InlineData("libvirt", "", GuestBackend.Libvirt, "")]
+    [InlineData("Libvirt", " web1 ", GuestBackend.Libvirt, "web1")]
+    public void Valid_backend_choices_are_normalised(string backend, string? domain, GuestBackend expectedBackend, string expectedDomain) =>
         Assert.Equal((expectedBackend, expectedDomain), LabGuests.CheckChoice(backend, domain));
 
     [Theory]

@@ -37,12 +37,14 @@ internal static class GuestBench
                 await using var g = await EmbeddedGuest.StartAsync(coldNow ? options with { Warm = false } : options);
                 (coldNow ? coldWall : warmWall).Add(sw.Elapsed.TotalSeconds);
                 (coldNow ? cold : warm).Add(coldNow || g.Start.Warm ? g.Machine.BootToAgent!.Value.TotalSeconds : double.NaN);
+                output.WriteLine($"  {(coldNow ? "cold" : "warm")}: {string.Join(", ", g.Machine.StartSteps.Select(st => $"{st.Step} {st.At.TotalSeconds:0.000} s"))}");
             }
             // The state file dropped from the page cache (posix_fadvise DONTNEED through dd), then a warm start.
             await LabKernel.Processes.ProcessRunner.RunAsync("dd", [$"if={Path.Combine(folder, "state.bin")}", "iflag=nocache", "count=0", "status=none"]);
             await using (var u = await EmbeddedGuest.StartAsync(options))
             {
                 uncached.Add(u.Start.Warm ? u.Machine.BootToAgent!.Value.TotalSeconds : double.NaN);
+                output.WriteLine($"  uncached: {string.Join(", ", u.Machine.StartSteps.Select(st => $"{st.Step} {st.At.TotalSeconds:0.000} s"))}");
             }
         }
         string L(List<double> v) => $"[{string.Join(", ", v.Select(x => x.ToString("0.00")))}]";

@@ -48,14 +48,17 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
 
     /// <summary>
     /// Waits until the agent in the guest answers a <c>guest-sync-delimited</c>: each attempt waits a short while
-    /// for the answer, so a guest that is still booting is retried until <paramref name="timeout"/>.
+    /// for the answer, so a guest that is still booting is retried until <paramref name="timeout"/>. Returns the
+    /// number of attempts.
     /// </summary>
-    public async Task WaitUntilReadyAsync(TimeSpan timeout, Func<string?>? failFast = null, CancellationToken cancellationToken = default)
+    public async Task<int> WaitUntilReadyAsync(TimeSpan timeout, Func<string?>? failFast = null, CancellationToken cancellationToken = default)
     {
         var sw = Stopwatch.StartNew();
         var attempt = TimeSpan.FromMilliseconds(250);
+        var attempts = 0;
         while (true)
         {
+            attempts++;
             if (failFast?.Invoke() is { } why)
             {
                 throw new GuestNotRunningException($"guest agent never answered: {why}");
@@ -64,7 +67,7 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
             try
             {
                 await SyncAsync(attempt, cancellationToken).ConfigureAwait(false);
-                return;
+                return attempts;
             }
             catch (LabTimeoutException) when (sw.Elapsed < timeout)
             {

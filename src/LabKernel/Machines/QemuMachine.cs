@@ -57,6 +57,14 @@ public sealed class QemuMachine : IAsyncDisposable
     /// <summary>From QEMU's start to the agent's first answer (null without an agent).</summary>
     public TimeSpan? BootToAgent { get; private set; }
 
+    /// <summary>
+    /// When each step of the start ended, counted from QEMU's start: "monitor", "agent socket", "state loaded" (a
+    /// warm start), "agent answered" (with the number of guest-sync attempts). Where a slow start lost its time.
+    /// </summary>
+    public IReadOnlyList<(string Step, TimeSpan At)> StartSteps => _steps;
+
+    private readonly List<(string Step, TimeSpan At)> _steps = [];
+
     public QmpClient Qmp { get; private set; } = null!;
 
     /// <summary>
@@ -137,13 +145,16 @@ public sealed class QemuMachine : IAsyncDisposable
         try
         {
             machine.Qmp = await ConnectQmpAsync(machine, cancellationToken).ConfigureAwait(false);
+            machine._steps.Add(("monitor", sw.Elapsed));
             if (options.GuestAgent)
             {
                 machine._agent = await GuestAgentClient.ConnectAsync(machine.AgentSocket, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+                machine._steps.Add(("agent socket", sw.Elapsed));
             }
             if (options.IncomingState is { } state)
             {
                 await machine.LoadStateAsync(state, options.AgentTimeout, cancellationToken).ConfigureAwait(false);
+                machine._steps.Add(("state loaded", sw.Elapsed));
             }
             if (options.GuestAgent)
             {
@@ -252,8 +263,12 @@ public sealed class QemuMachine : IAsyncDisposable
     {
         try
         {
-            await Agent.WaitUntilReadyAsync(timeout, () => HasExited ? "QEMU exited" : null, cancellationToken).ConfigureAwait(false);
-            BootToAgent ??= sinceStart.Elapsed;
+            var attempts = await Agent.WaitUntilReadyAsync(timeout, () => HasExited ? "QEMU exited" : null, cancellationToken).ConfigureAwait(false);
+            if (BootToAgent is null)
+            {
+                BootToAgent = sinceStart.Elapsed;
+                _steps.Add(($"agent answered ({attempts} guest-sync {(attempts == 1 ? "attempt" : "attempts")})", sinceStart.Elapsed));
+            }
         }
         catch (LabTimeoutException)
         {

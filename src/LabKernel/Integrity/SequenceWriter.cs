@@ -190,7 +190,14 @@ public sealed class SequenceWriter
             }
             if (await _process.TryGetResultAsync(ct).ConfigureAwait(false) is { } done)
             {
-                throw new LabException($"the sequence writer exited ({done.ExitCode}) at {now} lines before reaching {lines}: {done.StandardError.Trim()}");
+                // It may have flushed its last lines, and written its final progress, after the reading above: read
+                // again now that the file can no longer change.
+                var final = await ReadProgressAsync(ct).ConfigureAwait(false);
+                if (final >= lines)
+                {
+                    return (true, final, "");
+                }
+                throw new LabException($"the sequence writer exited ({done.ExitCode}) at {final} lines before reaching {lines}: {done.StandardError.Trim()}");
             }
             return (false, now, $"it is at {now}");
         }, $"the guest writer to reach {lines} lines", timeout, new Backoff(TimeSpan.FromMilliseconds(5), TimeSpan.FromMilliseconds(100), 1.5), cancellationToken: cancellationToken);

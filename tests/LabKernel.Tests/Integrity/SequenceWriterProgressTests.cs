@@ -23,6 +23,9 @@ public sealed class SequenceWriterProgressTests
 
         public int FileReads { get; private set; }
 
+        /// <summary>After this many file reads, guest-exec-status says the writer has exited 0.</summary>
+        public int ExitedAfterReads { get; init; } = int.MaxValue;
+
         public Task<JsonNode?> ExecuteAsync(string command, JsonObject? arguments = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
         {
             JsonNode? reply;
@@ -32,7 +35,7 @@ public sealed class SequenceWriterProgressTests
                     reply = JsonNode.Parse("""{"pid": 7}""");
                     break;
                 case "guest-exec-status":
-                    reply = JsonNode.Parse("""{"exited": false}""");
+                    reply = JsonNode.Parse(FileReads >= ExitedAfterReads ? """{"exited": true, "exitcode": 0}""" : """{"exited": false}""");
                     break;
                 case "guest-file-open":
                     FileReads++;
@@ -79,5 +82,30 @@ public sealed class SequenceWriterProgressTests
         Assert.Equal(3000, await writer.ReadProgressAsync());
         Assert.Equal(9, agent.FileReads);
         Assert.Equal([0L, 0, 1000, 1000, 3000], writer.Samples.Select(s => s.Lines));
+    }
+
+    /// <summary>
+    /// A writer that flushes its last lines between a progress reading and the check that it exited (seen in a run
+    /// with the snapshot one line before the end): the wait reads the progress once more and has reached its point;
+    /// a writer that exited short of it is still an error naming the final count.
+    /// </summary>
+    [Theory]
+    [InlineData("20000\n", true)]
+    [InlineData("19000\n", false)]
+    public async Task Given_a_writer_that_exits_right_after_a_stale_reading_When_waited_for_Then_its_final_progress_decides(string final, bool reached)
+    {
+        var agent = new ScriptedAgent("19000\n", final) { ExitedAfterReads = 1 };
+        var writer = await SequenceWriter.StartAsync(agent, new SequenceWriterOptions { Count = 20_000 });
+
+        if (reached)
+        {
+            Assert.Equal(20_000, await writer.WaitForLinesAsync(19_999, TimeSpan.FromSeconds(10)));
+        }
+        else
+        {
+            var e = await Assert.ThrowsAsync<LabException>(() => writer.WaitForLinesAsync(19_999, TimeSpan.FromSeconds(10)));
+            Assert.Contains("exited (0) at 19000 lines before reaching 19999", e.Message, StringComparison.Ordinal);
+        }
+        Assert.Equal(2, agent.FileReads);
     }
 }

@@ -132,9 +132,8 @@ public sealed class EmbeddedGuest : IAsyncDisposable
         var off = !options.Warm ? "warm starts are off for this start"
             : !WarmStates.EnabledByEnvironment ? "LAB_WARM=0"
             : options.IncomingState is not null ? "a saved state to load was given"
-            : options.ExtraDrives.Count > 0 ? "extra drives are attached (saved states cover the root disk only)"
             : !fresh ? "the root disk is not a fresh overlay of the guest's image"
-            : null;
+            : await WarmStates.WhyNotEmptyAsync(options.ExtraDrives, cancellationToken).ConfigureAwait(false);
         if (off is not null)
         {
             return (await QemuMachine.StartAsync(machineOptions, cancellationToken).ConfigureAwait(false), new GuestStart(false, off));
@@ -143,6 +142,9 @@ public sealed class EmbeddedGuest : IAsyncDisposable
         machineOptions = machineOptions with { Accelerator = accel };
         var description = await WarmStates.DescribeAsync(image, machineOptions, accel, cancellationToken).ConfigureAwait(false);
         var (state, why) = await WarmStates.FindAsync(description, cancellationToken).ConfigureAwait(false);
+        // A data disk is part of the state only as an empty disk of its size: the guest saw it blank, and a restore
+        // gets a new blank one (checked above). Anything written to it before the save would be lost, so a state is
+        // kept only when the drives are still empty after it (checked in SaveAsync).
         if (state is not null)
         {
             var top = await QemuImg.InfoAsync(root, cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -169,7 +171,7 @@ public sealed class EmbeddedGuest : IAsyncDisposable
         var machine = await QemuMachine.StartAsync(machineOptions, cancellationToken).ConfigureAwait(false);
         try
         {
-            var (paused, folder) = await WarmStates.SaveAsync(machine, description, root, cancellationToken).ConfigureAwait(false);
+            var (paused, folder) = await WarmStates.SaveAsync(machine, description, root, options.ExtraDrives, cancellationToken).ConfigureAwait(false);
             return (machine, new GuestStart(false, $"{why}: saved one for the next start (the guest paused {paused.TotalMilliseconds:0} ms)", folder));
         }
         catch (Exception e) when (e is LabException or IOException or UnauthorizedAccessException && !cancellationToken.IsCancellationRequested)

@@ -66,9 +66,39 @@ public static class WarmStates
             ["accel"] = accel.Name,
             ["agent"] = options.GuestAgent,
             ["network"] = options.Network,
-            ["drives"] = new JsonArray([.. options.Drives.Select(d => (JsonNode)$"{d.NodeName}:{d.Format}:{(d.ReadOnly ? "ro" : "rw")}")]),
+            ["drives"] = new JsonArray([.. await Task.WhenAll(options.Drives.Select(async (d, i) => (JsonNode)(i == 0
+                ? $"{d.NodeName}:{d.Format}:{(d.ReadOnly ? "ro" : "rw")}"
+                // A data disk: its virtual size too (the guest saw a blank disk of that size).
+                : $"{d.NodeName}:{d.Format}:{(d.ReadOnly ? "ro" : "rw")}:{(await QemuImg.InfoAsync(d.File, format: d.Format, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize}"))).ConfigureAwait(false)]),
             ["extra"] = new JsonArray([.. options.ExtraArguments.Select(a => (JsonNode)a)]),
         };
+    }
+
+    /// <summary>
+    /// Why data disks keep a start cold, or null when each is blank: a new image with no backing file and no data
+    /// (<c>qemu-img map</c>), as the data disk of the first start was when its state was saved. A restore over a disk
+    /// that holds data the guest has not seen would be a corrupt guest.
+    /// </summary>
+    internal static async Task<string?> WhyNotEmptyAsync(IReadOnlyList<DriveSpec> drives, CancellationToken cancellationToken)
+    {
+        foreach (var d in drives)
+        {
+            if (d.ReadOnly)
+            {
+                return $"the extra drive {d.NodeName} is read-only (saved states cover blank data disks only)";
+            }
+            var info = await QemuImg.InfoAsync(d.File, format: d.Format, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (info.BackingFilename is not null)
+            {
+                return $"the extra drive {d.NodeName} ({d.File}) has a backing file (saved states cover blank data disks only)";
+            }
+            var map = await QemuImg.MapAsync(d.File, format: d.Format, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (map.BytesOfDataAtDepth(0) > 0)
+            {
+                return $"the extra drive {d.NodeName} ({d.File}) holds data (saved states cover blank data disks only)";
+            }
+        }
+        return null;
     }
 
     /// <summary>The key's folder name: a hash of the description.</summary>
@@ -180,11 +210,12 @@ public static class WarmStates
     /// <summary>
     /// Saves the running machine's state for <paramref name="description"/>: <c>stop</c>, <c>migrate</c> to a file
     /// (QEMU flushes and releases its images when the migration completes), a copy of the root disk's top layer
-    /// <paramref name="rootTop"/>, then <c>cont</c> (QEMU takes its images back). Written to a temporary folder and
+    /// <paramref name="rootTop"/>, a check that the <paramref name="dataDrives"/> are still blank, then <c>cont</c>
+    /// (QEMU takes its images back). Written to a temporary folder and
     /// renamed into place, so a reader never sees half a state; a state saved meanwhile by another run wins.
     /// Returns how long the guest was paused, and the state's folder.
     /// </summary>
-    internal static async Task<(TimeSpan Paused, string Folder)> SaveAsync(QemuMachine machine, JsonObject description, string rootTop, CancellationToken cancellationToken)
+    internal static async Task<(TimeSpan Paused, string Folder)> SaveAsync(QemuMachine machine, JsonObject description, string rootTop, IReadOnlyList<DriveSpec> dataDrives, CancellationToken cancellationToken)
     {
         var final = new SavedState(Path.Combine(Folder, KeyOf(description)));
         var temp = new SavedState(Path.Combine(Folder, $".saving-{Guid.NewGuid():N}"));
@@ -203,6 +234,11 @@ public static class WarmStates
                     await Snapshots.SystemCheckpoints.WaitMigrationAsync(migration, TimeSpan.FromMinutes(5), "the state's migration to a file", cancellationToken).ConfigureAwait(false);
                     await Snapshots.SystemCheckpoints.WaitSourceSettledAsync(machine.Qmp, TimeSpan.FromMinutes(1), cancellationToken).ConfigureAwait(false);
                     File.Copy(rootTop, temp.RootLayer);
+                    // The data disks must still be blank, as a restore will give them (the guest may have written one).
+                    if (await WhyNotEmptyAsync(dataDrives, cancellationToken).ConfigureAwait(false) is { } written)
+                    {
+                        throw new LabException($"no state kept: {written} after the boot");
+                    }
                 }
                 finally
                 {

@@ -1,3 +1,4 @@
+using LabKernel.Machines;
 using System.Security.Cryptography;
 using LabKernel.GuestAgent;
 using LabKernel.Guests;
@@ -76,6 +77,59 @@ public sealed class WarmStartTests(ITestOutputHelper output)
             {
                 LabKernel.Host.LabPaths.TryDeleteFolder(stateFolder);
             }
+        }
+    }
+
+    /// <summary>
+    /// A data disk (notebook 04's) is part of a state as a blank disk of its size: a start with a new blank one
+    /// restores, and the guest sees it and can write it; a data disk that holds data starts cold, saying why, since
+    /// the saved guest never saw that data.
+    /// </summary>
+    [Fact]
+    public async Task Given_a_blank_data_disk_Then_the_start_is_warm_and_the_guest_uses_it_and_a_written_one_starts_cold()
+    {
+        var folder = Directory.CreateTempSubdirectory("lab-warm-data-").FullName;
+        string? stateFolder = null;
+        try
+        {
+            async Task<DriveSpec> BlankAsync(string name)
+            {
+                var file = Path.Combine(folder, name + ".qcow2");
+                await LabKernel.Images.QemuImg.CreateAsync(file, "qcow2", 64L * 1024 * 1024);
+                return new DriveSpec(file, "data0");
+            }
+            var options = Options("data") with { ExtraDrives = [await BlankAsync("d1")] };
+            await using (var first = await EmbeddedGuest.StartAsync(options))
+            {
+                output.WriteLine($"1: {first.Start}");
+                Assert.False(first.Start.Warm);
+                Assert.Contains("saved one for the next start", first.Start.Why, StringComparison.Ordinal);
+                stateFolder = first.Start.State;
+            }
+            await using (var warm = await EmbeddedGuest.StartAsync(options with { ExtraDrives = [await BlankAsync("d2")] }))
+            {
+                output.WriteLine($"2: {warm.Start}");
+                Assert.True(warm.Start.Warm, warm.Start.Why);
+                // The guest sees a 64 MiB disk besides its root, makes a filesystem on it and writes a file.
+                Assert.Equal("67108864", await ReadAsync(warm, "blockdev --getsize64 /dev/vdb"));
+                Assert.Equal("ok", await ReadAsync(warm, "mkfs.ext4 -q /dev/vdb && mkdir -p /mnt/d && mount /dev/vdb /mnt/d && echo ok > /mnt/d/f && sync && cat /mnt/d/f"));
+            }
+            // d2 now holds a filesystem the saved guest never saw: restoring over it would be a corrupt guest.
+            await using (var cold = await EmbeddedGuest.StartAsync(options with { ExtraDrives = [new DriveSpec(Path.Combine(folder, "d2.qcow2"), "data0")] }))
+            {
+                output.WriteLine($"3: {cold.Start}");
+                Assert.False(cold.Start.Warm);
+                Assert.Contains("holds data (saved states cover blank data disks only)", cold.Start.Why, StringComparison.Ordinal);
+                Assert.Equal("ok", await ReadAsync(cold, "mkdir -p /mnt/d && mount /dev/vdb /mnt/d && cat /mnt/d/f"));
+            }
+        }
+        finally
+        {
+            if (stateFolder is not null)
+            {
+                LabKernel.Host.LabPaths.TryDeleteFolder(stateFolder);
+            }
+            Directory.Delete(folder, recursive: true);
         }
     }
 

@@ -48,6 +48,35 @@ public sealed class FacadeTests
         }
     }
 
+    public static TheoryData<LabSetup, string> BadSetups() => new()
+    {
+        { new LabSetup { MemoryMiB = 0 }, "LabSetup.MemoryMiB must be from 128 to 1048576, not 0" },
+        { new LabSetup { MemoryMiB = 5_000_000 }, "LabSetup.MemoryMiB must be from 128 to 1048576, not 5000000" },
+        { new LabSetup { Overlays = [] }, "LabSetup.Overlays: the starting chain needs at least one overlay" },
+        { new LabSetup { Overlays = ["overlay1", "overlay1"] }, "LabSetup: the overlays' and data disks' roles must differ (overlay1, overlay1)" },
+        { new LabSetup { Overlays = ["../escape"] }, "LabSetup: '../escape' is not a role a file can be named after" },
+        { new LabSetup { DataDisks = [new DataDisk("overlay1", 64)] }, "LabSetup: the overlays' and data disks' roles must differ (overlay1, overlay1)" },
+        { new LabSetup { DataDisks = [new DataDisk("data", 0)] }, "LabSetup.DataDisks: data must be at least 1 MiB, not 0" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadSetups))]
+    public async Task A_setup_value_out_of_range_is_one_line_naming_the_option_before_any_file_is_made(LabSetup setup, string expected)
+    {
+        var output = Directory.CreateTempSubdirectory("facade-").FullName;
+        try
+        {
+            var e = await Assert.ThrowsAsync<LabUsageException>(() => Lab.StartAsync("04-x", setup with { OutputDir = output }));
+            Assert.StartsWith(expected, e.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', e.Message);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(output));
+        }
+        finally
+        {
+            Directory.Delete(output, true);
+        }
+    }
+
     [Fact]
     public async Task Data_disks_on_a_users_domain_are_refused_in_one_line_naming_the_domain()
     {

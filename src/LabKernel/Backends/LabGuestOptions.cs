@@ -54,4 +54,15 @@ public sealed record LabGuestOptions
 
     /// <summary>Time limit for a clean power-off before the guest is stopped hard.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>A one-line <see cref="LabUsageException"/> naming the first option out of range (see <see cref="GuestDefaults.Check"/>).</summary>
+    public void Validate()
+    {
+        GuestDefaults.Check(nameof(LabGuestOptions), MemoryMiB, GuestDefaults.Cpus, AgentTimeout);
+        GuestDefaults.CheckPositive(nameof(LabGuestOptions), nameof(ShutdownTimeout), ShutdownTimeout);
+        if (string.IsNullOrWhiteSpace(WorkFolder))
+        {
+            throw new LabUsageException("LabGuestOptions.WorkFolder must name a folder");
+        }
+    }
 }

@@ -14,6 +14,7 @@ public static class LabGuests
     public static async Task<ILabGuest> StartAsync(LabGuestOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         var (backend, domain) = CheckChoice(options.Backend, options.Domain);
         if (options.Overlays.Count == 0)
         {

@@ -15,4 +15,36 @@ public static class GuestDefaults
 
     /// <summary>How long a start waits for the guest agent: 3 minutes (a cold boot under TCG on a busy host).</summary>
     public static readonly TimeSpan AgentTimeout = TimeSpan.FromMinutes(3);
+
+    /// <summary>The least memory the embedded guest boots in; the most is what QEMU accepts on a 64-bit host.</summary>
+    public const int MinMemoryMiB = 128, MaxMemoryMiB = 1 << 20;
+
+    /// <summary>The most virtual CPUs a lab guest gets (QEMU's q35 limit is higher; TCG runs a thread each).</summary>
+    public const int MaxCpus = 64;
+
+    /// <summary>
+    /// The checks every options type makes of these values when a guest is started, before anything is made: a
+    /// one-line <see cref="LabUsageException"/> naming the option (<paramref name="owner"/> is the options type).
+    /// </summary>
+    public static void Check(string owner, int memoryMiB, int cpus, TimeSpan agentTimeout)
+    {
+        if (memoryMiB is < MinMemoryMiB or > MaxMemoryMiB)
+        {
+            throw new LabUsageException($"{owner}.MemoryMiB must be from {MinMemoryMiB} to {MaxMemoryMiB}, not {memoryMiB}");
+        }
+        if (cpus is < 1 or > MaxCpus)
+        {
+            throw new LabUsageException($"{owner}.Cpus must be from 1 to {MaxCpus}, not {cpus}");
+        }
+        CheckPositive(owner, "AgentTimeout", agentTimeout);
+    }
+
+    /// <summary>A time limit must be positive: a one-line <see cref="LabUsageException"/> naming the option.</summary>
+    public static void CheckPositive(string owner, string option, TimeSpan limit)
+    {
+        if (limit <= TimeSpan.Zero)
+        {
+            throw new LabUsageException($"{owner}.{option} must be a positive time, not {limit}");
+        }
+    }
 }

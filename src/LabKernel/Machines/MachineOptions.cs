@@ -55,4 +55,18 @@ public sealed record MachineOptions
 
     /// <summary>Folder for sockets and logs; null: a new private folder that is removed on dispose.</summary>
     public string? RuntimeFolder { get; init; }
+
+    /// <summary>A one-line <see cref="LabUsageException"/> naming the first option out of range (see <see cref="GuestDefaults.Check"/>).</summary>
+    public void Validate()
+    {
+        GuestDefaults.Check(nameof(MachineOptions), MemoryMiB, Cpus, AgentTimeout);
+        if (Drives.Count == 0)
+        {
+            throw new LabUsageException("MachineOptions.Drives: a machine needs at least one drive");
+        }
+        if (Drives.Select(d => d.NodeName).Distinct(StringComparer.Ordinal).Count() != Drives.Count)
+        {
+            throw new LabUsageException($"MachineOptions.Drives: node names must differ ({string.Join(", ", Drives.Select(d => d.NodeName))})");
+        }
+    }
 }

@@ -87,10 +87,7 @@ public sealed class QemuMachine : IAsyncDisposable
     /// <summary>Starts QEMU, connects QMP and (when configured) waits for the guest agent to answer.</summary>
     public static async Task<QemuMachine> StartAsync(MachineOptions options, CancellationToken cancellationToken = default)
     {
-        if (options.Drives.Count == 0)
-        {
-            throw new LabUsageException("a machine needs at least one drive");
-        }
+        options.Validate();
         foreach (var d in options.Drives)
         {
             if (!File.Exists(d.File))

@@ -21,6 +21,7 @@ public static class Lab
     public static async Task<Experiment> StartAsync(string name, LabSetup setup, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(setup);
+        setup.Validate();
         var (backend, domain) = LabGuests.CheckChoice(setup.Backend, setup.Domain);
         if (domain.Length > 0 && setup.DataDisks.Count > 0)
         {

@@ -34,6 +34,37 @@ public sealed record LabSetup
     public IReadOnlyList<DataDisk> DataDisks { get; init; } = [];
 
     public int MemoryMiB { get; init; } = GuestDefaults.MemoryMiB;
+
+    /// <summary>
+    /// A one-line <see cref="LabKernel.LabUsageException"/> naming the first parameter out of range: the backend and
+    /// domain (<see cref="LabKernel.Backends.LabGuests.CheckChoice(string?, string?)"/>), memory, the overlays' and data
+    /// disks' roles (each a distinct file name) and the data disks' sizes. <see cref="Lab.StartAsync"/> calls it first.
+    /// </summary>
+    public void Validate()
+    {
+        LabKernel.Backends.LabGuests.CheckChoice(Backend, Domain);
+        GuestDefaults.Check(nameof(LabSetup), MemoryMiB, GuestDefaults.Cpus, GuestDefaults.AgentTimeout);
+        if (Overlays.Count == 0)
+        {
+            throw new LabKernel.LabUsageException("LabSetup.Overlays: the starting chain needs at least one overlay for the lab to write into");
+        }
+        var roles = Overlays.Concat(DataDisks.Select(d => d.Role)).ToList();
+        foreach (var role in roles)
+        {
+            if (string.IsNullOrWhiteSpace(role) || role.IndexOfAny(['/', '\\', '\0']) >= 0 || role is "." or "..")
+            {
+                throw new LabKernel.LabUsageException($"LabSetup: '{role}' is not a role a file can be named after (ROLE.qcow2)");
+            }
+        }
+        if (roles.Distinct(StringComparer.Ordinal).Count() != roles.Count)
+        {
+            throw new LabKernel.LabUsageException($"LabSetup: the overlays' and data disks' roles must differ ({string.Join(", ", roles)})");
+        }
+        foreach (var d in DataDisks.Where(d => d.SizeMiB < 1))
+        {
+            throw new LabKernel.LabUsageException($"LabSetup.DataDisks: {d.Role} must be at least 1 MiB, not {d.SizeMiB}");
+        }
+    }
 }
 
 /// <summary>A blank qcow2 data disk of <paramref name="SizeMiB"/>, registered in the run under <paramref name="Role"/>.</summary>

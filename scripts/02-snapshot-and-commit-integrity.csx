@@ -24,7 +24,6 @@
 // 45 s here with `Backend=qemu`, 44 s with `Backend=libvirt`.
 
 #r "nuget: LabNotebooks, 0.1.0"
-#load "lib/notebook-display.csx"
 // The usings LabNotebooks' kernel extension gives the notebook:
 using System.Globalization;
 using System.IO;
@@ -41,8 +40,11 @@ using LabKernel.Io;
 using LabKernel.Journal;
 using LabNotebooks;
 using Plotly.NET.CSharp;
+// display() and HTML() as text:
+using static LabNotebooks.ConsoleRun;
 
-// parameters (NAME=VALUE arguments override them)
+// parameters (NAME=VALUE arguments override them; another name is refused)
+ScriptArgs.CheckNames(Args, ["Count", "SnapshotAfterLines", "SnapshotAfterSeconds", "Writer", "Quiesce", "Backend", "Domain", "DomainDisk", "LibvirtUri", "KeepArtifacts", "OutputDir"]);
 long Count = ScriptArgs.Get<long>(Args, "Count", 4_000_000);
 long SnapshotAfterLines = ScriptArgs.Get<long>(Args, "SnapshotAfterLines", 1_000_000);
 double SnapshotAfterSeconds = ScriptArgs.Get<double>(Args, "SnapshotAfterSeconds", 0);

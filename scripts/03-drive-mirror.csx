@@ -37,7 +37,6 @@
 // mirrors, the boots and the outage dominate, not the workload.
 
 #r "nuget: LabNotebooks, 0.1.0"
-#load "lib/notebook-display.csx"
 // The usings LabNotebooks' kernel extension gives the notebook:
 using System.Globalization;
 using System.IO;
@@ -54,8 +53,11 @@ using LabKernel.Io;
 using LabKernel.Journal;
 using LabNotebooks;
 using Plotly.NET.CSharp;
+// display() and HTML() as text:
+using static LabNotebooks.ConsoleRun;
 
-// parameters (NAME=VALUE arguments override them)
+// parameters (NAME=VALUE arguments override them; another name is refused)
+ScriptArgs.CheckNames(Args, ["FileOps", "WriteMiB", "MirrorSpeedMiB", "OutageSeconds", "SampleMs", "BootCopies", "Backend", "Domain", "DomainDisk", "LibvirtUri", "KeepArtifacts", "OutputDir"]);
 int FileOps = ScriptArgs.Get<int>(Args, "FileOps", 60);
 int WriteMiB = ScriptArgs.Get<int>(Args, "WriteMiB", 64);
 int MirrorSpeedMiB = ScriptArgs.Get<int>(Args, "MirrorSpeedMiB", 64);

@@ -35,7 +35,6 @@
 // overlap); overlapping ranges or the reverse order refute it.
 
 #r "nuget: LabNotebooks, 0.1.0"
-#load "lib/notebook-display.csx"
 // The usings LabNotebooks' kernel extension gives the notebook:
 using System.Globalization;
 using System.IO;
@@ -52,8 +51,11 @@ using LabKernel.Io;
 using LabKernel.Journal;
 using LabNotebooks;
 using Plotly.NET.CSharp;
+// display() and HTML() as text:
+using static LabNotebooks.ConsoleRun;
 
-// parameters (NAME=VALUE arguments override them)
+// parameters (NAME=VALUE arguments override them; another name is refused)
+ScriptArgs.CheckNames(Args, ["Snapshots", "FilesPerSnapshot", "FileMiB", "FioSize", "FioSeconds", "ProbeMiB", "Repeats", "ProbeSeconds", "Backend", "Domain", "DomainDisk", "LibvirtUri", "KeepArtifacts", "OutputDir"]);
 int Snapshots = ScriptArgs.Get<int>(Args, "Snapshots", 5);
 int FilesPerSnapshot = ScriptArgs.Get<int>(Args, "FilesPerSnapshot", 20);
 int FileMiB = ScriptArgs.Get<int>(Args, "FileMiB", 8);

@@ -28,7 +28,6 @@
 // `BootCopies false`.
 
 #r "nuget: LabNotebooks, 0.1.0"
-#load "lib/notebook-display.csx"
 // The usings LabNotebooks' kernel extension gives the notebook:
 using System.Globalization;
 using System.IO;
@@ -45,8 +44,11 @@ using LabKernel.Io;
 using LabKernel.Journal;
 using LabNotebooks;
 using Plotly.NET.CSharp;
+// display() and HTML() as text:
+using static LabNotebooks.ConsoleRun;
 
-// parameters (NAME=VALUE arguments override them)
+// parameters (NAME=VALUE arguments override them; another name is refused)
+ScriptArgs.CheckNames(Args, ["ChangeMiB", "Increments", "IncrementMiB", "Quiesce", "Backend", "Domain", "DomainDisk", "LibvirtUri", "BootCopies", "KeepArtifacts", "OutputDir"]);
 int ChangeMiB = ScriptArgs.Get<int>(Args, "ChangeMiB", 1);
 int Increments = ScriptArgs.Get<int>(Args, "Increments", 3);
 int IncrementMiB = ScriptArgs.Get<int>(Args, "IncrementMiB", 16);

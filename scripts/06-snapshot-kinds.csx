@@ -27,7 +27,6 @@
 // Under TCG (2 cores) the whole notebook takes a few minutes.
 
 #r "nuget: LabNotebooks, 0.1.0"
-#load "lib/notebook-display.csx"
 // The usings LabNotebooks' kernel extension gives the notebook:
 using System.Globalization;
 using System.IO;
@@ -44,8 +43,11 @@ using LabKernel.Io;
 using LabKernel.Journal;
 using LabNotebooks;
 using Plotly.NET.CSharp;
+// display() and HTML() as text:
+using static LabNotebooks.ConsoleRun;
 
-// parameters (NAME=VALUE arguments override them)
+// parameters (NAME=VALUE arguments override them; another name is refused)
+ScriptArgs.CheckNames(Args, ["WriterLines", "Backend", "Domain", "DomainDisk", "LibvirtUri", "KeepArtifacts", "OutputDir"]);
 long WriterLines = ScriptArgs.Get<long>(Args, "WriterLines", 2_000_000);
 string Backend = ScriptArgs.Get<string>(Args, "Backend", "qemu");
 string Domain = ScriptArgs.Get<string>(Args, "Domain", "");
@@ -113,9 +115,9 @@ var layers = new List<(string Name, bool NeededRecovery, bool FsckClean, string 
 foreach (var s in new[] { crash, frozen })
 {
     await using var reader = await lab.ReadOfflineAsync(s.FrozenLayer!);
-    var (clean, fsck) = await reader.CheckFilesystemAsync();
+    var (fsckClean, fsck) = await reader.CheckFilesystemAsync();
     var lines = SequenceChecker.Check(await reader.ExistsAsync("/root/num.txt") ? await reader.ReadFileAsync("/root/num.txt") : [], WriterLines);
-    layers.Add((s.Name, reader.NeededJournalRecovery, clean, fsck, lines));
+    layers.Add((s.Name, reader.NeededJournalRecovery, fsckClean, fsck, lines));
 }
 long[] writtenBefore = [linesBeforeCrash, linesBeforeFrozen];
 display(Table.From(layers.Select((l, i) => new { snapshot = l.Name, linesWrittenBefore = writtenBefore[i], linesHeld = l.Lines.ValidPrefix, consistent = l.Lines.ConsistentPrefix, neededJournalRecovery = l.NeededRecovery, fsck = l.Fsck }), "The two layers read offline"));

@@ -3,8 +3,9 @@ using System.Globalization;
 namespace LabKernel.Experiments;
 
 /// <summary>
-/// Parameters for the .csx twins of the notebooks: <c>NAME=VALUE</c> arguments after <c>--</c>
-/// (<c>lab run scripts/01-live-snapshot-integrity.csx -- Count=100000</c>), typed by the default.
+/// Parameters for the .csx twins and file-based apps of the notebooks: <c>NAME=VALUE</c> arguments after <c>--</c>
+/// (<c>lab run scripts/01-live-snapshot-integrity.csx -- Count=100000</c>,
+/// <c>dotnet run scripts/01-live-snapshot-integrity.cs -- Count=100000</c>), typed by the default.
 /// </summary>
 public static class ScriptArgs
 {
@@ -30,6 +31,30 @@ public static class ScriptArgs
         catch (Exception e) when (e is FormatException or InvalidCastException or OverflowException)
         {
             throw new LabUsageException($"argument {name}: '{text}' is not a {typeof(T).Name}");
+        }
+    }
+
+    /// <summary>
+    /// Refuses, as one <see cref="LabUsageException"/> line, an argument that is not <c>NAME=VALUE</c> or names no
+    /// parameter in <paramref name="declared"/> (case-insensitive, as <see cref="Get{T}"/> reads them), as
+    /// <c>lab run -p</c> refuses a name the parameters cell does not declare.
+    /// </summary>
+    public static void CheckNames(IEnumerable<string> args, IReadOnlyCollection<string> declared)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        ArgumentNullException.ThrowIfNull(declared);
+        foreach (var arg in args)
+        {
+            var at = arg.IndexOf('=', StringComparison.Ordinal);
+            if (at <= 0)
+            {
+                throw new LabUsageException($"argument '{arg}': expected NAME=VALUE; the parameters are: {string.Join(", ", declared)}");
+            }
+            var name = arg[..at];
+            if (!declared.Contains(name, StringComparer.OrdinalIgnoreCase))
+            {
+                throw new LabUsageException($"unknown parameter '{name}'; the parameters are: {string.Join(", ", declared)}");
+            }
         }
     }
 }

@@ -1,0 +1,375 @@
+// 03-drive-mirror.cs: generated from notebooks/src/03-drive-mirror.dib by tools/make-notebooks; edit the source, not this file.
+// Run: dotnet run scripts/03-drive-mirror.cs -- NAME=VALUE ...   (parameters as in the notebook; root, as the notebook)
+// Exits as lab run: 0, 4 when a claim is refuted that the notebook does not declare expected, 2 for a bad
+// parameter (one line), 1 when a step fails.
+#:package LabNotebooks@0.1.0
+// The repository's Directory.Build.props applies (warnings are errors); its central package versions
+// do not (the version is the one above); nullable annotations are off, as for the notebook's cells; and
+// LabNotebooks is not built for native AOT.
+#:property ManagePackageVersionsCentrally=false
+#:property Nullable=disable
+#:property PublishAot=false
+
+// The usings LabNotebooks' kernel extension gives the notebook, and display() and HTML() as text:
+using System.Globalization;
+using System.IO;
+using System.Threading;
+using LabKernel;
+using LabKernel.Backends;
+using LabKernel.Block;
+using LabKernel.Experiments;
+using LabKernel.GuestAgent;
+using LabKernel.Host;
+using LabKernel.Images;
+using LabKernel.Integrity;
+using LabKernel.Io;
+using LabKernel.Journal;
+using LabNotebooks;
+using Plotly.NET.CSharp;
+using static LabNotebooks.ConsoleRun;
+
+ConsoleRun.Start();
+
+// # 03 · drive_mirror: copies, outages, commit, pivots, shallow mirrors (001, all experiments)
+//
+// **What the document claims** (`001_e76e9be8cf0e6fec.txt`, six experiments over the HMP monitor):
+//
+// 1. *Mirror while the guest works*: `drive_mirror -f` copies a running VM's disk; files and directories created,
+//    deleted and written (touch, mkdir, rmdir, dd) during the mirror are all in the copy after `block_job_cancel`
+//    once the mirror is as big as the original.
+// 2. *Storage outage*: with the mirror target on NFS and the NFS server stopped mid-job, `info block-jobs` shows the
+//    job standing still; when the server is back, the job moves again and the copy holds every change.
+// 3. *Commit while stopped*: after `stop`, HMP `commit` writes the data the VM produced into the backing file
+//    (`base.img` grows).
+// 4. *`block_job_complete` switches the VM's disk*: after it, a `dd` of 512 MB in the guest grows the mirror, not
+//    the original, whether or not the VM was paused for the switch.
+// 5. *Two rounds*: a second `drive_mirror` + `block_job_complete` copies the switched image (the new copy is as big
+//    as the first) and switches again; only the newest image grows.
+// 6. *The original can be moved away* after `block_job_complete`, while the VM runs.
+// 7. *`drive_mirror -n`* onto an existing overlay that shares the backing file copies only what the VM wrote on
+//    top of it: as little data as possible, as fast as possible.
+//
+// Here each step is QMP (`drive-mirror`, `blockdev-mirror`, `job-complete`, `block-job-cancel`, `block-commit`) driven by
+// job events, one call of the lab per mirror or commit, except where the document's HMP command *is* the point
+// (`commit`, `stop`, `c`, `info block-jobs`).
+// "As big as the original" becomes the job's READY event. The copies are read **offline** (a scratch raw copy, its
+// ext4 journal replayed there, files read with `debugfs`), so no copy is modified by looking at it. The NFS server
+// becomes a `qemu-storage-daemon` serving the target over NBD on a unix socket, stopped and restarted mid-job.
+// One guest serves all seven parts.
+//
+// **Scale**: `FileOps` file operations per workload (default 60: mkdir/touch/rm/rmdir and `dd` of up to 512 KiB),
+// `WriteMiB` MiB written by each `dd` after a pivot (default 64; the document wrote 512 and 1024), mirrors that must
+// overlap a workload or an outage limited to `MirrorSpeedMiB` MiB/s (default 64), an outage of `OutageSeconds`
+// (default 6). Every full mirror copies the guest's whole disk (650 MiB and more). With the defaults the whole run
+// took **129 s** under TCG here (2 cores) with `Backend=qemu` and 121 s with `Backend=libvirt`, three copies booted
+// and a reboot included; the test scale `-p FileOps 20 -p WriteMiB 16 -p OutageSeconds 4` about 90 s: the full
+// mirrors, the boots and the outage dominate, not the workload.
+
+// parameters (NAME=VALUE arguments override them; another name is refused)
+ScriptArgs.CheckNames(args, ["FileOps", "WriteMiB", "MirrorSpeedMiB", "OutageSeconds", "SampleMs", "BootCopies", "Backend", "Domain", "DomainDisk", "LibvirtUri", "KeepArtifacts", "OutputDir"]);
+int FileOps = ScriptArgs.Get<int>(args, "FileOps", 60);
+int WriteMiB = ScriptArgs.Get<int>(args, "WriteMiB", 64);
+int MirrorSpeedMiB = ScriptArgs.Get<int>(args, "MirrorSpeedMiB", 64);
+int OutageSeconds = ScriptArgs.Get<int>(args, "OutageSeconds", 6);
+int SampleMs = ScriptArgs.Get<int>(args, "SampleMs", 250);
+bool BootCopies = ScriptArgs.Get<bool>(args, "BootCopies", true);
+string Backend = ScriptArgs.Get<string>(args, "Backend", "qemu");
+string Domain = ScriptArgs.Get<string>(args, "Domain", "");
+string DomainDisk = ScriptArgs.Get<string>(args, "DomainDisk", "");
+string LibvirtUri = ScriptArgs.Get<string>(args, "LibvirtUri", "qemu:///system");
+bool KeepArtifacts = ScriptArgs.Get<bool>(args, "KeepArtifacts", false);
+string OutputDir = ScriptArgs.Get<string>(args, "OutputDir", "");
+
+// ## The VM and its chain
+//
+// As in the document's experiment 3: the VM's disk `disk.qcow2` has a backing file `vm-base.qcow2` (the document's
+// `base/base.img`), itself an empty overlay on the lab's cached Debian image (which is never written). With your own
+// libvirt domain, both are overlays the lab puts on top of your disk, which is then only read.
+//
+// Every step goes to QEMU's monitor: on `Backend=qemu` the machine's own QMP socket, on `Backend=libvirt` libvirt's
+// monitor passthrough (`virDomainQemuMonitorCommand`, what `virsh qemu-monitor-command` calls, as in the document),
+// with QEMU's events passed back by libvirt, so jobs are followed the same way on both.
+
+if (FileOps < 1 || WriteMiB < 1 || MirrorSpeedMiB < 1 || OutageSeconds < 1 || SampleMs < 50)
+    throw new LabUsageException("FileOps, WriteMiB, MirrorSpeedMiB and OutageSeconds must be positive, SampleMs at least 50");
+var lab = await Lab.StartAsync("03-drive-mirror", new LabSetup
+{
+    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri, KeepArtifacts = KeepArtifacts, OutputDir = OutputDir,
+    Overlays = ["vm-base", "disk"],
+});
+var (vmBase, disk) = (lab.Run.PathOf("vm-base"), lab.Run.PathOf("disk"));
+var block = await lab.MonitorAsync();
+var speed = MirrorSpeedMiB * 1048576L;
+const double MiB = 1048576.0;
+// The document's write: dd from the VM's own disk into a file, then sync.
+Task Dd(string path) => lab.ShAsync($"dd if=/dev/vda of={path} bs=1M count={WriteMiB} conv=fsync status=none && sync", TimeSpan.FromMinutes(20));
+var df = (await lab.ShAsync("df -m / | tail -1")).Trim();
+display(lab.Describe());
+display(HtmlView.Paragraph($"Monitor: QEMU {block.Qmp.QemuVersion}. Guest root filesystem (df -m): {df}"));
+display(await block.QueryChainAsync(lab.Disk));
+
+// ## 1 · Mirror while the guest creates, deletes and writes files; cancel after READY
+//
+// `drive-mirror sync=full` to a new `mirror1.qcow2` (limited to `MirrorSpeedMiB` so the copy takes a while), and
+// while it copies, the guest runs the file workload (mkdir, touch, dd, rm, rmdir; a manifest with the SHA-256 of
+// every file it leaves). Then the speed limit is lifted, READY awaited, and the job cancelled: QEMU converges and
+// leaves `mirror1.qcow2` a consistent copy, the VM staying on its disk. The copy is checked as the document did, by
+// booting a VM from it (through a throwaway overlay, so the copy is never written), or read offline.
+
+var mirror1 = lab.NewFile("mirror1");
+var (run1, ops1) = await block.MirrorAsync(lab.Disk, new MirrorTarget.NewFile(mirror1), new MirrorOptions { Speed = speed }, JobEnding.Cancel,
+    ct => FileOpsWorkload.RunAsync(lab.Agent, "/root/ops1", FileOps, seed: 1, ct));
+var check1 = await lab.CheckCopyAsync(mirror1, [ops1], BootCopies);
+var (clean1, image1) = await lab.CheckImagesAsync([mirror1]);
+lab.Findings.Check("1. The file workload ran while the mirror was still copying (not READY yet)", run1.WorkEndedWhileCopying,
+    $"{ops1.Operations.Count} operations done at {run1.AtWorkEnd.Offset / MiB:0} of {run1.AtWorkEnd.Length / MiB:0} MiB, job {run1.AtWorkEnd.Status}");
+lab.Findings.Check("1. Cancel after READY keeps the VM on its disk", run1.StayedOn(disk), $"cancelled={run1.Result.Cancelled}; active {run1.After.Active.Name}");
+lab.Findings.Check("1. Every created, deleted and written file and directory is in the copy as the manifest says", check1.AllOk, check1.Summary);
+lab.Findings.Check("1. The copy is a valid image (qemu-img check)", clean1, image1);
+display(HtmlView.Preformatted("HMP info block-jobs when the workload ended", run1.MonitorAtWorkEnd));
+display($"mirror1: {run1.Result.Offset / MiB:0} MiB copied in {run1.Result.Elapsed.TotalSeconds:0.0} s; {check1.Files.Summary}");
+
+// ## 2 · Storage outage in the middle of a mirror
+//
+// The target `mirror2-nbd.qcow2` is served by a separate `qemu-storage-daemon` over NBD on a unix socket (the
+// document's NFS server). The VM opens it as an `nbd` node with a `reconnect-delay` longer than the outage, and
+// `blockdev-mirror` copies to it. When a quarter is copied (or 256 MiB) the daemon is stopped (SIGTERM, like
+// `service nfs stop`); during the outage the guest runs the file workload again and HMP `info block-jobs` is asked
+// three times; after `OutageSeconds` (or when the workload is done, if later) the daemon is started again on the same
+// socket; once the job is seen moving again the speed limit is lifted. The job moves again only some seconds after
+// the server is back: the NBD client retries its connection with growing pauses. The job's length is the whole
+// virtual disk (8 GiB): QEMU cannot assume an NBD target reads as zeroes, so it writes the zeroes too (cheap
+// `WRITE_ZEROES` requests). The job's offset is sampled every `SampleMs` ms (a measurement, not how the job is
+// driven). At READY the VM is paused (HMP `stop`), the job cancelled, and the copy compared with the VM's disk.
+
+var mirror2 = lab.NewFile("mirror2-nbd");
+var (outage, ops2) = await block.MirrorThroughOutageAsync(lab.Disk, mirror2,
+    new OutagePlan { Outage = TimeSpan.FromSeconds(OutageSeconds), Speed = speed, SampleEvery = TimeSpan.FromMilliseconds(SampleMs), PauseGuestAtReady = true },
+    ct => FileOpsWorkload.RunAsync(lab.Agent, "/root/ops2", FileOps, seed: 2, ct));
+await lab.HmpAsync("stop");  // the document's `stop` (the VM is already paused since READY, so the copy equals the disk)
+var compare2 = await QemuImg.CompareAsync(disk, mirror2);
+var check2 = await lab.CheckCopyAsync(mirror2, [ops1, ops2], BootCopies);
+var (progress, cut, back) = (outage.Progress, outage.CutAt, outage.BackAt);
+lab.Findings.Check("2. While the storage is away the job stands still (offset flat)", progress.StoodStill,
+    $"{progress} over {(back - cut).TotalSeconds:0.0} s (cut at {outage.OffsetAtCut / MiB:0.0} MiB)");
+lab.Findings.Check("2. When the storage is back the job moves again and reaches READY", progress.MovingAgainAt is not null && outage.Result.Cancelled,
+    progress.MovingAgainAt is { } ra ? $"moving again {(ra - back).TotalSeconds:0.0} s after the restart; READY {(outage.ReadyAt - back).TotalSeconds:0.0} s after it" : "never moved again");
+lab.Findings.Check("2. The job survived the outage without an error (NBD reconnect)", outage.Result.Errors.Count == 0, $"{outage.Result.Errors.Count} BLOCK_JOB_ERROR events");
+lab.Findings.Check("2. The guest keeps working during the outage (its file workload completes while the storage is down)", outage.WorkDoneInOutage,
+    $"{ops2.Operations.Count} file operations, finished {(outage.WorkDoneAt - cut).TotalSeconds:0.0} s after the cut; the server came back after {(back - cut).TotalSeconds:0.0} s");
+lab.Findings.Check("2. The copy equals the VM's disk (qemu-img compare, VM paused)", compare2.Identical, compare2.Message);
+lab.Findings.Check("2. Every file operation before and during the outage is in the copy", check2.AllOk, check2.Summary);
+display(HtmlView.Preformatted("HMP info block-jobs during the outage", string.Join("\n", outage.MonitorDuringOutage)));
+// Plotted until the limit is lifted: the rest of the 8 GiB (mostly zeroes) would flatten the outage to a line.
+var plotted = outage.Samples.Where(s => s.At <= outage.LiftedAt).ToList();
+display(Figures.Lines("Mirror to an NBD target whose server is stopped and restarted (until the speed limit is lifted)", "time since the mirror started (s)", "bytes copied, offset (MiB)",
+        [new Series("offset", plotted.Select(s => outage.SecondsAt(s.At)).ToList(), plotted.Select(s => s.Offset / MiB).ToList())])
+    .Shade(outage.SecondsAt(cut), outage.SecondsAt(back), "NBD server down"));
+
+// ## 3 · Commit while the VM is stopped
+//
+// The VM is paused (HMP `stop`, above). Sizes as the document looked at them (`ll`: the file size) and what the
+// host really allocated, plus the data each overlay holds itself (`qemu-img map`). Then the document's HMP `commit`.
+// HMP names a disk by its drive name, and `-blockdev` disks (the lab's and libvirt's) have none, so the only HMP form
+// left is `commit all`, which commits *every* disk with a backing file. The lab sends it only when each image it
+// would write is one the lab made (the embedded guest); on your domain with other disks it is refused, nothing is
+// sent, and the same commit is done for the lab's own layer alone by node: QMP `block-commit` of `disk.qcow2` into
+// `vm-base.qcow2`, cancelled at READY so the VM stays on `disk.qcow2`. Either way QEMU copies the overlay's data into
+// `vm-base.qcow2`, the chain staying as it was; the finding says which was done.
+//
+// Then the QMP way: the VM runs again and writes `WriteMiB` MiB, is paused, and `block-commit` of the active layer
+// (an *active commit*) copies it down, goes READY and `job-complete` pivots the VM onto `vm-base.qcow2`; the old
+// top's nodes are then deleted (`blockdev-del`), which closes `disk.qcow2`.
+
+var before3 = await lab.Sizes.MeasureAsync("3. stopped, before HMP commit", disk, vmBase);
+var commit3 = await block.HmpCommitOrByNodeAsync(lab.Disk);
+var status3 = (await lab.HmpAsync("info status")).Trim();
+var after3 = await lab.Sizes.MeasureAsync("3. after HMP commit", disk, vmBase);
+var chain3 = await block.QueryChainAsync(lab.Disk);
+var check3 = await lab.CheckCopyAsync(vmBase, [ops1, ops2], boot: false);
+if (!commit3.SentHmp)
+    lab.Findings.Note("3. HMP commit not sent: it would write a disk the lab did not create", commit3.HmpRefused);
+lab.Findings.Check(commit3.SentHmp ? "3. HMP commit works while the VM is stopped" : "3. Commit of the lab's layer alone (QMP block-commit by node, cancelled at READY) works while the VM is stopped",
+    status3.Contains("paused") && commit3.Worked, $"{commit3.Summary}; {status3}");
+// HMP commit also empties the overlay; a block-commit cancelled at READY leaves its data there (now in both).
+var (diskData, baseData) = (before3[disk].DataBytes, before3[vmBase].DataBytes);
+lab.Findings.Check("3. The overlay's data moved into its backing file (the document's base.img grows)",
+    SizeVerdicts.DataMovedDown(diskData, baseData, after3[disk].DataBytes, after3[vmBase].DataBytes, overlayEmptied: commit3.SentHmp),
+    $"vm-base.qcow2 holds {baseData / MiB:0.0} -> {after3[vmBase].DataBytes / MiB:0.0} MiB; disk.qcow2 {diskData / MiB:0.0} -> {after3[disk].DataBytes / MiB:0.0} MiB"
+    + (commit3.SentHmp ? " (emptied by HMP commit)" : " (kept: the commit by node does not empty it)"));
+lab.Findings.Check("3. The backing file alone now holds every file the guest made", check3.AllOk, check3.Files.Summary);
+lab.Findings.Note("3. HMP commit keeps the chain", chain3.ToText());
+
+await lab.HmpAsync("c");
+await Dd("/root/commit-qmp.img");
+await lab.HmpAsync("stop");
+var before3b = await lab.Sizes.MeasureAsync("3. stopped, before QMP block-commit", disk, vmBase);
+var commitRun = await block.ActiveCommitAsync(lab.Disk, vmBase);
+var after3b = await lab.Sizes.MeasureAsync("3. after QMP block-commit", disk, vmBase);
+await lab.HmpAsync("c");
+var (base3b, base3c) = (before3b[vmBase].DataBytes, after3b[vmBase].DataBytes);
+lab.Findings.Check("3. QMP block-commit (active, while stopped) moves the overlay's data down and pivots onto the backing file",
+    commitRun.PivotedOnto(vmBase) && SizeVerdicts.WriteLanded(base3c - base3b, WriteMiB * 1048576L) && commitRun.Released.Count > 0,
+    $"{commitRun.Result.Offset / MiB:0.0} MiB committed; vm-base.qcow2 holds {base3b / MiB:0.0} -> {base3c / MiB:0.0} MiB; chain {commitRun.After.ToText()}; old top's nodes closed: {string.Join(", ", commitRun.Released)}");
+display(lab.Sizes.Steps("3.").ToTable("Sizes around the commits (MiB)"));
+display(commitRun.After);
+display(commit3.SentHmp ? $"HMP {commit3.Hmp.Command}" : $"by node: {commit3.HmpRefused}");
+
+// ## 4 · `job-complete` pivots the VM onto the mirror
+//
+// As the document's experiment 3: mirror to a new `mirror-a.qcow2`, at READY pause the VM (`stop`), complete,
+// continue (`c`). `info block-jobs` is then empty and `info block` names the mirror. The guest writes `WriteMiB`
+// MiB with `dd`: the mirror grows, the original (`vm-base.qcow2`) does not.
+
+var mirrorA = lab.NewFile("mirror-a");
+var run4 = await block.MirrorAsync(lab.Disk, new MirrorTarget.NewFile(mirrorA), ending: JobEnding.Complete with { PauseGuest = true });
+var jobsAfter4 = await lab.HmpAsync("info block-jobs");
+var infoBlock4 = await lab.HmpAsync("info block");
+var before4 = await lab.Sizes.MeasureAsync("4. after complete, before dd", vmBase, mirrorA);
+await Dd("/root/test.img");
+var after4 = await lab.Sizes.MeasureAsync("4. after dd", vmBase, mirrorA);
+lab.Findings.Check("4. After job-complete the VM's disk is the mirror (QEMU's view); no job is left", run4.PivotedOnto(mirrorA) && jobsAfter4.Contains("No active jobs"),
+    $"active {run4.After.Active.Name}; info block-jobs: {jobsAfter4.Trim()}");
+var infoBlockLine = infoBlock4.Split('\n').FirstOrDefault(l => l.Contains(".qcow2"))?.Trim() ?? infoBlock4.Trim();
+lab.Findings.Note($"4. The document read `info block` as still naming the original; QEMU {block.Qmp.QemuVersion.ToString(3)} names {(infoBlockLine.Contains(Path.GetFileName(mirrorA)) ? "the mirror" : "something else")}", infoBlockLine);
+lab.Findings.Check($"4. A {WriteMiB} MiB dd in the guest grows the mirror, not the original", SizeVerdicts.WriteLandedOnlyIn(after4.GrownSince(before4, mirrorA), WriteMiB * 1048576L, after4.GrownSince(before4, vmBase)),
+    $"mirror-a +{after4.GrownSince(before4, mirrorA) / MiB:0.0} MiB, vm-base.qcow2 +{after4.GrownSince(before4, vmBase) / MiB:0.0} MiB");
+display(run4.After);
+display(HtmlView.Preformatted("HMP info block", infoBlock4));
+display(lab.Sizes.Steps("4.").ToTable("Sizes around the pivot (MiB)"));
+display($"pivoted in {run4.Result.Elapsed.TotalSeconds:0.0} s after copying {run4.Result.Offset / MiB:0} MiB");
+
+// ## 5 · A second mirror + complete right after the first
+//
+// As the document's experiment 4: from the switched VM, `drive-mirror` to `mirror-b.qcow2` and complete, this time
+// without pausing the VM. The new copy is as big as `mirror-a.qcow2` (it copied the switched image, `dd` data
+// included); after another `dd` and, as in the document, a `reboot` inside the VM, only `mirror-b.qcow2` has grown.
+// The reboot is the guest's own (through the agent); the lab waits for the agent to answer from the new boot.
+
+var mirrorB = lab.NewFile("mirror-b");
+var run5 = await block.MirrorAsync(lab.Disk, new MirrorTarget.NewFile(mirrorB), ending: JobEnding.Complete);
+var before5 = await lab.Sizes.MeasureAsync("5. after 2nd complete, before dd", vmBase, mirrorA, mirrorB);
+await Dd("/root/test_0000.img");
+// The document then reboots inside the VM before looking at the sizes.
+var sumBeforeReboot = await lab.Agent.Sha256Async("/root/test_0000.img");
+var rebootTook = await lab.Guest.RebootAsync(TimeSpan.FromMinutes(5));
+var sumAfterReboot = await lab.Agent.Sha256Async("/root/test_0000.img");
+var chain5Reboot = await block.QueryChainAsync(lab.Disk);
+var after5 = await lab.Sizes.MeasureAsync("5. after dd", vmBase, mirrorA, mirrorB);
+var (sizeA5, sizeB5) = (before5[mirrorA].AllocatedBytes, before5[mirrorB].AllocatedBytes);
+lab.Findings.Check("5. The second mirror copies the switched image: as big as the first mirror (within 5%)", SizeVerdicts.AboutAsBig(sizeB5, sizeA5) && run5.Result.Completed,
+    $"mirror-b {sizeB5 / MiB:0.0} MiB vs mirror-a {sizeA5 / MiB:0.0} MiB; active {run5.After.Active.Name}");
+lab.Findings.Check("5. After a reboot inside the VM it still runs on the newest image, with the dd file intact", chain5Reboot.Active.Filename == mirrorB && sumAfterReboot == sumBeforeReboot,
+    $"back in {rebootTook.TotalSeconds:0.0} s; active {chain5Reboot.Active.Name}; test_0000.img SHA-256 {(sumAfterReboot == sumBeforeReboot ? "unchanged" : "changed")}");
+var (grownA, grownB, grownOrig) = (after5.GrownSince(before5, mirrorA), after5.GrownSince(before5, mirrorB), after5.GrownSince(before5, vmBase));
+lab.Findings.Check("5. After the second complete only the newest image grows", SizeVerdicts.WriteLandedOnlyIn(grownB, WriteMiB * 1048576L, grownA, grownOrig),
+    $"mirror-b +{grownB / MiB:0.0}, mirror-a +{grownA / MiB:0.0}, vm-base +{grownOrig / MiB:0.0} MiB");
+display(lab.Sizes.Steps("5.").ToTable("Sizes around the second round (MiB)"));
+display(run5.After);
+
+// ## 6 · Move the original image away while the VM runs
+//
+// After the pivots QEMU no longer holds the original image: none of its open files (`/proc/PID/fd`) is one the VM
+// left. A libvirt domain opens every layer as a node of its own (`-blockdev`); a pivot done through the monitor, behind
+// libvirt's back, leaves those nodes open until they are deleted, so the lab deletes them after each pivot (and says
+// which). The original `vm-base.qcow2` and the first mirror then move, as in the document, to **another
+// filesystem**: a tmpfs the lab mounts in its run folder (a rename within one filesystem could not disturb an open
+// file; a move across filesystems copies the file and unlinks the original, so a QEMU still holding it would be left
+// holding a deleted file). Afterwards QEMU's open files are read again by resolved path: none may be a moved image or
+// a deleted file, and the active image must be among them. The guest keeps writing (a `dd` and a `sha256sum` of what
+// it wrote) and the moved images are still valid.
+
+var openBefore6 = lab.OpenImages();
+// disk.qcow2 stays: it is an overlay of vm-base.qcow2 and would lose its backing file.
+IReadOnlyList<string> stillOpen = openBefore6 is null ? [] : MovedImages.StillHeld(openBefore6, [vmBase, disk, mirrorA]);
+string[] originals = [vmBase, mirrorA];
+var toMove = originals.Sum(f => new FileInfo(f).Length);
+var (otherFs, otherFsWhy) = await lab.Run.TryMountScratchFilesystemAsync("other-fs", toMove + toMove / 4 + (64 << 20));
+var into = otherFs is null ? "moved" : "other-fs";
+string[] moved = [lab.MoveInto(into, vmBase, "vm-base-moved"), lab.MoveInto(into, mirrorA, "mirror-a-moved")];
+var (fromFs, toFs) = (await FilesystemOf.LookUpAsync(lab.Run.Folder), await FilesystemOf.LookUpAsync(moved[0]));
+var openAfter6 = lab.OpenFiles();
+var ddAfterMove = await lab.Agent.ShellAsync($"dd if=/dev/urandom of=/root/after-move.bin bs=1M count={Math.Min(WriteMiB, 16)} conv=fsync status=none && sync && sha256sum /root/after-move.bin && cat /proc/loadavg",
+    new GuestExecOptions { Timeout = TimeSpan.FromMinutes(10) });
+var chain6 = await block.QueryChainAsync(lab.Disk);
+var (movedClean, movedChecks) = await lab.CheckImagesAsync(moved);
+var released = run4.Released.Concat(run5.Released).ToList();
+lab.Findings.Note("6. Monitor-owned nodes of the images the VM left, closed after the pivots (blockdev-del, as libvirt does after its own pivots)",
+    released.Count == 0 ? "none: QEMU freed the old layers itself" : string.Join(", ", released));
+if (openBefore6 is null)
+    lab.Findings.Note("6. After the pivots QEMU holds none of the images the VM left", "not checked: the lab does not know QEMU's process id, so its open files cannot be read");
+else
+    lab.Findings.Check("6. After the pivots QEMU holds none of the images the VM left", stillOpen.Count == 0,
+        $"open images: {string.Join(", ", openBefore6.Select(Path.GetFileName))}");
+lab.Findings.Check("6. With the original moved away the VM keeps running and writing", ddAfterMove.ExitCode == 0 && chain6.Active.Filename == mirrorB,
+    $"dd + sync exit {ddAfterMove.ExitCode}, sha256sum: {ddAfterMove.StandardOutput.Split('\n')[0].Split(' ')[0]}; active {chain6.Active.Name}");
+lab.Findings.Check("6. The moved images are intact (qemu-img check)", movedClean, movedChecks);
+if (otherFs is null)
+    lab.Findings.Note("6. The original moved to another filesystem", $"not done: {otherFsWhy}; moved within {fromFs} instead, which cannot disturb an open file");
+else
+    lab.Findings.Check("6. The original moved to another filesystem", fromFs.MountPoint != toFs.MountPoint, $"from {fromFs} to {toFs}");
+if (openAfter6 is null)
+    lab.Findings.Note("6. After the move QEMU holds none of the moved images and no deleted file", "not checked: the lab does not know QEMU's process id");
+else
+{
+    var (noneHeld, heldHow) = MovedImages.Judge(openAfter6, originals.Zip(moved).ToList(), chain6.Active.Filename);
+    lab.Findings.Check("6. After the move QEMU holds none of the moved images and no deleted file, and still holds the active image", noneHeld, heldHow);
+}
+display($"moved {string.Join(", ", moved.Select(Path.GetFileName))} to {Path.GetDirectoryName(moved[0])}");
+
+// ## 7 · Shallow mirror (`-n`, `sync=top`) vs full mirror
+//
+// As the document's experiment 6: the VM's disk becomes an overlay `vm-top.qcow2` on a shared backing file
+// (`mirror-b.qcow2` now plays the document's `base.img`; a live snapshot puts the overlay there), and the guest
+// writes `WriteMiB` MiB into it. The target `mirror-shallow.qcow2` is made beforehand with
+// `qemu-img create -b mirror-b.qcow2`, and the mirror reuses it (`mode=existing`, the document's `-n`) copying
+// only the top (`sync=top`) while the guest runs the file workload. For comparison a full mirror of the same disk
+// goes to a new file. Both are cancelled at READY with the VM paused, so both copies show the same disk.
+
+var top7 = lab.NewFile("vm-top");
+await block.SnapshotAsync(lab.Disk, top7);
+await Dd("/root/test7.img");
+var shallow = lab.NewFile("mirror-shallow");
+await QemuImg.CreateAsync(shallow, "qcow2", options: new CreateOptions { BackingFile = mirrorB, BackingFormat = "qcow2" });
+var (run7s, ops7) = await block.MirrorAsync(lab.Disk, new MirrorTarget.ExistingFile(shallow), new MirrorOptions { Sync = MirrorSync.Top, Speed = speed },
+    JobEnding.Cancel with { PauseGuest = true, ResumeGuest = false }, ct => FileOpsWorkload.RunAsync(lab.Agent, "/root/ops7", FileOps, seed: 7, ct));
+var full7 = lab.NewFile("mirror-full");
+var run7f = await block.MirrorAsync(lab.Disk, new MirrorTarget.NewFile(full7));
+var compare7 = await QemuImg.CompareAsync(shallow, full7);
+var compare7Top = await QemuImg.CompareAsync(shallow, top7);
+await lab.HmpAsync("c");
+var sizes7 = await lab.Sizes.MeasureAsync("7. both copies", shallow, full7);
+var check7 = await lab.CheckCopyAsync(shallow, [ops7], BootCopies);
+var (s7, f7) = (run7s.Result, run7f.Result);
+lab.Findings.Check("7. The shallow mirror copies only what the VM wrote on top of the shared backing file", ShallowMirror.CopiedOnlyTheTop(s7, f7),
+    $"sync=top copied {s7.Offset / MiB:0.0} MiB in {s7.Elapsed.TotalSeconds:0.0} s (speed-limited until the workload ended); sync=full {f7.Offset / MiB:0.0} MiB in {f7.Elapsed.TotalSeconds:0.0} s");
+lab.Findings.Check("7. The shallow copy (with its backing file) shows the same disk as the full copy and as the VM", compare7.Identical && compare7Top.Identical, $"vs full: {compare7.Message}; vs vm-top: {compare7Top.Message}");
+lab.Findings.Check("7. File operations done while the shallow mirror job ran are in the shallow copy", check7.AllOk,
+    $"{check7.Summary}; the job was {run7s.AtWorkEnd.Status} when they ended (a shallow mirror reaches READY quickly; from then on it copies each new write)");
+var (alloc7s, alloc7f) = (sizes7[shallow].AllocatedBytes / MiB, sizes7[full7].AllocatedBytes / MiB);
+lab.Findings.Note("7. Allocated on the host: shallow vs full", $"{alloc7s:0.0} MiB vs {alloc7f:0.0} MiB");
+display(Figures.Columns("Shallow vs full mirror of the same disk", "size (MiB)", ["shallow (-n, sync=top)", "full (sync=full)"],
+    [("bytes copied by the job", [s7.Offset / MiB, f7.Offset / MiB]), ("allocated size of the copy", [alloc7s, alloc7f])]));
+
+// ## Findings
+
+display(lab.Findings);
+
+// ## The chain at the end
+//
+// The chain the VM ended on, in QEMU's view and in qemu-img's, and every size measured along the way.
+
+var (liveEnd, headersEnd, agreementEnd) = await block.CheckChainAgreementAsync(lab.Disk);
+display(liveEnd);
+display(HtmlView.Paragraph($"qemu-img: {headersEnd.ToText()}; agreement: {agreementEnd.Agrees}"));
+display(lab.Sizes.Rows.ToTable("Every size measured (MiB)"));
+
+// ## Clean-up and the journal
+//
+// The guest is shut down (your domain is handed back on its own disks, with the evidence that none of its images was
+// written). Unless `KeepArtifacts`, every image the lab made is removed (the cached base never is); with it, the images
+// stay in the output folder with `artifacts.json` naming each file's role. Below, every command the lab issued, in order.
+
+display(await lab.FinishAsync());
+
+return ConsoleRun.Exit();

@@ -24,6 +24,7 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
         await QemuIo.WritePatternAsync(source, 0, 16 * M, 0x3c);
         var dest = fx.PathOf("restart-dest.qcow2");
         await d.AttachDiskAsync(source, "vdd");
+        Exception? failure = null;
         try
         {
             await using var job = await d.Block.StartCopyAsync("vdd", dest);
@@ -43,9 +44,14 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
             Assert.Equal(dest, (await d.Block.QueryChainAsync("vdd")).Source);
             Assert.Equal(DomainState.Running, await d.GetStateAsync());
         }
+        catch (Exception e)
+        {
+            failure = e;
+            throw;
+        }
         finally
         {
-            await d.DetachDiskAsync("vdd");
+            await DetachKeepingFailureAsync(d, "vdd", failure);
         }
         Assert.True((await QemuImg.CompareAsync(source, dest)).Identical);
         Assert.True((await QemuImg.CheckAsync(dest)).IsClean);
@@ -65,6 +71,7 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
         await QemuIo.WritePatternAsync(source, 0, 8 * M, 0x4d);
         var dest = fx.PathOf("restart-order-dest.qcow2");
         await d.AttachDiskAsync(source, "vdf");
+        Exception? failure = null;
         try
         {
             await using var job = await d.Block.StartCopyAsync("vdf", dest);
@@ -83,9 +90,14 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
             Assert.False(r.Cancelled);
             Assert.Equal(dest, (await d.Block.QueryChainAsync("vdf")).Source);
         }
+        catch (Exception e)
+        {
+            failure = e;
+            throw;
+        }
         finally
         {
-            await d.DetachDiskAsync("vdf");
+            await DetachKeepingFailureAsync(d, "vdf", failure);
         }
         Assert.True((await QemuImg.CompareAsync(source, dest)).Identical);
     }
@@ -99,6 +111,7 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
         await QemuIo.WritePatternAsync(source, 0, 8 * M, 0x5e);
         var copy = fx.PathOf("restart-qmp-copy.qcow2");
         await d.AttachDiskAsync(source, "vde");
+        Exception? failure = null;
         try
         {
             await using var qmp = await LibvirtQmp.ConnectAsync(d);
@@ -114,22 +127,50 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
             output.WriteLine($"after the restart, through QMP passthrough: {result}");
             Assert.True(result.Cancelled);
         }
+        catch (Exception e)
+        {
+            failure = e;
+            throw;
+        }
         finally
         {
-            await d.DetachDiskAsync("vde");
+            await DetachKeepingFailureAsync(d, "vde", failure);
         }
         Assert.True((await QemuImg.CompareAsync(source, copy)).Identical);
     }
 
-    /// <summary>SIGTERM to the running libvirtd, wait for it to exit, start it again (scripts/libvirtd-up); returns both pids.</summary>
+    /// <summary>
+    /// The disk detached after the test; when the test failed and libvirtd is unreachable, the detach's own failure
+    /// must not hide the test's (a restart that left no libvirtd showed only as "waiting for libvirtd" here).
+    /// </summary>
+    private static async Task DetachKeepingFailureAsync(LibvirtDomain d, string target, Exception? failure)
+    {
+        try
+        {
+            await d.DetachDiskAsync(target);
+        }
+        catch (Exception) when (failure is not null)
+        {
+        }
+    }
+
+    /// <summary>
+    /// SIGTERM to the running libvirtd, wait for it to exit, start it again (scripts/libvirtd-up) and wait until the pid
+    /// file names a new, live libvirtd; returns both pids.
+    /// </summary>
     private static async Task<(int Stopped, int Started)> RestartLibvirtdAsync()
     {
         var pid = int.Parse((await File.ReadAllTextAsync("/run/libvirtd.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
         await ProcessRunner.RunAsync("kill", ["-TERM", pid.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         await Poll.UntilAsync(_ => Task.FromResult((!Directory.Exists($"/proc/{pid}"), "")), $"libvirtd (pid {pid}) to exit", TimeSpan.FromSeconds(60));
         await LibvirtFixture.EnsureLibvirtdAsync();
-        var started = int.Parse((await File.ReadAllTextAsync("/run/libvirtd.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
-        Assert.NotEqual(pid, started);
+        var started = await Poll.UntilAsync(_ =>
+        {
+            var text = File.Exists("/run/libvirtd.pid") ? File.ReadAllText("/run/libvirtd.pid").Trim() : "";
+            var now = int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var p) ? p : 0;
+            var live = now != 0 && now != pid && File.Exists($"/proc/{now}/comm") && File.ReadAllText($"/proc/{now}/comm").Trim() == "libvirtd";
+            return Task.FromResult((live, now, $"/run/libvirtd.pid says '{text}'"));
+        }, $"a new libvirtd (not pid {pid}) in /run/libvirtd.pid after scripts/libvirtd-up", TimeSpan.FromSeconds(30));
         return (pid, started);
     }
 }

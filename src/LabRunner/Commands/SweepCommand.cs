@@ -16,7 +16,7 @@ internal static class SweepCommand
         var notebook = new Argument<string>("NOTEBOOK") { Description = "The notebook to run (.ipynb, .dib or .csx).", Arity = ArgumentArity.ZeroOrOne };
         var matrix = new Option<string>("--matrix", "-m") { HelpName = "FILE", Description = "YAML or JSON mapping of parameter names to lists of values; every combination is one run." };
         var hosts = new Option<string>("--hosts") { HelpName = "FILE", Description = "YAML or JSON list of {uri, jobs}: libvirt connections to run on (-p Backend libvirt -p LibvirtUri URI added). This machine only: remote hosts are not supported yet." };
-        var jobs = new Option<int?>("--jobs", "-j") { HelpName = "N", Description = "Runs at once on the embedded guest (default 1)." };
+        var jobs = new Option<string>("--jobs", "-j") { HelpName = "N", Description = "Runs at once on the embedded guest (default 1)." };
         var output = new Option<string>("--output", "-o") { HelpName = "DIR", Description = "The sweep's folder (default: NAME.sweep in the current directory); runs/ID/ per combination, sweep.json, sweep.html." };
         var cmd = new Command("sweep", "Run a notebook once per combination of parameter values, resumably, and summarize the findings. "
             + "Exit codes: 0 all ran, none refuted; 4 some refuted; 1 some failed; 2 usage error; 130 SIGINT.")
@@ -32,11 +32,12 @@ internal static class SweepCommand
                 var path = parse.GetValue(notebook) ?? throw new LabUsageException("sweep: NOTEBOOK is required");
                 var matrixPath = parse.GetValue(matrix) ?? throw new LabUsageException("sweep: --matrix FILE is required");
                 var hostsPath = parse.GetValue(hosts);
-                var jobCount = parse.GetValue(jobs);
-                if (jobCount is < 1)
-                {
-                    throw new LabUsageException($"sweep: -j {jobCount}: expected at least 1");
-                }
+                // Read here rather than as an int option, so that a wrong value is this one line, not the parser's.
+                int? jobCount = parse.GetValue(jobs) is { } jobText
+                    ? int.TryParse(jobText, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var n) && n >= 1
+                        ? n
+                        : throw new LabUsageException($"sweep: -j {jobText}: expected a whole number of at least 1")
+                    : null;
                 if (jobCount is not null && hostsPath is not null)
                 {
                     throw new LabUsageException("sweep: give -j or --hosts (each host's jobs say how many runs it takes at once), not both");

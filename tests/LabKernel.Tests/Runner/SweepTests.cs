@@ -143,6 +143,45 @@ public sealed class SweepTests
         Assert.Contains(result["findings"]!.AsArray(), f => f!["claim"]!.GetValue<string>() == "backend" && f["observed"]!.GetValue<string>() == "libvirt qemu:///system");
     }
 
+    /// <summary>Requests the interruption when the sweep's line says the second run starts, as a Ctrl-C then would.</summary>
+    private sealed class InterruptAtSecondRun(RunInterruption interruption) : StringWriter
+    {
+        public override void WriteLine(string? value)
+        {
+            base.WriteLine(value);
+            if (value?.StartsWith("lab sweep: [2] ", StringComparison.Ordinal) == true && value.EndsWith(" on embedded", StringComparison.Ordinal))
+            {
+                interruption.Request(System.Runtime.InteropServices.PosixSignal.SIGINT);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task Given_a_sweep_interrupted_during_its_second_run_When_it_ends_Then_no_further_run_starts_the_running_one_is_interrupted_and_sweep_json_says_so_with_130()
+    {
+        using var scratch = TempDir("sweep-interrupted");
+        var dir = Path.Combine(scratch.Path, "out");
+        var axes = new[] { new SweepAxis("Count", ["1", "2", "3"]) };
+        using var interruption = RunInterruption.Manual();
+        var sweep = new LabRunner.Commands.SweepRunner(hosts: null, jobs: 1)
+        {
+            NotebookPath = Notebook,
+            Directory = dir,
+            Axes = axes,
+            Combinations = SweepMatrix.Combinations(axes),
+            Interruption = interruption,
+            Log = new InterruptAtSecondRun(interruption),
+        };
+
+        Assert.Equal(130, await sweep.RunAsync());
+
+        var summary = ReadJson(Path.Combine(dir, "sweep.json"));
+        Assert.Equal("interrupted", summary["status"]!.GetValue<string>());
+        Assert.Equal(["ok", "interrupted", "not-run"], Runs(dir).Select(r => r["status"]!.GetValue<string>()));
+        Assert.Equal(130, Result(dir, Runs(dir)[1])["exit_code"]!.GetValue<int>());
+        Assert.False(Directory.Exists(Path.Combine(dir, "runs", SweepMatrix.Combinations(axes)[2].Id)));
+    }
+
     private static async Task<ProcessResult> LabProcessAsync(params string[] args)
     {
         var (dotnet, prefix) = KernelClient.KernelCommandLine();
@@ -154,7 +193,8 @@ public sealed class SweepTests
         { "missing matrix", "", "lab: --matrix {dir}/nope.yaml: no such file" },
         { "unknown parameter", "Count: [1]\nBogus: [2]\n", "lab: sweep: Count=1,Bogus=2-" },
         { "empty list", "Count: []\n", "lab: --matrix {dir}/matrix.yaml: Count has no values (an empty list gives no combination)" },
-        { "j 0", "Count: [1]\n", "lab: sweep: -j 0: expected at least 1" },
+        { "j 0", "Count: [1]\n", "lab: sweep: -j 0: expected a whole number of at least 1" },
+        { "j abc", "Count: [1]\n", "lab: sweep: -j abc: expected a whole number of at least 1" },
         { "remote host", "Count: [1]\n", "lab: --hosts {dir}/hosts.yaml: qemu+ssh://root@build-7.example.org/system is another host: remote hosts are not supported yet" },
     };
 
@@ -169,6 +209,7 @@ public sealed class SweepTests
         string[] args = what switch
         {
             "j 0" => ["sweep", Notebook, "--matrix", matrix, "-o", dir, "-j", "0"],
+            "j abc" => ["sweep", Notebook, "--matrix", matrix, "-o", dir, "-j", "abc"],
             "remote host" => ["sweep", Notebook, "--matrix", matrix, "-o", dir, "--hosts", hosts],
             _ => ["sweep", Notebook, "--matrix", matrix, "-o", dir],
         };

@@ -14,6 +14,7 @@ public static class LabCli
         root.Subcommands.Add(GuestCommand.Create());
         root.Subcommands.Add(CleanCommand.Create());
         RunCommand.Register(root);
+        root.Subcommands.Add(SweepCommand.Create());
         return root;
     }
 
@@ -30,10 +31,10 @@ public static class LabCli
                 Console.Error.WriteLine($"lab: {parse.Errors[0].Message} (see `{name} --help`)");
                 return 2;
             }
-            // `lab run` handles Ctrl-C and SIGTERM itself (RunInterruption), and its kernel is stopped by it.
+            // `lab run` and `lab sweep` handle Ctrl-C and SIGTERM itself (RunInterruption), and its kernel is stopped by it.
             // System.CommandLine's own handling cancels the run's token and returns 130 two seconds later whether
             // or not the run has stopped its kernel and guests by then (a run that stopped sooner exited 1).
-            var ownSignals = parse.CommandResult.Command.Name is "run" or KernelClient.KernelCommandName;
+            var ownSignals = parse.CommandResult.Command.Name is "run" or "sweep" or KernelClient.KernelCommandName;
             var configuration = ownSignals ? new InvocationConfiguration { ProcessTerminationTimeout = null } : null;
             return await parse.InvokeAsync(configuration).ConfigureAwait(false);
         }

@@ -106,7 +106,7 @@ public static class ParameterSources
     /// <summary>
     /// A value as <c>-p</c> would give it: a scalar's text (a plain null as <c>null</c>), a sequence or mapping as JSON.
     /// </summary>
-    private static string Text(YamlNode node, string source) => node switch
+    internal static string Text(YamlNode node, string source) => node switch
     {
         YamlScalarNode s when s.Style == ScalarStyle.Plain && IsNull(s.Value) => "null",
         YamlScalarNode s => s.Value ?? "",

@@ -264,7 +264,8 @@ public static class HtmlReport
 
         """;
 
-    private const string Css = """
+    /// <summary>The reports' styling, shared with the sweep's summary page (<c>lab sweep</c>).</summary>
+    internal const string Css = """
         body { font-family: -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; margin: 0 auto; max-width: 1100px; padding: 1em 2em; color: #1b1f23; line-height: 1.5; }
         header { border-bottom: 1px solid #d0d7de; margin-bottom: 1em; padding-bottom: .5em; }
         h1.title { margin: .2em 0; }

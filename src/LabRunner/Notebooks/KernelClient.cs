@@ -23,9 +23,15 @@ internal sealed class KernelClient : IAsyncDisposable
     private readonly Task _errReader;
     private readonly StringBuilder _stderr = new();
 
-    private KernelClient(Process process)
+    /// <summary>How long an idle kernel may take to end by itself; see <see cref="NotebookRunner.KernelCleanupLimit"/>.</summary>
+    public static readonly TimeSpan DefaultCleanupLimit = TimeSpan.FromSeconds(90);
+
+    private readonly TimeSpan _cleanupLimit;
+
+    private KernelClient(Process process, TimeSpan cleanupLimit)
     {
         _process = process;
+        _cleanupLimit = cleanupLimit;
         _reader = Task.Run(ReadOutputAsync);
         _errReader = Task.Run(async () =>
         {
@@ -39,7 +45,7 @@ internal sealed class KernelClient : IAsyncDisposable
         });
     }
 
-    public static KernelClient Start(string workingDirectory)
+    public static KernelClient Start(string workingDirectory, TimeSpan cleanupLimit)
     {
         var (file, prefix) = KernelCommandLine();
         var psi = new ProcessStartInfo(file)
@@ -70,7 +76,7 @@ internal sealed class KernelClient : IAsyncDisposable
         {
             throw new LabException($"cannot start the notebook kernel ({file}): {e.Message}", e);
         }
-        return new KernelClient(process);
+        return new KernelClient(process, cleanupLimit);
     }
 
     /// <summary>How to start this lab again: its apphost, or `dotnet lab.dll` when run through the dotnet host.</summary>
@@ -87,6 +93,10 @@ internal sealed class KernelClient : IAsyncDisposable
 
     public void Send(JsonObject message)
     {
+        if (KernelProtocol.TypeOf(message) is KernelProtocol.Init or KernelProtocol.Execute)
+        {
+            Volatile.Write(ref _busy, 1);
+        }
         _process.StandardInput.Write(KernelProtocol.Serialize(message));
         _process.StandardInput.Write('\n');
         _process.StandardInput.Flush();
@@ -126,7 +136,8 @@ internal sealed class KernelClient : IAsyncDisposable
     {
         try
         {
-            if (!_process.HasExited && kill(_process.Id, SigTerm) == 0 && _process.WaitForExit(TimeSpan.FromSeconds(8)))
+            // The grace covers the exit hooks: a libvirt destroy alone may wait 10 s for QEMU before it kills it.
+            if (!_process.HasExited && kill(_process.Id, SigTerm) == 0 && _process.WaitForExit(TimeSpan.FromSeconds(30)))
             {
                 return;
             }
@@ -161,8 +172,15 @@ internal sealed class KernelClient : IAsyncDisposable
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     private static extern int kill(int pid, int sig);
 
+    /// <summary>
+    /// Ends the kernel. An idle kernel ends by itself once its stdin closes, and runs its exit clean-up first (QEMU
+    /// machines quit, lab-made domains destroyed and undefined): that is waited for, up to the clean-up limit, since
+    /// a SIGTERM in the middle of it ends the process between a domain's destroy and its undefine. A kernel still
+    /// inside a cell (the run was cancelled) or past the limit is stopped with <see cref="Kill"/>.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
+        var busy = Volatile.Read(ref _busy) != 0;
         try
         {
             _process.StandardInput.Close();
@@ -170,11 +188,10 @@ internal sealed class KernelClient : IAsyncDisposable
         catch (IOException)
         {
         }
-        // An idle kernel exits as soon as its stdin closes; one still inside a cell (the run was cancelled) is killed.
-        using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        using var limit = new CancellationTokenSource(busy ? TimeSpan.FromSeconds(2) : _cleanupLimit);
         try
         {
-            await _process.WaitForExitAsync(grace.Token).ConfigureAwait(false);
+            await _process.WaitForExitAsync(limit.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -185,6 +202,9 @@ internal sealed class KernelClient : IAsyncDisposable
         _process.Dispose();
     }
 
+    /// <summary>1 from sending init or a cell until the kernel's ready or done for it.</summary>
+    private int _busy;
+
     private async Task ReadOutputAsync()
     {
         try
@@ -193,6 +213,10 @@ internal sealed class KernelClient : IAsyncDisposable
             {
                 var message = KernelProtocol.TryParse(line)
                     ?? new JsonObject { ["type"] = KernelProtocol.Stream, ["name"] = "stdout", ["text"] = line + "\n" };
+                if (KernelProtocol.TypeOf(message) is KernelProtocol.Ready or KernelProtocol.Done)
+                {
+                    Volatile.Write(ref _busy, 0);
+                }
                 await _messages.Writer.WriteAsync(message).ConfigureAwait(false);
             }
         }

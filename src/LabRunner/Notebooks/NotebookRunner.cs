@@ -42,6 +42,13 @@ public sealed class NotebookRunner
     /// </summary>
     public TextWriter? CellOutputLog { get; init; }
 
+    /// <summary>
+    /// How long an idle kernel may take to end after the run: at exit it quits the QEMU machines and destroys and
+    /// undefines the libvirt domains its cells left running, which under load takes seconds. Past the limit it is
+    /// stopped (SIGTERM, then killed).
+    /// </summary>
+    public TimeSpan KernelCleanupLimit { get; init; } = KernelClient.DefaultCleanupLimit;
+
     /// <summary>What stops the run when a user interrupts it (<c>lab run</c> listens for SIGINT and SIGTERM); null: nothing.</summary>
     internal RunInterruption? Interruption { get; init; }
 
@@ -131,7 +138,7 @@ public sealed class NotebookRunner
         int? returnValue = null;
         var executionCount = 0;
         var cellsRun = 0;
-        await using (var kernel = KernelClient.Start(workingDirectory))
+        await using (var kernel = KernelClient.Start(workingDirectory, KernelCleanupLimit))
         {
             // The kernel reads this first and prepares the right engine (the C# kernel of Polyglot Notebooks for
             // notebooks, Roslyn scripting for .csx) while the run is being described; it answers `ready` when done.

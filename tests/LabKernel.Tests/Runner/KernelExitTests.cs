@@ -1,0 +1,54 @@
+using System.Diagnostics;
+using System.Text.Json;
+using LabRunner.Notebooks;
+using static LabKernel.Tests.Runner.RunnerTestSupport;
+
+namespace LabKernel.Tests.Runner;
+
+/// <summary>
+/// The end of a run: the kernel's own clean-up at exit (where LabKernel quits its QEMU machines and destroys and
+/// undefines its libvirt domains) is waited for, not cut short. A clean-up that was killed half-way left a lab-made
+/// domain destroyed but still defined. No guest: the clean-up here is an exit handler that takes longer than the
+/// runner used to allow, and leaves a mark when it has finished.
+/// </summary>
+public sealed class KernelExitTests
+{
+    [Fact]
+    public async Task Given_a_kernel_whose_exit_clean_up_is_slow_When_the_run_ends_Then_the_runner_waits_for_it_to_finish()
+    {
+        using var scratch = TempDir("kernel-exit");
+        var mark = Path.Combine(scratch.Path, "cleaned");
+        var input = Path.Combine(scratch.Path, "slow-exit.dib");
+        // 12 s: longer than the 2 s the runner gave an idle kernel plus the 8 s between its SIGTERM and the kill.
+        await File.WriteAllTextAsync(input,
+            "#!csharp\n" +
+            "AppDomain.CurrentDomain.ProcessExit += (_, _) => { System.Threading.Thread.Sleep(12_000); " +
+            $"System.IO.File.WriteAllText({JsonSerializer.Serialize(mark)}, \"done\"); }};\n" +
+            "Console.WriteLine(\"registered\");\n");
+        var runner = new NotebookRunner();
+        var clock = Stopwatch.StartNew();
+
+        var outcome = await runner.RunAsync(new RunOptions { InputPath = input, OutputPath = Path.Combine(scratch.Path, "out.ipynb"), Timeout = TimeSpan.FromMinutes(2) }, new SilentProgress());
+
+        Assert.Equal(0, outcome.ExitCode);
+        Assert.True(File.Exists(mark), $"the kernel's exit clean-up was cut short: no mark after {clock.Elapsed.TotalSeconds:F1} s");
+    }
+
+    [Fact]
+    public async Task Given_a_kernel_that_hangs_at_exit_When_the_run_ends_Then_it_is_killed_after_the_clean_up_limit()
+    {
+        using var scratch = TempDir("kernel-exit-hang");
+        var input = Path.Combine(scratch.Path, "hang.dib");
+        await File.WriteAllTextAsync(input,
+            "#!csharp\n" +
+            "AppDomain.CurrentDomain.ProcessExit += (_, _) => System.Threading.Thread.Sleep(System.Threading.Timeout.Infinite);\n");
+        var runner = new NotebookRunner { KernelCleanupLimit = TimeSpan.FromSeconds(3) };
+        var clock = Stopwatch.StartNew();
+
+        var outcome = await runner.RunAsync(new RunOptions { InputPath = input, OutputPath = Path.Combine(scratch.Path, "out.ipynb"), Timeout = TimeSpan.FromMinutes(2) }, new SilentProgress());
+
+        Assert.Equal(0, outcome.ExitCode);
+        // The limit, then SIGTERM (whose handler is the same hung exit) and the kill after its grace.
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(60), $"the run took {clock.Elapsed} with a kernel hung at exit");
+    }
+}

@@ -10,12 +10,17 @@
 // libaio, four stonewalled jobs (write, randwrite, read, randread), `size=3072m`, `timeout=60`. The question: what
 // does a deep chain of overlays cost in IO?
 //
-// **Here** the embedded guest gets a blank data disk of the lab's (`/dev/vdb`, ext4 on `/data`), snapshotted alone
-// with the lab's live snapshot (QMP `blockdev-snapshot-sync` on `Backend=qemu`, libvirt's disk-only snapshot on
-// `Backend=libvirt`). The churn is the document's script. "Revert to snapshot k" is done as the lab always reverts:
-// the guest boots on a fresh overlay on top of layer k, so layer k stays as it was (the document instead deleted the
-// newer layers and booted on layer k itself, writing it). Every wait is on a condition: the churn command's exit, the
-// agent's first answer after boot, fio's exit.
+// **Here** the guest gets a blank data disk of the lab's (ext4 on `/data`), snapshotted alone with the lab's live
+// snapshot (QMP `blockdev-snapshot-sync` on `Backend=qemu`, libvirt's disk-only snapshot on `Backend=libvirt`). The
+// churn is the document's script. "Revert to snapshot k" is done as the lab always reverts: the data disk goes onto a
+// fresh overlay on top of layer k, so layer k stays as it was (the document instead deleted the newer layers and
+// booted on layer k itself, writing it). The embedded guest boots again with its data disk on that overlay (`/dev/vdb`).
+// On **your own domain** (`-p Domain NAME`, running or shut off) the lab moves your disks onto its overlays as in the
+// other notebooks, hot-plugs its data disk while the guest runs (the first free virtio name after your disks; a q35
+// domain needs a free `pcie-root-port`, which virt-install gives its domains), and reverts by unmounting, unplugging
+// it and plugging in the fresh overlay: your guest is never booted onto other images, and your disks are handed back
+// unwritten. Your guest needs `mkfs.ext4` and `fio`. Every wait is on a condition: the churn command's exit, the
+// agent's first answer after boot, the guest seeing or releasing a disk, fio's exit.
 //
 // **Scale**: the document's sizes are `Snapshots=9` (its loop stops when `snap_index == 10`, after snapshot 9; its
 // text says 10), `FilesPerSnapshot=20`, `FileMiB=70`, `FioSize=3072m`,
@@ -82,7 +87,7 @@ var lab = await Lab.StartAsync("04-snapshot-chain-io", new LabSetup
     KeepArtifacts = KeepArtifacts, OutputDir = OutputDir, DataDisks = [new DataDisk("data", dataMiB)],
 });
 var data = lab.DataDisks[0];
-await lab.ShAsync("mkfs.ext4 -q -F /dev/vdb && mkdir -p /data && mount /dev/vdb /data");
+await lab.ShAsync($"mkfs.ext4 -q -F {lab.DataDiskDevices[0]} && mkdir -p /data && mount {lab.DataDiskDevices[0]} /data");
 // The probe: written and synced before the first snapshot, so its blocks live in the base layer; the churn never
 // deletes it (it removes only tekkaman.* files). ext4 is on the whole device, so filefrag's block numbers are disk offsets.
 await lab.ShAsync($"dd if=/dev/urandom of=/data/probe bs=1M count={ProbeMiB} conv=fsync status=none", TimeSpan.FromMinutes(30));
@@ -122,8 +127,9 @@ display(chain);
 
 // ## fio at each depth
 //
-// For k = Snapshots down to 0 (newest first, as the document's reverts), the guest powers off and boots with its
-// data disk on a fresh overlay over layer k: a chain of k + 2 layers. Then the document's four jobs run one after the
+// For k = Snapshots down to 0 (newest first, as the document's reverts), the data disk goes onto a fresh overlay
+// over layer k, a chain of k + 2 layers: the embedded guest powers off and boots with it; on your domain it is
+// unplugged and the overlay plugged in while the guest runs. Then the document's four jobs run one after the
 // other on `/data/fio_data_test`.
 
 string[] jobs = ["write", "randwrite", "read", "randread"];
@@ -136,8 +142,8 @@ for (var k = Snapshots; k >= 0; k--)
 {
     var revert = lab.NewFile($"revert{k}");
     await QemuImg.CreateAsync(revert, "qcow2", options: new CreateOptions { BackingFile = layers[k], BackingFormat = "qcow2" });
-    await lab.Guest.BootAgainAsync(new Dictionary<string, string> { [data] = revert });
-    await lab.ShAsync("mkdir -p /data && mount /dev/vdb /data");
+    var device = await lab.PutDataDiskOnAsync(data, revert);
+    await lab.ShAsync($"mkdir -p /data && mount {device} /data");
     // The document's init_test.sh found "which snapshot is this" from the newest tag file.
     newestTags[k] = (await lab.ShAsync("ls /data | grep '^TAG_aio_vdb_' | sort -t_ -k4 -n | tail -1")).Trim();
     var depth = (await lab.Block.QueryChainAsync(data)).Count;

@@ -39,6 +39,13 @@ public interface ILabGuest : IAsyncDisposable
     /// </summary>
     IReadOnlyList<string> DataDisks { get; }
 
+    /// <summary>
+    /// The data disks as the guest sees them, in the order of <see cref="DataDisks"/>: <c>/dev/vdb</c>, ... on the
+    /// embedded guest; on a user's domain, where the lab hot-plugs them after the domain's own disks, the device the
+    /// guest gave each (found by its serial).
+    /// </summary>
+    IReadOnlyList<string> DataDiskDevices { get; }
+
     /// <summary>What this guest can do beyond the common operations; a notebook asks here, never by type.</summary>
     LabCapabilities Capabilities { get; }
 
@@ -76,6 +83,14 @@ public interface ILabGuest : IAsyncDisposable
     Task<TimeSpan> BootAgainAsync(IReadOnlyDictionary<string, string>? diskImages = null, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Puts data disk <paramref name="disk"/> on another image the lab made while the guest runs: the guest's mounts
+    /// of it are unmounted, the disk is unplugged, and <paramref name="image"/> plugged in its place (an external
+    /// revert of a data disk on a guest the lab may not boot again). Needs <see cref="LabCapabilities.SwapDataDisks"/>;
+    /// <see cref="DataDiskDevices"/> then names the new device. Returns how long it took.
+    /// </summary>
+    Task<TimeSpan> SwapDataDiskAsync(string disk, string image, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Stops the guest (if it runs) and starts it again from a saved VM state (<paramref name="memoryState"/>, a
     /// checkpoint's memory file) instead of booting: every disk must be given in <paramref name="diskImages"/> as an
     /// image the lab made over the layer frozen with that state, so memory and disks are of the same instant. Needs
@@ -110,4 +125,7 @@ public enum LabCapabilities
 
     /// <summary>The lab can start the guest from a checkpoint's saved memory (<see cref="ILabGuest.RestoreAsync"/>).</summary>
     RestoreMemory = 16,
+
+    /// <summary>The lab's data disks can be put on other images while the guest runs (<see cref="ILabGuest.SwapDataDiskAsync"/>).</summary>
+    SwapDataDisks = 32,
 }

@@ -39,6 +39,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         BootToAgent = bootToAgent;
         _shutdownTimeout = options.ShutdownTimeout;
         DataDisks = user is null ? [.. options.DataDisks.Select((_, i) => DataDiskTarget(i))] : [];
+        DataDiskDevices = [.. DataDisks.Select(t => "/dev/" + t)];
         _agentTimeout = options.AgentTimeout;
         if (user is not null)
         {
@@ -100,12 +101,15 @@ public sealed class LibvirtLabGuest : ILabGuest
     public IGuestAgent Agent => Domain.Agent;
     public ILabBlock Block => Domain.Block;
     public IGuestSnapshotMaker Snapshots => new LibvirtSnapshotMaker(this);
-    public IReadOnlyList<string> DataDisks { get; }
+    public IReadOnlyList<string> DataDisks { get; private set; }
+
+    public IReadOnlyList<string> DataDiskDevices { get; private set; }
 
     public LabCapabilities Capabilities =>
         LabCapabilities.LibvirtSnapshots
         | (_user is null ? LabCapabilities.BootCopies | LabCapabilities.BootAgain : 0)
-        | (DataDisks.Count > 0 ? LabCapabilities.DataDisks : 0);
+        | (DataDisks.Count > 0 ? LabCapabilities.DataDisks : 0)
+        | (_user is not null && DataDisks.Count > 0 ? LabCapabilities.SwapDataDisks : 0);
 
     public string Description => _user is null
         ? $"the embedded guest as libvirt domain '{Name}' on {_connection.Uri} ({_embedded!.Accelerator.Name}: {_embedded.Accelerator.Reason}), agent up {BootToAgent?.TotalSeconds:0.0} s after start"
@@ -143,10 +147,110 @@ public sealed class LibvirtLabGuest : ILabGuest
 
     internal static async Task<LibvirtLabGuest> TakeOverAsync(LabGuestOptions options, string name, CancellationToken cancellationToken)
     {
-        if (options.DataDisks.Count > 0)
+        var guest = await TakeOverDisksAsync(options, name, cancellationToken).ConfigureAwait(false);
+        if (options.DataDisks.Count == 0)
         {
-            throw new LabUsageException($"data disks are attached only to the embedded guest: domain '{name}' keeps its own disks (name one with DomainDisk)");
+            return guest;
         }
+        try
+        {
+            await guest.PlugDataDisksAsync(options.DataDisks, cancellationToken).ConfigureAwait(false);
+            return guest;
+        }
+        catch
+        {
+            // Handed back as found: the plugged disks go with the guest's power-off.
+            await guest.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>The serial a lab data disk shows the guest (<c>/sys/block/vdX/serial</c>), by its index.</summary>
+    internal static string DataDiskSerial(int index) => $"lab-data{index}";
+
+    /// <summary>
+    /// Hot-plugs the lab's data disks into the running user's domain (live only: the definition never names them),
+    /// each on the first free target after the domain's own disks, and waits until the guest has each as a block
+    /// device (found by its serial).
+    /// </summary>
+    private async Task PlugDataDisksAsync(IReadOnlyList<string> files, CancellationToken cancellationToken)
+    {
+        var used = (await Domain.ListDisksAsync(inactive: false, cancellationToken).ConfigureAwait(false))
+            .Concat(await Domain.ListDisksAsync(inactive: true, cancellationToken).ConfigureAwait(false))
+            .Select(d => d.Target).ToHashSet(StringComparer.Ordinal);
+        var targets = new List<string>();
+        var devices = new List<string>();
+        for (var i = 0; i < files.Count; i++)
+        {
+            var target = Enumerable.Range(0, 26).Select(n => $"vd{(char)('b' + n)}").FirstOrDefault(t => !used.Contains(t))
+                ?? throw new LabException($"domain '{Name}' has no free virtio disk name for the lab's data disk");
+            used.Add(target);
+            devices.Add(await PlugAsync(files[i], target, DataDiskSerial(i), cancellationToken).ConfigureAwait(false));
+            targets.Add(target);
+            DataDisks = [.. targets];
+            DataDiskDevices = [.. devices];
+        }
+    }
+
+    private async Task<string> PlugAsync(string file, string target, string serial, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Domain.AttachDiskAsync(file, target, "qcow2", live: true, config: false, cancellationToken, serial).ConfigureAwait(false);
+        }
+        catch (LibvirtException e)
+        {
+            throw new LabException($"could not hot-plug the lab's data disk into domain '{Name}' as {target}: {e.Message}. It goes in while the guest runs: a q35 domain needs a free pcie-root-port for it (virt-install gives its domains spares)", e);
+        }
+        return await GuestDeviceAsync(serial, present: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Waits until the guest has (or, with <paramref name="present"/> false, no longer has) a block device whose
+    /// serial is <paramref name="serial"/>, and returns its /dev path (empty when gone).
+    /// </summary>
+    private Task<string> GuestDeviceAsync(string serial, bool present, CancellationToken cancellationToken) =>
+        Poll.UntilAsync(async ct =>
+        {
+            var r = await Domain.Agent.ShellAsync(
+                $"for d in /sys/block/*; do [ \"$(cat $d/serial 2>/dev/null)\" = '{serial}' ] && echo /dev/${{d##*/}}; done; true",
+                new GuestExecOptions { Timeout = TimeSpan.FromSeconds(30), Check = true }, ct).ConfigureAwait(false);
+            var device = r.StandardOutput.Trim();
+            return (device.Length > 0 == present, device, device.Length > 0 ? $"the guest has it as {device}" : "the guest has no such device");
+        }, $"the guest of domain '{Name}' to {(present ? "see" : "let go of")} the disk with serial {serial}", _agentTimeout, cancellationToken: cancellationToken);
+
+    public async Task<TimeSpan> SwapDataDiskAsync(string disk, string image, CancellationToken cancellationToken = default)
+    {
+        var index = DataDisks.ToList().IndexOf(disk);
+        if (_user is null || index < 0)
+        {
+            throw new LabUsageException(_user is null
+                ? $"the lab swaps data disks live only on your domain: the embedded guest boots again on other images (BootAgainAsync)"
+                : $"{disk} is not one of the lab's data disks of domain '{Name}' ({string.Join(", ", DataDisks)})");
+        }
+        LabFiles.EnsureMayModify(image, $"plug into domain '{Name}' as {disk}");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var device = DataDiskDevices[index];
+        // Unmounted first: a disk pulled from under a mounted filesystem leaves the guest's ext4 in error.
+        await Domain.Agent.ShellAsync($"sync; awk '$1 == \"{device}\" {{ print $2 }}' /proc/mounts | while read -r m; do umount \"$m\"; done",
+            new GuestExecOptions { Timeout = TimeSpan.FromMinutes(2), Check = true }, cancellationToken).ConfigureAwait(false);
+        await Domain.DetachDiskAsync(disk, live: true, config: false, cancellationToken).ConfigureAwait(false);
+        // libvirt returns once QEMU asked the guest to let go; the disk is gone when the guest has released it.
+        await Poll.UntilAsync(async ct =>
+        {
+            var live = await Domain.ListDisksAsync(inactive: false, ct).ConfigureAwait(false);
+            return (live.All(d => d.Target != disk), live.Any(d => d.Target == disk) ? $"{disk} still attached" : "");
+        }, $"domain '{Name}' to release data disk {disk}", _agentTimeout, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await GuestDeviceAsync(DataDiskSerial(index), present: false, cancellationToken).ConfigureAwait(false);
+        var plugged = await PlugAsync(image, disk, DataDiskSerial(index), cancellationToken).ConfigureAwait(false);
+        var devices = DataDiskDevices.ToArray();
+        devices[index] = plugged;
+        DataDiskDevices = devices;
+        return clock.Elapsed;
+    }
+
+    private static async Task<LibvirtLabGuest> TakeOverDisksAsync(LabGuestOptions options, string name, CancellationToken cancellationToken)
+    {
         var connection = await LibvirtConnection.OpenAsync(options.LibvirtUri, cancellationToken).ConfigureAwait(false);
         LibvirtDomain? domain = null;
         try

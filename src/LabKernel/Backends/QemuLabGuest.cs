@@ -50,6 +50,10 @@ public sealed class QemuLabGuest : ILabGuest
     public ILabBlock Block => Machine.Block();
     public IGuestSnapshotMaker Snapshots => new QemuSnapshotMaker(this);
     public IReadOnlyList<string> DataDisks { get; }
+
+    /// <summary>The data disks in the guest: virtio disks after the root disk, <c>/dev/vdb</c>, ...</summary>
+    public IReadOnlyList<string> DataDiskDevices => [.. DataDisks.Select((_, i) => $"/dev/vd{(char)('b' + i)}")];
+
     public LabCapabilities Capabilities =>
         LabCapabilities.BootCopies | LabCapabilities.BootAgain | LabCapabilities.RestoreMemory | (DataDisks.Count > 0 ? LabCapabilities.DataDisks : 0);
 
@@ -74,6 +78,9 @@ public sealed class QemuLabGuest : ILabGuest
     public Task<TimeSpan> RebootAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
         GuestReboot.RunAsync(Machine.Agent, () => Machine.Agent.ShutdownAsync("reboot", cancellationToken),
             left => Machine.WaitForAgentAsync(left, cancellationToken), timeout, cancellationToken);
+
+    public Task<TimeSpan> SwapDataDiskAsync(string disk, string image, CancellationToken cancellationToken = default) =>
+        throw new LabUsageException("the embedded guest on QEMU boots again on other images (BootAgainAsync); only the lab's data disks of your own libvirt domain are swapped live");
 
     public async Task<TimeSpan> BootAgainAsync(IReadOnlyDictionary<string, string>? diskImages = null, CancellationToken cancellationToken = default)
     {

@@ -103,6 +103,9 @@ public sealed record DomainSpec
 
     public string Emulator { get; init; } = "/usr/bin/qemu-system-x86_64";
 
+    /// <summary>Empty <c>pcie-root-port</c> controllers left free after the domain's own devices: slots a device can be hot-plugged into.</summary>
+    public int HotPlugSlots { get; init; }
+
     public string ToXml()
     {
         var os = new XElement("os", new XElement("type", new XAttribute("arch", "x86_64"), new XAttribute("machine", "q35"), "hvm"),
@@ -136,6 +139,17 @@ public sealed record DomainSpec
         {
             devices.Add(new XElement("interface", new XAttribute("type", "user"), new XElement("model", new XAttribute("type", "virtio"))));
         }
+        if (HotPlugSlots > 0)
+        {
+            // Once root ports are listed, libvirt puts the domain's own PCIe devices on them first (each disk, the
+            // agent's virtio-serial, the network card, the USB controller) and adds none spare: list enough for
+            // those and HotPlugSlots more. Unused ports cost nothing; virt-install lists 14.
+            devices.Add(new XElement("controller", new XAttribute("type", "pci"), new XAttribute("index", "0"), new XAttribute("model", "pcie-root")));
+            for (var i = 0; i < Disks.Count + 4 + HotPlugSlots; i++)
+            {
+                devices.Add(new XElement("controller", new XAttribute("type", "pci"), new XAttribute("model", "pcie-root-port")));
+            }
+        }
         devices.Add(new XElement("memballoon", new XAttribute("model", "none")));
         var cpu = Type == "kvm"
             ? new XElement("cpu", new XAttribute("mode", "host-passthrough"))
@@ -160,11 +174,19 @@ public sealed record DomainSpec
         return domain.ToString();
     }
 
-    internal static XElement DiskElement(string file, string target, string format) =>
-        new("disk", new XAttribute("type", "file"), new XAttribute("device", "disk"),
+    internal static XElement DiskElement(string file, string target, string format, string? serial = null)
+    {
+        var disk = new XElement("disk", new XAttribute("type", "file"), new XAttribute("device", "disk"),
             new XElement("driver", new XAttribute("name", "qemu"), new XAttribute("type", format)),
             new XElement("source", new XAttribute("file", file)),
             new XElement("target", new XAttribute("dev", target), new XAttribute("bus", "virtio")));
+        if (serial is not null)
+        {
+            // virtio-blk shows it to the guest in /sys/block/vdX/serial: how the lab finds a hot-plugged disk there.
+            disk.Add(new XElement("serial", serial));
+        }
+        return disk;
+    }
 }
 
 /// <summary>Reads what the lab needs from domain XML.</summary>

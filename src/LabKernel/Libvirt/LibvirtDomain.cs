@@ -302,11 +302,12 @@ public sealed class LibvirtDomain : IDisposable
         Agent.WaitUntilReadyAsync(timeout, cancellationToken);
 
     /// <summary>
-    /// <c>virDomainAttachDeviceFlags</c> of a file disk (live and, for a persistent domain, config).
+    /// <c>virDomainAttachDeviceFlags</c> of a file disk (live and, for a persistent domain, config); with a
+    /// <paramref name="serial"/> the guest can find it by (<c>/sys/block/vdX/serial</c>).
     /// </summary>
-    public Task AttachDiskAsync(string file, string target, string format = "qcow2", bool live = true, bool config = false, CancellationToken cancellationToken = default)
+    public Task AttachDiskAsync(string file, string target, string format = "qcow2", bool live = true, bool config = false, CancellationToken cancellationToken = default, string? serial = null)
     {
-        var xml = DomainSpec.DiskElement(Path.GetFullPath(file), target, format).ToString();
+        var xml = DomainSpec.DiskElement(Path.GetFullPath(file), target, format, serial).ToString();
         var flags = (live ? Vir.AffectLive : 0) | (config ? Vir.AffectConfig : 0);
         return Run(() => LibvirtRuntime.Call("virDomainAttachDeviceFlags", What, $"virDomainAttachDeviceFlags({Name}, <disk {target} {file}>, {FlagText(live, config)})",
             () => LibvirtNative.virDomainAttachDeviceFlags(Handle, xml, flags)), cancellationToken);

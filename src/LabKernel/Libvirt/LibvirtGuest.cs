@@ -34,6 +34,12 @@ public sealed record LibvirtGuestOptions
 
     /// <summary>Start the domain after defining it (and wait for its agent).</summary>
     public bool Start { get; init; } = true;
+
+    /// <summary>
+    /// Empty PCIe root ports, where a disk can be hot-plugged while the domain runs (q35 has no hot-plug slot
+    /// otherwise; virt-install gives its domains spares the same way).
+    /// </summary>
+    public int HotPlugSlots { get; init; }
 }
 
 /// <summary>
@@ -119,6 +125,7 @@ public sealed class LibvirtGuest : IAsyncDisposable
                 Disks = [new DomainDiskSpec(overlay), .. options.ExtraDisks],
                 SerialLog = Path.Combine(folder, "serial.log"),
                 Network = options.Network,
+                HotPlugSlots = options.HotPlugSlots,
             };
             var xml = spec.ToXml();
             domain = await connection.DefineDomainAsync(xml, cancellationToken).ConfigureAwait(false);

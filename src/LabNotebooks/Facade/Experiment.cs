@@ -38,8 +38,38 @@ public sealed class Experiment : IAsyncDisposable
     /// <summary>The root disk as block operations name it (<c>disk0</c> on QEMU, <c>vda</c> on libvirt).</summary>
     public string Disk => Guest.Disk;
 
-    /// <summary>The lab's data disks as block operations name them; the guest sees <c>/dev/vdb</c>, ... in this order.</summary>
+    /// <summary>The lab's data disks as block operations name them (<see cref="DataDiskDevices"/>: as the guest sees them).</summary>
     public IReadOnlyList<string> DataDisks => Guest.DataDisks;
+
+    /// <summary>
+    /// The lab's data disks as the guest sees them: <c>/dev/vdb</c>, ... on the embedded guest; on your domain, where
+    /// they are hot-plugged after its own disks, the devices the guest gave them.
+    /// </summary>
+    public IReadOnlyList<string> DataDiskDevices => Guest.DataDiskDevices;
+
+    /// <summary>
+    /// Puts data disk <paramref name="disk"/> on <paramref name="image"/> (an image the lab made, e.g. a fresh overlay
+    /// over an older layer: an external revert): the embedded guest boots again on it; on your domain, which the lab
+    /// does not boot onto other images, the disk is unmounted, unplugged and the image plugged in its place while the
+    /// guest runs. Returns the device the guest sees it as (mount it again: nothing is mounted from it).
+    /// </summary>
+    public async Task<string> PutDataDiskOnAsync(string disk, string image, CancellationToken cancellationToken = default)
+    {
+        var index = DataDisks.ToList().IndexOf(disk);
+        if (index < 0)
+        {
+            throw new LabUsageException($"{disk} is not one of the lab's data disks ({string.Join(", ", DataDisks)})");
+        }
+        if (Can(LabCapabilities.SwapDataDisks))
+        {
+            await Guest.SwapDataDiskAsync(disk, image, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await Guest.BootAgainAsync(new Dictionary<string, string> { [disk] = image }, cancellationToken).ConfigureAwait(false);
+        }
+        return DataDiskDevices[index];
+    }
 
     /// <summary>The run folder.</summary>
     public string Folder => Run.Folder;

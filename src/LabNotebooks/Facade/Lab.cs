@@ -23,10 +23,6 @@ public static class Lab
         ArgumentNullException.ThrowIfNull(setup);
         setup.Validate();
         var (backend, domain) = LabGuests.CheckChoice(setup.Backend, setup.Domain);
-        if (domain.Length > 0 && setup.DataDisks.Count > 0)
-        {
-            throw new LabUsageException($"this experiment attaches data disks of its own, which the lab does only on the embedded guest: run it without Domain (your domain '{domain}' keeps its disks)");
-        }
         var journal = LabJournal.Current;
         journal.Clear();
         var run = ExperimentRun.Create(name, setup.KeepArtifacts, setup.OutputDir);

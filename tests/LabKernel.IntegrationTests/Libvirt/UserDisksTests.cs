@@ -44,6 +44,8 @@ public sealed class TwoDiskDomainFixture : IAsyncLifetime
             WorkFolder = Folder,
             RootDisk = Root,
             ExtraDisks = [new DomainDiskSpec(Data, "vdb")],
+            // As virt-install's domains have: notebook 04 hot-plugs its data disk into one.
+            HotPlugSlots = 2,
             Start = false,
         });
     }
@@ -94,6 +96,8 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
         ("01-live-snapshot-integrity", ["Count", "1000000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
         ("02-snapshot-and-commit-integrity", ["Count", "1000000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
         ("03-drive-mirror", ["FileOps", "10", "WriteMiB", "8", "OutageSeconds", "3"]),
+        // Its data disk is hot-plugged (vdc, after the domain's own two) and swapped live for each revert.
+        ("04-snapshot-chain-io", ["Snapshots", "2", "FilesPerSnapshot", "2", "FileMiB", "1", "FioSize", "8m", "FioSeconds", "1", "ProbeMiB", "8", "Repeats", "1"]),
         // Its copies are read offline on a user's domain (no kernel the lab boots); its backups go through QMP passthrough.
         ("05-incremental-backup", ["Increments", "1", "IncrementMiB", "4"]),
         // Writers with room to spare: on this two-disk domain 06's two snapshots once outlasted a 400,000-line writer in
@@ -272,7 +276,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
     }
 
     [Fact]
-    public async Task Given_the_domain_shut_off_When_notebooks_01_02_03_05_and_06_run_on_it_Then_no_image_of_it_changes_and_it_is_left_shut_off_on_its_own_images()
+    public async Task Given_the_domain_shut_off_When_every_notebook_runs_on_it_Then_no_image_of_it_changes_and_it_is_left_shut_off_on_its_own_images()
     {
         await EnsureStateAsync(running: false);
         var before = await fx.HashAllAsync();
@@ -294,7 +298,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
     }
 
     [Fact]
-    public async Task Given_the_domain_running_When_notebooks_01_02_03_05_and_06_run_on_it_Then_its_root_image_is_not_written_from_take_over_to_hand_back_and_its_other_disk_never()
+    public async Task Given_the_domain_running_When_every_notebook_runs_on_it_Then_its_root_image_is_not_written_from_take_over_to_hand_back_and_its_other_disk_never()
     {
         await EnsureStateAsync(running: true);
         // The guest writes its own root image while it runs on it; the data disk and both golden images it never
@@ -321,6 +325,8 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
             Assert.Equal(DomainState.Running, await fx.Domain.GetStateAsync());
             Assert.Equal(fx.Root, (await fx.Domain.Block.QueryChainAsync("vda")).Source);
             Assert.Equal(fx.Data, (await fx.Domain.Block.QueryChainAsync("vdb")).Source);
+            // Nothing the lab plugged in is left (04's data disk went with the hand-back's power-off).
+            Assert.Equal(["vda", "vdb"], (await fx.Domain.ListDisksAsync(inactive: false)).Select(d => d.Target));
             await AssertDefinitionNamesTheUsersImagesAsync();
             foreach (var image in untouched)
             {
@@ -353,6 +359,13 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
             ? "first overlays taken live, atomically, with the guest's filesystems frozen (DISK_ONLY|ATOMIC|QUIESCE); every writable disk (vda, vdb) runs on a lab overlay, so nothing reaches your images"
             : "the domain was shut off: the lab put its overlays on before starting it, so nothing needed freezing; every writable disk (vda, vdb) runs on a lab overlay, so nothing reaches your images",
             takeOver.Observed);
+        if (notebook.StartsWith("04", StringComparison.Ordinal))
+        {
+            // The data disk was plugged in after the domain's own disks, and each revert put the one asked for in its
+            // place: the newest tag read back after reverting to snapshot k is k's.
+            Assert.Contains(run.Findings, f => f.Claim.StartsWith("The data disk runs on a chain of 3 layers", StringComparison.Ordinal) && f.Verdict == "confirmed");
+            Assert.Contains(run.Findings, f => f.Claim.StartsWith("After reverting to snapshot k the newest tag file", StringComparison.Ordinal) && f.Verdict == "confirmed" && f.Observed.StartsWith("3 reverts", StringComparison.Ordinal));
+        }
         if (notebook.StartsWith("05", StringComparison.Ordinal))
         {
             Assert.Equal(2, run.Findings.Count(f => f.Claim.StartsWith("A copy of ", StringComparison.Ordinal) && f.Verdict == "confirmed" && f.Observed.EndsWith("(read offline)", StringComparison.Ordinal)));

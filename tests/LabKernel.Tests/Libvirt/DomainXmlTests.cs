@@ -136,6 +136,30 @@ public sealed class DomainXmlTests
         Assert.Equal("host-passthrough", (string?)root.Element("cpu")!.Attribute("mode"));
         Assert.Equal("user", (string?)root.Element("devices")!.Element("interface")!.Attribute("type"));
     }
+
+    [Fact]
+    public void Given_hot_plug_slots_When_the_domain_is_generated_Then_it_has_root_ports_for_its_own_devices_and_that_many_more_and_none_by_default()
+    {
+        var none = XDocument.Parse(new DomainSpec { Name = "a", Kernel = "/k" }.ToXml()).Root!;
+        var two = XDocument.Parse(new DomainSpec { Name = "b", Kernel = "/k", HotPlugSlots = 2, Disks = [new DomainDiskSpec("/w/a.qcow2"), new DomainDiskSpec("/w/b.qcow2", "vdb")] }.ToXml()).Root!;
+
+        Assert.Empty(none.Element("devices")!.Elements("controller"));
+        var controllers = two.Element("devices")!.Elements("controller").ToList();
+        Assert.All(controllers, c => Assert.Equal("pci", (string?)c.Attribute("type")));
+        // libvirt requires index 0 to be the root itself once any PCI controller is listed.
+        Assert.Equal(("0", "pcie-root"), ((string?)controllers[0].Attribute("index"), (string?)controllers[0].Attribute("model")));
+        // Two disks, the agent's virtio-serial, a network card and the USB controller take a port each; two stay free.
+        Assert.Equal(2 + 4 + 2, controllers.Skip(1).Count(c => (string?)c.Attribute("model") == "pcie-root-port"));
+    }
+
+    [Fact]
+    public void Given_a_serial_When_a_disk_element_is_made_Then_the_guest_can_find_the_disk_by_it()
+    {
+        var disk = DomainSpec.DiskElement("/w/data.qcow2", "vdc", "qcow2", "lab-data0");
+
+        Assert.Equal("lab-data0", disk.Element("serial")!.Value);
+        Assert.Null(DomainSpec.DiskElement("/w/data.qcow2", "vdc", "qcow2").Element("serial"));
+    }
 }
 
 public sealed class SnapshotMetadataTests

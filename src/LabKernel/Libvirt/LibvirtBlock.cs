@@ -136,7 +136,7 @@ public sealed class LibvirtBlock : Block.ILabBlock
         await using var job = await StartCommitAsync(disk, top, @base, options, cancellationToken).ConfigureAwait(false);
         if (job.Type == "active-commit")
         {
-            await job.WaitReadyAsync(JobTimeout, cancellationToken).ConfigureAwait(false);
+            await job.WaitForReadyAsync(JobTimeout, cancellationToken).ConfigureAwait(false);
             switch (options.OnReady)
             {
                 case ReadyAction.Complete:

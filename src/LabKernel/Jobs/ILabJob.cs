@@ -43,7 +43,8 @@ public enum LabJobKind
 /// <see cref="LabTimeoutException"/> naming the job and "to end".</item>
 /// </list>
 /// What only one backend has stays on its type: QEMU's pause, resume, speed and status waits, libvirt's events and
-/// final status.
+/// final status. Disposing stops following the job; it differs by backend and is left so: QEMU's job is left running
+/// (cancel it first if it must stop), libvirt's is aborted when still running.
 /// </summary>
 public interface ILabJob : IAsyncDisposable
 {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json.Nodes;
 using LabKernel.Jobs;
 using LabKernel.Libvirt;
@@ -23,6 +24,9 @@ public abstract class LabJobContractTests
 
         /// <summary>The backend reports the job over before READY (as a stream or commit ends).</summary>
         Task EndWithoutReadyAsync();
+
+        /// <summary>The backend reports the job failed (QEMU: concluded with an error; libvirt: FAILED).</summary>
+        Task FailAsync();
     }
 
     protected abstract Task<IRunningMirror> StartMirrorAsync();
@@ -102,6 +106,20 @@ public abstract class LabJobContractTests
     }
 
     [Fact]
+    public async Task Given_a_mirror_the_backend_reports_failed_When_waiting_for_ready_or_its_end_Then_both_waits_throw_BlockJobFailedException_naming_the_job()
+    {
+        await using var run = await StartMirrorAsync();
+        await run.FailAsync();
+
+        var atReady = await Assert.ThrowsAsync<BlockJobFailedException>(() => run.Job.WaitForReadyAsync(Limit));
+        var atEnd = await Assert.ThrowsAsync<BlockJobFailedException>(() => run.Job.WaitAsync(Limit));
+
+        Assert.Same(atReady, atEnd);
+        Assert.Equal((run.Job.Id, run.Job.Type), (atEnd.JobId, atEnd.Type));
+        Assert.Contains(run.Job.Id, atEnd.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Given_a_watch_of_a_mirror_When_it_becomes_ready_and_is_completed_Then_the_watch_sees_ready_and_ends_with_the_job()
     {
         await using var run = await StartMirrorAsync();
@@ -138,6 +156,7 @@ public sealed class QmpLabJobContractTests : LabJobContractTests
     protected override async Task<IRunningMirror> StartMirrorAsync()
     {
         const string id = "m9";
+        var failed = new StrongBox<bool>();
         var peer = await ScriptedQmpPeer.StartAsync(async (p, cmd, _) =>
         {
             switch (cmd)
@@ -147,7 +166,12 @@ public sealed class QmpLabJobContractTests : LabJobContractTests
                     p.AfterReply = () => ConcludeAsync(p, id);
                     return new JsonObject();
                 case "query-jobs":
-                    return new JsonArray(new JsonObject { ["id"] = id, ["type"] = "mirror", ["status"] = "concluded", ["current-progress"] = 100L, ["total-progress"] = 100L });
+                    var job = new JsonObject { ["id"] = id, ["type"] = "mirror", ["status"] = "concluded", ["current-progress"] = 100L, ["total-progress"] = 100L };
+                    if (failed.Value)
+                    {
+                        job["error"] = "Input/output error";
+                    }
+                    return new JsonArray(job);
                 case "query-block-jobs":
                     return new JsonArray();
                 default:
@@ -158,7 +182,7 @@ public sealed class QmpLabJobContractTests : LabJobContractTests
         var job = await BlockJob.StartAsync(peer.Client, id, "mirror", "drive-mirror", new JsonObject { ["job-id"] = id },
             new BlockJobOptions { SampleOnEvents = false, Disk = "disk0", Kind = LabJobKind.Mirror });
         await peer.StatusAsync(id, "created", "running");
-        return new Run(peer, job, id);
+        return new Run(peer, job, id, failed);
     }
 
     private static async Task ConcludeAsync(ScriptedQmpPeer p, string id)
@@ -168,7 +192,7 @@ public sealed class QmpLabJobContractTests : LabJobContractTests
         await p.StatusAsync(id, "concluded");
     }
 
-    private sealed class Run(ScriptedQmpPeer peer, BlockJob job, string id) : IRunningMirror
+    private sealed class Run(ScriptedQmpPeer peer, BlockJob job, string id, StrongBox<bool> failed) : IRunningMirror
     {
         public ILabJob Job => job;
 
@@ -179,6 +203,13 @@ public sealed class QmpLabJobContractTests : LabJobContractTests
         }
 
         public Task EndWithoutReadyAsync() => ConcludeAsync(peer, id);
+
+        public async Task FailAsync()
+        {
+            failed.Value = true;
+            await peer.EmitAsync("BLOCK_JOB_ERROR", new { device = id, operation = "write", action = "report" });
+            await peer.StatusAsync(id, "aborting", "concluded");
+        }
 
         public async ValueTask DisposeAsync()
         {
@@ -215,6 +246,13 @@ public sealed class LibvirtLabJobContractTests : LabJobContractTests
         {
             host.JobInfo = null;
             host.Emit(LibvirtBlockJobStatus.Completed);
+            return Task.CompletedTask;
+        }
+
+        public Task FailAsync()
+        {
+            host.JobInfo = null;
+            host.Emit(LibvirtBlockJobStatus.Failed);
             return Task.CompletedTask;
         }
 
@@ -256,8 +294,6 @@ internal sealed class StandInLibvirt(string name) : ILibvirtJobHost
         });
     }
 
-    public Task ReconnectAsync() => Task.CompletedTask;
-
     public (long Cur, long End)? GetJobInfo(string disk) => JobInfo;
 
     public Task AbortJobAsync(string disk, bool pivot, CancellationToken cancellationToken)
@@ -268,14 +304,27 @@ internal sealed class StandInLibvirt(string name) : ILibvirtJobHost
         return Task.CompletedTask;
     }
 
-    public void Emit(LibvirtBlockJobStatus status, string disk = "vda")
+    /// <summary>How many times the job opened the connection again.</summary>
+    public int Reconnects { get; private set; }
+
+    public Task ReconnectAsync()
+    {
+        Reconnects++;
+        return Task.CompletedTask;
+    }
+
+    /// <summary>A <c>BLOCK_JOB_2</c> event of the disk's copy job.</summary>
+    public void Emit(LibvirtBlockJobStatus status, string disk = "vda") =>
+        Send(new BlockJobEventRecord(name, DateTimeOffset.UtcNow, disk, LibvirtBlockJobType.Copy, status));
+
+    /// <summary>Hands <paramref name="e"/> to every listener, as the connection's event loop does.</summary>
+    public void Send(LibvirtDomainEvent e)
     {
         Action<LibvirtDomainEvent>[] listeners;
         lock (_listeners)
         {
             listeners = [.. _listeners];
         }
-        var e = new BlockJobEventRecord(name, DateTimeOffset.UtcNow, disk, LibvirtBlockJobType.Copy, status);
         foreach (var l in listeners)
         {
             l(e);

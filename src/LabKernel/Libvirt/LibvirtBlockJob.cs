@@ -18,7 +18,7 @@ namespace LabKernel.Libvirt;
 /// </summary>
 public sealed class LibvirtBlockJob : ILabJob
 {
-    private readonly ILibvirtJobHost _domain;
+    private readonly ILibvirtJobHost _host;
     private readonly List<Channel<BlockJobProgress>> _watchers = [];
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<BlockJobResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -40,7 +40,7 @@ public sealed class LibvirtBlockJob : ILabJob
     /// <summary>A job on <paramref name="host"/> (tests pass a stand-in for libvirt).</summary>
     internal LibvirtBlockJob(ILibvirtJobHost host, string disk, string type)
     {
-        _domain = host;
+        _host = host;
         Disk = disk;
         Type = type;
         _last = new BlockJobProgress(disk, JobStatus.Created, 0, 0, host.Time.GetUtcNow(), null, "start");
@@ -114,7 +114,7 @@ public sealed class LibvirtBlockJob : ILabJob
             _ = RecoverAsync();
             return;
         }
-        if (e is not BlockJobEventRecord b || b.Domain != _domain.Name || b.Disk != Disk || _completion.Task.IsCompleted)
+        if (e is not BlockJobEventRecord b || b.Domain != _host.Name || b.Disk != Disk || _completion.Task.IsCompleted)
         {
             return;
         }
@@ -133,7 +133,7 @@ public sealed class LibvirtBlockJob : ILabJob
         Outcome = b.Status;
         if (b.Status == LibvirtBlockJobStatus.Failed)
         {
-            Fail(new BlockJobFailedException(Disk, Type, $"libvirt reported the {Type} job on {_domain.Name} {Disk} FAILED", []));
+            Fail(new BlockJobFailedException(Disk, Type, $"libvirt reported the {Type} job on {_host.Name} {Disk} FAILED", []));
         }
         else
         {
@@ -141,7 +141,7 @@ public sealed class LibvirtBlockJob : ILabJob
             // The job's end first: a READY wait that fails sees Completion already done (see Fail).
             _completion.TrySetResult(Result(cancelled, !cancelled && (_pivotRequested || b.Status == LibvirtBlockJobStatus.Completed), last, b.Status.ToString().ToLowerInvariant()));
             EndWatches();
-            _ready.TrySetException(new LabException($"the {Type} job on {_domain.Name} {Disk} ended ({b.Status}) without becoming ready"));
+            _ready.TrySetException(new LabException($"the {Type} job on {_host.Name} {Disk} ended ({b.Status}) without becoming ready"));
         }
         _ = _ready.Task.Exception; // observed: a job that never becomes ready is not an unobserved fault
     }
@@ -156,7 +156,7 @@ public sealed class LibvirtBlockJob : ILabJob
     {
         try
         {
-            await _domain.ReconnectAsync().ConfigureAwait(false);
+            await _host.ReconnectAsync().ConfigureAwait(false);
             if (BeforeRecoverySample is { } hook)
             {
                 await hook().ConfigureAwait(false);
@@ -172,7 +172,7 @@ public sealed class LibvirtBlockJob : ILabJob
             }
             if (sample is null)
             {
-                Fail(new LabException($"the {Type} job on {_domain.Name} {Disk} ended while libvirtd was away (it restarted); libvirt no longer lists it, so how it ended is unknown: check the disk's chain before going on"));
+                Fail(new LabException($"the {Type} job on {_host.Name} {Disk} ended while libvirtd was away (it restarted); libvirt no longer lists it, so how it ended is unknown: check the disk's chain before going on"));
                 return;
             }
             Record(sample);
@@ -183,7 +183,7 @@ public sealed class LibvirtBlockJob : ILabJob
         }
         catch (LabException e)
         {
-            Fail(new LabException($"libvirtd closed the connection during the {Type} job on {_domain.Name} {Disk}: {e.Message}", e));
+            Fail(new LabException($"libvirtd closed the connection during the {Type} job on {_host.Name} {Disk}: {e.Message}", e));
         }
     }
 
@@ -242,8 +242,8 @@ public sealed class LibvirtBlockJob : ILabJob
     }
 
     private BlockJobProgress? Sample(string trigger, JobStatus status) =>
-        _domain.GetJobInfo(Disk) is { } info
-            ? new BlockJobProgress(Disk, status, info.Cur, info.End, _domain.Time.GetUtcNow(), null, trigger)
+        _host.GetJobInfo(Disk) is { } info
+            ? new BlockJobProgress(Disk, status, info.Cur, info.End, _host.Time.GetUtcNow(), null, trigger)
             : null;
 
     /// <summary>
@@ -289,11 +289,11 @@ public sealed class LibvirtBlockJob : ILabJob
     /// ready); past the limit, <see cref="LabTimeoutException"/> ("... to become ready").
     /// </summary>
     public Task WaitForReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        Poll.ForAsync(_ready.Task, $"the {Type} job on {_domain.Name} {Disk} to become ready", timeout, () => Last.ToString(), time: _domain.Time, cancellationToken: cancellationToken);
+        Poll.ForAsync(_ready.Task, $"the {Type} job on {_host.Name} {Disk} to become ready", timeout, () => Last.ToString(), time: _host.Time, cancellationToken: cancellationToken);
 
     /// <summary>Waits for the job's end: COMPLETED, CANCELLED (a result) or FAILED (an exception); past the limit, <see cref="LabTimeoutException"/> ("... to end").</summary>
     public Task<BlockJobResult> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        Poll.ForAsync(_completion.Task, $"the {Type} job on {_domain.Name} {Disk} to end", timeout, () => Last.ToString(), time: _domain.Time, cancellationToken: cancellationToken);
+        Poll.ForAsync(_completion.Task, $"the {Type} job on {_host.Name} {Disk} to end", timeout, () => Last.ToString(), time: _host.Time, cancellationToken: cancellationToken);
 
     /// <summary><c>virDomainBlockJobAbort(PIVOT)</c>: switch the disk to the copy / the commit base (after READY).</summary>
     public Task PivotAsync(CancellationToken cancellationToken = default)
@@ -309,7 +309,7 @@ public sealed class LibvirtBlockJob : ILabJob
         Volatile.Write(ref _request, request);
         try
         {
-            await _domain.AbortJobAsync(Disk, pivot, cancellationToken).ConfigureAwait(false);
+            await _host.AbortJobAsync(Disk, pivot, cancellationToken).ConfigureAwait(false);
             request.TrySetResult();
         }
         catch (Exception e)
@@ -331,7 +331,7 @@ public sealed class LibvirtBlockJob : ILabJob
         }
         catch (Exception e) when (e is LabException or OperationCanceledException)
         {
-            Fail(new LabException($"the {Type} job on {_domain.Name} {Disk} ended while libvirtd was away (it restarted), and the lab's {(_pivotRequested ? "pivot" : "abort")} of it failed: {e.Message}; check the disk's chain before going on", e));
+            Fail(new LabException($"the {Type} job on {_host.Name} {Disk} ended while libvirtd was away (it restarted), and the lab's {(_pivotRequested ? "pivot" : "abort")} of it failed: {e.Message}; check the disk's chain before going on", e));
             return;
         }
         if (_completion.Task.IsCompleted)
@@ -340,11 +340,11 @@ public sealed class LibvirtBlockJob : ILabJob
         }
         var last = Last;
         var cancelled = _abortRequested && !_pivotRequested;
-        Record(last with { Status = JobStatus.Concluded, At = _domain.Time.GetUtcNow(), Trigger = cancelled ? "abort returned" : "pivot returned" });
+        Record(last with { Status = JobStatus.Concluded, At = _host.Time.GetUtcNow(), Trigger = cancelled ? "abort returned" : "pivot returned" });
         Outcome ??= cancelled ? LibvirtBlockJobStatus.Cancelled : LibvirtBlockJobStatus.Completed;
         _completion.TrySetResult(Result(cancelled, !cancelled, last, cancelled ? "abort returned" : "pivot returned"));
         EndWatches();
-        _ready.TrySetException(new LabException($"the {Type} job on {_domain.Name} {Disk} ended without becoming ready"));
+        _ready.TrySetException(new LabException($"the {Type} job on {_host.Name} {Disk} ended without becoming ready"));
         _ = _ready.Task.Exception;
     }
 
@@ -361,7 +361,7 @@ public sealed class LibvirtBlockJob : ILabJob
     /// <summary>Same as <see cref="AbortAsync"/>, named like the QEMU backend's job.</summary>
     public Task CancelAsync(CancellationToken cancellationToken = default) => AbortAsync(cancellationToken);
 
-    public override string ToString() => $"{Type} on {_domain.Name} {Disk}: {Last}";
+    public override string ToString() => $"{Type} on {_host.Name} {Disk}: {Last}";
 
     /// <summary>Stops listening; aborts the job when it is still running.</summary>
     public async ValueTask DisposeAsync()

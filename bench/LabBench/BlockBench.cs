@@ -214,7 +214,7 @@ public static class BlockBench
         {
             var sw = Stopwatch.StartNew();
             await using var job = await machine.Block().StartMirrorAsync("disk0", new MirrorTarget.NewFile(Path.Combine(folder, "mirror-dst.qcow2")), new MirrorOptions { Sync = MirrorSync.Full });
-            await job.WaitReadyAsync(TimeSpan.FromMinutes(10));
+            await job.WaitForReadyAsync(TimeSpan.FromMinutes(10));
             mirror = sw.Elapsed;
             await job.CancelAsync();
             await job.WaitAsync(TimeSpan.FromMinutes(2));

@@ -268,7 +268,7 @@ public static class Backups
             try
             {
                 job = await BlockJob.StartAsync(block.Qmp, jobId, "backup", "transaction", QmpJson.Args(new TransactionArguments(actions)),
-                    new BlockJobOptions { Concluding = () => views.Forget(disk) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    new BlockJobOptions { Concluding = () => views.Forget(disk), Disk = disk }, cancellationToken: cancellationToken).ConfigureAwait(false);
             }
             catch (QmpErrorException e)
             {

@@ -282,6 +282,19 @@ public sealed class BlockLayer : ILabBlock
 
     GuestBackend ILabBlock.Backend => GuestBackend.Qemu;
 
+    /// <summary>All of QMP's: node mirrors, backups, HMP, job control and error policies (<see cref="LabBlockCapabilities.Qmp"/>).</summary>
+    public LabBlockCapabilities Capabilities => LabBlockCapabilities.Qmp;
+
+    async Task<ILabJob> ILabBlock.StartCommitAsync(string disk, string? top, string? @base, CancellationToken cancellationToken) =>
+        await StartCommitAsync(disk, top, @base, cancellationToken: cancellationToken).ConfigureAwait(false);
+
+    async Task<ILabJob> ILabBlock.StartStreamAsync(string disk, string? @base, CancellationToken cancellationToken) =>
+        await StartStreamAsync(disk, @base, cancellationToken: cancellationToken).ConfigureAwait(false);
+
+    /// <summary><c>drive-mirror</c> onto a new file (<see cref="MirrorTarget.NewFile"/>): <c>sync=top</c> when shallow, else <c>full</c>.</summary>
+    async Task<ILabJob> ILabBlock.StartMirrorAsync(string disk, string target, bool shallow, CancellationToken cancellationToken) =>
+        await StartMirrorAsync(disk, new MirrorTarget.NewFile(target), new MirrorOptions { Sync = shallow ? MirrorSync.Top : MirrorSync.Full }, cancellationToken).ConfigureAwait(false);
+
     Task<LiveChain> ILabBlock.SnapshotAsync(string disk, string overlayFile, CancellationToken cancellationToken) =>
         SnapshotAsync(disk, overlayFile, cancellationToken: cancellationToken);
 

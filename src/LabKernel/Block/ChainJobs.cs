@@ -41,7 +41,7 @@ internal sealed class ChainJobs(BlockLayer block)
             OnError = Policy(options.OnError),
         };
         return await StartJobAsync(disk, id, "commit", "block-commit", args,
-            new BlockJobOptions { AutoFinalize = options.AutoFinalize, OnReady = options.OnReady },
+            new BlockJobOptions { AutoFinalize = options.AutoFinalize, OnReady = options.OnReady, Kind = topDepth == 0 ? LabJobKind.ActiveCommit : LabJobKind.Commit },
             $"commit {disk}: {topLayer.Name} into {baseLayer.Name}", cancellationToken).ConfigureAwait(false);
     }
 
@@ -65,7 +65,7 @@ internal sealed class ChainJobs(BlockLayer block)
         var backing = chain.Layers[1];
         Host.LabFiles.EnsureMayModify(backing.Filename, $"commit {disk} into {backing.Filename}");
         await using var job = await StartCommitAsync(disk, top: null, @base: backing.Filename, options: null, cancellationToken).ConfigureAwait(false);
-        await job.WaitReadyAsync(block.JobTimeout, cancellationToken).ConfigureAwait(false);
+        await job.WaitForReadyAsync(block.JobTimeout, cancellationToken).ConfigureAwait(false);
         await job.CancelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         return await job.WaitAsync(block.JobTimeout, cancellationToken).ConfigureAwait(false);
     }
@@ -174,7 +174,7 @@ internal sealed class ChainJobs(BlockLayer block)
         try
         {
             var job = await BlockJob.StartAsync(block.Qmp, id, type, command, QmpJson.Args(arguments),
-                jobOptions with { Concluding = () => views.Forget(disk) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                jobOptions with { Concluding = () => views.Forget(disk), Disk = disk }, cancellationToken: cancellationToken).ConfigureAwait(false);
             entry.Complete($"job {id} started");
             return job;
         }

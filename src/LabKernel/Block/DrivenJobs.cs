@@ -129,7 +129,7 @@ internal sealed class DrivenJobs(BlockLayer block)
                 {
                     await job.SetSpeedAsync(0, cancellationToken).ConfigureAwait(false);
                 }
-                await job.WaitReadyAsync(limit, cancellationToken).ConfigureAwait(false);
+                await job.WaitForReadyAsync(limit, cancellationToken).ConfigureAwait(false);
                 if (ending.PauseGuest)
                 {
                     await block.Qmp.HumanMonitorCommandAsync("stop", cancellationToken: cancellationToken).ConfigureAwait(false);

@@ -218,7 +218,7 @@ internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
         }
         var liftedAt = time.GetUtcNow();
         await job.SetSpeedAsync(0, cancellationToken).ConfigureAwait(false);
-        await job.WaitReadyAsync(limit, cancellationToken).ConfigureAwait(false);
+        await job.WaitForReadyAsync(limit, cancellationToken).ConfigureAwait(false);
         var readyAt = time.GetUtcNow();
         if (plan.PauseGuestAtReady)
         {

@@ -13,9 +13,9 @@ namespace LabKernel.Jobs;
 /// off and driven by its events, the way qemu-iotests' <c>run_job</c> does: <c>JOB_STATUS_CHANGE</c> ready →
 /// complete or cancel as asked, pending → <c>job-finalize</c> (auto-finalize off), concluded → read the error
 /// from <c>query-jobs</c>, then <c>job-dismiss</c>. <c>BLOCK_JOB_*</c> events update offset/length and the error
-/// list. Nothing here waits on a fixed sleep: every wait is for an event.
+/// list. Nothing here waits on a fixed sleep: every wait is for an event. The QEMU backend's <see cref="ILabJob"/>.
 /// </summary>
-public sealed class BlockJob : IAsyncDisposable
+public sealed class BlockJob : ILabJob
 {
     private readonly QmpClient _qmp;
     private readonly QmpEventListener _listener;
@@ -55,6 +55,12 @@ public sealed class BlockJob : IAsyncDisposable
 
     /// <summary>commit, stream, mirror, snapshot-save, ...</summary>
     public string Type { get; }
+
+    /// <summary>What the job does: <see cref="BlockJobOptions.Kind"/>, else read from <see cref="Type"/>.</summary>
+    public LabJobKind Kind => _options.Kind ?? LabJobKinds.Of(Type);
+
+    /// <summary>The disk the job works on (<see cref="BlockJobOptions.Disk"/>), null for a job not on one disk.</summary>
+    public string? Disk => _options.Disk;
 
     /// <summary>The last state <c>JOB_STATUS_CHANGE</c> reported.</summary>
     public JobStatus Status => Last.Status;
@@ -133,8 +139,11 @@ public sealed class BlockJob : IAsyncDisposable
         _ => false,
     };
 
-    /// <summary>Waits for READY; fails if the job concludes first (with its error) or the limit passes.</summary>
-    public async Task WaitReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Waits for READY; fails if the job concludes first (with its error, or a <see cref="LabException"/> saying it
+    /// concluded without becoming ready) or the limit passes (<see cref="LabTimeoutException"/>, "... to become ready").
+    /// </summary>
+    public async Task WaitForReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var ready = await Bounded(_ready.Task, timeout, $"{Type} job {Id} to become ready", cancellationToken).ConfigureAwait(false);
         if (!ready)
@@ -144,9 +153,12 @@ public sealed class BlockJob : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits for the job to conclude (and be dismissed); throws <see cref="BlockJobFailedException"/> on QEMU's error.</summary>
+    /// <summary>
+    /// Waits for the job to conclude (and be dismissed); throws <see cref="BlockJobFailedException"/> on QEMU's error
+    /// and <see cref="LabTimeoutException"/> ("... to end") when the limit passes.
+    /// </summary>
     public Task<BlockJobResult> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        Bounded(Completion, timeout, $"{Type} job {Id} to conclude", cancellationToken);
+        Bounded(Completion, timeout, $"{Type} job {Id} to end", cancellationToken);
 
     /// <summary>Waits until the job's state satisfies <paramref name="predicate"/> (checked against the current state first).</summary>
     public async Task<JobStatus> WaitForStatusAsync(Func<JobStatus, bool> predicate, TimeSpan timeout, string awaited, CancellationToken cancellationToken = default)
@@ -186,6 +198,9 @@ public sealed class BlockJob : IAsyncDisposable
         _cancelRequested = true;
         await _qmp.ExecuteAsync("block-job-cancel", new JsonObject { ["device"] = Id, ["force"] = force }, cancellationToken: cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary><see cref="CancelAsync(bool, CancellationToken)"/> without force: a READY job ends in sync.</summary>
+    Task ILabJob.CancelAsync(CancellationToken cancellationToken) => CancelAsync(force: false, cancellationToken);
 
     /// <summary><c>job-pause</c>, then waits for the paused (or standby) state.</summary>
     public async Task PauseAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
@@ -463,7 +478,11 @@ public sealed class BlockJob : IAsyncDisposable
             Fail(new BlockJobFailedException(Id, Type, error, Errors));
             return;
         }
-        var result = new BlockJobResult(Id, Type, cancelled, _completeRequested && !cancelled, last.Offset, last.Length, Stopwatch.GetElapsedTime(_started), Errors);
+        var result = new BlockJobResult(Id, Type, cancelled, _completeRequested && !cancelled, last.Offset, last.Length, Stopwatch.GetElapsedTime(_started), Errors)
+        {
+            Kind = Kind,
+            Disk = Disk,
+        };
         Finish(() => _completion.TrySetResult(result));
     }
 
@@ -508,8 +527,8 @@ public sealed class BlockJob : IAsyncDisposable
         }
     }
 
-    private static Task<T> Bounded<T>(Task<T> task, TimeSpan timeout, string awaited, CancellationToken cancellationToken) =>
-        Poll.ForAsync(task, awaited, timeout, cancellationToken: cancellationToken);
+    private Task<T> Bounded<T>(Task<T> task, TimeSpan timeout, string awaited, CancellationToken cancellationToken) =>
+        Poll.ForAsync(task, awaited, timeout, () => Last.ToString(), time: _time, cancellationToken: cancellationToken);
 
     /// <summary>Stops listening. A job still running in QEMU is left alone (cancel it first if it must stop).</summary>
     public async ValueTask DisposeAsync()

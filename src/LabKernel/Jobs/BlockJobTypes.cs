@@ -23,7 +23,7 @@ public enum JobStatus
 /// <summary>What the job does when it reaches READY (mirror and active commit only).</summary>
 public enum ReadyAction
 {
-    /// <summary>Stay READY until the caller calls <see cref="BlockJob.CompleteAsync"/> or <see cref="BlockJob.CancelAsync"/>.</summary>
+    /// <summary>Stay READY until the caller calls <see cref="ILabJob.CompleteAsync"/> or <see cref="ILabJob.CancelAsync"/>.</summary>
     Wait,
 
     /// <summary>Issue <c>job-complete</c> at once: pivot to the target (mirror) or to the base (active commit).</summary>
@@ -60,6 +60,12 @@ public sealed record BlockJobOptions
     /// it to forget the chains the job changed. Keep it short; it must not throw.
     /// </summary>
     public Action? Concluding { get; init; }
+
+    /// <summary>The disk the job works on (<see cref="ILabJob.Disk"/>); null for a job not on one disk.</summary>
+    public string? Disk { get; init; }
+
+    /// <summary>What the job does (<see cref="ILabJob.Kind"/>); null to read it from the job's type (QEMU names an active commit <c>commit</c> too, so the block layer says which).</summary>
+    public LabJobKind? Kind { get; init; }
 }
 
 /// <summary>One observation of a job's progress.</summary>
@@ -85,9 +91,12 @@ public sealed record BlockJobProgress(string JobId, JobStatus Status, long Offse
 /// <param name="At">QEMU's event timestamp.</param>
 public sealed record BlockJobError(string Operation, string Action, DateTimeOffset At);
 
-/// <summary>How a job ended (it is dismissed by then).</summary>
-/// <param name="JobId">The job id.</param>
-/// <param name="Type">commit, stream, mirror, snapshot-save, ...</param>
+/// <summary>
+/// How a job ended (on QEMU it is dismissed by then), the same record from both backends (<see cref="ILabJob"/>): QEMU
+/// reports the <c>BLOCK_JOB_ERROR</c>s the job survived, libvirt its final status (<see cref="BackendStatus"/>).
+/// </summary>
+/// <param name="JobId">The job id (on libvirt the disk target).</param>
+/// <param name="Type">The backend's job type: commit, stream, mirror, snapshot-save, ... (QEMU); commit, active-commit, pull, copy (libvirt).</param>
 /// <param name="Cancelled">The caller cancelled it (for a READY mirror or active commit this keeps the source/overlay).</param>
 /// <param name="Completed">The caller completed it after READY (the pivot happened).</param>
 /// <param name="Offset">Final offset.</param>
@@ -102,7 +111,21 @@ public sealed record BlockJobResult(
     long Offset,
     long Length,
     TimeSpan Elapsed,
-    IReadOnlyList<BlockJobError> Errors);
+    IReadOnlyList<BlockJobError> Errors)
+{
+    /// <summary>What the job did, the same word on both backends.</summary>
+    public LabJobKind Kind { get; init; } = LabJobKinds.Of(Type);
+
+    /// <summary>The disk the job worked on; null when not known (a job not on one disk).</summary>
+    public string? Disk { get; init; }
+
+    /// <summary>
+    /// The backend's own word for the end, when it gives one: libvirt's final <c>BLOCK_JOB_2</c> status (completed,
+    /// cancelled) or how the lab concluded it after a reconnect; null on QEMU, whose end is <c>JOB_STATUS_CHANGE</c>
+    /// concluded.
+    /// </summary>
+    public string? BackendStatus { get; init; }
+}
 
 /// <summary>A job concluded with the error QEMU reported in <c>query-jobs</c> (or <c>BLOCK_JOB_COMPLETED</c>).</summary>
 public sealed class BlockJobFailedException : LabException

@@ -136,7 +136,7 @@ public sealed class LibvirtBlock : Block.ILabBlock
         await using var job = await StartCommitAsync(disk, top, @base, options, cancellationToken).ConfigureAwait(false);
         if (job.Type == "active-commit")
         {
-            await job.WaitReadyAsync(JobTimeout, cancellationToken).ConfigureAwait(false);
+            await job.WaitForReadyAsync(JobTimeout, cancellationToken).ConfigureAwait(false);
             switch (options.OnReady)
             {
                 case ReadyAction.Complete:
@@ -260,6 +260,22 @@ public sealed class LibvirtBlock : Block.ILabBlock
     // ---------------------------------------------------------------- the backend-neutral view (ILabBlock)
 
     GuestBackend Block.ILabBlock.Backend => GuestBackend.Libvirt;
+
+    /// <summary>
+    /// Only what both backends have (<see cref="Block.LabBlockCapabilities.Common"/>): libvirt's block API has no node
+    /// mirror, backup, HMP, job pause or error policy; the domain's monitor passthrough (<c>OpenMonitorAsync</c>) has them.
+    /// </summary>
+    public Block.LabBlockCapabilities Capabilities => Block.LabBlockCapabilities.Common;
+
+    async Task<ILabJob> Block.ILabBlock.StartCommitAsync(string disk, string? top, string? @base, CancellationToken cancellationToken) =>
+        await StartCommitAsync(disk, top is null ? null : Path.GetFullPath(top), @base is null ? null : Path.GetFullPath(@base), cancellationToken: cancellationToken).ConfigureAwait(false);
+
+    async Task<ILabJob> Block.ILabBlock.StartStreamAsync(string disk, string? @base, CancellationToken cancellationToken) =>
+        await StartStreamAsync(disk, @base is null ? null : Path.GetFullPath(@base), cancellationToken: cancellationToken).ConfigureAwait(false);
+
+    /// <summary>blockcopy onto a new file the lab creates (<see cref="LibvirtCopyOptions"/>' defaults), SHALLOW when <paramref name="shallow"/>.</summary>
+    async Task<ILabJob> Block.ILabBlock.StartMirrorAsync(string disk, string target, bool shallow, CancellationToken cancellationToken) =>
+        await StartCopyAsync(disk, target, new LibvirtCopyOptions { Shallow = shallow }, cancellationToken).ConfigureAwait(false);
 
     async Task<Block.LiveChain> Block.ILabBlock.QueryChainAsync(string disk, CancellationToken cancellationToken) =>
         (await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false)).ToLiveChain();

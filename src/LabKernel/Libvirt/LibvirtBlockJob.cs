@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 using LabKernel.Jobs;
 
 using LabKernel.Host;
@@ -10,11 +12,14 @@ namespace LabKernel.Libvirt;
 /// <c>VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2</c> events: it listens before the job is started, so no READY or
 /// COMPLETED is missed. Progress comes from <c>virDomainGetBlockJobInfo</c>, sampled on each event and on demand,
 /// in the same <see cref="BlockJobProgress"/> record the QEMU backend's jobs report. libvirt names one job per disk,
-/// so <see cref="BlockJobProgress.JobId"/> is the disk target.
+/// so <see cref="BlockJobProgress.JobId"/> is the disk target. The libvirt backend's <see cref="ILabJob"/>; what only
+/// libvirt has (its events, its final status, <see cref="PivotAsync"/> and <see cref="AbortAsync"/> by libvirt's
+/// names) stays here.
 /// </summary>
-public sealed class LibvirtBlockJob : IAsyncDisposable
+public sealed class LibvirtBlockJob : ILabJob
 {
-    private readonly LibvirtDomain _domain;
+    private readonly ILibvirtJobHost _host;
+    private readonly List<Channel<BlockJobProgress>> _watchers = [];
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<BlockJobResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<BlockJobProgress> _history = [];
@@ -28,19 +33,33 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
     private TaskCompletionSource? _request;
 
     internal LibvirtBlockJob(LibvirtDomain domain, string disk, string type)
+        : this(new DomainJobHost(domain), disk, type)
     {
-        _domain = domain;
+    }
+
+    /// <summary>A job on <paramref name="host"/> (tests pass a stand-in for libvirt).</summary>
+    internal LibvirtBlockJob(ILibvirtJobHost host, string disk, string type)
+    {
+        _host = host;
         Disk = disk;
         Type = type;
-        _last = new BlockJobProgress(disk, JobStatus.Created, 0, 0, DateTimeOffset.UtcNow, null, "start");
-        _subscription = domain.Connection.Subscribe(OnEvent);
+        _last = new BlockJobProgress(disk, JobStatus.Created, 0, 0, host.Time.GetUtcNow(), null, "start");
+        _subscription = host.Subscribe(OnEvent);
     }
 
     /// <summary>The disk target (<c>vda</c>).</summary>
     public string Disk { get; }
 
+    string? ILabJob.Disk => Disk;
+
+    /// <summary>libvirt names one job per disk: the id is the disk target.</summary>
+    public string Id => Disk;
+
     /// <summary>commit, active-commit, pull or copy.</summary>
     public string Type { get; }
+
+    /// <summary>What the job does, read from <see cref="Type"/>.</summary>
+    public LabJobKind Kind => LabJobKinds.Of(Type);
 
     /// <summary>The last progress seen (event or sample).</summary>
     public BlockJobProgress Last
@@ -95,7 +114,7 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
             _ = RecoverAsync();
             return;
         }
-        if (e is not BlockJobEventRecord b || b.Domain != _domain.Name || b.Disk != Disk || _completion.Task.IsCompleted)
+        if (e is not BlockJobEventRecord b || b.Domain != _host.Name || b.Disk != Disk || _completion.Task.IsCompleted)
         {
             return;
         }
@@ -114,15 +133,15 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
         Outcome = b.Status;
         if (b.Status == LibvirtBlockJobStatus.Failed)
         {
-            Fail(new BlockJobFailedException(Disk, Type, $"libvirt reported the {Type} job on {_domain.Name} {Disk} FAILED", []));
+            Fail(new BlockJobFailedException(Disk, Type, $"libvirt reported the {Type} job on {_host.Name} {Disk} FAILED", []));
         }
         else
         {
             var cancelled = b.Status == LibvirtBlockJobStatus.Cancelled || (_abortRequested && !_pivotRequested);
             // The job's end first: a READY wait that fails sees Completion already done (see Fail).
-            _completion.TrySetResult(new BlockJobResult(Disk, Type, cancelled, !cancelled && (_pivotRequested || b.Status == LibvirtBlockJobStatus.Completed),
-                last.Offset, last.Length, _sw.Elapsed, []));
-            _ready.TrySetException(new LabException($"the {Type} job on {_domain.Name} {Disk} ended ({b.Status}) without becoming ready"));
+            _completion.TrySetResult(Result(cancelled, !cancelled && (_pivotRequested || b.Status == LibvirtBlockJobStatus.Completed), last, b.Status.ToString().ToLowerInvariant()));
+            EndWatches();
+            _ready.TrySetException(new LabException($"the {Type} job on {_host.Name} {Disk} ended ({b.Status}) without becoming ready"));
         }
         _ = _ready.Task.Exception; // observed: a job that never becomes ready is not an unobserved fault
     }
@@ -137,7 +156,7 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
     {
         try
         {
-            await _domain.Connection.ReconnectAsync().ConfigureAwait(false);
+            await _host.ReconnectAsync().ConfigureAwait(false);
             if (BeforeRecoverySample is { } hook)
             {
                 await hook().ConfigureAwait(false);
@@ -153,7 +172,7 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
             }
             if (sample is null)
             {
-                Fail(new LabException($"the {Type} job on {_domain.Name} {Disk} ended while libvirtd was away (it restarted); libvirt no longer lists it, so how it ended is unknown: check the disk's chain before going on"));
+                Fail(new LabException($"the {Type} job on {_host.Name} {Disk} ended while libvirtd was away (it restarted); libvirt no longer lists it, so how it ended is unknown: check the disk's chain before going on"));
                 return;
             }
             Record(sample);
@@ -164,7 +183,7 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
         }
         catch (LabException e)
         {
-            Fail(new LabException($"libvirtd closed the connection during the {Type} job on {_domain.Name} {Disk}: {e.Message}", e));
+            Fail(new LabException($"libvirtd closed the connection during the {Type} job on {_host.Name} {Disk}: {e.Message}", e));
         }
     }
 
@@ -173,8 +192,25 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
         // The job's end before the READY wait is woken: a caller that catches the failed wait and then disposes the
         // job must see it over, not abort a job libvirt no longer has.
         _completion.TrySetException(error);
+        EndWatches();
         _ready.TrySetException(error);
         _ = _ready.Task.Exception;
+    }
+
+    private BlockJobResult Result(bool cancelled, bool completed, BlockJobProgress last, string backendStatus) =>
+        new(Disk, Type, cancelled, completed, last.Offset, last.Length, _sw.Elapsed, []) { Kind = Kind, Disk = Disk, BackendStatus = backendStatus };
+
+    /// <summary>Ends every <see cref="WatchAsync"/>; called once the job's end is recorded, so a watch starting later sees it and does not register.</summary>
+    private void EndWatches()
+    {
+        lock (_history)
+        {
+            foreach (var w in _watchers)
+            {
+                w.Writer.TryComplete();
+            }
+            _watchers.Clear();
+        }
     }
 
     private void TrySample(string trigger, JobStatus status)
@@ -198,19 +234,41 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
         {
             _last = p;
             _history.Add(p);
+            foreach (var w in _watchers)
+            {
+                w.Writer.TryWrite(p);
+            }
         }
     }
 
-    private BlockJobProgress? Sample(string trigger, JobStatus status)
+    private BlockJobProgress? Sample(string trigger, JobStatus status) =>
+        _host.GetJobInfo(Disk) is { } info
+            ? new BlockJobProgress(Disk, status, info.Cur, info.End, _host.Time.GetUtcNow(), null, trigger)
+            : null;
+
+    /// <summary>
+    /// Progress as libvirt reports it: the last known first, then each observation (a sample on READY, on demand or
+    /// after a reconnect, and the end), ending when the job ends. Earlier ones are in <see cref="History"/>.
+    /// </summary>
+    public async IAsyncEnumerable<BlockJobProgress> WatchAsync([EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        LibvirtNative.BlockJobInfo info = default;
-        var r = LibvirtRuntime.Call("virDomainGetBlockJobInfo", _domain.What, $"virDomainGetBlockJobInfo({_domain.Name}, {Disk})",
-            () => LibvirtNative.virDomainGetBlockJobInfo(_domain.Handle, Disk, out info, 0));
-        if (r == 0)
+        var channel = Channel.CreateUnbounded<BlockJobProgress>();
+        lock (_history)
         {
-            return null;
+            channel.Writer.TryWrite(_last);
+            if (_completion.Task.IsCompleted)
+            {
+                channel.Writer.TryComplete();
+            }
+            else
+            {
+                _watchers.Add(channel);
+            }
         }
-        return new BlockJobProgress(Disk, status, (long)info.Cur, (long)info.End, DateTimeOffset.UtcNow, null, trigger);
+        await foreach (var p in channel.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        {
+            yield return p;
+        }
     }
 
     /// <summary><c>virDomainGetBlockJobInfo</c> now: offset and length; null when libvirt no longer has the job.</summary>
@@ -225,13 +283,17 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
             return p;
         }, cancellationToken);
 
-    /// <summary>Waits for the READY event (copy, active commit).</summary>
-    public Task WaitReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        Poll.ForAsync(_ready.Task, $"the {Type} job on {_domain.Name} {Disk} to become ready", timeout, () => Last.ToString(), time: _domain.Connection.Time, cancellationToken: cancellationToken);
+    /// <summary>
+    /// Waits for the READY event (copy, active commit); a job that ends first fails the wait (FAILED with
+    /// <see cref="BlockJobFailedException"/>, else a <see cref="LabException"/> saying it ended without becoming
+    /// ready); past the limit, <see cref="LabTimeoutException"/> ("... to become ready").
+    /// </summary>
+    public Task WaitForReadyAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        Poll.ForAsync(_ready.Task, $"the {Type} job on {_host.Name} {Disk} to become ready", timeout, () => Last.ToString(), time: _host.Time, cancellationToken: cancellationToken);
 
-    /// <summary>Waits for the job's end: COMPLETED, CANCELLED (a result) or FAILED (an exception).</summary>
+    /// <summary>Waits for the job's end: COMPLETED, CANCELLED (a result) or FAILED (an exception); past the limit, <see cref="LabTimeoutException"/> ("... to end").</summary>
     public Task<BlockJobResult> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken = default) =>
-        Poll.ForAsync(_completion.Task, $"the {Type} job on {_domain.Name} {Disk} to end", timeout, () => Last.ToString(), time: _domain.Connection.Time, cancellationToken: cancellationToken);
+        Poll.ForAsync(_completion.Task, $"the {Type} job on {_host.Name} {Disk} to end", timeout, () => Last.ToString(), time: _host.Time, cancellationToken: cancellationToken);
 
     /// <summary><c>virDomainBlockJobAbort(PIVOT)</c>: switch the disk to the copy / the commit base (after READY).</summary>
     public Task PivotAsync(CancellationToken cancellationToken = default)
@@ -247,7 +309,7 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
         Volatile.Write(ref _request, request);
         try
         {
-            await _domain.Block.AbortJobAsync(Disk, pivot, cancellationToken).ConfigureAwait(false);
+            await _host.AbortJobAsync(Disk, pivot, cancellationToken).ConfigureAwait(false);
             request.TrySetResult();
         }
         catch (Exception e)
@@ -269,7 +331,7 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
         }
         catch (Exception e) when (e is LabException or OperationCanceledException)
         {
-            Fail(new LabException($"the {Type} job on {_domain.Name} {Disk} ended while libvirtd was away (it restarted), and the lab's {(_pivotRequested ? "pivot" : "abort")} of it failed: {e.Message}; check the disk's chain before going on", e));
+            Fail(new LabException($"the {Type} job on {_host.Name} {Disk} ended while libvirtd was away (it restarted), and the lab's {(_pivotRequested ? "pivot" : "abort")} of it failed: {e.Message}; check the disk's chain before going on", e));
             return;
         }
         if (_completion.Task.IsCompleted)
@@ -278,10 +340,11 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
         }
         var last = Last;
         var cancelled = _abortRequested && !_pivotRequested;
-        Record(last with { Status = JobStatus.Concluded, At = DateTimeOffset.UtcNow, Trigger = cancelled ? "abort returned" : "pivot returned" });
+        Record(last with { Status = JobStatus.Concluded, At = _host.Time.GetUtcNow(), Trigger = cancelled ? "abort returned" : "pivot returned" });
         Outcome ??= cancelled ? LibvirtBlockJobStatus.Cancelled : LibvirtBlockJobStatus.Completed;
-        _completion.TrySetResult(new BlockJobResult(Disk, Type, cancelled, !cancelled, last.Offset, last.Length, _sw.Elapsed, []));
-        _ready.TrySetException(new LabException($"the {Type} job on {_domain.Name} {Disk} ended without becoming ready"));
+        _completion.TrySetResult(Result(cancelled, !cancelled, last, cancelled ? "abort returned" : "pivot returned"));
+        EndWatches();
+        _ready.TrySetException(new LabException($"the {Type} job on {_host.Name} {Disk} ended without becoming ready"));
         _ = _ready.Task.Exception;
     }
 
@@ -298,7 +361,7 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
     /// <summary>Same as <see cref="AbortAsync"/>, named like the QEMU backend's job.</summary>
     public Task CancelAsync(CancellationToken cancellationToken = default) => AbortAsync(cancellationToken);
 
-    public override string ToString() => $"{Type} on {_domain.Name} {Disk}: {Last}";
+    public override string ToString() => $"{Type} on {_host.Name} {Disk}: {Last}";
 
     /// <summary>Stops listening; aborts the job when it is still running.</summary>
     public async ValueTask DisposeAsync()
@@ -316,4 +379,49 @@ public sealed class LibvirtBlockJob : IAsyncDisposable
         }
         _subscription.Dispose();
     }
+}
+
+/// <summary>What a <see cref="LibvirtBlockJob"/> needs of its domain: libvirt itself, or a test's stand-in.</summary>
+internal interface ILibvirtJobHost
+{
+    /// <summary>The domain's name, for messages.</summary>
+    string Name { get; }
+
+    /// <summary>The clock the job's waits and observations use.</summary>
+    TimeProvider Time { get; }
+
+    /// <summary>The connection's events, in order (<see cref="LibvirtConnection.Subscribe"/>).</summary>
+    IDisposable Subscribe(Action<LibvirtDomainEvent> listener);
+
+    /// <summary>Opens the connection again after libvirtd closed it (<see cref="LibvirtConnection.ReconnectAsync"/>).</summary>
+    Task ReconnectAsync();
+
+    /// <summary><c>virDomainGetBlockJobInfo</c> (synchronous): the disk's job's cur and end, null when libvirt has no job on it.</summary>
+    (long Cur, long End)? GetJobInfo(string disk);
+
+    /// <summary><c>virDomainBlockJobAbort</c> (synchronous), with PIVOT to switch to the copy / commit base.</summary>
+    Task AbortJobAsync(string disk, bool pivot, CancellationToken cancellationToken);
+}
+
+/// <summary>The job's host on a real domain: its connection and libvirt's C API.</summary>
+internal sealed class DomainJobHost(LibvirtDomain domain) : ILibvirtJobHost
+{
+    public string Name => domain.Name;
+
+    public TimeProvider Time => domain.Connection.Time;
+
+    public IDisposable Subscribe(Action<LibvirtDomainEvent> listener) => domain.Connection.Subscribe(listener);
+
+    public Task ReconnectAsync() => domain.Connection.ReconnectAsync();
+
+    public (long Cur, long End)? GetJobInfo(string disk)
+    {
+        LibvirtNative.BlockJobInfo info = default;
+        var r = LibvirtRuntime.Call("virDomainGetBlockJobInfo", domain.What, $"virDomainGetBlockJobInfo({domain.Name}, {disk})",
+            () => LibvirtNative.virDomainGetBlockJobInfo(domain.Handle, disk, out info, 0));
+        return r == 0 ? null : ((long)info.Cur, (long)info.End);
+    }
+
+    public Task AbortJobAsync(string disk, bool pivot, CancellationToken cancellationToken) =>
+        domain.Block.AbortJobAsync(disk, pivot, cancellationToken);
 }

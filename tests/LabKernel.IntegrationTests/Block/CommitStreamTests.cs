@@ -50,7 +50,7 @@ public sealed class CommitStreamTests : IAsyncLifetime
                 updates.Add(p);
             }
         });
-        await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
+        await job.WaitForReadyAsync(TimeSpan.FromMinutes(2));
         Assert.True(job.HasBeenReady);
         Assert.Equal(JobStatus.Ready, job.Status);
         await job.CompleteAsync();

@@ -90,7 +90,7 @@ public sealed class GuestWriterTests(BlockGuestFixture fx, ITestOutputHelper out
 
         var writer = DeviceSequenceWriter.RunAsync(fx.Machine.Agent, device, Blocks);
         await using var job = await block.StartMirrorAsync(disk, new MirrorTarget.NewFile(target), new MirrorOptions { Sync = MirrorSync.Full, Speed = 8 * BlockGuestFixture.M });
-        await job.WaitReadyAsync(TimeSpan.FromMinutes(3));
+        await job.WaitForReadyAsync(TimeSpan.FromMinutes(3));
         var writes = await writer;
         if (complete)
         {

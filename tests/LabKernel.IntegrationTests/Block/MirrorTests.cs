@@ -50,7 +50,7 @@ public sealed class MirrorTests : IAsyncLifetime
         var target = _lab.PathOf("full.qcow2");
 
         await using var job = await block.StartMirrorAsync("disk0", new MirrorTarget.NewFile(target), new MirrorOptions { Sync = MirrorSync.Full, Granularity = 65536, BufferSize = 4 * M });
-        await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
+        await job.WaitForReadyAsync(TimeSpan.FromMinutes(2));
         await WriteLiveAsync(machine, "disk0", 5 * M, M, 0xee);
         await job.CancelAsync();
         var result = await job.WaitAsync(TimeSpan.FromMinutes(2));
@@ -77,7 +77,7 @@ public sealed class MirrorTests : IAsyncLifetime
         var error = Assert.Single(job.Errors);
         Assert.Equal(("write", "stop"), (error.Operation, error.Action));
         await job.ResumeAsync();
-        await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
+        await job.WaitForReadyAsync(TimeSpan.FromMinutes(2));
         await job.CancelAsync();
         var result = await job.WaitAsync(TimeSpan.FromMinutes(1));
         Assert.Single(result.Errors);
@@ -150,7 +150,7 @@ public sealed class MirrorTests : IAsyncLifetime
         Assert.Single(samples.Select(s => s.Offset).Distinct());
         await job.ResumeAsync();
         await job.SetSpeedAsync(0);
-        await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
+        await job.WaitForReadyAsync(TimeSpan.FromMinutes(2));
         var ready = await job.SampleAsync();
         Assert.True(ready.Offset > samples[0].Offset);
         await job.CancelAsync();

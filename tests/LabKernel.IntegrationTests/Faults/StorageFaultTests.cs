@@ -74,7 +74,7 @@ public sealed class StorageFaultTests(ITestOutputHelper output) : IAsyncLifetime
                 var stalled = false;
                 try
                 {
-                    await job.WaitReadyAsync(TimeSpan.FromSeconds(20));
+                    await job.WaitForReadyAsync(TimeSpan.FromSeconds(20));
                     var ready = await job.SampleAsync();
                     Assert.True(ready.Offset == ready.Length, $"READY with the copy incomplete: {ready}");
                     await job.CancelAsync();
@@ -159,7 +159,7 @@ public sealed class StorageFaultTests(ITestOutputHelper output) : IAsyncLifetime
                 Assert.Contains(job.Errors, e => e.Action == "stop");
                 await ProcessRunner.RunAsync("mount", ["-o", "remount,size=128m", small]);
                 await job.ResumeAsync();
-                await job.WaitReadyAsync(TimeSpan.FromMinutes(1));
+                await job.WaitForReadyAsync(TimeSpan.FromMinutes(1));
                 await job.CancelAsync();
                 await job.WaitAsync(TimeSpan.FromMinutes(1));
             }

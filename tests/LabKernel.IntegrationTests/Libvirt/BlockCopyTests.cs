@@ -35,7 +35,7 @@ public sealed class BlockCopyTests(LibvirtFixture fx, ITestOutputHelper output)
             Assert.Contains("transient", refused.Message, StringComparison.OrdinalIgnoreCase);
 
             await using var job = await d.Block.StartCopyAsync("vdb", dest);
-            await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
+            await job.WaitForReadyAsync(TimeSpan.FromMinutes(2));
             await job.PivotAsync();
             var r = await job.WaitAsync(TimeSpan.FromMinutes(1));
             output.WriteLine($"copy: {string.Join(" -> ", job.Events.Select(e => e.Status))}; {r}");
@@ -63,7 +63,7 @@ public sealed class BlockCopyTests(LibvirtFixture fx, ITestOutputHelper output)
         try
         {
             await using var job = await d.Block.StartCopyAsync("vdc", dest);
-            await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
+            await job.WaitForReadyAsync(TimeSpan.FromMinutes(2));
             await job.AbortAsync();
             var r = await job.WaitAsync(TimeSpan.FromMinutes(1));
             output.WriteLine($"abort: {string.Join(" -> ", job.Events.Select(e => e.Status))}; {r}");

@@ -28,7 +28,7 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
         try
         {
             await using var job = await d.Block.StartCopyAsync("vdd", dest);
-            await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
+            await job.WaitForReadyAsync(TimeSpan.FromMinutes(2));
             var generation = fx.Connection.Generation;
 
             var (stopped, started) = await RestartLibvirtdAsync();
@@ -75,7 +75,7 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
         try
         {
             await using var job = await d.Block.StartCopyAsync("vdf", dest);
-            await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
+            await job.WaitForReadyAsync(TimeSpan.FromMinutes(2));
             var pivoted = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             job.BeforeRecoverySample = () => pivoted.Task.WaitAsync(TimeSpan.FromMinutes(2));
 
@@ -121,7 +121,7 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
 
             // READY and the conclusion come only as QEMU events: they reach the job through the renewed registration.
             await using var job = await block.StartMirrorAsync("vde", new LabKernel.Block.MirrorTarget.NewFile(copy), new LabKernel.Block.MirrorOptions { Sync = LabKernel.Block.MirrorSync.Full });
-            await job.WaitReadyAsync(TimeSpan.FromMinutes(2));
+            await job.WaitForReadyAsync(TimeSpan.FromMinutes(2));
             await job.CancelAsync();
             var result = await job.WaitAsync(TimeSpan.FromMinutes(1));
             output.WriteLine($"after the restart, through QMP passthrough: {result}");

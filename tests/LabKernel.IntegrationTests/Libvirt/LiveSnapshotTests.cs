@@ -145,7 +145,7 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
         await Assert.ThrowsAsync<LabKernel.Host.ForeignImageException>(() => d.Block.StartCommitAsync("vda"));
         await using (var job = await d.Block.StartCommitAsync("vda", @base: overlay1))
         {
-            await job.WaitReadyAsync(TimeSpan.FromMinutes(3));
+            await job.WaitForReadyAsync(TimeSpan.FromMinutes(3));
             var info = await d.Block.GetJobInfoAsync("vda");
             Assert.NotNull(info);
             Assert.Equal(info.Length, info.Offset);

@@ -24,7 +24,7 @@ public sealed class QmpBridgeTests(LibvirtFixture fx, ITestOutputHelper output)
         try
         {
             await using var job = await block.StartMirrorAsync("vda", new MirrorTarget.NewFile(copy), new MirrorOptions { Sync = MirrorSync.Top });
-            await job.WaitReadyAsync(TimeSpan.FromMinutes(5));
+            await job.WaitForReadyAsync(TimeSpan.FromMinutes(5));
             Assert.True(job.HasBeenReady);
             await job.CancelAsync();
             var result = await job.WaitAsync(TimeSpan.FromMinutes(5));

@@ -5,9 +5,10 @@ namespace LabKernel.IntegrationTests.Notebooks;
 
 /// <summary>
 /// Each experiment notebook, run by `lab run`, by dotnet-repl, by VS Code's host (dotnet-interactive as a Jupyter kernel
-/// under nbconvert) and as its .csx twin, runs to the end and reaches the same findings verdicts. The `lab run` is the
-/// one the notebook's own test asserts on (<see cref="NotebookRun.SharedAsync"/>, same parameters), so it is made once.
-/// The hosts run two at a time, each with its own guest: a run keeps about one of the two cores busy.
+/// under nbconvert), as its .csx twin and as its .NET 10 file-based app, runs to the end and reaches the same findings
+/// verdicts. The `lab run` is the one the notebook's own test asserts on (<see cref="NotebookRun.SharedAsync"/>, same
+/// parameters), so it is made once. The five runs share two slots, each with its own guest: a run keeps about one of
+/// the two cores busy.
 /// Needs LabKernel packed and its source registered (scripts/pack-labkernel; scripts/test does it).
 /// </summary>
 [Trait(Lanes.Name, Lanes.BesideUnit)]
@@ -31,9 +32,10 @@ public sealed class ConformanceTests
 
     [Theory]
     [MemberData(nameof(Notebooks))]
-    public async Task Given_a_notebook_When_run_by_lab_run_dotnet_repl_VS_Codes_host_and_as_its_csx_twin_Then_the_findings_verdicts_agree(string notebook)
+    public async Task Given_a_notebook_When_run_by_lab_run_dotnet_repl_VS_Codes_host_as_its_csx_twin_and_as_its_app_Then_the_findings_verdicts_agree(string notebook)
     {
         var parameters = Cases[notebook];
+        var assignments = parameters.Chunk(2).Select(p => $"{p[0]}={p[1]}").ToArray();
         using var scratch = RunnerTestSupport.TempDir("conformance");
         // dotnet-repl and the Jupyter host take no parameters: each runs a copy whose parameters cell holds the values,
         // as `lab run -p` injects them.
@@ -46,13 +48,30 @@ public sealed class ConformanceTests
         var twin = Path.Combine(RunnerTestSupport.RepoRoot, "scripts", notebook + ".csx");
         var twinRun = Path.Combine(scratch.Path, "twin-run");
         var twinExecuted = Path.Combine(scratch.Path, "twin.ipynb");
+        var appRun = Path.Combine(scratch.Path, "app-run");
 
-        var labRun = NotebookRun.SharedAsync(notebook, parameters);
-        await Task.WhenAll(labRun, RealKernelHosts.DotnetReplAsync(input, fromRepl, HostTimeout));
-        // The twin keeps its files, so its artifacts.json carries its findings.
-        var twinExit = RunnerTestSupport.Lab(["run", twin, "-o", twinExecuted, "--no-progress", "--",
-            .. parameters.Chunk(2).Select(p => $"{p[0]}={p[1]}"), "KeepArtifacts=true", $"OutputDir={twinRun}"]);
-        await Task.WhenAll(twinExit, RealKernelHosts.NbconvertAsync(input, fromJupyter, HostTimeout));
+        // Two runs at a time, started in this order as slots free up.
+        using var slots = new SemaphoreSlim(2);
+        async Task<T> InSlot<T>(Func<Task<T>> run)
+        {
+            await slots.WaitAsync();
+            try
+            {
+                return await run();
+            }
+            finally
+            {
+                slots.Release();
+            }
+        }
+        var labRun = InSlot(() => NotebookRun.SharedAsync(notebook, parameters));
+        var replRun = InSlot(async () => { await RealKernelHosts.DotnetReplAsync(input, fromRepl, HostTimeout); return 0; });
+        // The twin and the app keep their files, so their artifacts.json carries their findings.
+        var twinExit = InSlot(() => RunnerTestSupport.Lab(["run", twin, "-o", twinExecuted, "--no-progress", "--",
+            .. assignments, "KeepArtifacts=true", $"OutputDir={twinRun}"]));
+        var jupyterRun = InSlot(async () => { await RealKernelHosts.NbconvertAsync(input, fromJupyter, HostTimeout); return 0; });
+        var app = InSlot(() => FileBasedApps.RunAsync(notebook, [.. assignments, "KeepArtifacts=true", $"OutputDir={appRun}"]));
+        await Task.WhenAll(labRun, replRun, twinExit, jupyterRun, app);
 
         // Each host ran the notebook to the end: no cell wrote an error.
         var lab = await labRun;
@@ -69,5 +88,6 @@ public sealed class ConformanceTests
         Assert.True(await twinExit == 0, $"{Path.GetFileName(twin)} exited {await twinExit}");
         var manifest = Assert.Single(Directory.GetFiles(twinRun, "artifacts.json", SearchOption.AllDirectories));
         Assert.Equal(expected.OrderBy(v => v.Claim), RealKernelHosts.ManifestVerdicts(manifest).OrderBy(v => v.Claim));
+        FileBasedApps.AssertVerdicts(await app, appRun, expected);
     }
 }

@@ -5,21 +5,16 @@ using LabKernel.Tests.Runner;
 namespace LabKernel.IntegrationTests.Notebooks;
 
 /// <summary>
-/// Notebook 01 as its .NET 10 file-based app (<c>dotnet run scripts/01-live-snapshot-integrity.cs -- NAME=VALUE ...</c>)
-/// on the embedded guest: it runs to the end, prints the findings with the notebook's verdicts and exits as `lab run`
-/// does (0, or 4 for a claim refuted that the notebook did not declare expected). The notebook's run is the one its
-/// own test and <see cref="ConformanceTests"/> share (<see cref="NotebookRun.SharedAsync"/>, same parameters).
-/// Needs LabNotebooks packed (scripts/pack-labkernel; scripts/test does it): the app restores it from artifacts/packages.
+/// Running the experiments' .NET 10 file-based apps (<c>dotnet run scripts/NN-name.cs -- NAME=VALUE ...</c>) and reading
+/// what they end with. <see cref="ConformanceTests"/> runs all six beside their notebooks; <see cref="FileBasedAppTests"/>
+/// checks an app's own exit code for a refuted claim.
 /// </summary>
-[Trait(Lanes.Name, Lanes.BesideUnit)]
-public sealed class FileBasedAppTests
+internal static class FileBasedApps
 {
-    private const string Notebook = "01-live-snapshot-integrity";
+    public static string App(string notebook) => Path.Combine(RunnerTestSupport.RepoRoot, "scripts", notebook + ".cs");
 
-    private static string App => Path.Combine(RunnerTestSupport.RepoRoot, "scripts", Notebook + ".cs");
-
-    private static async Task<ProcessResult> RunAppAsync(params string[] parameters) =>
-        await ProcessRunner.RunAsync("dotnet", ["run", App, "--", .. parameters], new ProcessOptions
+    public static async Task<ProcessResult> RunAsync(string notebook, params string[] parameters) =>
+        await ProcessRunner.RunAsync("dotnet", ["run", App(notebook), "--", .. parameters], new ProcessOptions
         {
             Check = false,
             // The build (restore, compile) and the run; the notebook's own runs are given 20 minutes too.
@@ -28,22 +23,14 @@ public sealed class FileBasedAppTests
             Environment = new Dictionary<string, string?> { ["DOTNET_NOLOGO"] = "1", ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1" },
         });
 
-    [Fact]
-    public async Task Given_notebook_01s_app_at_small_scale_with_fsfreeze_When_run_Then_it_exits_0_and_prints_the_notebooks_verdicts()
+    /// <summary>
+    /// The app exited 0 and reached <paramref name="expected"/>: a printed findings row per finding (its claim first and
+    /// its verdict last, as <c>Table.ToText</c> prints it), the same verdicts in the artifacts.json it kept under
+    /// <paramref name="outputDir"/>, and the exit line.
+    /// </summary>
+    public static void AssertVerdicts(ProcessResult app, string outputDir, List<(string Claim, string Verdict)> expected)
     {
-        using var scratch = RunnerTestSupport.TempDir("app-01");
-        var parameters = SmallScale.Notebook01.Chunk(2).Select(p => $"{p[0]}={p[1]}").ToArray();
-        var notebookRun = NotebookRun.SharedAsync(Notebook, SmallScale.Notebook01);
-        // The app keeps its files, so its artifacts.json carries its findings as well as its output.
-        var appRun = RunAppAsync([.. parameters, "KeepArtifacts=true", $"OutputDir={scratch.Path}"]);
-        var notebook = await notebookRun;
-        var app = await appRun;
-
-        Assert.True(notebook.ExitCode == 0, $"lab run exited {notebook.ExitCode}: {notebook.FirstError()}");
         Assert.True(app.ExitCode == 0, $"the app exited {app.ExitCode}:\n{app.StandardError}");
-        var expected = RealKernelHosts.Verdicts(notebook.Executed);
-        Assert.NotEmpty(expected);
-        // Printed: a findings table row per finding, its claim first and its verdict last (Table.ToText).
         var lines = app.StandardOutput.Split('\n').Select(l => l.TrimEnd()).ToList();
         foreach (var (claim, verdict) in expected)
         {
@@ -51,17 +38,27 @@ public sealed class FileBasedAppTests
             Assert.True(lines.Any(l => l.StartsWith(claim, StringComparison.Ordinal) && l.EndsWith(printed, StringComparison.Ordinal)),
                 $"no printed findings row '{claim}' ... '{printed}' in:\n{app.StandardOutput}");
         }
-        var manifest = Assert.Single(Directory.GetFiles(scratch.Path, "artifacts.json", SearchOption.AllDirectories));
+        var manifest = Assert.Single(Directory.GetFiles(outputDir, "artifacts.json", SearchOption.AllDirectories));
         Assert.Equal(expected.OrderBy(v => v.Claim), RealKernelHosts.ManifestVerdicts(manifest).OrderBy(v => v.Claim));
         Assert.EndsWith("(exit 0)", app.StandardError.TrimEnd(), StringComparison.Ordinal);
     }
+}
 
+/// <summary>
+/// Notebook 01's file-based app exits as `lab run` does when a claim is refuted that the notebook did not declare
+/// expected: 4, naming the claim. (Its exit 0 with the notebook's verdicts, and the other five apps', are in
+/// <see cref="ConformanceTests"/>.)
+/// Needs LabNotebooks packed (scripts/pack-labkernel; scripts/test does it): the app restores it from artifacts/packages.
+/// </summary>
+[Trait(Lanes.Name, Lanes.BesideUnit)]
+public sealed class FileBasedAppTests
+{
     [Fact]
     public async Task Given_notebook_01s_app_whose_writer_finishes_before_the_snapshot_When_run_Then_it_exits_4_naming_the_refuted_claim()
     {
         // 19,999 of 20,000 lines flushed when the snapshot is asked for: the writer has ended when it is taken, so the
         // claim that it wrote throughout the snapshot is refuted, which the notebook does not declare expected.
-        var app = await RunAppAsync("Count=20000", "SnapshotAfterLines=19999", "Quiesce=sync");
+        var app = await FileBasedApps.RunAsync("01-live-snapshot-integrity", "Count=20000", "SnapshotAfterLines=19999", "Quiesce=sync");
 
         Assert.True(app.ExitCode == 4, $"the app exited {app.ExitCode}:\n{app.StandardOutput}\n{app.StandardError}");
         Assert.Contains("(exit 4)", app.StandardError, StringComparison.Ordinal);

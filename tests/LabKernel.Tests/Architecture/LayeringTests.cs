@@ -70,6 +70,24 @@ public sealed class LayeringTests
         Assert.Contains(violations, v => v.Contains("LabRunner.Tools is in no layer", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void Given_the_LabRunner_sources_When_searched_for_dotnet_interactive_Then_only_the_Interactive_folder_uses_it()
+    {
+        var folder = Path.Combine(RunnerTestSupport.RepoRoot, "src", "LabRunner");
+        var found = new List<string>();
+        foreach (var file in Directory.EnumerateFiles(folder, "*.cs", SearchOption.AllDirectories))
+        {
+            var relative = Path.GetRelativePath(folder, file).Replace('\\', '/');
+            if (relative.Split('/') is var parts && (parts.Any(p => p is "bin" or "obj") || parts[0] == "Interactive"))
+            {
+                continue;
+            }
+            found.AddRange(Regex.Matches(NamespaceGraph.CodeOnly(File.ReadAllText(file)), @"\bMicrosoft\.DotNet\.Interactive\b[\w.]*").Select(m => $"{relative}: {m.Value}"));
+        }
+
+        Assert.True(found.Count == 0, "Only src/LabRunner/Interactive touches .NET Interactive (docs/ARCHITECTURE.md), but:\n" + string.Join("\n", found));
+    }
+
     /// <summary>Each import of a higher layer, with its references, and each namespace in no layer.</summary>
     private static List<string> LayerViolations(NamespaceGraph graph, string[] layers)
     {

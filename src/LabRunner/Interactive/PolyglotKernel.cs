@@ -26,8 +26,9 @@ internal interface ICellSink
 internal sealed record CellOutcome(bool Succeeded, string? ErrorName, string? ErrorValue, IReadOnlyList<string> Traceback);
 
 /// <summary>
-/// The one place <c>lab run</c> touches .NET Interactive (Microsoft.DotNet.Interactive, the engine of VS Code's Polyglot
-/// Notebooks; deprecated and archived, pinned at its final release 1.0.0-beta.26120.1): a <see cref="CompositeKernel"/>
+/// Where <c>lab run</c> runs notebooks on .NET Interactive (Microsoft.DotNet.Interactive, the engine of VS Code's Polyglot
+/// Notebooks; deprecated and archived, pinned at its final release 1.0.0-beta.26120.1; this folder is the only code that
+/// touches it, with DibDocument reading .dib files and ScriptPackages restoring a .csx's packages): a <see cref="CompositeKernel"/>
 /// with the real <see cref="CSharpKernel"/>, set up as the dotnet-interactive tool sets it up for VS Code and Jupyter:
 /// <c>#r "nuget:"</c> and <c>#i</c> restored by the kernel's own NuGet support, the kernel helpers (<c>display</c>,
 /// <c>HTML</c>), <c>#!who</c>/<c>#!whos</c>, <c>#!set</c> and <c>#!share</c>, <c>#!import</c>, the <c>value</c> kernel for

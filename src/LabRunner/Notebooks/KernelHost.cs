@@ -72,6 +72,7 @@ internal static class KernelHost
             }
         }
         notebook?.Dispose();
+        script?.Dispose();
         return 0;
     }
 

@@ -5,12 +5,20 @@ internal static class Languages
 {
     public const string CSharp = "csharp";
 
-    /// <summary>Kernel names that start a cell in a .dib file (besides those its #!meta block declares).</summary>
-    public static readonly string[] KnownKernels =
+    /// <summary>
+    /// The kernels a .dib cell may start with (<c>#!name</c> or <c>#!alias</c>, matched exactly, as Polyglot matches
+    /// them), besides those its <c>#!meta</c> block declares: the dotnet-interactive tool's kernels with their aliases,
+    /// and the other kernels VS Code's notebooks name.
+    /// </summary>
+    public static readonly (string Name, string[] Aliases)[] DibKernels =
     [
-        "csharp", "fsharp", "pwsh", "powershell", "markdown", "md", "html", "javascript", "js", "sql", "kql",
-        "mermaid", "http", "value", "meta", "c#", "f#", "cs", "fs", "vscode", "python", "r",
+        (CSharp, ["c#", "C#", "cs"]), ("fsharp", ["f#", "F#", "fs"]), ("pwsh", ["powershell"]), ("markdown", ["md"]),
+        ("html", []), ("javascript", ["js"]), ("sql", []), ("kql", []), ("mermaid", []), ("http", []), ("value", []),
+        ("vscode", []), ("python", []), ("r", []),
     ];
+
+    /// <summary>Every kernel name and alias, for an .ipynb cell whose first line (<c>#!fsharp</c>) switches its kernel.</summary>
+    public static readonly string[] KnownKernels = [.. DibKernels.SelectMany(k => k.Aliases.Prepend(k.Name))];
 
     public static string Normalize(string? name) => (name ?? "").Trim().ToLowerInvariant() switch
     {

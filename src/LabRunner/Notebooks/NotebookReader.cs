@@ -1,12 +1,13 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using LabKernel;
+using LabRunner.Interactive;
 
 namespace LabRunner.Notebooks;
 
 /// <summary>
 /// Reads .ipynb (nbformat 4, as VS Code's Polyglot Notebooks saves it), .dib (Polyglot's plain-text format:
-/// <c>#!csharp</c>, <c>#!markdown</c>, <c>#!meta</c>) and .csx (one C# script, dotnet-script syntax) into a
+/// <c>#!csharp</c>, <c>#!markdown</c>, <c>#!meta</c>, read by Polyglot's own parser) and .csx (one C# script, dotnet-script syntax) into a
 /// <see cref="Notebook"/>. Problems with the file are <see cref="LabUsageException"/>s naming the file.
 /// </summary>
 public static class NotebookReader
@@ -123,61 +124,27 @@ public static class NotebookReader
     }
 
     /// <summary>
-    /// A .dib file: an optional <c>#!meta</c> block of JSON, then cells each starting with a line
-    /// <c>#!kernelName</c>. Lines starting with <c>#!</c> that are not a known kernel are magic commands inside a cell.
+    /// A .dib file, read by Polyglot Notebooks' own parser (<see cref="DibDocument"/>) and mapped to the runner's
+    /// cells: <c>#!markdown</c> cells are markdown, every other kernel's cells code in that kernel (only C# runs), and a
+    /// code cell whose first line is <c>// parameters</c> is tagged as papermill's parameters cell (.dib has no cell
+    /// metadata). The <c>#!meta</c> block becomes the notebook's <c>polyglot_notebook</c> metadata.
     /// </summary>
     public static Notebook ParseDib(string path, string text)
     {
-        var lines = text.ReplaceLineEndings("\n").Split('\n');
-        var kernels = new HashSet<string>(Languages.KnownKernels, StringComparer.OrdinalIgnoreCase);
-        var metadata = new JsonObject();
-        var defaultLanguage = Languages.CSharp;
-
-        // The #!meta block names the notebook's kernels; read it first so its names split cells too.
-        var blocks = Split(lines, kernels);
-        foreach (var (kernel, body) in blocks.Where(b => b.Kernel == "meta"))
+        DibContents dib;
+        try
         {
-            try
-            {
-                if (JsonNode.Parse(body, documentOptions: StrictJson) is JsonObject meta)
-                {
-                    var info = meta["kernelInfo"] as JsonObject;
-                    if (info?["defaultKernelName"] is JsonValue dk)
-                    {
-                        defaultLanguage = Languages.Normalize(dk.ToString());
-                    }
-                    foreach (var item in (info?["items"] as JsonArray ?? []).OfType<JsonObject>())
-                    {
-                        if (item["name"] is JsonValue n)
-                        {
-                            kernels.Add(n.ToString());
-                        }
-                        foreach (var a in (item["aliases"] as JsonArray ?? []).OfType<JsonValue>())
-                        {
-                            kernels.Add(a.ToString().TrimStart('#', '!'));
-                        }
-                    }
-                    metadata["polyglot_notebook"] = meta.DeepClone();
-                }
-            }
-            catch (JsonException e)
-            {
-                throw Invalid(path, $"the #!{kernel} block is not JSON ({OneLine(e.Message)})");
-            }
+            // Polyglot's parser splits at \n and \r\n only; a lone \r (or another line separator) ends a line too.
+            // The closing \n ends a #!meta block at the end of the file, which the parser would otherwise add to the cell above it.
+            dib = DibDocument.Parse(text.ReplaceLineEndings("\n") + "\n", Languages.DibKernels, Languages.CSharp);
         }
-        blocks = Split(lines, kernels);
-        if (!blocks.Any(b => b.Kernel is not null and not "meta"))
+        catch (DibFormatException e)
         {
-            // A .dib without any cell marker is one cell in the default kernel, as Polyglot opens it.
-            blocks = [.. blocks.Where(b => b.Kernel is null).Select(b => ((string?)defaultLanguage, b.Body))];
+            throw Invalid(path, OneLine(e.Message));
         }
         var cells = new List<NotebookCell>();
-        foreach (var (kernel, body) in blocks)
+        foreach (var (kernel, body) in dib.Cells)
         {
-            if (kernel is null or "meta")
-            {
-                continue;
-            }
             var lang = Languages.Normalize(kernel);
             if (lang == "markdown")
             {
@@ -185,15 +152,17 @@ public static class NotebookReader
                 continue;
             }
             var meta = new JsonObject { ["polyglot_notebook"] = new JsonObject { ["kernelName"] = lang } };
-            // .dib has no cell metadata; a first line "// parameters" tags the papermill parameters cell.
-            var first = body.Split('\n')[0].Trim();
-            if (first.Equals("// parameters", StringComparison.OrdinalIgnoreCase))
+            var first = body.Split('\n').FirstOrDefault(l => l.Trim().Length > 0)?.Trim();
+            if (string.Equals(first, "// parameters", StringComparison.OrdinalIgnoreCase))
             {
                 meta["tags"] = new JsonArray("parameters");
             }
             cells.Add(new NotebookCell(CellKind.Code, body, lang, meta));
         }
-        metadata["polyglot_notebook"] ??= new JsonObject { ["kernelInfo"] = new JsonObject { ["defaultKernelName"] = defaultLanguage } };
+        var metadata = new JsonObject
+        {
+            ["polyglot_notebook"] = dib.Metadata ?? new JsonObject { ["kernelInfo"] = new JsonObject { ["defaultKernelName"] = Languages.CSharp } },
+        };
         return new Notebook(path, NotebookFormat.Dib, metadata, cells);
     }
 
@@ -208,46 +177,6 @@ public static class NotebookReader
         }
         var cell = new NotebookCell(CellKind.Code, body, Languages.CSharp, new JsonObject { ["polyglot_notebook"] = new JsonObject { ["kernelName"] = "csharp" } });
         return new Notebook(path, NotebookFormat.Csx, [], [cell]);
-    }
-
-    private static List<(string? Kernel, string Body)> Split(string[] lines, HashSet<string> kernels)
-    {
-        var result = new List<(string?, string)>();
-        string? current = null;
-        var buffer = new List<string>();
-        var started = false;
-        void Flush()
-        {
-            if (started || buffer.Any(l => l.Trim().Length > 0))
-            {
-                result.Add((current, string.Join('\n', Trim(buffer))));
-            }
-            buffer.Clear();
-        }
-        foreach (var line in lines)
-        {
-            if (line.StartsWith("#!", StringComparison.Ordinal) && kernels.Contains(line[2..].Trim()))
-            {
-                Flush();
-                current = line[2..].Trim().ToLowerInvariant();
-                started = true;
-                continue;
-            }
-            buffer.Add(line);
-        }
-        Flush();
-        return result;
-    }
-
-    private static IEnumerable<string> Trim(List<string> lines)
-    {
-        var start = lines.FindIndex(l => l.Trim().Length > 0);
-        if (start < 0)
-        {
-            return [];
-        }
-        var end = lines.FindLastIndex(l => l.Trim().Length > 0);
-        return lines.Skip(start).Take(end - start + 1);
     }
 
     internal static string? ReadSource(JsonNode? node) => node switch

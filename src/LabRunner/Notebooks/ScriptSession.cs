@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Reflection;
 using System.Text;
+using LabRunner.Interactive;
 using LabRunner.Notebooks.Scripting;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
@@ -15,10 +16,11 @@ internal sealed record SubmissionResult(bool Succeeded, object? ReturnValue, boo
 
 /// <summary>
 /// One Roslyn script state shared by every cell of a notebook (or by a .csx and what it #loads): variables,
-/// usings and references carry from cell to cell, as in Polyglot Notebooks. <c>#r "nuget: ..."</c> goes to
-/// <see cref="NuGetRestorer"/>; LabKernel and LabNotebooks resolve to the lab's own assemblies.
+/// usings and references carry from cell to cell, as in Polyglot Notebooks. <c>#r "nuget: ..."</c> is restored by
+/// .NET Interactive's package manager (<see cref="ScriptPackages"/>, as the notebook kernel restores it); LabKernel and
+/// LabNotebooks resolve to the lab's own assemblies.
 /// </summary>
-internal sealed class ScriptSession
+internal sealed class ScriptSession : IDisposable
 {
     /// <summary>
     /// dotnet-script's default imports (its <c>ScriptCompiler.ImportedNamespaces</c>), so a .csx that runs here runs
@@ -34,7 +36,7 @@ internal sealed class ScriptSession
     private readonly NuGetMetadataResolver _metadataResolver;
     private readonly string _baseDirectory;
     private readonly string? _scriptPath;
-    private readonly NuGetRestorer _restorer;
+    private readonly ScriptPackages _restorer;
     private readonly List<PackageReference> _packages = [];
     private readonly List<string> _sources = [];
     private ScriptOptions _options;
@@ -45,7 +47,7 @@ internal sealed class ScriptSession
         _baseDirectory = baseDirectory;
         _scriptPath = scriptPath;
         _globals = new ScriptGlobals(args);
-        _restorer = new NuGetRestorer(log: log);
+        _restorer = new ScriptPackages(log);
         _metadataResolver = new NuGetMetadataResolver(ScriptMetadataResolver.Default.WithBaseDirectory(baseDirectory));
         _options = ScriptOptions.Default
             .WithReferences(FrameworkReferences())
@@ -106,6 +108,8 @@ internal sealed class ScriptSession
         return new SubmissionResult(true, next.ReturnValue, hasValue && next.ReturnValue is not null, null, null, []);
     }
 
+    public void Dispose() => _restorer.Dispose();
+
     private static SubmissionResult Failed(Exception e)
     {
         if (e is AggregateException { InnerExceptions.Count: 1 } agg)
@@ -152,20 +156,22 @@ internal sealed class ScriptSession
         {
             _options = _options.AddReferences(LabPackageAssemblies(p.Id).Skip(1).Select(f => MetadataReference.CreateFromFile(f)));
         }
-        var fresh = false;
+        var fresh = new List<PackageReference>();
         foreach (var p in packages.Where(p => !IsLabKernel(p)))
         {
             if (!_packages.Any(q => q.Id.Equals(p.Id, StringComparison.OrdinalIgnoreCase) && q.Version == p.Version))
             {
-                _packages.RemoveAll(q => q.Id.Equals(p.Id, StringComparison.OrdinalIgnoreCase));
-                _packages.Add(p);
-                fresh = true;
+                // A later reference to the same package in one submission wins (a #load'ed file's, say).
+                fresh.RemoveAll(q => q.Id.Equals(p.Id, StringComparison.OrdinalIgnoreCase));
+                fresh.Add(p);
             }
         }
-        if (fresh)
+        if (fresh.Count > 0)
         {
-            // Everything referenced so far is restored together so that shared dependencies agree.
-            var assemblies = await _restorer.RestoreAsync(_packages, _sources).ConfigureAwait(false);
+            // The package manager restores the new packages together with those restored before, so that shared
+            // dependencies agree; a package already restored keeps its version.
+            var assemblies = await _restorer.RestoreAsync([.. fresh.Select(p => (p.Id, p.Version))], _sources).ConfigureAwait(false);
+            _packages.AddRange(fresh);
             _metadataResolver.SetPackageAssemblies(assemblies);
         }
     }

@@ -38,6 +38,80 @@ public sealed class LayeringTests
         Assert.True(cycles.Count == 0, $"{project}'s namespaces must form layers (a lower layer never imports a higher one), but:\n" + string.Join("\n", cycles));
     }
 
+    /// <summary>LabRunner's layers from the bottom, as docs/ARCHITECTURE.md lists them; a sub-namespace is in its parent's layer.</summary>
+    internal static readonly string[] LabRunnerLayers =
+        ["LabRunner.Interactive", "LabRunner.Notebooks", "LabRunner.Reporting", "LabRunner.Commands", "LabRunner.Cli"];
+
+    [Fact]
+    public void Given_the_LabRunner_sources_When_their_namespace_graph_is_read_Then_each_layer_imports_only_the_layers_below_it()
+    {
+        var graph = NamespaceGraph.FromFolder(Path.Combine(RunnerTestSupport.RepoRoot, "src", "LabRunner"), "LabRunner");
+
+        Assert.NotEmpty(graph.DependenciesOf("LabRunner.Reporting"));
+        var violations = LayerViolations(graph, LabRunnerLayers);
+        Assert.True(violations.Count == 0,
+            "LabRunner's namespaces are layers (Interactive < Notebooks < Reporting < Commands < Cli, docs/ARCHITECTURE.md), but:\n" + string.Join("\n", violations));
+    }
+
+    [Fact]
+    public void Given_a_lower_layer_that_names_a_higher_one_When_checked_Then_the_import_is_named_even_without_a_cycle()
+    {
+        var graph = NamespaceGraph.FromSources(
+        [
+            ("Notebooks/Runner.cs", "namespace LabRunner.Notebooks;\npublic sealed class Runner { object R => new Reporting.HtmlReport(); }\n"),
+            ("Reporting/HtmlReport.cs", "namespace LabRunner.Reporting;\npublic sealed class HtmlReport { }\n"),
+            ("Tools/Odd.cs", "namespace LabRunner.Tools;\npublic sealed class Odd { }\n"),
+        ], "LabRunner");
+
+        var violations = LayerViolations(graph, LabRunnerLayers);
+
+        Assert.Empty(graph.Cycles());
+        Assert.Contains(violations, v => v.Contains("Notebooks imports Reporting, a higher layer", StringComparison.Ordinal) && v.Contains("Reporting.HtmlReport", StringComparison.Ordinal));
+        Assert.Contains(violations, v => v.Contains("LabRunner.Tools is in no layer", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Given_the_LabRunner_sources_When_searched_for_dotnet_interactive_Then_only_the_Interactive_folder_uses_it()
+    {
+        var folder = Path.Combine(RunnerTestSupport.RepoRoot, "src", "LabRunner");
+        var found = new List<string>();
+        foreach (var file in Directory.EnumerateFiles(folder, "*.cs", SearchOption.AllDirectories))
+        {
+            var relative = Path.GetRelativePath(folder, file).Replace('\\', '/');
+            if (relative.Split('/') is var parts && (parts.Any(p => p is "bin" or "obj") || parts[0] == "Interactive"))
+            {
+                continue;
+            }
+            found.AddRange(Regex.Matches(NamespaceGraph.CodeOnly(File.ReadAllText(file)), @"\bMicrosoft\.DotNet\.Interactive\b[\w.]*").Select(m => $"{relative}: {m.Value}"));
+        }
+
+        Assert.True(found.Count == 0, "Only src/LabRunner/Interactive touches .NET Interactive (docs/ARCHITECTURE.md), but:\n" + string.Join("\n", found));
+    }
+
+    /// <summary>Each import of a higher layer, with its references, and each namespace in no layer.</summary>
+    private static List<string> LayerViolations(NamespaceGraph graph, string[] layers)
+    {
+        int? LayerOf(string ns) => Array.FindIndex(layers, l => ns == l || ns.StartsWith(l + ".", StringComparison.Ordinal)) is var i and >= 0 ? i : null;
+        string Short(string ns) => ns[(graph.RootNamespace.Length + 1)..];
+        var violations = new List<string>();
+        foreach (var ns in graph.Namespaces.Order(StringComparer.Ordinal))
+        {
+            if (LayerOf(ns) is not { } layer)
+            {
+                violations.Add($"{ns} is in no layer: add it to the list (and to docs/ARCHITECTURE.md)");
+                continue;
+            }
+            foreach (var (target, references) in graph.DependenciesOf(ns))
+            {
+                if (LayerOf(target) is { } above && above > layer)
+                {
+                    violations.Add($"{Short(ns)} imports {Short(target)}, a higher layer, because {string.Join(" | ", references.Take(3))}");
+                }
+            }
+        }
+        return violations;
+    }
+
     [Fact]
     public void Given_every_project_under_src_When_listed_Then_each_is_covered_by_the_layering_test()
     {

@@ -35,7 +35,8 @@ public sealed class FileBasedAppTests
         var parameters = SmallScale.Notebook01.Chunk(2).Select(p => $"{p[0]}={p[1]}").ToArray();
         var notebookRun = NotebookRun.SharedAsync(Notebook, SmallScale.Notebook01);
         // The app keeps its files, so its artifacts.json carries its findings as well as its output.
-        var appRun = RunAppAsync([.. parameters, "KeepArtifacts=true", $"OutputDir={scratch.Path}"]);
+        var report = Path.Combine(scratch.Path, "app.html");
+        var appRun = RunAppAsync([.. parameters, "KeepArtifacts=true", $"OutputDir={scratch.Path}", $"--report={report}"]);
         var notebook = await notebookRun;
         var app = await appRun;
 
@@ -54,6 +55,9 @@ public sealed class FileBasedAppTests
         var manifest = Assert.Single(Directory.GetFiles(scratch.Path, "artifacts.json", SearchOption.AllDirectories));
         Assert.Equal(expected.OrderBy(v => v.Claim), RealKernelHosts.ManifestVerdicts(manifest).OrderBy(v => v.Claim));
         Assert.EndsWith("(exit 0)", app.StandardError.TrimEnd(), StringComparison.Ordinal);
+        // Its HTML report, as lab run writes one: the findings first.
+        Assert.Contains($": report {report}\n", app.StandardError, StringComparison.Ordinal);
+        Assert.Contains("id=\"lab-findings\"", await File.ReadAllTextAsync(report), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -61,7 +65,7 @@ public sealed class FileBasedAppTests
     {
         // 19,999 of 20,000 lines flushed when the snapshot is asked for: the writer has ended when it is taken, so the
         // claim that it wrote throughout the snapshot is refuted, which the notebook does not declare expected.
-        var app = await RunAppAsync("Count=20000", "SnapshotAfterLines=19999", "Quiesce=sync");
+        var app = await RunAppAsync("Count=20000", "SnapshotAfterLines=19999", "Quiesce=sync", "--no-report");
 
         Assert.True(app.ExitCode == 4, $"the app exited {app.ExitCode}:\n{app.StandardOutput}\n{app.StandardError}");
         Assert.Contains("(exit 4)", app.StandardError, StringComparison.Ordinal);

@@ -169,6 +169,37 @@ public sealed partial class ConsoleRunTests : IDisposable
         Assert.Equal(before, Directory.GetFiles(Environment.CurrentDirectory, "*.html"));
     }
 
+    [Fact]
+    public void Given_a_report_path_that_cannot_be_written_When_the_app_exits_Then_stderr_says_so_and_the_exit_code_is_the_findings()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "lab-app-report-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        var error = Console.Error;
+        try
+        {
+            // A file where the report's folder would be.
+            File.WriteAllText(Path.Combine(dir, "blocker"), "");
+            var (plan, _) = ConsoleRun.PlanReport(["--report=blocker/app.html"], null, dir);
+            ConsoleRun.ReportTo(plan);
+            var findings = new Findings();
+            findings.Check("holds", false, "no");
+            ConsoleRun.display(findings);
+            var captured = new StringWriter();
+            Console.SetError(captured);
+
+            var code = ConsoleRun.Exit();
+
+            Assert.Equal(ConsoleRun.RefutedFinding, code);
+            Assert.Contains($": could not write the report {Path.Combine(dir, "blocker", "app.html")}: ", captured.ToString(), StringComparison.Ordinal);
+            Assert.Contains("findings: 1 refuted (exit 4)", captured.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Console.SetError(error);
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     [GeneratedRegex("""(src|href)\s*=\s*["']?\s*(https?:)?//""", RegexOptions.IgnoreCase)]
     private static partial Regex ExternalUrl();
 }

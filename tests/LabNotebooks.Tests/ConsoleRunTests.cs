@@ -200,6 +200,43 @@ public sealed partial class ConsoleRunTests : IDisposable
         }
     }
 
+    [Fact]
+    public void Given_an_app_whose_step_fails_after_showing_findings_When_it_ends_on_the_exception_Then_the_report_is_written_with_the_failure_last_and_it_exits_1()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "lab-app-report-tests", Guid.NewGuid().ToString("N"));
+        try
+        {
+            var (plan, _) = ConsoleRun.PlanReport([], "T", dir);
+            ConsoleRun.ReportTo(plan);
+            var findings = new Findings();
+            findings.Check("holds", true, "yes");
+            ConsoleRun.display(findings);
+
+            var code = ConsoleRun.Fail(new InvalidOperationException("the guest <went> away"));
+
+            Assert.Equal(ConsoleRun.Failed, code);
+            var html = File.ReadAllText(plan!.Path);
+            var findingsAt = html.IndexOf("id=\"lab-findings\"", StringComparison.Ordinal);
+            var shownAt = html.IndexOf("<section class=\"cell code\"", StringComparison.Ordinal);
+            var failureAt = html.IndexOf("id=\"lab-failure\"", StringComparison.Ordinal);
+            Assert.True(findingsAt > 0 && shownAt > findingsAt && failureAt > shownAt, $"findings {findingsAt}, shown {shownAt}, failure {failureAt}");
+            Assert.Contains("InvalidOperationException: the guest &lt;went&gt; away", html, StringComparison.Ordinal);
+            Assert.Contains("<tr><th>status</th><td>failed</td></tr>", html, StringComparison.Ordinal);
+
+            // A usage error: nothing ran, no report.
+            File.Delete(plan.Path);
+            Assert.Equal(ConsoleRun.UsageError, ConsoleRun.Fail(new LabUsageException("unknown parameter 'X'")));
+            Assert.False(File.Exists(plan.Path));
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
     [GeneratedRegex("""(src|href)\s*=\s*["']?\s*(https?:)?//""", RegexOptions.IgnoreCase)]
     private static partial Regex ExternalUrl();
 }

@@ -13,7 +13,11 @@ namespace LabNotebooks;
 /// <param name="Started">When <see cref="ConsoleRun.Start(string[], string?)"/> was called.</param>
 /// <param name="Finished">When <see cref="ConsoleRun.Exit"/> was called.</param>
 /// <param name="ExitCode">The code the app exits with.</param>
-internal sealed record AppRunInfo(string App, string Title, IReadOnlyList<string> Arguments, DateTimeOffset Started, DateTimeOffset Finished, int ExitCode);
+internal sealed record AppRunInfo(string App, string Title, IReadOnlyList<string> Arguments, DateTimeOffset Started, DateTimeOffset Finished, int ExitCode)
+{
+    /// <summary>The exception no cell caught, as the app printed it, when a step failed; null otherwise.</summary>
+    public string? Failure { get; init; }
+}
 
 /// <summary>
 /// A file-based app's HTML report, the counterpart of <c>lab run</c>'s: one standalone file that works offline. The
@@ -70,6 +74,12 @@ internal static class AppReport
             }
             body.Append("</div></div></section>\n");
         }
+        if (run.Failure is { } failure)
+        {
+            // Last, where the run stopped, as lab run's report shows the failing cell's error.
+            body.Append("<section class=\"cell code status-error\" id=\"lab-failure\"><div class=\"outputs\"><div class=\"output error\"><div class=\"ename\">failed</div><pre>")
+                .Append(E(failure)).Append("</pre></div></div></section>\n");
+        }
         body.Append("</main>\n");
 
         var page = new StringBuilder();
@@ -93,6 +103,7 @@ internal static class AppReport
         var unexpected = findings.Where(f => f.IsUnexpectedRefutation).Select(f => f.Claim).Distinct().ToList();
         var rows = new List<(string, string)>
         {
+            ("status", run.Failure is not null ? "failed" : run.ExitCode == ConsoleRun.RefutedFinding ? "refuted" : "ok"),
             ("exit code", run.ExitCode.ToString(CultureInfo.InvariantCulture)),
             ("findings", ConsoleRun.FindingsText(findings) + (unexpected.Count > 0 ? $"; unexpectedly refuted: {string.Join("; ", unexpected)}" : "")),
             ("app", run.App),

@@ -59,14 +59,7 @@ public static partial class ConsoleRun
         ArgumentNullException.ThrowIfNull(args);
         if (Interlocked.Exchange(ref _started, 1) == 0)
         {
-            AppDomain.CurrentDomain.UnhandledException += (_, e) =>
-            {
-                var (code, text) = Describe(e.ExceptionObject as Exception);
-                Console.Out.Flush();
-                Console.Error.WriteLine(text);
-                Console.Error.Flush();
-                Environment.Exit(code);
-            };
+            AppDomain.CurrentDomain.UnhandledException += (_, e) => Environment.Exit(Fail(e.ExceptionObject as Exception));
         }
         var (plan, rest) = PlanReport(args, title, Environment.CurrentDirectory);
         lock (Gate)
@@ -120,6 +113,24 @@ public static partial class ConsoleRun
         }
     }
 
+    /// <summary>
+    /// How an app ends on an exception no cell caught: its text on stderr and its exit code (<see cref="Describe"/>).
+    /// A step that failed (exit 1) still gets the report, with what was shown up to it and the failure last, as
+    /// <c>lab run</c> reports a failed run; a usage error (exit 2) gets none, nothing having run.
+    /// </summary>
+    internal static int Fail(Exception? exception)
+    {
+        var (code, text) = Describe(exception);
+        Console.Out.Flush();
+        if (code == Failed)
+        {
+            WriteReport(code, text);
+        }
+        Console.Error.WriteLine(text);
+        Console.Error.Flush();
+        return code;
+    }
+
     /// <summary>The exit code and the text an uncaught exception ends an app with.</summary>
     internal static (int Code, string Text) Describe(Exception? exception)
     {
@@ -141,6 +152,29 @@ public static partial class ConsoleRun
     public static int Exit()
     {
         List<Finding> shown;
+        lock (Gate)
+        {
+            shown = [.. Shown];
+        }
+        var unexpected = shown.Where(f => f.IsUnexpectedRefutation).Select(f => f.Claim).Distinct().ToList();
+        var code = unexpected.Count > 0 ? RefutedFinding : 0;
+        Console.Out.Flush();
+        WriteReport(code, null);
+        Console.Error.WriteLine($"{AppName}: {FindingsText(shown)} (exit {code})");
+        foreach (var claim in unexpected)
+        {
+            Console.Error.WriteLine($"  refuted, not declared expected: {claim}");
+        }
+        return code;
+    }
+
+    /// <summary>
+    /// Writes the report <see cref="Start"/> asked for (none if it was not called) and prints its path on stderr; one
+    /// line on stderr if it cannot be written, the exit code staying <paramref name="code"/>.
+    /// </summary>
+    private static void WriteReport(int code, string? failure)
+    {
+        List<Finding> shown;
         List<IReadOnlyDictionary<string, string>> outputs;
         ReportPlan? report;
         lock (Gate)
@@ -149,28 +183,20 @@ public static partial class ConsoleRun
             outputs = [.. Outputs];
             report = _report;
         }
-        var unexpected = shown.Where(f => f.IsUnexpectedRefutation).Select(f => f.Claim).Distinct().ToList();
-        var code = unexpected.Count > 0 ? RefutedFinding : 0;
-        Console.Out.Flush();
-        if (report is not null)
+        if (report is null)
         {
-            try
-            {
-                var run = new AppRunInfo(AppName, report.Title, report.Arguments, report.Started, DateTimeOffset.UtcNow, code);
-                AppReport.Write(report.Path, AppReport.Render(run, shown, outputs));
-                Console.Error.WriteLine($"{AppName}: report {report.Path}");
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                Console.Error.WriteLine($"{AppName}: could not write the report {report.Path}: {OneLine(e.Message)}");
-            }
+            return;
         }
-        Console.Error.WriteLine($"{AppName}: {FindingsText(shown)} (exit {code})");
-        foreach (var claim in unexpected)
+        try
         {
-            Console.Error.WriteLine($"  refuted, not declared expected: {claim}");
+            var run = new AppRunInfo(AppName, report.Title, report.Arguments, report.Started, DateTimeOffset.UtcNow, code) { Failure = failure };
+            AppReport.Write(report.Path, AppReport.Render(run, shown, outputs));
+            Console.Error.WriteLine($"{AppName}: report {report.Path}");
         }
-        return code;
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"{AppName}: could not write the report {report.Path}: {OneLine(e.Message)}");
+        }
     }
 
     /// <summary>"12 confirmed, 1 refuted (expected), 3 info", as <c>lab run</c>'s report says it.</summary>

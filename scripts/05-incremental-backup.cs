@@ -1,7 +1,8 @@
 // 05-incremental-backup.cs: generated from notebooks/src/05-incremental-backup.dib by tools/make-notebooks; edit the source, not this file.
 // Run: dotnet run scripts/05-incremental-backup.cs -- NAME=VALUE ...   (parameters as in the notebook; root, as the notebook)
 // Exits as lab run: 0, 4 when a claim is refuted that the notebook does not declare expected, 2 for a bad
-// parameter (one line), 1 when a step fails.
+// parameter (one line), 1 when a step fails. Writes an HTML report, NAME.html in the current directory
+// (--report=PATH to name it, --no-report for none).
 #:package LabNotebooks@0.1.0
 // The repository's Directory.Build.props applies (warnings are errors); its central package versions
 // do not (the version is the one above); nullable annotations are off, as for the notebook's cells; and
@@ -28,7 +29,7 @@ using LabNotebooks;
 using Plotly.NET.CSharp;
 using static LabNotebooks.ConsoleRun;
 
-ConsoleRun.Start();
+args = ConsoleRun.Start(args, "05 · Incremental backup: external snapshots then, dirty bitmaps now (003)");
 
 // # 05 · Incremental backup: external snapshots then, dirty bitmaps now (003)
 //

@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using LabKernel;
 using LabKernel.Experiments;
 
@@ -5,9 +6,10 @@ namespace LabNotebooks.Tests;
 
 /// <summary>
 /// What the .csx twins and the file-based apps print and how an app ends (<see cref="ConsoleRun"/>): the exit code
-/// of the findings shown, as <c>lab run</c> reads them, and one line for a usage error.
+/// of the findings shown, as <c>lab run</c> reads them, and one line for a usage error; and the HTML report an app
+/// writes when it ends (findings first, then each output shown, offline).
 /// </summary>
-public sealed class ConsoleRunTests : IDisposable
+public sealed partial class ConsoleRunTests : IDisposable
 {
     public ConsoleRunTests() => ConsoleRun.Reset();
 
@@ -80,4 +82,161 @@ public sealed class ConsoleRunTests : IDisposable
     {
         Assert.Equal("a & b\nnext", ConsoleRun.HTML("<p>a &amp; b</p><b>next</b>").ToString());
     }
+
+    [Fact]
+    public void Given_an_app_that_showed_a_table_HTML_a_chart_and_findings_When_it_exits_Then_its_report_has_the_findings_first_then_each_output_in_order_offline()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "lab-app-report-tests", Guid.NewGuid().ToString("N"));
+        try
+        {
+            var (plan, parameters) = ConsoleRun.PlanReport(["Count=5", "--report=out/app.html"], "01 · A <live> snapshot", dir);
+            ConsoleRun.ReportTo(plan);
+            var findings = new Findings();
+            findings.Check("the writer ran to the end", true, "4,000,000 lines");
+            findings.Check("overlay1 holds a prefix", false, "a gap at line 7");
+
+            ConsoleRun.display(new[] { new { Layer = "overlay1", Lines = 12 } }.ToTable("Layers read"));
+            ConsoleRun.display(ConsoleRun.HTML("<p>a note from the cell</p>"));
+            ConsoleRun.display(Figures.Lines("Lines written", "s", "lines", [new Series("num.txt", [0.0, 1.0], [0.0, 10.0])]));
+            ConsoleRun.display(findings);
+            var code = ConsoleRun.Exit();
+
+            // The exit code is the findings' (a claim refuted unexpectedly: 4), report or not.
+            Assert.Equal(ConsoleRun.RefutedFinding, code);
+            Assert.Equal(["Count=5"], parameters);
+            var html = File.ReadAllText(Path.Combine(dir, "out", "app.html"));
+            Assert.Contains("<title>01 &#183; A &lt;live&gt; snapshot</title>", html, StringComparison.Ordinal);
+            var findingsAt = html.IndexOf("id=\"lab-findings\"", StringComparison.Ordinal);
+            var tableAt = html.IndexOf("Layers read", StringComparison.Ordinal);
+            var noteAt = html.IndexOf("<p>a note from the cell</p>", StringComparison.Ordinal);
+            var plotAt = html.IndexOf("<div class=\"plot\" id=\"lab-plot-1\">", StringComparison.Ordinal);
+            var findingsShownAt = html.IndexOf("<section class=\"cell code\"", plotAt, StringComparison.Ordinal);
+            Assert.True(findingsAt > 0 && tableAt > findingsAt && noteAt > tableAt && plotAt > noteAt && findingsShownAt > plotAt,
+                $"findings {findingsAt}, table {tableAt}, note {noteAt}, plot {plotAt}, findings shown {findingsShownAt}");
+            Assert.Contains("<tr class=\"verdict-unexpected\"><td>overlay1 holds a prefix</td>", html, StringComparison.Ordinal);
+            Assert.Equal(4, Regex.Matches(html, "<section class=\"cell code\"").Count);
+            // plotly.js inlined once, the figure drawn with it; nothing fetched (plotly.js's own code names its site
+            // in strings, so the page is checked without it).
+            var plotlyJs = PlotlyJs.ScriptElement();
+            var inlined = html.IndexOf(plotlyJs, StringComparison.Ordinal);
+            Assert.True(inlined > 0 && html.IndexOf(plotlyJs, inlined + 1, StringComparison.Ordinal) < 0, "plotly.js inlined once");
+            Assert.Contains("Plotly.newPlot('lab-plot-1'", html, StringComparison.Ordinal);
+            var page = html.Remove(inlined, plotlyJs.Length);
+            Assert.DoesNotMatch(ExternalUrl(), page);
+            Assert.DoesNotContain("<link", page, StringComparison.Ordinal);
+            Assert.DoesNotContain("<script src", page, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public void Given_report_options_on_an_apps_command_line_When_Start_reads_them_Then_they_are_not_parameters_and_a_bare_report_option_is_refused()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "lab-app-report-tests");
+
+        var (byDefault, parameters) = ConsoleRun.PlanReport(["Count=5"], null, dir);
+        var (named, _) = ConsoleRun.PlanReport(["--report=/tmp/r.html", "Count=5"], "T", dir);
+        var (off, rest) = ConsoleRun.PlanReport(["--report=r.html", "Count=5", "--no-report"], "T", dir);
+
+        Assert.EndsWith(".html", byDefault!.Path, StringComparison.Ordinal);
+        Assert.Equal(dir, Path.GetDirectoryName(byDefault.Path));
+        Assert.Equal("/tmp/r.html", named!.Path);
+        Assert.Null(off);
+        Assert.Equal(["Count=5"], parameters);
+        Assert.Equal(["Count=5"], rest);
+        ScriptArgs.CheckNames(rest, ["Count"]);
+        Assert.Throws<LabUsageException>(() => ConsoleRun.PlanReport(["--report"], null, dir));
+        Assert.Throws<LabUsageException>(() => ConsoleRun.PlanReport(["--report="], null, dir));
+    }
+
+    [Fact]
+    public void Given_a_csx_twin_that_never_calls_Start_When_Exit_is_called_Then_no_report_is_written()
+    {
+        var before = Directory.GetFiles(Environment.CurrentDirectory, "*.html");
+        var findings = new Findings();
+        findings.Check("holds", true, "yes");
+
+        ConsoleRun.display(findings);
+        var code = ConsoleRun.Exit();
+
+        Assert.Equal(0, code);
+        Assert.Equal(before, Directory.GetFiles(Environment.CurrentDirectory, "*.html"));
+    }
+
+    [Fact]
+    public void Given_a_report_path_that_cannot_be_written_When_the_app_exits_Then_stderr_says_so_and_the_exit_code_is_the_findings()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "lab-app-report-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        var error = Console.Error;
+        try
+        {
+            // A file where the report's folder would be.
+            File.WriteAllText(Path.Combine(dir, "blocker"), "");
+            var (plan, _) = ConsoleRun.PlanReport(["--report=blocker/app.html"], null, dir);
+            ConsoleRun.ReportTo(plan);
+            var findings = new Findings();
+            findings.Check("holds", false, "no");
+            ConsoleRun.display(findings);
+            var captured = new StringWriter();
+            Console.SetError(captured);
+
+            var code = ConsoleRun.Exit();
+
+            Assert.Equal(ConsoleRun.RefutedFinding, code);
+            Assert.Contains($": could not write the report {Path.Combine(dir, "blocker", "app.html")}: ", captured.ToString(), StringComparison.Ordinal);
+            Assert.Contains("findings: 1 refuted (exit 4)", captured.ToString(), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Console.SetError(error);
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Given_an_app_whose_step_fails_after_showing_findings_When_it_ends_on_the_exception_Then_the_report_is_written_with_the_failure_last_and_it_exits_1()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "lab-app-report-tests", Guid.NewGuid().ToString("N"));
+        try
+        {
+            var (plan, _) = ConsoleRun.PlanReport([], "T", dir);
+            ConsoleRun.ReportTo(plan);
+            var findings = new Findings();
+            findings.Check("holds", true, "yes");
+            ConsoleRun.display(findings);
+
+            var code = ConsoleRun.Fail(new InvalidOperationException("the guest <went> away"));
+
+            Assert.Equal(ConsoleRun.Failed, code);
+            var html = File.ReadAllText(plan!.Path);
+            var findingsAt = html.IndexOf("id=\"lab-findings\"", StringComparison.Ordinal);
+            var shownAt = html.IndexOf("<section class=\"cell code\"", StringComparison.Ordinal);
+            var failureAt = html.IndexOf("id=\"lab-failure\"", StringComparison.Ordinal);
+            Assert.True(findingsAt > 0 && shownAt > findingsAt && failureAt > shownAt, $"findings {findingsAt}, shown {shownAt}, failure {failureAt}");
+            Assert.Contains("InvalidOperationException: the guest &lt;went&gt; away", html, StringComparison.Ordinal);
+            Assert.Contains("<tr><th>status</th><td>failed</td></tr>", html, StringComparison.Ordinal);
+
+            // A usage error: nothing ran, no report.
+            File.Delete(plan.Path);
+            Assert.Equal(ConsoleRun.UsageError, ConsoleRun.Fail(new LabUsageException("unknown parameter 'X'")));
+            Assert.False(File.Exists(plan.Path));
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
+    [GeneratedRegex("""(src|href)\s*=\s*["']?\s*(https?:)?//""", RegexOptions.IgnoreCase)]
+    private static partial Regex ExternalUrl();
 }

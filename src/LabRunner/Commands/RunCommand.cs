@@ -92,6 +92,8 @@ internal static class RunCommand
                     ScriptError = isScript ? Console.Error : null,
                     // A .csx's output already goes to the terminal as it comes.
                     CellOutputLog = args.LogOutput && !isScript ? Console.Error : null,
+                    // A quiet cell's progress: a live line on a terminal, a plain line each minute in a log.
+                    CellOutputLogIsTerminal = !Console.IsErrorRedirected,
                     Interruption = interruption,
                     WriteReport = (notebook, path) => HtmlReport.Write(notebook, path),
                 };

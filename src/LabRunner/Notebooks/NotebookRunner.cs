@@ -43,6 +43,15 @@ public sealed class NotebookRunner
     public TextWriter? CellOutputLog { get; init; }
 
     /// <summary>
+    /// <see cref="CellOutputLog"/> is a terminal: a cell that runs long without output shows a live line there,
+    /// rewritten in place; otherwise a plain line each <see cref="QuietCellInterval"/> of silence (<see cref="QuietCellProgress"/>).
+    /// </summary>
+    public bool CellOutputLogIsTerminal { get; init; }
+
+    /// <summary>How long a cell is quiet between two of its "still running" lines on a log that is not a terminal.</summary>
+    public TimeSpan QuietCellInterval { get; init; } = QuietCellProgress.DefaultPlainInterval;
+
+    /// <summary>
     /// How long an idle kernel may take to end after the run: at exit it quits the QEMU machines and destroys and
     /// undefines the libvirt domains its cells left running, which under load takes seconds. Past the limit it is
     /// stopped (SIGTERM, then killed).
@@ -166,6 +175,8 @@ public sealed class NotebookRunner
                 progress.Note(kernelReady.Message);
             }
 
+            // Under --log-output, the log, with a line for a cell that runs long without output.
+            using var quiet = CellOutputLog is null ? null : new QuietCellProgress(CellOutputLog, CellOutputLogIsTerminal, _time, QuietCellInterval);
             var number = 0;
             foreach (var cell in notebook.Cells.ToList())
             {
@@ -201,13 +212,15 @@ public sealed class NotebookRunner
                 progress.CellStarted(number, cell.FirstLine);
                 var cellStart = _time.GetUtcNow();
                 var clock = Stopwatch.StartNew();
-                var log = CellOutputLog is null ? null : new CellLog(CellOutputLog, number);
+                var log = quiet is null ? null : new CellLog(quiet, number);
+                quiet?.CellStarted(number, cell.FirstLine);
                 var result = await ExecuteCellAsync(kernel, cell, options, runClock, progress, log, interruption, cancellationToken).ConfigureAwait(false);
                 if (log is not null && result.Status != "ok" && cell.Outputs.LastOrDefault(o => o["output_type"]?.GetValue<string>() == "error") is { } error)
                 {
                     log.Error(error);
                 }
                 log?.Flush();
+                quiet?.CellFinished();
                 var cellEnd = _time.GetUtcNow();
                 cell.LabMetadata["start"] = Iso(cellStart);
                 cell.LabMetadata["end"] = Iso(cellEnd);
@@ -526,7 +539,7 @@ public sealed class NotebookRunner
     /// One cell's output for <c>--log-output</c>: whole lines, each prefixed with the cell's number; a line the cell
     /// has not ended yet waits for its end or the cell's.
     /// </summary>
-    private sealed class CellLog(TextWriter writer, int number)
+    private sealed class CellLog(QuietCellProgress writer, int number)
     {
         private readonly Dictionary<string, string> _partial = new(StringComparer.Ordinal);
 

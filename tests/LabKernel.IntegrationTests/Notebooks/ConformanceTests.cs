@@ -49,6 +49,7 @@ public sealed class ConformanceTests
         var twinRun = Path.Combine(scratch.Path, "twin-run");
         var twinExecuted = Path.Combine(scratch.Path, "twin.ipynb");
         var appRun = Path.Combine(scratch.Path, "app-run");
+        var appReport = Path.Combine(scratch.Path, "app.html");
 
         // Two runs at a time, started in this order as slots free up.
         using var slots = new SemaphoreSlim(2);
@@ -70,7 +71,7 @@ public sealed class ConformanceTests
         var twinExit = InSlot(() => RunnerTestSupport.Lab(["run", twin, "-o", twinExecuted, "--no-progress", "--",
             .. assignments, "KeepArtifacts=true", $"OutputDir={twinRun}"]));
         var jupyterRun = InSlot(async () => { await RealKernelHosts.NbconvertAsync(input, fromJupyter, HostTimeout); return 0; });
-        var app = InSlot(() => FileBasedApps.RunAsync(notebook, [.. assignments, "KeepArtifacts=true", $"OutputDir={appRun}"]));
+        var app = InSlot(() => FileBasedApps.RunAsync(notebook, [.. assignments, "KeepArtifacts=true", $"OutputDir={appRun}", $"--report={appReport}"]));
         await Task.WhenAll(labRun, replRun, twinExit, jupyterRun, app);
 
         // Each host ran the notebook to the end: no cell wrote an error.
@@ -88,6 +89,6 @@ public sealed class ConformanceTests
         Assert.True(await twinExit == 0, $"{Path.GetFileName(twin)} exited {await twinExit}");
         var manifest = Assert.Single(Directory.GetFiles(twinRun, "artifacts.json", SearchOption.AllDirectories));
         Assert.Equal(expected.OrderBy(v => v.Claim), RealKernelHosts.ManifestVerdicts(manifest).OrderBy(v => v.Claim));
-        FileBasedApps.AssertVerdicts(await app, appRun, expected);
+        await FileBasedApps.AssertVerdictsAsync(await app, appRun, appReport, expected);
     }
 }

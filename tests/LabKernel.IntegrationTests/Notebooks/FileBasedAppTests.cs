@@ -26,9 +26,10 @@ internal static class FileBasedApps
     /// <summary>
     /// The app exited 0 and reached <paramref name="expected"/>: a printed findings row per finding (its claim first and
     /// its verdict last, as <c>Table.ToText</c> prints it), the same verdicts in the artifacts.json it kept under
-    /// <paramref name="outputDir"/>, and the exit line.
+    /// <paramref name="outputDir"/>, the exit line, and its HTML report at <paramref name="report"/> (asked for with
+    /// <c>--report=PATH</c>) with the findings section, naming each claim.
     /// </summary>
-    public static void AssertVerdicts(ProcessResult app, string outputDir, List<(string Claim, string Verdict)> expected)
+    public static async Task AssertVerdictsAsync(ProcessResult app, string outputDir, string report, List<(string Claim, string Verdict)> expected)
     {
         Assert.True(app.ExitCode == 0, $"the app exited {app.ExitCode}:\n{app.StandardError}");
         var lines = app.StandardOutput.Split('\n').Select(l => l.TrimEnd()).ToList();
@@ -41,6 +42,13 @@ internal static class FileBasedApps
         var manifest = Assert.Single(Directory.GetFiles(outputDir, "artifacts.json", SearchOption.AllDirectories));
         Assert.Equal(expected.OrderBy(v => v.Claim), RealKernelHosts.ManifestVerdicts(manifest).OrderBy(v => v.Claim));
         Assert.EndsWith("(exit 0)", app.StandardError.TrimEnd(), StringComparison.Ordinal);
+        Assert.Contains($": report {report}\n", app.StandardError, StringComparison.Ordinal);
+        var html = await File.ReadAllTextAsync(report);
+        Assert.Contains("id=\"lab-findings\"", html, StringComparison.Ordinal);
+        foreach (var (claim, _) in expected)
+        {
+            Assert.Contains(System.Net.WebUtility.HtmlEncode(claim), html, StringComparison.Ordinal);
+        }
     }
 }
 
@@ -58,7 +66,7 @@ public sealed class FileBasedAppTests
     {
         // 19,999 of 20,000 lines flushed when the snapshot is asked for: the writer has ended when it is taken, so the
         // claim that it wrote throughout the snapshot is refuted, which the notebook does not declare expected.
-        var app = await FileBasedApps.RunAsync("01-live-snapshot-integrity", "Count=20000", "SnapshotAfterLines=19999", "Quiesce=sync");
+        var app = await FileBasedApps.RunAsync("01-live-snapshot-integrity", "Count=20000", "SnapshotAfterLines=19999", "Quiesce=sync", "--no-report");
 
         Assert.True(app.ExitCode == 4, $"the app exited {app.ExitCode}:\n{app.StandardOutput}\n{app.StandardError}");
         Assert.Contains("(exit 4)", app.StandardError, StringComparison.Ordinal);

@@ -45,10 +45,10 @@ public sealed partial class FileBasedAppsTests
 
         Assert.Contains($"#:package LabNotebooks@{Version}\n", text, StringComparison.Ordinal);
         Assert.Contains("using static LabNotebooks.ConsoleRun;", text, StringComparison.Ordinal);
-        var start = text.IndexOf("ConsoleRun.Start();", StringComparison.Ordinal);
+        var start = text.IndexOf("args = ConsoleRun.Start(args, ", StringComparison.Ordinal);
         var check = text.IndexOf("ScriptArgs.CheckNames(args, [", StringComparison.Ordinal);
         var lab = text.IndexOf("Lab.StartAsync(", StringComparison.Ordinal);
-        Assert.True(start >= 0 && check > start && lab > check, "ConsoleRun.Start(), then the parameters' CheckNames, then Lab.StartAsync");
+        Assert.True(start >= 0 && check > start && lab > check, "ConsoleRun.Start(args, ...), then the parameters' CheckNames, then Lab.StartAsync");
         Assert.EndsWith("\nreturn ConsoleRun.Exit();\n", text, StringComparison.Ordinal);
     }
 

@@ -36,8 +36,8 @@ public sealed record LibvirtGuestOptions
     public bool Start { get; init; } = true;
 
     /// <summary>
-    /// Empty PCIe root ports, where a disk can be hot-plugged while the domain runs (q35 has no hot-plug slot
-    /// otherwise; virt-install gives its domains spares the same way).
+    /// Spare PCIe root ports listed in the definition, where a disk can be hot-plugged while the domain runs. 0: none
+    /// listed, and libvirt lays out the ports itself (one per device and one spare, on q35); virt-install lists its own.
     /// </summary>
     public int HotPlugSlots { get; init; }
 }

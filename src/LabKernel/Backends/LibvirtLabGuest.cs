@@ -182,7 +182,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         var devices = new List<string>();
         for (var i = 0; i < files.Count; i++)
         {
-            var target = Enumerable.Range(0, 26).Select(n => $"vd{(char)('b' + n)}").FirstOrDefault(t => !used.Contains(t))
+            var target = Enumerable.Range(0, 25).Select(DataDiskTarget).FirstOrDefault(t => !used.Contains(t))
                 ?? throw new LabException($"domain '{Name}' has no free virtio disk name for the lab's data disk");
             used.Add(target);
             devices.Add(await PlugAsync(files[i], target, DataDiskSerial(i), cancellationToken).ConfigureAwait(false));

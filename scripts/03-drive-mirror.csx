@@ -31,7 +31,7 @@
 // **Scale**: `FileOps` file operations per workload (default 60: mkdir/touch/rm/rmdir and `dd` of up to 512 KiB),
 // `WriteMiB` MiB written by each `dd` after a pivot (default 64; the document wrote 512 and 1024), mirrors that must
 // overlap a workload or an outage limited to `MirrorSpeedMiB` MiB/s (default 64), an outage of `OutageSeconds`
-// (default 6). Every full mirror copies the guest's whole disk (650 MiB and more). With the defaults the whole run
+// (default 6). Every full mirror copies the guest's whole disk (about 350 MiB of the embedded guest's, more of yours). With the defaults the whole run
 // took **129 s** under TCG here (2 cores) with `Backend=qemu` and 121 s with `Backend=libvirt`, three copies booted
 // and a reboot included; the test scale `-p FileOps 20 -p WriteMiB 16 -p OutageSeconds 4` about 90 s: the full
 // mirrors, the boots and the outage dominate, not the workload.

@@ -38,8 +38,8 @@ public sealed class LibvirtLabGuest : ILabGuest
         _user = user;
         BootToAgent = bootToAgent;
         _shutdownTimeout = options.ShutdownTimeout;
-        DataDisks = user is null ? [.. options.DataDisks.Select((_, i) => DataDiskTarget(i))] : [];
-        DataDiskDevices = [.. DataDisks.Select(t => "/dev/" + t)];
+        DataDisks = user is null ? [.. options.DataDisks.Select((_, i) => VirtioTargets.DataDisk(i))] : [];
+        DataDiskDevices = [.. DataDisks.Select(VirtioTargets.Device)];
         _agentTimeout = options.AgentTimeout;
         if (user is not null)
         {
@@ -132,7 +132,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                 MemoryMiB = options.MemoryMiB,
                 AgentTimeout = options.AgentTimeout,
                 BuildProgress = options.BuildProgress,
-                ExtraDisks = [.. options.DataDisks.Select((file, i) => new DomainDiskSpec(Path.GetFullPath(file), DataDiskTarget(i)))],
+                ExtraDisks = [.. options.DataDisks.Select((file, i) => new DomainDiskSpec(Path.GetFullPath(file), VirtioTargets.DataDisk(i)))],
             }, cancellationToken).ConfigureAwait(false);
             return new LibvirtLabGuest(connection, guest.Domain, "vda", image.BaseImage, guest, null, guest.BootToAgent, options);
         }
@@ -142,8 +142,6 @@ public sealed class LibvirtLabGuest : ILabGuest
             throw;
         }
     }
-
-    private static string DataDiskTarget(int index) => $"vd{(char)('b' + index)}";
 
     internal static async Task<LibvirtLabGuest> TakeOverAsync(LabGuestOptions options, string name, CancellationToken cancellationToken)
     {
@@ -182,7 +180,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         var devices = new List<string>();
         for (var i = 0; i < files.Count; i++)
         {
-            var target = Enumerable.Range(0, 25).Select(DataDiskTarget).FirstOrDefault(t => !used.Contains(t))
+            var target = Enumerable.Range(0, VirtioTargets.DataDiskCount).Select(VirtioTargets.DataDisk).FirstOrDefault(t => !used.Contains(t))
                 ?? throw new LabException($"domain '{Name}' has no free virtio disk name for the lab's data disk");
             used.Add(target);
             devices.Add(await PlugAsync(files[i], target, DataDiskSerial(i), cancellationToken).ConfigureAwait(false));

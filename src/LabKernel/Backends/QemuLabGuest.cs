@@ -52,7 +52,7 @@ public sealed class QemuLabGuest : ILabGuest
     public IReadOnlyList<string> DataDisks { get; }
 
     /// <summary>The data disks in the guest: virtio disks after the root disk, <c>/dev/vdb</c>, ...</summary>
-    public IReadOnlyList<string> DataDiskDevices => [.. DataDisks.Select((_, i) => $"/dev/vd{(char)('b' + i)}")];
+    public IReadOnlyList<string> DataDiskDevices => [.. DataDisks.Select((_, i) => VirtioTargets.Device(VirtioTargets.DataDisk(i)))];
 
     public LabCapabilities Capabilities =>
         LabCapabilities.BootCopies | LabCapabilities.BootAgain | LabCapabilities.RestoreMemory | (DataDisks.Count > 0 ? LabCapabilities.DataDisks : 0);

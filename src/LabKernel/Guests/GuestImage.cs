@@ -26,8 +26,8 @@ public sealed record GuestRecipe
     /// <summary>Virtual size of the root disk.</summary>
     public long DiskBytes { get; init; } = 8L << 30;
 
-    /// <summary>Bumped when the build steps change in a way the other fields do not show.</summary>
-    public int Revision { get; init; } = 3;
+    /// <summary>Bumped when the build steps change in a way the other fields do not show (4: the image is slimmed, <see cref="GuestImageBuilder.SlimmedFolders"/>).</summary>
+    public int Revision { get; init; } = 4;
 
     /// <summary>A short hash over the recipe and the guest-side scripts it installs.</summary>
     public string Hash()

@@ -98,6 +98,8 @@ public static class GuestImageBuilder
             File.Copy(Directory.GetFiles(boot, "vmlinuz-*").Order(StringComparer.Ordinal).Last(), Path.Combine(work, "vmlinuz"));
             File.Copy(Directory.GetFiles(boot, "initrd.img-*").Order(StringComparer.Ordinal).Last(), Path.Combine(work, "initrd.img"));
             LeanInitramfs.Build(rootfs, Path.Combine(work, "initrd-lean.img"));
+            Report("slim", $"dropping what the guest never reads ({string.Join(", ", SlimmedFolders)})");
+            Slim(rootfs);
 
             Report("filesystem", $"mkfs.ext4 -d ({recipe.DiskBytes >> 30} GiB virtual)");
             var raw = Path.Combine(work, "root.raw");
@@ -131,6 +133,43 @@ public static class GuestImageBuilder
         {
             LabPaths.TryDeleteFolder(work);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Folders of the root filesystem emptied before <c>mkfs.ext4 -d</c>: the downloaded packages and package lists
+    /// (the guest has no network to install more), documentation and translations, and <c>/boot</c> (its kernel and
+    /// initrd are copied next to the image: QEMU boots them directly). About 270 of 605 MiB; every full mirror,
+    /// backup, copy and hash of the base reads that much less.
+    /// </summary>
+    public static readonly IReadOnlyList<string> SlimmedFolders =
+        ["var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale", "boot"];
+
+    private static void Slim(string rootfs)
+    {
+        foreach (var folder in SlimmedFolders)
+        {
+            var dir = new DirectoryInfo(Path.Combine(rootfs, folder));
+            if (!dir.Exists)
+            {
+                continue;
+            }
+            foreach (var entry in dir.EnumerateFileSystemInfos())
+            {
+                // apt keeps its lock files and partial/ folders; they are empty.
+                if (entry.Name is "lock" or "partial")
+                {
+                    continue;
+                }
+                if (entry is DirectoryInfo { LinkTarget: null } d)
+                {
+                    d.Delete(recursive: true);
+                }
+                else
+                {
+                    entry.Delete();
+                }
+            }
         }
     }
 

@@ -35,13 +35,24 @@ public static class LabCli
             // System.CommandLine's own handling cancels the run's token and returns 130 two seconds later whether
             // or not the run has stopped its kernel and guests by then (a run that stopped sooner exited 1).
             var ownSignals = parse.CommandResult.Command.Name is "run" or "sweep" or KernelClient.KernelCommandName;
-            var configuration = ownSignals ? new InvocationConfiguration { ProcessTerminationTimeout = null } : null;
+            // Its default exception handler prints a stack trace: a LabException is a one-line error instead (below).
+            var configuration = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+            if (ownSignals)
+            {
+                configuration.ProcessTerminationTimeout = null;
+            }
             return await parse.InvokeAsync(configuration).ConfigureAwait(false);
         }
         catch (LabException e)
         {
             Console.Error.WriteLine($"lab: {e.Message}");
             return e is LabUsageException ? 2 : 1;
+        }
+        catch (Exception e) when (e is not OperationCanceledException && Environment.GetEnvironmentVariable("LAB_DEBUG") != "1")
+        {
+            // A fault of the lab's own, not of the input: one line naming it; LAB_DEBUG=1 lets the stack trace through.
+            Console.Error.WriteLine($"lab: internal error: {e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")} (LAB_DEBUG=1 shows where)");
+            return 1;
         }
     }
 }

@@ -73,7 +73,7 @@ public sealed class Notebook04To06Tests
 
     /// <summary>
     /// The fault 05's increment check guards against, in the whole notebook: an increment that is not small against
-    /// the full backup (200 MiB of new data against the roughly 650 MiB the full backup holds). Refuted, and
+    /// the full backup (200 MiB of new data against the roughly 350 MiB the full backup holds). Refuted, and
     /// `lab run` exits 4; the other checks still hold.
     /// </summary>
     [Fact]

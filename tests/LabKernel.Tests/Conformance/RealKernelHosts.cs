@@ -32,6 +32,26 @@ internal static partial class RealKernelHosts
         Assert.True(r.Succeeded && File.Exists(output), $"jupyter nbconvert with the .net-csharp kernel failed (exit {r.ExitCode}; scripts/setup installs it): {Tail(r.StandardError)}");
     }
 
+    /// <summary>
+    /// Every executed notebook ran to the end (no cell wrote an error), <paramref name="labRun"/> (lab run's) found
+    /// something, and each of <paramref name="others"/> reached exactly its verdicts. Returns lab run's verdicts.
+    /// </summary>
+    public static List<(string Claim, string Verdict)> AssertSameVerdicts(string labRun, params string[] others)
+    {
+        foreach (var executed in others.Prepend(labRun))
+        {
+            Assert.True(Errors(executed) is [], $"{Path.GetFileName(executed)}: {string.Join(" | ", Errors(executed))}");
+        }
+        var expected = Verdicts(labRun);
+        Assert.NotEmpty(expected);
+        foreach (var executed in others)
+        {
+            Assert.True(expected.SequenceEqual(Verdicts(executed)),
+                $"{Path.GetFileName(executed)} reached other verdicts than lab run:\n  lab run: {string.Join("; ", expected)}\n  {Path.GetFileName(executed)}: {string.Join("; ", Verdicts(executed))}");
+        }
+        return expected;
+    }
+
     /// <summary>The error outputs of an executed notebook (name: value), in order; empty when every cell ran clean.</summary>
     public static List<string> Errors(string notebookPath) =>
         RunnerTestSupport.Cells(RunnerTestSupport.ReadJson(notebookPath))

@@ -18,17 +18,13 @@ public sealed class KernelExitTests
     {
         using var scratch = TempDir("kernel-exit");
         var mark = Path.Combine(scratch.Path, "cleaned");
-        var input = Path.Combine(scratch.Path, "slow-exit.dib");
-        // 12 s: longer than the 2 s the runner gave an idle kernel plus the 8 s between its SIGTERM and the kill.
-        await File.WriteAllTextAsync(input,
-            "#!csharp\n" +
-            "AppDomain.CurrentDomain.ProcessExit += (_, _) => { System.Threading.Thread.Sleep(12_000); " +
-            $"System.IO.File.WriteAllText({JsonSerializer.Serialize(mark)}, \"done\"); }};\n" +
-            "Console.WriteLine(\"registered\");\n");
-        var runner = new NotebookRunner();
         var clock = Stopwatch.StartNew();
 
-        var outcome = await runner.RunAsync(new RunOptions { InputPath = input, OutputPath = Path.Combine(scratch.Path, "out.ipynb"), Timeout = TimeSpan.FromMinutes(2) }, new SilentProgress());
+        // 12 s: longer than the 2 s the runner gave an idle kernel plus the 8 s between its SIGTERM and the kill.
+        var outcome = await RunCellAsync(new NotebookRunner(), scratch.Path,
+            "AppDomain.CurrentDomain.ProcessExit += (_, _) => { System.Threading.Thread.Sleep(12_000); " +
+            $"System.IO.File.WriteAllText({JsonSerializer.Serialize(mark)}, \"done\"); }};\n" +
+            "Console.WriteLine(\"registered\");");
 
         Assert.Equal(0, outcome.ExitCode);
         Assert.True(File.Exists(mark), $"the kernel's exit clean-up was cut short: no mark after {clock.Elapsed.TotalSeconds:F1} s");
@@ -39,21 +35,25 @@ public sealed class KernelExitTests
     {
         using var scratch = TempDir("kernel-exit-hang");
         var pidFile = Path.Combine(scratch.Path, "kernel.pid");
-        var input = Path.Combine(scratch.Path, "hang.dib");
-        await File.WriteAllTextAsync(input,
-            "#!csharp\n" +
-            $"System.IO.File.WriteAllText({JsonSerializer.Serialize(pidFile)}, Environment.ProcessId.ToString());\n" +
-            "AppDomain.CurrentDomain.ProcessExit += (_, _) => System.Threading.Thread.Sleep(System.Threading.Timeout.Infinite);\n");
-        var runner = new NotebookRunner { KernelCleanupLimit = TimeSpan.FromSeconds(3) };
 
         // The limit, then SIGTERM (whose handling runs the same hung exit) and the kill after its grace. Without a
         // limit the run would never end: the wait's own limit is far above that sum, not a speed target.
-        var outcome = await runner.RunAsync(new RunOptions { InputPath = input, OutputPath = Path.Combine(scratch.Path, "out.ipynb"), Timeout = TimeSpan.FromMinutes(2) }, new SilentProgress())
+        var outcome = await RunCellAsync(new NotebookRunner { KernelCleanupLimit = TimeSpan.FromSeconds(3) }, scratch.Path,
+            $"System.IO.File.WriteAllText({JsonSerializer.Serialize(pidFile)}, Environment.ProcessId.ToString());\n" +
+            "AppDomain.CurrentDomain.ProcessExit += (_, _) => System.Threading.Thread.Sleep(System.Threading.Timeout.Infinite);")
             .WaitAsync(TimeSpan.FromMinutes(5));
 
         Assert.Equal(0, outcome.ExitCode);
         var pid = int.Parse(await File.ReadAllTextAsync(pidFile), System.Globalization.CultureInfo.InvariantCulture);
         Assert.False(File.Exists($"/proc/{pid}/status") && !File.ReadAllText($"/proc/{pid}/status").Contains("State:\tZ", StringComparison.Ordinal),
             $"the kernel (pid {pid}) still runs");
+    }
+
+    /// <summary>Runs a one-cell .dib holding <paramref name="code"/> in <paramref name="folder"/> with <paramref name="runner"/>.</summary>
+    private static async Task<RunOutcome> RunCellAsync(NotebookRunner runner, string folder, string code)
+    {
+        var input = Path.Combine(folder, "exit.dib");
+        await File.WriteAllTextAsync(input, "#!csharp\n" + code + "\n");
+        return await runner.RunAsync(new RunOptions { InputPath = input, OutputPath = Path.Combine(folder, "out.ipynb"), Timeout = TimeSpan.FromMinutes(2) }, new SilentProgress());
     }
 }

@@ -338,8 +338,14 @@ public static class Backups
         public long? Speed { get; init; }
     }
 
+    /// <summary>
+    /// <c>query-named-block-nodes</c>' arguments: <c>flat</c> lists each node once, without its backing chain
+    /// repeated inside it, which is all the bitmap lookup needs.
+    /// </summary>
+    private sealed record NamedBlockNodesArguments(bool Flat);
+
     private static async Task<IReadOnlyList<JsonObject>> NodesAsync(BlockLayer block, CancellationToken cancellationToken) =>
-        (await block.Qmp.ExecuteAsync("query-named-block-nodes", new JsonObject { ["flat"] = true }, cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [])
+        (await block.Qmp.ExecuteAsync("query-named-block-nodes", QmpJson.Args(new NamedBlockNodesArguments(Flat: true)), cancellationToken: cancellationToken).ConfigureAwait(false) as JsonArray ?? [])
             .OfType<JsonObject>().ToArray();
 
     /// <summary>The named bitmaps of one node (QEMU's anonymous ones, such as a running backup's, are left out).</summary>

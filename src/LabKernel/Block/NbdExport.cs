@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using LabKernel.Journal;
+using LabKernel.Qmp;
 using LabKernel.Processes;
 
 namespace LabKernel.Block;
@@ -129,14 +130,8 @@ public sealed class NbdExport : IAsyncDisposable
     /// <c>blockdev-add</c> arguments for an <c>nbd</c> client node on this export. While the server is away,
     /// requests wait up to <paramref name="reconnectDelay"/> for it to come back, then fail.
     /// </summary>
-    public JsonObject NodeOptions(string nodeName, TimeSpan reconnectDelay) => new()
-    {
-        ["driver"] = "nbd",
-        ["node-name"] = nodeName,
-        ["server"] = new JsonObject { ["type"] = "unix", ["path"] = SocketPath },
-        ["export"] = ExportName,
-        ["reconnect-delay"] = (long)reconnectDelay.TotalSeconds,
-    };
+    public JsonObject NodeOptions(string nodeName, TimeSpan reconnectDelay) =>
+        QmpJson.Args(new NbdNodeOptions("nbd", nodeName, new UnixSocketAddress("unix", SocketPath), ExportName, (long)reconnectDelay.TotalSeconds));
 
     /// <summary>Stops the daemon if it still runs; the image stays.</summary>
     public async ValueTask DisposeAsync()
@@ -160,4 +155,13 @@ public sealed class NbdExport : IAsyncDisposable
     }
 
     private static string Escape(string value) => value.Replace(",", ",,", StringComparison.Ordinal);
+
+    /// <summary>
+    /// <c>blockdev-add</c>'s arguments for an <c>nbd</c> client node. <c>reconnect-delay</c> is in whole seconds,
+    /// as QEMU takes it.
+    /// </summary>
+    private sealed record NbdNodeOptions(string Driver, string NodeName, UnixSocketAddress Server, string Export, long ReconnectDelay);
+
+    /// <summary>A QAPI <c>SocketAddress</c> of type <c>unix</c>: the export's socket file.</summary>
+    private sealed record UnixSocketAddress(string Type, string Path);
 }

@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using LabKernel.Host;
 using LabKernel.Journal;
+using LabKernel.Qmp;
 
 namespace LabKernel.GuestAgent;
 
@@ -161,7 +162,7 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
     /// <summary><c>guest-shutdown</c> with a mode: <c>powerdown</c>, <c>reboot</c> or <c>halt</c> (sent, not answered).</summary>
     public async Task ShutdownAsync(string mode, CancellationToken cancellationToken = default)
     {
-        var json = Serialize("guest-shutdown", new JsonObject { ["mode"] = mode });
+        var json = Serialize("guest-shutdown", QmpJson.Args(new GuestShutdownArguments(mode)));
         var entry = LabJournal.Current.Begin("agent", json);
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -188,7 +189,7 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
     private async Task SyncAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {
         var id = RandomNumberGenerator.GetInt32(1, int.MaxValue);
-        var cmd = Encoding.UTF8.GetBytes(Serialize("guest-sync-delimited", new JsonObject { ["id"] = id }) + "\n");
+        var cmd = Encoding.UTF8.GetBytes(Serialize("guest-sync-delimited", QmpJson.Args(new GuestSyncArguments(id))) + "\n");
         var msg = new byte[cmd.Length + 1];
         msg[0] = Delimiter;
         cmd.CopyTo(msg, 1);

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using LabKernel.Qmp;
 
 namespace LabKernel.GuestAgent;
 
@@ -32,14 +33,14 @@ public static class GuestAgentCommands
             for (var offset = 0; offset < content.Length; offset += FileChunk)
             {
                 var chunk = content.Slice(offset, Math.Min(FileChunk, content.Length - offset));
-                var r = await agent.ExecuteAsync("guest-file-write", new JsonObject { ["handle"] = handle, ["buf-b64"] = Convert.ToBase64String(chunk.Span) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var r = await agent.ExecuteAsync("guest-file-write", QmpJson.Args(new GuestFileWriteArguments(handle, Convert.ToBase64String(chunk.Span))), cancellationToken: cancellationToken).ConfigureAwait(false);
                 var written = AgentReply.OptionalInt(r, "count", "guest-file-write") ?? 0;
                 if (written != chunk.Length)
                 {
                     throw new LabException($"guest-file-write to {guestPath} wrote {written} of {chunk.Length} bytes");
                 }
             }
-            await agent.ExecuteAsync("guest-file-flush", new JsonObject { ["handle"] = handle }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await agent.ExecuteAsync("guest-file-flush", QmpJson.Args(new GuestFileHandleArguments(handle)), cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -56,7 +57,7 @@ public static class GuestAgentCommands
             using var ms = new MemoryStream();
             while (true)
             {
-                var r = AgentReply.Object(await agent.ExecuteAsync("guest-file-read", new JsonObject { ["handle"] = handle, ["count"] = FileChunk }, cancellationToken: cancellationToken).ConfigureAwait(false), "guest-file-read");
+                var r = AgentReply.Object(await agent.ExecuteAsync("guest-file-read", QmpJson.Args(new GuestFileReadArguments(handle, FileChunk)), cancellationToken: cancellationToken).ConfigureAwait(false), "guest-file-read");
                 ms.Write(GuestExec.Decode(r["buf-b64"], $"guest-file-read data of {guestPath}"));
                 if (AgentReply.OptionalBool(r, "eof", "guest-file-read") == true || AgentReply.OptionalInt(r, "count", "guest-file-read") == 0)
                 {
@@ -119,8 +120,8 @@ public static class GuestAgentCommands
     }
 
     private static async Task<long> OpenAsync(IGuestAgent agent, string path, string mode, CancellationToken cancellationToken) =>
-        AgentReply.Long(await agent.ExecuteAsync("guest-file-open", new JsonObject { ["path"] = path, ["mode"] = mode }, cancellationToken: cancellationToken).ConfigureAwait(false), "guest-file-open");
+        AgentReply.Long(await agent.ExecuteAsync("guest-file-open", QmpJson.Args(new GuestFileOpenArguments(path, mode)), cancellationToken: cancellationToken).ConfigureAwait(false), "guest-file-open");
 
     private static async Task CloseAsync(IGuestAgent agent, long handle, CancellationToken cancellationToken) =>
-        await agent.ExecuteAsync("guest-file-close", new JsonObject { ["handle"] = handle }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await agent.ExecuteAsync("guest-file-close", QmpJson.Args(new GuestFileHandleArguments(handle)), cancellationToken: cancellationToken).ConfigureAwait(false);
 }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using LabKernel.Qmp;
 
 namespace LabKernel.GuestAgent;
 
@@ -30,21 +31,13 @@ public static class GuestExec
             throw new ArgumentException("empty command", nameof(argv));
         }
         options ??= new GuestExecOptions();
-        var args = new JsonObject
+        var args = new GuestExecArguments(argv[0], argv.Skip(1).ToArray())
         {
-            ["path"] = argv[0],
-            ["arg"] = new JsonArray(argv.Skip(1).Select(a => (JsonNode)a).ToArray()),
-            ["capture-output"] = true,
+            CaptureOutput = true,
+            InputData = options.Input is { } input ? Convert.ToBase64String(input) : null,
+            Env = options.Environment?.ToArray(),
         };
-        if (options.Input is { } input)
-        {
-            args["input-data"] = Convert.ToBase64String(input);
-        }
-        if (options.Environment is { } env)
-        {
-            args["env"] = new JsonArray(env.Select(e => (JsonNode)e).ToArray());
-        }
-        var started = await agent.ExecuteAsync("guest-exec", args, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var started = await agent.ExecuteAsync("guest-exec", QmpJson.Args(args), cancellationToken: cancellationToken).ConfigureAwait(false);
         if ((started as JsonObject)?["pid"] is not JsonValue)
         {
             throw new LabException($"the guest agent answered guest-exec of `{argv[0]}` without a pid: {started?.ToJsonString() ?? "null"} (a reply out of step with its request)");
@@ -65,7 +58,7 @@ public static class GuestExec
     internal static async Task<GuestExecResult?> TryGetExitAsync(IGuestAgent agent, GuestProcess process, CancellationToken cancellationToken)
     {
         const string Command = "guest-exec-status";
-        var status = AgentReply.Object(await agent.ExecuteAsync(Command, new JsonObject { ["pid"] = process.Pid }, cancellationToken: cancellationToken).ConfigureAwait(false), Command);
+        var status = AgentReply.Object(await agent.ExecuteAsync(Command, QmpJson.Args(new GuestExecStatusArguments(process.Pid)), cancellationToken: cancellationToken).ConfigureAwait(false), Command);
         if (AgentReply.OptionalBool(status, "exited", Command) != true)
         {
             return null;
@@ -86,7 +79,7 @@ public static class GuestExec
     {
         try
         {
-            await agent.ExecuteAsync("guest-exec", new JsonObject { ["path"] = "/bin/kill", ["arg"] = new JsonArray("-KILL", pid.ToString(CultureInfo.InvariantCulture)) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await agent.ExecuteAsync("guest-exec", QmpJson.Args(new GuestExecArguments("/bin/kill", ["-KILL", pid.ToString(CultureInfo.InvariantCulture)])), cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (LabException)
         {

@@ -183,7 +183,7 @@ public sealed class BlockJob : ILabJob
     public async Task CompleteAsync(CancellationToken cancellationToken = default)
     {
         _completeRequested = true;
-        await _qmp.ExecuteAsync("job-complete", new JsonObject { ["id"] = Id }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await _qmp.ExecuteAsync("job-complete", QmpJson.Args(new JobIdArguments(Id)), cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -196,7 +196,7 @@ public sealed class BlockJob : ILabJob
     public async Task CancelAsync(bool force = false, CancellationToken cancellationToken = default)
     {
         _cancelRequested = true;
-        await _qmp.ExecuteAsync("block-job-cancel", new JsonObject { ["device"] = Id, ["force"] = force }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await _qmp.ExecuteAsync("block-job-cancel", QmpJson.Args(new BlockJobCancelArguments(Id, force)), cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary><see cref="CancelAsync(bool, CancellationToken)"/> without force: a READY job ends in sync.</summary>
@@ -205,20 +205,20 @@ public sealed class BlockJob : ILabJob
     /// <summary><c>job-pause</c>, then waits for the paused (or standby) state.</summary>
     public async Task PauseAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
-        await _qmp.ExecuteAsync("job-pause", new JsonObject { ["id"] = Id }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await _qmp.ExecuteAsync("job-pause", QmpJson.Args(new JobIdArguments(Id)), cancellationToken: cancellationToken).ConfigureAwait(false);
         await WaitForStatusAsync(s => s is JobStatus.Paused or JobStatus.Standby, timeout ?? TimeSpan.FromSeconds(30), "paused", cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary><c>job-resume</c> (also resumes a job an error policy stopped), then waits until it runs again.</summary>
     public async Task ResumeAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
-        await _qmp.ExecuteAsync("job-resume", new JsonObject { ["id"] = Id }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await _qmp.ExecuteAsync("job-resume", QmpJson.Args(new JobIdArguments(Id)), cancellationToken: cancellationToken).ConfigureAwait(false);
         await WaitForStatusAsync(s => s is not (JobStatus.Paused or JobStatus.Standby), timeout ?? TimeSpan.FromSeconds(30), "running", cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary><c>block-job-set-speed</c>: bytes per second, 0 for unlimited.</summary>
     public Task SetSpeedAsync(long bytesPerSecond, CancellationToken cancellationToken = default) =>
-        _qmp.ExecuteAsync("block-job-set-speed", new JsonObject { ["device"] = Id, ["speed"] = bytesPerSecond }, cancellationToken: cancellationToken);
+        _qmp.ExecuteAsync("block-job-set-speed", QmpJson.Args(new BlockJobSetSpeedArguments(Id, bytesPerSecond)), cancellationToken: cancellationToken);
 
     /// <summary>
     /// Samples progress now: <c>query-jobs</c> (state, current/total progress) and <c>query-block-jobs</c>
@@ -350,7 +350,7 @@ public sealed class BlockJob : ILabJob
                         }
                         break;
                     case JobStatus.Pending when !_options.AutoFinalize && _options.FinalizeWhenPending:
-                        await _qmp.ExecuteAsync("job-finalize", new JsonObject { ["id"] = Id }).ConfigureAwait(false);
+                        await _qmp.ExecuteAsync("job-finalize", QmpJson.Args(new JobIdArguments(Id))).ConfigureAwait(false);
                         break;
                     case JobStatus.Concluded:
                         await ConcludeAsync().ConfigureAwait(false);
@@ -463,7 +463,7 @@ public sealed class BlockJob : ILabJob
             }
         }
         error ??= _eventError;
-        await _qmp.ExecuteAsync("job-dismiss", new JsonObject { ["id"] = Id }).ConfigureAwait(false);
+        await _qmp.ExecuteAsync("job-dismiss", QmpJson.Args(new JobIdArguments(Id))).ConfigureAwait(false);
         var cancelled = _cancelRequested || _cancelledEvent;
         BlockJobProgress last;
         lock (_gate)
@@ -536,4 +536,19 @@ public sealed class BlockJob : ILabJob
         _listener.Dispose();
         await _pump.ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// The arguments of the job commands that name a job by its id alone: <c>job-complete</c>, <c>job-pause</c>,
+    /// <c>job-resume</c>, <c>job-finalize</c> and <c>job-dismiss</c>.
+    /// </summary>
+    private sealed record JobIdArguments(string Id);
+
+    /// <summary>
+    /// <c>block-job-cancel</c>'s arguments. The block-job commands still name a job <c>device</c>; for a job started
+    /// with a <c>job-id</c> that is the id.
+    /// </summary>
+    private sealed record BlockJobCancelArguments(string Device, bool Force);
+
+    /// <summary><c>block-job-set-speed</c>'s arguments: the job (as <c>device</c>) and its limit in bytes per second.</summary>
+    private sealed record BlockJobSetSpeedArguments(string Device, long Speed);
 }

@@ -222,7 +222,7 @@ public sealed class QemuMachine : IAsyncDisposable
             {
                 throw new LabUsageException($"no saved VM state at {state}");
             }
-            await Qmp.ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = "exec:cat " + ShellQuote.Quote(state) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await Qmp.ExecuteAsync("migrate-incoming", QmpJson.Args(new MigrateArguments("exec:cat " + ShellQuote.Quote(state))), cancellationToken: cancellationToken).ConfigureAwait(false);
             await Poll.UntilAsync(async ct =>
             {
                 if (HasExited)
@@ -523,3 +523,9 @@ public enum ShutdownOutcome
     /// <summary>Neither worked within the limits: QEMU was killed.</summary>
     Killed,
 }
+
+/// <summary>
+/// The arguments of <c>migrate</c> and <c>migrate-incoming</c> as the lab sends them: a single URI, an
+/// <c>exec:</c> pipe to or from a file, because the lab saves and loads VM state through files only.
+/// </summary>
+internal sealed record MigrateArguments(string Uri);

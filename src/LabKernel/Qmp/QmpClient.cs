@@ -243,7 +243,7 @@ public sealed class QmpClient : IAsyncDisposable
     /// <summary>Runs an HMP (human monitor) command through <c>human-monitor-command</c> and returns its text output.</summary>
     public async Task<string> HumanMonitorCommandAsync(string commandLine, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
-        var ret = await ExecuteAsync("human-monitor-command", new JsonObject { ["command-line"] = commandLine }, timeout, cancellationToken).ConfigureAwait(false);
+        var ret = await ExecuteAsync("human-monitor-command", QmpJson.Args(new HumanMonitorCommandArguments(commandLine)), timeout, cancellationToken).ConfigureAwait(false);
         return ret?.GetValue<string>() ?? "";
     }
 
@@ -343,6 +343,9 @@ public sealed class QmpClient : IAsyncDisposable
     {
         public TaskCompletionSource<JsonObject> Reply { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
+
+    /// <summary><c>human-monitor-command</c>'s arguments: one HMP command line, as typed at the monitor.</summary>
+    private sealed record HumanMonitorCommandArguments(string CommandLine);
 }
 
 /// <summary>JSON settings for QMP payloads: QEMU uses kebab-case member names.</summary>

@@ -161,14 +161,19 @@ public static class InternalSnapshots
 
     private static async Task RunJobAsync(BlockLayer block, string command, string tag, IReadOnlyList<string> nodes, string vmStateNode, CancellationToken cancellationToken)
     {
-        var devices = new JsonArray([.. nodes.Select(n => (JsonNode)JsonValue.Create(n))]);
         var id = BlockJob.NewId(command + "-");
-        var args = new JsonObject { ["job-id"] = id, ["tag"] = tag, ["devices"] = devices };
-        if (command != "snapshot-delete")
-        {
-            args["vmstate"] = vmStateNode;
-        }
-        await using var job = await BlockJob.StartAsync(block.Qmp, id, command, command, args, new BlockJobOptions { SampleOnEvents = false }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var args = new SnapshotJobArguments(id, tag, nodes) { Vmstate = command == "snapshot-delete" ? null : vmStateNode };
+        await using var job = await BlockJob.StartAsync(block.Qmp, id, command, command, QmpJson.Args(args), new BlockJobOptions { SampleOnEvents = false }, cancellationToken: cancellationToken).ConfigureAwait(false);
         await job.WaitAsync(block.JobTimeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The arguments of <c>snapshot-save</c>, <c>snapshot-load</c> and <c>snapshot-delete</c>: the job, the tag and
+    /// the nodes whose images hold the snapshot. Deleting touches no VM state, so <c>snapshot-delete</c> has no
+    /// <c>vmstate</c> node and the member is left out.
+    /// </summary>
+    private sealed record SnapshotJobArguments(string JobId, string Tag, IReadOnlyList<string> Devices)
+    {
+        public string? Vmstate { get; init; }
     }
 }

@@ -72,7 +72,7 @@ public static class SystemCheckpoints
         {
             await block.Qmp.ExecuteAsync("stop", cancellationToken: cancellationToken).ConfigureAwait(false);
             await block.SnapshotAsync(overlays.Select(kv => new ExternalSnapshotRequest(kv.Key, kv.Value)).ToList(), cancellationToken: cancellationToken).ConfigureAwait(false);
-            await block.Qmp.ExecuteAsync("migrate", new JsonObject { ["uri"] = "exec:cat > " + ShellQuote.Quote(memoryFile) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await block.Qmp.ExecuteAsync("migrate", QmpJson.Args(new MigrateArguments("exec:cat > " + ShellQuote.Quote(memoryFile))), cancellationToken: cancellationToken).ConfigureAwait(false);
             await WaitMigrationAsync(migration, limit, "the checkpoint's migration to finish", cancellationToken).ConfigureAwait(false);
             await WaitSourceSettledAsync(block.Qmp, limit, cancellationToken).ConfigureAwait(false);
         }
@@ -140,7 +140,7 @@ public static class SystemCheckpoints
         {
             await EnableMigrationEventsAsync(machine.Qmp, cancellationToken).ConfigureAwait(false);
             using var migration = machine.Qmp.Listen("MIGRATION");
-            await machine.Qmp.ExecuteAsync("migrate-incoming", new JsonObject { ["uri"] = "exec:cat < " + ShellQuote.Quote(checkpoint.MemoryFile) }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await machine.Qmp.ExecuteAsync("migrate-incoming", QmpJson.Args(new MigrateArguments("exec:cat < " + ShellQuote.Quote(checkpoint.MemoryFile))), cancellationToken: cancellationToken).ConfigureAwait(false);
             await WaitMigrationAsync(migration, limit, "the checkpoint's memory to load", cancellationToken).ConfigureAwait(false);
             await machine.Qmp.ExecuteAsync("cont", cancellationToken: cancellationToken).ConfigureAwait(false);
             if (options.GuestAgent)
@@ -158,10 +158,9 @@ public static class SystemCheckpoints
     }
 
     internal static async Task EnableMigrationEventsAsync(QmpClient qmp, CancellationToken cancellationToken) =>
-        await qmp.ExecuteAsync("migrate-set-capabilities", new JsonObject
-        {
-            ["capabilities"] = new JsonArray(new JsonObject { ["capability"] = "events", ["state"] = true }),
-        }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await qmp.ExecuteAsync("migrate-set-capabilities",
+            QmpJson.Args(new MigrateSetCapabilitiesArguments([new MigrationCapabilityState("events", State: true)])),
+            cancellationToken: cancellationToken).ConfigureAwait(false);
 
     private static async Task<bool> IsRunningAsync(QmpClient qmp, CancellationToken cancellationToken) =>
         (await qmp.ExecuteAsync("query-status", cancellationToken: cancellationToken).ConfigureAwait(false))?["running"]?.GetValue<bool>() == true;
@@ -187,4 +186,13 @@ public static class SystemCheckpoints
             throw new BlockOperationException($"migration {e.GetString("status")} while waiting for {awaited}");
         }
     }
+
+    /// <summary><c>migrate-set-capabilities</c>'s arguments: the capabilities to switch, each on or off.</summary>
+    private sealed record MigrateSetCapabilitiesArguments(IReadOnlyList<MigrationCapabilityState> Capabilities);
+
+    /// <summary>
+    /// One migration capability and its state. The lab switches on <c>events</c> only, so that the end of a
+    /// migration arrives as a <c>MIGRATION</c> event instead of being polled for.
+    /// </summary>
+    private sealed record MigrationCapabilityState(string Capability, bool State);
 }

@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.Text.Json.Nodes;
 using LabKernel.Block;
 using LabKernel.Tests.Jobs;
@@ -99,5 +100,32 @@ public sealed class QmpArgumentsTests : IDisposable
         Assert.Equal(
             JsonNode.Parse($$$"""{"actions":[{"type":"blockdev-snapshot-sync","data":{"node-name":"disk0","snapshot-file":"{{{overlay}}}","snapshot-node-name":"disk0-s1","format":"qcow2","mode":"absolute-paths"}}]}"""),
             Sent(peer, "transaction"), JsonNode.DeepEquals);
+    }
+
+    [Fact]
+    public async Task Given_the_bitmaps_of_a_disk_When_queried_Then_query_named_block_nodes_asks_for_the_flat_list()
+    {
+        await using var peer = await PeerAsync();
+        var block = new BlockLayer(peer.Client);
+
+        await block.QueryBitmapsAsync("disk0");
+
+        Assert.Equal(JsonNode.Parse("""{"flat":true}"""), Sent(peer, "query-named-block-nodes"), JsonNode.DeepEquals);
+    }
+
+    [Fact]
+    public async Task Given_an_NBD_export_When_opened_as_a_node_Then_blockdev_add_names_the_unix_socket_the_export_and_the_reconnect_delay_in_seconds()
+    {
+        await using var peer = await PeerAsync();
+        var block = new BlockLayer(peer.Client);
+        // The export's daemon is not started: only the node's options are under test, and they need its socket and name.
+        var export = (NbdExport)Activator.CreateInstance(typeof(NbdExport), BindingFlags.Instance | BindingFlags.NonPublic, null,
+            ["/i/remote.qcow2", "qcow2", "/run/lab/nbd.sock", "lab"], null)!;
+
+        await block.AddNbdNodeAsync(export, "remote", TimeSpan.FromSeconds(7.9));
+
+        Assert.Equal(
+            JsonNode.Parse("""{"driver":"nbd","node-name":"remote","server":{"type":"unix","path":"/run/lab/nbd.sock"},"export":"lab","reconnect-delay":7}"""),
+            Sent(peer, "blockdev-add"), JsonNode.DeepEquals);
     }
 }

@@ -34,10 +34,12 @@ internal static class SweepChart
         var (xMin, xMax) = Span(xs);
         var ys = series.SelectMany(s => s.Points.Select(p => p.Y)).ToList();
         var (yMin, yMax) = Span(ys.Count == 0 ? [0] : ys);
-        // A little room above and below, so that points at the extremes are not cut by the frame.
-        var pad = (yMax - yMin) * 0.06;
-        yMin -= pad;
-        yMax += pad;
+        // The y axis runs between round numbers, in about four round steps, so that its ticks read as a person would
+        // label them (0, 50, 100) rather than as the data's extremes happen to fall.
+        var step = NiceStep((yMax - yMin) / 4);
+        yMin = Math.Floor(yMin / step) * step;
+        yMax = Math.Ceiling(yMax / step) * step;
+        var ticks = (int)Math.Round((yMax - yMin) / step);
         var plotWidth = Width - Left - Right;
         // Categorical positions sit inside the frame, half a step from each edge.
         double Px(double x) => numeric
@@ -54,15 +56,15 @@ internal static class SweepChart
         svg.Append("<rect class=\"frame\" x=\"").Append(N(Left)).Append("\" y=\"").Append(N(Top)).Append("\" width=\"").Append(N(plotWidth))
             .Append("\" height=\"").Append(N(PlotHeight)).Append("\" fill=\"none\" stroke=\"#d0d7de\"/>");
 
-        // Five y ticks with grid lines, the numbers as a reader would write them.
-        for (var i = 0; i <= 4; i++)
+        // A tick and a grid line per step.
+        for (var i = 0; i <= ticks; i++)
         {
-            var y = yMin + (yMax - yMin) * i / 4;
+            var y = Math.Round((yMin + i * step) / step) * step;
             var py = Py(y);
             svg.Append("<line class=\"grid\" x1=\"").Append(N(Left)).Append("\" x2=\"").Append(N(Left + plotWidth)).Append("\" y1=\"").Append(N(py))
                 .Append("\" y2=\"").Append(N(py)).Append("\" stroke=\"#eaeef2\"/>");
             svg.Append("<text class=\"tick\" x=\"").Append(N(Left - 6)).Append("\" y=\"").Append(N(py + 4)).Append("\" text-anchor=\"end\" font-size=\"11\">")
-                .Append(E(y.ToString("G4", CultureInfo.InvariantCulture))).Append("</text>");
+                .Append(E(y.ToString("G6", CultureInfo.InvariantCulture))).Append("</text>");
         }
         // One x tick per value of the parameter: a sweep has few, and each is a value that was run.
         foreach (var x in xValues.Distinct())
@@ -125,6 +127,14 @@ internal static class SweepChart
             }
         }
         return -1;
+    }
+
+    /// <summary>1, 2 or 5 times a power of ten: the round step nearest above <paramref name="raw"/>.</summary>
+    private static double NiceStep(double raw)
+    {
+        var power = Math.Pow(10, Math.Floor(Math.Log10(raw)));
+        var f = raw / power;
+        return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * power;
     }
 
     /// <summary>The smallest and largest value, widened when they are equal so that a scale never divides by zero.</summary>

@@ -152,6 +152,13 @@ var (clean, checks) = await lab.CheckImagesAsync([overlay1, overlay2]);
 lab.Findings.Check("qemu-img check accepts overlay1 and overlay2", clean, checks);
 var headers = await QemuImg.GetBackingChainAsync(overlay2);
 lab.Findings.Check("qemu-img sees base <- overlay1 <- overlay2", headers.Compare(chainAfterSnapshot.Filenames).Agrees, headers.ToText());
+// The numbers behind the findings, as data: a sweep (e.g. over SnapshotAfterLines or Quiesce) compares them across runs.
+lab.Findings.Measure("lines_flushed_at_snapshot_request", linesAtSnapshot, "lines");
+lab.Findings.Measure("lines_flushed_right_after_snapshot", linesAfterSnapshot, "lines");
+lab.Findings.Measure("lines_in_overlay1", oldLayer.ValidPrefix, "lines");
+lab.Findings.Measure("lines_in_new_top", newTop.Lines, "lines");
+lab.Findings.Measure("snapshot_duration", (snapshotDone - snapshotAt).TotalMilliseconds, "ms");
+lab.Findings.Measure("guest_dirty_and_writeback_at_snapshot", pageCache.DirtyKiB + pageCache.WritebackKiB, "KiB");
 display(oldLayer.Summary);
 
 display(Figures.Lines("Lines written by the guest, with the live snapshot", "time since the writer started (s)", "lines flushed",

@@ -223,6 +223,9 @@ foreach (var job in jobs)
     var deep = At(job, true);
     lab.Findings.Note($"{job} IOPS, deepest chain vs shallowest ({Snapshots + 2} vs 2 layers)",
         $"{deep:0} vs {shallow:0} IOPS: {deep / shallow:0.00}x");
+    // As data too, so that a sweep over Snapshots (or FioSize) can plot them.
+    lab.Findings.Measure($"{job}_iops_deepest", deep, "IOPS");
+    lab.Findings.Measure($"{job}_iops_shallowest", shallow, "IOPS");
 }
 var randRead = runs.Where(r => r.Job == "randread").OrderBy(r => r.Depth).ToList();
 var falls = randRead[^1].Io.Iops < randRead[0].Io.Iops;
@@ -245,6 +248,9 @@ lab.Findings.Check("At every depth qemu-img map puts all the probe's blocks in t
         : string.Join("; ", offBase.Select(p => $"after reverting to snapshot {p.Key}: " + string.Join(", ", p.Value.BytesByLayer.Select(b => $"{b.Value / 1048576.0:0.#} MiB at depth {b.Key}")))));
 var shallowest = probeByDepth[0];
 var deepest = probeByDepth[^1];
+lab.Findings.Measure("chain_layers_deepest", deepest.Depth, "layers");
+lab.Findings.Measure("probe_median_iops_deepest", deepest.Iops.Median, "IOPS");
+lab.Findings.Measure("probe_median_iops_shallowest", shallowest.Iops.Median, "IOPS");
 var depthClaim = $"4k random O_DIRECT reads of base-layer data are slower through {deepest.Depth} layers than through {shallowest.Depth}";
 if (DepthCost.CanTest(shallowest.Iops, deepest.Iops))
 {

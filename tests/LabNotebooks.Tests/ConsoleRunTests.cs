@@ -237,6 +237,41 @@ public sealed partial class ConsoleRunTests : IDisposable
         }
     }
 
+    [Fact]
+    public void Given_an_app_that_showed_findings_with_measurements_twice_When_it_exits_Then_its_report_has_a_Measured_section_under_the_findings_and_the_exit_code_ignores_them()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), "lab-app-report-tests", Guid.NewGuid().ToString("N"));
+        try
+        {
+            var (plan, _) = ConsoleRun.PlanReport([], "T", dir);
+            ConsoleRun.ReportTo(plan);
+            var findings = new Findings();
+            findings.Check("holds", true, "yes");
+            findings.Measure("lines_in_new_top", 4_000_000, "lines");
+            ConsoleRun.display(findings);
+            findings.Measure("snapshot_duration", 9.5, "ms");
+            ConsoleRun.display(findings);
+
+            Assert.Equal(0, ConsoleRun.Exit());
+
+            Assert.Equal(["lines_in_new_top", "snapshot_duration"], ConsoleRun.MeasurementsShown.Select(m => m.Name));
+            var html = File.ReadAllText(plan!.Path);
+            var findingsAt = html.IndexOf("id=\"lab-findings\"", StringComparison.Ordinal);
+            var measuredAt = html.IndexOf("id=\"lab-measurements\"", StringComparison.Ordinal);
+            var shownAt = html.IndexOf("<section class=\"cell code\"", StringComparison.Ordinal);
+            Assert.True(findingsAt > 0 && measuredAt > findingsAt && shownAt > measuredAt, $"findings {findingsAt}, measured {measuredAt}, shown {shownAt}");
+            Assert.Contains("<tr><td>lines_in_new_top</td><td class=\"number\">4000000</td><td>lines</td></tr>", html, StringComparison.Ordinal);
+            Assert.Single(Regex.Matches(html, "<td>snapshot_duration</td><td class=\"number\">"));
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
     [GeneratedRegex("""(src|href)\s*=\s*["']?\s*(https?:)?//""", RegexOptions.IgnoreCase)]
     private static partial Regex ExternalUrl();
 }

@@ -133,7 +133,7 @@ public sealed class ExperimentRun
 
     public string PathOf(string role) => _artifacts.Last(a => a.Role == role).Path;
 
-    /// <summary>Writes artifacts.json (roles, paths, who made them, sizes).</summary>
+    /// <summary>Writes artifacts.json (roles, paths, who made them, sizes, and the run's findings and measurements).</summary>
     public async Task<string> WriteManifestAsync(CancellationToken cancellationToken = default)
     {
         var path = Path.Combine(Folder, "artifacts.json");
@@ -150,6 +150,7 @@ public sealed class ExperimentRun
                 bytes = File.Exists(a.Path) ? new FileInfo(a.Path).Length : 0,
             }),
             findings = Findings.Rows,
+            measurements = Findings.Measurements,
         };
         await File.WriteAllTextAsync(path, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }), cancellationToken).ConfigureAwait(false);
         return path;

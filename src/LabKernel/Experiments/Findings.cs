@@ -21,6 +21,12 @@ public sealed record Finding(string Claim, string Observed, string Verdict, bool
     public string VerdictText => Hypothesis ? $"{Verdict} (hypothesis)" : RefutationExpected ? "refuted (expected)" : Verdict;
 }
 
+/// <summary>One number a run measured, kept as data beside the findings' claims.</summary>
+/// <param name="Name">What was measured, unique within a run: a sweep makes it a column of its records.</param>
+/// <param name="Value">The value, always finite.</param>
+/// <param name="Unit">Its unit (<c>IOPS</c>, <c>ms</c>, <c>lines</c>), or empty for a count or ratio.</param>
+public sealed record Measurement(string Name, double Value, string Unit = "");
+
 /// <summary>
 /// The findings of an experiment. A verdict is data, not an exception: <c>confirmed</c> when the observation
 /// matches the claim, <c>refuted</c> when it does not, <c>info</c> for measurements with nothing to confirm.
@@ -30,8 +36,15 @@ public sealed record Finding(string Claim, string Observed, string Verdict, bool
 public sealed class Findings
 {
     private readonly List<Finding> _rows = [];
+    private readonly List<Measurement> _measurements = [];
 
     public IReadOnlyList<Finding> Rows => _rows;
+
+    /// <summary>
+    /// The numbers the run measured, in the order they were recorded: data for reports and sweeps to compare across
+    /// runs, never a verdict, so they do not change an exit code.
+    /// </summary>
+    public IReadOnlyList<Measurement> Measurements => _measurements;
 
     /// <summary>
     /// Records a claim checked by <paramref name="holds"/>. With <paramref name="refutationExpected"/> a refutation is
@@ -63,10 +76,37 @@ public sealed class Findings
         return f;
     }
 
+    /// <summary>
+    /// Records a number the run measured. A name is measured once per run, since a sweep's column of that name would
+    /// otherwise be ambiguous; a value that is not finite is refused too, as JSON cannot hold it and no chart can
+    /// place it. Both are a <see cref="LabUsageException"/>.
+    /// </summary>
+    public Measurement Measure(string name, double value, string unit = "")
+    {
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            throw new LabUsageException("Measure: a measurement needs a name");
+        }
+        if (!double.IsFinite(value))
+        {
+            throw new LabUsageException($"Measure(\"{name}\"): {value.ToString(System.Globalization.CultureInfo.InvariantCulture)} is not a finite number");
+        }
+        if (_measurements.Any(m => m.Name == name))
+        {
+            throw new LabUsageException($"Measure(\"{name}\"): already measured in this run (a name is measured once, so a sweep's column of it is not ambiguous)");
+        }
+        var m = new Measurement(name, value, unit ?? "");
+        _measurements.Add(m);
+        return m;
+    }
+
     /// <summary>True when no claim was refuted unexpectedly.</summary>
     public bool AllConfirmed => _rows.All(r => !r.IsUnexpectedRefutation);
 
-    /// <summary>The last <paramref name="count"/> findings, to show what was added after the table was shown.</summary>
+    /// <summary>
+    /// The last <paramref name="count"/> findings, to show what was added after the table was shown. The measurements
+    /// are not part of it: they were shown with the table, and readers take each name once anyway.
+    /// </summary>
     public Findings Tail(int count)
     {
         var tail = new Findings();

@@ -41,7 +41,8 @@ internal static class AppReport
     /// <param name="run">How the run went.</param>
     /// <param name="findings">The findings shown (each distinct claim, observation and verdict once).</param>
     /// <param name="outputs">Each output shown, as its MIME bundle (MIME type to text; JSON types hold JSON text).</param>
-    public static string Render(AppRunInfo run, IReadOnlyList<Finding> findings, IReadOnlyList<IReadOnlyDictionary<string, string>> outputs)
+    /// <param name="measurements">The measurements shown (each name once); none when omitted.</param>
+    public static string Render(AppRunInfo run, IReadOnlyList<Finding> findings, IReadOnlyList<IReadOnlyDictionary<string, string>> outputs, IReadOnlyList<Measurement>? measurements = null)
     {
         var body = new StringBuilder();
         var plots = new StringBuilder();
@@ -51,6 +52,7 @@ internal static class AppReport
         {
             body.Append(FindingsTable.ToReportHtml(findings));
         }
+        body.Append(FindingsTable.ToReportHtml(measurements ?? []));
         body.Append(RunMetadata(run, findings));
         body.Append("</header>\n<main>\n");
         foreach (var output in outputs)

@@ -29,6 +29,7 @@ public static partial class ConsoleRun
     private static readonly object Gate = new();
     private static readonly List<Finding> Shown = [];
     private static readonly HashSet<(string, string, string)> SeenFindings = [];
+    private static readonly List<Measurement> Measured = [];
     private static readonly List<IReadOnlyDictionary<string, string>> Outputs = [];
     private static ReportPlan? _report;
     private static int _started;
@@ -175,11 +176,13 @@ public static partial class ConsoleRun
     private static void WriteReport(int code, string? failure)
     {
         List<Finding> shown;
+        List<Measurement> measured;
         List<IReadOnlyDictionary<string, string>> outputs;
         ReportPlan? report;
         lock (Gate)
         {
             shown = [.. Shown];
+            measured = [.. Measured];
             outputs = [.. Outputs];
             report = _report;
         }
@@ -190,7 +193,7 @@ public static partial class ConsoleRun
         try
         {
             var run = new AppRunInfo(AppName, report.Title, report.Arguments, report.Started, DateTimeOffset.UtcNow, code) { Failure = failure };
-            AppReport.Write(report.Path, AppReport.Render(run, shown, outputs));
+            AppReport.Write(report.Path, AppReport.Render(run, shown, outputs, measured));
             Console.Error.WriteLine($"{AppName}: report {report.Path}");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
@@ -280,6 +283,18 @@ public static partial class ConsoleRun
         }
     }
 
+    /// <summary>The measurements shown so far (each name once, as first shown).</summary>
+    internal static IReadOnlyList<Measurement> MeasurementsShown
+    {
+        get
+        {
+            lock (Gate)
+            {
+                return [.. Measured];
+            }
+        }
+    }
+
     /// <summary>Forgets the findings and outputs shown and the report (tests).</summary>
     internal static void Reset()
     {
@@ -287,6 +302,7 @@ public static partial class ConsoleRun
         {
             Shown.Clear();
             SeenFindings.Clear();
+            Measured.Clear();
             Outputs.Clear();
             _report = null;
         }
@@ -305,6 +321,14 @@ public static partial class ConsoleRun
                 if (SeenFindings.Add((f.Claim, f.Observed, f.Verdict)))
                 {
                     Shown.Add(f);
+                }
+            }
+            // A name is measured once per run, so the first time it is shown is the only value it has.
+            foreach (var m in findings.Measurements)
+            {
+                if (!Measured.Exists(x => x.Name == m.Name))
+                {
+                    Measured.Add(m);
                 }
             }
         }

@@ -16,8 +16,9 @@ public static class MimeTypes
     public const string Plotly = "application/vnd.plotly.v1+json";
 
     /// <summary>
-    /// An experiment's findings as JSON (<c>{"findings": [{"claim", "observed", "verdict", "refutation_expected"}]}</c>),
-    /// beside their table: what <c>lab run</c> and <c>lab report</c> count, in notebooks run anywhere.
+    /// An experiment's findings as JSON (<c>{"findings": [{"claim", "observed", "verdict", "refutation_expected"}]}</c>,
+    /// and <c>"measurements": [{"name", "value", "unit"}]</c> when the run measured anything), beside their table: what
+    /// <c>lab run</c> and <c>lab report</c> count and <c>lab sweep</c> compares, in notebooks run anywhere.
     /// </summary>
     public const string Findings = "application/vnd.labnotebooks.findings+json";
 }

@@ -5,7 +5,7 @@ using LabRunner.Notebooks;
 namespace LabRunner.Commands;
 
 /// <summary>
-/// <c>lab sweep NOTEBOOK --matrix FILE [--hosts FILE] [-j N] [-o DIR]</c>: one <c>lab run</c> of the notebook per
+/// <c>lab sweep NOTEBOOK --matrix FILE [--hosts FILE] [-j N] [-o DIR] [--plot-x NAME]</c>: one <c>lab run</c> of the notebook per
 /// combination of the matrix's values (<see cref="SweepRunner"/>). Exit codes: 0 every combination ran and none was
 /// refuted, 4 some refuted, 1 some failed, 2 usage error (one line, before any run starts), 130 Ctrl-C, 143 SIGTERM.
 /// </summary>
@@ -18,10 +18,11 @@ internal static class SweepCommand
         var hosts = new Option<string>("--hosts") { HelpName = "FILE", Description = "YAML or JSON list of {uri, jobs}: libvirt connections to run on (-p Backend libvirt -p LibvirtUri URI added). This machine only: remote hosts are not supported yet." };
         var jobs = new Option<string>("--jobs", "-j") { HelpName = "N", Description = "Runs at once on the embedded guest (default 1)." };
         var output = new Option<string>("--output", "-o") { HelpName = "DIR", Description = "The sweep's folder (default: NAME.sweep in the current directory); runs/ID/ per combination, sweep.json, sweep.html." };
+        var plotX = new Option<string>("--plot-x") { HelpName = "NAME", Description = "The matrix parameter sweep.html plots each measurement against (default: the first whose values are all numbers, else the first)." };
         var cmd = new Command("sweep", "Run a notebook once per combination of parameter values, resumably, and summarize the findings. "
             + "Exit codes: 0 all ran, none refuted; 4 some refuted; 1 some failed; 2 usage error; 130 SIGINT.")
         {
-            notebook, matrix, hosts, jobs, output,
+            notebook, matrix, hosts, jobs, output, plotX,
         };
         cmd.SetAction(async (parse, _) =>
         {
@@ -52,6 +53,12 @@ internal static class SweepCommand
                 {
                     throw new LabUsageException($"sweep: --matrix {matrixPath} sets {clash.Name}, which --hosts sets for each run: drop one of them");
                 }
+                // Checked before any run, so a misspelt name costs one line rather than a sweep without its charts.
+                var plotAxis = parse.GetValue(plotX);
+                if (plotAxis is not null && !axes.Any(a => a.Name == plotAxis))
+                {
+                    throw new LabUsageException($"sweep: --plot-x {plotAxis}: not a parameter of --matrix {matrixPath} ({string.Join(", ", axes.Select(a => a.Name))})");
+                }
                 var combinations = SweepMatrix.Combinations(axes);
                 Validate(path, combinations, hostList);
                 var dir = Path.GetFullPath(parse.GetValue(output) ?? Path.GetFileNameWithoutExtension(path) + ".sweep");
@@ -63,6 +70,7 @@ internal static class SweepCommand
                     Axes = axes,
                     Combinations = combinations,
                     Interruption = interruption,
+                    PlotX = plotAxis,
                 };
                 return await sweep.RunAsync().ConfigureAwait(false);
             }

@@ -12,7 +12,8 @@ namespace LabRunner.Commands;
 /// Runs every combination of a sweep's matrix as one <c>lab run</c> of the notebook (the same
 /// <see cref="NotebookRunner"/>, in this process; each run's kernel is its own child process, its working directory
 /// its own run folder), at most as many at once as there are slots (<c>-j N</c> embedded slots, or each host's jobs),
-/// and writes <c>runs/ID/result.json</c> when a run ends, then <c>sweep.json</c> and <c>sweep.html</c>. Combinations
+/// and writes <c>runs/ID/result.json</c> when a run ends, then <c>sweep.json</c>, <c>results.jsonl</c> and
+/// <c>sweep.html</c> (with a chart per measurement against <see cref="PlotX"/>). Combinations
 /// whose record says ok or refuted are skipped (resume); the others are run again from a clean folder.
 /// </summary>
 internal sealed class SweepRunner
@@ -22,9 +23,11 @@ internal sealed class SweepRunner
     public const string ReportFile = "report.html";
     public const string LogFile = "run.log";
     public const string ResultFile = "result.json";
+    public const string ResultsLines = "results.jsonl";
 
     // Written for people too: "+00:00" and "it's" as they are, not \u002B and \u0027.
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly JsonSerializerOptions Compact = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
     private readonly object _consoleLock = new();
     private readonly SlotPool _slots;
     private int _started;
@@ -46,6 +49,9 @@ internal sealed class SweepRunner
     public required IReadOnlyList<SweepCombination> Combinations { get; init; }
 
     public IReadOnlyList<SweepHost>? Hosts { get; }
+
+    /// <summary>The matrix axis sweep.html plots each measurement against (<c>--plot-x</c>, or <see cref="SweepReport.DefaultPlotX"/>).</summary>
+    public string? PlotX { get; init; }
 
     /// <summary>The sweep's Ctrl-C and SIGTERM, shared by its runs: a signal stops every running one as it stops <c>lab run</c>.</summary>
     public required RunInterruption Interruption { get; init; }
@@ -80,7 +86,7 @@ internal sealed class SweepRunner
         await Task.WhenAll(running).ConfigureAwait(false);
         var summary = WriteSummary(started);
         var exit = summary["exit_code"]!.GetValue<int>();
-        Say($"lab sweep: {summary["counts"]!.ToJsonString()} (exit {exit}); wrote {Path.Combine(Directory, "sweep.json")}, {Path.Combine(Directory, "sweep.html")}");
+        Say($"lab sweep: {summary["counts"]!.ToJsonString()} (exit {exit}); wrote {Path.Combine(Directory, "sweep.json")}, {Path.Combine(Directory, ResultsLines)}, {Path.Combine(Directory, "sweep.html")}");
         return exit;
     }
 
@@ -214,6 +220,9 @@ internal sealed class SweepRunner
                 ["verdict"] = r.VerdictText,
                 ["unexpected"] = r.IsUnexpectedRefutation,
             })]),
+            // The numbers the run measured, one member per name, so that a sweep's records line up as columns.
+            ["measurements"] = MeasurementRow.ToJson(findings?.Measurements ?? []),
+            ["units"] = MeasurementRow.UnitsJson(findings?.Measurements ?? []),
             ["notebook"] = File.Exists(notebookPath) ? NotebookFile : null,
             ["report"] = File.Exists(Path.Combine(folder, ReportFile)) ? ReportFile : null,
         };
@@ -255,10 +264,13 @@ internal sealed class SweepRunner
 
     internal static bool IsFinished(JsonObject? result) => Str(result?["status"]) is "ok" or "refuted";
 
-    /// <summary>Writes sweep.json and sweep.html from every run folder's record, and returns sweep.json's content.</summary>
+    /// <summary>
+    /// Writes sweep.json, results.jsonl and sweep.html from every run folder's record, and returns sweep.json's content.
+    /// </summary>
     private JsonObject WriteSummary(DateTimeOffset started)
     {
         var runs = new JsonArray();
+        var units = new JsonObject();
         var counts = new Dictionary<string, int> { ["ok"] = 0, ["refuted"] = 0, ["failed"] = 0, ["interrupted"] = 0, ["not-run"] = 0 };
         foreach (var c in Combinations)
         {
@@ -274,6 +286,14 @@ internal sealed class SweepRunner
                 }
             }
             var unexpected = (r?["findings"] as JsonArray ?? []).OfType<JsonObject>().Count(f => f["unexpected"]?.GetValue<bool>() == true);
+            // Records written before measurements existed have none; a unit is the same in every run, so it is said once.
+            foreach (var (name, unit) in r?["units"] as JsonObject ?? [])
+            {
+                if (!units.ContainsKey(name) && Str(unit) is { } text)
+                {
+                    units[name] = text;
+                }
+            }
             runs.Add(new JsonObject
             {
                 ["id"] = c.Id,
@@ -287,6 +307,7 @@ internal sealed class SweepRunner
                 ["unexpected_refutations"] = unexpected,
                 ["error"] = r?["error"]?.DeepClone(),
                 ["findings"] = verdicts,
+                ["measurements"] = (r?["measurements"] as JsonObject)?.DeepClone() ?? new JsonObject(),
                 ["folder"] = r is null ? null : $"runs/{c.Id}",
             });
         }
@@ -312,9 +333,12 @@ internal sealed class SweepRunner
             ["exit_code"] = exit,
             ["lab_version"] = RunEnvironment.LabVersion,
             ["counts"] = new JsonObject(counts.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)kv.Value))),
+            ["plot_x"] = PlotX ?? SweepReport.DefaultPlotX(Axes),
+            ["units"] = units,
             ["runs"] = runs,
         };
         WriteAtomically(Path.Combine(Directory, "sweep.json"), summary);
+        WriteLinesAtomically(Path.Combine(Directory, ResultsLines), runs.OfType<JsonObject>());
         SweepReport.Write(summary, Path.Combine(Directory, "sweep.html"));
         return summary;
     }
@@ -366,6 +390,22 @@ internal sealed class SweepRunner
     {
         var tmp = path + ".tmp";
         File.WriteAllText(tmp, content.ToJsonString(Indented) + "\n", new UTF8Encoding(false));
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// results.jsonl: one compact JSON record per line, one line per combination (sweep.json's runs), for loading the
+    /// sweep elsewhere (pandas, jq, DuckDB) without reading the summary. Through a temporary file, as sweep.json.
+    /// </summary>
+    internal static void WriteLinesAtomically(string path, IEnumerable<JsonObject> records)
+    {
+        var tmp = path + ".tmp";
+        var text = new StringBuilder();
+        foreach (var record in records)
+        {
+            text.Append(record.ToJsonString(Compact)).Append('\n');
+        }
+        File.WriteAllText(tmp, text.ToString(), new UTF8Encoding(false));
         File.Move(tmp, path, overwrite: true);
     }
 

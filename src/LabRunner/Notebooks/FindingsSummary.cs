@@ -19,6 +19,12 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
     /// <summary>Every distinct finding, in the order the notebook first shows it (the report's findings table).</summary>
     public IReadOnlyList<FindingRow> Rows { get; init; } = [];
 
+    /// <summary>
+    /// Every measurement the notebook showed, each name once (the first value shown: a run measures a name once), in
+    /// the order first shown; data beside the verdicts, which never changes the exit code.
+    /// </summary>
+    public IReadOnlyList<MeasurementRow> Measurements { get; init; } = [];
+
     public int Total => Confirmed + Refuted + RefutedExpected + Info;
 
     /// <summary>"12 confirmed, 1 refuted (expected), 3 info".</summary>
@@ -28,13 +34,14 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
             (Confirmed, "confirmed"), (Refuted, "refuted"), (RefutedExpected - HypothesesRefuted, "refuted (expected)"), (HypothesesRefuted, "hypothesis refuted"), (Info, "info"),
         }.Where(p => p.Item1 > 0).Select(p => $"{p.Item1} {p.Item2}"));
 
-    /// <summary>Every distinct finding shown anywhere in the notebook; null when it shows none.</summary>
+    /// <summary>Every distinct finding and measurement shown anywhere in the notebook; null when it shows neither.</summary>
     public static FindingsSummary? From(Notebook notebook)
     {
         var seen = new HashSet<(string, string, string)>();
         int confirmed = 0, refuted = 0, expected = 0, info = 0, hypothesesRefuted = 0;
         var unexpected = new List<string>();
         var rows = new List<FindingRow>();
+        var measurements = new List<MeasurementRow>();
         foreach (var output in notebook.Cells.SelectMany(c => c.Outputs))
         {
             if (MimeJson.AsObject((output["data"] as JsonObject)?[MimeType]) is not { } node)
@@ -67,22 +74,58 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
                     default: info++; break;
                 }
             }
+            // Outputs written before measurements existed have none: the member is absent, and so are they.
+            foreach (var m in (node["measurements"] as JsonArray ?? []).OfType<JsonObject>())
+            {
+                var name = StringOf(m["name"]);
+                if (name.Length > 0 && m["value"] is JsonValue v && v.GetValueKind() == JsonValueKind.Number && double.IsFinite(v.GetValue<double>())
+                    && !measurements.Exists(x => x.Name == name))
+                {
+                    measurements.Add(new MeasurementRow(name, v.GetValue<double>(), StringOf(m["unit"])));
+                }
+            }
         }
-        return seen.Count == 0 ? null : new FindingsSummary(confirmed, refuted, expected, info, unexpected) { HypothesesRefuted = hypothesesRefuted, Rows = rows };
+        return seen.Count == 0 && measurements.Count == 0 ? null
+            : new FindingsSummary(confirmed, refuted, expected, info, unexpected) { HypothesesRefuted = hypothesesRefuted, Rows = rows, Measurements = measurements };
     }
 
     private static string StringOf(JsonNode? node) =>
         node is JsonValue v && v.GetValueKind() == JsonValueKind.String ? v.GetValue<string>() : "";
 
-    public JsonObject ToJson() => new()
+    /// <summary>The counts for the executed notebook's metadata, with the measurements when there are any.</summary>
+    public JsonObject ToJson()
     {
-        ["confirmed"] = Confirmed,
-        ["refuted"] = Refuted,
-        ["refuted_expected"] = RefutedExpected - HypothesesRefuted,
-        ["hypotheses_refuted"] = HypothesesRefuted,
-        ["info"] = Info,
-        ["unexpected"] = new JsonArray([.. Unexpected.Select(c => (JsonNode)JsonValue.Create(c))]),
-    };
+        var json = new JsonObject
+        {
+            ["confirmed"] = Confirmed,
+            ["refuted"] = Refuted,
+            ["refuted_expected"] = RefutedExpected - HypothesesRefuted,
+            ["hypotheses_refuted"] = HypothesesRefuted,
+            ["info"] = Info,
+            ["unexpected"] = new JsonArray([.. Unexpected.Select(c => (JsonNode)JsonValue.Create(c))]),
+        };
+        if (Measurements.Count > 0)
+        {
+            json["measurements"] = MeasurementRow.ToJson(Measurements);
+            if (MeasurementRow.UnitsJson(Measurements) is { Count: > 0 } units)
+            {
+                json["units"] = units;
+            }
+        }
+        return json;
+    }
+}
+
+/// <summary>One measurement as the notebook showed it.</summary>
+internal sealed record MeasurementRow(string Name, double Value, string Unit)
+{
+    /// <summary><c>{name: value, ...}</c>: the shape a sweep's records and results.jsonl hold them in, one column per name.</summary>
+    public static JsonObject ToJson(IEnumerable<MeasurementRow> measurements) =>
+        new(measurements.Select(m => KeyValuePair.Create(m.Name, (JsonNode?)JsonValue.Create(m.Value))));
+
+    /// <summary><c>{name: unit, ...}</c> for the measurements that have a unit.</summary>
+    public static JsonObject UnitsJson(IEnumerable<MeasurementRow> measurements) =>
+        new(measurements.Where(m => m.Unit.Length > 0).Select(m => KeyValuePair.Create(m.Name, (JsonNode?)JsonValue.Create(m.Unit))));
 }
 
 /// <summary>One finding as the notebook showed it.</summary>

@@ -53,6 +53,7 @@ public static class HtmlReport
         if (findings is not null)
         {
             body.Append(FindingsTable(findings));
+            body.Append(MeasuredTable(findings));
         }
         if (lab is not null || findings is not null)
         {
@@ -151,6 +152,22 @@ public static class HtmlReport
         return sb.Append("</tbody></table></section>").ToString();
     }
 
+    /// <summary>The measurements under the findings (name, value, unit); nothing when the notebook measured nothing.</summary>
+    private static string MeasuredTable(FindingsSummary findings)
+    {
+        if (findings.Measurements.Count == 0)
+        {
+            return "";
+        }
+        var sb = new StringBuilder("<section class=\"measurements\" id=\"lab-measurements\"><h2>Measured</h2><table class=\"measurements\"><thead><tr><th>name</th><th>value</th><th>unit</th></tr></thead><tbody>");
+        foreach (var m in findings.Measurements)
+        {
+            sb.Append("<tr><td>").Append(E(m.Name)).Append("</td><td class=\"number\">").Append(E(m.Value.ToString("R", CultureInfo.InvariantCulture)))
+              .Append("</td><td>").Append(E(m.Unit)).Append("</td></tr>");
+        }
+        return sb.Append("</tbody></table></section>").ToString();
+    }
+
     private static string RunMetadata(JsonObject lab, FindingsSummary? findings)
     {
         var rows = new List<(string, string)>();
@@ -163,7 +180,7 @@ public static class HtmlReport
         }
         Add("status", "status");
         Add("exit code", "exit_code");
-        if (findings is { } f)
+        if (findings is { Total: > 0 } f)
         {
             rows.Add(("findings", f.Text + (f.Unexpected.Count > 0 ? $"; unexpectedly refuted: {string.Join("; ", f.Unexpected)}" : "")));
         }

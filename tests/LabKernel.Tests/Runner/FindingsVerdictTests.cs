@@ -45,4 +45,18 @@ public sealed class FindingsVerdictTests
         Assert.Empty(lab["findings"]!["unexpected"]!.AsArray());
         Assert.Contains("1 refuted (expected), 1 info", report, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Given_a_notebook_that_measures_beside_a_confirmed_claim_When_run_Then_the_metadata_and_the_report_carry_the_numbers_and_the_exit_is_0()
+    {
+        // Needs the packed LabKernel with Findings.Measure (the notebook takes it from the local package source).
+        var (exit, lab, report) = await RunAsync("var f = new Findings();\nf.Check(\"the copy is whole\", true, \"yes\");\nf.Measure(\"lines_in_new_top\", 4004001, \"lines\");\nf.Measure(\"ratio\", 0.5);\nf");
+
+        Assert.Equal(0, exit);
+        Assert.Equal(4004001, lab["findings"]!["measurements"]!["lines_in_new_top"]!.GetValue<double>());
+        Assert.Equal(0.5, lab["findings"]!["measurements"]!["ratio"]!.GetValue<double>());
+        Assert.Equal("lines", lab["findings"]!["units"]!["lines_in_new_top"]!.GetValue<string>());
+        Assert.Contains("<tr><td>lines_in_new_top</td><td class=\"number\">4004001</td><td>lines</td></tr>", report, StringComparison.Ordinal);
+        Assert.Contains("1 confirmed", report, StringComparison.Ordinal);
+    }
 }

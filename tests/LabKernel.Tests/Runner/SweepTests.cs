@@ -8,7 +8,9 @@ namespace LabKernel.Tests.Runner;
 /// <summary>
 /// `lab sweep` for real, in this process, on a notebook without a guest (Fixtures/Notebooks/sweep.ipynb: the findings
 /// fixture with a `Refute` parameter that refutes a claim, and the `Backend`/`LibvirtUri` parameters --hosts sets):
-/// records and summary, resume, a half-written run folder, -j 2, a refuted combination, and usage errors in one line.
+/// records and summary, measurements in them and a chart of them, resume, a half-written run folder, -j 2, a refuted
+/// combination, and usage errors in one line. These run the fixture, which takes LabKernel and LabNotebooks from the
+/// local package source: a change to either is tested here once it is packed.
 /// </summary>
 public sealed class SweepTests
 {
@@ -57,13 +59,30 @@ public sealed class SweepTests
             Assert.Equal("confirmed", verdicts["The sweep's check holds"]);
             Assert.Equal("info", verdicts["backend"]);
             Assert.Equal("confirmed", run["findings"]!["The sweep's check holds"]!.GetValue<string>());
+            // The fixture measures the lines it read: Count, from the run's own findings output.
+            var count = double.Parse(run["parameters"]!["Count"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture);
+            Assert.Equal(count, result["measurements"]!["lines_read"]!.GetValue<double>());
+            Assert.Equal("lines", result["units"]!["lines_read"]!.GetValue<string>());
+            Assert.Equal(count, run["measurements"]!["lines_read"]!.GetValue<double>());
             Assert.False(File.Exists(Path.Combine(folder, "result.json.tmp")));
         }
+        var summary = ReadJson(Path.Combine(dir, "sweep.json"));
+        Assert.Equal("lines", summary["units"]!["lines_read"]!.GetValue<string>());
+        Assert.Equal("Count", summary["plot_x"]!.GetValue<string>());
+        var jsonl = File.ReadAllLines(Path.Combine(dir, "results.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.Equal([3.0, 3.0, 5.0, 5.0], jsonl.Select(r => r["measurements"]!["lines_read"]!.GetValue<double>()));
         var html = await File.ReadAllTextAsync(Path.Combine(dir, "sweep.html"));
         Assert.Equal(4, html.Split("<tr class=\"run status-ok\"").Length - 1);
         Assert.Contains("<th class=\"claim\">The sweep&#39;s check holds</th>", html, StringComparison.Ordinal);
         Assert.DoesNotContain("<script", html, StringComparison.Ordinal);
         Assert.DoesNotContain("http", html.Replace("http-equiv", ""), StringComparison.Ordinal);
+        // One chart, lines_read against Count, a series per Backend, each through Count's two values.
+        Assert.Equal(1, html.Split("<svg class=\"chart\"").Length - 1);
+        Assert.Contains("<figcaption>lines_read (lines) against Count</figcaption>", html, StringComparison.Ordinal);
+        Assert.Contains("<g class=\"series\" data-series=\"Backend=qemu\">", html, StringComparison.Ordinal);
+        Assert.Contains("<g class=\"series\" data-series=\"Backend=tcg only\">", html, StringComparison.Ordinal);
+        Assert.Equal(4, html.Split("<circle class=\"point\"").Length - 1);
+        Assert.Contains("data-x=\"5\" data-y=\"5\"", html, StringComparison.Ordinal);
 
         // Resume: nothing finished runs again.
         var started = runs.ToDictionary(r => r["id"]!.GetValue<string>(), r => Result(dir, r)["started"]!.GetValue<string>());

@@ -77,9 +77,10 @@ public sealed class Findings
     }
 
     /// <summary>
-    /// Records a number the run measured. A name is measured once per run, since a sweep's column of that name would
-    /// otherwise be ambiguous; a value that is not finite is refused too, as JSON cannot hold it and no chart can
-    /// place it. Both are a <see cref="LabUsageException"/>.
+    /// Records a number the run measured. A name holds one value per run, so a sweep's column of it is not
+    /// ambiguous: measuring it again (a notebook cell run a second time) replaces the earlier value in its place,
+    /// and measuring it in another unit (two quantities under one name) is refused. A value that is not finite is
+    /// refused too, as JSON cannot hold it and no chart can place it. A refusal is a <see cref="LabUsageException"/>.
     /// </summary>
     public Measurement Measure(string name, double value, string unit = "")
     {
@@ -91,14 +92,24 @@ public sealed class Findings
         {
             throw new LabUsageException($"Measure(\"{name}\"): {value.ToString(System.Globalization.CultureInfo.InvariantCulture)} is not a finite number");
         }
-        if (_measurements.Any(m => m.Name == name))
-        {
-            throw new LabUsageException($"Measure(\"{name}\"): already measured in this run (a name is measured once, so a sweep's column of it is not ambiguous)");
-        }
         var m = new Measurement(name, value, unit ?? "");
-        _measurements.Add(m);
+        var earlier = _measurements.FindIndex(e => e.Name == name);
+        if (earlier < 0)
+        {
+            _measurements.Add(m);
+        }
+        else if (_measurements[earlier].Unit == m.Unit)
+        {
+            _measurements[earlier] = m;
+        }
+        else
+        {
+            throw new LabUsageException($"Measure(\"{name}\"): already measured in {Unit(_measurements[earlier].Unit)}, now in {Unit(m.Unit)} (one name is one quantity)");
+        }
         return m;
     }
+
+    private static string Unit(string unit) => unit.Length == 0 ? "no unit" : $"'{unit}'";
 
     /// <summary>True when no claim was refuted unexpectedly.</summary>
     public bool AllConfirmed => _rows.All(r => !r.IsUnexpectedRefutation);

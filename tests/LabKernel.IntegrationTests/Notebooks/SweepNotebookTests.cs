@@ -36,7 +36,16 @@ public sealed class SweepNotebookTests
             Assert.StartsWith("QEMU emulator version ", result["versions"]!["qemu"]!.GetValue<string>(), StringComparison.Ordinal);
             Assert.StartsWith("tcg (", result["accelerator"]!.GetValue<string>(), StringComparison.Ordinal);
             Assert.NotEmpty(result["findings"]!.AsArray());
+            // The numbers the run measured, beside its verdicts: overlay2 (the new top) held all 400,000 lines, and
+            // the snapshot took some time.
+            var measured = result["measurements"]!.AsObject();
+            Assert.Equal(400000, measured["lines_in_new_top"]!.GetValue<double>());
+            Assert.True(measured["snapshot_duration"]!.GetValue<double>() > 0, measured.ToJsonString());
         }
+        // The records as JSON lines, one per run, and a chart per measurement in the merged report.
+        Assert.Equal(2, File.ReadAllLines(Path.Combine(dir, "results.jsonl")).Count(l => l.Length > 0));
+        var html = await File.ReadAllTextAsync(Path.Combine(dir, "sweep.html"));
+        Assert.True(html.Split("<svg class=\"chart\"").Length - 1 >= 6, "fewer than 6 charts in sweep.html");
         // The combination that is the shared single run reached that run's verdicts, claim by claim.
         var single = await NotebookRun.SharedAsync("01-live-snapshot-integrity", SmallScale.Notebook01);
         Assert.True(single.ExitCode == 0, single.FirstError());

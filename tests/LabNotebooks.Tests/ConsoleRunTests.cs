@@ -238,6 +238,20 @@ public sealed partial class ConsoleRunTests : IDisposable
     }
 
     [Fact]
+    public void Given_a_measurement_shown_then_measured_again_and_shown_Then_the_app_keeps_the_value_shown_last_in_its_place()
+    {
+        var findings = new Findings();
+        findings.Measure("lines_in_new_top", 100, "lines");
+        findings.Measure("snapshot_duration", 9.5, "ms");
+        ConsoleRun.display(findings);
+        // A step run again measures again: the app's report holds what Findings holds, the newer value.
+        findings.Measure("lines_in_new_top", 4_000_000, "lines");
+        ConsoleRun.display(findings);
+
+        Assert.Equal(findings.Measurements, ConsoleRun.MeasurementsShown);
+    }
+
+    [Fact]
     public void Given_an_app_that_showed_findings_with_measurements_twice_When_it_exits_Then_its_report_has_a_Measured_section_under_the_findings_and_the_exit_code_ignores_them()
     {
         var dir = Path.Combine(Path.GetTempPath(), "lab-app-report-tests", Guid.NewGuid().ToString("N"));

@@ -283,7 +283,7 @@ public static partial class ConsoleRun
         }
     }
 
-    /// <summary>The measurements shown so far (each name once, as first shown).</summary>
+    /// <summary>The measurements shown so far (each name once, in the order first shown, with its last value).</summary>
     internal static IReadOnlyList<Measurement> MeasurementsShown
     {
         get
@@ -323,12 +323,17 @@ public static partial class ConsoleRun
                     Shown.Add(f);
                 }
             }
-            // A name is measured once per run, so the first time it is shown is the only value it has.
+            // Each name once, in the order first shown, with the value shown last (as Findings.Measure keeps it).
             foreach (var m in findings.Measurements)
             {
-                if (!Measured.Exists(x => x.Name == m.Name))
+                var earlier = Measured.FindIndex(x => x.Name == m.Name);
+                if (earlier < 0)
                 {
                     Measured.Add(m);
+                }
+                else
+                {
+                    Measured[earlier] = m;
                 }
             }
         }

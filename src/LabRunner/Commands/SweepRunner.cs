@@ -221,8 +221,8 @@ internal sealed class SweepRunner
                 ["unexpected"] = r.IsUnexpectedRefutation,
             })]),
             // The numbers the run measured, one member per name, so that a sweep's records line up as columns.
-            ["measurements"] = MeasurementRow.ToJson(findings?.Measurements ?? []),
-            ["units"] = MeasurementRow.UnitsJson(findings?.Measurements ?? []),
+            ["measurements"] = MeasurementJson.Values(findings?.Measurements ?? []),
+            ["units"] = MeasurementJson.Units(findings?.Measurements ?? []),
             ["notebook"] = File.Exists(notebookPath) ? NotebookFile : null,
             ["report"] = File.Exists(Path.Combine(folder, ReportFile)) ? ReportFile : null,
         };

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using LabKernel.Experiments;
 
 namespace LabRunner.Notebooks;
 
@@ -20,10 +21,11 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
     public IReadOnlyList<FindingRow> Rows { get; init; } = [];
 
     /// <summary>
-    /// Every measurement the notebook showed, each name once (the first value shown: a run measures a name once), in
-    /// the order first shown; data beside the verdicts, which never changes the exit code.
+    /// Every measurement the notebook showed, each name once in the order first shown, with the value shown last (a
+    /// cell run again measures again, as <see cref="Findings.Measure"/> keeps the newer value); data beside the
+    /// verdicts, which never changes the exit code.
     /// </summary>
-    public IReadOnlyList<MeasurementRow> Measurements { get; init; } = [];
+    public IReadOnlyList<Measurement> Measurements { get; init; } = [];
 
     public int Total => Confirmed + Refuted + RefutedExpected + Info;
 
@@ -41,7 +43,7 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
         int confirmed = 0, refuted = 0, expected = 0, info = 0, hypothesesRefuted = 0;
         var unexpected = new List<string>();
         var rows = new List<FindingRow>();
-        var measurements = new List<MeasurementRow>();
+        var measurements = new List<Measurement>();
         foreach (var output in notebook.Cells.SelectMany(c => c.Outputs))
         {
             if (MimeJson.AsObject((output["data"] as JsonObject)?[MimeType]) is not { } node)
@@ -78,10 +80,9 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
             foreach (var m in (node["measurements"] as JsonArray ?? []).OfType<JsonObject>())
             {
                 var name = StringOf(m["name"]);
-                if (name.Length > 0 && m["value"] is JsonValue v && v.GetValueKind() == JsonValueKind.Number && double.IsFinite(v.GetValue<double>())
-                    && !measurements.Exists(x => x.Name == name))
+                if (name.Length > 0 && m["value"] is JsonValue v && v.GetValueKind() == JsonValueKind.Number && double.IsFinite(v.GetValue<double>()))
                 {
-                    measurements.Add(new MeasurementRow(name, v.GetValue<double>(), StringOf(m["unit"])));
+                    MeasurementJson.Keep(measurements, new Measurement(name, v.GetValue<double>(), StringOf(m["unit"])));
                 }
             }
         }
@@ -106,8 +107,8 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
         };
         if (Measurements.Count > 0)
         {
-            json["measurements"] = MeasurementRow.ToJson(Measurements);
-            if (MeasurementRow.UnitsJson(Measurements) is { Count: > 0 } units)
+            json["measurements"] = MeasurementJson.Values(Measurements);
+            if (MeasurementJson.Units(Measurements) is { Count: > 0 } units)
             {
                 json["units"] = units;
             }
@@ -116,15 +117,32 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
     }
 }
 
-/// <summary>One measurement as the notebook showed it.</summary>
-internal sealed record MeasurementRow(string Name, double Value, string Unit)
+/// <summary>Measurements as the runner keeps and writes them.</summary>
+internal static class MeasurementJson
 {
+    /// <summary>
+    /// Adds <paramref name="shown"/> to <paramref name="measurements"/>, or replaces the value of that name in its
+    /// place: the value shown last is the run's, as <see cref="Findings.Measure"/> keeps it.
+    /// </summary>
+    public static void Keep(List<Measurement> measurements, Measurement shown)
+    {
+        var earlier = measurements.FindIndex(x => x.Name == shown.Name);
+        if (earlier < 0)
+        {
+            measurements.Add(shown);
+        }
+        else
+        {
+            measurements[earlier] = shown;
+        }
+    }
+
     /// <summary><c>{name: value, ...}</c>: the shape a sweep's records and results.jsonl hold them in, one column per name.</summary>
-    public static JsonObject ToJson(IEnumerable<MeasurementRow> measurements) =>
+    public static JsonObject Values(IEnumerable<Measurement> measurements) =>
         new(measurements.Select(m => KeyValuePair.Create(m.Name, (JsonNode?)JsonValue.Create(m.Value))));
 
     /// <summary><c>{name: unit, ...}</c> for the measurements that have a unit.</summary>
-    public static JsonObject UnitsJson(IEnumerable<MeasurementRow> measurements) =>
+    public static JsonObject Units(IEnumerable<Measurement> measurements) =>
         new(measurements.Where(m => m.Unit.Length > 0).Select(m => KeyValuePair.Create(m.Name, (JsonNode?)JsonValue.Create(m.Unit))));
 }
 

@@ -53,7 +53,8 @@ public static class HtmlReport
         if (findings is not null)
         {
             body.Append(FindingsTable(findings));
-            body.Append(MeasuredTable(findings));
+            // The Measured section as an app's report shows it (nothing when the notebook measured nothing).
+            body.Append(LabNotebooks.FindingsTable.ToReportHtml(findings.Measurements));
         }
         if (lab is not null || findings is not null)
         {
@@ -148,22 +149,6 @@ public static class HtmlReport
             var kind = row.IsUnexpectedRefutation ? "unexpected" : row.Verdict == "refuted" ? "refuted-expected" : row.Verdict == "confirmed" ? "confirmed" : "info";
             sb.Append("<tr class=\"verdict-").Append(kind).Append("\"><td>").Append(E(row.Claim)).Append("</td><td>").Append(E(row.Observed))
               .Append("</td><td class=\"verdict\">").Append(E(row.VerdictText)).Append("</td></tr>");
-        }
-        return sb.Append("</tbody></table></section>").ToString();
-    }
-
-    /// <summary>The measurements under the findings (name, value, unit); nothing when the notebook measured nothing.</summary>
-    private static string MeasuredTable(FindingsSummary findings)
-    {
-        if (findings.Measurements.Count == 0)
-        {
-            return "";
-        }
-        var sb = new StringBuilder("<section class=\"measurements\" id=\"lab-measurements\"><h2>Measured</h2><table class=\"measurements\"><thead><tr><th>name</th><th>value</th><th>unit</th></tr></thead><tbody>");
-        foreach (var m in findings.Measurements)
-        {
-            sb.Append("<tr><td>").Append(E(m.Name)).Append("</td><td class=\"number\">").Append(E(m.Value.ToString("R", CultureInfo.InvariantCulture)))
-              .Append("</td><td>").Append(E(m.Unit)).Append("</td></tr>");
         }
         return sb.Append("</tbody></table></section>").ToString();
     }

@@ -53,10 +53,26 @@ public sealed class MeasurementReportTests
 
         Assert.Equal(1, summary.Confirmed);
         Assert.Equal(1, summary.Total);
-        Assert.Equal([new MeasurementRow("lines_in_new_top", 4004001, "lines"), new MeasurementRow("snapshot_duration", 12.25, "ms")], summary.Measurements);
+        Assert.Equal([new Measurement("lines_in_new_top", 4004001, "lines"), new Measurement("snapshot_duration", 12.25, "ms")], summary.Measurements);
         var json = summary.ToJson();
         Assert.Equal(4004001, json["measurements"]!["lines_in_new_top"]!.GetValue<double>());
         Assert.Equal("ms", json["units"]!["snapshot_duration"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void Given_a_measurement_shown_then_measured_again_and_shown_When_summarized_Then_the_value_shown_last_is_kept_in_its_place()
+    {
+        var findings = new Findings();
+        findings.Measure("lines_in_new_top", 100, "lines");
+        findings.Measure("snapshot_duration", 12.25, "ms");
+        var first = LabNotebooks.FindingsTable.ToJson(findings);
+        // The cell run again: Findings keeps the newer value, and so must what the runner reads from the outputs.
+        findings.Measure("lines_in_new_top", 4004001, "lines");
+
+        var summary = FindingsSummary.From(Executed(first, LabNotebooks.FindingsTable.ToJson(findings)))!;
+
+        Assert.Equal([new Measurement("lines_in_new_top", 4004001, "lines"), new Measurement("snapshot_duration", 12.25, "ms")], summary.Measurements);
+        Assert.Equal(findings.Measurements, summary.Measurements);
     }
 
     [Fact]
@@ -74,7 +90,7 @@ public sealed class MeasurementReportTests
     {
         var summary = FindingsSummary.From(Executed("""{"findings": [], "measurements": [{"name": "ok", "value": 2, "unit": "s"}, {"name": "text", "value": "3"}, {"value": 4}, 5]}"""))!;
 
-        Assert.Equal([new MeasurementRow("ok", 2, "s")], summary.Measurements);
+        Assert.Equal([new Measurement("ok", 2, "s")], summary.Measurements);
     }
 
     [Fact]

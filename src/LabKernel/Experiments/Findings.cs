@@ -25,7 +25,27 @@ public sealed record Finding(string Claim, string Observed, string Verdict, bool
 /// <param name="Name">What was measured, unique within a run: a sweep makes it a column of its records.</param>
 /// <param name="Value">The value, always finite.</param>
 /// <param name="Unit">Its unit (<c>IOPS</c>, <c>ms</c>, <c>lines</c>), or empty for a count or ratio.</param>
-public sealed record Measurement(string Name, double Value, string Unit = "");
+public sealed record Measurement(string Name, double Value, string Unit = "")
+{
+    /// <summary>
+    /// The one rule for a list of measurements (a run's, and what a runner or an app read of them): each name once,
+    /// in the order first recorded, holding the value recorded last (a notebook cell run again measures again).
+    /// </summary>
+    public static void Keep(List<Measurement> measurements, Measurement latest)
+    {
+        ArgumentNullException.ThrowIfNull(measurements);
+        ArgumentNullException.ThrowIfNull(latest);
+        var earlier = measurements.FindIndex(m => m.Name == latest.Name);
+        if (earlier < 0)
+        {
+            measurements.Add(latest);
+        }
+        else
+        {
+            measurements[earlier] = latest;
+        }
+    }
+}
 
 /// <summary>
 /// The findings of an experiment. A verdict is data, not an exception: <c>confirmed</c> when the observation
@@ -93,19 +113,11 @@ public sealed class Findings
             throw new LabUsageException($"Measure(\"{name}\"): {value.ToString(System.Globalization.CultureInfo.InvariantCulture)} is not a finite number");
         }
         var m = new Measurement(name, value, unit ?? "");
-        var earlier = _measurements.FindIndex(e => e.Name == name);
-        if (earlier < 0)
+        if (_measurements.Find(e => e.Name == name) is { } earlier && earlier.Unit != m.Unit)
         {
-            _measurements.Add(m);
+            throw new LabUsageException($"Measure(\"{name}\"): already measured in {Unit(earlier.Unit)}, now in {Unit(m.Unit)} (one name is one quantity)");
         }
-        else if (_measurements[earlier].Unit == m.Unit)
-        {
-            _measurements[earlier] = m;
-        }
-        else
-        {
-            throw new LabUsageException($"Measure(\"{name}\"): already measured in {Unit(_measurements[earlier].Unit)}, now in {Unit(m.Unit)} (one name is one quantity)");
-        }
+        Measurement.Keep(_measurements, m);
         return m;
     }
 

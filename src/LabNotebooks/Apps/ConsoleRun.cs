@@ -326,15 +326,7 @@ public static partial class ConsoleRun
             // Each name once, in the order first shown, with the value shown last (as Findings.Measure keeps it).
             foreach (var m in findings.Measurements)
             {
-                var earlier = Measured.FindIndex(x => x.Name == m.Name);
-                if (earlier < 0)
-                {
-                    Measured.Add(m);
-                }
-                else
-                {
-                    Measured[earlier] = m;
-                }
+                Measurement.Keep(Measured, m);
             }
         }
     }

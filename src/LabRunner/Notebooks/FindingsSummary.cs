@@ -82,7 +82,7 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
                 var name = StringOf(m["name"]);
                 if (name.Length > 0 && m["value"] is JsonValue v && v.GetValueKind() == JsonValueKind.Number && double.IsFinite(v.GetValue<double>()))
                 {
-                    MeasurementJson.Keep(measurements, new Measurement(name, v.GetValue<double>(), StringOf(m["unit"])));
+                    Measurement.Keep(measurements, new Measurement(name, v.GetValue<double>(), StringOf(m["unit"])));
                 }
             }
         }
@@ -120,23 +120,6 @@ internal sealed record FindingsSummary(int Confirmed, int Refuted, int RefutedEx
 /// <summary>Measurements as the runner keeps and writes them.</summary>
 internal static class MeasurementJson
 {
-    /// <summary>
-    /// Adds <paramref name="shown"/> to <paramref name="measurements"/>, or replaces the value of that name in its
-    /// place: the value shown last is the run's, as <see cref="Findings.Measure"/> keeps it.
-    /// </summary>
-    public static void Keep(List<Measurement> measurements, Measurement shown)
-    {
-        var earlier = measurements.FindIndex(x => x.Name == shown.Name);
-        if (earlier < 0)
-        {
-            measurements.Add(shown);
-        }
-        else
-        {
-            measurements[earlier] = shown;
-        }
-    }
-
     /// <summary><c>{name: value, ...}</c>: the shape a sweep's records and results.jsonl hold them in, one column per name.</summary>
     public static JsonObject Values(IEnumerable<Measurement> measurements) =>
         new(measurements.Select(m => KeyValuePair.Create(m.Name, (JsonNode?)JsonValue.Create(m.Value))));

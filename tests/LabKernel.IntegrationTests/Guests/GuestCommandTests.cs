@@ -1,5 +1,5 @@
-using LabKernel.IntegrationTests.Notebooks;
 using LabKernel.Processes;
+using LabKernel.Tests.Runner;
 
 namespace LabKernel.IntegrationTests.Guests;
 
@@ -9,13 +9,7 @@ namespace LabKernel.IntegrationTests.Guests;
 /// </summary>
 public sealed class GuestCommandTests
 {
-    private static Task<ProcessResult> LabAsync(params string[] args) =>
-        ProcessRunner.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "lab.dll"), .. args], new ProcessOptions
-        {
-            Check = false,
-            Timeout = TimeSpan.FromMinutes(5),
-            WorkingDirectory = NotebookRun.RepoRoot,
-        });
+    private static Task<ProcessResult> LabAsync(params string[] args) => RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(5), args);
 
     [Fact]
     public async Task Given_a_command_that_exits_3_When_run_by_lab_guest_exec_Then_lab_exits_3_with_its_output()

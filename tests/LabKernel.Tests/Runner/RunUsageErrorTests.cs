@@ -11,11 +11,7 @@ namespace LabKernel.Tests.Runner;
 /// </summary>
 public sealed class RunUsageErrorTests
 {
-    private static async Task<ProcessResult> LabAsync(params string[] args)
-    {
-        var (dotnet, prefix) = KernelClient.KernelCommandLine();
-        return await ProcessRunner.RunAsync(dotnet, [.. prefix, .. args], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(1) });
-    }
+    private static Task<ProcessResult> LabAsync(params string[] args) => LabProcessAsync(TimeSpan.FromMinutes(1), args);
 
     private static void AssertOneLineUsageError(ProcessResult r, string expected)
     {

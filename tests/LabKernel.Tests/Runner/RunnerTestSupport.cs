@@ -41,6 +41,16 @@ internal static class RunnerTestSupport
     /// <summary>`lab ARGS` through the real command line, in this process (the kernel is still a child process).</summary>
     public static Task<int> Lab(params string[] args) => LabCli.RunAsync(args);
 
+    /// <summary>
+    /// `lab ARGS` as its own process, started as the runner starts its kernel: what it prints and its exit code are
+    /// exactly what a user sees.
+    /// </summary>
+    public static Task<ProcessResult> LabProcessAsync(TimeSpan timeout, params string[] args)
+    {
+        var (dotnet, prefix) = LabRunner.Notebooks.KernelClient.KernelCommandLine();
+        return ProcessRunner.RunAsync(dotnet, [.. prefix, .. args], new ProcessOptions { Check = false, Timeout = timeout });
+    }
+
     public static JsonObject ReadJson(string path) => (JsonObject)JsonNode.Parse(File.ReadAllText(path))!;
 
     public static List<JsonObject> Cells(JsonObject notebook) => notebook["cells"]!.AsArray().Select(c => c!.AsObject()).ToList();

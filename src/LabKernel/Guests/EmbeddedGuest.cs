@@ -121,7 +121,8 @@ public sealed class EmbeddedGuest : IAsyncDisposable
             SshPrivateKey = image.SshPrivateKey,
             SshKnownHosts = image.SshKnownHosts,
             AgentTimeout = options.AgentTimeout,
-            // vmgenid: a new generation id with every QEMU, so a guest restored from a saved state reseeds its RNG.
+            // vmgenid: a new generation id with every QEMU, so a restored guest whose kernel has the driver reseeds its RNG
+            // (Debian's cloud kernel has none: WarmStates.RefreshAsync forces the reseed).
             ExtraArguments = ["-device", "vmgenid,guid=auto", .. options.ExtraArguments],
             IncomingState = options.IncomingState,
         };
@@ -155,7 +156,7 @@ public sealed class EmbeddedGuest : IAsyncDisposable
                 await WarmStates.PlaceLayerAsync(state, root, backing ?? throw new LabException($"{root} has no backing file: it is not a fresh overlay of the guest's image"), backingFormat, cancellationToken).ConfigureAwait(false);
                 restored = await QemuMachine.StartAsync(machineOptions with { IncomingState = state.StateFile }, cancellationToken).ConfigureAwait(false);
                 var offset = await WarmStates.RefreshAsync(restored.Agent, cancellationToken).ConfigureAwait(false);
-                return (restored, new GuestStart(true, $"{why}; guest clock set ({offset.TotalMilliseconds:0} ms from the host's), fresh entropy written", state.Folder));
+                return (restored, new GuestStart(true, $"{why}; guest clock set ({offset.TotalMilliseconds:0} ms from the host's), fresh entropy written and the generator reseeded", state.Folder));
             }
             catch (Exception e) when (e is LabException or IOException && !cancellationToken.IsCancellationRequested && backing is not null)
             {

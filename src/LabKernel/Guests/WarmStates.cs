@@ -323,10 +323,21 @@ public static class WarmStates
 
     /// <summary>
     /// After a restore the guest must not be a copy of the last one: its clock is set from the host's
-    /// (<c>guest-set-time</c>, or <c>date</c> when the guest has no hwclock for it), and fresh host entropy is
-    /// written into its random pool (the machine's <c>vmgenid</c> device, whose id changes with every QEMU, also
-    /// makes the kernel reseed on restore). Returns the guest's clock offset from the host's after setting it.
+    /// (<c>guest-set-time</c>, or <c>date</c> when the guest has no hwclock for it), fresh host entropy is
+    /// written into its input pool, and the kernel is made to reseed its generator from that pool at once
+    /// (<c>RNDRESEEDCRNG</c>). Writing to <c>/dev/urandom</c> alone does not reseed: Linux 6.1 reseeds on a
+    /// schedule measured in jiffies, which go on from the saved boot, so two restores read the same bytes unless
+    /// the schedule happened to fall between save and read (CI saw it). The <c>vmgenid</c> device on the machine
+    /// would reseed a kernel that has its driver; Debian's cloud kernel has none. Returns the guest's clock offset
+    /// from the host's after setting it.
     /// </summary>
+    /// <summary>
+    /// The guest's kernel reseeds its generator from the input pool now: <c>ioctl(RNDRESEEDCRNG)</c>
+    /// (<c>_IO('R', 7)</c>, root only) on <c>/dev/urandom</c>. Perl because the guest has it and no compiler; a
+    /// failure exits non-zero with the reason, which fails the warm start.
+    /// </summary>
+    internal const string ReseedScript = "open(my $f, '<', '/dev/urandom') or die \"open /dev/urandom: $!\\n\"; ioctl($f, 0x5207, 0) or die \"RNDRESEEDCRNG: $!\\n\";";
+
     internal static async Task<TimeSpan> RefreshAsync(IGuestAgent agent, CancellationToken cancellationToken)
     {
         var now = DateTimeOffset.UtcNow;
@@ -341,6 +352,7 @@ public static class WarmStates
             await agent.OutputAsync(["date", "-u", "-s", "@" + (t.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
         }
         await agent.WriteFileAsync("/dev/urandom", RandomNumberGenerator.GetBytes(512), cancellationToken).ConfigureAwait(false);
+        await agent.OutputAsync(["perl", "-e", ReseedScript], TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
         var guestNow = double.Parse((await agent.OutputAsync(["date", "+%s.%N"], TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false)).Trim(), CultureInfo.InvariantCulture);
         return TimeSpan.FromSeconds(guestNow - DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0);
     }

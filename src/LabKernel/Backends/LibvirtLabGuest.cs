@@ -180,8 +180,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         var devices = new List<string>();
         for (var i = 0; i < files.Count; i++)
         {
-            var target = Enumerable.Range(0, VirtioTargets.DataDiskCount).Select(VirtioTargets.DataDisk).FirstOrDefault(t => !used.Contains(t))
-                ?? throw new LabException($"domain '{Name}' has no free virtio disk name for the lab's data disk");
+            var target = VirtioTargets.FirstFree(used, Name);
             used.Add(target);
             devices.Add(await PlugAsync(files[i], target, DataDiskSerial(i), cancellationToken).ConfigureAwait(false));
             targets.Add(target);

@@ -15,4 +15,15 @@ public sealed class VirtioTargetsTests
         Assert.Contains("vdb to vdz", e.Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentOutOfRangeException>(() => VirtioTargets.DataDisk(-1));
     }
+
+    [Fact]
+    public void Given_a_domains_used_targets_When_a_data_disk_is_plugged_Then_it_takes_the_first_free_name_and_with_none_left_a_one_line_error()
+    {
+        Assert.Equal("vdb", VirtioTargets.FirstFree(new HashSet<string> { "vda", "sda" }, "d"));
+        Assert.Equal("vdd", VirtioTargets.FirstFree(new HashSet<string> { "vda", "vdb", "vdc", "vde" }, "d"));
+        var all = new HashSet<string>(["vda", .. Enumerable.Range(0, VirtioTargets.DataDiskCount).Select(VirtioTargets.DataDisk)]);
+        Assert.Equal("vdz", VirtioTargets.FirstFree(new HashSet<string>(all.Where(t => t != "vdz")), "d"));
+        var e = Assert.Throws<LabException>(() => VirtioTargets.FirstFree(all, "full"));
+        Assert.Equal("domain 'full' has no free virtio disk name for the lab's data disk: vdb to vdz are all taken (26 vd disks); detach one of yours or give the lab a domain with fewer disks", e.Message);
+    }
 }

@@ -60,7 +60,7 @@ args = ConsoleRun.Start(args, "01 · Live external snapshot while the guest writ
 // `Backend=libvirt` (the writer's speed varies from run to run); `-p Count 200000` about 15 s.
 
 // parameters (NAME=VALUE arguments override them; another name is refused)
-ScriptArgs.CheckNames(args, ["Count", "SnapshotAfterLines", "SnapshotAfterSeconds", "Writer", "Quiesce", "Backend", "Domain", "DomainDisk", "LibvirtUri", "KeepArtifacts", "OutputDir"]);
+ScriptArgs.CheckNames(args, ["Count", "SnapshotAfterLines", "SnapshotAfterSeconds", "Writer", "Quiesce", "Backend", "Domain", "DomainDisk", "LibvirtUri", "HostFolder", "KeepArtifacts", "OutputDir"]);
 long Count = ScriptArgs.Get<long>(args, "Count", 4_000_000);
 long SnapshotAfterLines = ScriptArgs.Get<long>(args, "SnapshotAfterLines", 1_000_000);
 double SnapshotAfterSeconds = ScriptArgs.Get<double>(args, "SnapshotAfterSeconds", 0);
@@ -70,6 +70,7 @@ string Backend = ScriptArgs.Get<string>(args, "Backend", "qemu");
 string Domain = ScriptArgs.Get<string>(args, "Domain", "");
 string DomainDisk = ScriptArgs.Get<string>(args, "DomainDisk", "");
 string LibvirtUri = ScriptArgs.Get<string>(args, "LibvirtUri", "qemu:///system");
+string HostFolder = ScriptArgs.Get<string>(args, "HostFolder", "");
 bool KeepArtifacts = ScriptArgs.Get<bool>(args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(args, "OutputDir", "");
 
@@ -80,7 +81,7 @@ if (SnapshotAfterSeconds < 0)
 Experiment.CheckQuiesce(Quiesce);
 var lab = await Lab.StartAsync("01-live-snapshot-integrity", new LabSetup
 {
-    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri, KeepArtifacts = KeepArtifacts, OutputDir = OutputDir,
+    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri, HostFolder = HostFolder, KeepArtifacts = KeepArtifacts, OutputDir = OutputDir,
 });
 var overlay1 = lab.Run.PathOf("overlay1");
 display(lab.Describe());
@@ -134,7 +135,7 @@ lab.Findings.Check($"overlay2 (on overlay1), read offline after the guest powere
 var judgeSays = newTop.Lines == 4_000_000 ? "data is complete" : "data is not complete";
 lab.Findings.Note("The document's judge.sh (awk line count == 4,000,000) on overlay2's num.txt",
     $"'{judgeSays}' for {newTop.Lines:N0} lines; the exact check: {newTop.Summary}; the document's writer writes 2001 x 2001 = 4,004,001 lines, so its judge says 'not complete' on a complete run");
-var overlay1Hash = await FileHash.Sha256Async(overlay1);
+var overlay1Hash = await lab.Host.Sha256Async(overlay1);
 SequenceCheck oldLayer;
 await using (var reader = await lab.ReadOfflineAsync(overlay1))
 {
@@ -143,7 +144,7 @@ await using (var reader = await lab.ReadOfflineAsync(overlay1))
     oldLayer = SequenceChecker.Check(onDisk ? await reader.ReadFileAsync("/root/num.txt") : [], Count);
     if (!onDisk) lab.Findings.Note("num.txt in overlay1's view", "absent: the file's creation was still in the guest's page cache at the snapshot");
 }
-var overlay1Untouched = overlay1Hash == await FileHash.Sha256Async(overlay1);
+var overlay1Untouched = overlay1Hash == await lab.Host.Sha256Async(overlay1);
 // Without quiescing, k = 0 is a known outcome (the next finding measures why), not a failure of the run.
 lab.Findings.Check("overlay1 holds an interrupted sequence 1..k with 0 < k < Count", oldLayer.InterruptedPrefix,
     $"k = {oldLayer.ValidPrefix:N0} (Quiesce={Quiesce}): {oldLayer.Summary}", refutationExpected: Quiesce == "none" && oldLayer.ValidPrefix == 0 && oldLayer.ConsistentPrefix);
@@ -160,7 +161,7 @@ lab.Findings.Note("Lines in overlay1 vs flushed when the snapshot was requested 
 lab.Findings.Check("Reading overlay1 did not modify it", overlay1Untouched, overlay1Untouched ? "SHA-256 unchanged" : "changed!");
 var (clean, checks) = await lab.CheckImagesAsync([overlay1, overlay2]);
 lab.Findings.Check("qemu-img check accepts overlay1 and overlay2", clean, checks);
-var headers = await QemuImg.GetBackingChainAsync(overlay2);
+var headers = await lab.QemuImg.GetBackingChainAsync(overlay2);
 lab.Findings.Check("qemu-img sees base <- overlay1 <- overlay2", headers.Compare(chainAfterSnapshot.Filenames).Agrees, headers.ToText());
 // The numbers behind the findings, as data: a sweep (e.g. over SnapshotAfterLines or Quiesce) compares them across runs.
 lab.Findings.Measure("lines_flushed_at_snapshot_request", linesAtSnapshot, "lines");

@@ -54,7 +54,7 @@ args = ConsoleRun.Start(args, "02 · Live snapshot, then block commit while the 
 // 45 s here with `Backend=qemu`, 44 s with `Backend=libvirt`.
 
 // parameters (NAME=VALUE arguments override them; another name is refused)
-ScriptArgs.CheckNames(args, ["Count", "SnapshotAfterLines", "SnapshotAfterSeconds", "Writer", "Quiesce", "Backend", "Domain", "DomainDisk", "LibvirtUri", "KeepArtifacts", "OutputDir"]);
+ScriptArgs.CheckNames(args, ["Count", "SnapshotAfterLines", "SnapshotAfterSeconds", "Writer", "Quiesce", "Backend", "Domain", "DomainDisk", "LibvirtUri", "HostFolder", "KeepArtifacts", "OutputDir"]);
 long Count = ScriptArgs.Get<long>(args, "Count", 4_000_000);
 long SnapshotAfterLines = ScriptArgs.Get<long>(args, "SnapshotAfterLines", 1_000_000);
 double SnapshotAfterSeconds = ScriptArgs.Get<double>(args, "SnapshotAfterSeconds", 0);
@@ -64,6 +64,7 @@ string Backend = ScriptArgs.Get<string>(args, "Backend", "qemu");
 string Domain = ScriptArgs.Get<string>(args, "Domain", "");
 string DomainDisk = ScriptArgs.Get<string>(args, "DomainDisk", "");
 string LibvirtUri = ScriptArgs.Get<string>(args, "LibvirtUri", "qemu:///system");
+string HostFolder = ScriptArgs.Get<string>(args, "HostFolder", "");
 bool KeepArtifacts = ScriptArgs.Get<bool>(args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(args, "OutputDir", "");
 
@@ -74,7 +75,7 @@ if (SnapshotAfterSeconds < 0)
 Experiment.CheckQuiesce(Quiesce);
 var lab = await Lab.StartAsync("02-snapshot-and-commit-integrity", new LabSetup
 {
-    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri, KeepArtifacts = KeepArtifacts, OutputDir = OutputDir,
+    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri, HostFolder = HostFolder, KeepArtifacts = KeepArtifacts, OutputDir = OutputDir,
     Overlays = ["overlay1", "overlay2"],
 });
 var (overlay1, overlay2) = (lab.Run.PathOf("overlay1"), lab.Run.PathOf("overlay2"));
@@ -150,15 +151,15 @@ lab.Findings.Check("qemu-img check accepts every overlay", clean, checks);
 var sizes = new List<object>();
 foreach (var f in new[] { overlay1, overlay2, overlay3 })
 {
-    var info = await QemuImg.InfoAsync(f);
+    var info = await lab.QemuImg.InfoAsync(f);
     sizes.Add(new { Layer = Path.GetFileName(f), AllocatedMiB = Math.Round((info.ActualSize ?? 0) / 1048576.0, 1), Backing = Path.GetFileName(info.BackingFilename ?? "") });
 }
 display(sizes.ToTable("Layer sizes after the commit"));
 
 // Step 7: restore the starting chain base <- overlay1 <- overlay2.
-File.Delete(overlay2);
-File.Move(overlay3, overlay2);
-var restored = await QemuImg.GetBackingChainAsync(overlay2);
+await lab.Host.DeleteFileAsync(overlay2);
+await lab.Host.MoveFileAsync(overlay3, overlay2);
+var restored = await lab.QemuImg.GetBackingChainAsync(overlay2);
 var restoredOk = restored.Compare(chainBefore.Filenames).Agrees;
 lab.Findings.Check("Step 7 restores base <- overlay1 <- overlay2", restoredOk, restored.ToText());
 SequenceCheck restoredView;

@@ -67,7 +67,7 @@ args = ConsoleRun.Start(args, "03 · drive_mirror: copies, outages, commit, pivo
 // mirrors, the boots and the outage dominate, not the workload.
 
 // parameters (NAME=VALUE arguments override them; another name is refused)
-ScriptArgs.CheckNames(args, ["FileOps", "WriteMiB", "MirrorSpeedMiB", "OutageSeconds", "SampleMs", "BootCopies", "Backend", "Domain", "DomainDisk", "LibvirtUri", "KeepArtifacts", "OutputDir"]);
+ScriptArgs.CheckNames(args, ["FileOps", "WriteMiB", "MirrorSpeedMiB", "OutageSeconds", "SampleMs", "BootCopies", "Backend", "Domain", "DomainDisk", "LibvirtUri", "HostFolder", "KeepArtifacts", "OutputDir"]);
 int FileOps = ScriptArgs.Get<int>(args, "FileOps", 60);
 int WriteMiB = ScriptArgs.Get<int>(args, "WriteMiB", 64);
 int MirrorSpeedMiB = ScriptArgs.Get<int>(args, "MirrorSpeedMiB", 64);
@@ -78,6 +78,7 @@ string Backend = ScriptArgs.Get<string>(args, "Backend", "qemu");
 string Domain = ScriptArgs.Get<string>(args, "Domain", "");
 string DomainDisk = ScriptArgs.Get<string>(args, "DomainDisk", "");
 string LibvirtUri = ScriptArgs.Get<string>(args, "LibvirtUri", "qemu:///system");
+string HostFolder = ScriptArgs.Get<string>(args, "HostFolder", "");
 bool KeepArtifacts = ScriptArgs.Get<bool>(args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(args, "OutputDir", "");
 
@@ -95,7 +96,7 @@ if (FileOps < 1 || WriteMiB < 1 || MirrorSpeedMiB < 1 || OutageSeconds < 1 || Sa
     throw new LabUsageException("FileOps, WriteMiB, MirrorSpeedMiB and OutageSeconds must be positive, SampleMs at least 50");
 var lab = await Lab.StartAsync("03-drive-mirror", new LabSetup
 {
-    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri, KeepArtifacts = KeepArtifacts, OutputDir = OutputDir,
+    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri, HostFolder = HostFolder, KeepArtifacts = KeepArtifacts, OutputDir = OutputDir,
     Overlays = ["vm-base", "disk"],
 });
 var (vmBase, disk) = (lab.Run.PathOf("vm-base"), lab.Run.PathOf("disk"));
@@ -148,7 +149,7 @@ var (outage, ops2) = await block.MirrorThroughOutageAsync(lab.Disk, mirror2,
     new OutagePlan { Outage = TimeSpan.FromSeconds(OutageSeconds), Speed = speed, SampleEvery = TimeSpan.FromMilliseconds(SampleMs), PauseGuestAtReady = true },
     ct => FileOpsWorkload.RunAsync(lab.Agent, "/root/ops2", FileOps, seed: 2, ct));
 await lab.HmpAsync("stop");  // the document's `stop` (the VM is already paused since READY, so the copy equals the disk)
-var compare2 = await QemuImg.CompareAsync(disk, mirror2);
+var compare2 = await lab.QemuImg.CompareAsync(disk, mirror2);
 var check2 = await lab.CheckCopyAsync(mirror2, [ops1, ops2], BootCopies);
 var (progress, cut, back) = (outage.Progress, outage.CutAt, outage.BackAt);
 lab.Findings.Check("2. While the storage is away the job stands still (offset flat)", progress.StoodStill,
@@ -284,11 +285,13 @@ var openBefore6 = lab.OpenImages();
 // disk.qcow2 stays: it is an overlay of vm-base.qcow2 and would lose its backing file.
 IReadOnlyList<string> stillOpen = openBefore6 is null ? [] : MovedImages.StillHeld(openBefore6, [vmBase, disk, mirrorA]);
 string[] originals = [vmBase, mirrorA];
-var toMove = originals.Sum(f => new FileInfo(f).Length);
+long toMove = 0;
+foreach (var f in originals)
+    toMove += await lab.Host.FileSizeAsync(f);
 var (otherFs, otherFsWhy) = await lab.Run.TryMountScratchFilesystemAsync("other-fs", toMove + toMove / 4 + (64 << 20));
 var into = otherFs is null ? "moved" : "other-fs";
-string[] moved = [lab.MoveInto(into, vmBase, "vm-base-moved"), lab.MoveInto(into, mirrorA, "mirror-a-moved")];
-var (fromFs, toFs) = (await FilesystemOf.LookUpAsync(lab.Run.Folder), await FilesystemOf.LookUpAsync(moved[0]));
+string[] moved = [await lab.MoveIntoAsync(into, vmBase, "vm-base-moved"), await lab.MoveIntoAsync(into, mirrorA, "mirror-a-moved")];
+var (fromFs, toFs) = (await FilesystemOf.LookUpAsync(lab.Run.ImageFolder, host: lab.Host), await FilesystemOf.LookUpAsync(moved[0], host: lab.Host));
 var openAfter6 = lab.OpenFiles();
 var ddAfterMove = await lab.Agent.ShellAsync($"dd if=/dev/urandom of=/root/after-move.bin bs=1M count={Math.Min(WriteMiB, 16)} conv=fsync status=none && sync && sha256sum /root/after-move.bin && cat /proc/loadavg",
     new GuestExecOptions { Timeout = TimeSpan.FromMinutes(10) });
@@ -331,13 +334,13 @@ var top7 = lab.NewFile("vm-top");
 await block.SnapshotAsync(lab.Disk, top7);
 await Dd("/root/test7.img");
 var shallow = lab.NewFile("mirror-shallow");
-await QemuImg.CreateAsync(shallow, "qcow2", options: new CreateOptions { BackingFile = mirrorB, BackingFormat = "qcow2" });
+await lab.QemuImg.CreateAsync(shallow, "qcow2", options: new CreateOptions { BackingFile = mirrorB, BackingFormat = "qcow2" });
 var (run7s, ops7) = await block.MirrorAsync(lab.Disk, new MirrorTarget.ExistingFile(shallow), new MirrorOptions { Sync = MirrorSync.Top, Speed = speed },
     JobEnding.Cancel with { PauseGuest = true, ResumeGuest = false }, ct => FileOpsWorkload.RunAsync(lab.Agent, "/root/ops7", FileOps, seed: 7, ct));
 var full7 = lab.NewFile("mirror-full");
 var run7f = await block.MirrorAsync(lab.Disk, new MirrorTarget.NewFile(full7));
-var compare7 = await QemuImg.CompareAsync(shallow, full7);
-var compare7Top = await QemuImg.CompareAsync(shallow, top7);
+var compare7 = await lab.QemuImg.CompareAsync(shallow, full7);
+var compare7Top = await lab.QemuImg.CompareAsync(shallow, top7);
 await lab.HmpAsync("c");
 var sizes7 = await lab.Sizes.MeasureAsync("7. both copies", shallow, full7);
 var check7 = await lab.CheckCopyAsync(shallow, [ops7], BootCopies);

@@ -70,7 +70,7 @@ args = ConsoleRun.Start(args, "04 · Disk IO at each depth of a snapshot chain (
 // overlap); overlapping ranges or the reverse order refute it.
 
 // parameters (NAME=VALUE arguments override them; another name is refused)
-ScriptArgs.CheckNames(args, ["Snapshots", "FilesPerSnapshot", "FileMiB", "FioSize", "FioSeconds", "ProbeMiB", "Repeats", "ProbeSeconds", "Backend", "Domain", "DomainDisk", "LibvirtUri", "KeepArtifacts", "OutputDir"]);
+ScriptArgs.CheckNames(args, ["Snapshots", "FilesPerSnapshot", "FileMiB", "FioSize", "FioSeconds", "ProbeMiB", "Repeats", "ProbeSeconds", "Backend", "Domain", "DomainDisk", "LibvirtUri", "HostFolder", "KeepArtifacts", "OutputDir"]);
 int Snapshots = ScriptArgs.Get<int>(args, "Snapshots", 5);
 int FilesPerSnapshot = ScriptArgs.Get<int>(args, "FilesPerSnapshot", 20);
 int FileMiB = ScriptArgs.Get<int>(args, "FileMiB", 8);
@@ -83,6 +83,7 @@ string Backend = ScriptArgs.Get<string>(args, "Backend", "qemu");
 string Domain = ScriptArgs.Get<string>(args, "Domain", "");
 string DomainDisk = ScriptArgs.Get<string>(args, "DomainDisk", "");
 string LibvirtUri = ScriptArgs.Get<string>(args, "LibvirtUri", "qemu:///system");
+string HostFolder = ScriptArgs.Get<string>(args, "HostFolder", "");
 bool KeepArtifacts = ScriptArgs.Get<bool>(args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(args, "OutputDir", "");
 
@@ -93,7 +94,7 @@ var fioMiB = FioSize.EndsWith("g", StringComparison.OrdinalIgnoreCase) ? long.Pa
 var dataMiB = fioMiB + ProbeMiB + 3L * FilesPerSnapshot * FileMiB + 512;
 var lab = await Lab.StartAsync("04-snapshot-chain-io", new LabSetup
 {
-    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri,
+    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri, HostFolder = HostFolder,
     KeepArtifacts = KeepArtifacts, OutputDir = OutputDir, DataDisks = [new DataDisk("data", dataMiB)],
 });
 var data = lab.DataDisks[0];
@@ -151,14 +152,14 @@ var newestTags = new Dictionary<int, string>();
 for (var k = Snapshots; k >= 0; k--)
 {
     var revert = lab.NewFile($"revert{k}");
-    await QemuImg.CreateAsync(revert, "qcow2", options: new CreateOptions { BackingFile = layers[k], BackingFormat = "qcow2" });
+    await lab.QemuImg.CreateAsync(revert, "qcow2", options: new CreateOptions { BackingFile = layers[k], BackingFormat = "qcow2" });
     var device = await lab.PutDataDiskOnAsync(data, revert);
     await lab.ShAsync($"mkdir -p /data && mount {device} /data");
     // The document's init_test.sh found "which snapshot is this" from the newest tag file.
     newestTags[k] = (await lab.ShAsync("ls /data | grep '^TAG_aio_vdb_' | sort -t_ -k4 -n | tail -1")).Trim();
     var depth = (await lab.Block.QueryChainAsync(data)).Count;
     // Which layer holds each of the probe's blocks now (0 = the fresh overlay, depth - 1 = the base).
-    probeLayers[k] = (depth, probe.BytesByLayer(await QemuImg.MapAsync(revert)));
+    probeLayers[k] = (depth, probe.BytesByLayer(await lab.QemuImg.MapAsync(revert)));
     for (var r = 1; r <= Repeats; r++)
     {
         var read = await Fio.RunAsync(lab.Agent, new FioJob
@@ -213,7 +214,7 @@ display(Figures.Lines("p99 completion latency against chain depth", "layers in t
 
 var sizes = new List<(string Layer, double MiB)>();
 foreach (var layer in layers)
-    sizes.Add((Path.GetFileNameWithoutExtension(layer), ((await QemuImg.InfoAsync(layer, forceShare: true)).ActualSize ?? 0) / 1048576.0));
+    sizes.Add((Path.GetFileNameWithoutExtension(layer), ((await lab.QemuImg.InfoAsync(layer, forceShare: true)).ActualSize ?? 0) / 1048576.0));
 display(Figures.Columns("Allocated size of each layer of the data disk", "MiB on the host", sizes.Select(s => s.Layer).ToList(),
     [("allocated", sizes.Select(s => s.MiB).ToList())]));
 

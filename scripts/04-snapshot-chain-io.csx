@@ -60,7 +60,7 @@ using Plotly.NET.CSharp;
 using static LabNotebooks.ConsoleRun;
 
 // parameters (NAME=VALUE arguments override them; another name is refused)
-ScriptArgs.CheckNames(Args, ["Snapshots", "FilesPerSnapshot", "FileMiB", "FioSize", "FioSeconds", "ProbeMiB", "Repeats", "ProbeSeconds", "Backend", "Domain", "DomainDisk", "LibvirtUri", "KeepArtifacts", "OutputDir"]);
+ScriptArgs.CheckNames(Args, ["Snapshots", "FilesPerSnapshot", "FileMiB", "FioSize", "FioSeconds", "ProbeMiB", "Repeats", "ProbeSeconds", "Backend", "Domain", "DomainDisk", "LibvirtUri", "HostFolder", "KeepArtifacts", "OutputDir"]);
 int Snapshots = ScriptArgs.Get<int>(Args, "Snapshots", 5);
 int FilesPerSnapshot = ScriptArgs.Get<int>(Args, "FilesPerSnapshot", 20);
 int FileMiB = ScriptArgs.Get<int>(Args, "FileMiB", 8);
@@ -73,6 +73,7 @@ string Backend = ScriptArgs.Get<string>(Args, "Backend", "qemu");
 string Domain = ScriptArgs.Get<string>(Args, "Domain", "");
 string DomainDisk = ScriptArgs.Get<string>(Args, "DomainDisk", "");
 string LibvirtUri = ScriptArgs.Get<string>(Args, "LibvirtUri", "qemu:///system");
+string HostFolder = ScriptArgs.Get<string>(Args, "HostFolder", "");
 bool KeepArtifacts = ScriptArgs.Get<bool>(Args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(Args, "OutputDir", "");
 
@@ -83,7 +84,7 @@ var fioMiB = FioSize.EndsWith("g", StringComparison.OrdinalIgnoreCase) ? long.Pa
 var dataMiB = fioMiB + ProbeMiB + 3L * FilesPerSnapshot * FileMiB + 512;
 var lab = await Lab.StartAsync("04-snapshot-chain-io", new LabSetup
 {
-    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri,
+    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri, HostFolder = HostFolder,
     KeepArtifacts = KeepArtifacts, OutputDir = OutputDir, DataDisks = [new DataDisk("data", dataMiB)],
 });
 var data = lab.DataDisks[0];
@@ -141,14 +142,14 @@ var newestTags = new Dictionary<int, string>();
 for (var k = Snapshots; k >= 0; k--)
 {
     var revert = lab.NewFile($"revert{k}");
-    await QemuImg.CreateAsync(revert, "qcow2", options: new CreateOptions { BackingFile = layers[k], BackingFormat = "qcow2" });
+    await lab.QemuImg.CreateAsync(revert, "qcow2", options: new CreateOptions { BackingFile = layers[k], BackingFormat = "qcow2" });
     var device = await lab.PutDataDiskOnAsync(data, revert);
     await lab.ShAsync($"mkdir -p /data && mount {device} /data");
     // The document's init_test.sh found "which snapshot is this" from the newest tag file.
     newestTags[k] = (await lab.ShAsync("ls /data | grep '^TAG_aio_vdb_' | sort -t_ -k4 -n | tail -1")).Trim();
     var depth = (await lab.Block.QueryChainAsync(data)).Count;
     // Which layer holds each of the probe's blocks now (0 = the fresh overlay, depth - 1 = the base).
-    probeLayers[k] = (depth, probe.BytesByLayer(await QemuImg.MapAsync(revert)));
+    probeLayers[k] = (depth, probe.BytesByLayer(await lab.QemuImg.MapAsync(revert)));
     for (var r = 1; r <= Repeats; r++)
     {
         var read = await Fio.RunAsync(lab.Agent, new FioJob
@@ -203,7 +204,7 @@ display(Figures.Lines("p99 completion latency against chain depth", "layers in t
 
 var sizes = new List<(string Layer, double MiB)>();
 foreach (var layer in layers)
-    sizes.Add((Path.GetFileNameWithoutExtension(layer), ((await QemuImg.InfoAsync(layer, forceShare: true)).ActualSize ?? 0) / 1048576.0));
+    sizes.Add((Path.GetFileNameWithoutExtension(layer), ((await lab.QemuImg.InfoAsync(layer, forceShare: true)).ActualSize ?? 0) / 1048576.0));
 display(Figures.Columns("Allocated size of each layer of the data disk", "MiB on the host", sizes.Select(s => s.Layer).ToList(),
     [("allocated", sizes.Select(s => s.MiB).ToList())]));
 

@@ -48,7 +48,7 @@ using Plotly.NET.CSharp;
 using static LabNotebooks.ConsoleRun;
 
 // parameters (NAME=VALUE arguments override them; another name is refused)
-ScriptArgs.CheckNames(Args, ["ChangeMiB", "Increments", "IncrementMiB", "Quiesce", "Backend", "Domain", "DomainDisk", "LibvirtUri", "BootCopies", "KeepArtifacts", "OutputDir"]);
+ScriptArgs.CheckNames(Args, ["ChangeMiB", "Increments", "IncrementMiB", "Quiesce", "Backend", "Domain", "DomainDisk", "LibvirtUri", "HostFolder", "BootCopies", "KeepArtifacts", "OutputDir"]);
 int ChangeMiB = ScriptArgs.Get<int>(Args, "ChangeMiB", 1);
 int Increments = ScriptArgs.Get<int>(Args, "Increments", 3);
 int IncrementMiB = ScriptArgs.Get<int>(Args, "IncrementMiB", 16);
@@ -57,6 +57,7 @@ string Backend = ScriptArgs.Get<string>(Args, "Backend", "qemu");
 string Domain = ScriptArgs.Get<string>(Args, "Domain", "");
 string DomainDisk = ScriptArgs.Get<string>(Args, "DomainDisk", "");
 string LibvirtUri = ScriptArgs.Get<string>(Args, "LibvirtUri", "qemu:///system");
+string HostFolder = ScriptArgs.Get<string>(Args, "HostFolder", "");
 bool BootCopies = ScriptArgs.Get<bool>(Args, "BootCopies", true);
 bool KeepArtifacts = ScriptArgs.Get<bool>(Args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(Args, "OutputDir", "");
@@ -66,7 +67,7 @@ if (ChangeMiB < 1 || Increments < 1 || IncrementMiB < 1)
 Experiment.CheckQuiesce(Quiesce);
 var lab = await Lab.StartAsync("05-incremental-backup", new LabSetup
 {
-    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri,
+    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri, HostFolder = HostFolder,
     KeepArtifacts = KeepArtifacts, OutputDir = OutputDir,
 });
 var disk = lab.Disk;
@@ -98,7 +99,7 @@ for (var k = 1; k <= 3; k++)
     var snap = lab.NewFile($"snap{k}");
     await lab.Block.SnapshotAsync(disk, snap);
     if (k == 1)
-        overlay1AtSnapshot = await FileHash.Sha256Async(overlay1); // the document's base, the moment it was snapshotted
+        overlay1AtSnapshot = await lab.Host.Sha256Async(overlay1); // the document's base, the moment it was snapshotted
     layers.Add(snap);
     made.Add(await ChangeAsync($"change{k + 1}"));
 }
@@ -117,7 +118,7 @@ var qemuVersion = (await lab.MonitorAsync()).Qmp.QemuVersion;
 lab.Findings.Note("1. Nova's own snapshots cannot back up incrementally to a remote site", "not measured: the lab runs no OpenStack");
 lab.Findings.Note("2. QEMU 1.5.1 cannot take external snapshots", $"not measured: this host's QEMU is {qemuVersion.ToString(3)}");
 lab.Findings.Note("3. QEMU from 2.4.1 takes external snapshots", $"QEMU {qemuVersion.ToString(3)} took snap1..snap3 live on the running guest (backend {lab.Guest.Backend.Name()})");
-var overlay1Now = await FileHash.Sha256Async(overlay1);
+var overlay1Now = await lab.Host.Sha256Async(overlay1);
 var writerRefused = await ImageLock.WriterRefusalAsync(overlay1);
 lab.Findings.Check("4. After an external snapshot the base image is locked and no longer modified: changes go to the snapshots",
     overlay1Now == overlay1AtSnapshot && writerRefused is not null,
@@ -129,13 +130,13 @@ lab.Findings.Check("4. After an external snapshot the base image is locked and n
 // `block-stream` with no base copies everything below `snap3` into it and drops its backing file. A snapshot then
 // freezes `snap3` so a copy of it can boot while the guest goes on (the document copied the running image).
 
-var pulledBefore = (await QemuImg.MapAsync(top)).BytesAllocatedInActive;
+var pulledBefore = (await lab.QemuImg.MapAsync(top)).BytesAllocatedInActive;
 var clock = System.Diagnostics.Stopwatch.StartNew();
 await lab.Block.StreamAsync(disk);
-approaches.Add(("block-stream (pull) into the top", (await QemuImg.MapAsync(top)).BytesAllocatedInActive - pulledBefore, clock.Elapsed));
+approaches.Add(("block-stream (pull) into the top", (await lab.QemuImg.MapAsync(top)).BytesAllocatedInActive - pulledBefore, clock.Elapsed));
 var snap4 = lab.NewFile("snap4");
 await lab.QuiescedAsync(Quiesce, () => lab.Block.SnapshotAsync(disk, snap4));
-var pulled = await QemuImg.InfoAsync(top);
+var pulled = await lab.QemuImg.InfoAsync(top);
 lab.Findings.Check("After block-stream snap3 has no backing file: a standalone image", !pulled.HasBacking, pulled.BackingFilename ?? "no backing file");
 await using (var copy = await lab.OpenCopyAsync(top, "pulled", BootCopies))
 {
@@ -150,9 +151,9 @@ await using (var copy = await lab.OpenCopyAsync(top, "pulled", BootCopies))
 
 var snap1 = layers[1];
 var snap2 = layers[2];
-var committedBytes = (await QemuImg.MapAsync(snap2)).BytesAllocatedInActive;
+var committedBytes = (await lab.QemuImg.MapAsync(snap2)).BytesAllocatedInActive;
 clock.Restart();
-await QemuImg.CommitAsync(snap2);
+await lab.QemuImg.CommitAsync(snap2);
 approaches.Add(("qemu-img commit (non-top layer)", committedBytes, clock.Elapsed));
 await using (var copy = await lab.OpenCopyAsync(snap1, "committed", BootCopies))
 {
@@ -173,11 +174,11 @@ await using (var copy = await lab.OpenCopyAsync(snap1, "committed", BootCopies))
 
 made.Add(await ChangeAsync("change5"));
 string refusal = "";
-try { await QemuImg.CommitAsync(snap4); }
+try { await lab.QemuImg.CommitAsync(snap4); }
 catch (ImageInUseException e) { refusal = e.Message; }
 lab.Findings.Check("qemu-img commit of the running top is refused (QEMU holds its lock), so nothing is merged that way", refusal.Length > 0,
     refusal.Length > 0 ? refusal.Split(';')[0] : "qemu-img committed the running top!");
-var activeBytes = (await QemuImg.MapAsync(snap4)).BytesAllocatedInActive;
+var activeBytes = (await lab.QemuImg.MapAsync(snap4)).BytesAllocatedInActive;
 clock.Restart();
 var merged = await lab.Block.CommitAsync(disk, snap4, top);
 approaches.Add(("active block-commit of the top", activeBytes, clock.Elapsed));
@@ -221,7 +222,7 @@ var rows = new List<object>();
 var equal = new List<bool>();
 foreach (var b in backups)
 {
-    var same = await QemuImg.CompareAsync(b.FrozenLayer!, b.Target);
+    var same = await lab.QemuImg.CompareAsync(b.FrozenLayer!, b.Target);
     equal.Add(same.Identical);
     rows.Add(new
     {
@@ -235,15 +236,15 @@ display(Table.From(rows, "Backups: each chain compared with the layer frozen at 
 //
 // Restoring the last point is one `qemu-img convert` of its chain (full + every increment) into a standalone image.
 
-var restored = await Backups.RestoreAsync(backups[^1], lab.NewFile("restored"));
-var restoredSame = await QemuImg.CompareAsync(backups[^1].FrozenLayer!, restored);
+var restored = await Backups.RestoreAsync(backups[^1], lab.NewFile("restored"), host: lab.Host);
+var restoredSame = await lab.QemuImg.CompareAsync(backups[^1].FrozenLayer!, restored);
 lab.Findings.Check("Every backup chain (full + increments up to it) reads exactly as the disk did at its backup point", equal.All(e => e),
     $"{equal.Count(e => e)} of {equal.Count} chains identical to their frozen layer (qemu-img compare)");
 lab.Findings.Check("The restored image (qemu-img convert of full + all increments) equals the disk at the last backup", restoredSame.Identical, restoredSame.Message);
 var increments = backups.Skip(1).ToList();
 // The full job's offset is the disk's whole virtual size, and its target allocates all of it (mostly as zero
 // clusters), so the increments are measured against the data the full backup holds (qemu-img map: data, not zero).
-var fullData = (await QemuImg.MapAsync(backups[0].Target)).BytesOfDataAtDepth(0);
+var fullData = (await lab.QemuImg.MapAsync(backups[0].Target)).BytesOfDataAtDepth(0);
 lab.Findings.Check("Each increment copied what the bitmap had marked, at least the guest's new data and under a quarter of the data the full backup holds",
     increments.Select((b, i) => b.CopiedWhatWasMarked(dirty[i], IncrementMiB * 1048576L, fullData)).All(ok => ok),
     string.Join("; ", increments.Select((b, i) => $"inc{i + 1}: {b.BytesCopied / 1048576.0:0.0} MiB copied, {dirty[i] / 1048576.0:0.0} MiB dirty before, {IncrementMiB} MiB written"))

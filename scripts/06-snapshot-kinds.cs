@@ -57,18 +57,19 @@ args = ConsoleRun.Start(args, "06 · Kinds of snapshot: what each costs the gues
 // Under TCG (2 cores) the whole notebook takes a few minutes.
 
 // parameters (NAME=VALUE arguments override them; another name is refused)
-ScriptArgs.CheckNames(args, ["WriterLines", "Backend", "Domain", "DomainDisk", "LibvirtUri", "KeepArtifacts", "OutputDir"]);
+ScriptArgs.CheckNames(args, ["WriterLines", "Backend", "Domain", "DomainDisk", "LibvirtUri", "HostFolder", "KeepArtifacts", "OutputDir"]);
 long WriterLines = ScriptArgs.Get<long>(args, "WriterLines", 2_000_000);
 string Backend = ScriptArgs.Get<string>(args, "Backend", "qemu");
 string Domain = ScriptArgs.Get<string>(args, "Domain", "");
 string DomainDisk = ScriptArgs.Get<string>(args, "DomainDisk", "");
 string LibvirtUri = ScriptArgs.Get<string>(args, "LibvirtUri", "qemu:///system");
+string HostFolder = ScriptArgs.Get<string>(args, "HostFolder", "");
 bool KeepArtifacts = ScriptArgs.Get<bool>(args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(args, "OutputDir", "");
 
 var lab = await Lab.StartAsync("06-snapshot-kinds", new LabSetup
 {
-    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri,
+    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri, HostFolder = HostFolder,
     KeepArtifacts = KeepArtifacts, OutputDir = OutputDir,
 });
 display(lab.Describe());

@@ -47,18 +47,19 @@ using Plotly.NET.CSharp;
 using static LabNotebooks.ConsoleRun;
 
 // parameters (NAME=VALUE arguments override them; another name is refused)
-ScriptArgs.CheckNames(Args, ["WriterLines", "Backend", "Domain", "DomainDisk", "LibvirtUri", "KeepArtifacts", "OutputDir"]);
+ScriptArgs.CheckNames(Args, ["WriterLines", "Backend", "Domain", "DomainDisk", "LibvirtUri", "HostFolder", "KeepArtifacts", "OutputDir"]);
 long WriterLines = ScriptArgs.Get<long>(Args, "WriterLines", 2_000_000);
 string Backend = ScriptArgs.Get<string>(Args, "Backend", "qemu");
 string Domain = ScriptArgs.Get<string>(Args, "Domain", "");
 string DomainDisk = ScriptArgs.Get<string>(Args, "DomainDisk", "");
 string LibvirtUri = ScriptArgs.Get<string>(Args, "LibvirtUri", "qemu:///system");
+string HostFolder = ScriptArgs.Get<string>(Args, "HostFolder", "");
 bool KeepArtifacts = ScriptArgs.Get<bool>(Args, "KeepArtifacts", false);
 string OutputDir = ScriptArgs.Get<string>(Args, "OutputDir", "");
 
 var lab = await Lab.StartAsync("06-snapshot-kinds", new LabSetup
 {
-    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri,
+    Backend = Backend, Domain = Domain, DomainDisk = DomainDisk, LibvirtUri = LibvirtUri, HostFolder = HostFolder,
     KeepArtifacts = KeepArtifacts, OutputDir = OutputDir,
 });
 display(lab.Describe());

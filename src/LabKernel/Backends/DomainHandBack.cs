@@ -53,16 +53,24 @@ public sealed record ImageHashes(IReadOnlyList<(string Disk, string Image, strin
     /// <summary>The images hashed, with their disks.</summary>
     public IReadOnlyList<(string Disk, string Image)> Images => [.. Hashes.Select(h => (h.Disk, h.Image))];
 
-    /// <summary>Hashes each image (two at a time: reading is the cost, and the host has other work).</summary>
-    public static async Task<ImageHashes> TakeAsync(IReadOnlyList<(string Disk, string Image)> images, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Hashes each image on <paramref name="host"/> (this machine when null), two at a time: reading is the cost, and
+    /// the host has other work. On another host the hashing runs there; only the digests come back.
+    /// </summary>
+    public static async Task<ImageHashes> TakeAsync(IReadOnlyList<(string Disk, string Image)> images, CancellationToken cancellationToken = default, ILabHost? host = null)
     {
         ArgumentNullException.ThrowIfNull(images);
+        host ??= LocalHost.Instance;
         var clock = Stopwatch.StartNew();
         var hashes = new string[images.Count];
+        var sizes = new long[images.Count];
         await Parallel.ForEachAsync(Enumerable.Range(0, images.Count), new ParallelOptions { MaxDegreeOfParallelism = 2, CancellationToken = cancellationToken },
-            async (i, ct) => hashes[i] = await FileHash.Sha256Async(images[i].Image, ct).ConfigureAwait(false)).ConfigureAwait(false);
-        var bytes = images.Sum(i => new FileInfo(i.Image).Length);
-        return new ImageHashes([.. images.Select((im, i) => (im.Disk, im.Image, hashes[i]))], clock.Elapsed, bytes);
+            async (i, ct) =>
+            {
+                hashes[i] = await host.Sha256Async(images[i].Image, ct).ConfigureAwait(false);
+                sizes[i] = await host.FileSizeAsync(images[i].Image, ct).ConfigureAwait(false);
+            }).ConfigureAwait(false);
+        return new ImageHashes([.. images.Select((im, i) => (im.Disk, im.Image, hashes[i]))], clock.Elapsed, sizes.Sum());
     }
 
     /// <summary>This set (at take-over) against <paramref name="later"/> (at hand-back), image by image.</summary>

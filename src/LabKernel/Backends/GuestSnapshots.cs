@@ -100,8 +100,9 @@ public static class GuestSnapshots
         {
             throw new LabUsageException($"the {guest.Backend.Name()} backend has no {kind} snapshot");
         }
+        var host = guest.Host;
         var before = (await guest.Block.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false)).Active.Filename;
-        var sizeBefore = new FileInfo(before).Length;
+        var sizeBefore = await host.FileSizeAsync(before, cancellationToken).ConfigureAwait(false);
         var overlay = kind is SnapshotKind.Internal ? null : newFile($"{name}-overlay", $"{name}.qcow2");
         var memory = kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive ? newFile($"{name}-memory", $"{name}.mem") : null;
         string how;
@@ -111,9 +112,19 @@ public static class GuestSnapshots
         var duration = clock.Elapsed;
         var unanswered = await probe.StopAsync().ConfigureAwait(false);
         var files = new[] { overlay, memory }.OfType<string>().ToArray();
-        var growth = kind is SnapshotKind.Internal
-            ? new FileInfo(before).Length - sizeBefore
-            : files.Sum(f => File.Exists(f) ? new FileInfo(f).Length : 0);
+        long growth;
+        if (kind is SnapshotKind.Internal)
+        {
+            growth = await host.FileSizeAsync(before, cancellationToken).ConfigureAwait(false) - sizeBefore;
+        }
+        else
+        {
+            growth = 0;
+            foreach (var f in files)
+            {
+                growth += await host.FileExistsAsync(f, cancellationToken).ConfigureAwait(false) ? await host.FileSizeAsync(f, cancellationToken).ConfigureAwait(false) : 0;
+            }
+        }
         return new SnapshotTaken(kind, name, duration, unanswered, files, overlay is null ? null : before, growth, how) { MemoryFile = memory };
     }
 
@@ -135,7 +146,7 @@ public static class GuestSnapshots
         }
         // The lab's external revert: the frozen layer is never written; a new overlay goes over it.
         var overlay = newFile($"{snapshot.Name}-revert", $"{snapshot.Name}-revert.qcow2");
-        await QemuImg.CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = snapshot.FrozenLayer!, BackingFormat = "qcow2" }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await QemuImg.On(guest.Host).CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = snapshot.FrozenLayer!, BackingFormat = "qcow2" }, cancellationToken: cancellationToken).ConfigureAwait(false);
         if (snapshot is { Kind: SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive, MemoryFile: { } memory } && guest.Capabilities.HasFlag(LabCapabilities.RestoreMemory))
         {
             // A real memory revert: the saved state loaded into a new QEMU over the disk as it was frozen with it.

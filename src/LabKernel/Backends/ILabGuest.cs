@@ -28,6 +28,12 @@ public interface ILabGuest : IAsyncDisposable
     /// <summary>One line for a notebook: what runs, where, and how long it took to answer.</summary>
     string Description { get; }
 
+    /// <summary>
+    /// The machine the guest's images are on, where the lab runs qemu-img and makes, reads, hashes and deletes them:
+    /// this machine, or a libvirt domain's hypervisor over SSH. Every image path of the guest is a path there.
+    /// </summary>
+    Host.ILabHost Host { get; }
+
     /// <summary>From start to the guest agent's first answer (null when the guest was already running).</summary>
     TimeSpan? BootToAgent { get; }
 

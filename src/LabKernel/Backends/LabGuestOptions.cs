@@ -22,7 +22,15 @@ public sealed record LabGuestOptions
     /// <summary>A short name for the guest (the embedded domain's name gets a unique suffix).</summary>
     public string Name { get; init; } = "labguest";
 
-    /// <summary>The folder for the guest's runtime files (console log, sockets).</summary>
+    /// <summary>
+    /// The machine the images (<see cref="Overlays"/>, <see cref="DataDisks"/>, <see cref="NewFile"/>'s files) are on:
+    /// the experiment run's host (<see cref="Experiments.ExperimentRun.Host"/>), shared with a libvirt connection so
+    /// one SSH session serves both. Null: the connection's own (<see cref="LibvirtConnection.GetHostAsync"/>), this
+    /// machine for the QEMU backend.
+    /// </summary>
+    public Host.ILabHost? Host { get; init; }
+
+    /// <summary>The folder on this machine for the guest's runtime files (console log, sockets).</summary>
     public required string WorkFolder { get; init; }
 
     /// <summary>

@@ -20,16 +20,19 @@ public static class LabGuests
         {
             throw new LabUsageException("the starting chain needs at least one overlay for the lab to write into");
         }
+        var filesHere = backend == GuestBackend.Qemu || LabHosts.FilesAreLocal(options.LibvirtUri);
+        if (!filesHere && domain.Length == 0)
+        {
+            throw new LabUsageException($"{options.LibvirtUri}: the lab makes its own domain (the embedded guest) only on this machine, where its image is; on another host give it a domain of yours (Domain=NAME)");
+        }
+        var host = options.Host ?? (filesHere ? Host.LocalHost.Instance : null);
         foreach (var o in options.Overlays)
         {
-            if (File.Exists(o))
+            // On another host without a host given yet, the take-over checks there once the connection has one.
+            if (host is not null && await host.FileExistsAsync(o, cancellationToken).ConfigureAwait(false))
             {
                 throw new OverlayExistsException(Path.GetFullPath(o));
             }
-        }
-        if (backend == GuestBackend.Libvirt)
-        {
-            LibvirtConnection.RequireThisHost(options.LibvirtUri, "run an experiment on a domain there");
         }
         Directory.CreateDirectory(options.WorkFolder);
         return backend == GuestBackend.Qemu
@@ -84,18 +87,19 @@ public static class LabGuests
     }
 
     /// <summary>
-    /// Creates <paramref name="overlays"/> (lowest first) as a qcow2 chain on <paramref name="baseImage"/>; returns the
-    /// top. <paramref name="baseFormat"/> is the base's format when known (a user's definition says it; probing a raw
-    /// image could read a guest-written header as a format).
+    /// Creates <paramref name="overlays"/> (lowest first) as a qcow2 chain on <paramref name="baseImage"/>, on
+    /// <paramref name="host"/>; returns the top. <paramref name="baseFormat"/> is the base's format when known (a user's
+    /// definition says it; probing a raw image could read a guest-written header as a format).
     /// </summary>
-    internal static async Task<string> CreateChainAsync(string baseImage, IReadOnlyList<string> overlays, CancellationToken cancellationToken, string? baseFormat = null)
+    internal static async Task<string> CreateChainAsync(Host.ILabHost host, string baseImage, IReadOnlyList<string> overlays, CancellationToken cancellationToken, string? baseFormat = null)
     {
+        var qemuImg = QemuImg.On(host);
         var below = baseImage;
-        var belowFormat = string.IsNullOrEmpty(baseFormat) ? (await QemuImg.InfoAsync(baseImage, cancellationToken: cancellationToken).ConfigureAwait(false)).Format : baseFormat;
+        var belowFormat = string.IsNullOrEmpty(baseFormat) ? (await qemuImg.InfoAsync(baseImage, cancellationToken: cancellationToken).ConfigureAwait(false)).Format : baseFormat;
         foreach (var o in overlays)
         {
             var path = Path.GetFullPath(o);
-            await QemuImg.CreateAsync(path, "qcow2", options: new CreateOptions { BackingFile = below, BackingFormat = belowFormat }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await qemuImg.CreateAsync(path, "qcow2", options: new CreateOptions { BackingFile = below, BackingFormat = belowFormat }, cancellationToken: cancellationToken).ConfigureAwait(false);
             below = path;
             belowFormat = "qcow2";
         }

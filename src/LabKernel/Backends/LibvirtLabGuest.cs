@@ -28,9 +28,10 @@ public sealed class LibvirtLabGuest : ILabGuest
     private readonly TimeSpan _agentTimeout;
     private bool _disposed;
 
-    private LibvirtLabGuest(LibvirtConnection connection, LibvirtDomain domain, string disk, string baseImage, LibvirtGuest? embedded, UserDomainState? user, TimeSpan? bootToAgent, LabGuestOptions options)
+    private LibvirtLabGuest(LibvirtConnection connection, ILabHost host, LibvirtDomain domain, string disk, string baseImage, LibvirtGuest? embedded, UserDomainState? user, TimeSpan? bootToAgent, LabGuestOptions options)
     {
         _connection = connection;
+        Host = host;
         Domain = domain;
         Disk = disk;
         BaseImage = baseImage;
@@ -45,13 +46,13 @@ public sealed class LibvirtLabGuest : ILabGuest
         {
             // If the process ends mid-experiment there is no time for a clean hand-back: at least point the
             // definition at the user's image again and drop the lab's snapshot records, so the next start is theirs.
-            _exitHook = Host.ProcessExitHooks.Register($"libvirt domain {domain.Name}", () => PointBackAsync(user).GetAwaiter().GetResult());
+            _exitHook = ProcessExitHooks.Register($"libvirt domain {domain.Name}", () => PointBackAsync(user).GetAwaiter().GetResult());
         }
         else if (embedded is not null)
         {
             // A lab-made domain must not outlive the process that made it (a failed cell never reaches clean-up):
             // destroyed and undefined at exit; the run's images stay valid for `qemu-img check` and `lab clean`.
-            _exitHook = Host.ProcessExitHooks.Register($"libvirt domain {domain.Name}", () => embedded.DisposeAsync().AsTask().GetAwaiter().GetResult());
+            _exitHook = ProcessExitHooks.Register($"libvirt domain {domain.Name}", () => embedded.DisposeAsync().AsTask().GetAwaiter().GetResult());
         }
     }
 
@@ -73,7 +74,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         var dropped = (await Domain.Snapshots.DropMetadataExceptAsync(user.SnapshotNames).ConfigureAwait(false)).Count;
         if (await Domain.GetStateAsync().ConfigureAwait(false) != DomainState.ShutOff)
         {
-            Host.LabWarnings.Raise($"domain '{Name}' still runs on the lab's overlays; its definition names your images ({string.Join(", ", user.Disks.Select(d => Path.GetFileName(d.Source)))}) again, so a restart returns it to them");
+            LabWarnings.Raise($"domain '{Name}' still runs on the lab's overlays; its definition names your images ({string.Join(", ", user.Disks.Select(d => Path.GetFileName(d.Source)))}) again, so a restart returns it to them");
         }
         return dropped;
     }
@@ -94,6 +95,8 @@ public sealed class LibvirtLabGuest : ILabGuest
     public DomainTakeOver? TakeOver => _user is { } u ? new DomainTakeOver(Domain.Name, Disk, u.WasRunning, u.WasRunning && u.Quiesced, u.QuiesceRefusal) { Disks = [.. u.Disks.Select(d => d.Target)] } : null;
 
     public GuestBackend Backend => GuestBackend.Libvirt;
+
+    public ILabHost Host { get; }
     public string Name => Domain.Name;
     public string Disk { get; }
     public string BaseImage { get; }
@@ -113,7 +116,7 @@ public sealed class LibvirtLabGuest : ILabGuest
 
     public string Description => _user is null
         ? $"the embedded guest as libvirt domain '{Name}' on {_connection.Uri} ({_embedded!.Accelerator.Name}: {_embedded.Accelerator.Reason}), agent up {BootToAgent?.TotalSeconds:0.0} s after start"
-        : $"your libvirt domain '{Name}' on {_connection.Uri}, disk {Disk}: every disk ({string.Join(", ", _user.Disks.Select(d => d.Target))}) runs on the lab's own overlays, the lab works on {Disk} above {BaseImage}"
+        : $"your libvirt domain '{Name}' on {_connection.Uri}{(Host.IsLocal ? "" : $" (its files through SSH as {Host.Name})")}, disk {Disk}: every disk ({string.Join(", ", _user.Disks.Select(d => d.Target))}) runs on the lab's own overlays, the lab works on {Disk} above {BaseImage}"
           + (_user.WasRunning ? (_user.Quiesced ? " (first overlay taken live with the guest's filesystems frozen)" : " (first overlay taken live without quiescing: the guest agent could not freeze)") : " (overlays put on before the lab started it)")
           + (BootToAgent is { } b ? $"; started by the lab, agent up after {b.TotalSeconds:0.0} s" : "");
 
@@ -123,7 +126,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         try
         {
             var image = await GuestImageBuilder.EnsureAsync(progress: options.BuildProgress, cancellationToken: cancellationToken).ConfigureAwait(false);
-            var top = await LabGuests.CreateChainAsync(image.BaseImage, options.Overlays, cancellationToken).ConfigureAwait(false);
+            var top = await LabGuests.CreateChainAsync(LocalHost.Instance, image.BaseImage, options.Overlays, cancellationToken).ConfigureAwait(false);
             var guest = await LibvirtGuest.CreateAsync(connection, new LibvirtGuestOptions
             {
                 Name = $"lab-{options.Name}-{Guid.NewGuid().ToString("N")[..6]}",
@@ -134,7 +137,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                 BuildProgress = options.BuildProgress,
                 ExtraDisks = [.. options.DataDisks.Select((file, i) => new DomainDiskSpec(Path.GetFullPath(file), VirtioTargets.DataDisk(i)))],
             }, cancellationToken).ConfigureAwait(false);
-            return new LibvirtLabGuest(connection, guest.Domain, "vda", image.BaseImage, guest, null, guest.BootToAgent, options);
+            return new LibvirtLabGuest(connection, LocalHost.Instance, guest.Domain, "vda", image.BaseImage, guest, null, guest.BootToAgent, options);
         }
         catch
         {
@@ -225,7 +228,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                 ? $"the lab swaps data disks live only on your domain: the embedded guest boots again on other images (BootAgainAsync)"
                 : $"{disk} is not one of the lab's data disks of domain '{Name}' ({string.Join(", ", DataDisks)})");
         }
-        LabFiles.EnsureMayModify(image, $"plug into domain '{Name}' as {disk}");
+        LabFiles.EnsureMayModify(image, $"plug into domain '{Name}' as {disk}", host: Host);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var device = DataDiskDevices[index];
         // Unmounted first: a disk pulled from under a mounted filesystem leaves the guest's ext4 in error.
@@ -252,6 +255,18 @@ public sealed class LibvirtLabGuest : ILabGuest
         LibvirtDomain? domain = null;
         try
         {
+            if (options.Host is { } given)
+            {
+                connection.UseHost(given);
+            }
+            var host = await connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var o in options.Overlays)
+            {
+                if (await host.FileExistsAsync(o, cancellationToken).ConfigureAwait(false))
+                {
+                    throw new OverlayExistsException(o);
+                }
+            }
             domain = await connection.LookupDomainAsync(name, cancellationToken).ConfigureAwait(false);
             if (!await domain.IsPersistentAsync(cancellationToken).ConfigureAwait(false))
             {
@@ -282,10 +297,10 @@ public sealed class LibvirtLabGuest : ILabGuest
                 throw new LabUsageException($"domain '{name}' is {described}: resume it or shut it off first");
             }
             // The user's images, every layer of every disk: the evidence the hand-back compares.
-            var images = await UserImagesAsync(persistentDisks, cancellationToken).ConfigureAwait(false);
+            var images = await UserImagesAsync(host, persistentDisks, cancellationToken).ConfigureAwait(false);
             var overlays = covered.ToDictionary(d => d.Target, d => d.Target == disk.Target
                 ? Path.GetFullPath(options.Overlays[0])
-                : Path.GetFullPath(options.NewFile?.Invoke($"{d.Target}-overlay", $"{d.Target}-lab.qcow2") ?? Path.Combine(options.WorkFolder, $"{d.Target}-lab.qcow2")));
+                : Path.GetFullPath(options.NewFile?.Invoke($"{d.Target}-overlay", $"{d.Target}-lab.qcow2") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(options.Overlays[0]))!, $"{d.Target}-lab.qcow2")));
             TimeSpan? boot = null;
             ImageHashes? hashes = null;
             var quiesced = false;
@@ -293,12 +308,12 @@ public sealed class LibvirtLabGuest : ILabGuest
             if (!wasRunning)
             {
                 // Shut off: the lab's overlays go on before the first boot, so not even the boot writes the user's images.
-                hashes = await ImageHashes.TakeAsync(images, cancellationToken).ConfigureAwait(false);
+                hashes = await ImageHashes.TakeAsync(images, cancellationToken, host).ConfigureAwait(false);
                 var tops = new List<(string Target, string File, string? Format)>();
                 foreach (var d in covered)
                 {
                     var chain = d.Target == disk.Target ? options.Overlays : [overlays[d.Target]];
-                    tops.Add((d.Target, await LabGuests.CreateChainAsync(d.Source, chain, cancellationToken, d.Format).ConfigureAwait(false), "qcow2"));
+                    tops.Add((d.Target, await LabGuests.CreateChainAsync(host, d.Source, chain, cancellationToken, d.Format).ConfigureAwait(false), "qcow2"));
                 }
                 await domain.SetPersistentDiskSourcesAsync(tops, cancellationToken).ConfigureAwait(false);
                 await domain.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -320,7 +335,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                 var snap = $"lab-setup-{Guid.NewGuid().ToString("N")[..6]}";
                 quiesceRefusal = await TakeFirstOverlaysAsync(
                     quiesce => domain.Snapshots.CreateDiskOnlyAsync(snap, specs, metadata: false, quiesce: quiesce, cancellationToken: cancellationToken),
-                    [.. specs.Select(o => o.OverlayFile)]).ConfigureAwait(false);
+                    [.. specs.Select(o => o.OverlayFile)], host).ConfigureAwait(false);
                 quiesced = quiesceRefusal is null;
                 for (var i = 1; i < options.Overlays.Count; i++)
                 {
@@ -329,10 +344,10 @@ public sealed class LibvirtLabGuest : ILabGuest
                     await domain.Snapshots.CreateDiskOnlyAsync(next, [new DiskSnapshotSpec(disk.Target, overlay)], metadata: false, cancellationToken: cancellationToken).ConfigureAwait(false);
                 }
                 // From here on the user's images are read-only backing files: their bytes now are the evidence.
-                hashes = await ImageHashes.TakeAsync(images, cancellationToken).ConfigureAwait(false);
+                hashes = await ImageHashes.TakeAsync(images, cancellationToken, host).ConfigureAwait(false);
             }
             var found = new UserDomainState(wasRunning, [.. covered.Select(d => new UserDisk(d.Target, d.Source, d.Format))], snapshots, quiesced || !wasRunning, hashes!, quiesceRefusal);
-            return new LibvirtLabGuest(connection, domain, disk.Target, disk.Source, null, found, boot, options);
+            return new LibvirtLabGuest(connection, host, domain, disk.Target, disk.Source, null, found, boot, options);
         }
         catch
         {
@@ -351,18 +366,29 @@ public sealed class LibvirtLabGuest : ILabGuest
     /// </summary>
     /// <param name="snapshot">Takes the snapshot; its argument says whether to quiesce.</param>
     /// <param name="overlayFiles">The overlay files the snapshot makes.</param>
-    internal static async Task<string?> TakeFirstOverlaysAsync(Func<bool, Task> snapshot, IReadOnlyList<string> overlayFiles)
+    /// <param name="host">Where those files are (this machine when null).</param>
+    internal static async Task<string?> TakeFirstOverlaysAsync(Func<bool, Task> snapshot, IReadOnlyList<string> overlayFiles, ILabHost? host = null)
     {
+        host ??= LocalHost.Instance;
+        LibvirtException refusal;
         try
         {
             await snapshot(true).ConfigureAwait(false);
             return null;
         }
-        catch (LibvirtException e) when (overlayFiles.All(f => !File.Exists(f)))
+        catch (LibvirtException e)
         {
-            await snapshot(false).ConfigureAwait(false);
-            return e.Message;
+            refusal = e;
         }
+        foreach (var f in overlayFiles)
+        {
+            if (await host.FileExistsAsync(f).ConfigureAwait(false))
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(refusal);
+            }
+        }
+        await snapshot(false).ConfigureAwait(false);
+        return refusal.Message;
     }
 
     /// <summary>
@@ -392,15 +418,19 @@ public sealed class LibvirtLabGuest : ILabGuest
         return covered;
     }
 
-    /// <summary>Every layer of every disk (active first, from the image headers), each with the disk it belongs to.</summary>
-    private static async Task<IReadOnlyList<(string Disk, string Image)>> UserImagesAsync(IReadOnlyList<DomainDisk> disks, CancellationToken cancellationToken)
+    /// <summary>Every layer of every disk (active first, from the image headers on <paramref name="host"/>), each with the disk it belongs to.</summary>
+    private static async Task<IReadOnlyList<(string Disk, string Image)>> UserImagesAsync(ILabHost host, IReadOnlyList<DomainDisk> disks, CancellationToken cancellationToken)
     {
         var images = new List<(string Disk, string Image)>();
         foreach (var d in disks.Where(d => d.Source.Length > 0 && d.SourceType is "file" or "block"))
         {
-            var chain = await QemuImg.GetBackingChainAsync(d.Source, format: d.Format.Length > 0 ? d.Format : null, cancellationToken: cancellationToken).ConfigureAwait(false);
-            foreach (var layer in chain.Layers.Select(l => l.Filename).Where(File.Exists))
+            var chain = await QemuImg.On(host).GetBackingChainAsync(d.Source, format: d.Format.Length > 0 ? d.Format : null, cancellationToken: cancellationToken).ConfigureAwait(false);
+            foreach (var layer in chain.Layers.Select(l => l.Filename))
             {
+                if (!await host.FileExistsAsync(layer, cancellationToken).ConfigureAwait(false))
+                {
+                    continue;
+                }
                 if (images.All(i => !BackingChain.SameFile(i.Image, layer)))
                 {
                     images.Add((d.Target, Path.GetFullPath(layer)));
@@ -525,7 +555,7 @@ public sealed class LibvirtLabGuest : ILabGuest
             var dropped = await PointBackAsync(user).ConfigureAwait(false);
             _exitHook?.Dispose();
             // Before the domain runs on them again: every image of every disk, compared with the take-over.
-            var atHandBack = await ImageHashes.TakeAsync(user.AtTakeOver.Images, CancellationToken.None).ConfigureAwait(false);
+            var atHandBack = await ImageHashes.TakeAsync(user.AtTakeOver.Images, CancellationToken.None, Host).ConfigureAwait(false);
             var now = await Domain.ListDisksAsync(inactive: true).ConfigureAwait(false);
             foreach (var d in user.Disks)
             {

@@ -23,7 +23,7 @@ public sealed class QemuLabGuest : ILabGuest
     internal static async Task<QemuLabGuest> StartAsync(LabGuestOptions options, CancellationToken cancellationToken)
     {
         var image = await GuestImageBuilder.EnsureAsync(progress: options.BuildProgress, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var top = await LabGuests.CreateChainAsync(image.BaseImage, options.Overlays, cancellationToken).ConfigureAwait(false);
+        var top = await LabGuests.CreateChainAsync(LabKernel.Host.LocalHost.Instance, image.BaseImage, options.Overlays, cancellationToken).ConfigureAwait(false);
         var embedded = new EmbeddedGuestOptions
         {
             RootDisk = top,
@@ -42,6 +42,8 @@ public sealed class QemuLabGuest : ILabGuest
     public Machines.QemuMachine Machine => _guest.Machine;
 
     public GuestBackend Backend => GuestBackend.Qemu;
+
+    public Host.ILabHost Host => LabKernel.Host.LocalHost.Instance;
     public string Name => Machine.Options.Name;
     public string Disk => "disk0";
     public string BaseImage => _guest.Image.BaseImage;

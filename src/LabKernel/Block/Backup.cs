@@ -121,21 +121,23 @@ public static class Backups
     /// <summary>
     /// Restores a backup point into a new standalone qcow2 <paramref name="file"/>: <c>qemu-img convert -O qcow2</c>
     /// of the backup's chain (full backup and every increment up to <paramref name="backup"/>). The backups are
-    /// only read. Returns the file.
+    /// only read. Returns the file. On another <paramref name="host"/> (this machine when null) the backups are read and
+    /// the file is made there.
     /// </summary>
-    public static async Task<string> RestoreAsync(BackupResult backup, string file, CancellationToken cancellationToken = default)
+    public static async Task<string> RestoreAsync(BackupResult backup, string file, CancellationToken cancellationToken = default, Host.ILabHost? host = null)
     {
         ArgumentNullException.ThrowIfNull(backup);
+        host ??= Host.LocalHost.Instance;
         var path = Path.GetFullPath(file);
-        if (File.Exists(path) || Directory.Exists(path))
+        if (await host.FileExistsAsync(path, cancellationToken).ConfigureAwait(false) || await host.DirectoryExistsAsync(path, cancellationToken).ConfigureAwait(false))
         {
             throw new OverlayExistsException(path);
         }
         var entry = LabJournal.Current.Begin("block", $"restore {string.Join(" <- ", backup.Chain.Select(Path.GetFileName))} into {path}");
         try
         {
-            Host.LabFiles.MarkCreated(path);
-            await QemuImg.ConvertAsync(backup.Target, path, "qcow2", new ConvertOptions { ForceShare = true }, cancellationToken).ConfigureAwait(false);
+            Host.LabFiles.MarkCreated(path, host);
+            await QemuImg.On(host).ConvertAsync(backup.Target, path, "qcow2", new ConvertOptions { ForceShare = true }, cancellationToken).ConfigureAwait(false);
             entry.Complete("done");
             return path;
         }
@@ -154,7 +156,7 @@ public static class Backups
         var overlay = options.SnapshotOverlay is { } o ? Path.GetFullPath(o) : null;
         foreach (var f in new[] { target, overlay }.OfType<string>())
         {
-            if (File.Exists(f) || Directory.Exists(f))
+            if (await block.Host.FileExistsAsync(f, cancellationToken).ConfigureAwait(false) || await block.Host.DirectoryExistsAsync(f, cancellationToken).ConfigureAwait(false))
             {
                 throw new OverlayExistsException(f);
             }
@@ -207,15 +209,15 @@ public static class Backups
                 throw new BlockOperationException($"dirty bitmap '{existing.Name}' on {disk} is busy (another job is using it)");
             }
             previous = previousChain[^1];
-            if (!File.Exists(previous))
+            if (!await block.Host.FileExistsAsync(previous, cancellationToken).ConfigureAwait(false))
             {
                 throw new OverlayMissingException(previous, "previous backup");
             }
         }
         var size = VirtualSize(nodes, active.NodeName)
-            ?? (await QemuImg.InfoAsync(active.Filename, forceShare: true, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize;
+            ?? (await block.QemuImg.InfoAsync(active.Filename, forceShare: true, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize;
 
-        await QemuImg.CreateAsync(target, "qcow2", kind == BackupKind.Full ? size : null,
+        await block.QemuImg.CreateAsync(target, "qcow2", kind == BackupKind.Full ? size : null,
             kind == BackupKind.Full ? null : new CreateOptions { BackingFile = previous, BackingFormat = "qcow2" }, cancellationToken).ConfigureAwait(false);
         var targetNode = BlockJob.NewId("backup-target-");
         var snapNode = overlay is null ? null : BlockJob.NewId($"{disk}-backup-snap");
@@ -234,7 +236,7 @@ public static class Backups
             {
                 // The snapshot goes first: the backup then reads the frozen layer, which nobody writes any more, and
                 // the bitmap is re-created empty on the new overlay at the same instant.
-                Host.LabFiles.MarkCreated(overlay);
+                Host.LabFiles.MarkCreated(overlay, block.Host);
                 actions.Add(new("blockdev-snapshot-sync", new SnapshotSyncData(active.NodeName, overlay, snapNode!, "qcow2", "absolute-paths")));
             }
             else if (kind == BackupKind.Full && options.Bitmap is { } start)
@@ -302,10 +304,10 @@ public static class Backups
             {
                 await BlockLayer.TryAsync(() => block.RemoveNodeAsync(targetNode, CancellationToken.None)).ConfigureAwait(false);
             }
-            Host.LabFiles.DeleteIfLabMade(target);
+            await Host.LabFiles.DeleteIfLabMadeAsync(target, block.Host, CancellationToken.None).ConfigureAwait(false);
             if (!started && overlay is not null)
             {
-                Host.LabFiles.DeleteIfLabMade(overlay);
+                await Host.LabFiles.DeleteIfLabMadeAsync(overlay, block.Host, CancellationToken.None).ConfigureAwait(false);
             }
             throw;
         }

@@ -42,6 +42,15 @@ public sealed class BlockLayer : ILabBlock
 
     public QmpClient Qmp { get; }
 
+    /// <summary>
+    /// The machine the images of this QEMU are on: this one, or (for a libvirt domain's monitor) the hypervisor over
+    /// SSH. The files the block layer makes, checks and deletes are there.
+    /// </summary>
+    public LabKernel.Host.ILabHost Host { get; init; } = LabKernel.Host.LocalHost.Instance;
+
+    /// <summary>qemu-img on <see cref="Host"/>.</summary>
+    internal QemuImg QemuImg => QemuImg.On(Host);
+
     /// <summary>Default time limit for jobs driven to the end by the convenience methods.</summary>
     public TimeSpan JobTimeout { get; init; } = TimeSpan.FromMinutes(10);
 

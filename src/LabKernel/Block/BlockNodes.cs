@@ -14,7 +14,7 @@ internal sealed class BlockNodes(BlockLayer block)
     /// <summary>See <see cref="BlockLayer.AddImageNodeAsync"/>.</summary>
     public async Task AddImageNodeAsync(string file, string nodeName, string format, bool withBacking, BlkdebugError? inject, CancellationToken cancellationToken)
     {
-        if (!File.Exists(file))
+        if (!await block.Host.FileExistsAsync(file, cancellationToken).ConfigureAwait(false))
         {
             throw new OverlayMissingException(file, "image");
         }

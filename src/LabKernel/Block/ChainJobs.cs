@@ -22,7 +22,7 @@ internal sealed class ChainJobs(BlockLayer block)
         var baseLayer = @base is null ? chain.Base : chain.Find(@base) ?? throw NotInChain(@base, disk, chain);
         // The base is the image a commit writes: the bottom of the chain is often the cached guest image or a
         // researcher's own disk, so an implicit base must be an image the lab made.
-        Host.LabFiles.EnsureMayModify(baseLayer.Filename, $"commit {disk} into {baseLayer.Filename} (the chain's base, not named by the caller)", namedByCaller: @base is not null);
+        Host.LabFiles.EnsureMayModify(baseLayer.Filename, $"commit {disk} into {baseLayer.Filename} (the chain's base, not named by the caller)", namedByCaller: @base is not null, host: block.Host);
         var topDepth = chain.DepthOf(topLayer);
         var baseDepth = chain.DepthOf(baseLayer);
         if (topDepth == baseDepth)
@@ -63,7 +63,7 @@ internal sealed class ChainJobs(BlockLayer block)
             throw new BlockOperationException($"cannot commit {disk}: {chain.Active.Name} has no backing file");
         }
         var backing = chain.Layers[1];
-        Host.LabFiles.EnsureMayModify(backing.Filename, $"commit {disk} into {backing.Filename}");
+        Host.LabFiles.EnsureMayModify(backing.Filename, $"commit {disk} into {backing.Filename}", host: block.Host);
         await using var job = await StartCommitAsync(disk, top: null, @base: backing.Filename, options: null, cancellationToken).ConfigureAwait(false);
         await job.WaitForReadyAsync(block.JobTimeout, cancellationToken).ConfigureAwait(false);
         await job.CancelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -126,18 +126,18 @@ internal sealed class ChainJobs(BlockLayer block)
         {
             case MirrorTarget.NewFile nf:
                 var path = Path.GetFullPath(nf.Path);
-                if (File.Exists(path))
+                if (await block.Host.FileExistsAsync(path, cancellationToken).ConfigureAwait(false))
                 {
                     throw new OverlayExistsException(path);
                 }
                 command = "drive-mirror";
                 args = args with { Target = path, Format = nf.Format, Mode = "absolute-paths" };
-                Host.LabFiles.MarkCreated(path);
+                Host.LabFiles.MarkCreated(path, block.Host);
                 describe = $"mirror {disk} -> new {path}";
                 break;
             case MirrorTarget.ExistingFile ef:
                 var existing = Path.GetFullPath(ef.Path);
-                if (!File.Exists(existing))
+                if (!await block.Host.FileExistsAsync(existing, cancellationToken).ConfigureAwait(false))
                 {
                     throw new OverlayMissingException(existing, "existing mirror target");
                 }

@@ -25,7 +25,7 @@ internal sealed class ExternalSnapshots(BlockLayer block)
         var entry = LabJournal.Current.Begin("block", "snapshot " + string.Join(", ", disks.Select(d => $"{d.Disk} -> {d.OverlayFile}")));
         try
         {
-            var files = OverlayFiles(disks);
+            var files = await OverlayFilesAsync(disks, cancellationToken).ConfigureAwait(false);
             var nodes = disks.Select(d => d.OverlayNodeName ?? NextNodeName(d.Disk)).ToList();
             var chains = method == SnapshotMethod.SnapshotSync ? Remembered(disks) : null;
             var fromView = chains is not null;
@@ -71,13 +71,13 @@ internal sealed class ExternalSnapshots(BlockLayer block)
     }
 
     /// <summary>The overlays' full paths; refuses one that exists or is named twice, before anything is touched.</summary>
-    private static List<string> OverlayFiles(IReadOnlyList<ExternalSnapshotRequest> disks)
+    private async Task<List<string>> OverlayFilesAsync(IReadOnlyList<ExternalSnapshotRequest> disks, CancellationToken cancellationToken)
     {
         var files = new List<string>();
         foreach (var d in disks)
         {
             var file = Path.GetFullPath(d.OverlayFile);
-            if (File.Exists(file) || Directory.Exists(file))
+            if (await block.Host.FileExistsAsync(file, cancellationToken).ConfigureAwait(false) || await block.Host.DirectoryExistsAsync(file, cancellationToken).ConfigureAwait(false))
             {
                 throw new OverlayExistsException(file);
             }
@@ -126,7 +126,7 @@ internal sealed class ExternalSnapshots(BlockLayer block)
             {
                 var active = chains[i].Active;
                 created.Add(files[i]);
-                Host.LabFiles.MarkCreated(files[i]);
+                Host.LabFiles.MarkCreated(files[i], block.Host);
                 if (method == SnapshotMethod.SnapshotSync)
                 {
                     actions.Add(new TransactionAction("blockdev-snapshot-sync",
@@ -134,7 +134,7 @@ internal sealed class ExternalSnapshots(BlockLayer block)
                 }
                 else
                 {
-                    await QemuImg.CreateAsync(files[i], "qcow2", null, new CreateOptions { BackingFile = active.Filename, BackingFormat = active.Format }, cancellationToken).ConfigureAwait(false);
+                    await block.QemuImg.CreateAsync(files[i], "qcow2", null, new CreateOptions { BackingFile = active.Filename, BackingFormat = active.Format }, cancellationToken).ConfigureAwait(false);
                     await block.Nodes.AddImageNodeAsync(files[i], nodes[i], "qcow2", withBacking: false, inject: null, cancellationToken).ConfigureAwait(false);
                     added.Add(nodes[i]);
                     actions.Add(new TransactionAction("blockdev-snapshot", new BlockdevSnapshotData(active.NodeName, nodes[i])));
@@ -151,7 +151,7 @@ internal sealed class ExternalSnapshots(BlockLayer block)
             }
             foreach (var f in created)
             {
-                Host.LabFiles.DeleteIfLabMade(f);
+                await Host.LabFiles.DeleteIfLabMadeAsync(f, block.Host, CancellationToken.None).ConfigureAwait(false);
             }
             throw;
         }

@@ -25,8 +25,8 @@ internal sealed class HmpCommit(BlockLayer block)
         foreach (var d in affected)
         {
             var what = all ? $"send HMP 'commit all', which also commits disk {d.Qdev} ({d.Active} into {d.Backing})" : $"commit {d.Active} into {d.Backing}";
-            Host.LabFiles.EnsureMayModify(d.Active, what);
-            Host.LabFiles.EnsureMayModify(d.Backing!, what);
+            Host.LabFiles.EnsureMayModify(d.Active, what, host: block.Host);
+            Host.LabFiles.EnsureMayModify(d.Backing!, what, host: block.Host);
         }
         var command = all ? "commit all" : $"commit {mine!.DriveName}";
         var entry = LabJournal.Current.Begin("block", $"HMP {command} ({string.Join(", ", affected.Select(d => $"{Path.GetFileName(d.Active)} into {Path.GetFileName(d.Backing)}"))})");

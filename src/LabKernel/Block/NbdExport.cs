@@ -17,8 +17,11 @@ public sealed class NbdExport : IAsyncDisposable
 {
     private int? _pid;
 
-    private NbdExport(string image, string format, string socketPath, string exportName)
+    private readonly Host.ILabHost _host;
+
+    private NbdExport(Host.ILabHost host, string image, string format, string socketPath, string exportName)
     {
+        _host = host;
         Image = image;
         Format = format;
         SocketPath = socketPath;
@@ -39,19 +42,23 @@ public sealed class NbdExport : IAsyncDisposable
     /// <summary>The daemon's process id while it runs.</summary>
     public int? ProcessId => _pid;
 
-    public bool IsRunning => _pid is { } pid && Alive(pid);
+    /// <summary>Whether the daemon runs (on another host: it was started and not stopped since).</summary>
+    public bool IsRunning => _pid is { } pid && (!_host.IsLocal || Alive(pid));
 
     /// <summary>
     /// Starts <c>qemu-storage-daemon --daemonize</c> exporting <paramref name="image"/> writable on
-    /// <paramref name="socketPath"/>; returns once the daemon is initialised (its parent exits only then).
+    /// <paramref name="socketPath"/>; returns once the daemon is initialised (its parent exits only then). On another
+    /// <paramref name="host"/> (this machine when null) the daemon, image and socket are there, beside the QEMU that
+    /// connects to it.
     /// </summary>
-    public static async Task<NbdExport> StartAsync(string image, string socketPath, string exportName = "lab", string format = "qcow2", CancellationToken cancellationToken = default)
+    public static async Task<NbdExport> StartAsync(string image, string socketPath, string exportName = "lab", string format = "qcow2", CancellationToken cancellationToken = default, Host.ILabHost? host = null)
     {
-        if (!File.Exists(image))
+        host ??= Host.LocalHost.Instance;
+        if (!await host.FileExistsAsync(image, cancellationToken).ConfigureAwait(false))
         {
             throw new LabUsageException($"image to export not found: {image}");
         }
-        var export = new NbdExport(Path.GetFullPath(image), format, Path.GetFullPath(socketPath), exportName);
+        var export = new NbdExport(host, Path.GetFullPath(image), format, Path.GetFullPath(socketPath), exportName);
         await export.StartAsync(cancellationToken).ConfigureAwait(false);
         return export;
     }
@@ -63,10 +70,10 @@ public sealed class NbdExport : IAsyncDisposable
         {
             throw new LabUsageException($"the NBD export of {Image} is already served (pid {_pid})");
         }
-        File.Delete(SocketPath);
+        await _host.DeleteFileAsync(SocketPath, cancellationToken).ConfigureAwait(false);
         var pidFile = SocketPath + ".pid";
-        File.Delete(pidFile);
-        await ProcessRunner.RunAsync("qemu-storage-daemon",
+        await _host.DeleteFileAsync(pidFile, cancellationToken).ConfigureAwait(false);
+        await _host.RunAsync("qemu-storage-daemon",
         [
             "--blockdev", $"driver=file,node-name=exp-file,filename={Escape(Image)}",
             "--blockdev", $"driver={Format},node-name=exp,file=exp-file",
@@ -75,7 +82,7 @@ public sealed class NbdExport : IAsyncDisposable
             "--pidfile", pidFile,
             "--daemonize",
         ], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
-        _pid = int.Parse((await File.ReadAllTextAsync(pidFile, cancellationToken).ConfigureAwait(false)).Trim(), CultureInfo.InvariantCulture);
+        _pid = int.Parse(System.Text.Encoding.ASCII.GetString(await _host.ReadAllBytesAsync(pidFile, cancellationToken).ConfigureAwait(false)).Trim(), CultureInfo.InvariantCulture);
     }
 
     /// <summary>
@@ -87,6 +94,12 @@ public sealed class NbdExport : IAsyncDisposable
     {
         if (_pid is not { } pid)
         {
+            return;
+        }
+        if (!_host.IsLocal)
+        {
+            await StopThereAsync(pid, crash, cancellationToken).ConfigureAwait(false);
+            _pid = null;
             return;
         }
         Process p;
@@ -133,12 +146,30 @@ public sealed class NbdExport : IAsyncDisposable
     public JsonObject NodeOptions(string nodeName, TimeSpan reconnectDelay) =>
         QmpJson.Args(new NbdNodeOptions("nbd", nodeName, new UnixSocketAddress("unix", SocketPath), ExportName, (long)reconnectDelay.TotalSeconds));
 
+    /// <summary>On another host: the signal by <c>kill</c> there, then <c>kill -0</c> until the daemon is gone (30 s, then SIGKILL).</summary>
+    private async Task StopThereAsync(int pid, bool crash, CancellationToken cancellationToken)
+    {
+        var id = pid.ToString(CultureInfo.InvariantCulture);
+        var quick = new ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(10) };
+        await _host.RunAsync("kill", [crash ? "-KILL" : "-TERM", id], quick, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await Host.Poll.UntilAsync(async ct => ((await _host.RunAsync("kill", ["-0", id], quick, ct).ConfigureAwait(false)).ExitCode != 0, $"pid {id} still runs"),
+                $"qemu-storage-daemon (pid {id}) on {_host.Name} to exit", TimeSpan.FromSeconds(30), cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (LabTimeoutException)
+        {
+            await _host.RunAsync("kill", ["-KILL", id], quick, CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+    }
+
     /// <summary>Stops the daemon if it still runs; the image stays.</summary>
     public async ValueTask DisposeAsync()
     {
         await StopAsync().ConfigureAwait(false);
-        File.Delete(SocketPath);
-        File.Delete(SocketPath + ".pid");
+        await _host.DeleteFileAsync(SocketPath).ConfigureAwait(false);
+        await _host.DeleteFileAsync(SocketPath + ".pid").ConfigureAwait(false);
     }
 
     private static bool Alive(int pid)

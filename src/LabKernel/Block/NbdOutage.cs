@@ -124,19 +124,23 @@ internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
         ArgumentNullException.ThrowIfNull(duringOutage);
         var limit = plan.Timeout ?? block.JobTimeout;
         var chain = await block.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
-        var size = (await QemuImg.InfoAsync(chain.Active.Filename, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize;
-        await QemuImg.CreateAsync(target, "qcow2", size, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var host = block.Host;
+        var size = (await block.QemuImg.InfoAsync(chain.Active.Filename, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize;
+        await block.QemuImg.CreateAsync(target, "qcow2", size, cancellationToken: cancellationToken).ConfigureAwait(false);
         // A unix socket's path is limited to 107 bytes (the run folder may be deeper): the socket goes in a private
-        // (0700) runtime folder of its own, so no other user can reach the writable export.
-        var sockets = Host.LabPaths.CreatePrivateRuntimeFolder("lab-nbd");
+        // (0700) runtime folder of its own, so no other user can reach the writable export. The daemon runs where the
+        // VM's QEMU runs, on the image's host.
+        var sockets = host.IsLocal
+            ? Host.LabPaths.CreatePrivateRuntimeFolder("lab-nbd")
+            : await host.CreateTempDirectoryAsync("lab-nbd-", "/tmp", cancellationToken).ConfigureAwait(false);
         NbdExport export;
         try
         {
-            export = await NbdExport.StartAsync(target, Path.Combine(sockets, "nbd.sock"), "mirror", cancellationToken: cancellationToken).ConfigureAwait(false);
+            export = await NbdExport.StartAsync(target, Path.Combine(sockets, "nbd.sock"), "mirror", cancellationToken: cancellationToken, host: host).ConfigureAwait(false);
         }
         catch
         {
-            Host.LabPaths.TryDeleteFolder(sockets);
+            await DeleteSocketsAsync(host, sockets).ConfigureAwait(false);
             throw;
         }
         try
@@ -155,7 +159,19 @@ internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
         finally
         {
             await export.DisposeAsync().ConfigureAwait(false);
+            await DeleteSocketsAsync(host, sockets).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task DeleteSocketsAsync(Host.ILabHost host, string sockets)
+    {
+        if (host.IsLocal)
+        {
             Host.LabPaths.TryDeleteFolder(sockets);
+        }
+        else
+        {
+            await BlockLayer.TryAsync(() => host.DeleteDirectoryAsync(sockets, recursive: true, CancellationToken.None)).ConfigureAwait(false);
         }
     }
 

@@ -68,6 +68,74 @@ public static class LabDoctor
         return checks;
     }
 
+    /// <summary>What each program the lab runs on a hypervisor is for, and the Debian package that has it.</summary>
+    private static readonly (string Program, string Package, string For)[] HostPrograms =
+    [
+        ("qemu-img", "qemu-utils", "overlays, chains, checks"),
+        ("debugfs", "e2fsprogs", "reading files out of a layer offline"),
+        ("dumpe2fs", "e2fsprogs", "a layer's journal state"),
+        ("e2fsck", "e2fsprogs", "replaying and checking a layer's journal"),
+        ("sha256sum", "coreutils", "the hand-back evidence"),
+        ("dd", "coreutils", "carving a partition out of a layer"),
+        ("stat", "coreutils", "read-only checks"),
+        ("mktemp", "coreutils", "the run's folder"),
+    ];
+
+    /// <summary>
+    /// What the lab needs on the hypervisor <paramref name="uri"/> names: libvirt answering there, a way to its files
+    /// (this machine's own, or SSH with a pinned host key), the programs it runs there (each missing one named with its
+    /// package, in one line), and a folder under <paramref name="hostFolder"/> (default <c>/var/tmp/labnotebooks</c>)
+    /// it can make and remove.
+    /// </summary>
+    public static async Task<IReadOnlyList<DoctorCheck>> CheckHostAsync(string uri, string? hostFolder = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(uri);
+        var checks = new List<DoctorCheck>();
+        try
+        {
+            await using var connection = await Libvirt.LibvirtConnection.OpenAsync(uri, cancellationToken).ConfigureAwait(false);
+            checks.Add(new DoctorCheck("libvirt", $"{uri}: libvirt {connection.GetLibraryVersion()}", true, true));
+        }
+        catch (LabException e)
+        {
+            checks.Add(new DoctorCheck("libvirt", e.Message.Split('\n')[0], false, true));
+        }
+        ILabHost host;
+        try
+        {
+            host = await Libvirt.LabHosts.ForLibvirtUriAsync(uri, cancellationToken).ConfigureAwait(false);
+        }
+        catch (LabException e)
+        {
+            checks.Add(new DoctorCheck("host files", e.Message.Split('\n')[0], false, true));
+            return checks;
+        }
+        await using (host.ConfigureAwait(false))
+        {
+            checks.Add(new DoctorCheck("host files", host.IsLocal ? "this machine's own" : $"over SSH as {host.Name} (host key pinned)", true, true));
+            var missing = await host.MissingProgramsAsync(HostPrograms.Select(p => p.Program), cancellationToken).ConfigureAwait(false);
+            foreach (var (program, package, use) in HostPrograms)
+            {
+                checks.Add(missing.Contains(program)
+                    ? new DoctorCheck($"{program} on host", $"missing on {host.Name}, needed for {use}: install {package} there", false, true)
+                    : new DoctorCheck($"{program} on host", $"present ({use})", true, true));
+            }
+            var parent = string.IsNullOrWhiteSpace(hostFolder) ? "/var/tmp/labnotebooks" : hostFolder.Trim();
+            try
+            {
+                await host.CreateDirectoryAsync(parent, cancellationToken).ConfigureAwait(false);
+                var probe = await host.CreateTempDirectoryAsync("doctor-", parent, cancellationToken).ConfigureAwait(false);
+                await host.DeleteDirectoryAsync(probe, recursive: false, cancellationToken).ConfigureAwait(false);
+                checks.Add(new DoctorCheck("host folder", $"{parent}: the lab can make its run folders there", true, true));
+            }
+            catch (LabException e)
+            {
+                checks.Add(new DoctorCheck("host folder", $"{parent}: {e.Message.Split('\n')[0]}", false, true));
+            }
+        }
+        return checks;
+    }
+
     private static async Task<DoctorCheck> VersionAsync(string program, string[] args, bool required, CancellationToken cancellationToken)
     {
         var path = ProcessRunner.Which(program);

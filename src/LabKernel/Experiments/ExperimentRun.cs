@@ -12,22 +12,40 @@ public sealed record Artifact(string Role, string Path, bool CreatedByLab);
 /// overlay1, overlay2, mirror, ...). With <see cref="KeepArtifacts"/> the chain stays, described in
 /// <c>artifacts.json</c>; otherwise <see cref="CleanUpAsync"/> deletes what the lab created and nothing else.
 /// </summary>
+/// <remarks>
+/// The run has two sides. <see cref="Folder"/> is on this machine (the manifest, reports, scratch). Its images
+/// (<see cref="NewFile"/>) are made in <see cref="ImageFolder"/> on <see cref="Host"/>, the machine the guest runs on:
+/// the same folder for a guest here, a fresh folder on the hypervisor for a domain on another host, every path there
+/// handled through that host and never as a local file.
+/// </remarks>
 public sealed class ExperimentRun
 {
     private readonly List<Artifact> _artifacts = [];
     private readonly List<string> _madeFolders = [];
     private readonly List<string> _mounts = [];
 
-    private ExperimentRun(string name, string folder, bool keep, bool ownsFolder)
+    private ExperimentRun(string name, string folder, bool keep, bool ownsFolder, ILabHost? host = null, string? imageFolder = null)
     {
         Name = name;
         Folder = folder;
         KeepArtifacts = keep;
         OwnsFolder = ownsFolder;
+        Host = host ?? LocalHost.Instance;
+        ImageFolder = imageFolder ?? folder;
     }
 
     public string Name { get; }
+
+    /// <summary>The run's folder on this machine.</summary>
     public string Folder { get; }
+
+    /// <summary>The machine the run's images are on.</summary>
+    public ILabHost Host { get; }
+
+    /// <summary>The folder on <see cref="Host"/> the run's images are made in (<see cref="Folder"/> when that is this machine).</summary>
+    public string ImageFolder { get; }
+
+    private bool Remote => !Host.IsLocal;
     public bool KeepArtifacts { get; }
     private bool OwnsFolder { get; }
     public Findings Findings { get; } = new();
@@ -45,16 +63,51 @@ public sealed class ExperimentRun
         return new ExperimentRun(name, folder, keepArtifacts, true);
     }
 
-    /// <summary>A path in the run folder for a file the lab is about to create, registered under a role.</summary>
+    /// <summary>
+    /// As <see cref="Create"/>, with the images on <paramref name="host"/>: on another host a fresh private folder
+    /// under <paramref name="hostFolder"/> there (default <c>/var/tmp/labnotebooks</c>), the lab's from then on.
+    /// </summary>
+    public static async Task<ExperimentRun> CreateAsync(string name, ILabHost host, bool keepArtifacts = false, string? outputFolder = null, string? hostFolder = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        var local = Create(name, keepArtifacts, outputFolder);
+        if (host.IsLocal)
+        {
+            return local;
+        }
+        var parent = string.IsNullOrWhiteSpace(hostFolder) ? "/var/tmp/labnotebooks" : hostFolder.Trim();
+        if (!parent.StartsWith('/'))
+        {
+            throw new LabUsageException($"HostFolder '{parent}' is not an absolute path on {host.Name}");
+        }
+        string images;
+        try
+        {
+            await host.CreateDirectoryAsync(parent, cancellationToken).ConfigureAwait(false);
+            images = await host.CreateTempDirectoryAsync($"{Path.GetFileName(local.Folder)}-", parent, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            Directory.Delete(local.Folder, recursive: true);
+            throw;
+        }
+        LabFiles.MarkFolder(images, host);
+        return new ExperimentRun(name, local.Folder, keepArtifacts, true, host, images);
+    }
+
+    /// <summary>
+    /// A path in <see cref="ImageFolder"/> for a file the lab is about to create, registered under a role. (On another
+    /// host the folder is one the lab made empty, and every name given out is remembered, so no file is reused.)
+    /// </summary>
     public string NewFile(string role, string fileName)
     {
-        var path = Path.Combine(Folder, fileName);
-        if (File.Exists(path))
+        var path = Path.Combine(ImageFolder, fileName);
+        if (Remote ? _artifacts.Any(a => a.Path == path) : File.Exists(path))
         {
             throw new LabUsageException($"refusing to reuse existing file {path}");
         }
         _artifacts.Add(new Artifact(role, path, true));
-        LabFiles.MarkCreated(path);
+        LabFiles.MarkCreated(path, Host);
         return path;
     }
 
@@ -62,40 +115,42 @@ public sealed class ExperimentRun
     public void UseExisting(string role, string path) => _artifacts.Add(new Artifact(role, Path.GetFullPath(path), false));
 
     /// <summary>
-    /// Moves <paramref name="file"/>, which the lab made, into <paramref name="subfolder"/> of the run folder (made
-    /// if needed), registered there under <paramref name="role"/>; returns the new path. A file the lab did not make
-    /// is refused (<see cref="ForeignImageException"/>).
+    /// Moves <paramref name="file"/>, which the lab made, into <paramref name="subfolder"/> of
+    /// <see cref="ImageFolder"/> (made if needed) on the run's host, registered there under <paramref name="role"/>;
+    /// returns the new path. A file the lab did not make is refused (<see cref="ForeignImageException"/>).
     /// </summary>
-    public string MoveInto(string subfolder, string file, string role)
+    public async Task<string> MoveIntoAsync(string subfolder, string file, string role, CancellationToken cancellationToken = default)
     {
-        LabFiles.EnsureMayModify(file, $"move {file} into {subfolder}");
-        var folder = Path.Combine(Folder, subfolder);
-        if (!Directory.Exists(folder))
+        LabFiles.EnsureMayModify(file, $"move {file} into {subfolder}", host: Host);
+        var folder = Path.Combine(ImageFolder, subfolder);
+        if (!await Host.DirectoryExistsAsync(folder, cancellationToken).ConfigureAwait(false))
         {
-            Directory.CreateDirectory(folder);
+            await Host.CreateDirectoryAsync(folder, cancellationToken).ConfigureAwait(false);
             _madeFolders.Add(folder);
         }
         var target = NewFile(role, Path.Combine(subfolder, Path.GetFileName(file)));
-        File.Move(file, target);
+        await Host.MoveFileAsync(file, target, cancellationToken).ConfigureAwait(false);
+        LabFiles.Forget(file, Host);
         return target;
     }
 
     /// <summary>
-    /// Mounts a tmpfs of <paramref name="bytes"/> at <c>FOLDER/NAME</c>: a second filesystem of the run's own, for
-    /// moving files across filesystems (a copy and an unlink, unlike a rename). It is unmounted at
-    /// <see cref="CleanUpAsync"/>, after its files are deleted, or, when kept, moved back into <c>FOLDER/NAME.kept</c>.
-    /// Returns the mount point, or null and the reason in one line when mounting is not possible (not root).
+    /// Mounts a tmpfs of <paramref name="bytes"/> at <c>IMAGEFOLDER/NAME</c> on the run's host: a second filesystem
+    /// of the run's own, for moving files across filesystems (a copy and an unlink, unlike a rename). It is unmounted
+    /// at <see cref="CleanUpAsync"/>, after its files are deleted, or, when kept, moved back into
+    /// <c>IMAGEFOLDER/NAME.kept</c>. Returns the mount point, or null and the reason in one line when mounting is not
+    /// possible (not root).
     /// </summary>
     public async Task<(string? Path, string Why)> TryMountScratchFilesystemAsync(string name, long bytes, CancellationToken cancellationToken = default)
     {
-        var path = Path.Combine(Folder, name);
-        if (Directory.Exists(path))
+        var path = Path.Combine(ImageFolder, name);
+        if (await Host.DirectoryExistsAsync(path, cancellationToken).ConfigureAwait(false))
         {
             throw new LabUsageException($"refusing to mount over existing folder {path}");
         }
-        Directory.CreateDirectory(path);
+        await Host.CreateDirectoryAsync(path, cancellationToken).ConfigureAwait(false);
         _madeFolders.Add(path);
-        var r = await ProcessRunner.RunAsync("mount", ["-t", "tmpfs", "-o", $"size={bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)},mode=0700", $"lab-{Name}", path],
+        var r = await Host.RunAsync("mount", ["-t", "tmpfs", "-o", $"size={bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)},mode=0700", $"lab-{Name}", path],
             new ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
         if (!r.Succeeded)
         {
@@ -113,20 +168,20 @@ public sealed class ExperimentRun
             if (keep)
             {
                 var kept = mount + ".kept";
-                Directory.CreateDirectory(kept);
+                await Host.CreateDirectoryAsync(kept, cancellationToken).ConfigureAwait(false);
                 for (var i = 0; i < _artifacts.Count; i++)
                 {
                     var a = _artifacts[i];
-                    if (Path.GetDirectoryName(a.Path) == mount && File.Exists(a.Path))
+                    if (Path.GetDirectoryName(a.Path) == mount && await Host.FileExistsAsync(a.Path, cancellationToken).ConfigureAwait(false))
                     {
                         var to = Path.Combine(kept, Path.GetFileName(a.Path));
-                        File.Move(a.Path, to);
+                        await Host.MoveFileAsync(a.Path, to, cancellationToken).ConfigureAwait(false);
                         _artifacts[i] = a with { Path = to };
-                        LabFiles.MarkCreated(to);
+                        LabFiles.MarkCreated(to, Host);
                     }
                 }
             }
-            await ProcessRunner.RunAsync("umount", [mount], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
+            await Host.RunAsync("umount", [mount], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
             _mounts.Remove(mount);
         }
     }
@@ -137,18 +192,26 @@ public sealed class ExperimentRun
     public async Task<string> WriteManifestAsync(CancellationToken cancellationToken = default)
     {
         var path = Path.Combine(Folder, "artifacts.json");
-        var doc = new
+        var artifacts = new List<object>();
+        foreach (var a in _artifacts)
         {
-            experiment = Name,
-            folder = Folder,
-            artifacts = _artifacts.Select(a => new
+            var exists = await Host.FileExistsAsync(a.Path, cancellationToken).ConfigureAwait(false);
+            artifacts.Add(new
             {
                 role = a.Role,
                 path = a.Path,
                 createdByLab = a.CreatedByLab,
-                exists = File.Exists(a.Path),
-                bytes = File.Exists(a.Path) ? new FileInfo(a.Path).Length : 0,
-            }),
+                exists,
+                bytes = exists ? await Host.FileSizeAsync(a.Path, cancellationToken).ConfigureAwait(false) : 0,
+            });
+        }
+        var doc = new
+        {
+            experiment = Name,
+            folder = Folder,
+            host = Host.Name,
+            imageFolder = ImageFolder,
+            artifacts,
             findings = Findings.Rows,
             measurements = Findings.Measurements,
         };
@@ -166,17 +229,31 @@ public sealed class ExperimentRun
         {
             await UnmountScratchAsync(keep: true, cancellationToken).ConfigureAwait(false);
             var manifest = await WriteManifestAsync(cancellationToken).ConfigureAwait(false);
-            return $"kept {_artifacts.Count(a => File.Exists(a.Path))} artifacts in {Folder} (see {Path.GetFileName(manifest)})";
+            var kept = 0;
+            foreach (var a in _artifacts)
+            {
+                kept += await Host.FileExistsAsync(a.Path, cancellationToken).ConfigureAwait(false) ? 1 : 0;
+            }
+            return $"kept {kept} artifacts in {(Remote ? $"{ImageFolder} on {Host.Name}" : Folder)} (see {Path.Combine(Folder, Path.GetFileName(manifest))})";
         }
         var removed = 0;
-        foreach (var a in _artifacts.Where(a => a.CreatedByLab && File.Exists(a.Path)))
+        foreach (var a in _artifacts.Where(a => a.CreatedByLab))
         {
-            File.Delete(a.Path);
-            removed++;
+            if (await Host.FileExistsAsync(a.Path, cancellationToken).ConfigureAwait(false))
+            {
+                await Host.DeleteFileAsync(a.Path, cancellationToken).ConfigureAwait(false);
+                LabFiles.Forget(a.Path, Host);
+                removed++;
+            }
         }
         await UnmountScratchAsync(keep: false, cancellationToken).ConfigureAwait(false);
-        // Subfolders MoveInto made go when they are empty.
-        foreach (var sub in _madeFolders)
+        if (Remote)
+        {
+            // The folder there is the lab's (made empty for this run): what readers left in it goes with it.
+            await Host.DeleteDirectoryAsync(ImageFolder, recursive: true, cancellationToken).ConfigureAwait(false);
+        }
+        // Subfolders MoveIntoAsync made go when they are empty (on another host the whole image folder goes below).
+        foreach (var sub in _madeFolders.Where(_ => !Remote))
         {
             if (Directory.Exists(sub) && !Directory.EnumerateFileSystemEntries(sub).Any())
             {

@@ -7,13 +7,18 @@ namespace LabKernel.Images;
 /// <param name="DataBytes">Guest bytes this image holds itself, not its backing files (<c>qemu-img map</c>, depth 0).</param>
 public sealed record ImageSize(string File, long FileBytes, long AllocatedBytes, long DataBytes)
 {
-    /// <summary>Measures <paramref name="file"/> (<c>qemu-img info -U</c> and <c>qemu-img map -U</c>: it may be in use).</summary>
-    public static async Task<ImageSize> MeasureAsync(string file, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Measures <paramref name="file"/> on <paramref name="host"/> (this machine when null): <c>qemu-img info -U</c>
+    /// and <c>qemu-img map -U</c> (it may be in use), and the file's length.
+    /// </summary>
+    public static async Task<ImageSize> MeasureAsync(string file, CancellationToken cancellationToken = default, Host.ILabHost? host = null)
     {
+        host ??= Host.LocalHost.Instance;
         var path = Path.GetFullPath(file);
-        var info = await QemuImg.InfoAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var map = await QemuImg.MapAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
-        return new ImageSize(path, new FileInfo(path).Length, info.ActualSize ?? 0, map.BytesAllocatedInActive);
+        var qemuImg = QemuImg.On(host);
+        var info = await qemuImg.InfoAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var map = await qemuImg.MapAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return new ImageSize(path, await host.FileSizeAsync(path, cancellationToken).ConfigureAwait(false), info.ActualSize ?? 0, map.BytesAllocatedInActive);
     }
 }
 
@@ -45,7 +50,8 @@ public sealed record ImageSizes(string Step, IReadOnlyList<ImageSize> Images)
 }
 
 /// <summary>Sizes measured along an experiment, step by step, for findings (growth) and a table.</summary>
-public sealed class ImageSizeLog
+/// <param name="host">The machine the images are on (this one when null).</param>
+public sealed class ImageSizeLog(Host.ILabHost? host = null)
 {
     private readonly List<SizeRow> _rows = [];
 
@@ -59,7 +65,7 @@ public sealed class ImageSizeLog
         var sizes = new List<ImageSize>();
         foreach (var f in files)
         {
-            sizes.Add(await ImageSize.MeasureAsync(f).ConfigureAwait(false));
+            sizes.Add(await ImageSize.MeasureAsync(f, host: host).ConfigureAwait(false));
         }
         return Record(new ImageSizes(step, sizes));
     }

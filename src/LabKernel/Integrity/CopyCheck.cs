@@ -21,9 +21,9 @@ public sealed record CopyCheck(FileOpsVerification Files, string How, bool? Copy
     /// Reads <paramref name="image"/> offline (a scratch raw copy in <paramref name="scratchFolder"/>, its journal
     /// replayed there, files read with <c>debugfs</c>), so the image is never written.
     /// </summary>
-    public static async Task<CopyCheck> OfflineAsync(string image, string scratchFolder, IEnumerable<FileOpsWorkload> workloads, CancellationToken cancellationToken = default)
+    public static async Task<CopyCheck> OfflineAsync(string image, string scratchFolder, IEnumerable<FileOpsWorkload> workloads, CancellationToken cancellationToken = default, Host.ILabHost? host = null)
     {
-        await using var reader = await OfflineLayerReader.OpenAsync(image, scratchFolder, cancellationToken).ConfigureAwait(false);
+        await using var reader = await OfflineLayerReader.OpenAsync(image, scratchFolder, cancellationToken, host).ConfigureAwait(false);
         return new CopyCheck(await FileOpsWorkload.VerifyAllAsync(reader, workloads, cancellationToken).ConfigureAwait(false), "read offline");
     }
 

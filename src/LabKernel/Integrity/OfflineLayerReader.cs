@@ -19,14 +19,18 @@ public interface IFileView
 /// layer's view to a scratch raw file, <c>e2fsck -E journal_only</c> replays the ext4 journal on the copy (as
 /// a mount would), and <c>debugfs</c> dumps files. On a partitioned disk (MBR or GPT) the largest partition with an
 /// ext filesystem is read (<see cref="DiskLayout"/>). The source document booted a second VM directly on the old
-/// layer, which writes to it and changes the evidence; this does not.
+/// layer, which writes to it and changes the evidence; this does not. All of it runs on the host that has the image
+/// (<see cref="ILabHost"/>): on a remote hypervisor the copy, the replay and the reads happen there, and only the
+/// files asked for come back.
 /// </summary>
 public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
 {
     private readonly string _scratch;
+    private readonly ILabHost _host;
 
-    private OfflineLayerReader(string image, string scratch, string raw, bool neededRecovery)
+    private OfflineLayerReader(ILabHost host, string image, string scratch, string raw, bool neededRecovery)
     {
+        _host = host;
         Image = image;
         _scratch = scratch;
         RawCopy = raw;
@@ -45,50 +49,81 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
     /// <summary>The scratch raw copy (deleted on dispose).</summary>
     public string RawCopy { get; }
 
-    /// <summary>Copies the layer's view to a scratch file and replays its journal there.</summary>
-    public static async Task<OfflineLayerReader> OpenAsync(string image, string? scratchFolder = null, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Copies the layer's view to a scratch file in a new private folder under <paramref name="scratchFolder"/> (the
+    /// temp folder when null) and replays its journal there, all on <paramref name="host"/> (this machine when null).
+    /// </summary>
+    public static async Task<OfflineLayerReader> OpenAsync(string image, string? scratchFolder = null, CancellationToken cancellationToken = default, ILabHost? host = null)
     {
-        if (!File.Exists(image))
+        host ??= LocalHost.Instance;
+        if (!await host.FileExistsAsync(image, cancellationToken).ConfigureAwait(false))
         {
-            throw new LabUsageException($"image not found: {image}");
+            throw new LabUsageException($"image not found: {image}{(host.IsLocal ? "" : $" on {host.Name}")}");
         }
-        var scratch = Path.Combine(scratchFolder ?? Path.GetTempPath(), $"layer-read-{Guid.NewGuid().ToString("N")[..8]}");
         // A raw copy of someone's disk is as private as the disk: a 0700 folder, 0600 files.
-        Directory.CreateDirectory(scratch, Private.Folder);
+        var scratch = await host.CreateTempDirectoryAsync("layer-read-", scratchFolder ?? (host.IsLocal ? Path.GetTempPath() : null), cancellationToken).ConfigureAwait(false);
         var raw = Path.Combine(scratch, "view.raw");
         try
         {
-            await ProcessRunner.RunAsync("qemu-img", ["convert", "-U", "-O", "raw", image, raw], new ProcessOptions { Timeout = TimeSpan.FromMinutes(20) }, cancellationToken).ConfigureAwait(false);
-            File.SetUnixFileMode(raw, Private.File);
+            await host.RunAsync("qemu-img", ["convert", "-U", "-O", "raw", image, raw], new ProcessOptions { Timeout = TimeSpan.FromMinutes(20) }, cancellationToken).ConfigureAwait(false);
+            await MakePrivateAsync(host, raw, cancellationToken).ConfigureAwait(false);
             // A partitioned disk (a user's VM): carve out the partition with the filesystem, as a file of its own.
             DiskPartition? partition;
-            await using (var view = File.OpenRead(raw))
+            await using (Stream view = host.IsLocal ? File.OpenRead(raw) : await HostFileStream.OpenAsync(host, raw, cancellationToken).ConfigureAwait(false))
             {
                 partition = DiskLayout.FindExtFilesystem(view, Path.GetFileName(image));
             }
             if (partition is not null)
             {
                 var part = Path.Combine(scratch, $"partition{partition.Number}.raw");
-                await CarveAsync(raw, partition, part, cancellationToken).ConfigureAwait(false);
-                File.SetUnixFileMode(part, Private.File);
-                File.Delete(raw);
+                await CarveAsync(host, raw, partition, part, cancellationToken).ConfigureAwait(false);
+                await MakePrivateAsync(host, part, cancellationToken).ConfigureAwait(false);
+                await host.DeleteFileAsync(raw, cancellationToken).ConfigureAwait(false);
                 raw = part;
             }
-            var header = await ProcessRunner.RunAsync("dumpe2fs", ["-h", raw], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(2) }, cancellationToken).ConfigureAwait(false);
+            var header = await host.RunAsync("dumpe2fs", ["-h", raw], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(2) }, cancellationToken).ConfigureAwait(false);
             var neededRecovery = header.StandardOutput.Split('\n').Any(l => l.StartsWith("Filesystem features:", StringComparison.Ordinal) && l.Contains("needs_recovery", StringComparison.Ordinal));
             // Exit codes 0-2 mean clean or fixed; the copy is ours to modify.
-            var fsck = await ProcessRunner.RunAsync("e2fsck", ["-y", "-E", "journal_only", raw], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(10) }, cancellationToken).ConfigureAwait(false);
+            var fsck = await host.RunAsync("e2fsck", ["-y", "-E", "journal_only", raw], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(10) }, cancellationToken).ConfigureAwait(false);
             if (fsck.ExitCode > 2)
             {
                 throw new ProcessFailedException(fsck);
             }
-            return new OfflineLayerReader(image, scratch, raw, neededRecovery);
+            return new OfflineLayerReader(host, image, scratch, raw, neededRecovery);
         }
         catch
         {
-            Directory.Delete(scratch, recursive: true);
+            await host.DeleteDirectoryAsync(scratch, recursive: true, CancellationToken.None).ConfigureAwait(false);
             throw;
         }
+    }
+
+    private static async Task MakePrivateAsync(ILabHost host, string file, CancellationToken cancellationToken)
+    {
+        if (host.IsLocal)
+        {
+            File.SetUnixFileMode(file, Private.File);
+        }
+        else
+        {
+            await host.RunAsync("chmod", ["0600", file], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The partition as a file of its own: here a sparse copy of its byte range; on another host the same by
+    /// <c>dd</c> there (<c>conv=sparse</c>), so the disk never crosses the network.
+    /// </summary>
+    private static async Task CarveAsync(ILabHost host, string disk, DiskPartition partition, string target, CancellationToken cancellationToken)
+    {
+        if (host.IsLocal)
+        {
+            await CarveAsync(disk, partition, target, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        await host.RunAsync("dd", [$"if={disk}", $"of={target}", "bs=1M", "iflag=skip_bytes,count_bytes", $"skip={partition.Offset.ToString(inv)}", $"count={partition.Length.ToString(inv)}", "conv=sparse", "status=none"],
+            new ProcessOptions { Timeout = TimeSpan.FromMinutes(20) }, cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task CarveAsync(string disk, DiskPartition partition, string target, CancellationToken cancellationToken)
@@ -125,7 +160,7 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
     /// </summary>
     public async Task<(bool Clean, string Summary)> CheckFilesystemAsync(CancellationToken cancellationToken = default)
     {
-        var fsck = await ProcessRunner.RunAsync("e2fsck", ["-fn", RawCopy], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(10) }, cancellationToken).ConfigureAwait(false);
+        var fsck = await _host.RunAsync("e2fsck", ["-fn", RawCopy], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(10) }, cancellationToken).ConfigureAwait(false);
         static string? Last(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault();
         // The summary ("N/M files, B/C blocks") is stdout's last line; the version banner goes to stderr.
         var last = Last(fsck.StandardOutput) ?? Last(fsck.StandardError) ?? "";
@@ -142,12 +177,12 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
     {
         var output = Path.Combine(_scratch, "dump-" + Guid.NewGuid().ToString("N")[..8]);
         var r = await DebugFsAsync($"dump {Quote(path)} {Quote(output)}", cancellationToken).ConfigureAwait(false);
-        if (!File.Exists(output) || r.StandardError.Contains("File not found", StringComparison.Ordinal))
+        if (!await _host.FileExistsAsync(output, cancellationToken).ConfigureAwait(false) || r.StandardError.Contains("File not found", StringComparison.Ordinal))
         {
             throw new LabException($"{path} not found in {Path.GetFileName(Image)}'s filesystem");
         }
-        var bytes = await File.ReadAllBytesAsync(output, cancellationToken).ConfigureAwait(false);
-        File.Delete(output);
+        var bytes = await _host.ReadAllBytesAsync(output, cancellationToken).ConfigureAwait(false);
+        await _host.DeleteFileAsync(output, cancellationToken).ConfigureAwait(false);
         return bytes;
     }
 
@@ -164,7 +199,7 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
     }
 
     private Task<ProcessResult> DebugFsAsync(string request, CancellationToken cancellationToken) =>
-        ProcessRunner.RunAsync("debugfs", ["-R", request, RawCopy], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(5) }, cancellationToken);
+        _host.RunAsync("debugfs", ["-R", request, RawCopy], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(5) }, cancellationToken);
 
     /// <summary>debugfs parses its request line itself: quote paths and refuse characters it cannot take.</summary>
     private static string Quote(string path)
@@ -176,10 +211,21 @@ public sealed class OfflineLayerReader : IFileView, IAsyncDisposable
         return "\"" + path + "\"";
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
-        LabPaths.TryDeleteFolder(_scratch);
-        return ValueTask.CompletedTask;
+        if (_host.IsLocal)
+        {
+            LabPaths.TryDeleteFolder(_scratch);
+            return;
+        }
+        try
+        {
+            await _host.DeleteDirectoryAsync(_scratch, recursive: true).ConfigureAwait(false);
+        }
+        catch (LabException e)
+        {
+            LabWarnings.Raise($"could not delete the scratch folder {_scratch} on {_host.Name}: {e.Message}");
+        }
     }
 }
 

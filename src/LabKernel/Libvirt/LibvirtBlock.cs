@@ -68,8 +68,8 @@ public sealed class LibvirtBlock : Block.ILabBlock
             ?? throw new LabUsageException($"domain '{_domain.Name}' has no disk {disk} (it has {string.Join(", ", disks.Select(x => x.Target))})");
         if (!running && d.Chain.Count == 1)
         {
-            LibvirtConnection.RequireThisHost(_domain.Connection.Uri, $"read the backing chain of {d.Source}");
-            var headers = await QemuImg.GetBackingChainAsync(d.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var host = await _domain.Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
+            var headers = await QemuImg.On(host).GetBackingChainAsync(d.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
             d = d with { Chain = headers.Layers.Select(l => l.Filename).ToArray() };
         }
         return d;
@@ -78,9 +78,9 @@ public sealed class LibvirtBlock : Block.ILabBlock
     /// <summary>The chain in the domain XML against <c>qemu-img info --backing-chain -U</c> of its active layer.</summary>
     public async Task<LibvirtChainCheck> CheckChainAgreementAsync(string disk, CancellationToken cancellationToken = default)
     {
-        LibvirtConnection.RequireThisHost(_domain.Connection.Uri, $"compare the chain of {disk} with the image headers");
+        var host = await _domain.Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
         var d = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
-        var headers = await QemuImg.GetBackingChainAsync(d.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var headers = await QemuImg.On(host).GetBackingChainAsync(d.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
         return new LibvirtChainCheck(d, headers, headers.Compare(d.Chain));
     }
 
@@ -99,12 +99,13 @@ public sealed class LibvirtBlock : Block.ILabBlock
         // libvirt's default base is the bottom of the chain, which for the lab is the shared, read-only cached image:
         // committing into it would change every guest's base (QEMU refuses it anyway with a lock error).
         var effectiveBase = @base ?? (options.Shallow ? NextBelow(chain, top ?? chain.Source) : chain.Chain[^1]);
+        var host = await _domain.Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
         if (@base is null && effectiveBase is not null)
         {
             // An implicit base is the bottom of the chain (or the layer below the top): often a researcher's own image.
-            Host.LabFiles.EnsureMayModify(effectiveBase, $"commit {disk} of domain '{_domain.Name}' into {effectiveBase} (a base the caller did not name)");
+            Host.LabFiles.EnsureMayModify(effectiveBase, $"commit {disk} of domain '{_domain.Name}' into {effectiveBase} (a base the caller did not name)", host: host);
         }
-        if (effectiveBase is not null && File.Exists(effectiveBase) && (File.GetUnixFileMode(effectiveBase) & UnixFileMode.UserWrite) == 0)
+        if (effectiveBase is not null && await IsReadOnlyFileAsync(host, effectiveBase, cancellationToken).ConfigureAwait(false))
         {
             throw new LabUsageException($"refusing to commit {disk} of domain '{_domain.Name}' into read-only {effectiveBase}; pass the base layer to commit into (chain {chain.ToText()})");
         }
@@ -201,19 +202,21 @@ public sealed class LibvirtBlock : Block.ILabBlock
         var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
         if (!options.DestinationExists)
         {
-            if (File.Exists(destination))
+            var host = await _domain.Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
+            if (await host.FileExistsAsync(destination, cancellationToken).ConfigureAwait(false))
             {
                 throw new OverlayExistsException(destination);
             }
             if (options.ReuseExternal)
             {
-                var info = await QemuImg.InfoAsync(chain.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var qemuImg = QemuImg.On(host);
+                var info = await qemuImg.InfoAsync(chain.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
                 var create = options.Shallow && chain.Chain.Count > 1
-                    ? new CreateOptions { BackingFile = chain.Chain[1], BackingFormat = await FormatOfAsync(chain.Chain[1], cancellationToken).ConfigureAwait(false) }
+                    ? new CreateOptions { BackingFile = chain.Chain[1], BackingFormat = (await qemuImg.InfoAsync(chain.Chain[1], cancellationToken: cancellationToken).ConfigureAwait(false)).Format }
                     : null;
-                await QemuImg.CreateAsync(destination, options.Format, info.VirtualSize, create, cancellationToken).ConfigureAwait(false);
+                await qemuImg.CreateAsync(destination, options.Format, info.VirtualSize, create, cancellationToken).ConfigureAwait(false);
             }
-            _domain.RememberCreated(destination);
+            Host.LabFiles.MarkCreated(destination, host);
         }
         var flags = (options.Shallow ? Vir.CopyShallow : 0) | (options.ReuseExternal ? Vir.CopyReuseExt : 0) | (options.TransientJob ? Vir.CopyTransientJob : 0);
         var flagText = string.Join('|', new[] { options.Shallow ? "SHALLOW" : null, options.ReuseExternal ? "REUSE_EXT" : null, options.TransientJob ? "TRANSIENT_JOB" : null }.Where(f => f is not null));
@@ -238,8 +241,20 @@ public sealed class LibvirtBlock : Block.ILabBlock
         return i >= 0 && i + 1 < chain.Chain.Count ? chain.Chain[i + 1] : null;
     }
 
-    private static async Task<string> FormatOfAsync(string file, CancellationToken cancellationToken) =>
-        (await QemuImg.InfoAsync(file, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
+    /// <summary>
+    /// Whether <paramref name="path"/> on <paramref name="host"/> exists with its owner's write bit clear (as the
+    /// lab's cached guest image is): a commit into it is refused before libvirt is asked.
+    /// </summary>
+    private static async Task<bool> IsReadOnlyFileAsync(Host.ILabHost host, string path, CancellationToken cancellationToken)
+    {
+        if (host.IsLocal)
+        {
+            return File.Exists(path) && (File.GetUnixFileMode(path) & UnixFileMode.UserWrite) == 0;
+        }
+        var r = await host.RunAsync("stat", ["-L", "-c", "%a", path], new Processes.ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
+        return r.Succeeded && int.TryParse(r.StandardOutput.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var octal)
+            && (octal / 100 % 10 & 2) == 0;
+    }
 
     /// <summary><c>virDomainGetBlockJobInfo</c>: the disk's job progress, null when it has none.</summary>
     public Task<BlockJobProgress?> GetJobInfoAsync(string disk, CancellationToken cancellationToken = default) =>

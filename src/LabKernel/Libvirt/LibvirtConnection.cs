@@ -209,16 +209,51 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
         return host.Equals(me, StringComparison.OrdinalIgnoreCase) || host.Equals(Environment.MachineName, StringComparison.OrdinalIgnoreCase);
     }
 
+    private readonly SemaphoreSlim _hostGate = new(1, 1);
+    private ILabHost? _host;
+    private bool _ownsHost;
+
     /// <summary>
-    /// Refuses (one-line <see cref="LabUsageException"/>) what needs the domain's image files on this machine when
-    /// <paramref name="uri"/> names another host: the lab runs qemu-img and creates and deletes files locally.
+    /// The machine that holds this connection's image files, where the lab runs qemu-img and makes, reads, hashes and
+    /// deletes files for its domains (<see cref="LabHosts.ForLibvirtUriAsync"/>): this machine for a local URI, the
+    /// hypervisor over SSH for an SSH one. Opened on first use (or given by <see cref="UseHost"/>) and closed with the
+    /// connection; a URI to another host without SSH gives the one-line reason here, when files are first needed.
     /// </summary>
-    public static void RequireThisHost(string uri, string what)
+    public async Task<ILabHost> GetHostAsync(CancellationToken cancellationToken = default)
     {
-        if (!IsThisHost(uri))
+        if (_host is { } known)
         {
-            throw new LabUsageException($"{uri} is another host: the lab cannot {what} there (it runs qemu-img and creates and deletes image files on this machine); run the lab on the domain's host");
+            return known;
         }
+        await _hostGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            if (_host is null)
+            {
+                var host = await LabHosts.ForLibvirtUriAsync(Uri, cancellationToken).ConfigureAwait(false);
+                _ownsHost = true;
+                _host = host;
+            }
+            return _host;
+        }
+        finally
+        {
+            _hostGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Uses <paramref name="host"/> (already connected to this URI's hypervisor, owned by the caller) for this
+    /// connection's files instead of opening one, so a run and its connection share one SSH session.
+    /// </summary>
+    public void UseHost(ILabHost host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        if (_host is not null && !ReferenceEquals(_host, host))
+        {
+            throw new InvalidOperationException($"{Uri} already has its files on {_host.Name}");
+        }
+        _host = host;
     }
 
     /// <summary>Time source for waits (tests may substitute one).</summary>
@@ -476,6 +511,10 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
     {
         await Task.Run(Dispose).ConfigureAwait(false);
         await _dispatcher.ConfigureAwait(false);
+        if (_ownsHost && Interlocked.Exchange(ref _host, null) is { } host)
+        {
+            await host.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     public override string ToString() => Uri;

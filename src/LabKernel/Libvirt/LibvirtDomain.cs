@@ -32,7 +32,8 @@ public enum ShutdownMode
 /// <summary>
 /// A libvirt domain (<c>virDomainPtr</c>). Lifecycle calls here; the block layer, snapshots, the guest agent and the
 /// QEMU monitor are grouped in <see cref="Block"/>, <see cref="Snapshots"/>, <see cref="Agent"/> and
-/// <see cref="Monitor"/>. Images the lab creates through this object are remembered in <see cref="CreatedImages"/>;
+/// <see cref="Monitor"/>. Images the lab creates through this object (overlays, copy targets, saved states) are
+/// recorded in <see cref="Host.LabFiles"/> on the connection's host (<see cref="LibvirtConnection.GetHostAsync"/>);
 /// only those are ever deleted by the lab's clean-up.
 /// </summary>
 public sealed class LibvirtDomain : IDisposable
@@ -68,24 +69,6 @@ public sealed class LibvirtDomain : IDisposable
     /// <summary>QEMU monitor passthrough (<c>virDomainQemuMonitorCommand</c>, HMP or QMP).</summary>
     public LibvirtMonitor Monitor { get; }
 
-    /// <summary>Images the lab created for this domain (overlays, copy targets), full paths.</summary>
-    public IReadOnlyCollection<string> CreatedImages => _created.Keys.ToArray();
-
-    private readonly ConcurrentDictionary<string, byte> _created = new(StringComparer.Ordinal);
-
-    internal void RememberCreated(string path)
-    {
-        _created[Path.GetFullPath(path)] = 0;
-        Host.LabFiles.MarkCreated(path);
-    }
-
-    internal void ForgetCreated(string path)
-    {
-        _created.TryRemove(Path.GetFullPath(path), out _);
-        Host.LabFiles.Forget(path);
-    }
-
-    internal bool WasCreatedByLab(string path) => _created.ContainsKey(Path.GetFullPath(path));
 
     /// <summary>
     /// The domain's handle on the connection as it is now: after libvirtd restarted and the connection was opened
@@ -145,11 +128,12 @@ public sealed class LibvirtDomain : IDisposable
     public async Task<TimeSpan> SaveAsync(string stateFile, CancellationToken cancellationToken = default)
     {
         stateFile = Path.GetFullPath(stateFile);
-        if (File.Exists(stateFile))
+        var host = await Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
+        if (await host.FileExistsAsync(stateFile, cancellationToken).ConfigureAwait(false))
         {
             throw new OverlayExistsException(stateFile);
         }
-        RememberCreated(stateFile);
+        Host.LabFiles.MarkCreated(stateFile, host);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         await Run(() => LibvirtRuntime.Call("virDomainSave", What, $"virDomainSave({Name}, {stateFile})", () => LibvirtNative.virDomainSave(Handle, stateFile)), cancellationToken).ConfigureAwait(false);
         return clock.Elapsed;
@@ -163,7 +147,7 @@ public sealed class LibvirtDomain : IDisposable
     public async Task<TimeSpan> RestoreAsync(string stateFile, TimeSpan? agentTimeout = null, CancellationToken cancellationToken = default)
     {
         stateFile = Path.GetFullPath(stateFile);
-        if (!WasCreatedByLab(stateFile))
+        if (!Host.LabFiles.IsLabMade(stateFile, await Connection.GetHostAsync(cancellationToken).ConfigureAwait(false)))
         {
             throw new LabUsageException($"{stateFile} is not a state the lab saved for domain '{Name}': only those are restored");
         }
@@ -264,11 +248,18 @@ public sealed class LibvirtDomain : IDisposable
     public Task RequestRebootAsync(CancellationToken cancellationToken = default) =>
         Run(() => LibvirtRuntime.Call("virDomainReboot", What, $"virDomainReboot({Name}, GUEST_AGENT)", () => LibvirtNative.virDomainReboot(Handle, Vir.RebootGuestAgent)), cancellationToken);
 
-    /// <summary>The pid of the domain's QEMU from libvirt's pid file (local connections only; null when not readable).</summary>
+    /// <summary>
+    /// The pid of the domain's QEMU from libvirt's pid file: only when the lab works on this machine's files for the
+    /// connection (a pid on another host, or in another namespace, is not a process here); null when not readable.
+    /// </summary>
     public int? QemuProcessId
     {
         get
         {
+            if (!LabHosts.FilesAreLocal(Connection.Uri))
+            {
+                return null;
+            }
             try
             {
                 var text = File.ReadAllText(Path.Combine("/run/libvirt/qemu", Name + ".pid")).Trim();
@@ -371,14 +362,14 @@ public sealed class LibvirtDomain : IDisposable
     /// captured one (destroy; with <paramref name="restart"/> it is started again and its agent awaited), points the
     /// persistent disk back at the captured active layer, drops the metadata of snapshots made since (deleting
     /// with METADATA_ONLY), and deletes the layers that were added above it, but only those the lab created
-    /// (<see cref="CreatedImages"/>); any other file is left and reported. Then checks that the domain XML and
+    /// (<see cref="Host.LabFiles"/>); any other file is left and reported. Then checks that the domain XML and
     /// qemu-img both show the captured chain. When the domain already runs on the captured layer (e.g. after an
     /// active commit with pivot), only the snapshot metadata is dropped and the guest keeps running.
     /// </summary>
     public async Task<ChainRestoreResult> RestoreChainAsync(DiskChainState state, bool restart = false, TimeSpan? agentTimeout = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(state);
-        LibvirtConnection.RequireThisHost(Connection.Uri, $"restore the chain of {Name} {state.Disk} (it deletes the overlays the lab made)");
+        var host = await Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
         var entry = Journal.LabJournal.Current.Begin("libvirt", $"restore {Name} {state.Disk} to {string.Join(" <- ", state.Chain.Reverse().Select(Path.GetFileName))}");
         try
         {
@@ -403,10 +394,8 @@ public sealed class LibvirtDomain : IDisposable
             var kept = new List<string>();
             foreach (var f in added)
             {
-                if (WasCreatedByLab(f) && File.Exists(f))
+                if (await Host.LabFiles.DeleteIfLabMadeAsync(f, host, cancellationToken).ConfigureAwait(false))
                 {
-                    File.Delete(f);
-                    ForgetCreated(f);
                     deleted.Add(f);
                 }
                 else
@@ -414,7 +403,7 @@ public sealed class LibvirtDomain : IDisposable
                     kept.Add(f);
                 }
             }
-            var headers = await QemuImg.GetBackingChainAsync(state.Chain[0], cancellationToken: cancellationToken).ConfigureAwait(false);
+            var headers = await QemuImg.On(host).GetBackingChainAsync(state.Chain[0], cancellationToken: cancellationToken).ConfigureAwait(false);
             var agreement = headers.Compare(state.Chain);
             var xmlDisk = (await ListDisksAsync(inactive: true, cancellationToken).ConfigureAwait(false)).First(d => d.Target == state.Disk);
             if (!agreement.Agrees || !BackingChain.SameFile(xmlDisk.Source, state.Chain[0]))

@@ -31,7 +31,8 @@ public static class LibvirtQmp
     {
         ArgumentNullException.ThrowIfNull(domain);
         var xml = await domain.GetXmlAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-        return new Block.BlockLayer(qmp) { DeviceIds = DomainXml.DiskAliases(xml) };
+        var host = await domain.Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
+        return new Block.BlockLayer(qmp) { DeviceIds = DomainXml.DiskAliases(xml), Host = host };
     }
 }
 

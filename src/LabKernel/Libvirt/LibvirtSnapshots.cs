@@ -112,7 +112,8 @@ public sealed class LibvirtSnapshots
     private async Task GuardInternalAsync(string operation, IReadOnlyCollection<string>? allowImages, CancellationToken cancellationToken)
     {
         var images = await ImagesAnInternalSnapshotWritesAsync(cancellationToken).ConfigureAwait(false);
-        Host.LabFiles.EnsureMayModifyAll(images, operation, allowImages);
+        var host = await _domain.Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
+        Host.LabFiles.EnsureMayModifyAll(images, operation, allowImages, host);
     }
 
     /// <summary>
@@ -133,9 +134,10 @@ public sealed class LibvirtSnapshots
 
     private async Task<string> CreateAsync(string xml, uint flags, string journal, IReadOnlyList<string> newFiles, CancellationToken cancellationToken)
     {
+        var host = await _domain.Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
         foreach (var f in newFiles)
         {
-            if (File.Exists(f))
+            if (await host.FileExistsAsync(f, cancellationToken).ConfigureAwait(false))
             {
                 throw new OverlayExistsException(Path.GetFullPath(f));
             }
@@ -146,7 +148,7 @@ public sealed class LibvirtSnapshots
         }, cancellationToken).ConfigureAwait(false);
         foreach (var f in newFiles)
         {
-            _domain.RememberCreated(f);
+            Host.LabFiles.MarkCreated(f, host);
         }
         return xml;
     }
@@ -307,9 +309,9 @@ public sealed class LibvirtSnapshots
     /// </summary>
     public async Task<LibvirtExternalRevert> RevertExternalAsync(string disk, string layer, string newOverlay, TimeSpan? agentTimeout = null, CancellationToken cancellationToken = default)
     {
-        LibvirtConnection.RequireThisHost(_domain.Connection.Uri, $"revert {_domain.Name} {disk} to an external snapshot (qemu-img create of a new overlay)");
+        var host = await _domain.Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
         newOverlay = Path.GetFullPath(newOverlay);
-        if (File.Exists(newOverlay))
+        if (await host.FileExistsAsync(newOverlay, cancellationToken).ConfigureAwait(false))
         {
             throw new OverlayExistsException(newOverlay);
         }
@@ -324,9 +326,10 @@ public sealed class LibvirtSnapshots
         try
         {
             await _domain.DestroyAsync(cancellationToken).ConfigureAwait(false);
-            var format = (await QemuImg.InfoAsync(target, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
-            await QemuImg.CreateAsync(newOverlay, "qcow2", null, new CreateOptions { BackingFile = target, BackingFormat = format }, cancellationToken).ConfigureAwait(false);
-            _domain.RememberCreated(newOverlay);
+            var qemuImg = QemuImg.On(host);
+            var format = (await qemuImg.InfoAsync(target, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
+            await qemuImg.CreateAsync(newOverlay, "qcow2", null, new CreateOptions { BackingFile = target, BackingFormat = format }, cancellationToken).ConfigureAwait(false);
+            Host.LabFiles.MarkCreated(newOverlay, host);
             await _domain.SetPersistentDiskSourceAsync(disk, newOverlay, cancellationToken).ConfigureAwait(false);
             await _domain.StartAsync(cancellationToken).ConfigureAwait(false);
             await _domain.WaitForAgentAsync(agentTimeout ?? TimeSpan.FromMinutes(3), cancellationToken).ConfigureAwait(false);

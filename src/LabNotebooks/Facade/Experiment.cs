@@ -21,15 +21,27 @@ public sealed class Experiment : IAsyncDisposable
 {
     private bool _finished;
 
-    internal Experiment(ExperimentRun run, ILabGuest guest, LabJournal journal)
+    private readonly LabKernel.Host.ILabHost? _ownedHost;
+
+    internal Experiment(ExperimentRun run, ILabGuest guest, LabJournal journal, LabKernel.Host.ILabHost? ownedHost = null)
     {
         Run = run;
         Guest = guest;
         Journal = journal;
+        _ownedHost = ownedHost;
     }
 
     public ExperimentRun Run { get; }
     public ILabGuest Guest { get; }
+
+    /// <summary>
+    /// The machine the guest's images are on (<see cref="ILabGuest.Host"/>): this one, or your domain's hypervisor
+    /// over SSH. Every image path the experiment hands out is a path there.
+    /// </summary>
+    public LabKernel.Host.ILabHost Host => Guest.Host;
+
+    /// <summary>qemu-img on the machine the images are on: <c>lab.QemuImg.InfoAsync(overlay)</c>.</summary>
+    public QemuImg QemuImg => QemuImg.On(Host);
     public LabJournal Journal { get; }
     public Findings Findings => Run.Findings;
     public IGuestAgent Agent => Guest.Agent;
@@ -135,7 +147,7 @@ public sealed class Experiment : IAsyncDisposable
 
     /// <summary>Opens <paramref name="image"/> (with its backing chain) read-only from a scratch copy, for files in its ext4.</summary>
     public Task<OfflineLayerReader> ReadOfflineAsync(string image, CancellationToken cancellationToken = default) =>
-        OfflineLayerReader.OpenAsync(image, Run.Folder, cancellationToken);
+        OfflineLayerReader.OpenAsync(image, Run.ImageFolder, cancellationToken, Host);
 
     /// <summary>
     /// Boots <paramref name="image"/> as a second guest through a throwaway overlay (the image is never written).
@@ -178,7 +190,9 @@ public sealed class Experiment : IAsyncDisposable
         await (await MonitorAsync(cancellationToken).ConfigureAwait(false)).Qmp.HumanMonitorCommandAsync(command, cancellationToken: cancellationToken).ConfigureAwait(false);
 
     /// <summary>Image sizes measured along the experiment (<c>await lab.Sizes.MeasureAsync(step, files)</c>), for findings and tables.</summary>
-    public ImageSizeLog Sizes { get; } = new();
+    public ImageSizeLog Sizes => _sizes ??= new ImageSizeLog(Host);
+
+    private ImageSizeLog? _sizes;
 
     /// <summary>
     /// Checks the file <paramref name="workloads"/> in a copy of the disk: booted as a second guest when
@@ -188,7 +202,7 @@ public sealed class Experiment : IAsyncDisposable
     public Task<CopyCheck> CheckCopyAsync(string image, IReadOnlyList<FileOpsWorkload> workloads, bool boot = true, CancellationToken cancellationToken = default) =>
         BootsCopies(boot)
             ? CopyCheck.BootedAsync(image, Run.Folder, $"{Guest.Name}-copy", workloads, cancellationToken)
-            : CopyCheck.OfflineAsync(image, Run.Folder, workloads, cancellationToken);
+            : CopyCheck.OfflineAsync(image, Run.ImageFolder, workloads, cancellationToken, Host);
 
     /// <summary>Whether a copy is booted: asked for, and the guest's disk holds the lab's system (<see cref="LabCapabilities.BootCopies"/>).</summary>
     private bool BootsCopies(bool boot) => boot && Can(LabCapabilities.BootCopies);
@@ -203,7 +217,7 @@ public sealed class Experiment : IAsyncDisposable
     public IReadOnlyList<string>? OpenImages() => Guest.QemuProcessId is { } pid ? ProcessFiles.OpenBy(pid, ".qcow2") : null;
 
     /// <summary>Moves a file the lab made into <paramref name="subfolder"/> of the run folder, under <paramref name="role"/>; returns the new path.</summary>
-    public string MoveInto(string subfolder, string file, string role) => Run.MoveInto(subfolder, file, role);
+    public Task<string> MoveIntoAsync(string subfolder, string file, string role, CancellationToken cancellationToken = default) => Run.MoveIntoAsync(subfolder, file, role, cancellationToken);
 
     /// <summary>Whether this guest's backend has snapshots of <paramref name="kind"/>.</summary>
     public bool Supports(SnapshotKind kind) => GuestSnapshots.Supports(Guest, kind);
@@ -272,6 +286,10 @@ public sealed class Experiment : IAsyncDisposable
             added.Check(handBack.Claim, handBack.ImagesUnchanged, handBack.Evidence);
         }
         var cleanup = await Run.CleanUpAsync(cancellationToken).ConfigureAwait(false);
+        if (_ownedHost is not null)
+        {
+            await _ownedHost.DisposeAsync().ConfigureAwait(false);
+        }
         return new ExperimentEnd(cleanup, Guest.HandBack?.Summary, added, Journal.Entries.ToList());
     }
 

@@ -3,6 +3,7 @@ using LabKernel.Backends;
 using LabKernel.Experiments;
 using LabKernel.Images;
 using LabKernel.Journal;
+using LabKernel.Libvirt;
 
 namespace LabNotebooks;
 
@@ -25,7 +26,26 @@ public static class Lab
         var (backend, domain) = LabGuests.CheckChoice(setup.Backend, setup.Domain);
         var journal = LabJournal.Current;
         journal.Clear();
-        var run = ExperimentRun.Create(name, setup.KeepArtifacts, setup.OutputDir);
+        // A domain on another hypervisor: its images are there, reached over SSH for the whole run (one session,
+        // shared with the libvirt connection, closed when the experiment finishes).
+        var remote = backend == GuestBackend.Libvirt && !LabHosts.FilesAreLocal(setup.LibvirtUri)
+            ? await LabHosts.ForLibvirtUriAsync(setup.LibvirtUri, cancellationToken).ConfigureAwait(false)
+            : null;
+        ExperimentRun run;
+        try
+        {
+            run = remote is null
+                ? ExperimentRun.Create(name, setup.KeepArtifacts, setup.OutputDir)
+                : await ExperimentRun.CreateAsync(name, remote, setup.KeepArtifacts, setup.OutputDir, setup.HostFolder, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            if (remote is not null)
+            {
+                await remote.DisposeAsync().ConfigureAwait(false);
+            }
+            throw;
+        }
         try
         {
             var overlays = setup.Overlays.Select(role => run.NewFile(role, $"{role}.qcow2")).ToArray();
@@ -33,7 +53,7 @@ public static class Lab
             foreach (var disk in setup.DataDisks)
             {
                 var file = run.NewFile(disk.Role, $"{disk.Role}.qcow2");
-                await QemuImg.CreateAsync(file, "qcow2", disk.SizeMiB * 1024 * 1024, cancellationToken: cancellationToken).ConfigureAwait(false);
+                await QemuImg.On(run.Host).CreateAsync(file, "qcow2", disk.SizeMiB * 1024 * 1024, cancellationToken: cancellationToken).ConfigureAwait(false);
                 dataDisks.Add(file);
             }
             var guest = await LabGuests.StartAsync(new LabGuestOptions
@@ -42,6 +62,7 @@ public static class Lab
                 Domain = domain,
                 DomainDisk = setup.DomainDisk,
                 LibvirtUri = setup.LibvirtUri,
+                Host = run.Host,
                 Name = ShortName(name),
                 WorkFolder = run.Folder,
                 Overlays = overlays,
@@ -57,11 +78,15 @@ public static class Lab
                 // How your domain was taken over is part of the evidence: a crash-consistent start is said, not hidden.
                 run.Findings.Note($"How the lab took over your domain's disk {takeOver.Disk}", takeOver.Evidence);
             }
-            return new Experiment(run, guest, journal);
+            return new Experiment(run, guest, journal, remote);
         }
         catch
         {
             await run.CleanUpAsync(CancellationToken.None).ConfigureAwait(false);
+            if (remote is not null)
+            {
+                await remote.DisposeAsync().ConfigureAwait(false);
+            }
             throw;
         }
     }

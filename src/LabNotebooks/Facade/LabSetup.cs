@@ -19,7 +19,18 @@ public sealed record LabSetup
     /// <summary>With your domain: the disk to work on (empty: its first file disk).</summary>
     public string DomainDisk { get; init; } = "";
 
+    /// <summary>
+    /// The libvirt connection: <c>qemu:///system</c> here, or <c>qemu+ssh://USER@HOST/system?keyfile=KEY&amp;known_hosts=FILE</c>
+    /// for a domain on another hypervisor (the lab then works on its image files there over SSH).
+    /// </summary>
     public string LibvirtUri { get; init; } = LibvirtConnection.DefaultUri;
+
+    /// <summary>
+    /// With a domain on another host: the folder there under which the lab makes a private folder for the run's
+    /// images (overlays, copies, scratch reads); empty for <c>/var/tmp/labnotebooks</c>. Ignored on this machine,
+    /// where the images go into the run folder.
+    /// </summary>
+    public string HostFolder { get; init; } = "";
 
     /// <summary>Keep every file the run made (described in <c>artifacts.json</c>) instead of removing them.</summary>
     public bool KeepArtifacts { get; init; }

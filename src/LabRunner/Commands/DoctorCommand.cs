@@ -8,10 +8,16 @@ internal static class DoctorCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("doctor", "Check what the lab needs: QEMU, qemu-img, libvirt, fio, the accelerator and the guest image.");
-        cmd.SetAction(async (_, ct) =>
+        var uri = new Option<string>("--uri") { HelpName = "URI", Description = "Also check a libvirt host (qemu+ssh://USER@HOST/system?keyfile=KEY&known_hosts=FILE): libvirt there, SSH to its files, the programs the lab runs there, a folder it can use." };
+        var hostFolder = new Option<string>("--host-folder") { HelpName = "FOLDER", Description = "With --uri: the folder on that host for the lab's run folders (default /var/tmp/labnotebooks)." };
+        var cmd = new Command("doctor", "Check what the lab needs: QEMU, qemu-img, libvirt, fio, the accelerator and the guest image.") { uri, hostFolder };
+        cmd.SetAction(async (parse, ct) =>
         {
-            var checks = await LabDoctor.CheckAsync(ct).ConfigureAwait(false);
+            var checks = (await LabDoctor.CheckAsync(ct).ConfigureAwait(false)).ToList();
+            if (parse.GetValue(uri) is { Length: > 0 } u)
+            {
+                checks.AddRange(await LabDoctor.CheckHostAsync(u, parse.GetValue(hostFolder), ct).ConfigureAwait(false));
+            }
             var width = checks.Max(c => c.Name.Length);
             foreach (var c in checks)
             {

@@ -15,7 +15,7 @@ public sealed class ExperimentRunMoveTests
             var image = run.NewFile("vm-base", "vm-base.qcow2");
             await File.WriteAllTextAsync(image, "layer");
 
-            var moved = run.MoveInto("moved", image, "vm-base-moved");
+            var moved = await run.MoveIntoAsync("moved", image, "vm-base-moved");
 
             Assert.Equal(Path.Combine(run.Folder, "moved", "vm-base.qcow2"), moved);
             Assert.False(File.Exists(image));
@@ -31,7 +31,7 @@ public sealed class ExperimentRunMoveTests
     }
 
     [Fact]
-    public void Given_a_file_the_lab_did_not_make_When_moved_Then_it_is_refused_and_stays()
+    public async Task Given_a_file_the_lab_did_not_make_When_moved_Then_it_is_refused_and_stays()
     {
         var output = Directory.CreateTempSubdirectory("run-move-").FullName;
         var foreign = Path.Combine(Directory.CreateTempSubdirectory("foreign-").FullName, "mine.qcow2");
@@ -40,7 +40,7 @@ public sealed class ExperimentRunMoveTests
             File.WriteAllText(foreign, "yours");
             var run = ExperimentRun.Create("03-x", outputFolder: output);
 
-            Assert.Throws<ForeignImageException>(() => run.MoveInto("moved", foreign, "stolen"));
+            await Assert.ThrowsAsync<ForeignImageException>(() => run.MoveIntoAsync("moved", foreign, "stolen"));
             Assert.True(File.Exists(foreign));
         }
         finally

@@ -65,25 +65,30 @@ public sealed class LabFilesTests : IDisposable
         var existing = Path.Combine(_folder, "root-overlay.qcow2");
         File.WriteAllText(existing, "not an overlay of the lab's");
 
-        await Assert.ThrowsAsync<OverlayExistsException>(() => QemuImg.CreateAsync(existing, "qcow2", 1 << 20));
+        await Assert.ThrowsAsync<OverlayExistsException>(() => QemuImg.Local.CreateAsync(existing, "qcow2", 1 << 20));
 
         Assert.Equal("not an overlay of the lab's", File.ReadAllText(existing));
     }
 
     [Theory]
-    [InlineData("qemu:///system", true)]
-    [InlineData("qemu+ssh://root@127.0.0.1:2299/system", true)]
-    [InlineData("qemu+ssh://localhost/system", true)]
-    [InlineData("qemu+tcp://[::1]/system", true)]
-    [InlineData("qemu+ssh://root@hypervisor-7.example.org/system", false)]
-    [InlineData("qemu+tls://10.1.2.3/system", false)]
-    public void Given_a_libvirt_URI_When_asked_whether_its_images_are_on_this_machine_Then_only_local_and_loopback_hosts_are(string uri, bool local)
+    [InlineData("qemu:///system", true, null)]
+    [InlineData("qemu+tcp://[::1]/system", true, null)]
+    // An SSH transport reaches the files where sshd is, loopback included (another container or namespace).
+    [InlineData("qemu+ssh://root@127.0.0.1:2299/system", false, null)]
+    [InlineData("qemu+ssh://localhost/system", false, null)]
+    [InlineData("qemu+libssh2://root@hypervisor-7.example.org/system", false, null)]
+    [InlineData("qemu+tls://10.1.2.3/system", false, "qemu+tls://10.1.2.3/system reaches libvirt on 10.1.2.3 without SSH, but the lab works on the domain's image files on that host")]
+    public async Task Given_a_libvirt_URI_When_the_lab_needs_its_files_Then_they_are_here_only_without_SSH_to_this_machine_and_another_host_without_SSH_is_refused_in_one_line(string uri, bool local, string? refusal)
     {
-        Assert.Equal(local, LibvirtConnection.IsThisHost(uri));
-        if (!local)
+        Assert.Equal(local, LabHosts.FilesAreLocal(uri));
+        if (local)
         {
-            var e = Assert.Throws<LabUsageException>(() => LibvirtConnection.RequireThisHost(uri, "delete the lab's overlays"));
-            Assert.StartsWith($"{uri} is another host: the lab cannot delete the lab's overlays there", e.Message, StringComparison.Ordinal);
+            Assert.Same(LocalHost.Instance, await LabHosts.ForLibvirtUriAsync(uri));
+        }
+        if (refusal is not null)
+        {
+            var e = await Assert.ThrowsAsync<LabUsageException>(() => LabHosts.ForLibvirtUriAsync(uri));
+            Assert.StartsWith(refusal, e.Message, StringComparison.Ordinal);
             Assert.DoesNotContain('\n', e.Message);
         }
     }

@@ -1,0 +1,154 @@
+using LabKernel.Guests;
+using LabKernel.Host;
+using LabKernel.Libvirt;
+using LabKernel.Processes;
+using LabKernel.Ssh;
+using LabKernel.Tests.Ssh;
+
+namespace LabKernel.IntegrationTests.Libvirt;
+
+/// <summary>
+/// A second hypervisor on this machine, as unlike this one as a test can make it: a private mount namespace with its
+/// own libvirtd (own sockets, state and definitions) and its own sshd, reached only as
+/// <c>qemu+ssh://root@127.0.0.1:PORT/system</c> and over SFTP. Its image folder (<see cref="Folder"/>) is a tmpfs
+/// inside that namespace; here the same path is an empty read-only mount, so any file operation the lab does locally
+/// on a path of that host fails (or finds nothing) instead of silently working. A researcher's two-disk domain is
+/// defined on it (<see cref="DefineUsersDomainAsync"/>) with images made there by plain qemu-img, as theirs would be.
+/// </summary>
+public sealed class SecondHost : IAsyncLifetime
+{
+    private readonly string _id = Guid.NewGuid().ToString("N")[..8];
+    private readonly string _pids = Directory.CreateTempSubdirectory("lab-second-host-pids-").FullName;
+    private LoopbackSshd? _sshd;
+    private SshHost? _shell;
+    private bool _decoyMounted;
+
+    /// <summary>The image folder on the second host; here an empty read-only mount.</summary>
+    public string Folder => $"/run/lab-second-host-{_id}";
+
+    /// <summary>The libvirt URI of the second host (keys and pinned host key of the test's sshd).</summary>
+    public string Uri => $"qemu+ssh://root@127.0.0.1:{Sshd.Port}/system?keyfile={Sshd.ClientKey}&known_hosts={Sshd.KnownHosts}&command={Sshd.SshCommand}&no_tty=1";
+
+    public LoopbackSshd Sshd => _sshd ?? throw new InvalidOperationException("the second host is not started");
+
+    /// <summary>The second host's shell and files, for the test's own work there (a researcher's qemu-img, sha256sum).</summary>
+    public SshHost Shell => _shell ?? throw new InvalidOperationException("the second host is not started");
+
+    /// <summary>The researcher's domain on the second host (<see cref="DefineUsersDomainAsync"/>).</summary>
+    public string DomainName => $"labremote-{_id}";
+
+    /// <summary>Its images, on the second host: root.qcow2 over root-golden.qcow2 over base.qcow2 (a copy of the guest image), data.qcow2 over data-golden.raw.</summary>
+    public IReadOnlyList<string> Images => [.. new[] { "root.qcow2", "root-golden.qcow2", "base.qcow2", "data.qcow2", "data-golden.raw" }.Select(f => Path.Combine(Folder, "user", f))];
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(Folder);
+        await ProcessRunner.RunAsync("mount", ["-t", "tmpfs", "-o", "ro,size=1m,mode=0755", "lab-second-host-decoy", Folder]);
+        _decoyMounted = true;
+        var script = Path.Combine(AppContext.BaseDirectory, "Libvirt", "second-host.sh");
+        _sshd = await LoopbackSshd.StartAsync(launcher: ["unshare", "-m", "--propagation", "private", "/bin/sh", script, Folder, _pids]);
+        _shell = await SshHost.ConnectAsync(Sshd.HostOptions());
+        // Its libvirtd answers once it has made its socket in the namespace.
+        await Poll.UntilAsync(async ct =>
+        {
+            var r = await ProcessRunner.RunAsync("virsh", ["-c", Uri, "version"], new ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(30) }, ct);
+            return (r.Succeeded, r.StandardError.Trim());
+        }, $"the second host's libvirtd to answer on {Uri}", TimeSpan.FromSeconds(60));
+    }
+
+    /// <summary>A shell command on the second host; throws when it fails.</summary>
+    public async Task<string> RunAsync(string script) =>
+        (await Shell.RunAsync("/bin/sh", ["-c", script], new ProcessOptions { Timeout = TimeSpan.FromMinutes(5) })).StandardOutput;
+
+    /// <summary>
+    /// Makes the researcher's images on the second host with plain qemu-img (the guest image copied there, so nothing
+    /// of the domain's is read from this machine's cache) and defines the domain there, shut off, with an agent channel
+    /// and spare hot-plug slots.
+    /// </summary>
+    public async Task DefineUsersDomainAsync()
+    {
+        var image = await GuestImageBuilder.EnsureAsync();
+        var user = Path.Combine(Folder, "user");
+        // The second host copies the guest image into its own folder (its namespace sees this machine's cache), so
+        // the domain's whole chain is files only that host has.
+        await RunAsync(string.Join(" && ",
+            $"mkdir -p {ShellQuote.Quote(user)}",
+            $"cd {ShellQuote.Quote(user)}",
+            $"cp --sparse=always {ShellQuote.Quote(image.BaseImage)} base.qcow2",
+            "qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 root-golden.qcow2",
+            "qemu-img create -q -f qcow2 -b root-golden.qcow2 -F qcow2 root.qcow2",
+            "qemu-img create -q -f raw data-golden.raw 64M",
+            "qemu-io -f raw -c 'write -P 0x5a 0 1M' data-golden.raw >/dev/null",
+            "qemu-img create -q -f qcow2 -b data-golden.raw -F raw data.qcow2",
+            "qemu-io -f qcow2 -c 'write -P 0xd7 32M 1M' data.qcow2 >/dev/null"));
+        var xml = new DomainSpec
+        {
+            Name = DomainName,
+            Kernel = image.Kernel,
+            Initrd = image.InitrdFor(GuestProfile.Lean),
+            KernelCommandLine = GuestImage.KernelCommandLine(GuestProfile.Lean),
+            Disks = [new DomainDiskSpec(Path.Combine(user, "root.qcow2")), new DomainDiskSpec(Path.Combine(user, "data.qcow2"), "vdb")],
+            SerialLog = Path.Combine(user, "serial.log"),
+            HotPlugSlots = 2,
+        }.ToXml();
+        await using var connection = await LibvirtConnection.OpenAsync(Uri);
+        using var _ = await connection.DefineDomainAsync(xml);
+    }
+
+    /// <summary>SHA-256 of each of the researcher's images, computed on the second host.</summary>
+    public async Task<Dictionary<string, string>> HashImagesAsync()
+    {
+        var hashes = new Dictionary<string, string>();
+        foreach (var image in Images)
+        {
+            hashes[image] = await Shell.Sha256Async(image);
+        }
+        return hashes;
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_sshd is not null)
+        {
+            // The domains go first (their QEMUs are the namespace's), then its daemons.
+            await ProcessRunner.RunAsync("/bin/sh", ["-c", $"for d in $(virsh -c '{Uri}' list --all --name); do virsh -c '{Uri}' destroy $d; virsh -c '{Uri}' undefine --snapshots-metadata $d; done"],
+                new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(2) });
+        }
+        if (_shell is not null)
+        {
+            await _shell.DisposeAsync();
+        }
+        foreach (var daemon in new[] { "libvirtd", "virtlogd" })
+        {
+            if (File.Exists(Path.Combine(_pids, daemon + ".pid")) && int.TryParse(File.ReadAllText(Path.Combine(_pids, daemon + ".pid")).Trim(), out var pid))
+            {
+                try
+                {
+                    using var p = System.Diagnostics.Process.GetProcessById(pid);
+                    p.Kill();
+                    await p.WaitForExitAsync();
+                }
+                catch (ArgumentException)
+                {
+                    // Already gone.
+                }
+            }
+        }
+        if (_sshd is not null)
+        {
+            await _sshd.DisposeAsync();
+        }
+        if (_decoyMounted)
+        {
+            await ProcessRunner.RunAsync("umount", [Folder], new ProcessOptions { Check = false });
+        }
+        LabPaths.TryDeleteFolder(Folder);
+        LabPaths.TryDeleteFolder(_pids);
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class SecondHostCollection : ICollectionFixture<SecondHost>
+{
+    public const string Name = "a second hypervisor reached over SSH";
+}

@@ -169,7 +169,7 @@ public static class ProcessRunner
     }
 
     /// <summary>Copies a stream exactly into <paramref name="sink"/>, handing complete lines to <paramref name="onLine"/>.</summary>
-    private static async Task Pump(StreamReader reader, StringBuilder sink, Action<string>? onLine)
+    internal static async Task Pump(StreamReader reader, StringBuilder sink, Action<string>? onLine)
     {
         var buffer = new char[8192];
         var pending = new StringBuilder();
@@ -203,7 +203,7 @@ public static class ProcessRunner
         }
     }
 
-    private static string Summarize(string text)
+    internal static string Summarize(string text)
     {
         var t = text.Trim();
         return t.Length <= 400 ? t : t[..400] + "…";

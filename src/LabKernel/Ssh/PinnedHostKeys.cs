@@ -12,9 +12,11 @@ public sealed record PinnedHostKey(string KeyType, byte[] Blob)
 }
 
 /// <summary>
-/// The host keys a known_hosts file pins for one host and port. Only plain host patterns are read: <c>*</c>,
-/// <c>host</c>, <c>[host]:port</c>, comma-separated (the guest image writes <c>* ssh-ed25519 AAAA...</c>, since
-/// its forwarded port changes with every boot). Hashed names and markers (@revoked, @cert-authority) are skipped.
+/// The host keys a known_hosts file pins for one host and port. Host patterns read: <c>*</c>, <c>host</c>,
+/// <c>[host]:port</c>, comma-separated (the guest image writes <c>* ssh-ed25519 AAAA...</c>, since its forwarded
+/// port changes with every boot), and OpenSSH's hashed names (<c>|1|SALT|HASH</c>, what <c>HashKnownHosts yes</c>
+/// writes: HMAC-SHA1 keyed with the salt over <c>host</c> or <c>[host]:port</c>). Other wildcards and markers
+/// (@revoked, @cert-authority) are skipped.
 /// </summary>
 public static class PinnedHostKeys
 {
@@ -56,5 +58,26 @@ public static class PinnedHostKeys
     private static bool Matches(string pattern, string host, int port) =>
         pattern == "*"
         || (port == 22 && pattern.Equals(host, StringComparison.OrdinalIgnoreCase))
-        || pattern.Equals($"[{host}]:{port}", StringComparison.OrdinalIgnoreCase);
+        || pattern.Equals($"[{host}]:{port}", StringComparison.OrdinalIgnoreCase)
+        || (pattern.StartsWith("|1|", StringComparison.Ordinal) && MatchesHashed(pattern, port == 22 ? host : $"[{host}]:{port}"));
+
+    /// <summary>OpenSSH hashes the name as written in the file (lower case, as ssh writes it).</summary>
+    private static bool MatchesHashed(string pattern, string name)
+    {
+        var parts = pattern.Split('|');
+        if (parts.Length != 4)
+        {
+            return false;
+        }
+        try
+        {
+            var salt = Convert.FromBase64String(parts[2]);
+            var hash = Convert.FromBase64String(parts[3]);
+            return CryptographicOperations.FixedTimeEquals(HMACSHA1.HashData(salt, System.Text.Encoding.UTF8.GetBytes(name.ToLowerInvariant())), hash);
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
 }

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Net.Sockets;
 using System.Text;
 using LabKernel.GuestAgent;
 using LabKernel.Host;
@@ -261,97 +260,14 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
         }
     }
 
-    private ConnectionInfo NewConnectionInfo()
-    {
-        PrivateKeyFile key;
-        try
-        {
-            key = new PrivateKeyFile(Target.PrivateKey);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or SshException)
-        {
-            throw new GuestSshException($"ssh {Target}: cannot read the private key {Target.PrivateKey}: {e.Message}", e);
-        }
-        var info = new ConnectionInfo(Target.Host, Target.Port, Target.User, new PrivateKeyAuthenticationMethod(Target.User, key))
-        {
-            Timeout = Target.ConnectTimeout,
-            Encoding = Encoding.UTF8,
-        };
-        // Offer only the host key algorithms of the pinned keys, so a server with several host keys (rsa, ecdsa,
-        // ed25519) presents the one that is pinned.
-        var allowed = _pinned.SelectMany(k => AlgorithmsFor(k.KeyType)).ToHashSet(StringComparer.Ordinal);
-        foreach (var name in info.HostKeyAlgorithms.Keys.Where(n => !allowed.Contains(n)).ToList())
-        {
-            info.HostKeyAlgorithms.Remove(name);
-        }
-        return info;
-    }
-
-    private static IEnumerable<string> AlgorithmsFor(string keyType) =>
-        keyType == "ssh-rsa" ? ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] : [keyType];
+    private ConnectionInfo NewConnectionInfo() =>
+        SshConnections.Info(Target.ToString(), Target.Host, Target.Port, Target.User, [Target.PrivateKey], Target.ConnectTimeout, _pinned);
 
     private async Task ConnectAsync(BaseClient client, CancellationToken cancellationToken)
     {
-        string? presented = null;
-        client.HostKeyReceived += (_, e) =>
-        {
-            e.CanTrust = _pinned.Any(k => k.Blob.AsSpan().SequenceEqual(e.HostKey));
-            if (!e.CanTrust)
-            {
-                presented = $"{PinnedHostKey.FingerprintOf(e.HostKey)} ({e.HostKeyName})";
-            }
-        };
-        try
-        {
-            await client.ConnectAsync(cancellationToken).ConfigureAwait(false);
-            ConnectionsOpened++;
-        }
-        catch (Exception e) when (presented is not null && e is SshException or SocketException or IOException)
-        {
-            client.Dispose();
-            throw new SshHostKeyMismatchException(
-                $"ssh {Target}: the server's host key {presented} is not the one pinned in {Target.KnownHostsFile} ({string.Join(", ", _pinned.Select(k => k.Fingerprint))}); refusing to connect",
-                presented);
-        }
-        catch (SshAuthenticationException e)
-        {
-            client.Dispose();
-            throw new SshAuthenticationFailedException($"ssh {Target}: the server refused the key {Target.PrivateKey} ({e.Message.TrimEnd('.')})", e);
-        }
-        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
-        {
-            client.Dispose();
-            throw new SshConnectionRefusedException($"ssh {Target}: connection refused (no sshd listening on {Target.Host}:{Target.Port})", e);
-        }
-        catch (Exception e) when (e is SshException or SocketException or IOException or ProxyException)
-        {
-            client.Dispose();
-            throw new GuestSshException($"ssh {Target}: {e.Message.TrimEnd('.')}", e);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            client.Dispose();
-            throw new LabTimeoutException($"ssh {Target} to connect", Target.ConnectTimeout);
-        }
+        await SshConnections.ConnectAsync(client, Target.ToString(), _pinned, Target.KnownHostsFile, Target.PrivateKey, Target.ConnectTimeout, cancellationToken).ConfigureAwait(false);
+        ConnectionsOpened++;
     }
 
-    private static void Close<T>(ref T? client) where T : BaseClient
-    {
-        if (client is null)
-        {
-            return;
-        }
-        try
-        {
-            if (client.IsConnected)
-            {
-                client.Disconnect();
-            }
-        }
-        catch (Exception e) when (e is SshException or SocketException or IOException or ObjectDisposedException)
-        {
-        }
-        client.Dispose();
-        client = null;
-    }
+    private static void Close<T>(ref T? client) where T : BaseClient => SshConnections.Close(ref client);
 }

@@ -150,7 +150,7 @@ lab.Findings.Note("Lines in overlay1 vs flushed when the snapshot was requested 
 lab.Findings.Check("Reading overlay1 did not modify it", overlay1Untouched, overlay1Untouched ? "SHA-256 unchanged" : "changed!");
 var (clean, checks) = await lab.CheckImagesAsync([overlay1, overlay2]);
 lab.Findings.Check("qemu-img check accepts overlay1 and overlay2", clean, checks);
-var headers = await QemuImg.GetBackingChainAsync(overlay2);
+var headers = await QemuImg.Local.GetBackingChainAsync(overlay2);
 lab.Findings.Check("qemu-img sees base <- overlay1 <- overlay2", headers.Compare(chainAfterSnapshot.Filenames).Agrees, headers.ToText());
 // The numbers behind the findings, as data: a sweep (e.g. over SnapshotAfterLines or Quiesce) compares them across runs.
 lab.Findings.Measure("lines_flushed_at_snapshot_request", linesAtSnapshot, "lines");

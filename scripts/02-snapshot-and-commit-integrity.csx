@@ -140,7 +140,7 @@ lab.Findings.Check("qemu-img check accepts every overlay", clean, checks);
 var sizes = new List<object>();
 foreach (var f in new[] { overlay1, overlay2, overlay3 })
 {
-    var info = await QemuImg.InfoAsync(f);
+    var info = await QemuImg.Local.InfoAsync(f);
     sizes.Add(new { Layer = Path.GetFileName(f), AllocatedMiB = Math.Round((info.ActualSize ?? 0) / 1048576.0, 1), Backing = Path.GetFileName(info.BackingFilename ?? "") });
 }
 display(sizes.ToTable("Layer sizes after the commit"));
@@ -148,7 +148,7 @@ display(sizes.ToTable("Layer sizes after the commit"));
 // Step 7: restore the starting chain base <- overlay1 <- overlay2.
 File.Delete(overlay2);
 File.Move(overlay3, overlay2);
-var restored = await QemuImg.GetBackingChainAsync(overlay2);
+var restored = await QemuImg.Local.GetBackingChainAsync(overlay2);
 var restoredOk = restored.Compare(chainBefore.Filenames).Agrees;
 lab.Findings.Check("Step 7 restores base <- overlay1 <- overlay2", restoredOk, restored.ToText());
 SequenceCheck restoredView;

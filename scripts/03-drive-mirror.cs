@@ -148,7 +148,7 @@ var (outage, ops2) = await block.MirrorThroughOutageAsync(lab.Disk, mirror2,
     new OutagePlan { Outage = TimeSpan.FromSeconds(OutageSeconds), Speed = speed, SampleEvery = TimeSpan.FromMilliseconds(SampleMs), PauseGuestAtReady = true },
     ct => FileOpsWorkload.RunAsync(lab.Agent, "/root/ops2", FileOps, seed: 2, ct));
 await lab.HmpAsync("stop");  // the document's `stop` (the VM is already paused since READY, so the copy equals the disk)
-var compare2 = await QemuImg.CompareAsync(disk, mirror2);
+var compare2 = await QemuImg.Local.CompareAsync(disk, mirror2);
 var check2 = await lab.CheckCopyAsync(mirror2, [ops1, ops2], BootCopies);
 var (progress, cut, back) = (outage.Progress, outage.CutAt, outage.BackAt);
 lab.Findings.Check("2. While the storage is away the job stands still (offset flat)", progress.StoodStill,
@@ -331,13 +331,13 @@ var top7 = lab.NewFile("vm-top");
 await block.SnapshotAsync(lab.Disk, top7);
 await Dd("/root/test7.img");
 var shallow = lab.NewFile("mirror-shallow");
-await QemuImg.CreateAsync(shallow, "qcow2", options: new CreateOptions { BackingFile = mirrorB, BackingFormat = "qcow2" });
+await QemuImg.Local.CreateAsync(shallow, "qcow2", options: new CreateOptions { BackingFile = mirrorB, BackingFormat = "qcow2" });
 var (run7s, ops7) = await block.MirrorAsync(lab.Disk, new MirrorTarget.ExistingFile(shallow), new MirrorOptions { Sync = MirrorSync.Top, Speed = speed },
     JobEnding.Cancel with { PauseGuest = true, ResumeGuest = false }, ct => FileOpsWorkload.RunAsync(lab.Agent, "/root/ops7", FileOps, seed: 7, ct));
 var full7 = lab.NewFile("mirror-full");
 var run7f = await block.MirrorAsync(lab.Disk, new MirrorTarget.NewFile(full7));
-var compare7 = await QemuImg.CompareAsync(shallow, full7);
-var compare7Top = await QemuImg.CompareAsync(shallow, top7);
+var compare7 = await QemuImg.Local.CompareAsync(shallow, full7);
+var compare7Top = await QemuImg.Local.CompareAsync(shallow, top7);
 await lab.HmpAsync("c");
 var sizes7 = await lab.Sizes.MeasureAsync("7. both copies", shallow, full7);
 var check7 = await lab.CheckCopyAsync(shallow, [ops7], BootCopies);

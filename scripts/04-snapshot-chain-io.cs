@@ -151,14 +151,14 @@ var newestTags = new Dictionary<int, string>();
 for (var k = Snapshots; k >= 0; k--)
 {
     var revert = lab.NewFile($"revert{k}");
-    await QemuImg.CreateAsync(revert, "qcow2", options: new CreateOptions { BackingFile = layers[k], BackingFormat = "qcow2" });
+    await QemuImg.Local.CreateAsync(revert, "qcow2", options: new CreateOptions { BackingFile = layers[k], BackingFormat = "qcow2" });
     var device = await lab.PutDataDiskOnAsync(data, revert);
     await lab.ShAsync($"mkdir -p /data && mount {device} /data");
     // The document's init_test.sh found "which snapshot is this" from the newest tag file.
     newestTags[k] = (await lab.ShAsync("ls /data | grep '^TAG_aio_vdb_' | sort -t_ -k4 -n | tail -1")).Trim();
     var depth = (await lab.Block.QueryChainAsync(data)).Count;
     // Which layer holds each of the probe's blocks now (0 = the fresh overlay, depth - 1 = the base).
-    probeLayers[k] = (depth, probe.BytesByLayer(await QemuImg.MapAsync(revert)));
+    probeLayers[k] = (depth, probe.BytesByLayer(await QemuImg.Local.MapAsync(revert)));
     for (var r = 1; r <= Repeats; r++)
     {
         var read = await Fio.RunAsync(lab.Agent, new FioJob
@@ -213,7 +213,7 @@ display(Figures.Lines("p99 completion latency against chain depth", "layers in t
 
 var sizes = new List<(string Layer, double MiB)>();
 foreach (var layer in layers)
-    sizes.Add((Path.GetFileNameWithoutExtension(layer), ((await QemuImg.InfoAsync(layer, forceShare: true)).ActualSize ?? 0) / 1048576.0));
+    sizes.Add((Path.GetFileNameWithoutExtension(layer), ((await QemuImg.Local.InfoAsync(layer, forceShare: true)).ActualSize ?? 0) / 1048576.0));
 display(Figures.Columns("Allocated size of each layer of the data disk", "MiB on the host", sizes.Select(s => s.Layer).ToList(),
     [("allocated", sizes.Select(s => s.MiB).ToList())]));
 

@@ -139,13 +139,13 @@ lab.Findings.Check("4. After an external snapshot the base image is locked and n
 // `block-stream` with no base copies everything below `snap3` into it and drops its backing file. A snapshot then
 // freezes `snap3` so a copy of it can boot while the guest goes on (the document copied the running image).
 
-var pulledBefore = (await QemuImg.MapAsync(top)).BytesAllocatedInActive;
+var pulledBefore = (await QemuImg.Local.MapAsync(top)).BytesAllocatedInActive;
 var clock = System.Diagnostics.Stopwatch.StartNew();
 await lab.Block.StreamAsync(disk);
-approaches.Add(("block-stream (pull) into the top", (await QemuImg.MapAsync(top)).BytesAllocatedInActive - pulledBefore, clock.Elapsed));
+approaches.Add(("block-stream (pull) into the top", (await QemuImg.Local.MapAsync(top)).BytesAllocatedInActive - pulledBefore, clock.Elapsed));
 var snap4 = lab.NewFile("snap4");
 await lab.QuiescedAsync(Quiesce, () => lab.Block.SnapshotAsync(disk, snap4));
-var pulled = await QemuImg.InfoAsync(top);
+var pulled = await QemuImg.Local.InfoAsync(top);
 lab.Findings.Check("After block-stream snap3 has no backing file: a standalone image", !pulled.HasBacking, pulled.BackingFilename ?? "no backing file");
 await using (var copy = await lab.OpenCopyAsync(top, "pulled", BootCopies))
 {
@@ -160,9 +160,9 @@ await using (var copy = await lab.OpenCopyAsync(top, "pulled", BootCopies))
 
 var snap1 = layers[1];
 var snap2 = layers[2];
-var committedBytes = (await QemuImg.MapAsync(snap2)).BytesAllocatedInActive;
+var committedBytes = (await QemuImg.Local.MapAsync(snap2)).BytesAllocatedInActive;
 clock.Restart();
-await QemuImg.CommitAsync(snap2);
+await QemuImg.Local.CommitAsync(snap2);
 approaches.Add(("qemu-img commit (non-top layer)", committedBytes, clock.Elapsed));
 await using (var copy = await lab.OpenCopyAsync(snap1, "committed", BootCopies))
 {
@@ -183,11 +183,11 @@ await using (var copy = await lab.OpenCopyAsync(snap1, "committed", BootCopies))
 
 made.Add(await ChangeAsync("change5"));
 string refusal = "";
-try { await QemuImg.CommitAsync(snap4); }
+try { await QemuImg.Local.CommitAsync(snap4); }
 catch (ImageInUseException e) { refusal = e.Message; }
 lab.Findings.Check("qemu-img commit of the running top is refused (QEMU holds its lock), so nothing is merged that way", refusal.Length > 0,
     refusal.Length > 0 ? refusal.Split(';')[0] : "qemu-img committed the running top!");
-var activeBytes = (await QemuImg.MapAsync(snap4)).BytesAllocatedInActive;
+var activeBytes = (await QemuImg.Local.MapAsync(snap4)).BytesAllocatedInActive;
 clock.Restart();
 var merged = await lab.Block.CommitAsync(disk, snap4, top);
 approaches.Add(("active block-commit of the top", activeBytes, clock.Elapsed));
@@ -231,7 +231,7 @@ var rows = new List<object>();
 var equal = new List<bool>();
 foreach (var b in backups)
 {
-    var same = await QemuImg.CompareAsync(b.FrozenLayer!, b.Target);
+    var same = await QemuImg.Local.CompareAsync(b.FrozenLayer!, b.Target);
     equal.Add(same.Identical);
     rows.Add(new
     {
@@ -246,14 +246,14 @@ display(Table.From(rows, "Backups: each chain compared with the layer frozen at 
 // Restoring the last point is one `qemu-img convert` of its chain (full + every increment) into a standalone image.
 
 var restored = await Backups.RestoreAsync(backups[^1], lab.NewFile("restored"));
-var restoredSame = await QemuImg.CompareAsync(backups[^1].FrozenLayer!, restored);
+var restoredSame = await QemuImg.Local.CompareAsync(backups[^1].FrozenLayer!, restored);
 lab.Findings.Check("Every backup chain (full + increments up to it) reads exactly as the disk did at its backup point", equal.All(e => e),
     $"{equal.Count(e => e)} of {equal.Count} chains identical to their frozen layer (qemu-img compare)");
 lab.Findings.Check("The restored image (qemu-img convert of full + all increments) equals the disk at the last backup", restoredSame.Identical, restoredSame.Message);
 var increments = backups.Skip(1).ToList();
 // The full job's offset is the disk's whole virtual size, and its target allocates all of it (mostly as zero
 // clusters), so the increments are measured against the data the full backup holds (qemu-img map: data, not zero).
-var fullData = (await QemuImg.MapAsync(backups[0].Target)).BytesOfDataAtDepth(0);
+var fullData = (await QemuImg.Local.MapAsync(backups[0].Target)).BytesOfDataAtDepth(0);
 lab.Findings.Check("Each increment copied what the bitmap had marked, at least the guest's new data and under a quarter of the data the full backup holds",
     increments.Select((b, i) => b.CopiedWhatWasMarked(dirty[i], IncrementMiB * 1048576L, fullData)).All(ok => ok),
     string.Join("; ", increments.Select((b, i) => $"inc{i + 1}: {b.BytesCopied / 1048576.0:0.0} MiB copied, {dirty[i] / 1048576.0:0.0} MiB dirty before, {IncrementMiB} MiB written"))

@@ -56,7 +56,7 @@ public static class BlockBench
         for (var d = 0; d < disks; d++)
         {
             var file = Path.Combine(folder, $"snap{d}.qcow2");
-            await QemuImg.CreateAsync(file, "qcow2", 64 * M);
+            await QemuImg.Local.CreateAsync(file, "qcow2", 64 * M);
             drives.Add(new DriveSpec(file, $"d{d}"));
         }
         await using var machine = await QemuMachine.StartAsync(new MachineOptions
@@ -135,7 +135,7 @@ public static class BlockBench
     {
         const int blocks = 150;
         var data = Path.Combine(folder, "writer-data.qcow2");
-        await QemuImg.CreateAsync(data, "qcow2", 48 * M);
+        await QemuImg.Local.CreateAsync(data, "qcow2", 48 * M);
         await using var guest = await EmbeddedGuest.StartAsync(new EmbeddedGuestOptions
         {
             WorkFolder = Path.Combine(folder, "guest"),
@@ -207,7 +207,7 @@ public static class BlockBench
     {
         const long size = 1024 * M;
         var source = Path.Combine(folder, "mirror-src.qcow2");
-        await QemuImg.CreateAsync(source, "qcow2", size);
+        await QemuImg.Local.CreateAsync(source, "qcow2", size);
         await QemuIo.WritePatternAsync(source, 0, size, 0x5a);
         TimeSpan mirror;
         await using (var machine = await StartFirmwareAsync(source))
@@ -220,7 +220,7 @@ public static class BlockBench
             await job.WaitAsync(TimeSpan.FromMinutes(2));
         }
         var convertSw = Stopwatch.StartNew();
-        await QemuImg.ConvertAsync(source, Path.Combine(folder, "convert-dst.qcow2"), "qcow2");
+        await QemuImg.Local.ConvertAsync(source, Path.Combine(folder, "convert-dst.qcow2"), "qcow2");
         var convert = convertSw.Elapsed;
         var mirrorRate = size / M / mirror.TotalSeconds;
         var convertRate = size / M / convert.TotalSeconds;

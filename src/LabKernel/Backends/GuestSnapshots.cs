@@ -135,7 +135,7 @@ public static class GuestSnapshots
         }
         // The lab's external revert: the frozen layer is never written; a new overlay goes over it.
         var overlay = newFile($"{snapshot.Name}-revert", $"{snapshot.Name}-revert.qcow2");
-        await QemuImg.CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = snapshot.FrozenLayer!, BackingFormat = "qcow2" }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await QemuImg.Local.CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = snapshot.FrozenLayer!, BackingFormat = "qcow2" }, cancellationToken: cancellationToken).ConfigureAwait(false);
         if (snapshot is { Kind: SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive, MemoryFile: { } memory } && guest.Capabilities.HasFlag(LabCapabilities.RestoreMemory))
         {
             // A real memory revert: the saved state loaded into a new QEMU over the disk as it was frozen with it.

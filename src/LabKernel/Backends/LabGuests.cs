@@ -91,11 +91,11 @@ public static class LabGuests
     internal static async Task<string> CreateChainAsync(string baseImage, IReadOnlyList<string> overlays, CancellationToken cancellationToken, string? baseFormat = null)
     {
         var below = baseImage;
-        var belowFormat = string.IsNullOrEmpty(baseFormat) ? (await QemuImg.InfoAsync(baseImage, cancellationToken: cancellationToken).ConfigureAwait(false)).Format : baseFormat;
+        var belowFormat = string.IsNullOrEmpty(baseFormat) ? (await QemuImg.Local.InfoAsync(baseImage, cancellationToken: cancellationToken).ConfigureAwait(false)).Format : baseFormat;
         foreach (var o in overlays)
         {
             var path = Path.GetFullPath(o);
-            await QemuImg.CreateAsync(path, "qcow2", options: new CreateOptions { BackingFile = below, BackingFormat = belowFormat }, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await QemuImg.Local.CreateAsync(path, "qcow2", options: new CreateOptions { BackingFile = below, BackingFormat = belowFormat }, cancellationToken: cancellationToken).ConfigureAwait(false);
             below = path;
             belowFormat = "qcow2";
         }

@@ -399,7 +399,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         var images = new List<(string Disk, string Image)>();
         foreach (var d in disks.Where(d => d.Source.Length > 0 && d.SourceType is "file" or "block"))
         {
-            var chain = await QemuImg.GetBackingChainAsync(d.Source, format: d.Format.Length > 0 ? d.Format : null, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var chain = await QemuImg.Local.GetBackingChainAsync(d.Source, format: d.Format.Length > 0 ? d.Format : null, cancellationToken: cancellationToken).ConfigureAwait(false);
             foreach (var layer in chain.Layers.Select(l => l.Filename).Where(File.Exists))
             {
                 if (images.All(i => !BackingChain.SameFile(i.Image, layer)))

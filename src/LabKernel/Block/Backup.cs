@@ -135,7 +135,7 @@ public static class Backups
         try
         {
             Host.LabFiles.MarkCreated(path);
-            await QemuImg.ConvertAsync(backup.Target, path, "qcow2", new ConvertOptions { ForceShare = true }, cancellationToken).ConfigureAwait(false);
+            await QemuImg.Local.ConvertAsync(backup.Target, path, "qcow2", new ConvertOptions { ForceShare = true }, cancellationToken).ConfigureAwait(false);
             entry.Complete("done");
             return path;
         }
@@ -213,9 +213,9 @@ public static class Backups
             }
         }
         var size = VirtualSize(nodes, active.NodeName)
-            ?? (await QemuImg.InfoAsync(active.Filename, forceShare: true, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize;
+            ?? (await QemuImg.Local.InfoAsync(active.Filename, forceShare: true, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize;
 
-        await QemuImg.CreateAsync(target, "qcow2", kind == BackupKind.Full ? size : null,
+        await QemuImg.Local.CreateAsync(target, "qcow2", kind == BackupKind.Full ? size : null,
             kind == BackupKind.Full ? null : new CreateOptions { BackingFile = previous, BackingFormat = "qcow2" }, cancellationToken).ConfigureAwait(false);
         var targetNode = BlockJob.NewId("backup-target-");
         var snapNode = overlay is null ? null : BlockJob.NewId($"{disk}-backup-snap");

@@ -80,7 +80,7 @@ public static class DeviceSequenceWriter
         var raw = Path.Combine(Path.GetTempPath(), $"seq-{Guid.NewGuid():N}.raw");
         try
         {
-            await QemuImg.ConvertAsync(image, raw, "raw", new ConvertOptions { ForceShare = true }, cancellationToken).ConfigureAwait(false);
+            await QemuImg.Local.ConvertAsync(image, raw, "raw", new ConvertOptions { ForceShare = true }, cancellationToken).ConfigureAwait(false);
             await using var fs = File.OpenRead(raw);
             var buffer = new byte[BlockSize];
             var valid = 0;

@@ -134,7 +134,7 @@ internal sealed class ExternalSnapshots(BlockLayer block)
                 }
                 else
                 {
-                    await QemuImg.CreateAsync(files[i], "qcow2", null, new CreateOptions { BackingFile = active.Filename, BackingFormat = active.Format }, cancellationToken).ConfigureAwait(false);
+                    await QemuImg.Local.CreateAsync(files[i], "qcow2", null, new CreateOptions { BackingFile = active.Filename, BackingFormat = active.Format }, cancellationToken).ConfigureAwait(false);
                     await block.Nodes.AddImageNodeAsync(files[i], nodes[i], "qcow2", withBacking: false, inject: null, cancellationToken).ConfigureAwait(false);
                     added.Add(nodes[i]);
                     actions.Add(new TransactionAction("blockdev-snapshot", new BlockdevSnapshotData(active.NodeName, nodes[i])));

@@ -124,8 +124,8 @@ internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
         ArgumentNullException.ThrowIfNull(duringOutage);
         var limit = plan.Timeout ?? block.JobTimeout;
         var chain = await block.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
-        var size = (await QemuImg.InfoAsync(chain.Active.Filename, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize;
-        await QemuImg.CreateAsync(target, "qcow2", size, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var size = (await QemuImg.Local.InfoAsync(chain.Active.Filename, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize;
+        await QemuImg.Local.CreateAsync(target, "qcow2", size, cancellationToken: cancellationToken).ConfigureAwait(false);
         // A unix socket's path is limited to 107 bytes (the run folder may be deeper): the socket goes in a private
         // (0700) runtime folder of its own, so no other user can reach the writable export.
         var sockets = Host.LabPaths.CreatePrivateRuntimeFolder("lab-nbd");

@@ -90,7 +90,7 @@ public sealed class EmbeddedGuest : IAsyncDisposable
                     Host.LabFiles.MarkFolder(work);
                 }
                 // Refused (OverlayExistsException) when a root-overlay.qcow2 the lab did not make is already there.
-                await QemuImg.CreateAsync(root, "qcow2", options: new CreateOptions { BackingFile = image.BaseImage, BackingFormat = "qcow2" }, cancellationToken: cancellationToken).ConfigureAwait(false);
+                await QemuImg.Local.CreateAsync(root, "qcow2", options: new CreateOptions { BackingFile = image.BaseImage, BackingFormat = "qcow2" }, cancellationToken: cancellationToken).ConfigureAwait(false);
             }
             var machineOptions = MachineOptionsFor(image, options, root);
             var (machine, start) = await StartMachineAsync(image, machineOptions, options, fresh: options.RootDisk is null || options.RootChainFresh, root, cancellationToken).ConfigureAwait(false);
@@ -148,7 +148,7 @@ public sealed class EmbeddedGuest : IAsyncDisposable
         // kept only when the drives are still empty after it (checked in SaveAsync).
         if (state is not null)
         {
-            var top = await QemuImg.InfoAsync(root, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var top = await QemuImg.Local.InfoAsync(root, cancellationToken: cancellationToken).ConfigureAwait(false);
             var (backing, backingFormat) = (top.FullBackingFilename ?? top.BackingFilename, top.BackingFormat ?? "qcow2");
             QemuMachine? restored = null;
             try

@@ -69,7 +69,7 @@ public static class WarmStates
             ["drives"] = new JsonArray([.. await Task.WhenAll(options.Drives.Select(async (d, i) => (JsonNode)(i == 0
                 ? $"{d.NodeName}:{d.Format}:{(d.ReadOnly ? "ro" : "rw")}"
                 // A data disk: its virtual size too (the guest saw a blank disk of that size).
-                : $"{d.NodeName}:{d.Format}:{(d.ReadOnly ? "ro" : "rw")}:{(await QemuImg.InfoAsync(d.File, format: d.Format, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize}"))).ConfigureAwait(false)]),
+                : $"{d.NodeName}:{d.Format}:{(d.ReadOnly ? "ro" : "rw")}:{(await QemuImg.Local.InfoAsync(d.File, format: d.Format, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize}"))).ConfigureAwait(false)]),
             ["extra"] = new JsonArray([.. options.ExtraArguments.Select(a => (JsonNode)a)]),
         };
     }
@@ -87,12 +87,12 @@ public static class WarmStates
             {
                 return $"the extra drive {d.NodeName} is read-only (saved states cover blank data disks only)";
             }
-            var info = await QemuImg.InfoAsync(d.File, format: d.Format, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var info = await QemuImg.Local.InfoAsync(d.File, format: d.Format, cancellationToken: cancellationToken).ConfigureAwait(false);
             if (info.BackingFilename is not null)
             {
                 return $"the extra drive {d.NodeName} ({d.File}) has a backing file (saved states cover blank data disks only)";
             }
-            var map = await QemuImg.MapAsync(d.File, format: d.Format, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var map = await QemuImg.Local.MapAsync(d.File, format: d.Format, cancellationToken: cancellationToken).ConfigureAwait(false);
             if (map.BytesOfDataAtDepth(0) > 0)
             {
                 return $"the extra drive {d.NodeName} ({d.File}) holds data (saved states cover blank data disks only)";
@@ -197,14 +197,14 @@ public static class WarmStates
         File.Delete(top);
         File.Copy(state.RootLayer, top);
         File.SetUnixFileMode(top, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
-        await QemuImg.RebaseAsync(top, backing, new RebaseOptions { Unsafe = true, BackingFormat = backingFormat }, cancellationToken).ConfigureAwait(false);
+        await QemuImg.Local.RebaseAsync(top, backing, new RebaseOptions { Unsafe = true, BackingFormat = backingFormat }, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Puts a fresh empty overlay back where a failed warm start left its copy of the layer.</summary>
     internal static async Task ResetLayerAsync(string top, string backing, string backingFormat, CancellationToken cancellationToken)
     {
         File.Delete(top);
-        await QemuImg.CreateAsync(top, "qcow2", options: new CreateOptions { BackingFile = backing, BackingFormat = backingFormat }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await QemuImg.Local.CreateAsync(top, "qcow2", options: new CreateOptions { BackingFile = backing, BackingFormat = backingFormat }, cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -20,7 +20,7 @@ public static class ImageLock
     {
         try
         {
-            await QemuImg.InfoAsync(path, forceShare: false, format, cancellationToken).ConfigureAwait(false);
+            await QemuImg.Local.InfoAsync(path, forceShare: false, format, cancellationToken).ConfigureAwait(false);
             return false;
         }
         catch (ImageInUseException)
@@ -36,7 +36,7 @@ public static class ImageLock
     /// </summary>
     public static async Task EnsureNotInUseAsync(string path, string? format = null, CancellationToken cancellationToken = default)
     {
-        await QemuImg.InfoAsync(path, forceShare: false, format, cancellationToken).ConfigureAwait(false);
+        await QemuImg.Local.InfoAsync(path, forceShare: false, format, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

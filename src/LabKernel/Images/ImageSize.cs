@@ -11,8 +11,8 @@ public sealed record ImageSize(string File, long FileBytes, long AllocatedBytes,
     public static async Task<ImageSize> MeasureAsync(string file, CancellationToken cancellationToken = default)
     {
         var path = Path.GetFullPath(file);
-        var info = await QemuImg.InfoAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var map = await QemuImg.MapAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var info = await QemuImg.Local.InfoAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var map = await QemuImg.Local.MapAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false);
         return new ImageSize(path, new FileInfo(path).Length, info.ActualSize ?? 0, map.BytesAllocatedInActive);
     }
 }

@@ -1,30 +1,51 @@
 using System.Globalization;
+using LabKernel.Host;
 using LabKernel.Processes;
 
 namespace LabKernel.Images;
 
 /// <summary>
 /// Typed wrappers over <c>qemu-img</c> for offline image work: create overlays, inspect backing chains and
-/// allocation, check, compare, commit, rebase, convert, measure, internal snapshots. Every run goes through
-/// <see cref="ProcessRunner"/> (argv arrays, time limits, journaled).
+/// allocation, check, compare, commit, rebase, convert, measure, internal snapshots. An instance is bound to the
+/// host whose files it works on: <see cref="Local"/> for this machine, <see cref="On"/> for another (a hypervisor
+/// over SSH); every path a method takes is a path on that host, and every run goes through
+/// <see cref="ILabHost.RunAsync"/> (argv arrays, time limits, journaled).
 /// </summary>
 /// <remarks>
 /// Readers pass force-share (<c>-U</c>) by default so an image a running QEMU holds can be inspected. Writers never
 /// do: when QEMU holds the image's lock they fail, and the failure is raised as <see cref="ImageInUseException"/>.
 /// Other failures raise <see cref="QemuImgException"/> with the command line and stderr.
 /// </remarks>
-public static class QemuImg
+public sealed class QemuImg
 {
     /// <summary>Program run for every call.</summary>
     public const string Program = "qemu-img";
 
     private static readonly TimeSpan DefaultTimeout = TimeSpan.FromMinutes(10);
 
+    private QemuImg(ILabHost host)
+    {
+        Host = host;
+    }
+
+    /// <summary>qemu-img on this machine, on its files.</summary>
+    public static QemuImg Local { get; } = new(LocalHost.Instance);
+
+    /// <summary>qemu-img on <paramref name="host"/>, on its files (<see cref="Local"/> when it is this machine).</summary>
+    public static QemuImg On(ILabHost host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        return ReferenceEquals(host, LocalHost.Instance) ? Local : new QemuImg(host);
+    }
+
+    /// <summary>The host qemu-img runs on and whose paths the methods take.</summary>
+    public ILabHost Host { get; }
+
     /// <summary>
     /// Creates an image: <c>qemu-img create -f FORMAT [-b BACKING -F BACKING_FORMAT] [-o OPTIONS] PATH [SIZE]</c>.
     /// With a backing file the size may be null (it is then the backing file's size).
     /// </summary>
-    public static async Task CreateAsync(string path, string format, long? size = null, CreateOptions? options = null, CancellationToken cancellationToken = default)
+    public async Task CreateAsync(string path, string format, long? size = null, CreateOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentException.ThrowIfNullOrEmpty(format);
@@ -34,9 +55,9 @@ public static class QemuImg
             throw new LabUsageException($"qemu-img create {path}: give a size or a backing file");
         }
         // qemu-img create truncates an existing file: only a file the lab made itself may be replaced.
-        if (File.Exists(path) && !Host.LabFiles.IsLabMade(path))
+        if (await Host.FileExistsAsync(path, cancellationToken).ConfigureAwait(false) && !LabFiles.IsLabMade(path))
         {
-            throw new OverlayExistsException(Path.GetFullPath(path));
+            throw new OverlayExistsException(Host.IsLocal ? Path.GetFullPath(path) : path);
         }
         var args = new List<string> { "-f", format };
         if (options.BackingFile is { } backing)
@@ -59,12 +80,12 @@ public static class QemuImg
         {
             args.Add(s.ToString(CultureInfo.InvariantCulture));
         }
-        Host.LabFiles.MarkCreated(path);
+        LabFiles.MarkCreated(path);
         await RunAsync("create", args, path, DefaultTimeout, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Describes one image: <c>qemu-img info --output=json [-U] [-f FORMAT] PATH</c>.</summary>
-    public static async Task<ImageInfo> InfoAsync(string path, bool forceShare = true, string? format = null, CancellationToken cancellationToken = default)
+    public async Task<ImageInfo> InfoAsync(string path, bool forceShare = true, string? format = null, CancellationToken cancellationToken = default)
     {
         var r = await RunAsync("info", ["--output=json", .. ShareFlag(forceShare), .. FormatFlag("-f", format), path], path, DefaultTimeout, cancellationToken).ConfigureAwait(false);
         return Parse(r, "info", ImageInfo.Parse);
@@ -75,7 +96,7 @@ public static class QemuImg
     /// <c>qemu-img info --backing-chain --output=json [-U] [-f FORMAT] PATH</c>. The layer file names are the names
     /// qemu-img resolved, so pass a full path to get full paths throughout.
     /// </summary>
-    public static async Task<BackingChain> GetBackingChainAsync(string path, bool forceShare = true, string? format = null, CancellationToken cancellationToken = default)
+    public async Task<BackingChain> GetBackingChainAsync(string path, bool forceShare = true, string? format = null, CancellationToken cancellationToken = default)
     {
         var r = await RunAsync("info", ["--backing-chain", "--output=json", .. ShareFlag(forceShare), .. FormatFlag("-f", format), path], path, DefaultTimeout, cancellationToken).ConfigureAwait(false);
         return Parse(r, "info", BackingChain.Parse);
@@ -84,7 +105,7 @@ public static class QemuImg
     /// <summary>
     /// Maps guest ranges to the chain layer that holds them: <c>qemu-img map --output=json [-U] [-f FORMAT] PATH</c>.
     /// </summary>
-    public static async Task<AllocationMap> MapAsync(string path, bool forceShare = true, string? format = null, CancellationToken cancellationToken = default)
+    public async Task<AllocationMap> MapAsync(string path, bool forceShare = true, string? format = null, CancellationToken cancellationToken = default)
     {
         var r = await RunAsync("map", ["--output=json", .. ShareFlag(forceShare), .. FormatFlag("-f", format), path], path, DefaultTimeout, cancellationToken).ConfigureAwait(false);
         return Parse(r, "map", AllocationMap.Parse);
@@ -95,7 +116,7 @@ public static class QemuImg
     /// corruptions are a result (<see cref="CheckResult.IsClean"/> false), not an exception; failing to open the image
     /// or a format without checks (exit 63) raises <see cref="QemuImgException"/>.
     /// </summary>
-    public static async Task<CheckResult> CheckAsync(string path, CheckOptions? options = null, CancellationToken cancellationToken = default)
+    public async Task<CheckResult> CheckAsync(string path, CheckOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new CheckOptions();
         var args = new List<string> { "--output=json" };
@@ -121,7 +142,7 @@ public static class QemuImg
     /// Compares guest-visible contents: <c>qemu-img compare [-s] [-U] [-f FMT] [-F FMT] FIRST SECOND</c>.
     /// A difference is a result with the first differing offset; errors (exit 2) raise <see cref="QemuImgException"/>.
     /// </summary>
-    public static async Task<CompareResult> CompareAsync(string first, string second, CompareOptions? options = null, CancellationToken cancellationToken = default)
+    public async Task<CompareResult> CompareAsync(string first, string second, CompareOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new CompareOptions();
         var args = new List<string>();
@@ -146,7 +167,7 @@ public static class QemuImg
     /// down (an intermediate commit of every layer between): <c>qemu-img commit [-f FMT] [-b BASE] [-d] PATH</c>.
     /// Images above <paramref name="path"/> still name it as their backing file; rebase them when dropping it.
     /// </summary>
-    public static async Task CommitAsync(string path, CommitOptions? options = null, CancellationToken cancellationToken = default)
+    public async Task CommitAsync(string path, CommitOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new CommitOptions();
         if (options.Base is null)
@@ -155,7 +176,7 @@ public static class QemuImg
             var backing = (await InfoAsync(path, cancellationToken: cancellationToken).ConfigureAwait(false)).FullBackingFilename;
             if (backing is not null)
             {
-                Host.LabFiles.EnsureMayModify(backing, $"qemu-img commit {path} into its backing file {backing}");
+                LabFiles.EnsureMayModify(backing, $"qemu-img commit {path} into its backing file {backing}");
             }
         }
         var args = new List<string>();
@@ -178,7 +199,7 @@ public static class QemuImg
     /// old chain provided). A relative <paramref name="backingFile"/> is stored as written and resolved against the
     /// image's folder.
     /// </summary>
-    public static async Task RebaseAsync(string path, string? backingFile, RebaseOptions? options = null, CancellationToken cancellationToken = default)
+    public async Task RebaseAsync(string path, string? backingFile, RebaseOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new RebaseOptions();
         var args = new List<string>();
@@ -201,7 +222,7 @@ public static class QemuImg
     /// Copies an image (flattening its backing chain) into a new file:
     /// <c>qemu-img convert [-f FMT] [-U] [-c] -O FORMAT [-o OPTIONS] SOURCE TARGET</c>.
     /// </summary>
-    public static async Task ConvertAsync(string source, string target, string targetFormat, ConvertOptions? options = null, CancellationToken cancellationToken = default)
+    public async Task ConvertAsync(string source, string target, string targetFormat, ConvertOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new ConvertOptions();
         var args = new List<string>();
@@ -221,14 +242,14 @@ public static class QemuImg
     /// How big a copy of an image would be: <c>qemu-img measure --output=json -O FORMAT [-f FMT] SOURCE</c>.
     /// (qemu-img measure has no force-share flag, so the source must not be in use.)
     /// </summary>
-    public static async Task<MeasureResult> MeasureAsync(string source, string targetFormat, string? sourceFormat = null, CancellationToken cancellationToken = default)
+    public async Task<MeasureResult> MeasureAsync(string source, string targetFormat, string? sourceFormat = null, CancellationToken cancellationToken = default)
     {
         var r = await RunAsync("measure", ["--output=json", "-O", targetFormat, .. FormatFlag("-f", sourceFormat), source], source, DefaultTimeout, cancellationToken).ConfigureAwait(false);
         return Parse(r, "measure", MeasureResult.Parse);
     }
 
     /// <summary>How big a new empty image would be: <c>qemu-img measure --output=json -O FORMAT --size SIZE</c>.</summary>
-    public static async Task<MeasureResult> MeasureNewAsync(long size, string targetFormat, CancellationToken cancellationToken = default)
+    public async Task<MeasureResult> MeasureNewAsync(long size, string targetFormat, CancellationToken cancellationToken = default)
     {
         var r = await RunAsync("measure", ["--output=json", "-O", targetFormat, "--size", size.ToString(CultureInfo.InvariantCulture)], null, DefaultTimeout, cancellationToken).ConfigureAwait(false);
         return Parse(r, "measure", MeasureResult.Parse);
@@ -238,34 +259,34 @@ public static class QemuImg
     /// Lists the internal snapshots of an offline image (what <c>qemu-img snapshot -l</c> shows), read as JSON from
     /// <c>qemu-img info --output=json [-U] PATH</c>.
     /// </summary>
-    public static async Task<IReadOnlyList<InternalSnapshot>> ListSnapshotsAsync(string path, bool forceShare = true, CancellationToken cancellationToken = default)
+    public async Task<IReadOnlyList<InternalSnapshot>> ListSnapshotsAsync(string path, bool forceShare = true, CancellationToken cancellationToken = default)
     {
         var info = await InfoAsync(path, forceShare, null, cancellationToken).ConfigureAwait(false);
         return info.Snapshots;
     }
 
     /// <summary>Takes an internal snapshot of an offline image: <c>qemu-img snapshot -c NAME PATH</c>.</summary>
-    public static Task CreateSnapshotAsync(string path, string name, CancellationToken cancellationToken = default) =>
+    public Task CreateSnapshotAsync(string path, string name, CancellationToken cancellationToken = default) =>
         SnapshotAsync("-c", path, name, cancellationToken);
 
     /// <summary>Reverts an offline image to an internal snapshot: <c>qemu-img snapshot -a NAME PATH</c>.</summary>
-    public static Task ApplySnapshotAsync(string path, string name, CancellationToken cancellationToken = default) =>
+    public Task ApplySnapshotAsync(string path, string name, CancellationToken cancellationToken = default) =>
         SnapshotAsync("-a", path, name, cancellationToken);
 
     /// <summary>Deletes an internal snapshot of an offline image: <c>qemu-img snapshot -d NAME PATH</c>.</summary>
-    public static Task DeleteSnapshotAsync(string path, string name, CancellationToken cancellationToken = default) =>
+    public Task DeleteSnapshotAsync(string path, string name, CancellationToken cancellationToken = default) =>
         SnapshotAsync("-d", path, name, cancellationToken);
 
-    private static async Task SnapshotAsync(string flag, string path, string name, CancellationToken cancellationToken)
+    private async Task SnapshotAsync(string flag, string path, string name, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(name);
         await RunAsync("snapshot", [flag, name, path], path, DefaultTimeout, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Runs <c>qemu-img SUBCOMMAND ARGS</c>; failures become <see cref="QemuImgException"/> or <see cref="ImageInUseException"/>.</summary>
-    internal static async Task<ProcessResult> RunAsync(string subcommand, IEnumerable<string> args, string? image, TimeSpan? timeout, CancellationToken cancellationToken, bool check = true)
+    private async Task<ProcessResult> RunAsync(string subcommand, IEnumerable<string> args, string? image, TimeSpan? timeout, CancellationToken cancellationToken, bool check = true)
     {
-        var r = await ProcessRunner.RunAsync(Program, [subcommand, .. args], new ProcessOptions { Timeout = timeout, Check = false }, cancellationToken).ConfigureAwait(false);
+        var r = await Host.RunAsync(Program, [subcommand, .. args], new ProcessOptions { Timeout = timeout, Check = false }, cancellationToken).ConfigureAwait(false);
         if (check && !r.Succeeded)
         {
             throw Failure(subcommand, r, image);
@@ -299,7 +320,7 @@ public static class QemuImg
         }
     }
 
-    private static async Task<string> ProbeBackingFormatAsync(string imagePath, string backing, CancellationToken cancellationToken)
+    private async Task<string> ProbeBackingFormatAsync(string imagePath, string backing, CancellationToken cancellationToken)
     {
         if (ImageInfo.ClassifyBackingName(backing) == BackingNameKind.Protocol)
         {
@@ -307,7 +328,7 @@ public static class QemuImg
         }
         var resolved = backing.StartsWith('/')
             ? backing
-            : Path.Combine(Path.GetDirectoryName(Path.GetFullPath(imagePath)) ?? ".", backing);
+            : Path.Combine(Path.GetDirectoryName(Host.IsLocal ? Path.GetFullPath(imagePath) : imagePath) ?? ".", backing);
         var info = await InfoAsync(resolved, forceShare: true, null, cancellationToken).ConfigureAwait(false);
         return info.Format;
     }

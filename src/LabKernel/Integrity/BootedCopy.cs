@@ -49,10 +49,10 @@ public sealed class BootedCopy : IAsyncDisposable
         {
             throw new LabUsageException($"no copy to boot at {copy}");
         }
-        var format = (await QemuImg.InfoAsync(copy, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
+        var format = (await QemuImg.Local.InfoAsync(copy, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
         var hash = await FileHash.Sha256Async(copy, cancellationToken).ConfigureAwait(false);
         var overlay = Path.Combine(workFolder, $"boot-{Path.GetFileNameWithoutExtension(copy)}-{Guid.NewGuid().ToString("N")[..6]}.qcow2");
-        await QemuImg.CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = copy, BackingFormat = format }, cancellationToken: cancellationToken).ConfigureAwait(false);
+        await QemuImg.Local.CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = copy, BackingFormat = format }, cancellationToken: cancellationToken).ConfigureAwait(false);
         try
         {
             var guest = await EmbeddedGuest.StartAsync(new EmbeddedGuestOptions { RootDisk = overlay, WorkFolder = workFolder, Name = name, MemoryMiB = 512 }, cancellationToken).ConfigureAwait(false);

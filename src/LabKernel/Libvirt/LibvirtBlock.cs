@@ -69,7 +69,7 @@ public sealed class LibvirtBlock : Block.ILabBlock
         if (!running && d.Chain.Count == 1)
         {
             LibvirtConnection.RequireThisHost(_domain.Connection.Uri, $"read the backing chain of {d.Source}");
-            var headers = await QemuImg.GetBackingChainAsync(d.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var headers = await QemuImg.Local.GetBackingChainAsync(d.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
             d = d with { Chain = headers.Layers.Select(l => l.Filename).ToArray() };
         }
         return d;
@@ -80,7 +80,7 @@ public sealed class LibvirtBlock : Block.ILabBlock
     {
         LibvirtConnection.RequireThisHost(_domain.Connection.Uri, $"compare the chain of {disk} with the image headers");
         var d = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
-        var headers = await QemuImg.GetBackingChainAsync(d.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var headers = await QemuImg.Local.GetBackingChainAsync(d.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
         return new LibvirtChainCheck(d, headers, headers.Compare(d.Chain));
     }
 
@@ -207,11 +207,11 @@ public sealed class LibvirtBlock : Block.ILabBlock
             }
             if (options.ReuseExternal)
             {
-                var info = await QemuImg.InfoAsync(chain.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
+                var info = await QemuImg.Local.InfoAsync(chain.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
                 var create = options.Shallow && chain.Chain.Count > 1
                     ? new CreateOptions { BackingFile = chain.Chain[1], BackingFormat = await FormatOfAsync(chain.Chain[1], cancellationToken).ConfigureAwait(false) }
                     : null;
-                await QemuImg.CreateAsync(destination, options.Format, info.VirtualSize, create, cancellationToken).ConfigureAwait(false);
+                await QemuImg.Local.CreateAsync(destination, options.Format, info.VirtualSize, create, cancellationToken).ConfigureAwait(false);
             }
             _domain.RememberCreated(destination);
         }
@@ -239,7 +239,7 @@ public sealed class LibvirtBlock : Block.ILabBlock
     }
 
     private static async Task<string> FormatOfAsync(string file, CancellationToken cancellationToken) =>
-        (await QemuImg.InfoAsync(file, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
+        (await QemuImg.Local.InfoAsync(file, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
 
     /// <summary><c>virDomainGetBlockJobInfo</c>: the disk's job progress, null when it has none.</summary>
     public Task<BlockJobProgress?> GetJobInfoAsync(string disk, CancellationToken cancellationToken = default) =>

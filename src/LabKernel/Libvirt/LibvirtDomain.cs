@@ -414,7 +414,7 @@ public sealed class LibvirtDomain : IDisposable
                     kept.Add(f);
                 }
             }
-            var headers = await QemuImg.GetBackingChainAsync(state.Chain[0], cancellationToken: cancellationToken).ConfigureAwait(false);
+            var headers = await QemuImg.Local.GetBackingChainAsync(state.Chain[0], cancellationToken: cancellationToken).ConfigureAwait(false);
             var agreement = headers.Compare(state.Chain);
             var xmlDisk = (await ListDisksAsync(inactive: true, cancellationToken).ConfigureAwait(false)).First(d => d.Target == state.Disk);
             if (!agreement.Agrees || !BackingChain.SameFile(xmlDisk.Source, state.Chain[0]))

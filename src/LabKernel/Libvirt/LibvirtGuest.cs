@@ -111,7 +111,7 @@ public sealed class LibvirtGuest : IAsyncDisposable
                 {
                     throw new OverlayExistsException(overlay);
                 }
-                await QemuImg.CreateAsync(overlay, "qcow2", null, new CreateOptions { BackingFile = image.BaseImage, BackingFormat = "qcow2" }, cancellationToken).ConfigureAwait(false);
+                await QemuImg.Local.CreateAsync(overlay, "qcow2", null, new CreateOptions { BackingFile = image.BaseImage, BackingFormat = "qcow2" }, cancellationToken).ConfigureAwait(false);
             }
             var spec = new DomainSpec
             {

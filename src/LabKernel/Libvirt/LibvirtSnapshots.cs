@@ -324,8 +324,8 @@ public sealed class LibvirtSnapshots
         try
         {
             await _domain.DestroyAsync(cancellationToken).ConfigureAwait(false);
-            var format = (await QemuImg.InfoAsync(target, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
-            await QemuImg.CreateAsync(newOverlay, "qcow2", null, new CreateOptions { BackingFile = target, BackingFormat = format }, cancellationToken).ConfigureAwait(false);
+            var format = (await QemuImg.Local.InfoAsync(target, cancellationToken: cancellationToken).ConfigureAwait(false)).Format;
+            await QemuImg.Local.CreateAsync(newOverlay, "qcow2", null, new CreateOptions { BackingFile = target, BackingFormat = format }, cancellationToken).ConfigureAwait(false);
             _domain.RememberCreated(newOverlay);
             await _domain.SetPersistentDiskSourceAsync(disk, newOverlay, cancellationToken).ConfigureAwait(false);
             await _domain.StartAsync(cancellationToken).ConfigureAwait(false);

@@ -51,7 +51,7 @@ public static class ExternalRevert
         var entry = LabJournal.Current.Begin("block", $"revert {disk} to {target.Name} via {newOverlay}");
         await machine.ShutdownAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         await machine.DisposeAsync().ConfigureAwait(false);
-        await QemuImg.CreateAsync(newOverlay, "qcow2", null, new CreateOptions { BackingFile = target.Filename, BackingFormat = target.Format }, cancellationToken).ConfigureAwait(false);
+        await QemuImg.Local.CreateAsync(newOverlay, "qcow2", null, new CreateOptions { BackingFile = target.Filename, BackingFormat = target.Format }, cancellationToken).ConfigureAwait(false);
         if (deleteAbandoned)
         {
             foreach (var f in abandoned)

@@ -120,7 +120,7 @@ public static class SystemCheckpoints
                 {
                     throw new OverlayMissingException(layer, "checkpoint disk layer");
                 }
-                await QemuImg.CreateAsync(overlay, "qcow2", null, new CreateOptions { BackingFile = layer, BackingFormat = "qcow2" }, cancellationToken).ConfigureAwait(false);
+                await QemuImg.Local.CreateAsync(overlay, "qcow2", null, new CreateOptions { BackingFile = layer, BackingFormat = "qcow2" }, cancellationToken).ConfigureAwait(false);
                 made[d.NodeName] = overlay;
                 drives.Add(d with { File = overlay });
             }

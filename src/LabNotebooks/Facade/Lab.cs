@@ -33,7 +33,7 @@ public static class Lab
             foreach (var disk in setup.DataDisks)
             {
                 var file = run.NewFile(disk.Role, $"{disk.Role}.qcow2");
-                await QemuImg.CreateAsync(file, "qcow2", disk.SizeMiB * 1024 * 1024, cancellationToken: cancellationToken).ConfigureAwait(false);
+                await QemuImg.Local.CreateAsync(file, "qcow2", disk.SizeMiB * 1024 * 1024, cancellationToken: cancellationToken).ConfigureAwait(false);
                 dataDisks.Add(file);
             }
             var guest = await LabGuests.StartAsync(new LabGuestOptions

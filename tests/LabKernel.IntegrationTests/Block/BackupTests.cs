@@ -27,7 +27,7 @@ public sealed class BackupTests : IAsyncLifetime
         var model = _lab.PathOf("model.qcow2");
         foreach (var f in new[] { disk, model })
         {
-            await QemuImg.CreateAsync(f, "qcow2", Size);
+            await QemuImg.Local.CreateAsync(f, "qcow2", Size);
             await QemuIo.WritePatternAsync(f, 0, 8 * M, 0xaa);
         }
         var machine = await _lab.StartAsync(disk);
@@ -44,13 +44,13 @@ public sealed class BackupTests : IAsyncLifetime
     private async Task<string> ExpectedAsync(string model, string name)
     {
         var copy = _lab.PathOf(name);
-        await QemuImg.ConvertAsync(model, copy, "qcow2");
+        await QemuImg.Local.ConvertAsync(model, copy, "qcow2");
         return copy;
     }
 
     private static async Task AssertSameAsync(string expected, string actual)
     {
-        var r = await QemuImg.CompareAsync(expected, actual);
+        var r = await QemuImg.Local.CompareAsync(expected, actual);
         Assert.True(r.Identical, $"{Path.GetFileName(actual)} differs from {Path.GetFileName(expected)}: {r.Message}");
     }
 
@@ -88,12 +88,12 @@ public sealed class BackupTests : IAsyncLifetime
         await AssertSameAsync(expected1, inc1.Target);
         await AssertSameAsync(expected2, inc2.Target);
         await AssertSameAsync(model, _lab.PathOf("disk.qcow2"));
-        Assert.Equal(3 * M, (await QemuImg.MapAsync(inc1.Target)).BytesAllocatedInActive);
-        Assert.Equal(M + 64 * 1024, (await QemuImg.MapAsync(inc2.Target)).BytesAllocatedInActive);
-        Assert.Equal(full.Target, (await QemuImg.InfoAsync(inc1.Target)).BackingFilename);
+        Assert.Equal(3 * M, (await QemuImg.Local.MapAsync(inc1.Target)).BytesAllocatedInActive);
+        Assert.Equal(M + 64 * 1024, (await QemuImg.Local.MapAsync(inc2.Target)).BytesAllocatedInActive);
+        Assert.Equal(full.Target, (await QemuImg.Local.InfoAsync(inc1.Target)).BackingFilename);
         var restored = await Backups.RestoreAsync(inc1, _lab.PathOf("restored1.qcow2"));
         await AssertSameAsync(expected1, restored);
-        Assert.False((await QemuImg.InfoAsync(restored)).HasBacking);
+        Assert.False((await QemuImg.Local.InfoAsync(restored)).HasBacking);
         await _lab.AssertAllCleanAsync();
     }
 

@@ -34,11 +34,11 @@ public sealed class BlockLab : IAsyncDisposable
         var b = PathOf(prefix + "base.qcow2");
         var m = PathOf(prefix + "mid.qcow2");
         var t = PathOf(prefix + "top.qcow2");
-        await QemuImg.CreateAsync(b, "qcow2", Size);
+        await QemuImg.Local.CreateAsync(b, "qcow2", Size);
         await QemuIo.WritePatternAsync(b, 0, M, 0xaa);
-        await QemuImg.CreateAsync(m, "qcow2", null, new CreateOptions { BackingFile = b, BackingFormat = "qcow2" });
+        await QemuImg.Local.CreateAsync(m, "qcow2", null, new CreateOptions { BackingFile = b, BackingFormat = "qcow2" });
         await QemuIo.WritePatternAsync(m, M, M, 0xbb);
-        await QemuImg.CreateAsync(t, "qcow2", null, new CreateOptions { BackingFile = m, BackingFormat = "qcow2" });
+        await QemuImg.Local.CreateAsync(t, "qcow2", null, new CreateOptions { BackingFile = m, BackingFormat = "qcow2" });
         await QemuIo.WritePatternAsync(t, 2 * M, M, 0xcc);
         return t;
     }
@@ -111,7 +111,7 @@ public sealed class BlockLab : IAsyncDisposable
     {
         foreach (var f in Directory.GetFiles(Folder, "*.qcow2"))
         {
-            var r = await QemuImg.CheckAsync(f);
+            var r = await QemuImg.Local.CheckAsync(f);
             Assert.True(r.IsClean, $"{Path.GetFileName(f)}: {r.Summary}");
         }
     }

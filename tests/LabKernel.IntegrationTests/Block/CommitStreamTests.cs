@@ -97,13 +97,13 @@ public sealed class CommitStreamTests : IAsyncLifetime
     {
         var top = await _lab.ThreeLayersAsync();
         var machine = await _lab.StartAsync(top);
-        var before = await QemuImg.MapAsync(top);
+        var before = await QemuImg.Local.MapAsync(top);
 
         var chain = await machine.Block().StreamAsync("disk0");
 
         Assert.Equal("top.qcow2 (active)", chain.ToText());
         await _lab.StopAllAsync();
-        var after = await QemuImg.MapAsync(top);
+        var after = await QemuImg.Local.MapAsync(top);
         Assert.Equal(2, before.DepthHolding(0));
         Assert.Equal(1, before.DepthHolding(M));
         Assert.Equal(0, after.DepthHolding(0));
@@ -112,7 +112,7 @@ public sealed class CommitStreamTests : IAsyncLifetime
         Assert.Equal(3 * M, after.BytesAllocatedInActive);
         await AssertPatternAsync(top, 0, M, 0xaa);
         await AssertPatternAsync(top, M, M, 0xbb);
-        Assert.False((await QemuImg.InfoAsync(top)).HasBacking);
+        Assert.False((await QemuImg.Local.InfoAsync(top)).HasBacking);
         await _lab.AssertAllCleanAsync();
     }
 
@@ -126,7 +126,7 @@ public sealed class CommitStreamTests : IAsyncLifetime
 
         Assert.Equal("base.qcow2 <- top.qcow2 (active)", chain.ToText());
         await _lab.StopAllAsync();
-        var after = await QemuImg.MapAsync(top);
+        var after = await QemuImg.Local.MapAsync(top);
         Assert.Equal(1, after.DepthHolding(0));
         Assert.Equal(0, after.DepthHolding(M));
         Assert.Equal(0, after.DepthHolding(2 * M));

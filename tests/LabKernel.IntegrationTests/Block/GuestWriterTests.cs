@@ -31,7 +31,7 @@ public sealed class BlockGuestFixture : IAsyncLifetime
         var drives = new List<DriveSpec>();
         foreach (var (disk, size) in DataDisks)
         {
-            await QemuImg.CreateAsync(PathOf(disk + ".qcow2"), "qcow2", size);
+            await QemuImg.Local.CreateAsync(PathOf(disk + ".qcow2"), "qcow2", size);
             // Data the mirror has to copy besides what the guest writes.
             await QemuIo.WritePatternAsync(PathOf(disk + ".qcow2"), 16 * M, 32 * M, 0x3c);
             drives.Add(new DriveSpec(PathOf(disk + ".qcow2"), disk));
@@ -108,15 +108,15 @@ public sealed class GuestWriterTests(BlockGuestFixture fx, ITestOutputHelper out
         Assert.Equal(complete ? target : source, chain.Active.Filename);
         Assert.Equal(complete, result.Completed);
         Assert.Equal(!complete, result.Cancelled);
-        var compare = await QemuImg.CompareAsync(source, target);
+        var compare = await QemuImg.Local.CompareAsync(source, target);
         var sourcePrefix = await DeviceSequenceWriter.ReadPrefixAsync(source, Blocks);
         var targetPrefix = await DeviceSequenceWriter.ReadPrefixAsync(target, Blocks);
         output.WriteLine($"source {sourcePrefix}, target {targetPrefix}, compare: {compare.Message}");
         Assert.Equal(new DevicePrefix(Blocks, true, null), sourcePrefix);
         Assert.Equal(new DevicePrefix(Blocks, true, null), targetPrefix);
         Assert.True(compare.Identical, compare.Message);
-        Assert.True((await QemuImg.CheckAsync(source)).IsClean);
-        Assert.True((await QemuImg.CheckAsync(target)).IsClean);
+        Assert.True((await QemuImg.Local.CheckAsync(source)).IsClean);
+        Assert.True((await QemuImg.Local.CheckAsync(target)).IsClean);
     }
 
     [Fact]
@@ -150,8 +150,8 @@ public sealed class GuestWriterTests(BlockGuestFixture fx, ITestOutputHelper out
         Assert.InRange(before.ValidBlocks, 1, blocks - 1);
         Assert.Equal(new DevicePrefix(blocks, true, null), after);
         Assert.True((await block.CheckChainAgreementAsync(disk)).Agreement.Agrees);
-        Assert.True((await QemuImg.CheckAsync(old)).IsClean);
-        Assert.True((await QemuImg.CheckAsync(overlay)).IsClean);
+        Assert.True((await QemuImg.Local.CheckAsync(old)).IsClean);
+        Assert.True((await QemuImg.Local.CheckAsync(overlay)).IsClean);
     }
 
     private static async IAsyncEnumerable<int> Samples(TimeSpan interval)

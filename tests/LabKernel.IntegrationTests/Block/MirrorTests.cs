@@ -18,11 +18,11 @@ public sealed class MirrorTests : IAsyncLifetime
     {
         // The -n case: the target overlay already exists on a copy of the source's backing file.
         var top = await _lab.ThreeLayersAsync();
-        await QemuImg.CommitAsync(_lab.PathOf("mid.qcow2"));
-        await QemuImg.RebaseAsync(top, _lab.PathOf("base.qcow2"), new RebaseOptions { Unsafe = true, BackingFormat = "qcow2" });
+        await QemuImg.Local.CommitAsync(_lab.PathOf("mid.qcow2"));
+        await QemuImg.Local.RebaseAsync(top, _lab.PathOf("base.qcow2"), new RebaseOptions { Unsafe = true, BackingFormat = "qcow2" });
         File.Copy(_lab.PathOf("base.qcow2"), _lab.PathOf("copy-base.qcow2"));
         var target = _lab.PathOf("copy-top.qcow2");
-        await QemuImg.CreateAsync(target, "qcow2", null, new CreateOptions { BackingFile = _lab.PathOf("copy-base.qcow2"), BackingFormat = "qcow2" });
+        await QemuImg.Local.CreateAsync(target, "qcow2", null, new CreateOptions { BackingFile = _lab.PathOf("copy-base.qcow2"), BackingFormat = "qcow2" });
         var machine = await _lab.StartAsync(top);
         var block = machine.Block();
 
@@ -32,9 +32,9 @@ public sealed class MirrorTests : IAsyncLifetime
         Assert.True(result.Completed);
         Assert.Equal("copy-base.qcow2 <- copy-top.qcow2 (active)", (await block.QueryChainAsync("disk0")).ToText());
         await _lab.StopAllAsync();
-        Assert.True((await QemuImg.CompareAsync(top, target)).Identical);
-        var sourceTop = (await QemuImg.MapAsync(top)).BytesAllocatedInActive;
-        var targetTop = (await QemuImg.MapAsync(target)).BytesAllocatedInActive;
+        Assert.True((await QemuImg.Local.CompareAsync(top, target)).Identical);
+        var sourceTop = (await QemuImg.Local.MapAsync(top)).BytesAllocatedInActive;
+        var targetTop = (await QemuImg.Local.MapAsync(target)).BytesAllocatedInActive;
         Assert.Equal(M, sourceTop);
         Assert.Equal(sourceTop, targetTop);
         Assert.True(result.Length <= 2 * M, $"mirror copied {result.Length} bytes, expected about the top's {M}");
@@ -58,8 +58,8 @@ public sealed class MirrorTests : IAsyncLifetime
         Assert.True(result.Cancelled);
         Assert.Equal("base.qcow2 <- mid.qcow2 <- top.qcow2 (active)", (await block.QueryChainAsync("disk0")).ToText());
         await _lab.StopAllAsync();
-        Assert.True((await QemuImg.CompareAsync(top, target)).Identical, "a mirror cancelled in READY is in sync");
-        Assert.False((await QemuImg.InfoAsync(target)).HasBacking);
+        Assert.True((await QemuImg.Local.CompareAsync(top, target)).Identical, "a mirror cancelled in READY is in sync");
+        Assert.False((await QemuImg.Local.InfoAsync(target)).HasBacking);
         await AssertPatternAsync(target, 5 * M, M, 0xee);
         await _lab.AssertAllCleanAsync();
     }
@@ -83,7 +83,7 @@ public sealed class MirrorTests : IAsyncLifetime
         Assert.Single(result.Errors);
         await block.RemoveNodeAsync("tgt");
         await _lab.StopAllAsync();
-        Assert.True((await QemuImg.CompareAsync(source, target)).Identical);
+        Assert.True((await QemuImg.Local.CompareAsync(source, target)).Identical);
         await _lab.AssertAllCleanAsync();
     }
 
@@ -109,10 +109,10 @@ public sealed class MirrorTests : IAsyncLifetime
     private async Task<(string Source, string Target, BlockLayer Block)> StartWithFailingTargetAsync(bool failOnce)
     {
         var source = _lab.PathOf("src.qcow2");
-        await QemuImg.CreateAsync(source, "qcow2", Size);
+        await QemuImg.Local.CreateAsync(source, "qcow2", Size);
         await QemuIo.WritePatternAsync(source, 0, 8 * M, 0x5a);
         var target = _lab.PathOf("tgt.qcow2");
-        await QemuImg.CreateAsync(target, "qcow2", Size);
+        await QemuImg.Local.CreateAsync(target, "qcow2", Size);
         var machine = await _lab.StartAsync(source);
         var block = machine.Block();
         await block.AddImageNodeAsync(target, "tgt", withBacking: false, inject: new BlkdebugError("write_aio", 5, Once: failOnce));
@@ -123,7 +123,7 @@ public sealed class MirrorTests : IAsyncLifetime
     public async Task Given_a_throttled_mirror_When_paused_Then_the_offset_stays_still_until_resumed()
     {
         var source = _lab.PathOf("src.qcow2");
-        await QemuImg.CreateAsync(source, "qcow2", Size);
+        await QemuImg.Local.CreateAsync(source, "qcow2", Size);
         await QemuIo.WritePatternAsync(source, 0, 32 * M, 0x77);
         var machine = await _lab.StartAsync(source);
         var block = machine.Block();
@@ -156,7 +156,7 @@ public sealed class MirrorTests : IAsyncLifetime
         await job.CancelAsync();
         await job.WaitAsync(TimeSpan.FromMinutes(1));
         await _lab.StopAllAsync();
-        Assert.True((await QemuImg.CompareAsync(source, _lab.PathOf("slow.qcow2"))).Identical);
+        Assert.True((await QemuImg.Local.CompareAsync(source, _lab.PathOf("slow.qcow2"))).Identical);
         await _lab.AssertAllCleanAsync();
     }
 }

@@ -63,7 +63,7 @@ public sealed class NegativeTests : IAsyncLifetime
     {
         var top = await _lab.ThreeLayersAsync();
         var victim = _lab.PathOf("victim.qcow2");
-        await QemuImg.CreateAsync(victim, "qcow2", Size);
+        await QemuImg.Local.CreateAsync(victim, "qcow2", Size);
         await QemuIo.WritePatternAsync(victim, 0, M, 0x42);
         var machine = await _lab.StartAsync(top);
         var block = machine.Block();
@@ -134,12 +134,12 @@ public sealed class NegativeTests : IAsyncLifetime
         await _lab.StopAllAsync();
 
         // Offline the same: qemu-img commit without -b would write their mid.
-        await Assert.ThrowsAsync<LabKernel.Host.ForeignImageException>(() => QemuImg.CommitAsync(t));
+        await Assert.ThrowsAsync<LabKernel.Host.ForeignImageException>(() => QemuImg.Local.CommitAsync(t));
         // qemu-img create over their file would truncate it.
-        await Assert.ThrowsAsync<OverlayExistsException>(() => QemuImg.CreateAsync(m, "qcow2", 1 << 20));
+        await Assert.ThrowsAsync<OverlayExistsException>(() => QemuImg.Local.CreateAsync(m, "qcow2", 1 << 20));
         Assert.Equal(before, Fingerprints());
         // Named explicitly, the same commit is the caller's choice and runs.
-        await QemuImg.CommitAsync(t, new CommitOptions { Base = m });
+        await QemuImg.Local.CommitAsync(t, new CommitOptions { Base = m });
         Assert.NotEqual(before[m], Fingerprints()[m]);
     }
 }

@@ -37,7 +37,7 @@ public sealed class OddPathTests : IAsyncLifetime
         await _lab.StopAllAsync();
         await AssertPatternAsync(_lab.PathOf(odd + "base.qcow2"), M, M, 0xbb);
         await AssertPatternAsync(overlay, 3 * M, M, 0xdd);
-        Assert.True((await QemuImg.CheckAsync(overlay)).IsClean);
+        Assert.True((await QemuImg.Local.CheckAsync(overlay)).IsClean);
         await _lab.AssertAllCleanAsync();
     }
 }

@@ -19,8 +19,8 @@ public sealed class SnapshotTests : IAsyncLifetime
     {
         var a = _lab.PathOf("a.qcow2");
         var b = _lab.PathOf("b.qcow2");
-        await QemuImg.CreateAsync(a, "qcow2", Size);
-        await QemuImg.CreateAsync(b, "qcow2", Size);
+        await QemuImg.Local.CreateAsync(a, "qcow2", Size);
+        await QemuImg.Local.CreateAsync(b, "qcow2", Size);
         await QemuIo.WritePatternAsync(a, 0, M, 0x11);
         await QemuIo.WritePatternAsync(b, 0, M, 0x22);
         return (a, b);
@@ -96,7 +96,7 @@ public sealed class SnapshotTests : IAsyncLifetime
         await block.DeleteInternalSnapshotAsync("hmp", ["disk0"], InternalSnapshotPath.HumanMonitor);
         Assert.Empty(await block.ListInternalSnapshotsAsync("disk0"));
         await _lab.StopAllAsync();
-        Assert.Empty(await QemuImg.ListSnapshotsAsync(a));
+        Assert.Empty(await QemuImg.Local.ListSnapshotsAsync(a));
         await AssertPatternAsync(a, 0, M, 0x11);
         await _lab.AssertAllCleanAsync();
     }

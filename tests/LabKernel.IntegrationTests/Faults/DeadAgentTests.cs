@@ -46,7 +46,7 @@ public sealed class DeadAgentTests
         Assert.Equal(LabKernel.Machines.ShutdownOutcome.QmpQuit, how);
         Assert.True(machine.HasExited);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"shut down after {clock.Elapsed}");
-        var check = await QemuImg.CheckAsync(guest.RootDisk);
+        var check = await QemuImg.Local.CheckAsync(guest.RootDisk);
         Assert.True(check.IsClean, check.Summary);
     }
 }

@@ -52,10 +52,10 @@ public sealed class FileModesTests : IAsyncLifetime
     public async Task Given_a_machine_and_an_NBD_export_Then_their_sockets_are_in_0700_folders_no_one_else_can_enter()
     {
         var disk = _lab.PathOf("disk.qcow2");
-        await QemuImg.CreateAsync(disk, "qcow2", BlockLab.Size);
+        await QemuImg.Local.CreateAsync(disk, "qcow2", BlockLab.Size);
         var machine = await _lab.StartAsync(disk);
         var target = _lab.PathOf("target.qcow2");
-        await QemuImg.CreateAsync(target, "qcow2", BlockLab.Size);
+        await QemuImg.Local.CreateAsync(target, "qcow2", BlockLab.Size);
         var sockets = LabPaths.CreatePrivateRuntimeFolder("lab-test-nbd");
         try
         {

@@ -57,7 +57,7 @@ public sealed class KilledQemuTests : IAsyncLifetime
         var after = await again.Block().StreamAsync("disk0");
         Assert.Equal("top.qcow2 (active)", after.ToText());
         await _lab.StopAllAsync();
-        Assert.False((await QemuImg.InfoAsync(top)).HasBacking);
+        Assert.False((await QemuImg.Local.InfoAsync(top)).HasBacking);
         await AssertEveryPatternAsync(top, top);
         await AssertCleanAsync(@base, mid, top);
     }
@@ -76,13 +76,13 @@ public sealed class KilledQemuTests : IAsyncLifetime
         // The source chain is as it was and clean; the half-written copy opens and has no corruption either.
         await AssertChainAsync(top, [top, mid, @base]);
         await AssertCleanAsync(target);
-        Assert.False((await QemuImg.CompareAsync(top, target)).Identical, "the copy was cut short, so it cannot equal the source yet");
+        Assert.False((await QemuImg.Local.CompareAsync(top, target)).Identical, "the copy was cut short, so it cannot equal the source yet");
 
         // Mirroring again onto the same (lab-made) target overwrites it whole and ends with an equal copy.
         var again = await _lab.StartAsync(top);
         await again.Block().MirrorAsync("disk0", new MirrorTarget.ExistingFile(target), new MirrorOptions { Sync = MirrorSync.Full });
         await _lab.StopAllAsync();
-        Assert.True((await QemuImg.CompareAsync(top, target)).Identical, "the second mirror's copy equals the source");
+        Assert.True((await QemuImg.Local.CompareAsync(top, target)).Identical, "the second mirror's copy equals the source");
         await AssertEveryPatternAsync(target, target);
         await AssertCleanAsync(@base, mid, top, target);
     }
@@ -121,7 +121,7 @@ public sealed class KilledQemuTests : IAsyncLifetime
 
     private static async Task AssertChainAsync(string top, string[] expected)
     {
-        var chain = await QemuImg.GetBackingChainAsync(top);
+        var chain = await QemuImg.Local.GetBackingChainAsync(top);
         Assert.Equal(expected, chain.Layers.Select(l => l.Filename));
         await AssertCleanAsync(expected);
     }
@@ -131,7 +131,7 @@ public sealed class KilledQemuTests : IAsyncLifetime
     {
         foreach (var image in images)
         {
-            var check = await QemuImg.CheckAsync(image);
+            var check = await QemuImg.Local.CheckAsync(image);
             Assert.True(check.Corruptions == 0 && check.CheckErrors == 0, $"{Path.GetFileName(image)}: {check.Summary}");
         }
     }

@@ -31,7 +31,7 @@ public sealed class MissingBackingTests : IAsyncLifetime
         Assert.False(File.Exists(mid));
 
         // qemu-img says the same of the chain, as its own typed error.
-        var info = await Assert.ThrowsAnyAsync<QemuImgException>(() => QemuImg.GetBackingChainAsync(top));
+        var info = await Assert.ThrowsAnyAsync<QemuImgException>(() => QemuImg.Local.GetBackingChainAsync(top));
         Assert.Equal("info", info.Subcommand);
         Assert.Contains("mid.qcow2", info.Message, StringComparison.Ordinal);
     }

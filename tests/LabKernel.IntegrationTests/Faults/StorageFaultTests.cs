@@ -37,7 +37,7 @@ public sealed class StorageFaultTests(ITestOutputHelper output) : IAsyncLifetime
         // A raw target: what the server wrote before it died is in the host's page cache, so nothing acknowledged is
         // lost with the process (a qcow2 target would lose its unflushed metadata with a SIGKILL).
         var target = _lab.PathOf("target.raw");
-        await QemuImg.CreateAsync(target, "raw", Size);
+        await QemuImg.Local.CreateAsync(target, "raw", Size);
         var sockets = LabPaths.CreatePrivateRuntimeFolder("lab-test-nbd");
         try
         {
@@ -123,7 +123,7 @@ public sealed class StorageFaultTests(ITestOutputHelper output) : IAsyncLifetime
         }
 
         Assert.Equal(sourceHash, Fingerprint(source));
-        Assert.True((await QemuImg.CompareAsync(source, target)).Identical, "the copy equals the source");
+        Assert.True((await QemuImg.Local.CompareAsync(source, target)).Identical, "the copy equals the source");
         await _lab.AssertAllCleanAsync();
     }
 
@@ -166,12 +166,12 @@ public sealed class StorageFaultTests(ITestOutputHelper output) : IAsyncLifetime
             await _lab.StopAllAsync();
 
             Assert.Equal(sourceHash, Fingerprint(source));
-            var check = await QemuImg.CheckAsync(source);
+            var check = await QemuImg.Local.CheckAsync(source);
             Assert.True(check.IsClean, check.Summary);
             if (policy != BlockErrorPolicy.Report)
             {
-                Assert.True((await QemuImg.CompareAsync(source, target)).Identical, "the copy equals the source once the storage had room");
-                Assert.True((await QemuImg.CheckAsync(target)).IsClean);
+                Assert.True((await QemuImg.Local.CompareAsync(source, target)).Identical, "the copy equals the source once the storage had room");
+                Assert.True((await QemuImg.Local.CheckAsync(target)).IsClean);
             }
         }
         finally
@@ -192,7 +192,7 @@ public sealed class StorageFaultTests(ITestOutputHelper output) : IAsyncLifetime
     private async Task<string> SourceAsync()
     {
         var source = _lab.PathOf("src.qcow2");
-        await QemuImg.CreateAsync(source, "qcow2", Size);
+        await QemuImg.Local.CreateAsync(source, "qcow2", Size);
         await QemuIo.WritePatternAsync(source, 0, Data, 0x5a);
         return source;
     }

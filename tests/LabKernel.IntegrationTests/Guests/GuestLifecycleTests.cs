@@ -30,7 +30,7 @@ public sealed class GuestLifecycleTests(GuestFixture fixture)
             Assert.Equal(ShutdownOutcome.GuestPoweredOff, ended);
             Assert.Equal(recipeWritten, File.GetLastWriteTimeUtc(Path.Combine(image.Directory, "recipe.json")));
             Assert.Equal(baseWritten, File.GetLastWriteTimeUtc(image.BaseImage));
-            var check = await QemuImg.CheckAsync(root);
+            var check = await QemuImg.Local.CheckAsync(root);
             Assert.True(check.IsClean, check.Summary);
             Assert.True(File.Exists(root), "a caller-given work folder is kept");
         }
@@ -47,7 +47,7 @@ public sealed class GuestLifecycleTests(GuestFixture fixture)
         try
         {
             var disk = Path.Combine(work, "d.qcow2");
-            await QemuImg.CreateAsync(disk, "qcow2", 1 << 20);
+            await QemuImg.Local.CreateAsync(disk, "qcow2", 1 << 20);
             var ex = await Assert.ThrowsAsync<LabException>(() => QemuMachine.StartAsync(new MachineOptions
             {
                 Drives = [new DriveSpec(disk)],

@@ -56,7 +56,7 @@ public sealed class MemoryRevertTests(ITestOutputHelper output) : IAsyncLifetime
 
         // A cold boot on the same frozen layer brings the disk back, but never the memory: refuted.
         var cold = NewFile("cold", "cold.qcow2");
-        await QemuImg.CreateAsync(cold, "qcow2", options: new CreateOptions { BackingFile = snapshot.FrozenLayer!, BackingFormat = "qcow2" });
+        await QemuImg.Local.CreateAsync(cold, "qcow2", options: new CreateOptions { BackingFile = snapshot.FrozenLayer!, BackingFormat = "qcow2" });
         await _guest.BootAgainAsync(new Dictionary<string, string> { [_guest.Disk] = cold });
         var coldBoot = new RevertEvidence(SnapshotKind.WithMemory, atSnapshot, await InstantMarkers.ReadAsync(_guest.Agent));
         output.WriteLine($"cold boot: {coldBoot.Observed}");
@@ -80,7 +80,7 @@ public sealed class MemoryRevertTests(ITestOutputHelper output) : IAsyncLifetime
         var garbage = NewFile("garbage", "garbage.mem");
         await File.WriteAllBytesAsync(garbage, new byte[4096]);
         var overlay = NewFile("o", "garbage-overlay.qcow2");
-        await QemuImg.CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = snapshot.FrozenLayer!, BackingFormat = "qcow2" });
+        await QemuImg.Local.CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = snapshot.FrozenLayer!, BackingFormat = "qcow2" });
         var failed = await Assert.ThrowsAnyAsync<LabException>(() => _guest.RestoreAsync(new Dictionary<string, string> { [_guest.Disk] = overlay }, garbage));
         output.WriteLine(failed.Message);
         Assert.Contains("saved VM state", failed.Message, StringComparison.Ordinal);
@@ -93,7 +93,7 @@ public sealed class MemoryRevertTests(ITestOutputHelper output) : IAsyncLifetime
     private async Task<string> NewOverlayAsync(string below)
     {
         var path = NewFile("o", $"o-{Guid.NewGuid():N}.qcow2");
-        await QemuImg.CreateAsync(path, "qcow2", options: new CreateOptions { BackingFile = below, BackingFormat = "qcow2" });
+        await QemuImg.Local.CreateAsync(path, "qcow2", options: new CreateOptions { BackingFile = below, BackingFormat = "qcow2" });
         return path;
     }
 

@@ -95,7 +95,7 @@ public sealed class WarmStartTests(ITestOutputHelper output)
             async Task<DriveSpec> BlankAsync(string name)
             {
                 var file = Path.Combine(folder, name + ".qcow2");
-                await LabKernel.Images.QemuImg.CreateAsync(file, "qcow2", 64L * 1024 * 1024);
+                await LabKernel.Images.QemuImg.Local.CreateAsync(file, "qcow2", 64L * 1024 * 1024);
                 return new DriveSpec(file, "data0");
             }
             var options = Options("data") with { ExtraDrives = [await BlankAsync("d1")] };

@@ -14,7 +14,7 @@ public sealed class BackingChainTests : IDisposable
     {
         var top = await _ws.CreateThreeLayerChainAsync();
 
-        var chain = await QemuImg.GetBackingChainAsync(top);
+        var chain = await QemuImg.Local.GetBackingChainAsync(top);
 
         Assert.Equal(3, chain.Count);
         Assert.Equal("base.qcow2 <- overlay1.qcow2 <- overlay2.qcow2 (active)", chain.ToText());
@@ -34,7 +34,7 @@ public sealed class BackingChainTests : IDisposable
     {
         var top = await _ws.CreateThreeLayerChainAsync();
 
-        var map = await QemuImg.MapAsync(top);
+        var map = await QemuImg.Local.MapAsync(top);
 
         Assert.Equal(2, map.DepthHolding(0));
         Assert.Equal(1, map.DepthHolding(K64));
@@ -52,14 +52,14 @@ public sealed class BackingChainTests : IDisposable
     {
         var top = await _ws.CreateThreeLayerChainAsync();
 
-        await QemuImg.CommitAsync(_ws.PathOf("overlay1.qcow2"));
+        await QemuImg.Local.CommitAsync(_ws.PathOf("overlay1.qcow2"));
         // Same content below overlay2 now, so only the header needs to change.
-        await QemuImg.RebaseAsync(top, "base.qcow2", new RebaseOptions { Unsafe = true, BackingFormat = "qcow2" });
+        await QemuImg.Local.RebaseAsync(top, "base.qcow2", new RebaseOptions { Unsafe = true, BackingFormat = "qcow2" });
 
-        var chain = await QemuImg.GetBackingChainAsync(top);
+        var chain = await QemuImg.Local.GetBackingChainAsync(top);
         Assert.Equal("base.qcow2 <- overlay2.qcow2 (active)", chain.ToText());
         Assert.Equal(BackingNameKind.Relative, chain.Active.BackingNameKind);
-        var map = await QemuImg.MapAsync(top);
+        var map = await QemuImg.Local.MapAsync(top);
         Assert.Equal(1, map.DepthHolding(K64));
         Assert.Equal(0, map.DepthHolding(2 * K64));
         await _ws.AssertPatternAsync(_ws.PathOf("base.qcow2"), 0, K64, 0xaa);
@@ -67,7 +67,7 @@ public sealed class BackingChainTests : IDisposable
         await _ws.AssertPatternAsync(top, K64, K64, 0xbb);
         await _ws.AssertPatternAsync(top, 2 * K64, K64, 0xcc);
         // The committed overlay was emptied (no -d).
-        Assert.Equal(0, (await QemuImg.MapAsync(_ws.PathOf("overlay1.qcow2"))).BytesAllocatedInActive);
+        Assert.Equal(0, (await QemuImg.Local.MapAsync(_ws.PathOf("overlay1.qcow2"))).BytesAllocatedInActive);
     }
 
     [Fact]
@@ -75,7 +75,7 @@ public sealed class BackingChainTests : IDisposable
     {
         var top = await _ws.CreateThreeLayerChainAsync();
 
-        await QemuImg.CommitAsync(top, new CommitOptions { Base = _ws.PathOf("base.qcow2") });
+        await QemuImg.Local.CommitAsync(top, new CommitOptions { Base = _ws.PathOf("base.qcow2") });
 
         await _ws.AssertPatternAsync(_ws.PathOf("base.qcow2"), 0, K64, 0xaa);
         await _ws.AssertPatternAsync(_ws.PathOf("base.qcow2"), K64, K64, 0xbb);
@@ -87,9 +87,9 @@ public sealed class BackingChainTests : IDisposable
     {
         var top = await _ws.CreateThreeLayerChainAsync();
 
-        await QemuImg.RebaseAsync(top, _ws.PathOf("base.qcow2"));
+        await QemuImg.Local.RebaseAsync(top, _ws.PathOf("base.qcow2"));
 
-        var map = await QemuImg.MapAsync(top);
+        var map = await QemuImg.Local.MapAsync(top);
         Assert.Equal(0, map.DepthHolding(K64));
         Assert.Equal(2 * K64, map.BytesAllocatedInActive);
         await _ws.AssertPatternAsync(top, 0, K64, 0xaa);
@@ -102,10 +102,10 @@ public sealed class BackingChainTests : IDisposable
     {
         var top = await _ws.CreateThreeLayerChainAsync();
 
-        await QemuImg.RebaseAsync(top, _ws.PathOf("base.qcow2"), new RebaseOptions { Unsafe = true });
+        await QemuImg.Local.RebaseAsync(top, _ws.PathOf("base.qcow2"), new RebaseOptions { Unsafe = true });
 
-        Assert.Equal(2, (await QemuImg.GetBackingChainAsync(top)).Count);
-        Assert.Equal(K64, (await QemuImg.MapAsync(top)).BytesAllocatedInActive);
+        Assert.Equal(2, (await QemuImg.Local.GetBackingChainAsync(top)).Count);
+        Assert.Equal(K64, (await QemuImg.Local.MapAsync(top)).BytesAllocatedInActive);
         var lost = await QemuIo.VerifyPatternAsync(top, K64, K64, 0xbb);
         Assert.False(lost.Matches);
         Assert.Contains("Pattern verification failed", lost.Message);
@@ -117,9 +117,9 @@ public sealed class BackingChainTests : IDisposable
     {
         var top = await _ws.CreateThreeLayerChainAsync();
 
-        await QemuImg.RebaseAsync(top, null);
+        await QemuImg.Local.RebaseAsync(top, null);
 
-        var info = await QemuImg.InfoAsync(top);
+        var info = await QemuImg.Local.InfoAsync(top);
         Assert.False(info.HasBacking);
         await _ws.AssertPatternAsync(top, 0, K64, 0xaa);
         await _ws.AssertPatternAsync(top, K64, K64, 0xbb);
@@ -130,7 +130,7 @@ public sealed class BackingChainTests : IDisposable
     {
         var missing = _ws.PathOf("missing.qcow2");
 
-        var e = await Assert.ThrowsAsync<QemuImgException>(() => QemuImg.InfoAsync(missing));
+        var e = await Assert.ThrowsAsync<QemuImgException>(() => QemuImg.Local.InfoAsync(missing));
 
         Assert.Equal("info", e.Subcommand);
         Assert.Contains("qemu-img info --output=json -U " + missing, e.CommandLine);
@@ -142,7 +142,7 @@ public sealed class BackingChainTests : IDisposable
     [Fact]
     public async Task Given_no_size_and_no_backing_file_When_creating_Then_the_call_is_refused()
     {
-        await Assert.ThrowsAsync<LabUsageException>(() => QemuImg.CreateAsync(_ws.PathOf("x.qcow2"), "qcow2"));
+        await Assert.ThrowsAsync<LabUsageException>(() => QemuImg.Local.CreateAsync(_ws.PathOf("x.qcow2"), "qcow2"));
     }
 
     [Fact]
@@ -150,9 +150,9 @@ public sealed class BackingChainTests : IDisposable
     {
         var path = _ws.PathOf("small-clusters.qcow2");
 
-        await QemuImg.CreateAsync(path, "qcow2", Size, new CreateOptions { ClusterSize = 4096, Options = new Dictionary<string, string> { ["lazy_refcounts"] = "on" } });
+        await QemuImg.Local.CreateAsync(path, "qcow2", Size, new CreateOptions { ClusterSize = 4096, Options = new Dictionary<string, string> { ["lazy_refcounts"] = "on" } });
 
-        var info = await QemuImg.InfoAsync(path);
+        var info = await QemuImg.Local.InfoAsync(path);
         Assert.Equal(4096, info.ClusterSize);
         Assert.Equal(Size, info.VirtualSize);
         Assert.Equal("qcow2", info.Format);

@@ -26,11 +26,11 @@ public sealed class ImageWorkspace : IDisposable
     /// </summary>
     public async Task<string> CreateThreeLayerChainAsync()
     {
-        await QemuImg.CreateAsync(PathOf("base.qcow2"), "qcow2", Size, new CreateOptions { ClusterSize = K64 });
+        await QemuImg.Local.CreateAsync(PathOf("base.qcow2"), "qcow2", Size, new CreateOptions { ClusterSize = K64 });
         await QemuIo.WritePatternAsync(PathOf("base.qcow2"), 0, K64, 0xaa);
-        await QemuImg.CreateAsync(PathOf("overlay1.qcow2"), "qcow2", null, new CreateOptions { BackingFile = "base.qcow2", BackingFormat = "qcow2" });
+        await QemuImg.Local.CreateAsync(PathOf("overlay1.qcow2"), "qcow2", null, new CreateOptions { BackingFile = "base.qcow2", BackingFormat = "qcow2" });
         await QemuIo.WritePatternAsync(PathOf("overlay1.qcow2"), K64, K64, 0xbb);
-        await QemuImg.CreateAsync(PathOf("overlay2.qcow2"), "qcow2", null, new CreateOptions { BackingFile = PathOf("overlay1.qcow2") });
+        await QemuImg.Local.CreateAsync(PathOf("overlay2.qcow2"), "qcow2", null, new CreateOptions { BackingFile = PathOf("overlay1.qcow2") });
         await QemuIo.WritePatternAsync(PathOf("overlay2.qcow2"), 2 * K64, K64, 0xcc);
         return PathOf("overlay2.qcow2");
     }

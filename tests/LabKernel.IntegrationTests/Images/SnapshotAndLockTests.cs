@@ -13,34 +13,34 @@ public sealed class InternalSnapshotTests : IDisposable
     public async Task Given_an_offline_image_When_a_snapshot_is_created_overwritten_applied_and_deleted_Then_data_and_list_follow()
     {
         var path = _ws.PathOf("disk.qcow2");
-        await QemuImg.CreateAsync(path, "qcow2", Size);
+        await QemuImg.Local.CreateAsync(path, "qcow2", Size);
         await QemuIo.WritePatternAsync(path, 0, K64, 0x01);
 
-        await QemuImg.CreateSnapshotAsync(path, "before");
+        await QemuImg.Local.CreateSnapshotAsync(path, "before");
         await QemuIo.WritePatternAsync(path, 0, K64, 0x02);
 
-        var snap = Assert.Single(await QemuImg.ListSnapshotsAsync(path));
+        var snap = Assert.Single(await QemuImg.Local.ListSnapshotsAsync(path));
         Assert.Equal("before", snap.Name);
         Assert.Equal("1", snap.Id);
         Assert.Equal(0, snap.VmStateSize);
         Assert.True(snap.Date > DateTimeOffset.UnixEpoch);
         await _ws.AssertPatternAsync(path, 0, K64, 0x02);
 
-        await QemuImg.ApplySnapshotAsync(path, "before");
+        await QemuImg.Local.ApplySnapshotAsync(path, "before");
         await _ws.AssertPatternAsync(path, 0, K64, 0x01);
 
-        await QemuImg.DeleteSnapshotAsync(path, "before");
-        Assert.Empty(await QemuImg.ListSnapshotsAsync(path));
-        Assert.True((await QemuImg.CheckAsync(path)).IsClean);
+        await QemuImg.Local.DeleteSnapshotAsync(path, "before");
+        Assert.Empty(await QemuImg.Local.ListSnapshotsAsync(path));
+        Assert.True((await QemuImg.Local.CheckAsync(path)).IsClean);
     }
 
     [Fact]
     public async Task Given_no_such_snapshot_When_applied_Then_the_error_names_the_snapshot_subcommand()
     {
         var path = _ws.PathOf("disk.qcow2");
-        await QemuImg.CreateAsync(path, "qcow2", Size);
+        await QemuImg.Local.CreateAsync(path, "qcow2", Size);
 
-        var e = await Assert.ThrowsAsync<QemuImgException>(() => QemuImg.ApplySnapshotAsync(path, "nope"));
+        var e = await Assert.ThrowsAsync<QemuImgException>(() => QemuImg.Local.ApplySnapshotAsync(path, "nope"));
 
         Assert.Equal("snapshot", e.Subcommand);
         Assert.Contains("-a nope", e.CommandLine);
@@ -57,7 +57,7 @@ public sealed class ImageLockTests : IDisposable
     public async Task Given_an_image_held_open_for_writing_When_the_guard_runs_Then_it_says_the_image_is_in_use()
     {
         var path = _ws.PathOf("busy.qcow2");
-        await QemuImg.CreateAsync(path, "qcow2", Size);
+        await QemuImg.Local.CreateAsync(path, "qcow2", Size);
         await QemuIo.WritePatternAsync(path, 0, K64, 0x42);
 
         await using (await ImageHolder.HoldAsync(_ws, path))
@@ -69,9 +69,9 @@ public sealed class ImageLockTests : IDisposable
             Assert.True(await ImageLock.IsInUseAsync(path));
 
             // Readers still work through force-share.
-            Assert.Equal(Size, (await QemuImg.InfoAsync(path)).VirtualSize);
-            Assert.Equal(K64, (await QemuImg.MapAsync(path)).BytesAllocatedInActive);
-            Assert.True((await QemuImg.CheckAsync(path)).IsClean);
+            Assert.Equal(Size, (await QemuImg.Local.InfoAsync(path)).VirtualSize);
+            Assert.Equal(K64, (await QemuImg.Local.MapAsync(path)).BytesAllocatedInActive);
+            Assert.True((await QemuImg.Local.CheckAsync(path)).IsClean);
             await _ws.AssertPatternAsync(path, 0, K64, 0x42);
         }
 
@@ -109,14 +109,14 @@ public sealed class ImageLockTests : IDisposable
 
         await using (await ImageHolder.HoldAsync(_ws, top))
         {
-            var commit = await Assert.ThrowsAsync<ImageInUseException>(() => QemuImg.CommitAsync(top));
+            var commit = await Assert.ThrowsAsync<ImageInUseException>(() => QemuImg.Local.CommitAsync(top));
             Assert.Equal("commit", commit.Subcommand);
-            await Assert.ThrowsAsync<ImageInUseException>(() => QemuImg.RebaseAsync(top, _ws.PathOf("base.qcow2"), new RebaseOptions { Unsafe = true }));
-            await Assert.ThrowsAsync<ImageInUseException>(() => QemuImg.CreateSnapshotAsync(top, "live"));
+            await Assert.ThrowsAsync<ImageInUseException>(() => QemuImg.Local.RebaseAsync(top, _ws.PathOf("base.qcow2"), new RebaseOptions { Unsafe = true }));
+            await Assert.ThrowsAsync<ImageInUseException>(() => QemuImg.Local.CreateSnapshotAsync(top, "live"));
             await Assert.ThrowsAsync<ImageInUseException>(() => QemuIo.WritePatternAsync(top, 0, K64, 0x01));
         }
 
         await _ws.AssertPatternAsync(top, 0, K64, 0xaa);
-        Assert.Equal(3, (await QemuImg.GetBackingChainAsync(top)).Count);
+        Assert.Equal(3, (await QemuImg.Local.GetBackingChainAsync(top)).Count);
     }
 }

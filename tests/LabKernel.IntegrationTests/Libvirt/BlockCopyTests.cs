@@ -14,9 +14,9 @@ public sealed class BlockCopyTests(LibvirtFixture fx, ITestOutputHelper output)
     {
         var b = fx.PathOf(prefix + "-base.qcow2");
         var t = fx.PathOf(prefix + "-top.qcow2");
-        await QemuImg.CreateAsync(b, "qcow2", 64 * M);
+        await QemuImg.Local.CreateAsync(b, "qcow2", 64 * M);
         await QemuIo.WritePatternAsync(b, 0, 16 * M, 0x11);
-        await QemuImg.CreateAsync(t, "qcow2", null, new CreateOptions { BackingFile = b, BackingFormat = "qcow2" });
+        await QemuImg.Local.CreateAsync(t, "qcow2", null, new CreateOptions { BackingFile = b, BackingFormat = "qcow2" });
         await QemuIo.WritePatternAsync(t, 8 * M, 16 * M, 0x22);
         return (b, t);
     }
@@ -43,7 +43,7 @@ public sealed class BlockCopyTests(LibvirtFixture fx, ITestOutputHelper output)
             var check = await d.Block.CheckChainAgreementAsync("vdb");
             Assert.Equal([dest, b], check.Xml.Chain);
             Assert.True(check.Agreement.Agrees, check.Agreement.Summary);
-            Assert.True((await QemuImg.CompareAsync(t, dest)).Identical);
+            Assert.True((await QemuImg.Local.CompareAsync(t, dest)).Identical);
             Assert.Contains(dest, d.CreatedImages);
         }
         finally

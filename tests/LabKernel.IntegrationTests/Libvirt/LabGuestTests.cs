@@ -176,7 +176,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
         Assert.NotEmpty(images);
         foreach (var image in images)
         {
-            var check = await QemuImg.CheckAsync(image);
+            var check = await QemuImg.Local.CheckAsync(image);
             Assert.True(check.IsClean, $"{image}: {check.Summary}");
         }
         // Back to the user's image the way a user would: restart the domain.

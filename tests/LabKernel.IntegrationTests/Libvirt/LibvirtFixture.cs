@@ -128,7 +128,7 @@ public static class NumberFile
         var dump = raw + ".num";
         try
         {
-            await QemuImg.ConvertAsync(image, raw, "raw", new ConvertOptions { ForceShare = true });
+            await QemuImg.Local.ConvertAsync(image, raw, "raw", new ConvertOptions { ForceShare = true });
             await ProcessRunner.RunAsync("e2fsck", ["-fy", "-E", "journal_only", raw], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(2) });
             await ProcessRunner.RunAsync("debugfs", ["-R", $"dump {GuestPath} {dump}", raw], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(2) });
             return File.Exists(dump) ? await File.ReadAllBytesAsync(dump) : null;

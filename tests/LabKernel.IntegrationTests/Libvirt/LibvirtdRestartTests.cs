@@ -20,7 +20,7 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
     {
         var d = fx.Domain;
         var source = fx.PathOf("restart-src.qcow2");
-        await QemuImg.CreateAsync(source, "qcow2", 64 * M);
+        await QemuImg.Local.CreateAsync(source, "qcow2", 64 * M);
         await QemuIo.WritePatternAsync(source, 0, 16 * M, 0x3c);
         var dest = fx.PathOf("restart-dest.qcow2");
         await d.AttachDiskAsync(source, "vdd");
@@ -53,8 +53,8 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
         {
             await DetachKeepingFailureAsync(d, "vdd", failure);
         }
-        Assert.True((await QemuImg.CompareAsync(source, dest)).Identical);
-        Assert.True((await QemuImg.CheckAsync(dest)).IsClean);
+        Assert.True((await QemuImg.Local.CompareAsync(source, dest)).Identical);
+        Assert.True((await QemuImg.Local.CheckAsync(dest)).IsClean);
     }
 
     /// <summary>
@@ -67,7 +67,7 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
     {
         var d = fx.Domain;
         var source = fx.PathOf("restart-order-src.qcow2");
-        await QemuImg.CreateAsync(source, "qcow2", 64 * M);
+        await QemuImg.Local.CreateAsync(source, "qcow2", 64 * M);
         await QemuIo.WritePatternAsync(source, 0, 8 * M, 0x4d);
         var dest = fx.PathOf("restart-order-dest.qcow2");
         await d.AttachDiskAsync(source, "vdf");
@@ -99,7 +99,7 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
         {
             await DetachKeepingFailureAsync(d, "vdf", failure);
         }
-        Assert.True((await QemuImg.CompareAsync(source, dest)).Identical);
+        Assert.True((await QemuImg.Local.CompareAsync(source, dest)).Identical);
     }
 
     [Fact]
@@ -107,7 +107,7 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
     {
         var d = fx.Domain;
         var source = fx.PathOf("restart-qmp-src.qcow2");
-        await QemuImg.CreateAsync(source, "qcow2", 64 * M);
+        await QemuImg.Local.CreateAsync(source, "qcow2", 64 * M);
         await QemuIo.WritePatternAsync(source, 0, 8 * M, 0x5e);
         var copy = fx.PathOf("restart-qmp-copy.qcow2");
         await d.AttachDiskAsync(source, "vde");
@@ -136,7 +136,7 @@ public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper ou
         {
             await DetachKeepingFailureAsync(d, "vde", failure);
         }
-        Assert.True((await QemuImg.CompareAsync(source, copy)).Identical);
+        Assert.True((await QemuImg.Local.CompareAsync(source, copy)).Identical);
     }
 
     /// <summary>

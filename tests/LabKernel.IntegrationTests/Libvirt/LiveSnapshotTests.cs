@@ -69,7 +69,7 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
         Assert.Equal(start.Chain, after.Xml.Chain);
         Assert.True(after.Agreement.Agrees, after.Agreement.Summary);
         Assert.Empty(await d.Snapshots.ListAsync());
-        Assert.True((await QemuImg.CheckAsync(start.Chain[0])).IsClean);
+        Assert.True((await QemuImg.Local.CheckAsync(start.Chain[0])).IsClean);
     }
 
     [Fact]
@@ -105,7 +105,7 @@ public sealed class LiveSnapshotTests(LibvirtFixture fx, ITestOutputHelper outpu
         Assert.True(check.Agreement.Agrees, check.Agreement.Summary);
         var top = NumberFile.Check(await NumberFile.ReadOfflineAsync(overlay3, fx.Guest.WorkFolder));
         Assert.Equal(new NumberPrefix(Numbers, true, "ends after a whole line"), top);
-        Assert.True((await QemuImg.CheckAsync(overlay1)).IsClean);
+        Assert.True((await QemuImg.Local.CheckAsync(overlay1)).IsClean);
 
         var restored = await d.RestoreChainAsync(start, restart: true);
         output.WriteLine(restored.Summary);

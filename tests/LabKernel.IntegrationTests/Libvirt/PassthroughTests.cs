@@ -54,7 +54,7 @@ public sealed class PassthroughTests(LibvirtFixture fx, ITestOutputHelper output
         var d = fx.Domain;
         var src = fx.PathOf("hmp-src.qcow2");
         var mirror = fx.PathOf("hmp-mirror.qcow2");
-        await QemuImg.CreateAsync(src, "qcow2", 32 * 1024 * 1024);
+        await QemuImg.Local.CreateAsync(src, "qcow2", 32 * 1024 * 1024);
         await QemuIo.WritePatternAsync(src, 0, 8 * 1024 * 1024, 0x5a);
         await d.AttachDiskAsync(src, "vdd");
         try
@@ -87,7 +87,7 @@ public sealed class PassthroughTests(LibvirtFixture fx, ITestOutputHelper output
                 var text = await d.Monitor.HmpAsync("info block-jobs");
                 return (text.Contains("No active jobs", StringComparison.Ordinal), text.Trim());
             }, "HMP info block-jobs to show no job after block_job_cancel", TimeSpan.FromSeconds(30));
-            Assert.True((await QemuImg.CompareAsync(src, mirror)).Identical);
+            Assert.True((await QemuImg.Local.CompareAsync(src, mirror)).Identical);
             Assert.Equal([src], (await d.Block.QueryChainAsync("vdd")).Chain);
         }
         finally

@@ -59,7 +59,7 @@ public sealed class SnapshotKindsTests(LibvirtFixture fx, ITestOutputHelper outp
         var info = (await d.Snapshots.ListAsync()).Single(s => s.Name == "int1");
         Assert.False(info.IsExternal);
         Assert.Equal("internal", info.Memory);
-        Assert.Contains((await QemuImg.ListSnapshotsAsync(scope.Start.Chain[0])), s => s.Name == "int1");
+        Assert.Contains((await QemuImg.Local.ListSnapshotsAsync(scope.Start.Chain[0])), s => s.Name == "int1");
 
         await d.Snapshots.RevertAsync("int1");
         var wait = await d.WaitForAgentAsync(TimeSpan.FromMinutes(1));
@@ -70,7 +70,7 @@ public sealed class SnapshotKindsTests(LibvirtFixture fx, ITestOutputHelper outp
 
         await d.Snapshots.DeleteAsync("int1");
         Assert.Empty(await d.Snapshots.ListAsync());
-        Assert.Empty(await QemuImg.ListSnapshotsAsync(scope.Start.Chain[0]));
+        Assert.Empty(await QemuImg.Local.ListSnapshotsAsync(scope.Start.Chain[0]));
         await d.Agent.ExecAsync(["/bin/rm", "-f", "/root/before-internal"], new GuestExecOptions { Check = true });
     }
 

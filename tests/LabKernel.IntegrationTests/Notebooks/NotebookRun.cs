@@ -178,7 +178,7 @@ internal sealed class NotebookRun : IDisposable
         Assert.NotEmpty(images);
         foreach (var image in images)
         {
-            var check = await LabKernel.Images.QemuImg.CheckAsync(image);
+            var check = await LabKernel.Images.QemuImg.Local.CheckAsync(image);
             Assert.True(check.IsClean, $"{image}: {check.Summary}");
         }
         return images;

@@ -65,7 +65,7 @@ public sealed class LabFilesTests : IDisposable
         var existing = Path.Combine(_folder, "root-overlay.qcow2");
         File.WriteAllText(existing, "not an overlay of the lab's");
 
-        await Assert.ThrowsAsync<OverlayExistsException>(() => QemuImg.CreateAsync(existing, "qcow2", 1 << 20));
+        await Assert.ThrowsAsync<OverlayExistsException>(() => QemuImg.Local.CreateAsync(existing, "qcow2", 1 << 20));
 
         Assert.Equal("not an overlay of the lab's", File.ReadAllText(existing));
     }

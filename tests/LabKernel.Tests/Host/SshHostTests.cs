@@ -1,4 +1,6 @@
 using LabKernel.Host;
+using LabKernel.Images;
+using LabKernel.Journal;
 using LabKernel.Libvirt;
 using LabKernel.Processes;
 using LabKernel.Ssh;
@@ -98,6 +100,31 @@ public sealed class SshHostTests(LoopbackSshd sshd) : IClassFixture<LoopbackSshd
         var e = await Assert.ThrowsAsync<LabUsageException>(() => SshHost.ConnectAsync(sshd.HostOptions() with { PrivateKeyFiles = [] }));
 
         Assert.Contains("keyfile=", e.Message);
+    }
+
+    [Fact]
+    public async Task Given_an_ssh_host_When_qemu_img_creates_and_describes_an_image_there_Then_both_run_through_ssh()
+    {
+        await using var host = await SshHost.ConnectAsync(sshd.HostOptions());
+        var folder = await host.CreateTempDirectoryAsync("lab-qemu-img-", sshd.Folder);
+        var image = Path.Combine(folder, "disk.qcow2");
+        var journal = new LabJournal();
+
+        ImageInfo info;
+        using (LabJournal.BeginScope(journal))
+        {
+            await QemuImg.On(host).CreateAsync(image, "qcow2", 64L << 20);
+            info = await QemuImg.On(host).InfoAsync(image);
+        }
+
+        Assert.Equal("qcow2", info.Format);
+        Assert.Equal(64L << 20, info.VirtualSize);
+        Assert.True(await host.FileExistsAsync(image));
+        var commands = journal.Entries.Select(e => e.Command).ToList();
+        Assert.Contains(commands, c => c.StartsWith($"ssh {host.Name} qemu-img create -f qcow2 ", StringComparison.Ordinal));
+        Assert.Contains(commands, c => c.StartsWith($"ssh {host.Name} qemu-img info --output=json", StringComparison.Ordinal));
+        Assert.Same(host, QemuImg.On(host).Host);
+        Assert.Same(LocalHost.Instance, QemuImg.Local.Host);
     }
 
     [Theory]

@@ -53,7 +53,12 @@ public sealed class SshHost : ILabHost
     /// limit: sshd refuses SSH's <c>signal</c> request for root logins ("session signalling requires privilege
     /// separation"), which hypervisor logins usually are.
     /// </summary>
-    private const string Prologue = "export PATH=\"$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"; echo \"$$\" >&2; ";
+    private const string Prologue = "export PATH=\"$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"; echo \"" + SessionTag + "$$\" >&2; ";
+
+    private const string SessionTag = "lab-session ";
+
+    /// <summary>What the command line prints (alone on stderr, exit 127) when the program is not on the host.</summary>
+    private const string NoSuchProgram = "lab: no such program on this host";
 
     private static readonly Dictionary<string, int> SignalNumbers = new(StringComparer.Ordinal)
     {
@@ -179,8 +184,10 @@ public sealed class SshHost : ILabHost
         var remote = new StringBuilder(Prologue);
         if (options.WorkingDirectory is { Length: > 0 } cwd)
         {
-            remote.Append("cd ").Append(ShellQuote.Quote(cwd)).Append(" && ");
+            remote.Append("cd ").Append(ShellQuote.Quote(cwd)).Append(" || exit 1; ");
         }
+        // Asked first, so a missing program is told apart from a program that exits 127 itself.
+        remote.Append("command -v ").Append(ShellQuote.Quote(program)).Append(" >/dev/null 2>&1 || { echo '").Append(NoSuchProgram).Append("' >&2; exit 127; }; ");
         remote.Append("exec ");
         if (options.Environment is { Count: > 0 } env)
         {
@@ -252,7 +259,7 @@ public sealed class SshHost : ILabHost
         await Task.WhenAny(Task.WhenAll(outTask, errTask), Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
         var exit = command.ExitStatus ?? (command.ExitSignal is { Length: > 0 } name ? 128 + SignalNumbers.GetValueOrDefault(name, 0) : -1);
         var result = new ProcessResult(program, args, exit, Read(stdout), Read(stderr), sw.Elapsed);
-        if (exit == 127 && NotFound(result.StandardError, program))
+        if (exit == 127 && result.StandardError == NoSuchProgram + "\n")
         {
             entry.Fail("not found");
             throw new LabException($"cannot run {program} on {Name}: it is not on the PATH there (is it installed on that host?)");
@@ -384,17 +391,37 @@ public sealed class SshHost : ILabHost
         }
     }
 
-    /// <summary>Reads the session's process id (the prologue's first stderr line), then pumps the rest of stderr.</summary>
+    /// <summary>
+    /// Reads the session's process id (the prologue's first stderr line), then pumps the rest of stderr. A first line
+    /// that is not the prologue's (a login script that writes to stderr) is the command's stderr.
+    /// </summary>
     private static async Task PumpAfterSessionIdAsync(StreamReader reader, TaskCompletionSource<string?> session, StringBuilder sink, Action<string>? onLine)
     {
+        string? first;
         try
         {
-            session.TrySetResult(await reader.ReadLineAsync().ConfigureAwait(false));
+            first = await reader.ReadLineAsync().ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException)
         {
             session.TrySetResult(null);
             return;
+        }
+        if (first is not null && first.StartsWith(SessionTag, StringComparison.Ordinal))
+        {
+            session.TrySetResult(first[SessionTag.Length..]);
+        }
+        else
+        {
+            session.TrySetResult(null);
+            if (first is not null)
+            {
+                lock (sink)
+                {
+                    sink.Append(first).Append('\n');
+                }
+                onLine?.Invoke(first);
+            }
         }
         await ProcessRunner.Pump(reader, sink, onLine).ConfigureAwait(false);
     }
@@ -418,10 +445,6 @@ public sealed class SshHost : ILabHost
         {
         }
     }
-
-    private static bool NotFound(string stderr, string program) =>
-        stderr.Contains(program, StringComparison.Ordinal)
-        && (stderr.Contains("not found", StringComparison.Ordinal) || stderr.Contains("No such file or directory", StringComparison.Ordinal));
 
     private static string Required(string path)
     {

@@ -75,6 +75,21 @@ public sealed class LabHostTests(LabHostFixture fx) : IClassFixture<LabHostFixtu
 
     [Theory]
     [MemberData(nameof(Hosts))]
+    public async Task Given_line_callbacks_When_a_program_writes_lines_Then_each_stream_hands_over_only_its_own_lines(string which)
+    {
+        var host = fx.Host(which);
+        var outLines = new List<string>();
+        var errLines = new List<string>();
+
+        await host.RunAsync("sh", ["-c", "echo a; echo x >&2; echo b; printf c"],
+            new ProcessOptions { OnOutputLine = l => { lock (outLines) { outLines.Add(l); } }, OnErrorLine = l => { lock (errLines) { errLines.Add(l); } } });
+
+        Assert.Equal(["a", "b", "c"], outLines);
+        Assert.Equal(["x"], errLines);
+    }
+
+    [Theory]
+    [MemberData(nameof(Hosts))]
     public async Task Given_standard_input_When_a_program_reads_it_Then_it_gets_the_bytes_then_end_of_file(string which)
     {
         var host = fx.Host(which);
@@ -170,7 +185,7 @@ public sealed class LabHostTests(LabHostFixture fx) : IClassFixture<LabHostFixtu
 
     [Theory]
     [MemberData(nameof(Hosts))]
-    public async Task Given_a_program_that_is_not_installed_When_run_Then_a_LabException_names_it(string which)
+    public async Task Given_a_program_that_is_not_installed_When_run_Then_a_LabException_names_it_unlike_a_program_that_exits_127(string which)
     {
         var host = fx.Host(which);
 
@@ -178,6 +193,10 @@ public sealed class LabHostTests(LabHostFixture fx) : IClassFixture<LabHostFixtu
 
         Assert.Contains("cannot run lab-no-such-program", e.Message);
         Assert.DoesNotContain('\n', e.Message);
+        // A program that is there but whose own child is not: its exit status, not a missing program.
+        var r = await host.RunAsync("sh", ["-c", "lab-no-such-program"], new ProcessOptions { Check = false });
+        Assert.Equal(127, r.ExitCode);
+        Assert.Contains("lab-no-such-program", r.StandardError);
     }
 
     [Theory]

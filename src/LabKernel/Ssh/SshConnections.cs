@@ -56,6 +56,7 @@ internal static class SshConnections
     public static async Task ConnectAsync(BaseClient client, string target, IReadOnlyList<PinnedHostKey> pinned, string knownHostsFile, string keys, TimeSpan timeout, CancellationToken cancellationToken)
     {
         string? presented = null;
+        var (host, port) = (client.ConnectionInfo.Host, client.ConnectionInfo.Port);
         client.HostKeyReceived += (_, e) =>
         {
             e.CanTrust = pinned.Any(k => k.Blob.AsSpan().SequenceEqual(e.HostKey));
@@ -72,7 +73,7 @@ internal static class SshConnections
         {
             client.Dispose();
             var why = pinned.Count == 0
-                ? $"is not in {knownHostsFile}; refusing to connect (if it is that host's key, add it, e.g. ssh-keyscan -p {client.ConnectionInfo.Port} {client.ConnectionInfo.Host} >> {knownHostsFile})"
+                ? $"is not in {knownHostsFile}; refusing to connect (if it is that host's key, add it, e.g. ssh-keyscan -p {port} {host} >> {knownHostsFile})"
                 : $"is not the one pinned in {knownHostsFile} ({string.Join(", ", pinned.Select(k => k.Fingerprint))}); refusing to connect";
             throw new SshHostKeyMismatchException($"ssh {target}: the server's host key {presented} {why}", presented);
         }
@@ -84,7 +85,7 @@ internal static class SshConnections
         catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
         {
             client.Dispose();
-            throw new SshConnectionRefusedException($"ssh {target}: connection refused (no sshd listening on {client.ConnectionInfo.Host}:{client.ConnectionInfo.Port})", e);
+            throw new SshConnectionRefusedException($"ssh {target}: connection refused (no sshd listening on {host}:{port})", e);
         }
         catch (Exception e) when (e is SshException or SocketException or IOException or ProxyException)
         {

@@ -47,7 +47,18 @@ public sealed record SshHostOptions
 /// </remarks>
 public sealed class SshHost : ILabHost
 {
-    private const string PathPrefix = "export PATH=\"$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"; ";
+    /// <summary>
+    /// Before each command: the sbin folders on PATH, and the session's process id as the first line of stderr (sshd
+    /// makes the session a process group of its own, and <c>exec</c> keeps the id), so a command can be killed at its
+    /// limit: sshd refuses SSH's <c>signal</c> request for root logins ("session signalling requires privilege
+    /// separation"), which hypervisor logins usually are.
+    /// </summary>
+    private const string Prologue = "export PATH=\"$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"; echo \"" + SessionTag + "$$\" >&2; ";
+
+    private const string SessionTag = "lab-session ";
+
+    /// <summary>What the command line prints (alone on stderr, exit 127) when the program is not on the host.</summary>
+    private const string NoSuchProgram = "lab: no such program on this host";
 
     private static readonly Dictionary<string, int> SignalNumbers = new(StringComparer.Ordinal)
     {
@@ -170,11 +181,13 @@ public sealed class SshHost : ILabHost
         options ??= new ProcessOptions();
         var args = arguments.ToList();
         var shown = ShellQuote.Join([program, .. args]);
-        var remote = new StringBuilder(PathPrefix);
+        var remote = new StringBuilder(Prologue);
         if (options.WorkingDirectory is { Length: > 0 } cwd)
         {
-            remote.Append("cd ").Append(ShellQuote.Quote(cwd)).Append(" && ");
+            remote.Append("cd ").Append(ShellQuote.Quote(cwd)).Append(" || exit 1; ");
         }
+        // Asked first, so a missing program is told apart from a program that exits 127 itself.
+        remote.Append("command -v ").Append(ShellQuote.Quote(program)).Append(" >/dev/null 2>&1 || { echo '").Append(NoSuchProgram).Append("' >&2; exit 127; }; ");
         remote.Append("exec ");
         if (options.Environment is { Count: > 0 } env)
         {
@@ -215,7 +228,8 @@ public sealed class SshHost : ILabHost
         var stdout = new StringBuilder();
         var stderr = new StringBuilder();
         var outTask = ProcessRunner.Pump(new StreamReader(command.OutputStream, Encoding.UTF8), stdout, options.OnOutputLine);
-        var errTask = ProcessRunner.Pump(new StreamReader(command.ExtendedOutputStream, Encoding.UTF8), stderr, options.OnErrorLine);
+        var session = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var errTask = PumpAfterSessionIdAsync(new StreamReader(command.ExtendedOutputStream, Encoding.UTF8), session, stderr, options.OnErrorLine);
         try
         {
             if (input.Length > 0)
@@ -229,6 +243,7 @@ public sealed class SshHost : ILabHost
         catch (OperationCanceledException)
         {
             entry.Fail("killed");
+            await KillSessionAsync(session.Task).ConfigureAwait(false);
             if (cancellationToken.IsCancellationRequested)
             {
                 throw;
@@ -244,7 +259,7 @@ public sealed class SshHost : ILabHost
         await Task.WhenAny(Task.WhenAll(outTask, errTask), Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
         var exit = command.ExitStatus ?? (command.ExitSignal is { Length: > 0 } name ? 128 + SignalNumbers.GetValueOrDefault(name, 0) : -1);
         var result = new ProcessResult(program, args, exit, Read(stdout), Read(stderr), sw.Elapsed);
-        if (exit == 127 && NotFound(result.StandardError, program))
+        if (exit == 127 && result.StandardError == NoSuchProgram + "\n")
         {
             entry.Fail("not found");
             throw new LabException($"cannot run {program} on {Name}: it is not on the PATH there (is it installed on that host?)");
@@ -404,9 +419,60 @@ public sealed class SshHost : ILabHost
         }
     }
 
-    private static bool NotFound(string stderr, string program) =>
-        stderr.Contains(program, StringComparison.Ordinal)
-        && (stderr.Contains("not found", StringComparison.Ordinal) || stderr.Contains("No such file or directory", StringComparison.Ordinal));
+    /// <summary>
+    /// Reads the session's process id (the prologue's first stderr line), then pumps the rest of stderr. A first line
+    /// that is not the prologue's (a login script that writes to stderr) is the command's stderr.
+    /// </summary>
+    private static async Task PumpAfterSessionIdAsync(StreamReader reader, TaskCompletionSource<string?> session, StringBuilder sink, Action<string>? onLine)
+    {
+        string? first;
+        try
+        {
+            first = await reader.ReadLineAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            session.TrySetResult(null);
+            return;
+        }
+        if (first is not null && first.StartsWith(SessionTag, StringComparison.Ordinal))
+        {
+            session.TrySetResult(first[SessionTag.Length..]);
+        }
+        else
+        {
+            session.TrySetResult(null);
+            if (first is not null)
+            {
+                lock (sink)
+                {
+                    sink.Append(first).Append('\n');
+                }
+                onLine?.Invoke(first);
+            }
+        }
+        await ProcessRunner.Pump(reader, sink, onLine).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Ends a command's process group on the host (TERM, then KILL if it is still there a second later), as the local runner kills the
+    /// process tree. Best effort: the command is abandoned either way.
+    /// </summary>
+    private async Task KillSessionAsync(Task<string?> session)
+    {
+        if (!session.IsCompletedSuccessfully || session.Result is not { } id || !int.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid) || pid <= 1)
+        {
+            return;
+        }
+        try
+        {
+            await RunAsync("sh", ["-c", "kill -s TERM -- -\"$1\" 2>/dev/null || exit 0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.1; kill -s 0 -- -\"$1\" 2>/dev/null || exit 0; done; kill -s KILL -- -\"$1\" 2>/dev/null; exit 0", "sh", id],
+                new ProcessOptions { Timeout = TimeSpan.FromSeconds(15), Check = false }, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (LabException)
+        {
+        }
+    }
 
     private static string Required(string path)
     {

@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 namespace LabKernel.Tests.Ssh;
 
 /// <summary>SshGuestShell (SSH.NET) against a real OpenSSH sshd on 127.0.0.1 that the tests start.</summary>
-public sealed class SshGuestShellTests(LocalSshd sshd, ITestOutputHelper output) : IClassFixture<LocalSshd>
+public sealed class SshGuestShellTests(LoopbackSshd sshd, ITestOutputHelper output) : IClassFixture<LoopbackSshd>
 {
     [Fact]
     public async Task Given_a_command_writing_to_both_streams_When_run_Then_exit_status_stdout_and_stderr_come_back_apart()
@@ -173,7 +173,7 @@ public sealed class SshGuestShellTests(LocalSshd sshd, ITestOutputHelper output)
     [Fact]
     public async Task Given_no_sshd_on_the_port_When_connecting_Then_connection_refused_is_reported()
     {
-        await using var shell = new SshGuestShell(sshd.Target(port: LocalSshd.FreePort()));
+        await using var shell = new SshGuestShell(sshd.Target(port: LoopbackSshd.FreePort()));
 
         var e = await Assert.ThrowsAsync<SshConnectionRefusedException>(() => shell.ExecAsync(["true"]));
 

@@ -120,7 +120,7 @@ public sealed class QmpArgumentsTests : IDisposable
         var block = new BlockLayer(peer.Client);
         // The export's daemon is not started: only the node's options are under test, and they need its socket and name.
         var export = (NbdExport)Activator.CreateInstance(typeof(NbdExport), BindingFlags.Instance | BindingFlags.NonPublic, null,
-            ["/i/remote.qcow2", "qcow2", "/run/lab/nbd.sock", "lab"], null)!;
+            [LabKernel.Host.LocalHost.Instance, "/i/remote.qcow2", "qcow2", "/run/lab/nbd.sock", "lab"], null)!;
 
         await block.AddNbdNodeAsync(export, "remote", TimeSpan.FromSeconds(7.9));
 

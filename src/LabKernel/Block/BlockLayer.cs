@@ -89,7 +89,7 @@ public sealed class BlockLayer : ILabBlock
     public async Task<(LiveChain Live, BackingChain Headers, ChainAgreement Agreement)> CheckChainAgreementAsync(string disk, CancellationToken cancellationToken = default)
     {
         var live = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
-        var headers = await QemuImg.Local.GetBackingChainAsync(live.Active.Filename, forceShare: true, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var headers = await QemuImg.GetBackingChainAsync(live.Active.Filename, forceShare: true, cancellationToken: cancellationToken).ConfigureAwait(false);
         return (live, headers, headers.Compare(live.Filenames));
     }
 

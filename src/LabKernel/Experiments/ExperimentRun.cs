@@ -70,15 +70,15 @@ public sealed class ExperimentRun
     public static async Task<ExperimentRun> CreateAsync(string name, ILabHost host, bool keepArtifacts = false, string? outputFolder = null, string? hostFolder = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(host);
+        var parent = string.IsNullOrWhiteSpace(hostFolder) ? "/var/tmp/labnotebooks" : hostFolder.Trim();
+        if (!host.IsLocal && !parent.StartsWith('/'))
+        {
+            throw new LabUsageException($"HostFolder '{parent}' is not an absolute path on {host.Name}");
+        }
         var local = Create(name, keepArtifacts, outputFolder);
         if (host.IsLocal)
         {
             return local;
-        }
-        var parent = string.IsNullOrWhiteSpace(hostFolder) ? "/var/tmp/labnotebooks" : hostFolder.Trim();
-        if (!parent.StartsWith('/'))
-        {
-            throw new LabUsageException($"HostFolder '{parent}' is not an absolute path on {host.Name}");
         }
         string images;
         try

@@ -260,7 +260,7 @@ public sealed class Experiment : IAsyncDisposable
         var results = new List<(string File, CheckResult Check)>();
         foreach (var image in images)
         {
-            results.Add((image, await QemuImg.Local.CheckAsync(image, cancellationToken: cancellationToken).ConfigureAwait(false)));
+            results.Add((image, await QemuImg.CheckAsync(image, cancellationToken: cancellationToken).ConfigureAwait(false)));
         }
         return (results.All(r => r.Check.IsClean), string.Join("; ", results.Select(r => $"{Path.GetFileName(r.File)}: {r.Check.Summary}")));
     }

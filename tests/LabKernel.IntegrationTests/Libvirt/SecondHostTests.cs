@@ -81,9 +81,16 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
             var disks = await domain.ListDisksAsync(inactive: true);
             Assert.Equal([host.Images[0], host.Images[3]], disks.Select(d => d.Source));
             Assert.Empty(await domain.Snapshots.ListAsync());
-            // The run's folder there is gone with everything the lab made in it; nothing appeared here.
-            Assert.Equal("", (await host.RunAsync($"ls -A {ShellQuote.Quote(hostFolder)}")).Trim());
+            // The run kept its images (the tests run with KeepArtifacts) in a folder of its own there, each one
+            // qemu-img check accepts there; nothing appeared here.
+            var kept = (await host.RunAsync($"find {ShellQuote.Quote(hostFolder)} -name '*.qcow2'")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.NotEmpty(kept);
+            foreach (var image in kept)
+            {
+                Assert.True((await LabKernel.Images.QemuImg.On(host.Shell).CheckAsync(image)).IsClean, $"{notebook}: {image} on the second host");
+            }
             Assert.Empty(Directory.EnumerateFileSystemEntries(host.Folder));
+            await host.RunAsync($"rm -rf {ShellQuote.Quote(hostFolder)}");
         }
     }
 

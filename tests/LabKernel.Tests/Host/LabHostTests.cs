@@ -90,7 +90,7 @@ public sealed class LabHostTests(LabHostFixture fx) : IClassFixture<LabHostFixtu
 
     [Theory]
     [MemberData(nameof(Hosts))]
-    public async Task Given_standard_input_When_a_program_reads_it_Then_it_gets_the_bytes_then_end_of_file(string which)
+    public async Task Given_standard_input_When_a_program_reads_it_or_not_Then_it_gets_the_bytes_then_end_of_file_or_exits_unread(string which)
     {
         var host = fx.Host(which);
         var text = string.Concat(Enumerable.Range(0, 20_000).Select(i => $"{i}\n"));
@@ -98,8 +98,11 @@ public sealed class LabHostTests(LabHostFixture fx) : IClassFixture<LabHostFixtu
         var r = await host.RunAsync("cat", [], new ProcessOptions { StandardInput = Encoding.UTF8.GetBytes(text), Timeout = TimeSpan.FromSeconds(30) });
         var empty = await host.RunAsync("cat", [], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) });
 
+        var unread = await host.RunAsync("true", [], new ProcessOptions { StandardInput = new byte[4 << 20], Timeout = TimeSpan.FromSeconds(30) });
+
         Assert.Equal(text, r.StandardOutput);
         Assert.Equal("", empty.StandardOutput);
+        Assert.Equal(0, unread.ExitCode);
     }
 
     [Theory]

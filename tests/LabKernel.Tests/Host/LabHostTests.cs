@@ -317,6 +317,22 @@ public sealed class LabHostTests(LabHostFixture fx) : IClassFixture<LabHostFixtu
         Assert.Equal(Enumerable.Range(0, 8).Select(i => $"{i}\n"), results.Select(r => r.StandardOutput));
     }
 
+    [Theory]
+    [MemberData(nameof(Hosts))]
+    public async Task Given_several_files_at_once_When_written_and_read_concurrently_Then_each_keeps_its_own_bytes(string which)
+    {
+        var host = fx.Host(which);
+        var folder = fx.NewFolder("concurrent");
+        var contents = Enumerable.Range(0, 6).Select(i => RandomNumberGenerator.GetBytes(50_000 + i)).ToArray();
+
+        await Task.WhenAll(contents.Select((c, i) => host.WriteAllBytesAsync(Path.Combine(folder, $"f{i}"), c)));
+        var read = await Task.WhenAll(contents.Select((_, i) => host.ReadAllBytesAsync(Path.Combine(folder, $"f{i}"))));
+        var hashes = await Task.WhenAll(contents.Select((_, i) => host.Sha256Async(Path.Combine(folder, $"f{i}"))));
+
+        Assert.Equal(contents, read);
+        Assert.Equal(contents.Select(c => Convert.ToHexStringLower(SHA256.HashData(c))), hashes);
+    }
+
     [Fact]
     public void Given_the_two_hosts_When_named_Then_this_machine_is_local_and_the_ssh_host_is_user_at_host_and_port()
     {

@@ -1,6 +1,6 @@
 namespace LabKernel.Ssh;
 
-/// <summary>SSH to a guest failed before a command could run. The message is one line naming the target.</summary>
+/// <summary>SSH to a guest (or to a hypervisor, <see cref="SshHost"/>) failed before a command could run, or the connection dropped. The message is one line naming the target, <c>user@host:port</c>.</summary>
 public class GuestSshException : LabException
 {
     public GuestSshException(string message, Exception? inner = null) : base(message, inner) { }

@@ -170,9 +170,10 @@ public sealed class SshHost : ILabHost
 
     /// <inheritdoc/>
     /// <remarks>
-    /// On expiry of <see cref="ProcessOptions.Timeout"/> or cancellation the program is sent SIGTERM (where sshd
-    /// takes signals) and its channel closed. <see cref="ProcessOptions.Environment"/> and
-    /// <see cref="ProcessOptions.WorkingDirectory"/> are applied by the remote shell (<c>cd DIR &amp;&amp; exec env -u K K=V PROGRAM ...</c>).
+    /// The login shell runs <c>[cd DIR || exit 1;] command -v PROGRAM || (say so; exit 127); exec [env -u K K=V] PROGRAM ARGS</c>,
+    /// so <see cref="ProcessOptions.WorkingDirectory"/> and <see cref="ProcessOptions.Environment"/> apply as here. At
+    /// <see cref="ProcessOptions.Timeout"/>, or on cancellation, the channel is closed and the program's process group
+    /// on the host is sent TERM, then KILL a second later if it is still there (a second command).
     /// </remarks>
     public async Task<ProcessResult> RunAsync(string program, IReadOnlyList<string> arguments, ProcessOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -206,8 +207,8 @@ public sealed class SshHost : ILabHost
             remote.Append(" </dev/null");
         }
 
-        var entry = LabJournal.Current.Begin("process", $"ssh {Name} {shown}");
         var client = await ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
+        var entry = LabJournal.Current.Begin("process", $"ssh {Name} {shown}");
         var sw = Stopwatch.StartNew();
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         if (options.Timeout is { } t)
@@ -232,12 +233,9 @@ public sealed class SshHost : ILabHost
         var errTask = PumpAfterSessionIdAsync(new StreamReader(command.ExtendedOutputStream, Encoding.UTF8), session, stderr, options.OnErrorLine);
         try
         {
-            if (input.Length > 0)
-            {
-                // stdin gets the input, then EOF (sent when the stream is disposed).
-                using var stdin = command.CreateInputStream();
-                await stdin.WriteAsync(input, limit.Token).ConfigureAwait(false);
-            }
+            // Written beside the run, not before it: a program that exits without reading all of its input closes the
+            // channel, and the write would wait for window space that never comes.
+            _ = input.Length > 0 ? WriteInputAsync(command, input, limit.Token) : Task.CompletedTask;
             await run.ConfigureAwait(false);
         }
         catch (OperationCanceledException)
@@ -416,6 +414,20 @@ public sealed class SshHost : ILabHost
         lock (sink)
         {
             return sink.ToString();
+        }
+    }
+
+    /// <summary>Writes a command's stdin, then EOF (sent when the stream is disposed).</summary>
+    private static async Task WriteInputAsync(SshCommand command, byte[] input, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var stdin = command.CreateInputStream();
+            await stdin.WriteAsync(input, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SshException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+        {
+            // The program exited (or was ended) without reading its input; its exit status tells the story.
         }
     }
 

@@ -90,7 +90,7 @@ public sealed class LabHostTests(LabHostFixture fx) : IClassFixture<LabHostFixtu
 
     [Theory]
     [MemberData(nameof(Hosts))]
-    public async Task Given_standard_input_When_a_program_reads_it_Then_it_gets_the_bytes_then_end_of_file(string which)
+    public async Task Given_standard_input_When_a_program_reads_it_or_not_Then_it_gets_the_bytes_then_end_of_file_or_exits_unread(string which)
     {
         var host = fx.Host(which);
         var text = string.Concat(Enumerable.Range(0, 20_000).Select(i => $"{i}\n"));
@@ -98,8 +98,11 @@ public sealed class LabHostTests(LabHostFixture fx) : IClassFixture<LabHostFixtu
         var r = await host.RunAsync("cat", [], new ProcessOptions { StandardInput = Encoding.UTF8.GetBytes(text), Timeout = TimeSpan.FromSeconds(30) });
         var empty = await host.RunAsync("cat", [], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) });
 
+        var unread = await host.RunAsync("true", [], new ProcessOptions { StandardInput = new byte[4 << 20], Timeout = TimeSpan.FromSeconds(30) });
+
         Assert.Equal(text, r.StandardOutput);
         Assert.Equal("", empty.StandardOutput);
+        Assert.Equal(0, unread.ExitCode);
     }
 
     [Theory]
@@ -312,6 +315,22 @@ public sealed class LabHostTests(LabHostFixture fx) : IClassFixture<LabHostFixtu
         var results = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => host.RunAsync("sh", ["-c", $"sleep 0.2; echo {i}"])));
 
         Assert.Equal(Enumerable.Range(0, 8).Select(i => $"{i}\n"), results.Select(r => r.StandardOutput));
+    }
+
+    [Theory]
+    [MemberData(nameof(Hosts))]
+    public async Task Given_several_files_at_once_When_written_and_read_concurrently_Then_each_keeps_its_own_bytes(string which)
+    {
+        var host = fx.Host(which);
+        var folder = fx.NewFolder("concurrent");
+        var contents = Enumerable.Range(0, 6).Select(i => RandomNumberGenerator.GetBytes(50_000 + i)).ToArray();
+
+        await Task.WhenAll(contents.Select((c, i) => host.WriteAllBytesAsync(Path.Combine(folder, $"f{i}"), c)));
+        var read = await Task.WhenAll(contents.Select((_, i) => host.ReadAllBytesAsync(Path.Combine(folder, $"f{i}"))));
+        var hashes = await Task.WhenAll(contents.Select((_, i) => host.Sha256Async(Path.Combine(folder, $"f{i}"))));
+
+        Assert.Equal(contents, read);
+        Assert.Equal(contents.Select(c => Convert.ToHexStringLower(SHA256.HashData(c))), hashes);
     }
 
     [Fact]

@@ -16,7 +16,7 @@ internal static class FakeTime
         for (var i = 0; i < steps && !task.IsCompleted; i++)
         {
             time.Advance(step);
-            await Task.WhenAny(task, Task.Delay(TimeSpan.FromMilliseconds(5), TimeProvider.System));
+            await Task.WhenAny(task, Task.Delay(TimeSpan.FromMilliseconds(1), TimeProvider.System));
         }
         Assert.True(task.IsCompleted, $"still waiting after {steps} steps of {step} on the fake clock");
     }

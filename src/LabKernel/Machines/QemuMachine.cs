@@ -358,10 +358,26 @@ public sealed class QemuMachine : IAsyncDisposable
         return ShutdownOutcome.Killed;
     }
 
-    private async Task<bool> WaitExitAsync(TimeSpan limit, CancellationToken cancellationToken)
+    private Task<bool> WaitExitAsync(TimeSpan limit, CancellationToken cancellationToken) =>
+        ExitsWithinAsync(Exited, $"QEMU {Options.Name} to exit", limit, TimeProvider.System, cancellationToken);
+
+    /// <summary>
+    /// True when <paramref name="exited"/> completes within <paramref name="limit"/> on <paramref name="time"/>'s clock
+    /// (the one wait, <see cref="Poll.ForAsync(Task, string, TimeSpan, Func{string?}?, Action?, TimeProvider?, CancellationToken)"/>);
+    /// false when the limit passes first or the wait is cancelled: for a shutdown either means going on to the next,
+    /// harder step.
+    /// </summary>
+    internal static async Task<bool> ExitsWithinAsync(Task exited, string awaited, TimeSpan limit, TimeProvider time, CancellationToken cancellationToken)
     {
-        var done = await Task.WhenAny(Exited, Task.Delay(limit, cancellationToken)).ConfigureAwait(false);
-        return done == Exited;
+        try
+        {
+            await Poll.ForAsync(exited, awaited, limit, time: time, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is LabTimeoutException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
+        {
+            return false;
+        }
     }
 
     /// <summary>Kills QEMU at once (the images are left as a power cut leaves them).</summary>

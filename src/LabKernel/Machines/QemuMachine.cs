@@ -193,19 +193,8 @@ public sealed class QemuMachine : IAsyncDisposable
     }
 
     /// <summary>After a start-up failure: did QEMU exit (or is it exiting)? Its exit explains the failure.</summary>
-    private async Task<bool> ExitsSoonAsync()
-    {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
-        try
-        {
-            await _process.WaitForExitAsync(cts.Token).ConfigureAwait(false);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-    }
+    private Task<bool> ExitsSoonAsync() =>
+        ExitsWithinAsync(_process.WaitForExitAsync(), $"QEMU {Options.Name} to exit after a failed start", TimeSpan.FromSeconds(3), TimeProvider.System, CancellationToken.None);
 
     /// <summary>
     /// Loads a saved VM state into this machine, started with <c>-incoming defer</c>: QMP <c>migrate-incoming</c> of

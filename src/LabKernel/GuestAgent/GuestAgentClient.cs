@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
@@ -20,15 +19,17 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
     private const byte Delimiter = 0xFF;
 
     private readonly Stream _stream;
+    private readonly TimeProvider _time;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly byte[] _buffer = new byte[1 << 16];
     private int _bufferStart;
     private int _bufferEnd;
     private bool _needSync = true;
 
-    private GuestAgentClient(Stream stream)
+    private GuestAgentClient(Stream stream, TimeProvider? time = null)
     {
         _stream = stream;
+        _time = time ?? TimeProvider.System;
     }
 
     /// <summary>Default time limit for one agent command.</summary>
@@ -44,46 +45,60 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
     /// <summary>Wraps an open stream (tests use an in-memory peer).</summary>
     public static GuestAgentClient FromStream(Stream stream) => new(stream);
 
+    /// <summary>As <see cref="FromStream(Stream)"/>, with every time limit on <paramref name="time"/>'s clock (tests use a fake one).</summary>
+    public static GuestAgentClient FromStream(Stream stream, TimeProvider time) => new(stream, time);
+
     /// <summary>As <see cref="FromStream(Stream)"/>, with a message size limit other than the default.</summary>
     public static GuestAgentClient FromStream(Stream stream, int maxMessageBytes) => new(stream) { MaxMessageBytes = maxMessageBytes };
 
     /// <summary>
     /// Waits until the agent in the guest answers a <c>guest-sync-delimited</c>: each attempt waits a short while
-    /// for the answer, so a guest that is still booting is retried until <paramref name="timeout"/>. Returns the
-    /// number of attempts.
+    /// for the answer (250 ms, doubling up to 2 s, never past the limit), so a guest that is still booting is retried
+    /// until <paramref name="timeout"/> (<see cref="Poll.UntilAsync{T}"/>; then a <see cref="LabTimeoutException"/>
+    /// naming the handshake and the attempts). Returns the number of attempts. <paramref name="failFast"/>, asked
+    /// before each attempt, gives up at once with its reason (the guest stopped).
     /// </summary>
     public async Task<int> WaitUntilReadyAsync(TimeSpan timeout, Func<string?>? failFast = null, CancellationToken cancellationToken = default)
     {
-        var sw = Stopwatch.StartNew();
-        var attempt = TimeSpan.FromMilliseconds(250);
+        var started = _time.GetTimestamp();
+        var window = FirstSyncWindow;
         var attempts = 0;
-        while (true)
+        return await Poll.UntilAsync(async ct =>
         {
             attempts++;
             if (failFast?.Invoke() is { } why)
             {
                 throw new GuestNotRunningException($"guest agent never answered: {why}");
             }
-            await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
+            // An attempt ends at the limit; the one look Poll takes at or after it gets the first window.
+            var left = timeout == Timeout.InfiniteTimeSpan ? window : timeout - _time.GetElapsedTime(started);
+            var attempt = left < FirstSyncWindow ? FirstSyncWindow : left < window ? left : window;
+            await _lock.WaitAsync(ct).ConfigureAwait(false);
             try
             {
-                await SyncAsync(attempt, cancellationToken).ConfigureAwait(false);
-                return attempts;
-            }
-            catch (LabTimeoutException) when (sw.Elapsed < timeout)
-            {
-                attempt = TimeSpan.FromTicks(Math.Min(attempt.Ticks * 2, TimeSpan.FromSeconds(2).Ticks));
+                await SyncAsync(attempt, ct).ConfigureAwait(false);
+                return (true, attempts, "");
             }
             catch (LabTimeoutException)
             {
-                throw new LabTimeoutException("the guest agent to answer guest-sync-delimited", timeout);
+                window = TimeSpan.FromTicks(Math.Min(window.Ticks * 2, LastSyncWindow.Ticks));
+                return (false, attempts, $"no answer to {attempts} guest-sync {(attempts == 1 ? "attempt" : "attempts")}");
             }
             finally
             {
                 _lock.Release();
             }
-        }
+        }, "the guest agent to answer guest-sync-delimited", timeout, NoPause, _time, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>How long the first <c>guest-sync-delimited</c> of <see cref="WaitUntilReadyAsync"/> waits for its answer.</summary>
+    private static readonly TimeSpan FirstSyncWindow = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>The longest any of them waits.</summary>
+    private static readonly TimeSpan LastSyncWindow = TimeSpan.FromSeconds(2);
+
+    /// <summary>Each attempt waits for its answer itself: the next one starts at once.</summary>
+    private static readonly Backoff NoPause = new(TimeSpan.Zero, TimeSpan.Zero);
 
     /// <summary>Runs an agent command and returns its <c>return</c> member.</summary>
     public async Task<JsonNode?> ExecuteAsync(string command, JsonObject? arguments = null, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
@@ -194,26 +209,24 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
         msg[0] = Delimiter;
         cmd.CopyTo(msg, 1);
         await WriteAsync(msg, cancellationToken).ConfigureAwait(false);
-        var sw = Stopwatch.StartNew();
-        while (true)
+        await Poll.WithinAsync(async ct =>
         {
-            var remaining = timeout - sw.Elapsed;
-            if (remaining <= TimeSpan.Zero)
+            while (true)
             {
-                throw new LabTimeoutException("the guest agent to answer guest-sync-delimited", timeout);
+                await SkipToDelimiterAsync(ct).ConfigureAwait(false);
+                var reply = await ReadMessageCoreAsync(SyncAwaited, ct).ConfigureAwait(false);
+                if (reply["return"] is JsonValue v && v.TryGetValue<long>(out var got) && got == id)
+                {
+                    _needSync = false;
+                    return;
+                }
             }
-            await SkipToDelimiterAsync(remaining, cancellationToken).ConfigureAwait(false);
-            remaining = timeout - sw.Elapsed;
-            var reply = await ReadMessageAsync(remaining > TimeSpan.Zero ? remaining : TimeSpan.FromMilliseconds(1), "the guest agent to answer guest-sync-delimited", cancellationToken).ConfigureAwait(false);
-            if (reply["return"] is JsonValue v && v.TryGetValue<long>(out var got) && got == id)
-            {
-                _needSync = false;
-                return;
-            }
-        }
+        }, SyncAwaited, timeout, time: _time, cancellationToken: cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task SkipToDelimiterAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    private const string SyncAwaited = "the guest agent to answer guest-sync-delimited";
+
+    private async Task SkipToDelimiterAsync(CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -224,19 +237,23 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
                 return;
             }
             _bufferStart = _bufferEnd = 0;
-            await FillAsync(timeout, "the guest agent to answer guest-sync-delimited", cancellationToken).ConfigureAwait(false);
+            await FillAsync(SyncAwaited, cancellationToken).ConfigureAwait(false);
         }
     }
 
     /// <summary>Reads one JSON object; the agent ends each with a newline, and sends no newlines inside one.</summary>
     /// <remarks>
-    /// The limit is for the whole message, not for each read: a guest that trickles a byte at a time cannot hold a
-    /// call past it. A message longer than <see cref="MaxMessageBytes"/> ends the call with a <see cref="LabException"/>.
+    /// The limit is for the whole message, not for each read (<see cref="Poll.WithinAsync{T}"/> cancels the read in
+    /// progress): a guest that trickles a byte at a time cannot hold a call past it. A message longer than
+    /// <see cref="MaxMessageBytes"/> ends the call with a <see cref="LabException"/>.
     /// </remarks>
-    private async Task<JsonObject> ReadMessageAsync(TimeSpan timeout, string awaited, CancellationToken cancellationToken)
+    private Task<JsonObject> ReadMessageAsync(TimeSpan timeout, string awaited, CancellationToken cancellationToken) =>
+        Poll.WithinAsync(ct => ReadMessageCoreAsync(awaited, ct), awaited, timeout, time: _time, cancellationToken: cancellationToken);
+
+    /// <summary>Reads one JSON object, however long it takes (the caller's token limits it).</summary>
+    private async Task<JsonObject> ReadMessageCoreAsync(string awaited, CancellationToken cancellationToken)
     {
         using var line = new MemoryStream();
-        var clock = Stopwatch.StartNew();
         while (true)
         {
             var span = _buffer.AsSpan(_bufferStart, _bufferEnd - _bufferStart);
@@ -272,37 +289,20 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
                 _needSync = true;
                 throw new LabException($"the guest agent sent a message longer than {MaxMessageBytes} bytes while the lab waited for {awaited}");
             }
-            var left = timeout - clock.Elapsed;
-            if (left <= TimeSpan.Zero)
-            {
-                throw new LabTimeoutException(awaited, timeout);
-            }
-            try
-            {
-                await FillAsync(left, awaited, cancellationToken).ConfigureAwait(false);
-            }
-            catch (LabTimeoutException)
-            {
-                throw new LabTimeoutException(awaited, timeout);
-            }
+            await FillAsync(awaited, cancellationToken).ConfigureAwait(false);
         }
     }
 
     /// <summary>The longest agent message accepted (guest-file-read returns at most 48 MiB, base64-encoded).</summary>
     public int MaxMessageBytes { get; init; } = 72 << 20;
 
-    private async Task FillAsync(TimeSpan timeout, string awaited, CancellationToken cancellationToken)
+    /// <summary>Reads what the agent sent next into the buffer; the caller's token (a limit's) cancels the read.</summary>
+    private async Task FillAsync(string awaited, CancellationToken cancellationToken)
     {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cts.CancelAfter(timeout);
         int n;
         try
         {
-            n = await _stream.ReadAsync(_buffer.AsMemory(_bufferEnd), cts.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new LabTimeoutException(awaited, timeout);
+            n = await _stream.ReadAsync(_buffer.AsMemory(_bufferEnd), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException)
         {

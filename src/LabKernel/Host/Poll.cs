@@ -7,7 +7,9 @@ namespace LabKernel.Host;
 /// writer to reach a line): ask, and until the answer is yes wait a little longer each time (<see cref="Backoff"/>)
 /// on one clock (<see cref="TimeProvider"/>, so tests run it on a fake one), until a time limit.
 /// Waits for an event (a QMP event, a process exit, a job's end) await the event itself, through
-/// <see cref="ForAsync{T}"/>: the same limit, clock and error.
+/// <see cref="ForAsync{T}"/>: the same limit, clock and error. A wait that reads (a socket, an event channel) runs
+/// through <see cref="WithinAsync{T}"/>, which cancels the read when the limit passes and awaits it, so no read
+/// outlives its wait to take bytes or an event meant for the next one.
 /// The commands a probe issues are journaled as this wait's (<see cref="JournalWait"/>), so reports fold its polls.
 /// </summary>
 public static class Poll
@@ -111,6 +113,52 @@ public static class Poll
             onTimeout?.Invoke();
             throw new LabTimeoutException(awaited, limit, status?.Invoke());
         }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="operation"/> (a read, a handshake) with a token that <paramref name="time"/>'s clock
+    /// cancels when <paramref name="limit"/> passes, and awaits its end: unlike <see cref="ForAsync{T}"/>, nothing the
+    /// operation started is left running past the wait. When it ended because the limit passed, throws a
+    /// <see cref="LabTimeoutException"/> naming <paramref name="awaited"/> and <paramref name="status"/>'s answer then.
+    /// The caller's own cancellation passes as an <see cref="OperationCanceledException"/>, and any other exception
+    /// as it is. <see cref="Timeout.InfiniteTimeSpan"/> runs it without limit.
+    /// </summary>
+    public static async Task<T> WithinAsync<T>(
+        Func<CancellationToken, Task<T>> operation,
+        string awaited,
+        TimeSpan limit,
+        Func<string?>? status = null,
+        TimeProvider? time = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(operation);
+        using var expiry = new CancellationTokenSource(limit, time ?? TimeProvider.System);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, expiry.Token);
+        try
+        {
+            return await operation(linked.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (expiry.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            throw new LabTimeoutException(awaited, limit, status?.Invoke());
+        }
+    }
+
+    /// <summary>As <see cref="WithinAsync{T}"/>, for an operation with no value.</summary>
+    public static Task WithinAsync(
+        Func<CancellationToken, Task> operation,
+        string awaited,
+        TimeSpan limit,
+        Func<string?>? status = null,
+        TimeProvider? time = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(operation);
+        return WithinAsync(async ct =>
+        {
+            await operation(ct).ConfigureAwait(false);
+            return true;
+        }, awaited, limit, status, time, cancellationToken);
     }
 
     /// <summary>As <see cref="ForAsync{T}"/>, for an event with no value.</summary>

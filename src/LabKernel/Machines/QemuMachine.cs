@@ -193,19 +193,8 @@ public sealed class QemuMachine : IAsyncDisposable
     }
 
     /// <summary>After a start-up failure: did QEMU exit (or is it exiting)? Its exit explains the failure.</summary>
-    private async Task<bool> ExitsSoonAsync()
-    {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(3));
-        try
-        {
-            await _process.WaitForExitAsync(cts.Token).ConfigureAwait(false);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-    }
+    private Task<bool> ExitsSoonAsync() =>
+        ExitsWithinAsync(_process.WaitForExitAsync(), $"QEMU {Options.Name} to exit after a failed start", TimeSpan.FromSeconds(3), TimeProvider.System, CancellationToken.None);
 
     /// <summary>
     /// Loads a saved VM state into this machine, started with <c>-incoming defer</c>: QMP <c>migrate-incoming</c> of
@@ -358,10 +347,26 @@ public sealed class QemuMachine : IAsyncDisposable
         return ShutdownOutcome.Killed;
     }
 
-    private async Task<bool> WaitExitAsync(TimeSpan limit, CancellationToken cancellationToken)
+    private Task<bool> WaitExitAsync(TimeSpan limit, CancellationToken cancellationToken) =>
+        ExitsWithinAsync(Exited, $"QEMU {Options.Name} to exit", limit, TimeProvider.System, cancellationToken);
+
+    /// <summary>
+    /// True when <paramref name="exited"/> completes within <paramref name="limit"/> on <paramref name="time"/>'s clock
+    /// (the one wait, <see cref="Poll.ForAsync(Task, string, TimeSpan, Func{string?}?, Action?, TimeProvider?, CancellationToken)"/>);
+    /// false when the limit passes first or the wait is cancelled: for a shutdown either means going on to the next,
+    /// harder step.
+    /// </summary>
+    internal static async Task<bool> ExitsWithinAsync(Task exited, string awaited, TimeSpan limit, TimeProvider time, CancellationToken cancellationToken)
     {
-        var done = await Task.WhenAny(Exited, Task.Delay(limit, cancellationToken)).ConfigureAwait(false);
-        return done == Exited;
+        try
+        {
+            await Poll.ForAsync(exited, awaited, limit, time: time, cancellationToken: cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (e is LabTimeoutException || (e is OperationCanceledException && cancellationToken.IsCancellationRequested))
+        {
+            return false;
+        }
     }
 
     /// <summary>Kills QEMU at once (the images are left as a power cut leaves them).</summary>

@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using LabKernel.Host;
 
 namespace LabKernel.Qmp;
 
@@ -39,8 +40,9 @@ public sealed class QmpEventListener : IDisposable
 
     /// <summary>
     /// Waits for the next event matching <paramref name="predicate"/>, discarding others.
-    /// Fails with <see cref="LabTimeoutException"/> naming <paramref name="awaited"/> when the limit passes,
-    /// and with <see cref="QmpDisconnectedException"/> if QEMU goes away first.
+    /// Fails with <see cref="LabTimeoutException"/> naming <paramref name="awaited"/> when the limit passes (on the
+    /// connection's clock, through <see cref="Poll.WithinAsync{T}"/>: the read is cancelled, so it cannot take a later
+    /// event), and with <see cref="QmpDisconnectedException"/> if QEMU goes away first.
     /// </summary>
     public async Task<QmpEvent> WaitAsync(
         Func<QmpEvent, bool> predicate,
@@ -48,22 +50,20 @@ public sealed class QmpEventListener : IDisposable
         string awaited,
         CancellationToken cancellationToken = default)
     {
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(timeout);
+        ArgumentNullException.ThrowIfNull(predicate);
         try
         {
-            while (true)
+            return await Poll.WithinAsync(async ct =>
             {
-                var e = await _channel.Reader.ReadAsync(limit.Token).ConfigureAwait(false);
-                if (predicate(e))
+                while (true)
                 {
-                    return e;
+                    var e = await _channel.Reader.ReadAsync(ct).ConfigureAwait(false);
+                    if (predicate(e))
+                    {
+                        return e;
+                    }
                 }
-            }
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new LabTimeoutException(awaited, timeout);
+            }, awaited, timeout, time: _time, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (ChannelClosedException e)
         {

@@ -1,4 +1,5 @@
 using LabKernel.Host;
+using Microsoft.Extensions.Time.Testing;
 
 namespace LabKernel.Tests.Host;
 
@@ -158,5 +159,76 @@ public sealed class PollTests
         Assert.False(withdrawn);
         Assert.Equal(7, await Poll.ForAsync(Task.FromResult(7), "seven", Ms(100)));
         await Poll.ForAsync(Task.CompletedTask, "nothing", Ms(100));
+    }
+
+    [Fact]
+    public async Task Given_an_event_on_a_fake_clock_When_the_limit_passes_on_it_Then_the_wait_fails_at_the_limit_and_not_before()
+    {
+        var time = new FakeTimeProvider();
+        var never = new TaskCompletionSource<int>();
+
+        var wait = Poll.ForAsync(never.Task, "the job to end", TimeSpan.FromSeconds(30), () => "offset 1 of 2", time: time);
+        time.Advance(TimeSpan.FromSeconds(30) - TimeSpan.FromTicks(1));
+        await Task.Yield();
+        Assert.False(wait.IsCompleted);
+        time.Advance(TimeSpan.FromTicks(1));
+
+        var e = await Assert.ThrowsAsync<LabTimeoutException>(() => wait);
+        Assert.Equal("timed out after 30 s waiting for the job to end: offset 1 of 2", e.Message);
+    }
+
+    [Fact]
+    public async Task Given_an_operation_that_never_ends_by_itself_When_the_limit_passes_on_a_fake_clock_Then_it_is_cancelled_and_awaited_and_the_error_names_what()
+    {
+        var time = new FakeTimeProvider();
+        var ended = false;
+
+        var wait = Poll.WithinAsync(async ct =>
+        {
+            try
+            {
+                await Task.Delay(Timeout.InfiniteTimeSpan, ct);
+            }
+            finally
+            {
+                ended = true;
+            }
+        }, "the agent's reply to guest-ping", TimeSpan.FromSeconds(30), () => "0 bytes", time);
+        time.Advance(TimeSpan.FromSeconds(29));
+        await Task.Yield();
+        Assert.False(wait.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(1));
+
+        var e = await Assert.ThrowsAsync<LabTimeoutException>(() => wait);
+        Assert.True(ended); // the operation ended before the wait did: nothing it started outlives it
+        Assert.Equal("the agent's reply to guest-ping", e.Awaited);
+        Assert.Equal("timed out after 30 s waiting for the agent's reply to guest-ping: 0 bytes", e.Message);
+    }
+
+    [Fact]
+    public async Task Given_an_operation_whose_answer_arrives_before_the_limit_When_run_within_it_Then_its_value_comes_back()
+    {
+        var time = new FakeTimeProvider();
+        var answer = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        var wait = Poll.WithinAsync(ct => answer.Task.WaitAsync(ct), "the answer", TimeSpan.FromSeconds(30), time: time);
+        time.Advance(TimeSpan.FromSeconds(20));
+        answer.SetResult("42");
+
+        Assert.Equal("42", await wait);
+    }
+
+    [Fact]
+    public async Task Given_the_callers_cancellation_or_the_operations_own_error_When_run_within_a_limit_Then_they_pass_as_they_are()
+    {
+        var time = new FakeTimeProvider();
+        using var cts = new CancellationTokenSource();
+
+        var cancelled = Poll.WithinAsync(ct => Task.Delay(Timeout.InfiniteTimeSpan, ct), "never", TimeSpan.FromSeconds(30), time: time, cancellationToken: cts.Token);
+        await cts.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => cancelled);
+        var e = await Assert.ThrowsAsync<LabException>(() => Poll.WithinAsync<int>(_ => throw new LabException("connection lost"), "the reply", TimeSpan.FromSeconds(30), time: time));
+        Assert.Equal("connection lost", e.Message);
     }
 }

@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using LabKernel.Jobs;
+using Microsoft.Extensions.Time.Testing;
 
 namespace LabKernel.Tests.Jobs;
 
@@ -10,10 +11,10 @@ public sealed class JobSamplerTests
     private static BlockJobProgress At(long offset, double seconds = 0, JobStatus status = JobStatus.Running) =>
         new("mirror-1", status, offset, 1000, T0.AddSeconds(seconds), "ok", "sample");
 
-    private static (JobSampler Sampler, ChannelWriter<BlockJobProgress> Feed) Start(BlockJobProgress initial)
+    private static (JobSampler Sampler, ChannelWriter<BlockJobProgress> Feed) Start(BlockJobProgress initial, TimeProvider? time = null)
     {
         var channel = Channel.CreateUnbounded<BlockJobProgress>();
-        return (new JobSampler(ct => channel.Reader.ReadAllAsync(ct), initial), channel.Writer);
+        return (new JobSampler(ct => channel.Reader.ReadAllAsync(ct), initial, time), channel.Writer);
     }
 
     [Fact]
@@ -63,13 +64,37 @@ public sealed class JobSamplerTests
     }
 
     [Fact]
-    public async Task Given_no_sample_satisfies_When_the_limit_passes_Then_a_time_out_names_what_was_awaited()
+    public async Task Given_no_sample_satisfies_When_the_limit_passes_on_the_samplers_clock_Then_a_time_out_names_what_was_awaited_and_the_last_sample()
     {
-        var (sampler, feed) = Start(At(0));
+        var time = new FakeTimeProvider();
+        var (sampler, feed) = Start(At(0), time);
 
-        var e = await Assert.ThrowsAsync<LabTimeoutException>(() => sampler.WaitForAsync(s => s.Offset > 0, TimeSpan.FromMilliseconds(50), "the job to move"));
+        var wait = sampler.WaitForAsync(s => s.Offset > 500, TimeSpan.FromSeconds(10), "the job to move");
+        feed.TryWrite(At(100, 1));
+        await sampler.WaitForAsync(s => s.Offset == 100, TimeSpan.FromSeconds(10), "the first sample"); // the clock stands still meanwhile
+        time.Advance(TimeSpan.FromSeconds(10) - TimeSpan.FromTicks(1));
+        await Task.Yield();
+        Assert.False(wait.IsCompleted);
+        time.Advance(TimeSpan.FromTicks(1));
 
+        var e = await Assert.ThrowsAsync<LabTimeoutException>(() => wait);
         Assert.Equal("the job to move", e.Awaited);
+        Assert.Equal("timed out after 10 s waiting for the job to move: last sample mirror-1 running 100/1000 (10.0 %) io=ok [sample]", e.Message);
+        feed.Complete();
+        await sampler.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Given_a_wait_on_the_samplers_clock_When_the_sample_comes_before_the_limit_Then_it_comes_back()
+    {
+        var time = new FakeTimeProvider();
+        var (sampler, feed) = Start(At(0), time);
+
+        var wait = sampler.WaitForAsync(s => s.Offset >= 250, TimeSpan.FromSeconds(10), "a quarter");
+        time.Advance(TimeSpan.FromSeconds(9));
+        feed.TryWrite(At(300, 9));
+
+        Assert.Equal(300, (await wait).Offset);
         feed.Complete();
         await sampler.DisposeAsync();
     }

@@ -11,6 +11,16 @@ internal sealed class BlockNodes(BlockLayer block)
 {
     private QmpClient Qmp => block.Qmp;
 
+    /// <summary>The virtual size of node <paramref name="nodeName"/> as QEMU has it (<c>query-named-block-nodes</c>, <c>image.virtual-size</c>).</summary>
+    public async Task<long> VirtualSizeAsync(string nodeName, CancellationToken cancellationToken)
+    {
+        var nodes = await Qmp.ExecuteAsync("query-named-block-nodes", QmpJson.Args(new FlatNodes(true)), cancellationToken: cancellationToken).ConfigureAwait(false) as System.Text.Json.Nodes.JsonArray ?? [];
+        return nodes.OfType<System.Text.Json.Nodes.JsonObject>().FirstOrDefault(n => n["node-name"]?.GetValue<string>() == nodeName)?["image"]?["virtual-size"]?.GetValue<long>()
+            ?? throw new BlockOperationException($"QEMU reports no virtual size for node {nodeName}");
+    }
+
+    private sealed record FlatNodes(bool Flat);
+
     /// <summary>See <see cref="BlockLayer.AddImageNodeAsync"/>.</summary>
     public async Task AddImageNodeAsync(string file, string nodeName, string format, bool withBacking, BlkdebugError? inject, CancellationToken cancellationToken)
     {

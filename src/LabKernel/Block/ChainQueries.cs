@@ -76,15 +76,15 @@ internal sealed class ChainQueries(BlockLayer block)
             var name = current["node-name"]!.GetValue<string>();
             used.Add(name);
             var image = current["image"] as JsonObject;
-            var file = image?["filename"]?.GetValue<string>() ?? current["file"]?.GetValue<string>() ?? "";
+            var file = BlockFilenames.Plain(image?["filename"]?.GetValue<string>() ?? current["file"]?.GetValue<string>()) ?? "";
             var format = image?["format"]?.GetValue<string>() ?? current["drv"]?.GetValue<string>() ?? "";
             layers.Add(new LiveLayer(name, file, format, image?["backing-filename"]?.GetValue<string>()));
-            var next = image?["full-backing-filename"]?.GetValue<string>() ?? current["backing_file"]?.GetValue<string>();
+            var next = BlockFilenames.Plain(image?["full-backing-filename"]?.GetValue<string>() ?? current["backing_file"]?.GetValue<string>());
             if (string.IsNullOrEmpty(next))
             {
                 break;
             }
-            current = nodes.FirstOrDefault(n => n["file"]?.GetValue<string>() == next && n["drv"]?.GetValue<string>() is { } d && d != "file"
+            current = nodes.FirstOrDefault(n => BlockFilenames.Plain(n["file"]?.GetValue<string>()) == next && n["drv"]?.GetValue<string>() is { } d && d != "file"
                 && !used.Contains(n["node-name"]!.GetValue<string>()));
             if (current is null)
             {
@@ -107,7 +107,7 @@ internal sealed class ChainQueries(BlockLayer block)
 
     private static string? ResolveBacking(Dictionary<string, JsonObject> byName, LiveLayer lower)
     {
-        var candidates = byName.Values.Where(n => n["file"]?.GetValue<string>() == lower.Filename && n["drv"]?.GetValue<string>() == lower.Format)
+        var candidates = byName.Values.Where(n => BlockFilenames.Plain(n["file"]?.GetValue<string>()) == lower.Filename && n["drv"]?.GetValue<string>() == lower.Format)
             .Select(n => n["node-name"]!.GetValue<string>()).ToList();
         return candidates.Count == 0 ? null : candidates.Contains(lower.NodeName) ? lower.NodeName : candidates[0];
     }

@@ -70,7 +70,7 @@ public sealed record LiveChain(string Disk, string Device, IReadOnlyList<LiveLay
         var image = inserted["image"] as JsonObject;
         while (image is not null)
         {
-            var file = image["filename"]?.GetValue<string>() ?? "";
+            var file = BlockFilenames.Plain(image["filename"]?.GetValue<string>()) ?? "";
             var format = image["format"]?.GetValue<string>() ?? "";
             var name = nodeName ?? FindFormatNode(nodes, file, format) ?? "";
             layers.Add(new LiveLayer(name, file, format, image["backing-filename"]?.GetValue<string>()));
@@ -92,7 +92,7 @@ public sealed record LiveChain(string Disk, string Device, IReadOnlyList<LiveLay
     }
 
     private static string? FindFormatNode(List<JsonObject> nodes, string file, string format) =>
-        nodes.Where(n => n["file"]?.GetValue<string>() == file && n["drv"]?.GetValue<string>() == format)
+        nodes.Where(n => BlockFilenames.Plain(n["file"]?.GetValue<string>()) == file && n["drv"]?.GetValue<string>() == format)
              .Select(n => n["node-name"]?.GetValue<string>())
              .FirstOrDefault();
 }

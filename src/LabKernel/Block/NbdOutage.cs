@@ -125,7 +125,9 @@ internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
         var limit = plan.Timeout ?? block.JobTimeout;
         var chain = await block.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
         var host = block.Host;
-        var size = (await block.QemuImg.InfoAsync(chain.Active.Filename, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize;
+        // From QEMU, not qemu-img: a layer whose header names its backing file otherwise than QEMU opened it (a relative
+        // name, as a researcher's qemu-img create -b makes) has a json: filename qemu-img cannot open.
+        var size = await block.Nodes.VirtualSizeAsync(chain.Active.NodeName, cancellationToken).ConfigureAwait(false);
         await block.QemuImg.CreateAsync(target, "qcow2", size, cancellationToken: cancellationToken).ConfigureAwait(false);
         // A unix socket's path is limited to 107 bytes (the run folder may be deeper): the socket goes in a private
         // (0700) runtime folder of its own, so no other user can reach the writable export. The daemon runs where the

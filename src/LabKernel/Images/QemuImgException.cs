@@ -48,7 +48,8 @@ public class QemuImgException : LabException
         }
         if (err.Length > 600)
         {
-            err = err[..600] + "…";
+            // qemu nests its errors ("Could not open X: Could not open Y: reason"): the reason is at the end.
+            err = err[..200] + " … " + err[^400..];
         }
         var what = detail ?? $"exited with {result.ExitCode}";
         return $"{Describe(subcommand)} failed ({what}): `{result.CommandLine}`: {(err.Length == 0 ? "(no output)" : err.Replace('\n', ' '))}";

@@ -282,7 +282,7 @@ display(run5.After);
 // it wrote) and the moved images are still valid.
 
 var openBefore6 = lab.OpenImages();
-// disk.qcow2 stays: it is an overlay of vm-base.qcow2 and would lose its backing file.
+// disk.qcow2 stays where it is (an overlay of vm-base.qcow2; its backing name follows the move below).
 IReadOnlyList<string> stillOpen = openBefore6 is null ? [] : MovedImages.StillHeld(openBefore6, [vmBase, disk, mirrorA]);
 string[] originals = [vmBase, mirrorA];
 long toMove = 0;
@@ -291,6 +291,9 @@ foreach (var f in originals)
 var (otherFs, otherFsWhy) = await lab.Run.TryMountScratchFilesystemAsync("other-fs", toMove + toMove / 4 + (64 << 20));
 var into = otherFs is null ? "moved" : "other-fs";
 string[] moved = [await lab.MoveIntoAsync(into, vmBase, "vm-base-moved"), await lab.MoveIntoAsync(into, mirrorA, "mirror-a-moved")];
+// disk.qcow2, which the VM left at the first pivot, names vm-base.qcow2 as its backing file: its header follows the
+// move (qemu-img rebase -u changes only the name), so the chain a kept run leaves stays whole for qemu-img check.
+await lab.QemuImg.RebaseAsync(disk, moved[0], new RebaseOptions { Unsafe = true, BackingFormat = "qcow2" });
 var (fromFs, toFs) = (await FilesystemOf.LookUpAsync(lab.Run.ImageFolder, host: lab.Host), await FilesystemOf.LookUpAsync(moved[0], host: lab.Host));
 var openAfter6 = lab.OpenFiles();
 var ddAfterMove = await lab.Agent.ShellAsync($"dd if=/dev/urandom of=/root/after-move.bin bs=1M count={Math.Min(WriteMiB, 16)} conv=fsync status=none && sync && sha256sum /root/after-move.bin && cat /proc/loadavg",

@@ -62,7 +62,7 @@ internal sealed class BlockNodes(BlockLayer block)
         {
             progress = false;
             var nodes = (await block.Chains.QueryNamedNodesAsync(cancellationToken).ConfigureAwait(false))
-                .Select(n => (Name: n["node-name"]?.GetValue<string>() ?? "", File: n["file"]?.GetValue<string>() ?? "", Driver: n["drv"]?.GetValue<string>() ?? ""))
+                .Select(n => (Name: n["node-name"]?.GetValue<string>() ?? "", File: BlockFilenames.Plain(n["file"]?.GetValue<string>()) ?? "", Driver: n["drv"]?.GetValue<string>() ?? ""))
                 .Where(n => n.Name.Length > 0 && !n.Name.StartsWith('#') && leftBehind.Contains(n.File) && !released.Contains(n.Name))
                 .OrderBy(n => n.Driver == "file" ? 1 : 0)
                 .ToList();

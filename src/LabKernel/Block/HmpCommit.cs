@@ -53,9 +53,9 @@ internal sealed class HmpCommit(BlockLayer block)
             {
                 continue;
             }
-            var backing = (image["backing-image"] as JsonObject)?["filename"]?.GetValue<string>();
+            var backing = BlockFilenames.Plain((image["backing-image"] as JsonObject)?["filename"]?.GetValue<string>());
             result.Add(new CommitTarget(b["device"]?.GetValue<string>() ?? "", b["qdev"]?.GetValue<string>() ?? "",
-                image["filename"]?.GetValue<string>() ?? inserted["file"]?.GetValue<string>() ?? "", string.IsNullOrEmpty(backing) ? null : backing));
+                BlockFilenames.Plain(image["filename"]?.GetValue<string>() ?? inserted["file"]?.GetValue<string>()) ?? "", string.IsNullOrEmpty(backing) ? null : backing));
         }
         return result;
     }

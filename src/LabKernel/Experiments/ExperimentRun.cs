@@ -169,6 +169,7 @@ public sealed class ExperimentRun
             {
                 var kept = mount + ".kept";
                 await Host.CreateDirectoryAsync(kept, cancellationToken).ConfigureAwait(false);
+                var movedTo = new Dictionary<string, string>(StringComparer.Ordinal);
                 for (var i = 0; i < _artifacts.Count; i++)
                 {
                     var a = _artifacts[i];
@@ -178,11 +179,38 @@ public sealed class ExperimentRun
                         await Host.MoveFileAsync(a.Path, to, cancellationToken).ConfigureAwait(false);
                         _artifacts[i] = a with { Path = to };
                         LabFiles.MarkCreated(to, Host);
+                        movedTo[a.Path] = to;
                     }
                 }
+                await FollowMovedBackingFilesAsync(movedTo, cancellationToken).ConfigureAwait(false);
             }
             await Host.RunAsync("umount", [mount], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
             _mounts.Remove(mount);
+        }
+    }
+
+    /// <summary>
+    /// Kept images whose backing file moved out of a scratch filesystem name its new place (<c>qemu-img rebase -u</c>:
+    /// only the header's backing name changes, the bytes are the same file's), so every chain the run keeps opens.
+    /// </summary>
+    private async Task FollowMovedBackingFilesAsync(IReadOnlyDictionary<string, string> movedTo, CancellationToken cancellationToken)
+    {
+        if (movedTo.Count == 0)
+        {
+            return;
+        }
+        var qemuImg = Images.QemuImg.On(Host);
+        foreach (var a in _artifacts.Where(a => a.CreatedByLab && a.Path.EndsWith(".qcow2", StringComparison.Ordinal)))
+        {
+            if (!await Host.FileExistsAsync(a.Path, cancellationToken).ConfigureAwait(false))
+            {
+                continue;
+            }
+            var info = await qemuImg.InfoAsync(a.Path, cancellationToken: cancellationToken).ConfigureAwait(false);
+            if (info.FullBackingFilename is { } backing && movedTo.TryGetValue(backing, out var to))
+            {
+                await qemuImg.RebaseAsync(a.Path, to, new Images.RebaseOptions { Unsafe = true, BackingFormat = info.BackingFormat }, cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 

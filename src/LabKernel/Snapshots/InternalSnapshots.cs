@@ -156,7 +156,7 @@ public static class InternalSnapshots
         return [.. blocks.OfType<JsonObject>()
             .Select(b => b["inserted"] as JsonObject)
             .Where(i => i is not null && i["ro"]?.GetValue<bool>() != true && i["file"] is JsonValue)
-            .Select(i => i!["file"]!.GetValue<string>())];
+            .Select(i => Block.BlockFilenames.Plain(i!["file"]!.GetValue<string>())!)];
     }
 
     private static async Task RunJobAsync(BlockLayer block, string command, string tag, IReadOnlyList<string> nodes, string vmStateNode, CancellationToken cancellationToken)

@@ -49,4 +49,37 @@ public sealed class ExperimentRunMoveTests
             Directory.Delete(Path.GetDirectoryName(foreign)!, true);
         }
     }
+
+    /// <summary>
+    /// 03 moves a base layer onto a scratch filesystem; a kept run moves it back out when unmounting, and the overlay
+    /// that names it must follow both moves, or the kept chain would not open (qemu-img check refuses it).
+    /// </summary>
+    [Fact]
+    public async Task Given_a_kept_run_whose_base_moved_onto_a_scratch_filesystem_When_cleaned_up_Then_the_overlay_above_names_the_bases_kept_place_and_checks_clean()
+    {
+        var output = Directory.CreateTempSubdirectory("run-move-").FullName;
+        try
+        {
+            var run = ExperimentRun.Create("03-x", keepArtifacts: true, outputFolder: output);
+            var vmBase = run.NewFile("vm-base", "vm-base.qcow2");
+            var disk = run.NewFile("disk", "disk.qcow2");
+            await LabKernel.Images.QemuImg.Local.CreateAsync(vmBase, "qcow2", 1 << 20);
+            await LabKernel.Images.QemuImg.Local.CreateAsync(disk, "qcow2", options: new LabKernel.Images.CreateOptions { BackingFile = vmBase, BackingFormat = "qcow2" });
+            var (scratch, why) = await run.TryMountScratchFilesystemAsync("other-fs", 16 << 20);
+            Assert.True(scratch is not null, why);
+            var moved = await run.MoveIntoAsync("other-fs", vmBase, "vm-base-moved");
+            await LabKernel.Images.QemuImg.Local.RebaseAsync(disk, moved, new LabKernel.Images.RebaseOptions { Unsafe = true, BackingFormat = "qcow2" });
+
+            await run.CleanUpAsync();
+
+            var kept = Path.Combine(run.Folder, "other-fs.kept", "vm-base.qcow2");
+            Assert.True(File.Exists(kept));
+            Assert.Equal(kept, (await LabKernel.Images.QemuImg.Local.InfoAsync(disk)).FullBackingFilename);
+            Assert.True((await LabKernel.Images.QemuImg.Local.CheckAsync(disk)).IsClean);
+        }
+        finally
+        {
+            Directory.Delete(output, true);
+        }
+    }
 }

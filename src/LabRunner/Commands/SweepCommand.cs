@@ -15,7 +15,7 @@ internal static class SweepCommand
     {
         var notebook = new Argument<string>("NOTEBOOK") { Description = "The notebook to run (.ipynb, .dib or .csx).", Arity = ArgumentArity.ZeroOrOne };
         var matrix = new Option<string>("--matrix", "-m") { HelpName = "FILE", Description = "YAML or JSON mapping of parameter names to lists of values; every combination is one run." };
-        var hosts = new Option<string>("--hosts") { HelpName = "FILE", Description = "YAML or JSON list of {uri, jobs}: libvirt connections to run on (-p Backend libvirt -p LibvirtUri URI added). This machine only: remote hosts are not supported yet." };
+        var hosts = new Option<string>("--hosts") { HelpName = "FILE", Description = "YAML or JSON list of {uri, jobs, domain, hostFolder}: libvirt connections to run on (-p Backend libvirt -p LibvirtUri URI, and Domain and HostFolder when given, added to each run). Another host is reached over SSH (qemu+ssh://USER@HOST/system?keyfile=KEY&known_hosts=FILE) and needs a domain of yours." };
         var jobs = new Option<string>("--jobs", "-j") { HelpName = "N", Description = "Runs at once on the embedded guest (default 1)." };
         var output = new Option<string>("--output", "-o") { HelpName = "DIR", Description = "The sweep's folder (default: NAME.sweep in the current directory); runs/ID/ per combination, sweep.json, sweep.html." };
         var plotX = new Option<string>("--plot-x") { HelpName = "NAME", Description = "The matrix parameter sweep.html plots each measurement against (default: the first whose values are all numbers, else the first)." };
@@ -49,7 +49,7 @@ internal static class SweepCommand
                 }
                 var axes = SweepMatrix.Read(matrixPath);
                 var hostList = hostsPath is null ? null : SweepMatrix.ReadHosts(hostsPath);
-                if (hostList is not null && axes.FirstOrDefault(a => a.Name is "Backend" or "LibvirtUri") is { } clash)
+                if (hostList is not null && axes.FirstOrDefault(a => a.Name is "Backend" or "LibvirtUri" or "Domain" or "HostFolder") is { } clash)
                 {
                     throw new LabUsageException($"sweep: --matrix {matrixPath} sets {clash.Name}, which --hosts sets for each run: drop one of them");
                 }

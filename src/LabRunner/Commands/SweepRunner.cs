@@ -137,6 +137,15 @@ internal sealed class SweepRunner
         {
             parameters.Add(("Backend", "libvirt"));
             parameters.Add(("LibvirtUri", host));
+            var entry = Hosts?.FirstOrDefault(h => h.Uri == host);
+            if (entry?.Domain is { } domain)
+            {
+                parameters.Add(("Domain", domain));
+            }
+            if (entry?.HostFolder is { } hostFolder)
+            {
+                parameters.Add(("HostFolder", hostFolder));
+            }
         }
         var notebookPath = Path.Combine(folder, NotebookFile);
         var started = DateTimeOffset.UtcNow;

@@ -38,7 +38,14 @@ internal sealed record SweepCombination(int Index, IReadOnlyList<(string Name, s
 }
 
 /// <summary>A libvirt connection runs are sent to, and how many runs it takes at once.</summary>
-internal sealed record SweepHost(string Uri, int Jobs);
+internal sealed record SweepHost(string Uri, int Jobs)
+{
+    /// <summary>The researcher's domain on that host (<c>-p Domain</c>); null for the embedded guest as a lab-made domain (this machine only).</summary>
+    public string? Domain { get; init; }
+
+    /// <summary>Where on that host the runs make their images (<c>-p HostFolder</c>); null for the default.</summary>
+    public string? HostFolder { get; init; }
+}
 
 /// <summary>
 /// The matrix file of <c>lab sweep</c>: a YAML (or JSON, which YAML reads) mapping of parameter names to lists of
@@ -88,9 +95,9 @@ internal static class SweepMatrix
     }
 
     /// <summary>
-    /// The hosts file: a list of <c>{uri, jobs}</c> (jobs 1 when absent). A URI naming another machine is refused in
-    /// one line: the lab runs qemu-img and creates and deletes image files on this machine, so remote hosts are not
-    /// supported yet.
+    /// The hosts file: a list of <c>{uri, jobs, domain, hostFolder}</c> (jobs 1 when absent). A host whose files the
+    /// lab reaches over SSH (<c>qemu+ssh://</c>, <see cref="LabHosts"/>) needs <c>domain</c>: the lab makes its own
+    /// domain only on this machine. Each URI once; a URI to another host without SSH is refused in one line.
     /// </summary>
     public static IReadOnlyList<SweepHost> ReadHosts(string path)
     {
@@ -106,6 +113,8 @@ internal static class SweepMatrix
                 throw new LabUsageException($"--hosts {path}: each host is a mapping {{uri: URI, jobs: N}}");
             }
             string? uri = null;
+            string? domain = null;
+            string? hostFolder = null;
             var jobs = 1;
             foreach (var (key, value) in entry.Children)
             {
@@ -120,19 +129,33 @@ internal static class SweepMatrix
                         break;
                     case "jobs":
                         throw new LabUsageException($"--hosts {path}: jobs '{text}': expected a whole number of at least 1");
+                    case "domain":
+                        domain = string.IsNullOrWhiteSpace(text) ? null : text.Trim();
+                        break;
+                    case "hostFolder":
+                        hostFolder = string.IsNullOrWhiteSpace(text) ? null : text.Trim();
+                        break;
                     case var other:
-                        throw new LabUsageException($"--hosts {path}: unknown key '{other}' (a host has uri and jobs)");
+                        throw new LabUsageException($"--hosts {path}: unknown key '{other}' (a host has uri, jobs, domain and hostFolder)");
                 }
             }
             if (string.IsNullOrWhiteSpace(uri))
             {
                 throw new LabUsageException($"--hosts {path}: a host without a uri");
             }
-            if (!LibvirtConnection.IsThisHost(uri))
+            if (!LabHosts.IsSsh(uri) && !LibvirtConnection.IsThisHost(uri))
             {
-                throw new LabUsageException($"--hosts {path}: {uri} is another host: remote hosts are not supported yet (the lab runs qemu-img and creates and deletes image files on this machine)");
+                throw new LabUsageException($"--hosts {path}: {uri} is another host without SSH: the lab works on its image files over SSH (qemu+ssh://USER@HOST/system?keyfile=KEY&known_hosts=FILE)");
             }
-            hosts.Add(new SweepHost(uri, jobs));
+            if (!LabHosts.FilesAreLocal(uri) && domain is null)
+            {
+                throw new LabUsageException($"--hosts {path}: {uri} needs a domain: on another host the lab runs on a domain of yours (domain: NAME)");
+            }
+            if (hosts.Any(h => h.Uri == uri))
+            {
+                throw new LabUsageException($"--hosts {path}: {uri} is listed twice (give it more jobs instead)");
+            }
+            hosts.Add(new SweepHost(uri, jobs) { Domain = domain, HostFolder = hostFolder });
         }
         return hosts;
     }

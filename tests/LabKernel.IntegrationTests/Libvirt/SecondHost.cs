@@ -27,7 +27,7 @@ public sealed class SecondHost : IAsyncLifetime
     public string Folder => $"/run/lab-second-host-{_id}";
 
     /// <summary>The libvirt URI of the second host (keys and pinned host key of the test's sshd).</summary>
-    public string Uri => $"qemu+ssh://root@127.0.0.1:{Sshd.Port}/system?keyfile={Sshd.ClientKey}&known_hosts={Sshd.KnownHosts}&command={Sshd.SshCommand}&no_tty=1";
+    public string Uri => Sshd.Uri;
 
     public LoopbackSshd Sshd => _sshd ?? throw new InvalidOperationException("the second host is not started");
 

@@ -53,7 +53,7 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
     ];
 
     [Fact]
-    public async Task Given_a_running_domain_on_the_second_host_When_notebooks_01_03_and_06_run_on_it_Then_their_verdicts_hold_its_images_keep_their_bytes_and_no_file_is_left_there()
+    public async Task Given_a_running_domain_on_the_second_host_When_notebooks_01_03_and_06_run_on_it_Then_their_verdicts_hold_its_images_keep_their_bytes_and_the_kept_chains_check_clean_there()
     {
         await EnsureRunningAsync();
         // The guest writes root.qcow2 itself while it runs on it; every other image of the domain it never writes.
@@ -117,6 +117,45 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
         {
             await host.RunAsync($"umount /usr/sbin/debugfs; rm -f {blank}");
         }
+    }
+
+    /// <summary>
+    /// `lab sweep` over two hosts at once: this machine (the embedded guest as a lab-made libvirt domain) and the second
+    /// host (the researcher's domain there, over SSH), one run slot each, notebook 01 over two quiesce modes.
+    /// </summary>
+    [Fact]
+    public async Task Given_notebook_01_swept_over_two_quiesce_modes_on_this_machine_and_the_second_host_Then_each_host_runs_one_and_both_confirm_every_claim()
+    {
+        await EnsureRunningAsync();
+        using var scratch = RunnerTestSupport.TempDir("sweep-2hosts");
+        var matrix = Path.Combine(scratch.Path, "matrix.yaml");
+        await File.WriteAllTextAsync(matrix, "Count: [400000]\nSnapshotAfterLines: [40000]\nQuiesce: [fsfreeze, sync]\n");
+        var hostFolder = Path.Combine(host.Folder, "lab-sweep");
+        var hosts = Path.Combine(scratch.Path, "hosts.yaml");
+        await File.WriteAllTextAsync(hosts, $"- uri: qemu:///system\n  jobs: 1\n- uri: \"{host.Uri}\"\n  jobs: 1\n  domain: {host.DomainName}\n  hostFolder: {hostFolder}\n");
+        var dir = Path.Combine(scratch.Path, "sweep");
+        var notebook = Path.Combine(NotebookRun.RepoRoot, "notebooks", "01-live-snapshot-integrity.ipynb");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        var exit = await RunnerTestSupport.Lab("sweep", notebook, "--matrix", matrix, "--hosts", hosts, "-o", dir);
+
+        var wall = clock.Elapsed;
+        var runs = RunnerTestSupport.ReadJson(Path.Combine(dir, "sweep.json"))["runs"]!.AsArray().Select(r => r!.AsObject()).ToList();
+        Assert.True(exit == 0, $"lab sweep exited {exit}: {string.Join(" | ", runs.Select(r => $"{r["id"]}: {r["status"]} {r["error"]}"))}");
+        var results = runs.Select(r => RunnerTestSupport.ReadJson(Path.Combine(dir, r["folder"]!.GetValue<string>(), "result.json"))).ToList();
+        Assert.Equal(new[] { "qemu:///system", host.Uri }.Order(), results.Select(r => r["host"]!.GetValue<string>()).Order());
+        foreach (var result in results)
+        {
+            Assert.Equal("ok", result["status"]!.GetValue<string>());
+            Assert.All(result["findings"]!.AsArray(), f => Assert.False(f!["unexpected"]!.GetValue<bool>(), $"{result["host"]}: {f["claim"]}: {f["observed"]}"));
+            Assert.Equal(400000, result["measurements"]!["lines_in_new_top"]!.GetValue<double>());
+        }
+        // On the second host the researcher's images were handed back unchanged.
+        var remote = results.Single(r => r["host"]!.GetValue<string>() == host.Uri);
+        Assert.Contains(remote["findings"]!.AsArray(), f => f!["claim"]!.GetValue<string>().StartsWith("Your domain's images (vda, vdb) were not written", StringComparison.Ordinal) && f["verdict"]!.GetValue<string>() == "confirmed");
+        var oneByOne = results.Sum(r => r["duration"]!.GetValue<double>());
+        output.WriteLine($"sweep over two hosts: {wall.TotalSeconds:0} s wall; the two runs took {oneByOne:0} s together");
+        await host.RunAsync($"rm -rf {ShellQuote.Quote(hostFolder)}");
     }
 
     private async Task EnsureRunningAsync()

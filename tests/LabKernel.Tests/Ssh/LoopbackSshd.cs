@@ -39,8 +39,12 @@ public sealed class LoopbackSshd : IAsyncLifetime, IAsyncDisposable
     public string SshCommand => Path.Combine(Folder, "ssh");
 
     /// <summary>This machine's libvirtd reached through this sshd.</summary>
+    /// <remarks>
+    /// <c>known_hosts</c> pins the generated host key for the lab's own SSH connection to the host's files
+    /// (<c>command</c> does the same for libvirt's ssh).
+    /// </remarks>
     public string Uri =>
-        $"qemu+ssh://{User}@127.0.0.1:{Port}/system?keyfile={ClientKey}&command={SshCommand}&no_tty=1";
+        $"qemu+ssh://{User}@127.0.0.1:{Port}/system?keyfile={ClientKey}&known_hosts={KnownHosts}&command={SshCommand}&no_tty=1";
 
     /// <summary>A guest-shell target on this sshd (the any-host pin unless told).</summary>
     public SshTarget Target(string? knownHosts = null, string? key = null, int? port = null) =>

@@ -129,7 +129,7 @@ lab.Findings.Note("1. Nova's own snapshots cannot back up incrementally to a rem
 lab.Findings.Note("2. QEMU 1.5.1 cannot take external snapshots", $"not measured: this host's QEMU is {qemuVersion.ToString(3)}");
 lab.Findings.Note("3. QEMU from 2.4.1 takes external snapshots", $"QEMU {qemuVersion.ToString(3)} took snap1..snap3 live on the running guest (backend {lab.Guest.Backend.Name()})");
 var overlay1Now = await lab.Host.Sha256Async(overlay1);
-var writerRefused = await ImageLock.WriterRefusalAsync(overlay1);
+var writerRefused = await ImageLock.WriterRefusalAsync(overlay1, host: lab.Host);
 lab.Findings.Check("4. After an external snapshot the base image is locked and no longer modified: changes go to the snapshots",
     overlay1Now == overlay1AtSnapshot && writerRefused is not null,
     $"overlay1's SHA-256 {(overlay1Now == overlay1AtSnapshot ? "unchanged" : "CHANGED")} across change2..change4 ({overlay1Now[..12]}...); " +

@@ -253,6 +253,10 @@ public sealed class LibvirtLabGuest : ILabGuest
     {
         var connection = await LibvirtConnection.OpenAsync(options.LibvirtUri, cancellationToken).ConfigureAwait(false);
         LibvirtDomain? domain = null;
+        // Once the domain is on the lab's overlays (its definition changed, or a live snapshot taken) a failure before
+        // the guest exists must put it back itself: the exit hook that does it later is the guest's.
+        IReadOnlyList<DomainDisk>? movedOff = null;
+        var startedHere = false;
         try
         {
             if (options.Host is { } given)
@@ -315,7 +319,9 @@ public sealed class LibvirtLabGuest : ILabGuest
                     var chain = d.Target == disk.Target ? options.Overlays : [overlays[d.Target]];
                     tops.Add((d.Target, await LabGuests.CreateChainAsync(host, d.Source, chain, cancellationToken, d.Format).ConfigureAwait(false), "qcow2"));
                 }
+                movedOff = covered;
                 await domain.SetPersistentDiskSourcesAsync(tops, cancellationToken).ConfigureAwait(false);
+                startedHere = true;
                 await domain.StartAsync(cancellationToken).ConfigureAwait(false);
             }
             try
@@ -333,6 +339,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                 // quiesced when the agent can freeze; the worked-on disk then gets the rest of its starting chain.
                 var specs = covered.Select(d => new DiskSnapshotSpec(d.Target, overlays[d.Target])).ToArray();
                 var snap = $"lab-setup-{Guid.NewGuid().ToString("N")[..6]}";
+                movedOff = covered;
                 quiesceRefusal = await TakeFirstOverlaysAsync(
                     quiesce => domain.Snapshots.CreateDiskOnlyAsync(snap, specs, metadata: false, quiesce: quiesce, cancellationToken: cancellationToken),
                     [.. specs.Select(o => o.OverlayFile)], host).ConfigureAwait(false);
@@ -351,9 +358,39 @@ public sealed class LibvirtLabGuest : ILabGuest
         }
         catch
         {
+            if (domain is not null && movedOff is not null)
+            {
+                await PutBackAfterFailedTakeOverAsync(domain, movedOff, startedHere).ConfigureAwait(false);
+            }
             domain?.Dispose();
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    /// <summary>
+    /// A take-over that failed after the domain went onto the lab's overlays: a domain the lab started is destroyed
+    /// (it was shut off when found), and the definition names the user's images again. A running domain stays on the
+    /// overlays until restarted, as after an interrupted run (a warning says so). Best effort: the take-over's own
+    /// error is what the caller sees.
+    /// </summary>
+    private static async Task PutBackAfterFailedTakeOverAsync(LibvirtDomain domain, IReadOnlyList<DomainDisk> disks, bool startedHere)
+    {
+        try
+        {
+            if (startedHere && await domain.GetStateAsync().ConfigureAwait(false) != DomainState.ShutOff)
+            {
+                await domain.DestroyAsync().ConfigureAwait(false);
+            }
+            await domain.SetPersistentDiskSourcesAsync([.. disks.Select(d => (d.Target, d.Source, d.Format.Length > 0 ? d.Format : (string?)null))]).ConfigureAwait(false);
+            if (!startedHere)
+            {
+                LabWarnings.Raise($"domain '{domain.Name}' still runs on the lab's overlays after a failed take-over; its definition names your images again, so a restart returns it to them");
+            }
+        }
+        catch (LabException e)
+        {
+            LabWarnings.Raise($"could not put domain '{domain.Name}' back on your images after a failed take-over: {e.Message}");
         }
     }
 
@@ -382,7 +419,7 @@ public sealed class LibvirtLabGuest : ILabGuest
         }
         foreach (var f in overlayFiles)
         {
-            if (await host.FileExistsAsync(f).ConfigureAwait(false))
+            if (await host.FileExistsAsync(f, CancellationToken.None).ConfigureAwait(false))
             {
                 System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(refusal);
             }
@@ -427,7 +464,8 @@ public sealed class LibvirtLabGuest : ILabGuest
             var chain = await QemuImg.On(host).GetBackingChainAsync(d.Source, format: d.Format.Length > 0 ? d.Format : null, cancellationToken: cancellationToken).ConfigureAwait(false);
             foreach (var layer in chain.Layers.Select(l => l.Filename))
             {
-                if (!await host.FileExistsAsync(layer, cancellationToken).ConfigureAwait(false))
+                // A block device is not a regular file (test -f says no over SSH): its bytes are evidence all the same.
+                if (d.SourceType != "block" && !await host.FileExistsAsync(layer, cancellationToken).ConfigureAwait(false))
                 {
                     continue;
                 }

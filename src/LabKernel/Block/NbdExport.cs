@@ -98,8 +98,15 @@ public sealed class NbdExport : IAsyncDisposable
         }
         if (!_host.IsLocal)
         {
-            await StopThereAsync(pid, crash, cancellationToken).ConfigureAwait(false);
-            _pid = null;
+            try
+            {
+                await StopThereAsync(pid, crash, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                // Gone, or SIGKILLed at the limit: either way not served any more, so a restart may start it again.
+                _pid = null;
+            }
             return;
         }
         Process p;
@@ -154,7 +161,8 @@ public sealed class NbdExport : IAsyncDisposable
         await _host.RunAsync("kill", [crash ? "-KILL" : "-TERM", id], quick, cancellationToken).ConfigureAwait(false);
         try
         {
-            await Host.Poll.UntilAsync(async ct => ((await _host.RunAsync("kill", ["-0", id], quick, ct).ConfigureAwait(false)).ExitCode != 0, $"pid {id} still runs"),
+            // kill -0 exits 1 once the process is gone (127 would be a missing kill, not a gone daemon).
+            await Host.Poll.UntilAsync(async ct => ((await _host.RunAsync("sh", ["-c", "kill -0 \"$1\" 2>/dev/null", "sh", id], quick, ct).ConfigureAwait(false)).ExitCode == 1, $"pid {id} still runs"),
                 $"qemu-storage-daemon (pid {id}) on {_host.Name} to exit", TimeSpan.FromSeconds(30), cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (LabTimeoutException)

@@ -79,6 +79,13 @@ public static class LabDoctor
         ("dd", "coreutils", "carving a partition out of a layer"),
         ("stat", "coreutils", "read-only checks"),
         ("mktemp", "coreutils", "the run's folder"),
+        ("mv", "coreutils", "moving images (notebook 03)"),
+        ("chmod", "coreutils", "the run's folder"),
+        ("qemu-io", "qemu-utils", "the writer-lock probe (notebook 05)"),
+        ("qemu-storage-daemon", "qemu-system-common", "the NBD server of a storage outage (notebook 03)"),
+        ("findmnt", "util-linux", "which filesystem an image is on (notebook 03)"),
+        ("mount", "mount", "a second filesystem to move images to (notebook 03)"),
+        ("kill", "procps", "stopping the NBD server"),
     ];
 
     /// <summary>

@@ -85,6 +85,9 @@ public sealed class ExperimentRun
         {
             await host.CreateDirectoryAsync(parent, cancellationToken).ConfigureAwait(false);
             images = await host.CreateTempDirectoryAsync($"{Path.GetFileName(local.Folder)}-", parent, cancellationToken).ConfigureAwait(false);
+            // Traversable, not listable: a domain's QEMU that runs as libvirt's qemu user (libvirt gives it the
+            // overlays it opens) must reach them through this folder; the offline readers' scratch folders stay 0700.
+            await host.RunAsync("chmod", ["0711", images], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -178,6 +181,7 @@ public sealed class ExperimentRun
                         var to = Path.Combine(kept, Path.GetFileName(a.Path));
                         await Host.MoveFileAsync(a.Path, to, cancellationToken).ConfigureAwait(false);
                         _artifacts[i] = a with { Path = to };
+                        LabFiles.Forget(a.Path, Host);
                         LabFiles.MarkCreated(to, Host);
                         movedTo[a.Path] = to;
                     }

@@ -72,7 +72,7 @@ public static class QemuIo
         return new PatternCheck(true, $"{path} [{N(offset)}, +{N(length)}) reads 0x{pattern:x2}");
     }
 
-    internal static Task<ProcessResult> RunUncheckedAsync(string path, IEnumerable<string> commands, string format, bool readOnly, bool forceShare, CancellationToken cancellationToken)
+    internal static Task<ProcessResult> RunUncheckedAsync(string path, IEnumerable<string> commands, string format, bool readOnly, bool forceShare, CancellationToken cancellationToken, Host.ILabHost? host = null)
     {
         var args = new List<string> { "-f", format };
         if (readOnly || forceShare)
@@ -88,7 +88,7 @@ public static class QemuIo
             args.AddRange(["-c", c]);
         }
         args.Add(path);
-        return ProcessRunner.RunAsync(Program, args, new ProcessOptions { Timeout = DefaultTimeout, Check = false }, cancellationToken);
+        return (host ?? Host.LocalHost.Instance).RunAsync(Program, args, new ProcessOptions { Timeout = DefaultTimeout, Check = false }, cancellationToken);
     }
 
     private static string? FailureLine(ProcessResult r) =>

@@ -115,7 +115,7 @@ public static class InternalSnapshots
         {
             written.AddRange(await WritableActiveImagesAsync(block, cancellationToken).ConfigureAwait(false));
         }
-        Host.LabFiles.EnsureMayModifyAll(written, $"{jobCommand} internal snapshot '{tag}' inside {string.Join(", ", disks)}");
+        Host.LabFiles.EnsureMayModifyAll(written, $"{jobCommand} internal snapshot '{tag}' inside {string.Join(", ", disks)}", host: block.Host);
         var entry = LabJournal.Current.Begin("block", $"{jobCommand} {tag} ({string.Join(", ", disks)})");
         try
         {
@@ -130,7 +130,7 @@ public static class InternalSnapshots
                 catch (QmpErrorException e) when (e.ErrorClass == "CommandNotFound")
                 {
                     // QEMU before 6.0: fall back to the human monitor, which writes every writable disk.
-                    Host.LabFiles.EnsureMayModifyAll(await WritableActiveImagesAsync(block, cancellationToken).ConfigureAwait(false), $"{hmp} {tag} (HMP writes every writable disk)");
+                    Host.LabFiles.EnsureMayModifyAll(await WritableActiveImagesAsync(block, cancellationToken).ConfigureAwait(false), $"{hmp} {tag} (HMP writes every writable disk)", host: block.Host);
                 }
             }
             var output = await block.Qmp.HumanMonitorCommandAsync($"{hmp} {tag}", block.JobTimeout, cancellationToken).ConfigureAwait(false);

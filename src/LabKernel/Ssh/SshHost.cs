@@ -351,8 +351,9 @@ public sealed class SshHost : ILabHost
     }
 
     /// <inheritdoc/>
+    /// <remarks>Across filesystems <c>mv</c> copies then unlinks: an image's size, so hours, not a short command's minute.</remarks>
     public async Task MoveFileAsync(string from, string to, CancellationToken cancellationToken = default) =>
-        await ShortAsync("mv", ["-f", "--", from, to], cancellationToken).ConfigureAwait(false);
+        await RunAsync("mv", ["-f", "--", from, to], new ProcessOptions { Timeout = TimeSpan.FromHours(2) }, cancellationToken).ConfigureAwait(false);
 
     /// <inheritdoc/>
     public Task WriteAllBytesAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default) =>

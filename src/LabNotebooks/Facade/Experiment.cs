@@ -277,20 +277,26 @@ public sealed class Experiment : IAsyncDisposable
             throw new LabUsageException("this experiment has already finished: run the notebook from its first cell again");
         }
         _finished = true;
-        await Guest.DisposeAsync().ConfigureAwait(false);
-        var added = new Findings();
-        if (Guest.HandBack is { } handBack)
+        try
         {
-            // Your domain: the evidence that the lab wrote only its own overlays, never any image of any of your disks.
-            Findings.Check(handBack.Claim, handBack.ImagesUnchanged, handBack.Evidence);
-            added.Check(handBack.Claim, handBack.ImagesUnchanged, handBack.Evidence);
+            await Guest.DisposeAsync().ConfigureAwait(false);
+            var added = new Findings();
+            if (Guest.HandBack is { } handBack)
+            {
+                // Your domain: the evidence that the lab wrote only its own overlays, never any image of any of your disks.
+                Findings.Check(handBack.Claim, handBack.ImagesUnchanged, handBack.Evidence);
+                added.Check(handBack.Claim, handBack.ImagesUnchanged, handBack.Evidence);
+            }
+            var cleanup = await Run.CleanUpAsync(cancellationToken).ConfigureAwait(false);
+            return new ExperimentEnd(cleanup, Guest.HandBack?.Summary, added, Journal.Entries.ToList());
         }
-        var cleanup = await Run.CleanUpAsync(cancellationToken).ConfigureAwait(false);
-        if (_ownedHost is not null)
+        finally
         {
-            await _ownedHost.DisposeAsync().ConfigureAwait(false);
+            if (_ownedHost is not null)
+            {
+                await _ownedHost.DisposeAsync().ConfigureAwait(false);
+            }
         }
-        return new ExperimentEnd(cleanup, Guest.HandBack?.Summary, added, Journal.Entries.ToList());
     }
 
     /// <summary>For a notebook that stops early: the same as <see cref="FinishAsync"/>, once.</summary>

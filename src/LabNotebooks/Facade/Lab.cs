@@ -82,10 +82,16 @@ public static class Lab
         }
         catch
         {
-            await run.CleanUpAsync(CancellationToken.None).ConfigureAwait(false);
-            if (remote is not null)
+            try
             {
-                await remote.DisposeAsync().ConfigureAwait(false);
+                await run.CleanUpAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (remote is not null)
+                {
+                    await remote.DisposeAsync().ConfigureAwait(false);
+                }
             }
             throw;
         }

@@ -206,6 +206,37 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
         Assert.Equal(before, await fx.HashAllAsync());
     }
 
+    /// <summary>
+    /// A take-over that fails after the lab put its overlays into the definition and started the domain (here: the
+    /// agent given 1 ms to answer): the domain is destroyed again and its definition names the researcher's images,
+    /// before the error reaches the caller (before this, only a guest that existed had a hand-back, so the domain was
+    /// left defined on the lab's overlays, which the run's clean-up then deleted).
+    /// </summary>
+    [Fact]
+    public async Task Given_a_take_over_that_fails_after_the_overlays_went_on_When_the_error_comes_back_Then_the_domain_is_shut_off_on_its_own_images_again()
+    {
+        await EnsureStateAsync(running: false);
+        var before = await fx.HashAllAsync();
+        var folder = Directory.CreateTempSubdirectory("lab-failed-takeover-").FullName;
+        try
+        {
+            var e = await Assert.ThrowsAnyAsync<LabException>(() => LabGuests.StartAsync(new LabGuestOptions
+            {
+                Backend = GuestBackend.Libvirt, Domain = fx.Domain.Name, WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
+                AgentTimeout = TimeSpan.FromMilliseconds(1),
+            }));
+            output.WriteLine(e.Message);
+            Assert.Contains("qemu-guest-agent", e.Message, StringComparison.Ordinal);
+            Assert.Equal(DomainState.ShutOff, await fx.Domain.GetStateAsync());
+            await AssertDefinitionNamesTheUsersImagesAsync();
+            Assert.Equal(before, await fx.HashAllAsync());
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Given_the_domain_paused_When_the_lab_starts_Then_a_one_line_error_says_to_resume_or_shut_it_off_and_nothing_changes()
     {

@@ -178,7 +178,7 @@ public static class WarmStates
         {
             return (null, $"the saved state's file {s.StateFile} is missing or has another size than when it was saved");
         }
-        if (!File.Exists(s.RootLayer) || await FileHash.Sha256Async(s.RootLayer, cancellationToken).ConfigureAwait(false) != saved["root_sha256"]?.GetValue<string>())
+        if (!File.Exists(s.RootLayer) || !string.Equals(await FileHash.Sha256Async(s.RootLayer, cancellationToken).ConfigureAwait(false), saved["root_sha256"]?.GetValue<string>(), StringComparison.OrdinalIgnoreCase))
         {
             return (null, $"the saved state's disk layer {s.RootLayer} is missing or changed since the state was saved: restoring over another disk would corrupt the guest");
         }

@@ -64,7 +64,7 @@ public sealed class LocalHost : ILabHost
 
     /// <inheritdoc/>
     public async Task<string> Sha256Async(string path, CancellationToken cancellationToken = default) =>
-        (await FileHash.Sha256Async(path, cancellationToken).ConfigureAwait(false)).ToLowerInvariant();
+        await FileHash.Sha256Async(path, cancellationToken).ConfigureAwait(false);
 
     /// <inheritdoc/>
     public Task<byte[]> ReadAllBytesAsync(string path, CancellationToken cancellationToken = default) => File.ReadAllBytesAsync(path, cancellationToken);

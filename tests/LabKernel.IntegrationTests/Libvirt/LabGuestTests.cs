@@ -93,8 +93,9 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
     public async Task Given_notebook_02_on_the_libvirt_backend_When_run_Then_every_claim_is_confirmed_and_no_domain_is_left()
     {
         var before = await DomainNamesAsync();
-        // The snapshot point by time this once (the others use a line count).
-        using var run = await NotebookRun.RunAsync("02-snapshot-and-commit-integrity", "Count", "600000", "SnapshotAfterSeconds", "2", "Quiesce", "fsfreeze", "Backend", "libvirt");
+        // The snapshot point by time this once (the others use a line count). A writer with room to spare: 2 s in, a
+        // faster host had flushed 489,000 lines, and 600,000 ended before the commit did (the overlap claim refuted).
+        using var run = await NotebookRun.RunAsync("02-snapshot-and-commit-integrity", "Count", "2000000", "SnapshotAfterSeconds", "2", "Quiesce", "fsfreeze", "Backend", "libvirt");
         Assert.True(run.ExitCode == 0, run.FirstError());
         await run.AssertValidNbformatAsync();
         Assert.True(run.Findings.Count >= 9, $"{run.Findings.Count} findings");
@@ -165,7 +166,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
         await using var scope = await fx.ScopeAsync();
         var userImage = fx.Guest.RootOverlay;
         using var run = await NotebookRun.RunWithAsync("01-live-snapshot-integrity", ["--cell-timeout", "30"],
-            "Count", "8000000", "SnapshotAfterLines", "7999000", "Backend", "libvirt", "Domain", fx.Domain.Name);
+            "Count", "400000000", "SnapshotAfterLines", "399000000", "Backend", "libvirt", "Domain", fx.Domain.Name);
         Assert.Equal(3, run.ExitCode);
         Assert.Equal("timeout", run.CellStatus("SequenceWriter.StartAsync"));
         // The exit hook had no time for a clean hand-back: the guest still runs on the lab's overlay, but a
@@ -191,7 +192,7 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
     {
         var before = await DomainNamesAsync();
         using var run = await NotebookRun.RunWithAsync("01-live-snapshot-integrity", ["--cell-timeout", "30"],
-            "Count", "8000000", "SnapshotAfterLines", "7999000", "Backend", "libvirt");
+            "Count", "400000000", "SnapshotAfterLines", "399000000", "Backend", "libvirt");
         Assert.Equal(3, run.ExitCode);
         Assert.Equal("timeout", run.CellStatus("SequenceWriter.StartAsync"));
         await AssertNoLabMadeDomainLeftAsync(before);

@@ -73,8 +73,9 @@ public sealed class ExperimentNotebookTests(ITestOutputHelper output)
     [Fact]
     public async Task Given_a_run_interrupted_while_the_guest_writes_When_the_cell_times_out_Then_no_QEMU_is_left_and_every_image_checks_clean()
     {
-        // The writer's cell waits for nearly all of 8,000,000 lines; a 30 s cell limit stops the kernel mid-write.
-        using var run = await NotebookRun.RunWithAsync("01-live-snapshot-integrity", ["--cell-timeout", "30"], "Count", "8000000", "SnapshotAfterLines", "7999000");
+        // The writer's cell waits for 399,000,000 lines, which no host writes in 30 s (8,000,000 once did on a fast
+        // one): the cell limit stops the kernel mid-write.
+        using var run = await NotebookRun.RunWithAsync("01-live-snapshot-integrity", ["--cell-timeout", "30"], "Count", "400000000", "SnapshotAfterLines", "399000000");
         Assert.Equal(3, run.ExitCode);
         // The cell that timed out is the writer's (the guest's start went through): the kernel was stopped mid-write.
         Assert.Equal("ok", run.CellStatus("Lab.StartAsync"));

@@ -93,6 +93,20 @@ public sealed class VerdictEvidenceTests
         Assert.Equal(expected, Taken(SnapshotKind.Internal, durationMs, silentMs).PausedForMostOfIt);
     }
 
+    [Theory]
+    [InlineData(231, 78, true)]    // CI, a memory snapshot on a hypervisor over SSH: 231 ms silent in a 535 ms call
+    [InlineData(156, 78, true)]
+    [InlineData(150, 78, false)]   // under twice the disk-only pause: the memory was not saved with the guest paused
+    [InlineData(80, 78, false)]    // as a --live save would look
+    [InlineData(0, 0, false)]
+    public void A_memory_snapshot_paused_longer_only_when_its_silence_is_at_least_twice_the_disk_only_ones(double memorySilentMs, double diskSilentMs, bool expected)
+    {
+        var memory = Taken(SnapshotKind.WithMemory, 535, memorySilentMs);
+        var disk = Taken(SnapshotKind.DiskOnly, 200, diskSilentMs);
+
+        Assert.Equal(expected, memory.PausedLongerThan(disk));
+    }
+
     [Fact]
     public void An_internal_snapshot_grows_the_active_image_only_when_it_grew_it_and_made_no_file()
     {

@@ -67,6 +67,11 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
             Assert.True(run.ExitCode == 0, $"{notebook}: {run.FirstError()}");
             Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info" || f.Verdict == "refuted" && f.Claim.StartsWith("Reverting the WithMemory", StringComparison.Ordinal),
                 $"{notebook}: {f.Claim}: {f.Observed} ({f.Verdict})"));
+            if (notebook.StartsWith("06", StringComparison.Ordinal))
+            {
+                // Pings over SSH are as long as a small guest's memory-snapshot pause: shown, not judged, there.
+                Assert.Equal("info", run.Findings.Single(f => f.Claim == "A snapshot with memory pauses the guest while memory is saved (3)").Verdict);
+            }
             var handBack = run.Findings.Single(f => f.Claim == "Your domain's images (vda, vdb) were not written between take-over and hand-back");
             Assert.Equal("confirmed", handBack.Verdict);
             output.WriteLine($"{notebook}: {run.Findings.Count} findings; {handBack.Observed}");

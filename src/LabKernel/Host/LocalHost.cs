@@ -75,19 +75,7 @@ public sealed class LocalHost : ILabHost
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1, useAsync: true);
-        file.Position = offset;
-        var buffer = new byte[count];
-        var done = 0;
-        while (done < count)
-        {
-            var n = await file.ReadAsync(buffer.AsMemory(done), cancellationToken).ConfigureAwait(false);
-            if (n == 0)
-            {
-                break;
-            }
-            done += n;
-        }
-        return done == count ? buffer : buffer[..done];
+        return await ReadAtAsync(file, offset, count, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
@@ -119,6 +107,27 @@ public sealed class LocalHost : ILabHost
         ArgumentNullException.ThrowIfNull(programs);
         IReadOnlyList<string> missing = programs.Distinct(StringComparer.Ordinal).Where(p => ProcessRunner.Which(p) is null).ToList();
         return Task.FromResult(missing);
+    }
+
+    /// <summary>
+    /// Up to <paramref name="count"/> bytes of <paramref name="stream"/> from <paramref name="offset"/> (fewer at its end):
+    /// <see cref="ILabHost.ReadRangeAsync"/> for both hosts, over a local file or an SFTP one.
+    /// </summary>
+    internal static async Task<byte[]> ReadAtAsync(Stream stream, long offset, int count, CancellationToken cancellationToken)
+    {
+        stream.Position = offset;
+        var buffer = new byte[count];
+        var done = 0;
+        while (done < count)
+        {
+            var n = await stream.ReadAsync(buffer.AsMemory(done), cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                break;
+            }
+            done += n;
+        }
+        return done == count ? buffer : buffer[..done];
     }
 
     /// <summary>Nothing to release.</summary>

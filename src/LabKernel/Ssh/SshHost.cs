@@ -334,19 +334,7 @@ public sealed class SshHost : ILabHost
         return SftpAsync(path, "reading", async (sftp, ct) =>
         {
             using var file = await sftp.OpenAsync(path, FileMode.Open, FileAccess.Read, ct).ConfigureAwait(false);
-            file.Position = offset;
-            var buffer = new byte[count];
-            var done = 0;
-            while (done < count)
-            {
-                var n = await file.ReadAsync(buffer.AsMemory(done), ct).ConfigureAwait(false);
-                if (n == 0)
-                {
-                    break;
-                }
-                done += n;
-            }
-            return done == count ? buffer : buffer[..done];
+            return await LocalHost.ReadAtAsync(file, offset, count, ct).ConfigureAwait(false);
         }, cancellationToken);
     }
 

@@ -30,7 +30,7 @@ public sealed class InterruptedRunTests(ITestOutputHelper output)
         using var run = await NotebookRun.RunAsProcessAsync("01-live-snapshot-integrity", environment, async (lab, executed) =>
         {
             var (found, _) = await Poll.UntilAsync(
-                _ => Task.FromResult(KilledKernelTests.FindGuestQemu() is { } q ? (true, q, "started") : (false, default((int, int)), "no QEMU for nb01 yet")),
+                _ => Task.FromResult(KilledKernelTests.FindGuestQemu(lab) is { } q ? (true, q, "started") : (false, default((int, int)), "no QEMU for nb01 yet")),
                 "the notebook's guest QEMU to start", TimeSpan.FromMinutes(5));
             qemu = found;
             if (moment == "writing")

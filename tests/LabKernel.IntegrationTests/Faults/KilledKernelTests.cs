@@ -18,7 +18,7 @@ public sealed class KilledKernelTests
 
         // The kernel is the QEMU's parent once the guest has booted.
         var (qemu, kernel) = await Poll.UntilAsync(
-            _ => Task.FromResult(FindGuestQemu() is { } found ? (true, found, "started") : (false, default((int, int)), "no QEMU for nb01 yet")),
+            _ => Task.FromResult(FindGuestQemu(Environment.ProcessId) is { } found ? (true, found, "started") : (false, default((int, int)), "no QEMU for nb01 yet")),
             "the notebook's guest QEMU to start", TimeSpan.FromMinutes(5));
         Assert.DoesNotContain(Leftovers.FindOrphans(), o => o.Pid == qemu);
         await ProcessRunner.RunAsync("kill", ["-KILL", kernel.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
@@ -37,9 +37,32 @@ public sealed class KilledKernelTests
         Assert.Contains(images, i => i.EndsWith("overlay1.qcow2", StringComparison.Ordinal));
     }
 
-    /// <summary>The QEMU of notebook 01's guest and its parent (the notebook kernel), once it runs.</summary>
-    internal static (int Qemu, int Parent)? FindGuestQemu() =>
-        HostProcesses.List().FirstOrDefault(p => p.Name.StartsWith("qemu-system", StringComparison.Ordinal) && p.CommandLine.Contains("lab-nb01-", StringComparison.Ordinal)) is { } q
+    /// <summary>
+    /// The QEMU of notebook 01's guest and its parent (the notebook kernel), once it runs, among the descendants of
+    /// <paramref name="ancestor"/> only: the other lane of scripts/test may run notebook 01 at the same moment, and
+    /// its QEMU (same name pattern, another process tree) must not be taken for this test's.
+    /// </summary>
+    internal static (int Qemu, int Parent)? FindGuestQemu(int ancestor)
+    {
+        var processes = HostProcesses.List();
+        var parents = processes.ToDictionary(p => p.Pid, p => p.ParentPid);
+        return processes.FirstOrDefault(p => p.Name.StartsWith("qemu-system", StringComparison.Ordinal)
+                && p.CommandLine.Contains("lab-nb01-", StringComparison.Ordinal)
+                && DescendsFrom(p.Pid, ancestor, parents)) is { } q
             ? (q.Pid, q.ParentPid)
             : null;
+    }
+
+    private static bool DescendsFrom(int pid, int ancestor, Dictionary<int, int> parents)
+    {
+        for (var depth = 0; depth < 64 && parents.TryGetValue(pid, out var parent) && parent > 1; depth++)
+        {
+            if (parent == ancestor)
+            {
+                return true;
+            }
+            pid = parent;
+        }
+        return false;
+    }
 }

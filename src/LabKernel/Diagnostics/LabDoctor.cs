@@ -127,7 +127,7 @@ public static class LabDoctor
                     ? new DoctorCheck($"{program} on host", $"missing on {host.Name}, needed for {use}: install {package} there", false, true)
                     : new DoctorCheck($"{program} on host", $"present ({use})", true, true));
             }
-            var parent = string.IsNullOrWhiteSpace(hostFolder) ? "/var/tmp/labnotebooks" : hostFolder.Trim();
+            var parent = string.IsNullOrWhiteSpace(hostFolder) ? Experiments.ExperimentRun.DefaultHostFolder : hostFolder.Trim();
             try
             {
                 await host.CreateDirectoryAsync(parent, cancellationToken).ConfigureAwait(false);
@@ -138,6 +138,19 @@ public static class LabDoctor
             catch (LabException e)
             {
                 checks.Add(new DoctorCheck("host folder", $"{parent}: {e.Message.Split('\n')[0]}", false, true));
+            }
+            if (!host.IsLocal)
+            {
+                try
+                {
+                    var left = await HostLeftovers.FindAsync(host, uri, parent, cancellationToken).ConfigureAwait(false);
+                    var free = left.Runs.Count(r => !r.Kept && r.UsedBy is null);
+                    checks.Add(new DoctorCheck("leftovers on host", free == 0 ? left.Summary : $"{left.Summary} (lab clean --uri removes them)", free == 0, false));
+                }
+                catch (LabException e)
+                {
+                    checks.Add(new DoctorCheck("leftovers on host", e.Message.Split('\n')[0], false, false));
+                }
             }
         }
         return checks;

@@ -51,6 +51,21 @@ public sealed class ExperimentRun
     public Findings Findings { get; } = new();
     public IReadOnlyList<Artifact> Artifacts => _artifacts;
 
+    /// <summary>
+    /// The file that marks an image folder on another host as a lab run's (what <c>lab clean --uri</c> may remove):
+    /// written when the folder is made, with the experiment, this machine's run folder and the time.
+    /// </summary>
+    public const string RunMark = ".lab-run";
+
+    /// <summary>Where a run's image folders go on another host unless the notebook's <c>HostFolder</c> says otherwise.</summary>
+    public const string DefaultHostFolder = "/var/tmp/labnotebooks";
+
+    /// <summary>
+    /// The file a run that kept its artifacts leaves beside <see cref="RunMark"/> on another host (the manifest's
+    /// path here): <c>lab clean --uri</c> keeps such a folder unless asked for <c>--all</c>.
+    /// </summary>
+    public const string KeptMark = ".lab-kept";
+
     /// <summary>Creates the run folder: under <paramref name="outputFolder"/> when given, else under the cache's runs/.</summary>
     public static ExperimentRun Create(string name, bool keepArtifacts = false, string? outputFolder = null)
     {
@@ -70,7 +85,7 @@ public sealed class ExperimentRun
     public static async Task<ExperimentRun> CreateAsync(string name, ILabHost host, bool keepArtifacts = false, string? outputFolder = null, string? hostFolder = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(host);
-        var parent = string.IsNullOrWhiteSpace(hostFolder) ? "/var/tmp/labnotebooks" : hostFolder.Trim();
+        var parent = string.IsNullOrWhiteSpace(hostFolder) ? DefaultHostFolder : hostFolder.Trim();
         if (!host.IsLocal && !parent.StartsWith('/'))
         {
             throw new LabUsageException($"HostFolder '{parent}' is not an absolute path on {host.Name}");
@@ -88,6 +103,14 @@ public sealed class ExperimentRun
             // Traversable, not listable: a domain's QEMU that runs as libvirt's qemu user (libvirt gives it the
             // overlays it opens) must reach them through this folder; the offline readers' scratch folders stay 0700.
             await host.RunAsync("chmod", ["0711", images], new ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
+            // The mark `lab clean --uri` knows the lab's folders there by (it never touches a folder without one).
+            await host.WriteAllBytesAsync(Path.Combine(images, RunMark), JsonSerializer.SerializeToUtf8Bytes(new
+            {
+                experiment = name,
+                folder = local.Folder,
+                machine = Environment.MachineName,
+                created = DateTime.UtcNow,
+            }), cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -261,6 +284,10 @@ public sealed class ExperimentRun
         {
             await UnmountScratchAsync(keep: true, cancellationToken).ConfigureAwait(false);
             var manifest = await WriteManifestAsync(cancellationToken).ConfigureAwait(false);
+            if (Remote)
+            {
+                await Host.WriteAllBytesAsync(Path.Combine(ImageFolder, KeptMark), System.Text.Encoding.UTF8.GetBytes(manifest + "\n"), cancellationToken).ConfigureAwait(false);
+            }
             var kept = 0;
             foreach (var a in _artifacts)
             {

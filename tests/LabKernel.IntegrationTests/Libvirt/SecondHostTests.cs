@@ -1,3 +1,4 @@
+using LabKernel.Guests;
 using LabKernel.IntegrationTests.Notebooks;
 using LabKernel.Libvirt;
 using LabKernel.Processes;
@@ -49,12 +50,17 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
     [
         // Writers with room to spare, as UserDisksTests': the snapshot's round trips over SSH take longer than here.
         ("01-live-snapshot-integrity", ["Count", "1000000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
+        ("02-snapshot-and-commit-integrity", ["Count", "1000000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
         ("03-drive-mirror", ["FileOps", "10", "WriteMiB", "8", "OutageSeconds", "3"]),
+        // A lab-made data disk hot-plugged there, fio's results read there.
+        ("04-snapshot-chain-io", ["Snapshots", "2", "FilesPerSnapshot", "2", "FileMiB", "1", "FioSize", "8m", "FioSeconds", "1", "ProbeMiB", "8", "Repeats", "1"]),
+        // Its copies read offline there, its backups compared there.
+        ("05-incremental-backup", ["Increments", "1", "IncrementMiB", "4"]),
         ("06-snapshot-kinds", ["WriterLines", "2000000"]),
     ];
 
     [Fact]
-    public async Task Given_a_running_domain_on_the_second_host_When_notebooks_01_03_and_06_run_on_it_Then_their_verdicts_hold_its_images_keep_their_bytes_and_the_kept_chains_check_clean_there()
+    public async Task Given_a_running_domain_on_the_second_host_When_notebooks_01_to_06_run_on_it_Then_their_verdicts_hold_its_images_keep_their_bytes_and_the_kept_chains_check_clean_there()
     {
         await EnsureRunningAsync();
         // The guest writes root.qcow2 itself while it runs on it; every other image of the domain it never writes.
@@ -122,6 +128,82 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
         finally
         {
             await host.RunAsync($"umount /usr/sbin/debugfs; rm -f {blank}");
+        }
+    }
+
+    /// <summary>
+    /// Runs killed on the second host leave their image folders there (a killed kernel deletes nothing). `lab clean
+    /// --uri` removes those nobody uses, keeps a kept one (until --all), one a process there names and one a domain's
+    /// definition there names, and never touches a folder without the lab's mark; `lab doctor --uri` counts them.
+    /// </summary>
+    [Fact]
+    public async Task Given_run_folders_left_on_the_second_host_When_lab_clean_uri_runs_Then_it_removes_only_the_labs_unused_ones_there()
+    {
+        var hostFolder = Path.Combine(host.Folder, "lab-clean");
+        var local = Directory.CreateTempSubdirectory("lab-clean-remote-").FullName;
+        async Task<LabKernel.Experiments.ExperimentRun> MakeRunAsync(string name, bool keep)
+        {
+            var run = await LabKernel.Experiments.ExperimentRun.CreateAsync(name, host.Shell, keep, local, hostFolder);
+            await LabKernel.Images.QemuImg.On(host.Shell).CreateAsync(run.NewFile("overlay1", "overlay1.qcow2"), "qcow2", 16L << 20);
+            return run;
+        }
+        var abandoned = await MakeRunAsync("abandoned", keep: false);
+        var kept = await MakeRunAsync("kept", keep: true);
+        await kept.CleanUpAsync();
+        var busy = await MakeRunAsync("busy", keep: false);
+        var named = await MakeRunAsync("named", keep: false);
+        var foreign = Path.Combine(hostFolder, "someone-elses");
+        await host.RunAsync($"mkdir -p {foreign} && echo precious > {foreign}/notes.txt");
+        // A process there holding a file of one run open; a shut-off domain there whose definition names another's.
+        var image = await GuestImageBuilder.EnsureAsync();
+        var xml = new DomainSpec
+        {
+            Name = $"{host.DomainName}-left",
+            Kernel = image.Kernel,
+            Initrd = image.InitrdFor(GuestProfile.Lean),
+            KernelCommandLine = GuestImage.KernelCommandLine(GuestProfile.Lean),
+            Disks = [new DomainDiskSpec(Path.Combine(named.ImageFolder, "overlay1.qcow2"))],
+        }.ToXml();
+        await using var connection = await LibvirtConnection.OpenAsync(host.Uri);
+        using var leftDomain = await connection.DefineDomainAsync(xml);
+        await host.RunAsync($"nohup tail -f {busy.ImageFolder}/overlay1.qcow2 >/dev/null 2>&1 & echo $! > {host.Folder}/tail.pid");
+        try
+        {
+            var doctor = await RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(3), "doctor", "--uri", host.Uri, "--host-folder", hostFolder);
+            output.WriteLine(doctor.StandardOutput);
+            Assert.Matches(@"leftovers on host\s+" + System.Text.RegularExpressions.Regex.Escape(hostFolder) + @" on root@127\.0\.0\.1:\d+: 1 run folder\(s\) left \([\d.]+ MiB\), 1 kept on purpose, 2 in use, 1 other entry not the lab's \(lab clean --uri removes them\)", doctor.StandardOutput);
+
+            var dry = await RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(3), "clean", "--uri", host.Uri, "--host-folder", hostFolder, "-n");
+            output.WriteLine(dry.StandardOutput + dry.StandardError);
+            Assert.Equal(0, dry.ExitCode);
+            Assert.Contains($"would remove {abandoned.ImageFolder} on ", dry.StandardOutput, StringComparison.Ordinal);
+            Assert.Single(dry.StandardOutput.Split('\n'), l => l.StartsWith("would remove", StringComparison.Ordinal));
+            Assert.True(await host.Shell.DirectoryExistsAsync(abandoned.ImageFolder), "a dry run removed a folder");
+
+            var clean = await RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(3), "clean", "--uri", host.Uri, "--host-folder", hostFolder);
+            output.WriteLine(clean.StandardOutput + clean.StandardError);
+            Assert.Equal(0, clean.ExitCode);
+            Assert.Contains($"removed {abandoned.ImageFolder} on ", clean.StandardOutput, StringComparison.Ordinal);
+            Assert.Contains($"kept {kept.ImageFolder} on {host.Shell.Name}: KeepArtifacts", clean.StandardOutput, StringComparison.Ordinal);
+            Assert.Matches($@"kept {System.Text.RegularExpressions.Regex.Escape(busy.ImageFolder)} on \S+: in use \(process \d+ there names a file in it\)", clean.StandardOutput);
+            Assert.Contains($"kept {named.ImageFolder} on {host.Shell.Name}: in use (domain {host.DomainName}-left's definition names overlay1.qcow2 in it)", clean.StandardOutput, StringComparison.Ordinal);
+            Assert.False(await host.Shell.DirectoryExistsAsync(abandoned.ImageFolder));
+            Assert.True(await host.Shell.FileExistsAsync(Path.Combine(kept.ImageFolder, "overlay1.qcow2")));
+
+            var all = await RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(3), "clean", "--uri", host.Uri, "--host-folder", hostFolder, "--all");
+            output.WriteLine(all.StandardOutput + all.StandardError);
+            Assert.Contains($"removed {kept.ImageFolder} on ", all.StandardOutput, StringComparison.Ordinal);
+            Assert.True(await host.Shell.FileExistsAsync(Path.Combine(busy.ImageFolder, "overlay1.qcow2")));
+            Assert.True(await host.Shell.FileExistsAsync(Path.Combine(named.ImageFolder, "overlay1.qcow2")));
+            Assert.Equal("precious", (await host.RunAsync($"cat {foreign}/notes.txt")).Trim());
+            // Nothing of it was ever visible here.
+            Assert.Empty(Directory.EnumerateFileSystemEntries(host.Folder));
+        }
+        finally
+        {
+            await host.RunAsync($"kill $(cat {host.Folder}/tail.pid); rm -rf {ShellQuote.Quote(hostFolder)} {host.Folder}/tail.pid");
+            await leftDomain.UndefineAsync();
+            Directory.Delete(local, recursive: true);
         }
     }
 

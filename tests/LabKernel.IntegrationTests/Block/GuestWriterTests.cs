@@ -73,6 +73,7 @@ public sealed class BlockGuestCollection : ICollectionFixture<BlockGuestFixture>
     public const string Name = "block guest";
 }
 
+[Trait(Lanes.Name, Lanes.BesideUnit)]
 [Collection(BlockGuestCollection.Name)]
 public sealed class GuestWriterTests(BlockGuestFixture fx, ITestOutputHelper output)
 {

@@ -10,6 +10,7 @@ namespace LabKernel.IntegrationTests.Faults;
 /// `Lab.StartAsync`) and while the guest's writer writes. It stops with exit 130, no QEMU is left running, the executed
 /// notebook written so far is valid nbformat and names the cell that was interrupted, and every image checks clean.
 /// </summary>
+[Trait(Lanes.Name, Lanes.BesideUnit)]
 public sealed class InterruptedRunTests(ITestOutputHelper output)
 {
     // Notebook 01's cells, found by their source in the executed notebook `lab run` saves after every cell.

@@ -9,6 +9,7 @@ namespace LabKernel.IntegrationTests.Faults;
 /// The notebook kernel SIGKILLed while its guest runs: no clean-up code runs, so the QEMU it started lives on,
 /// orphaned. `lab run` says the kernel died; `lab clean` finds the orphan and stops it; every image checks clean.
 /// </summary>
+[Trait(Lanes.Name, Lanes.BesideUnit)]
 public sealed class KilledKernelTests
 {
     [Fact]

@@ -13,6 +13,7 @@ namespace LabKernel.IntegrationTests.Guests;
 /// layer, or not reverted at all, is refuted; a writer killed mid-run does not "run to the end"; an operation after
 /// the writer finished did not run "under" it.
 /// </summary>
+[Trait(Lanes.Name, Lanes.BesideUnit)]
 public sealed class MemoryRevertTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private readonly string _folder = Directory.CreateTempSubdirectory("lab-memrevert-").FullName;

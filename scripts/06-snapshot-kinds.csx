@@ -134,7 +134,7 @@ var memory = Of(SnapshotKind.WithMemory);
 lab.Findings.Check("An internal snapshot pauses the guest for most of the time it takes (1)", internalSnap.PausedForMostOfIt,
     $"longest unanswered {internalSnap.LongestUnanswered.TotalMilliseconds:0} ms of a {internalSnap.Duration.TotalMilliseconds:0} ms snapshot; disk-only: {disk.LongestUnanswered.TotalMilliseconds:0} ms");
 lab.Findings.Check("An internal snapshot grows the active qcow2 image itself (memory inside it)", internalSnap.GrewTheActiveImageOnly,
-    $"+{internalSnap.GrowthBytes / 1048576.0:0.0} MiB in the active image, no new file");
+    $"+{internalSnap.GrowthBytes / 1048576.0:0.0} MiB in the active image, {internalSnap.StateBytes / 1048576.0:0.0} MiB of VM state listed in it under {internalSnap.Name}; new files: {internalSnap.NewFiles.Count}");
 lab.Findings.Check("An external disk-only snapshot barely pauses the guest (2)", disk.BarelyPausedAgainst(internalSnap),
     $"longest unanswered {disk.LongestUnanswered.TotalMilliseconds:0} ms (internal: {internalSnap.LongestUnanswered.TotalMilliseconds:0} ms); the call took {disk.Duration.TotalMilliseconds:0} ms");
 // On QEMU the lab's checkpoint sends `stop` itself before saving memory, so the pause is by construction there: a note.

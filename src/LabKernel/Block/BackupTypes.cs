@@ -108,14 +108,15 @@ public sealed record BackupResult(
     public const long FullDataParts = 4;
 
     /// <summary>
-    /// Notebook 05's verdict on an increment: it copied at least what the bitmap had marked
-    /// (<paramref name="dirtyBefore"/>, the bitmap's count just before it) and at least the guest's new data
-    /// (<paramref name="writtenBytes"/>), and under 1/<see cref="FullDataParts"/> of <paramref name="fullData"/> (the
-    /// data the full backup holds; integer division). False for an increment that dropped marked clusters or the new
-    /// data, or one that copied as much as a full backup would.
+    /// Notebook 05's verdict on an increment, from what its target holds (<paramref name="targetData"/>: data at depth 0
+    /// of <c>qemu-img map</c>, the increment image's own clusters): at least the guest's new data
+    /// (<paramref name="writtenBytes"/>) and under 1/<see cref="FullDataParts"/> of <paramref name="fullData"/> (the data
+    /// the full backup holds; integer division). False for an increment that dropped the new data, or one that holds as
+    /// much as a full backup would. (The job's own offset is not evidence here: an incremental job's length is the
+    /// bitmap's count, so it copies "what was marked" by construction.)
     /// </summary>
-    public bool CopiedWhatWasMarked(long dirtyBefore, long writtenBytes, long fullData) =>
-        BytesCopied >= dirtyBefore && BytesCopied >= writtenBytes && BytesCopied < fullData / FullDataParts;
+    public static bool HoldsTheNewDataOnly(long targetData, long writtenBytes, long fullData) =>
+        targetData >= writtenBytes && targetData < fullData / FullDataParts;
 
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture,

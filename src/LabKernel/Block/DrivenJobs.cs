@@ -43,13 +43,36 @@ public sealed record BlockJobRun(BlockJobResult Result, LiveChain Before, LiveCh
     public string? MonitorAtWorkEnd { get; init; }
 
     /// <summary>The work ended before the job was READY, i.e. while it was still copying.</summary>
-    public bool WorkEndedWhileCopying => AtWorkEnd is { } p && p.Status != JobStatus.Ready;
+    public bool WorkEndedWhileCopying => AtWorkEnd is { } p && !p.IsReady;
 
-    /// <summary>The job was cancelled and the disk is still on <paramref name="image"/> (a mirror cancelled at READY leaves the VM where it was).</summary>
-    public bool StayedOn(string image) => Result.Cancelled && After.Active.Filename == image;
+    /// <summary>See <see cref="JobEnds.StayedOn"/>, with the chain after the job.</summary>
+    public bool StayedOn(string image) => Result.StayedOn(After, image);
 
-    /// <summary>The job completed and the disk is on <paramref name="image"/> now (the mirror's target, or an active commit's base).</summary>
-    public bool PivotedOnto(string image) => Result.Completed && After.Active.Filename == image;
+    /// <summary>See <see cref="JobEnds.PivotedOnto"/>, with the chain after the job.</summary>
+    public bool PivotedOnto(string image) => Result.PivotedOnto(After, image);
+}
+
+/// <summary>Where a mirror or active commit left the disk, judged from how it ended and the chain QEMU shows afterwards.</summary>
+public static class JobEnds
+{
+    /// <summary>
+    /// The job was cancelled and <paramref name="after"/> (the disk's chain read after it) is still on
+    /// <paramref name="image"/>: a mirror cancelled at READY leaves the VM where it was.
+    /// </summary>
+    public static bool StayedOn(this BlockJobResult result, LiveChain after, string image)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        ArgumentNullException.ThrowIfNull(after);
+        return result.Cancelled && after.Active.Filename == image;
+    }
+
+    /// <summary>The job completed and <paramref name="after"/> is on <paramref name="image"/> now (the mirror's target, or an active commit's base).</summary>
+    public static bool PivotedOnto(this BlockJobResult result, LiveChain after, string image)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        ArgumentNullException.ThrowIfNull(after);
+        return result.Completed && after.Active.Filename == image;
+    }
 }
 
 /// <summary>

@@ -58,6 +58,22 @@ public static class MovedImages
         return left.Where(open.Contains).ToList();
     }
 
+    /// <summary>
+    /// Judges "QEMU holds none of the images <paramref name="left"/> and still holds <paramref name="active"/>": an empty
+    /// or foreign reading (no such process, paths that do not resolve as the lab names them) names none of the images
+    /// left either, so without the active image among the open files the verdict is false and the observation says why.
+    /// </summary>
+    public static (bool HoldsNone, string Observed) JudgeLeft(IReadOnlyList<string> open, IReadOnlyList<string> left, string active)
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        ArgumentNullException.ThrowIfNull(left);
+        var stillHeld = StillHeld(open, left);
+        var holdsActive = open.Contains(active);
+        var observed = $"{open.Count} open files; the active {Path.GetFileName(active)} {(holdsActive ? "among them" : "NOT among them (the reading is in doubt)")}; " +
+            (stillHeld.Count == 0 ? $"none of the {left.Count} images the VM left" : $"still held: {string.Join(", ", stillHeld.Select(Path.GetFileName))}");
+        return (stillHeld.Count == 0 && holdsActive, observed);
+    }
+
     /// <summary>Judges "QEMU holds none of the moved images and still holds <paramref name="active"/>".</summary>
     public static (bool Holds, string Observed) Judge(IReadOnlyList<string> open, IReadOnlyList<(string From, string To)> moved, string active)
     {

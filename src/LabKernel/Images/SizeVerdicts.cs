@@ -55,4 +55,14 @@ public static class SizeVerdicts
     /// notebook 03's "the second mirror is as big as the first".
     /// </summary>
     public static bool AboutAsBig(long size, long reference) => Math.Abs(size - reference) <= reference / SameSizeParts;
+
+    /// <summary>
+    /// A mirror made after the disk switched to <paramref name="switched"/> copied that image, not the one before the
+    /// switch: it is about as big as <paramref name="switched"/> (<see cref="AboutAsBig"/>) and differs from it by less
+    /// than half of <paramref name="writtenSinceSwitch"/>, the data written into the switched image only (notebook 03's
+    /// dd after its first pivot), which a copy of the image before the switch would lack. At small scale that write is
+    /// a few percent of the disk, so 5% alone could not tell the two apart.
+    /// </summary>
+    public static bool CopiedTheSwitchedImage(long copy, long switched, long writtenSinceSwitch) =>
+        AboutAsBig(copy, switched) && Math.Abs(copy - switched) < writtenSinceSwitch / 2;
 }

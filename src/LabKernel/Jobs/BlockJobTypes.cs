@@ -81,6 +81,9 @@ public sealed record BlockJobProgress(string JobId, JobStatus Status, long Offse
     /// <summary>Offset / Length, 0 when the length is not known yet.</summary>
     public double Fraction => Length <= 0 ? 0 : (double)Offset / Length;
 
+    /// <summary>The job was READY (in sync, waiting to be completed or cancelled) when this was read.</summary>
+    public bool IsReady => Status == JobStatus.Ready;
+
     public override string ToString() =>
         string.Create(CultureInfo.InvariantCulture, $"{JobId} {Status.ToString().ToLowerInvariant()} {Offset}/{Length} ({Fraction:P1}) io={IoStatus ?? "-"} [{Trigger}]");
 }

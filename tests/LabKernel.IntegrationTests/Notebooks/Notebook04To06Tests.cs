@@ -82,7 +82,7 @@ public sealed class Notebook04To06Tests
         using var run = await NotebookRun.RunAsync("05-incremental-backup", "Increments", "1", "IncrementMiB", "200");
 
         Assert.Equal(4, run.ExitCode);
-        var increment = Assert.Single(run.Findings, f => f.Claim.StartsWith("Each increment copied what the bitmap had marked", StringComparison.Ordinal));
+        var increment = Assert.Single(run.Findings, f => f.Claim.StartsWith("Each increment holds the guest's new data", StringComparison.Ordinal));
         Assert.Equal("refuted", increment.Verdict);
         Assert.Contains("200 MiB written", increment.Observed, StringComparison.Ordinal);
         Assert.Contains(run.Findings, f => f.Claim.StartsWith("Every backup chain", StringComparison.Ordinal) && f.Verdict == "confirmed" && f.Observed.StartsWith("2 of 2", StringComparison.Ordinal));

@@ -37,4 +37,31 @@ public sealed class MovedImagesTests
         Assert.False(holds);
         Assert.Contains("NOT among them", observed, StringComparison.Ordinal);
     }
+
+    private static readonly string[] Left = ["/run/x/vm-base.qcow2", "/run/x/disk.qcow2", "/run/x/mirror-a.qcow2"];
+
+    [Fact]
+    public void Given_QEMU_holding_only_the_active_image_after_the_pivots_Then_none_left_is_held()
+    {
+        var (holds, observed) = MovedImages.JudgeLeft(["/dev/null", Active], Left, Active);
+        Assert.True(holds, observed);
+        Assert.EndsWith("none of the 3 images the VM left", observed, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Given_QEMU_still_holding_an_image_the_VM_left_Then_it_is_refuted_naming_it()
+    {
+        var (holds, observed) = MovedImages.JudgeLeft([Active, "/run/x/disk.qcow2"], Left, Active);
+        Assert.False(holds);
+        Assert.EndsWith("still held: disk.qcow2", observed, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Given_an_empty_reading_of_the_open_files_Then_none_left_held_is_refuted_as_in_doubt_not_confirmed()
+    {
+        // A stale pid or paths that do not resolve as the lab names them name none of the images left either.
+        var (holds, observed) = MovedImages.JudgeLeft([], Left, Active);
+        Assert.False(holds);
+        Assert.Contains("NOT among them (the reading is in doubt)", observed, StringComparison.Ordinal);
+    }
 }

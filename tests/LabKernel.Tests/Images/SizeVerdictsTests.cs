@@ -64,4 +64,16 @@ public sealed class SizeVerdictsTests
     {
         Assert.Equal(expected, SizeVerdicts.AboutAsBig(secondMiB * MiB, firstMiB * MiB));
     }
+
+    [Theory]
+    [InlineData(366, 366, 16, true)]
+    [InlineData(367, 366, 16, true)]    // a little more: background writes since
+    [InlineData(350, 366, 16, false)]   // the image before the switch: 16 MiB short, 4.4%, within 5% yet refuted
+    [InlineData(650, 650, 64, true)]
+    [InlineData(618, 650, 64, false)]   // within 5% but a whole half of the write missing
+    [InlineData(586, 650, 64, false)]
+    public void Given_a_second_mirror_When_judged_against_the_switched_image_and_the_write_into_it_Then_a_copy_of_the_old_image_is_refuted(long copyMiB, long switchedMiB, long writtenMiB, bool expected)
+    {
+        Assert.Equal(expected, SizeVerdicts.CopiedTheSwitchedImage(copyMiB * MiB, switchedMiB * MiB, writtenMiB * MiB));
+    }
 }

@@ -110,18 +110,24 @@ public sealed class VerdictEvidenceTests
     [Fact]
     public void An_internal_snapshot_grows_the_active_image_only_when_it_grew_it_and_made_no_file()
     {
-        Assert.True(Taken(SnapshotKind.Internal, 1000, 900, growth: 30 << 20).GrewTheActiveImageOnly);
-        Assert.False(Taken(SnapshotKind.Internal, 1000, 900, growth: 30 << 20, "/run/x/s-internal.qcow2").GrewTheActiveImageOnly); // an overlay made instead
-        Assert.False(Taken(SnapshotKind.Internal, 1000, 900, growth: 0).GrewTheActiveImageOnly);                                  // nothing saved
+        const long State = 28L << 20;
+        Assert.True((Taken(SnapshotKind.Internal, 1000, 900, growth: 30 << 20) with { StateBytes = State }).GrewTheActiveImageOnly);
+        Assert.False((Taken(SnapshotKind.Internal, 1000, 900, growth: 30 << 20, "/run/x/s-internal.qcow2") with { StateBytes = State }).GrewTheActiveImageOnly); // an overlay made instead
+        Assert.False((Taken(SnapshotKind.Internal, 1000, 900, growth: 0) with { StateBytes = State }).GrewTheActiveImageOnly);                                  // nothing saved
+        // Grown by the snapshot's metadata only (L1 copy, refcounts): no VM state listed under its name.
+        Assert.False(Taken(SnapshotKind.Internal, 1000, 900, growth: 256 << 10).GrewTheActiveImageOnly);
     }
 
     [Theory]
-    [InlineData(200, 900, true)]
-    [InlineData(999, 900, true)]     // under a second, whatever the other
-    [InlineData(1500, 10000, true)]  // over a second, but a quarter of the internal snapshot's pause or less
+    [InlineData(18, 370, true)]      // as measured here
+    [InlineData(75, 481, true)]
+    [InlineData(300, 900, true)]     // a third exactly
+    [InlineData(301, 900, false)]
+    [InlineData(999, 900, false)]    // under a second, yet longer than the internal snapshot's: no floor lets it pass
+    [InlineData(1500, 10000, true)]
     [InlineData(1500, 2000, false)]  // a disk-only snapshot that paused the guest about as long as the internal one
-    [InlineData(3000, 3000, false)]
-    public void A_disk_only_snapshot_barely_paused_only_under_a_second_or_under_a_quarter_of_the_internal_ones_pause(double diskSilentMs, double internalSilentMs, bool expected)
+    [InlineData(0, 0, false)]        // no pause measured on either: nothing to compare
+    public void A_disk_only_snapshot_barely_paused_only_at_a_third_of_the_internal_ones_pause_or_less(double diskSilentMs, double internalSilentMs, bool expected)
     {
         var disk = Taken(SnapshotKind.DiskOnly, diskSilentMs + 100, diskSilentMs);
         var internalSnap = Taken(SnapshotKind.Internal, internalSilentMs + 100, internalSilentMs);

@@ -38,30 +38,27 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
         ["USR1"] = 10, ["SEGV"] = 11, ["USR2"] = 12, ["PIPE"] = 13, ["ALRM"] = 14, ["TERM"] = 15,
     };
 
-    private readonly SemaphoreSlim _connectGate = new(1, 1);
-    private readonly IReadOnlyList<PinnedHostKey> _pinned;
-    private SshClient? _client;
-    private SftpClient? _sftp;
-    private bool _disposed;
+    private readonly SshConnection _connection;
 
     public SshGuestShell(SshTarget target)
     {
         ArgumentNullException.ThrowIfNull(target);
         Target = target;
-        _pinned = PinnedHostKeys.Read(target.KnownHostsFile, target.Host, target.Port);
-        if (_pinned.Count == 0)
+        var pinned = PinnedHostKeys.Read(target.KnownHostsFile, target.Host, target.Port);
+        if (pinned.Count == 0)
         {
             throw new GuestSshException($"{target.KnownHostsFile} pins no host key for {target.Host}:{target.Port}");
         }
+        _connection = new SshConnection(target.ToString(), target.Host, target.Port, target.User, [target.PrivateKey], target.KnownHostsFile, target.ConnectTimeout, pinned, this);
     }
 
     public SshTarget Target { get; }
 
     /// <summary>How many SSH connections this shell opened (commands and SFTP); reuse keeps it at one or two.</summary>
-    public int ConnectionsOpened { get; private set; }
+    public int ConnectionsOpened => _connection.Opened;
 
     /// <summary>The host keys the server must present (from <see cref="SshTarget.KnownHostsFile"/>).</summary>
-    public IReadOnlyList<PinnedHostKey> PinnedKeys => _pinned;
+    public IReadOnlyList<PinnedHostKey> PinnedKeys => _connection.Pinned;
 
     public async Task<GuestExecResult> ExecAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -93,7 +90,7 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
         // The user's shell execs the command, so its exit status and signal are the command's own. SSH.NET
         // sends EOF on stdin only after some input: without any, the command reads /dev/null.
         remote = "exec " + remote + (input.Length == 0 ? " </dev/null" : "");
-        var client = await ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
+        var client = await _connection.ClientAsync(cancellationToken).ConfigureAwait(false);
         var sw = Stopwatch.StartNew();
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         limit.CancelAfter(options.Timeout);
@@ -138,7 +135,7 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
     public async Task<byte[]> ReadFileAsync(string path, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var sftp = await ConnectedSftpAsync(cancellationToken).ConfigureAwait(false);
+        var sftp = await _connection.SftpAsync(cancellationToken).ConfigureAwait(false);
         using var buffer = new MemoryStream();
         try
         {
@@ -159,7 +156,7 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
     public async Task WriteFileAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var sftp = await ConnectedSftpAsync(cancellationToken).ConfigureAwait(false);
+        var sftp = await _connection.SftpAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             using var file = await sftp.OpenAsync(path, FileMode.Create, FileAccess.Write, cancellationToken).ConfigureAwait(false);
@@ -184,7 +181,7 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
         {
             try
             {
-                await ConnectedClientAsync(ct).ConfigureAwait(false);
+                await _connection.ClientAsync(ct).ConfigureAwait(false);
                 return (true, "");
             }
             catch (GuestSshException e) when (e is not SshHostKeyMismatchException)
@@ -193,81 +190,6 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
             }
         }, $"sshd on {Target.Host}:{Target.Port} to accept the lab's key", timeout, Backoff.Default, cancellationToken: cancellationToken);
 
-    public async ValueTask DisposeAsync()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-        _disposed = true;
-        await _connectGate.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            Close(ref _client);
-            Close(ref _sftp);
-        }
-        finally
-        {
-            _connectGate.Release();
-        }
-    }
-
-    private async Task<SshClient> ConnectedClientAsync(CancellationToken cancellationToken)
-    {
-        if (_client is { IsConnected: true } ready)
-        {
-            return ready;
-        }
-        await _connectGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_client is { IsConnected: true } c)
-            {
-                return c;
-            }
-            Close(ref _client);
-            var fresh = new SshClient(NewConnectionInfo());
-            await ConnectAsync(fresh, cancellationToken).ConfigureAwait(false);
-            _client = fresh;
-            return fresh;
-        }
-        finally
-        {
-            _connectGate.Release();
-        }
-    }
-
-    private async Task<SftpClient> ConnectedSftpAsync(CancellationToken cancellationToken)
-    {
-        await _connectGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_sftp is { IsConnected: true } c)
-            {
-                return c;
-            }
-            Close(ref _sftp);
-            var fresh = new SftpClient(NewConnectionInfo());
-            await ConnectAsync(fresh, cancellationToken).ConfigureAwait(false);
-            _sftp = fresh;
-            return fresh;
-        }
-        finally
-        {
-            _connectGate.Release();
-        }
-    }
-
-    private ConnectionInfo NewConnectionInfo() =>
-        SshConnections.Info(Target.ToString(), Target.Host, Target.Port, Target.User, [Target.PrivateKey], Target.ConnectTimeout, _pinned);
-
-    private async Task ConnectAsync(BaseClient client, CancellationToken cancellationToken)
-    {
-        await SshConnections.ConnectAsync(client, Target.ToString(), _pinned, Target.KnownHostsFile, Target.PrivateKey, Target.ConnectTimeout, cancellationToken).ConfigureAwait(false);
-        ConnectionsOpened++;
-    }
-
-    private static void Close<T>(ref T? client) where T : BaseClient => SshConnections.Close(ref client);
+    /// <summary>Closes both connections.</summary>
+    public ValueTask DisposeAsync() => _connection.DisposeAsync();
 }

@@ -65,18 +65,15 @@ public sealed class SshHost : ILabHost
         ["HUP"] = 1, ["INT"] = 2, ["QUIT"] = 3, ["ILL"] = 4, ["ABRT"] = 6, ["KILL"] = 9, ["SEGV"] = 11, ["PIPE"] = 13, ["ALRM"] = 14, ["TERM"] = 15,
     };
 
-    private readonly SemaphoreSlim _connectGate = new(1, 1);
     private readonly SemaphoreSlim _sftpGate = new(1, 1);
-    private readonly IReadOnlyList<PinnedHostKey> _pinned;
-    private SshClient? _client;
-    private SftpClient? _sftp;
+    private readonly SshConnection _connection;
     private bool _disposed;
 
     private SshHost(SshHostOptions options, IReadOnlyList<PinnedHostKey> pinned)
     {
         Options = options;
-        _pinned = pinned;
         Name = options.ToString();
+        _connection = new SshConnection(Name, options.Host, options.Port, options.User, options.PrivateKeyFiles, options.KnownHostsFile, options.ConnectTimeout, pinned, this);
     }
 
     /// <summary>How the host was reached.</summary>
@@ -112,7 +109,7 @@ public sealed class SshHost : ILabHost
         var host = new SshHost(options, pinned);
         try
         {
-            await host.ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
+            await host._connection.ClientAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -207,7 +204,7 @@ public sealed class SshHost : ILabHost
             remote.Append(" </dev/null");
         }
 
-        var client = await ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
+        var client = await _connection.ClientAsync(cancellationToken).ConfigureAwait(false);
         var entry = LabJournal.Current.Begin("process", $"ssh {Name} {shown}");
         var sw = Stopwatch.StartNew();
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -382,17 +379,14 @@ public sealed class SshHost : ILabHost
             return;
         }
         _disposed = true;
-        await _connectGate.WaitAsync().ConfigureAwait(false);
         await _sftpGate.WaitAsync().ConfigureAwait(false);
         try
         {
-            SshConnections.Close(ref _client);
-            SshConnections.Close(ref _sftp);
+            await _connection.DisposeAsync().ConfigureAwait(false);
         }
         finally
         {
             _sftpGate.Release();
-            _connectGate.Release();
         }
     }
 
@@ -504,14 +498,8 @@ public sealed class SshHost : ILabHost
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_sftp is not { IsConnected: true })
-            {
-                SshConnections.Close(ref _sftp);
-                var fresh = new SftpClient(NewConnectionInfo());
-                await SshConnections.ConnectAsync(fresh, Name, _pinned, Options.KnownHostsFile, KeysShown, Options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
-                _sftp = fresh;
-            }
-            var result = await action(_sftp, cancellationToken).ConfigureAwait(false);
+            var sftp = await _connection.SftpAsync(cancellationToken).ConfigureAwait(false);
+            var result = await action(sftp, cancellationToken).ConfigureAwait(false);
             entry.Complete("");
             return result;
         }
@@ -533,37 +521,6 @@ public sealed class SshHost : ILabHost
         finally
         {
             _sftpGate.Release();
-        }
-    }
-
-    private string KeysShown => string.Join(", ", Options.PrivateKeyFiles);
-
-    private ConnectionInfo NewConnectionInfo() =>
-        SshConnections.Info(Name, Options.Host, Options.Port, Options.User, Options.PrivateKeyFiles, Options.ConnectTimeout, _pinned);
-
-    private async Task<SshClient> ConnectedClientAsync(CancellationToken cancellationToken)
-    {
-        if (_client is { IsConnected: true } ready)
-        {
-            return ready;
-        }
-        await _connectGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_client is { IsConnected: true } c)
-            {
-                return c;
-            }
-            SshConnections.Close(ref _client);
-            var fresh = new SshClient(NewConnectionInfo());
-            await SshConnections.ConnectAsync(fresh, Name, _pinned, Options.KnownHostsFile, KeysShown, Options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
-            _client = fresh;
-            return fresh;
-        }
-        finally
-        {
-            _connectGate.Release();
         }
     }
 

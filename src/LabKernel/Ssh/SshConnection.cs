@@ -1,9 +1,15 @@
+using System.Diagnostics;
+using System.Globalization;
 using System.Net.Sockets;
 using System.Text;
+using LabKernel.Processes;
 using Renci.SshNet;
 using Renci.SshNet.Common;
 
 namespace LabKernel.Ssh;
+
+/// <summary>How one remote command ended: its exit status (128 + the signal's number when a signal ended it), that signal, and how long it ran.</summary>
+internal readonly record struct SshExit(int ExitCode, int? Signal, TimeSpan Elapsed);
 
 /// <summary>
 /// One SSH target as the lab reaches it with SSH.NET, for a guest (<see cref="SshGuestShell"/>) or a hypervisor
@@ -12,8 +18,30 @@ namespace LabKernel.Ssh;
 /// Key authentication only, the host key checked against the known_hosts pin in <c>HostKeyReceived</c> before
 /// anything is authenticated, and each failure one line naming <c>user@host:port</c>.
 /// </summary>
+/// <remarks>
+/// A command (<see cref="RunAsync"/>) announces its session's process id as the first line of its stderr (sshd makes
+/// the session a process group of its own, and <c>exec</c> keeps the id), so one that outlives its limit, or whose
+/// caller gives up, is ended on the remote side by a second command: sshd refuses SSH's <c>signal</c> request for
+/// root logins ("session signalling requires privilege separation"), which the lab's logins usually are.
+/// </remarks>
 internal sealed class SshConnection : IAsyncDisposable
 {
+    /// <summary>The start of the first stderr line of every command: the session's process id follows.</summary>
+    internal const string SessionTag = "lab-session ";
+
+    /// <summary>Ends the process group named by <c>$1</c>: TERM, then KILL if it is still there a second later.</summary>
+    internal const string KillScript =
+        "kill -s TERM -- -\"$1\" 2>/dev/null || exit 0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.1; kill -s 0 -- -\"$1\" 2>/dev/null || exit 0; done; kill -s KILL -- -\"$1\" 2>/dev/null; exit 0";
+
+    /// <summary>The longest first stderr line read as a session line: longer, it is the command's own output.</summary>
+    private const int SessionLineLimit = 64;
+
+    private static readonly Dictionary<string, int> SignalNumbers = new(StringComparer.Ordinal)
+    {
+        ["HUP"] = 1, ["INT"] = 2, ["QUIT"] = 3, ["ILL"] = 4, ["ABRT"] = 6, ["FPE"] = 8, ["KILL"] = 9,
+        ["USR1"] = 10, ["SEGV"] = 11, ["USR2"] = 12, ["PIPE"] = 13, ["ALRM"] = 14, ["TERM"] = 15,
+    };
+
     private readonly object _owner;
     private readonly string _host;
     private readonly int _port;
@@ -64,6 +92,38 @@ internal sealed class SshConnection : IAsyncDisposable
     /// <summary>The SFTP connection, connected (again, if the server dropped it).</summary>
     public Task<SftpClient> SftpAsync(CancellationToken cancellationToken) =>
         ConnectedAsync(_sftp, info => new SftpClient(info), cancellationToken);
+
+    /// <summary>
+    /// Runs the command line <see cref="CommandLine"/> makes of <paramref name="setup"/> and <paramref name="exec"/>,
+    /// handing its stdout and stderr (without the session line) to the readers as they arrive, with
+    /// <paramref name="input"/> on its stdin (then EOF; none: <c>/dev/null</c>). At <paramref name="timeout"/>
+    /// (null: none), or on cancellation, the channel is closed and the command's process group on the remote side is
+    /// ended (<see cref="KillScript"/>); then the timeout is a <see cref="LabTimeoutException"/> naming
+    /// <paramref name="awaited"/>, the cancellation an <see cref="OperationCanceledException"/>. A dropped connection
+    /// is a one-line <see cref="GuestSshException"/> naming <paramref name="shown"/>.
+    /// </summary>
+    public Task<SshExit> RunAsync(string setup, string exec, ReadOnlyMemory<byte> input, TimeSpan? timeout, Func<Stream, Task> readOutput, Func<Stream, Task> readError, string shown, string awaited, CancellationToken cancellationToken) =>
+        RunCoreAsync(setup, exec, input, timeout, readOutput, readError, shown, awaited, endSession: true, cancellationToken);
+
+    /// <summary>
+    /// The line the login shell runs: the session line on stderr, <paramref name="setup"/> (commands of its own,
+    /// each ended by <c>;</c>), then <c>exec</c> <paramref name="exec"/>, so the command's exit status and signal are
+    /// its own. SSH.NET sends EOF on stdin only after some input: without any, the command reads <c>/dev/null</c>.
+    /// </summary>
+    internal static string CommandLine(string setup, string exec, bool hasInput) =>
+        "echo \"" + SessionTag + "$$\" >&2; " + setup + "exec " + exec + (hasInput ? "" : " </dev/null");
+
+    /// <summary>The session's process id from a first stderr line (<c>lab-session PID</c>); null when the line is not one, or names no process group that may be killed.</summary>
+    internal static int? SessionId(string line) =>
+        line.StartsWith(SessionTag, StringComparison.Ordinal)
+        && int.TryParse(line.AsSpan(SessionTag.Length).TrimEnd('\r'), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+        && pid > 1
+            ? pid
+            : null;
+
+    /// <summary>The command that ends session <paramref name="pid"/>'s process group: <see cref="KillScript"/> with the id as <c>$1</c>.</summary>
+    internal static IReadOnlyList<string> KillCommand(int pid) =>
+        ["sh", "-c", KillScript, "sh", pid.ToString(CultureInfo.InvariantCulture)];
 
     /// <summary>Closes both connections. Commands still running are left to sshd, which ends their sessions.</summary>
     public async ValueTask DisposeAsync()
@@ -200,6 +260,125 @@ internal sealed class SshConnection : IAsyncDisposable
         }
     }
 
+    private async Task<SshExit> RunCoreAsync(string setup, string exec, ReadOnlyMemory<byte> input, TimeSpan? timeout, Func<Stream, Task> readOutput, Func<Stream, Task> readError, string shown, string awaited, bool endSession, CancellationToken cancellationToken)
+    {
+        var client = await ClientAsync(cancellationToken).ConfigureAwait(false);
+        var sw = Stopwatch.StartNew();
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        if (timeout is { } t)
+        {
+            limit.CancelAfter(t);
+        }
+        using var command = client.CreateCommand(CommandLine(setup, exec, !input.IsEmpty), Encoding.UTF8);
+        Task run;
+        try
+        {
+            run = command.ExecuteAsync(limit.Token);
+        }
+        catch (SshConnectionException e)
+        {
+            throw new GuestSshException($"ssh {Name}: the connection dropped: {e.Message.TrimEnd('.')}", e);
+        }
+        var outTask = readOutput(command.OutputStream);
+        var session = new TaskCompletionSource<int?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var errTask = ReadErrorAsync(command.ExtendedOutputStream, session, readError);
+        try
+        {
+            // Written beside the run, not before it: a command that exits without reading all of its input closes the
+            // channel, and the write would wait for window space that never comes.
+            _ = input.IsEmpty ? Task.CompletedTask : WriteInputAsync(command, input, limit.Token);
+            await run.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            if (endSession)
+            {
+                await EndSessionAsync(session.Task).ConfigureAwait(false);
+            }
+            if (cancellationToken.IsCancellationRequested || timeout is not { } limitPassed)
+            {
+                throw;
+            }
+            throw new LabTimeoutException(awaited, limitPassed);
+        }
+        catch (SshConnectionException e)
+        {
+            throw new GuestSshException($"ssh {Name}: the connection dropped while `{shown}` ran: {e.Message.TrimEnd('.')}", e);
+        }
+        // The output streams end when the channel closes; a channel cut short may leave them open.
+        await Task.WhenAny(Task.WhenAll(outTask, errTask), Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
+        int? signal = command.ExitSignal is { Length: > 0 } name ? SignalNumbers.GetValueOrDefault(name, 0) : null;
+        return new SshExit(command.ExitStatus ?? (signal is { } s ? 128 + s : -1), signal, sw.Elapsed);
+    }
+
+    /// <summary>
+    /// Ends a command's process group on the remote side (<see cref="KillCommand"/>), as the local runner kills the
+    /// process tree. Best effort: the command is abandoned either way.
+    /// </summary>
+    private async Task EndSessionAsync(Task<int?> session)
+    {
+        if (!session.IsCompletedSuccessfully || session.Result is not { } pid)
+        {
+            return;
+        }
+        try
+        {
+            await RunCoreAsync("", ShellQuote.Join(KillCommand(pid)), ReadOnlyMemory<byte>.Empty, TimeSpan.FromSeconds(15), Drain, Drain,
+                "kill", $"the session of {Name} to be ended", endSession: false, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is LabException or OperationCanceledException or SshException or ObjectDisposedException)
+        {
+        }
+
+        static Task Drain(Stream s) => s.CopyToAsync(Stream.Null);
+    }
+
+    /// <summary>Writes a command's stdin, then EOF (sent when the stream is disposed).</summary>
+    private static async Task WriteInputAsync(SshCommand command, ReadOnlyMemory<byte> input, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var stdin = command.CreateInputStream();
+            await stdin.WriteAsync(input, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is IOException or SshException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+        {
+            // The command exited (or was ended) without reading its input; its exit status tells the story.
+        }
+    }
+
+    /// <summary>
+    /// Reads the session's process id (the first stderr line), then hands the rest of stderr to <paramref name="readError"/>.
+    /// A first line that is not the session's (a login script that writes to stderr) is the command's stderr.
+    /// </summary>
+    private static async Task ReadErrorAsync(Stream stderr, TaskCompletionSource<int?> session, Func<Stream, Task> readError)
+    {
+        var first = new byte[SessionLineLimit];
+        var read = 0;
+        int newline;
+        try
+        {
+            while ((newline = Array.IndexOf(first, (byte)'\n', 0, read)) < 0 && read < first.Length)
+            {
+                var n = await stderr.ReadAsync(first.AsMemory(read)).ConfigureAwait(false);
+                if (n == 0)
+                {
+                    break;
+                }
+                read += n;
+            }
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            session.TrySetResult(null);
+            return;
+        }
+        var pid = newline >= 0 ? SessionId(Encoding.UTF8.GetString(first, 0, newline)) : null;
+        session.TrySetResult(pid);
+        var rest = pid is null ? first[..read] : first[(newline + 1)..read];
+        await readError(rest.Length == 0 ? stderr : new PrefixedStream(rest, stderr)).ConfigureAwait(false);
+    }
+
     /// <summary>Disconnects and disposes a client, ignoring a connection that is already gone.</summary>
     private static void Close<T>(ref T? client) where T : BaseClient
     {
@@ -229,5 +408,43 @@ internal sealed class SshConnection : IAsyncDisposable
     {
         public readonly SemaphoreSlim Gate = new(1, 1);
         public T? Client;
+    }
+
+    /// <summary>A read-only stream of bytes already read, then the rest of another stream.</summary>
+    private sealed class PrefixedStream(byte[] prefix, Stream rest) : Stream
+    {
+        private int _at;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer) => _at < prefix.Length ? TakePrefix(buffer) : rest.Read(buffer);
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
+            _at < prefix.Length ? ValueTask.FromResult(TakePrefix(buffer.Span)) : rest.ReadAsync(buffer, cancellationToken);
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        private int TakePrefix(Span<byte> buffer)
+        {
+            var n = Math.Min(buffer.Length, prefix.Length - _at);
+            prefix.AsSpan(_at, n).CopyTo(buffer);
+            _at += n;
+            return n;
+        }
     }
 }

@@ -26,18 +26,14 @@ public sealed record SshTarget(string Host, int Port, string User, string Privat
 /// Runs guest commands over SSH with SSH.NET: one connection, opened on first use and reused by every command
 /// (each command is a channel on it; a key exchange costs seconds on an emulated CPU), reopened when the guest
 /// dropped it (a reboot). Key authentication only; the host key the server presents is checked in
-/// <c>HostKeyReceived</c> against the known_hosts pin before anything is authenticated. sshd hands every command
-/// to the user's shell, so the argv is quoted for it and arrives unchanged (spaces, quotes, non-ASCII).
+/// <c>HostKeyReceived</c> against the known_hosts pin before anything is authenticated (the connection is
+/// <see cref="SshHost"/>'s too). sshd hands every command to the user's shell, so the argv is quoted for it and
+/// arrives unchanged (spaces, quotes, non-ASCII). A command past its <see cref="GuestExecOptions.Timeout"/>, or
+/// cancelled, is ended in the guest: its process group is sent TERM, then KILL a second later if it is still there.
 /// Files go over SFTP (<see cref="ReadFileAsync"/>, <see cref="WriteFileAsync"/>) on a second connection.
 /// </summary>
 public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
 {
-    private static readonly Dictionary<string, int> SignalNumbers = new(StringComparer.Ordinal)
-    {
-        ["HUP"] = 1, ["INT"] = 2, ["QUIT"] = 3, ["ILL"] = 4, ["ABRT"] = 6, ["FPE"] = 8, ["KILL"] = 9,
-        ["USR1"] = 10, ["SEGV"] = 11, ["USR2"] = 12, ["PIPE"] = 13, ["ALRM"] = 14, ["TERM"] = 15,
-    };
-
     private readonly SshConnection _connection;
 
     public SshGuestShell(SshTarget target)
@@ -81,54 +77,11 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(stderr);
         options ??= new GuestExecOptions();
         var shown = ShellQuote.Join(argv);
-        var remote = shown;
-        if (options.Environment is { Count: > 0 } env)
-        {
-            remote = "env " + ShellQuote.Join(env) + " " + remote;
-        }
-        var input = options.Input ?? [];
-        // The user's shell execs the command, so its exit status and signal are the command's own. SSH.NET
-        // sends EOF on stdin only after some input: without any, the command reads /dev/null.
-        remote = "exec " + remote + (input.Length == 0 ? " </dev/null" : "");
-        var client = await _connection.ClientAsync(cancellationToken).ConfigureAwait(false);
-        var sw = Stopwatch.StartNew();
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(options.Timeout);
-        using var command = client.CreateCommand(remote, Encoding.UTF8);
-        Task run;
-        try
-        {
-            run = command.ExecuteAsync(limit.Token);
-        }
-        catch (SshConnectionException e)
-        {
-            throw new GuestSshException($"ssh {Target}: the connection dropped: {e.Message}", e);
-        }
-        var copyOut = command.OutputStream.CopyToAsync(stdout, CancellationToken.None);
-        var copyErr = command.ExtendedOutputStream.CopyToAsync(stderr, CancellationToken.None);
-        if (input.Length > 0)
-        {
-            // stdin gets the input, then EOF (sent when the stream is disposed), so a command reading it ends.
-            using var stdin = command.CreateInputStream();
-            await stdin.WriteAsync(input, limit.Token).ConfigureAwait(false);
-        }
-        try
-        {
-            await run.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new LabTimeoutException($"guest command `{shown}` over SSH to exit", options.Timeout);
-        }
-        catch (SshConnectionException e)
-        {
-            throw new GuestSshException($"ssh {Target}: the connection dropped while `{shown}` ran: {e.Message}", e);
-        }
-        // The output streams end when the channel closes; a channel cut short may leave them open.
-        await Task.WhenAny(Task.WhenAll(copyOut, copyErr), Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
-        int? signal = command.ExitSignal is { Length: > 0 } name ? SignalNumbers.GetValueOrDefault(name, 0) : null;
-        var exit = command.ExitStatus ?? (signal is { } s ? 128 + s : -1);
-        return new GuestExecResult(argv.ToArray(), exit, [], [], sw.Elapsed, signal);
+        var exec = options.Environment is { Count: > 0 } env ? "env " + ShellQuote.Join(env) + " " + shown : shown;
+        var exit = await _connection.RunAsync("", exec, options.Input ?? [], options.Timeout,
+            s => s.CopyToAsync(stdout, CancellationToken.None), s => s.CopyToAsync(stderr, CancellationToken.None),
+            shown, $"guest command `{shown}` over SSH to exit", cancellationToken).ConfigureAwait(false);
+        return new GuestExecResult(argv.ToArray(), exit.ExitCode, [], [], exit.Elapsed, exit.Signal);
     }
 
     /// <summary>Reads a whole guest file over SFTP.</summary>
@@ -190,6 +143,6 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
             }
         }, $"sshd on {Target.Host}:{Target.Port} to accept the lab's key", timeout, Backoff.Default, cancellationToken: cancellationToken);
 
-    /// <summary>Closes both connections.</summary>
+    /// <summary>Closes both connections. A command still running in the guest is left to sshd, which ends its session.</summary>
     public ValueTask DisposeAsync() => _connection.DisposeAsync();
 }

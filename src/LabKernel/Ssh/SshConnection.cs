@@ -279,9 +279,11 @@ internal sealed class SshConnection : IAsyncDisposable
         {
             throw new GuestSshException($"ssh {Name}: the connection dropped: {e.Message.TrimEnd('.')}", e);
         }
-        var outTask = readOutput(command.OutputStream);
+        var stdout = new ChannelStream(command.OutputStream);
+        var stderr = new ChannelStream(command.ExtendedOutputStream);
+        var outTask = OnOwnThread(() => readOutput(stdout));
         var session = new TaskCompletionSource<int?>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var errTask = ReadErrorAsync(command.ExtendedOutputStream, session, readError);
+        var errTask = OnOwnThread(() => ReadErrorAsync(stderr, session, readError));
         try
         {
             // Written beside the run, not before it: a command that exits without reading all of its input closes the
@@ -351,7 +353,7 @@ internal sealed class SshConnection : IAsyncDisposable
     /// Reads the session's process id (the first stderr line), then hands the rest of stderr to <paramref name="readError"/>.
     /// A first line that is not the session's (a login script that writes to stderr) is the command's stderr.
     /// </summary>
-    private static async Task ReadErrorAsync(Stream stderr, TaskCompletionSource<int?> session, Func<Stream, Task> readError)
+    private static async Task ReadErrorAsync(ChannelStream stderr, TaskCompletionSource<int?> session, Func<Stream, Task> readError)
     {
         var first = new byte[SessionLineLimit];
         var read = 0;
@@ -375,9 +377,13 @@ internal sealed class SshConnection : IAsyncDisposable
         }
         var pid = newline >= 0 ? SessionId(Encoding.UTF8.GetString(first, 0, newline)) : null;
         session.TrySetResult(pid);
-        var rest = pid is null ? first[..read] : first[(newline + 1)..read];
-        await readError(rest.Length == 0 ? stderr : new PrefixedStream(rest, stderr)).ConfigureAwait(false);
+        stderr.PutBack(pid is null ? first[..read] : first[(newline + 1)..read]);
+        await readError(stderr).ConfigureAwait(false);
     }
+
+    /// <summary>Runs a pump of a channel's output on a thread of its own: its reads block (<see cref="ChannelStream"/>).</summary>
+    private static Task OnOwnThread(Func<Task> pump) =>
+        Task.Factory.StartNew(pump, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
 
     /// <summary>Disconnects and disposes a client, ignoring a connection that is already gone.</summary>
     private static void Close<T>(ref T? client) where T : BaseClient
@@ -410,9 +416,16 @@ internal sealed class SshConnection : IAsyncDisposable
         public T? Client;
     }
 
-    /// <summary>A read-only stream of bytes already read, then the rest of another stream.</summary>
-    private sealed class PrefixedStream(byte[] prefix, Stream rest) : Stream
+    /// <summary>
+    /// A command's stdout or stderr as its pump reads it. SSH.NET's channel streams have no asynchronous read: the
+    /// default one blocks a thread-pool thread per stream until data comes, and with a few commands running that
+    /// starves a small pool (a 2-core machine's), delaying every continuation by the pool's growth. Here an
+    /// asynchronous read is the blocking one, on the pump's own thread (<see cref="OnOwnThread"/>). Bytes put back
+    /// (read while looking for the session line) are read first.
+    /// </summary>
+    private sealed class ChannelStream(Stream channel) : Stream
     {
+        private byte[] _back = [];
         private int _at;
 
         public override bool CanRead => true;
@@ -421,15 +434,31 @@ internal sealed class SshConnection : IAsyncDisposable
         public override long Length => throw new NotSupportedException();
         public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
 
+        public void PutBack(byte[] bytes)
+        {
+            _back = bytes;
+            _at = 0;
+        }
+
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
-        public override int Read(Span<byte> buffer) => _at < prefix.Length ? TakePrefix(buffer) : rest.Read(buffer);
+        public override int Read(Span<byte> buffer)
+        {
+            if (_at >= _back.Length)
+            {
+                return channel.Read(buffer);
+            }
+            var n = Math.Min(buffer.Length, _back.Length - _at);
+            _back.AsSpan(_at, n).CopyTo(buffer);
+            _at += n;
+            return n;
+        }
 
         public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+            Task.FromResult(Read(buffer.AsSpan(offset, count)));
 
         public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-            _at < prefix.Length ? ValueTask.FromResult(TakePrefix(buffer.Span)) : rest.ReadAsync(buffer, cancellationToken);
+            ValueTask.FromResult(Read(buffer.Span));
 
         public override void Flush()
         {
@@ -438,13 +467,5 @@ internal sealed class SshConnection : IAsyncDisposable
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        private int TakePrefix(Span<byte> buffer)
-        {
-            var n = Math.Min(buffer.Length, prefix.Length - _at);
-            prefix.AsSpan(_at, n).CopyTo(buffer);
-            _at += n;
-            return n;
-        }
     }
 }

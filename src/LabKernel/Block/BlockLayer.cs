@@ -37,7 +37,7 @@ public sealed class BlockLayer : ILabBlock
         _jobs = new ChainJobs(this);
         _hmpCommit = new HmpCommit(this);
         _driven = new DrivenJobs(this);
-        _outage = new NbdOutage(this, TimeProvider.System);
+        _outage = new NbdOutage(this, qmp.Time);
     }
 
     public QmpClient Qmp { get; }

@@ -36,10 +36,15 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Opens the agent's unix socket (QEMU's chardev). Does not wait for the guest; see <see cref="WaitUntilReadyAsync"/>.</summary>
-    public static async Task<GuestAgentClient> ConnectAsync(string socketPath, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public static Task<GuestAgentClient> ConnectAsync(string socketPath, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        ConnectAsync(socketPath, timeout, TimeProvider.System, cancellationToken);
+
+    /// <summary>As <see cref="ConnectAsync(string, TimeSpan, CancellationToken)"/>, with the connect and every time limit after it on <paramref name="time"/>'s clock.</summary>
+    public static async Task<GuestAgentClient> ConnectAsync(string socketPath, TimeSpan timeout, TimeProvider time, CancellationToken cancellationToken = default)
     {
-        var socket = await UnixSockets.ConnectAsync(socketPath, timeout, "the guest agent socket", cancellationToken).ConfigureAwait(false);
-        return new GuestAgentClient(new NetworkStream(socket, ownsSocket: true));
+        ArgumentNullException.ThrowIfNull(time);
+        var socket = await UnixSockets.ConnectAsync(socketPath, timeout, "the guest agent socket", cancellationToken, time: time).ConfigureAwait(false);
+        return new GuestAgentClient(new NetworkStream(socket, ownsSocket: true), time);
     }
 
     /// <summary>Wraps an open stream (tests use an in-memory peer).</summary>

@@ -110,8 +110,7 @@ public static class Poll
         }
         catch (TimeoutException)
         {
-            onTimeout?.Invoke();
-            throw new LabTimeoutException(awaited, limit, status?.Invoke());
+            throw TimedOut(awaited, limit, status, onTimeout);
         }
     }
 
@@ -140,7 +139,7 @@ public static class Poll
         }
         catch (OperationCanceledException) when (expiry.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            throw new LabTimeoutException(awaited, limit, status?.Invoke());
+            throw TimedOut(awaited, limit, status);
         }
     }
 
@@ -179,5 +178,16 @@ public static class Poll
             await t.ConfigureAwait(false);
             return true;
         }
+    }
+
+    /// <summary>
+    /// The error of a wait whose limit passed (<see cref="ForAsync{T}"/>, <see cref="WithinAsync{T}"/>): after
+    /// <paramref name="onTimeout"/>, a <see cref="LabTimeoutException"/> naming <paramref name="awaited"/>, the limit
+    /// and <paramref name="status"/>'s answer now.
+    /// </summary>
+    private static LabTimeoutException TimedOut(string awaited, TimeSpan limit, Func<string?>? status, Action? onTimeout = null)
+    {
+        onTimeout?.Invoke();
+        return new LabTimeoutException(awaited, limit, status?.Invoke());
     }
 }

@@ -10,9 +10,9 @@ internal static class UnixSockets
     /// <summary>
     /// Connects to a unix socket that a starting process is about to create, retrying until it accepts or the
     /// limit passes (or <paramref name="giveUp"/> says the process is gone). The retry waits grow from 1 ms so a
-    /// ready socket is taken at once.
+    /// ready socket is taken at once. The waits are on <paramref name="time"/>'s clock (default: the system's).
     /// </summary>
-    public static Task<Socket> ConnectAsync(string path, TimeSpan timeout, string what, CancellationToken cancellationToken, Func<bool>? giveUp = null)
+    public static Task<Socket> ConnectAsync(string path, TimeSpan timeout, string what, CancellationToken cancellationToken, Func<bool>? giveUp = null, TimeProvider? time = null)
     {
         var awaited = $"{what} at {path} to accept a connection";
         var last = "not created yet";
@@ -37,6 +37,6 @@ internal static class UnixSockets
                 throw new LabTimeoutException(awaited, timeout, last);
             }
             return (false, null!, last);
-        }, awaited, timeout, Retry, cancellationToken: cancellationToken);
+        }, awaited, timeout, Retry, time, cancellationToken);
     }
 }

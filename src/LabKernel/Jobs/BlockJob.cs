@@ -81,7 +81,8 @@ public sealed class BlockJob : ILabJob
 
     /// <summary>
     /// Starts a job: registers the event listener first, then sends <paramref name="command"/> (whose arguments
-    /// must carry <c>job-id</c> = <paramref name="id"/> and, for block jobs, <c>auto-dismiss: false</c>).
+    /// must carry <c>job-id</c> = <paramref name="id"/> and, for block jobs, <c>auto-dismiss: false</c>). Its waits
+    /// and samples run on <paramref name="time"/>'s clock, by default the connection's (a machine's <see cref="Machines.MachineOptions.Time"/>).
     /// </summary>
     public static async Task<BlockJob> StartAsync(
         QmpClient qmp,
@@ -95,7 +96,7 @@ public sealed class BlockJob : ILabJob
     {
         ArgumentNullException.ThrowIfNull(qmp);
         var listener = qmp.Listen(e => IsFor(e, id));
-        var job = new BlockJob(qmp, listener, id, type, options ?? new BlockJobOptions(), time ?? TimeProvider.System);
+        var job = new BlockJob(qmp, listener, id, type, options ?? new BlockJobOptions(), time ?? qmp.Time);
         try
         {
             await qmp.ExecuteAsync(command, arguments, cancellationToken: cancellationToken).ConfigureAwait(false);

@@ -56,10 +56,20 @@ public sealed record MachineOptions
     /// <summary>Folder for sockets and logs; null: a new private folder that is removed on dispose.</summary>
     public string? RuntimeFolder { get; init; }
 
+    /// <summary>
+    /// The clock of the machine's waits: its monitor (QMP commands and events, and the block layer over it), its guest
+    /// agent, the sockets' connects, a saved state's load, and its exit at shutdown. Tests pass a fake one.
+    /// </summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
     /// <summary>A one-line <see cref="LabUsageException"/> naming the first option out of range (see <see cref="GuestDefaults.Check"/>).</summary>
     public void Validate()
     {
         GuestDefaults.Check(nameof(MachineOptions), MemoryMiB, Cpus, AgentTimeout);
+        if (Time is null)
+        {
+            throw new LabUsageException("MachineOptions.Time: give a clock (TimeProvider.System unless a test fakes one)");
+        }
         if (Drives.Count == 0)
         {
             throw new LabUsageException("MachineOptions.Drives: a machine needs at least one drive");

@@ -118,26 +118,7 @@ public sealed class QemuMachine : IAsyncDisposable
         var sw = Stopwatch.StartNew();
         process.Start();
         entry.Complete($"pid {process.Id}");
-        var machine = new QemuMachine(options, process, runtime, owns, accel, sshPort, argv);
-        machine._exitHook = Host.ProcessExitHooks.Register($"QEMU {options.Name}", machine.QuitForProcessExit);
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                lock (machine._stderr)
-                {
-                    machine._stderr.AppendLine(e.Data);
-                }
-            }
-        };
-        process.OutputDataReceived += (_, _) => { };
-        process.Exited += (_, _) => machine._exited.TrySetResult();
-        process.BeginErrorReadLine();
-        process.BeginOutputReadLine();
-        if (process.HasExited)
-        {
-            machine._exited.TrySetResult();
-        }
+        var machine = Attach(new QemuMachine(options, process, runtime, owns, accel, sshPort, argv));
 
         try
         {
@@ -145,7 +126,7 @@ public sealed class QemuMachine : IAsyncDisposable
             machine._steps.Add(("monitor", sw.Elapsed));
             if (options.GuestAgent)
             {
-                machine._agent = await GuestAgentClient.ConnectAsync(machine.AgentSocket, TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+                machine._agent = await GuestAgentClient.ConnectAsync(machine.AgentSocket, TimeSpan.FromSeconds(10), options.Time, cancellationToken).ConfigureAwait(false);
                 machine._steps.Add(("agent socket", sw.Elapsed));
             }
             if (options.IncomingState is { } state)
@@ -186,15 +167,55 @@ public sealed class QemuMachine : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// A machine over a process that is not QEMU (started with stdout and stderr redirected) and a QMP connection
+    /// already made, for tests of the machine's own waits: nothing boots. Disposing it shuts the process down as it
+    /// would QEMU.
+    /// </summary>
+    internal static QemuMachine AttachForTests(MachineOptions options, Process process, QmpClient qmp, string runtimeFolder)
+    {
+        options.Validate();
+        var machine = Attach(new QemuMachine(options, process, runtimeFolder, ownsRuntimeFolder: false, new AcceleratorChoice("none", "a test"), sshPort: null, argv: []));
+        machine.Qmp = qmp;
+        return machine;
+    }
+
+    /// <summary>Hooks a started process's stderr, exit and this process's own exit to <paramref name="machine"/>.</summary>
+    private static QemuMachine Attach(QemuMachine machine)
+    {
+        var process = machine._process;
+        machine._exitHook = Host.ProcessExitHooks.Register($"QEMU {machine.Options.Name}", machine.QuitForProcessExit);
+        process.EnableRaisingEvents = true;
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null)
+            {
+                lock (machine._stderr)
+                {
+                    machine._stderr.AppendLine(e.Data);
+                }
+            }
+        };
+        process.OutputDataReceived += (_, _) => { };
+        process.Exited += (_, _) => machine._exited.TrySetResult();
+        process.BeginErrorReadLine();
+        process.BeginOutputReadLine();
+        if (process.HasExited)
+        {
+            machine._exited.TrySetResult();
+        }
+        return machine;
+    }
+
     private static async Task<QmpClient> ConnectQmpAsync(QemuMachine machine, CancellationToken cancellationToken)
     {
-        var socket = await UnixSockets.ConnectAsync(machine.QmpSocket, TimeSpan.FromSeconds(30), "QEMU's QMP socket", cancellationToken, () => machine.HasExited).ConfigureAwait(false);
-        return await QmpClient.ConnectAsync(new NetworkStream(socket, ownsSocket: true), cancellationToken: cancellationToken).ConfigureAwait(false);
+        var socket = await UnixSockets.ConnectAsync(machine.QmpSocket, TimeSpan.FromSeconds(30), "QEMU's QMP socket", cancellationToken, () => machine.HasExited, machine.Options.Time).ConfigureAwait(false);
+        return await QmpClient.ConnectAsync(new NetworkStream(socket, ownsSocket: true), machine.Options.Time, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>After a start-up failure: did QEMU exit (or is it exiting)? Its exit explains the failure.</summary>
     private Task<bool> ExitsSoonAsync() =>
-        ExitsWithinAsync(_process.WaitForExitAsync(), $"QEMU {Options.Name} to exit after a failed start", TimeSpan.FromSeconds(3), TimeProvider.System, CancellationToken.None);
+        ExitsWithinAsync(_process.WaitForExitAsync(), $"QEMU {Options.Name} to exit after a failed start", TimeSpan.FromSeconds(3), Options.Time, CancellationToken.None);
 
     /// <summary>
     /// Loads a saved VM state into this machine, started with <c>-incoming defer</c>: QMP <c>migrate-incoming</c> of
@@ -225,7 +246,7 @@ public sealed class QemuMachine : IAsyncDisposable
                     throw new LabException($"loading the saved VM state {state} {status}: {reply?["error-desc"]?.GetValue<string>() ?? Tail(StandardError, 3)}");
                 }
                 return (status == "completed", true, $"status {status}");
-            }, $"the saved VM state {Path.GetFileName(state)} to load", timeout, new Backoff(TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(200), 1.5), cancellationToken: cancellationToken).ConfigureAwait(false);
+            }, $"the saved VM state {Path.GetFileName(state)} to load", timeout, new Backoff(TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(200), 1.5), Options.Time, cancellationToken).ConfigureAwait(false);
             await Qmp.ExecuteAsync("cont", cancellationToken: cancellationToken).ConfigureAwait(false);
             entry.Complete("loaded, running");
         }
@@ -348,7 +369,7 @@ public sealed class QemuMachine : IAsyncDisposable
     }
 
     private Task<bool> WaitExitAsync(TimeSpan limit, CancellationToken cancellationToken) =>
-        ExitsWithinAsync(Exited, $"QEMU {Options.Name} to exit", limit, TimeProvider.System, cancellationToken);
+        ExitsWithinAsync(Exited, $"QEMU {Options.Name} to exit", limit, Options.Time, cancellationToken);
 
     /// <summary>
     /// True when <paramref name="exited"/> completes within <paramref name="limit"/> on <paramref name="time"/>'s clock

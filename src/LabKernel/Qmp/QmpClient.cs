@@ -44,6 +44,9 @@ public sealed class QmpClient : IAsyncDisposable
     /// <summary>Default time limit for a command's reply.</summary>
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>The clock of this connection's waits (commands, events), which the block layer over it shares.</summary>
+    internal TimeProvider Time => _time;
+
     /// <summary>
     /// Completes when the connection closes, after every pending call and listener has been failed; faulted never
     /// (check <see cref="IsConnected"/>).
@@ -59,7 +62,7 @@ public sealed class QmpClient : IAsyncDisposable
     /// <summary>Connects to a QMP unix socket, waiting up to <paramref name="timeout"/> for it to appear.</summary>
     public static async Task<QmpClient> ConnectAsync(string socketPath, TimeSpan timeout, TimeProvider? time = null, CancellationToken cancellationToken = default)
     {
-        var socket = await UnixSockets.ConnectAsync(socketPath, timeout, "the QMP socket", cancellationToken).ConfigureAwait(false);
+        var socket = await UnixSockets.ConnectAsync(socketPath, timeout, "the QMP socket", cancellationToken, time: time).ConfigureAwait(false);
         return await ConnectAsync(new NetworkStream(socket, ownsSocket: true), time, cancellationToken).ConfigureAwait(false);
     }
 

@@ -26,42 +26,35 @@ public sealed record SshTarget(string Host, int Port, string User, string Privat
 /// Runs guest commands over SSH with SSH.NET: one connection, opened on first use and reused by every command
 /// (each command is a channel on it; a key exchange costs seconds on an emulated CPU), reopened when the guest
 /// dropped it (a reboot). Key authentication only; the host key the server presents is checked in
-/// <c>HostKeyReceived</c> against the known_hosts pin before anything is authenticated. sshd hands every command
-/// to the user's shell, so the argv is quoted for it and arrives unchanged (spaces, quotes, non-ASCII).
+/// <c>HostKeyReceived</c> against the known_hosts pin before anything is authenticated (the connection is
+/// <see cref="SshHost"/>'s too). sshd hands every command to the user's shell, so the argv is quoted for it and
+/// arrives unchanged (spaces, quotes, non-ASCII). A command past its <see cref="GuestExecOptions.Timeout"/>, or
+/// cancelled, is ended in the guest: its process group is sent TERM, then KILL a second later if it is still there.
 /// Files go over SFTP (<see cref="ReadFileAsync"/>, <see cref="WriteFileAsync"/>) on a second connection.
 /// </summary>
 public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
 {
-    private static readonly Dictionary<string, int> SignalNumbers = new(StringComparer.Ordinal)
-    {
-        ["HUP"] = 1, ["INT"] = 2, ["QUIT"] = 3, ["ILL"] = 4, ["ABRT"] = 6, ["FPE"] = 8, ["KILL"] = 9,
-        ["USR1"] = 10, ["SEGV"] = 11, ["USR2"] = 12, ["PIPE"] = 13, ["ALRM"] = 14, ["TERM"] = 15,
-    };
-
-    private readonly SemaphoreSlim _connectGate = new(1, 1);
-    private readonly IReadOnlyList<PinnedHostKey> _pinned;
-    private SshClient? _client;
-    private SftpClient? _sftp;
-    private bool _disposed;
+    private readonly SshConnection _connection;
 
     public SshGuestShell(SshTarget target)
     {
         ArgumentNullException.ThrowIfNull(target);
         Target = target;
-        _pinned = PinnedHostKeys.Read(target.KnownHostsFile, target.Host, target.Port);
-        if (_pinned.Count == 0)
+        var pinned = PinnedHostKeys.Read(target.KnownHostsFile, target.Host, target.Port);
+        if (pinned.Count == 0)
         {
             throw new GuestSshException($"{target.KnownHostsFile} pins no host key for {target.Host}:{target.Port}");
         }
+        _connection = new SshConnection(target.ToString(), target.Host, target.Port, target.User, [target.PrivateKey], target.KnownHostsFile, target.ConnectTimeout, pinned, this);
     }
 
     public SshTarget Target { get; }
 
     /// <summary>How many SSH connections this shell opened (commands and SFTP); reuse keeps it at one or two.</summary>
-    public int ConnectionsOpened { get; private set; }
+    public int ConnectionsOpened => _connection.Opened;
 
     /// <summary>The host keys the server must present (from <see cref="SshTarget.KnownHostsFile"/>).</summary>
-    public IReadOnlyList<PinnedHostKey> PinnedKeys => _pinned;
+    public IReadOnlyList<PinnedHostKey> PinnedKeys => _connection.Pinned;
 
     public async Task<GuestExecResult> ExecAsync(IReadOnlyList<string> argv, GuestExecOptions? options = null, CancellationToken cancellationToken = default)
     {
@@ -84,61 +77,18 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
         ArgumentNullException.ThrowIfNull(stderr);
         options ??= new GuestExecOptions();
         var shown = ShellQuote.Join(argv);
-        var remote = shown;
-        if (options.Environment is { Count: > 0 } env)
-        {
-            remote = "env " + ShellQuote.Join(env) + " " + remote;
-        }
-        var input = options.Input ?? [];
-        // The user's shell execs the command, so its exit status and signal are the command's own. SSH.NET
-        // sends EOF on stdin only after some input: without any, the command reads /dev/null.
-        remote = "exec " + remote + (input.Length == 0 ? " </dev/null" : "");
-        var client = await ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
-        var sw = Stopwatch.StartNew();
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        limit.CancelAfter(options.Timeout);
-        using var command = client.CreateCommand(remote, Encoding.UTF8);
-        Task run;
-        try
-        {
-            run = command.ExecuteAsync(limit.Token);
-        }
-        catch (SshConnectionException e)
-        {
-            throw new GuestSshException($"ssh {Target}: the connection dropped: {e.Message}", e);
-        }
-        var copyOut = command.OutputStream.CopyToAsync(stdout, CancellationToken.None);
-        var copyErr = command.ExtendedOutputStream.CopyToAsync(stderr, CancellationToken.None);
-        if (input.Length > 0)
-        {
-            // stdin gets the input, then EOF (sent when the stream is disposed), so a command reading it ends.
-            using var stdin = command.CreateInputStream();
-            await stdin.WriteAsync(input, limit.Token).ConfigureAwait(false);
-        }
-        try
-        {
-            await run.ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            throw new LabTimeoutException($"guest command `{shown}` over SSH to exit", options.Timeout);
-        }
-        catch (SshConnectionException e)
-        {
-            throw new GuestSshException($"ssh {Target}: the connection dropped while `{shown}` ran: {e.Message}", e);
-        }
-        // The output streams end when the channel closes; a channel cut short may leave them open.
-        await Task.WhenAny(Task.WhenAll(copyOut, copyErr), Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
-        int? signal = command.ExitSignal is { Length: > 0 } name ? SignalNumbers.GetValueOrDefault(name, 0) : null;
-        var exit = command.ExitStatus ?? (signal is { } s ? 128 + s : -1);
-        return new GuestExecResult(argv.ToArray(), exit, [], [], sw.Elapsed, signal);
+        var exec = options.Environment is { Count: > 0 } env ? "env " + ShellQuote.Join(env) + " " + shown : shown;
+        var exit = await _connection.RunAsync("", exec, options.Input ?? [], options.Timeout,
+            s => s.CopyToAsync(stdout, CancellationToken.None), s => s.CopyToAsync(stderr, CancellationToken.None),
+            shown, $"guest command `{shown}` over SSH to exit", cancellationToken).ConfigureAwait(false);
+        return new GuestExecResult(argv.ToArray(), exit.ExitCode, [], [], exit.Elapsed, exit.Signal);
     }
 
     /// <summary>Reads a whole guest file over SFTP.</summary>
     public async Task<byte[]> ReadFileAsync(string path, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var sftp = await ConnectedSftpAsync(cancellationToken).ConfigureAwait(false);
+        var sftp = await _connection.SftpAsync(cancellationToken).ConfigureAwait(false);
         using var buffer = new MemoryStream();
         try
         {
@@ -159,7 +109,7 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
     public async Task WriteFileAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        var sftp = await ConnectedSftpAsync(cancellationToken).ConfigureAwait(false);
+        var sftp = await _connection.SftpAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             using var file = await sftp.OpenAsync(path, FileMode.Create, FileAccess.Write, cancellationToken).ConfigureAwait(false);
@@ -184,7 +134,7 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
         {
             try
             {
-                await ConnectedClientAsync(ct).ConfigureAwait(false);
+                await _connection.ClientAsync(ct).ConfigureAwait(false);
                 return (true, "");
             }
             catch (GuestSshException e) when (e is not SshHostKeyMismatchException)
@@ -193,81 +143,6 @@ public sealed class SshGuestShell : IGuestShell, IAsyncDisposable
             }
         }, $"sshd on {Target.Host}:{Target.Port} to accept the lab's key", timeout, Backoff.Default, cancellationToken: cancellationToken);
 
-    public async ValueTask DisposeAsync()
-    {
-        if (_disposed)
-        {
-            return;
-        }
-        _disposed = true;
-        await _connectGate.WaitAsync().ConfigureAwait(false);
-        try
-        {
-            Close(ref _client);
-            Close(ref _sftp);
-        }
-        finally
-        {
-            _connectGate.Release();
-        }
-    }
-
-    private async Task<SshClient> ConnectedClientAsync(CancellationToken cancellationToken)
-    {
-        if (_client is { IsConnected: true } ready)
-        {
-            return ready;
-        }
-        await _connectGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_client is { IsConnected: true } c)
-            {
-                return c;
-            }
-            Close(ref _client);
-            var fresh = new SshClient(NewConnectionInfo());
-            await ConnectAsync(fresh, cancellationToken).ConfigureAwait(false);
-            _client = fresh;
-            return fresh;
-        }
-        finally
-        {
-            _connectGate.Release();
-        }
-    }
-
-    private async Task<SftpClient> ConnectedSftpAsync(CancellationToken cancellationToken)
-    {
-        await _connectGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_sftp is { IsConnected: true } c)
-            {
-                return c;
-            }
-            Close(ref _sftp);
-            var fresh = new SftpClient(NewConnectionInfo());
-            await ConnectAsync(fresh, cancellationToken).ConfigureAwait(false);
-            _sftp = fresh;
-            return fresh;
-        }
-        finally
-        {
-            _connectGate.Release();
-        }
-    }
-
-    private ConnectionInfo NewConnectionInfo() =>
-        SshConnections.Info(Target.ToString(), Target.Host, Target.Port, Target.User, [Target.PrivateKey], Target.ConnectTimeout, _pinned);
-
-    private async Task ConnectAsync(BaseClient client, CancellationToken cancellationToken)
-    {
-        await SshConnections.ConnectAsync(client, Target.ToString(), _pinned, Target.KnownHostsFile, Target.PrivateKey, Target.ConnectTimeout, cancellationToken).ConfigureAwait(false);
-        ConnectionsOpened++;
-    }
-
-    private static void Close<T>(ref T? client) where T : BaseClient => SshConnections.Close(ref client);
+    /// <summary>Closes both connections. A command still running in the guest is left to sshd, which ends its session.</summary>
+    public ValueTask DisposeAsync() => _connection.DisposeAsync();
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using LabKernel.Host;
 using LabKernel.Journal;
@@ -48,35 +47,24 @@ public sealed record SshHostOptions
 public sealed class SshHost : ILabHost
 {
     /// <summary>
-    /// Before each command: the sbin folders on PATH, and the session's process id as the first line of stderr (sshd
-    /// makes the session a process group of its own, and <c>exec</c> keeps the id), so a command can be killed at its
-    /// limit: sshd refuses SSH's <c>signal</c> request for root logins ("session signalling requires privilege
-    /// separation"), which hypervisor logins usually are.
+    /// Before each command: the sbin folders on PATH, which a non-interactive session may lack (debugfs, for one, is
+    /// there). The session's process id comes first (<see cref="SshConnection.CommandLine"/>), so a command is ended
+    /// at its limit.
     /// </summary>
-    private const string Prologue = "export PATH=\"$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"; echo \"" + SessionTag + "$$\" >&2; ";
-
-    private const string SessionTag = "lab-session ";
+    private const string PathSetup = "export PATH=\"$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"; ";
 
     /// <summary>What the command line prints (alone on stderr, exit 127) when the program is not on the host.</summary>
     private const string NoSuchProgram = "lab: no such program on this host";
 
-    private static readonly Dictionary<string, int> SignalNumbers = new(StringComparer.Ordinal)
-    {
-        ["HUP"] = 1, ["INT"] = 2, ["QUIT"] = 3, ["ILL"] = 4, ["ABRT"] = 6, ["KILL"] = 9, ["SEGV"] = 11, ["PIPE"] = 13, ["ALRM"] = 14, ["TERM"] = 15,
-    };
-
-    private readonly SemaphoreSlim _connectGate = new(1, 1);
     private readonly SemaphoreSlim _sftpGate = new(1, 1);
-    private readonly IReadOnlyList<PinnedHostKey> _pinned;
-    private SshClient? _client;
-    private SftpClient? _sftp;
+    private readonly SshConnection _connection;
     private bool _disposed;
 
     private SshHost(SshHostOptions options, IReadOnlyList<PinnedHostKey> pinned)
     {
         Options = options;
-        _pinned = pinned;
         Name = options.ToString();
+        _connection = new SshConnection(Name, options.Host, options.Port, options.User, options.PrivateKeyFiles, options.KnownHostsFile, options.ConnectTimeout, pinned, this);
     }
 
     /// <summary>How the host was reached.</summary>
@@ -112,7 +100,7 @@ public sealed class SshHost : ILabHost
         var host = new SshHost(options, pinned);
         try
         {
-            await host.ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
+            await host._connection.ClientAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -182,82 +170,49 @@ public sealed class SshHost : ILabHost
         options ??= new ProcessOptions();
         var args = arguments.ToList();
         var shown = ShellQuote.Join([program, .. args]);
-        var remote = new StringBuilder(Prologue);
+        var setup = new StringBuilder(PathSetup);
         if (options.WorkingDirectory is { Length: > 0 } cwd)
         {
-            remote.Append("cd ").Append(ShellQuote.Quote(cwd)).Append(" || exit 1; ");
+            setup.Append("cd ").Append(ShellQuote.Quote(cwd)).Append(" || exit 1; ");
         }
         // Asked first, so a missing program is told apart from a program that exits 127 itself.
-        remote.Append("command -v ").Append(ShellQuote.Quote(program)).Append(" >/dev/null 2>&1 || { echo '").Append(NoSuchProgram).Append("' >&2; exit 127; }; ");
-        remote.Append("exec ");
+        setup.Append("command -v ").Append(ShellQuote.Quote(program)).Append(" >/dev/null 2>&1 || { echo '").Append(NoSuchProgram).Append("' >&2; exit 127; }; ");
+        var exec = new StringBuilder();
         if (options.Environment is { Count: > 0 } env)
         {
-            remote.Append("env ");
+            exec.Append("env ");
             foreach (var (k, v) in env)
             {
-                remote.Append(v is null ? "-u " + ShellQuote.Quote(k) : ShellQuote.Quote(k + "=" + v)).Append(' ');
+                exec.Append(v is null ? "-u " + ShellQuote.Quote(k) : ShellQuote.Quote(k + "=" + v)).Append(' ');
             }
         }
         // A program named like an assignment would be one to env: its name is quoted as Join quotes it.
-        remote.Append(shown);
-        var input = options.StandardInput ?? [];
-        // SSH.NET sends EOF on stdin only after some input: without any, the program reads /dev/null.
-        if (input.Length == 0)
-        {
-            remote.Append(" </dev/null");
-        }
+        exec.Append(shown);
 
-        var client = await ConnectedClientAsync(cancellationToken).ConfigureAwait(false);
+        await _connection.ClientAsync(cancellationToken).ConfigureAwait(false);
         var entry = LabJournal.Current.Begin("process", $"ssh {Name} {shown}");
-        var sw = Stopwatch.StartNew();
-        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        if (options.Timeout is { } t)
-        {
-            limit.CancelAfter(t);
-        }
-        using var command = client.CreateCommand(remote.ToString(), Encoding.UTF8);
-        Task run;
-        try
-        {
-            run = command.ExecuteAsync(limit.Token);
-        }
-        catch (SshConnectionException e)
-        {
-            entry.Fail(e.Message);
-            throw new GuestSshException($"ssh {Name}: the connection dropped: {e.Message.TrimEnd('.')}", e);
-        }
         var stdout = new StringBuilder();
         var stderr = new StringBuilder();
-        var outTask = ProcessRunner.Pump(new StreamReader(command.OutputStream, Encoding.UTF8), stdout, options.OnOutputLine);
-        var session = new TaskCompletionSource<string?>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var errTask = PumpAfterSessionIdAsync(new StreamReader(command.ExtendedOutputStream, Encoding.UTF8), session, stderr, options.OnErrorLine);
+        SshExit exit;
         try
         {
-            // Written beside the run, not before it: a program that exits without reading all of its input closes the
-            // channel, and the write would wait for window space that never comes.
-            _ = input.Length > 0 ? WriteInputAsync(command, input, limit.Token) : Task.CompletedTask;
-            await run.ConfigureAwait(false);
+            exit = await _connection.RunAsync(setup.ToString(), exec.ToString(), options.StandardInput ?? [], options.Timeout,
+                s => ProcessRunner.Pump(new StreamReader(s, Encoding.UTF8), stdout, options.OnOutputLine),
+                s => ProcessRunner.Pump(new StreamReader(s, Encoding.UTF8), stderr, options.OnErrorLine),
+                shown, $"`{shown}` on {Name} to exit", cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or LabTimeoutException)
         {
             entry.Fail("killed");
-            await KillSessionAsync(session.Task).ConfigureAwait(false);
-            if (cancellationToken.IsCancellationRequested)
-            {
-                throw;
-            }
-            throw new LabTimeoutException($"`{shown}` on {Name} to exit", options.Timeout!.Value);
+            throw;
         }
-        catch (SshConnectionException e)
+        catch (GuestSshException e)
         {
-            entry.Fail(e.Message);
-            throw new GuestSshException($"ssh {Name}: the connection dropped while `{shown}` ran: {e.Message.TrimEnd('.')}", e);
+            entry.Fail(e.InnerException?.Message ?? e.Message);
+            throw;
         }
-        // The output streams end when the channel closes; a channel cut short may leave them open.
-        await Task.WhenAny(Task.WhenAll(outTask, errTask), Task.Delay(TimeSpan.FromSeconds(5), CancellationToken.None)).ConfigureAwait(false);
-        var exit = command.ExitStatus ?? (command.ExitSignal is { Length: > 0 } name ? 128 + SignalNumbers.GetValueOrDefault(name, 0) : -1);
-        var result = new ProcessResult(program, args, exit, Read(stdout), Read(stderr), sw.Elapsed);
-        if (exit == 127 && result.StandardError == NoSuchProgram + "\n")
+        var result = new ProcessResult(program, args, exit.ExitCode, Read(stdout), Read(stderr), exit.Elapsed);
+        if (result.ExitCode == 127 && result.StandardError == NoSuchProgram + "\n")
         {
             entry.Fail("not found");
             throw new LabException($"cannot run {program} on {Name}: it is not on the PATH there (is it installed on that host?)");
@@ -382,17 +337,14 @@ public sealed class SshHost : ILabHost
             return;
         }
         _disposed = true;
-        await _connectGate.WaitAsync().ConfigureAwait(false);
         await _sftpGate.WaitAsync().ConfigureAwait(false);
         try
         {
-            SshConnections.Close(ref _client);
-            SshConnections.Close(ref _sftp);
+            await _connection.DisposeAsync().ConfigureAwait(false);
         }
         finally
         {
             _sftpGate.Release();
-            _connectGate.Release();
         }
     }
 
@@ -403,75 +355,6 @@ public sealed class SshHost : ILabHost
         lock (sink)
         {
             return sink.ToString();
-        }
-    }
-
-    /// <summary>Writes a command's stdin, then EOF (sent when the stream is disposed).</summary>
-    private static async Task WriteInputAsync(SshCommand command, byte[] input, CancellationToken cancellationToken)
-    {
-        try
-        {
-            using var stdin = command.CreateInputStream();
-            await stdin.WriteAsync(input, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or SshException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
-        {
-            // The program exited (or was ended) without reading its input; its exit status tells the story.
-        }
-    }
-
-    /// <summary>
-    /// Reads the session's process id (the prologue's first stderr line), then pumps the rest of stderr. A first line
-    /// that is not the prologue's (a login script that writes to stderr) is the command's stderr.
-    /// </summary>
-    private static async Task PumpAfterSessionIdAsync(StreamReader reader, TaskCompletionSource<string?> session, StringBuilder sink, Action<string>? onLine)
-    {
-        string? first;
-        try
-        {
-            first = await reader.ReadLineAsync().ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException)
-        {
-            session.TrySetResult(null);
-            return;
-        }
-        if (first is not null && first.StartsWith(SessionTag, StringComparison.Ordinal))
-        {
-            session.TrySetResult(first[SessionTag.Length..]);
-        }
-        else
-        {
-            session.TrySetResult(null);
-            if (first is not null)
-            {
-                lock (sink)
-                {
-                    sink.Append(first).Append('\n');
-                }
-                onLine?.Invoke(first);
-            }
-        }
-        await ProcessRunner.Pump(reader, sink, onLine).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// Ends a command's process group on the host (TERM, then KILL if it is still there a second later), as the local runner kills the
-    /// process tree. Best effort: the command is abandoned either way.
-    /// </summary>
-    private async Task KillSessionAsync(Task<string?> session)
-    {
-        if (!session.IsCompletedSuccessfully || session.Result is not { } id || !int.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var pid) || pid <= 1)
-        {
-            return;
-        }
-        try
-        {
-            await RunAsync("sh", ["-c", "kill -s TERM -- -\"$1\" 2>/dev/null || exit 0; for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.1; kill -s 0 -- -\"$1\" 2>/dev/null || exit 0; done; kill -s KILL -- -\"$1\" 2>/dev/null; exit 0", "sh", id],
-                new ProcessOptions { Timeout = TimeSpan.FromSeconds(15), Check = false }, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (LabException)
-        {
         }
     }
 
@@ -504,14 +387,8 @@ public sealed class SshHost : ILabHost
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_sftp is not { IsConnected: true })
-            {
-                SshConnections.Close(ref _sftp);
-                var fresh = new SftpClient(NewConnectionInfo());
-                await SshConnections.ConnectAsync(fresh, Name, _pinned, Options.KnownHostsFile, KeysShown, Options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
-                _sftp = fresh;
-            }
-            var result = await action(_sftp, cancellationToken).ConfigureAwait(false);
+            var sftp = await _connection.SftpAsync(cancellationToken).ConfigureAwait(false);
+            var result = await action(sftp, cancellationToken).ConfigureAwait(false);
             entry.Complete("");
             return result;
         }
@@ -533,37 +410,6 @@ public sealed class SshHost : ILabHost
         finally
         {
             _sftpGate.Release();
-        }
-    }
-
-    private string KeysShown => string.Join(", ", Options.PrivateKeyFiles);
-
-    private ConnectionInfo NewConnectionInfo() =>
-        SshConnections.Info(Name, Options.Host, Options.Port, Options.User, Options.PrivateKeyFiles, Options.ConnectTimeout, _pinned);
-
-    private async Task<SshClient> ConnectedClientAsync(CancellationToken cancellationToken)
-    {
-        if (_client is { IsConnected: true } ready)
-        {
-            return ready;
-        }
-        await _connectGate.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            ObjectDisposedException.ThrowIf(_disposed, this);
-            if (_client is { IsConnected: true } c)
-            {
-                return c;
-            }
-            SshConnections.Close(ref _client);
-            var fresh = new SshClient(NewConnectionInfo());
-            await SshConnections.ConnectAsync(fresh, Name, _pinned, Options.KnownHostsFile, KeysShown, Options.ConnectTimeout, cancellationToken).ConfigureAwait(false);
-            _client = fresh;
-            return fresh;
-        }
-        finally
-        {
-            _connectGate.Release();
         }
     }
 

@@ -37,6 +37,8 @@ public sealed class OptionValidationTests
         Assert.Equal("MachineOptions.Drives: a machine needs at least one drive", none.Message);
         var twice = await Assert.ThrowsAsync<LabUsageException>(() => QemuMachine.StartAsync(new MachineOptions { Drives = [new DriveSpec("/a.qcow2", "d"), new DriveSpec("/b.qcow2", "d")] }));
         Assert.Equal("MachineOptions.Drives: node names must differ (d, d)", twice.Message);
+        var clockless = await Assert.ThrowsAsync<LabUsageException>(() => QemuMachine.StartAsync(new MachineOptions { Drives = [new DriveSpec("/a.qcow2")], Time = null! }));
+        Assert.Equal("MachineOptions.Time: give a clock (TimeProvider.System unless a test fakes one)", clockless.Message);
     }
 
     [Theory]

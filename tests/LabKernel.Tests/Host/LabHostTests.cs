@@ -158,19 +158,7 @@ public sealed class LabHostTests(LabHostFixture fx) : IClassFixture<LabHostFixtu
         Assert.Contains("sleep 30", e.Message);
         Assert.Equal(TimeSpan.FromSeconds(1), e.Limit);
         var pid = int.Parse((await File.ReadAllTextAsync(pidFile)).Trim(), System.Globalization.CultureInfo.InvariantCulture);
-        await Poll.UntilAsync(_ => Task.FromResult((!Directory.Exists($"/proc/{pid}") || IsZombie(pid), $"pid {pid} still there")), $"sleep (pid {pid}) to be ended", TimeSpan.FromSeconds(5));
-    }
-
-    private static bool IsZombie(int pid)
-    {
-        try
-        {
-            return File.ReadAllText($"/proc/{pid}/stat").Split(") ")[1].StartsWith('Z');
-        }
-        catch (IOException)
-        {
-            return true;
-        }
+        await ProcTable.WaitEndedAsync(pid, "sleep");
     }
 
     [Theory]

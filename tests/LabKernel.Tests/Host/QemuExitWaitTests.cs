@@ -1,9 +1,11 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
 using LabKernel.Machines;
 using Microsoft.Extensions.Time.Testing;
 
 namespace LabKernel.Tests.Host;
 
-/// <summary>A shutdown's wait for QEMU to exit (<c>QemuMachine</c>'s one wait), on a fake clock.</summary>
+/// <summary>A shutdown's wait for QEMU to exit (<c>QemuMachine</c>'s one wait), on a fake clock: alone, and as the machine waits on <see cref="MachineOptions.Time"/>.</summary>
 public sealed class QemuExitWaitTests
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
@@ -43,4 +45,36 @@ public sealed class QemuExitWaitTests
 
         Assert.False(await QemuMachine.ExitsWithinAsync(exited.Task, "QEMU lab-x to exit", Limit, new FakeTimeProvider(), new CancellationToken(canceled: true)));
     }
+
+    [Fact]
+    public async Task Given_a_machine_on_a_fake_clock_When_QEMU_stays_after_quit_Then_shutdown_waits_30_s_of_that_clock_and_then_kills_it()
+    {
+        var time = new FakeTimeProvider();
+        await using var peer = await FakePeer.CreateAsync();
+        var qmp = await LabKernel.Tests.Qmp.QmpEventWaitTests.ConnectAsync(peer, time);
+        // A stand-in for QEMU that ignores quit: nothing boots.
+        var standIn = Process.Start(new ProcessStartInfo("sleep", ["300"]) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true })!;
+        var options = new MachineOptions { Name = "lab-x", Drives = [new DriveSpec("/nonexistent/disk.qcow2")], GuestAgent = false, Network = false, Time = time };
+        await using var machine = QemuMachine.AttachForTests(options, standIn, qmp, Path.GetTempPath());
+        var sw = Stopwatch.StartNew();
+
+        var shutdown = machine.ShutdownAsync();
+        var quit = JsonNode.Parse(await peer.ReadLineAsync())!;
+        Assert.Equal("quit", quit["execute"]!.GetValue<string>());
+        await peer.SendAsync($$"""{"return": {}, "id": "{{quit["id"]}}"}""" + "\r\n");
+        var advanced = TimeSpan.Zero;
+        while (!shutdown.IsCompleted && advanced < TimeSpan.FromMinutes(5))
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20));
+            time.Advance(TimeSpan.FromSeconds(1));
+            advanced += TimeSpan.FromSeconds(1);
+        }
+
+        Assert.Equal(ShutdownOutcome.Killed, await shutdown);
+        Assert.InRange(advanced, TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(45));
+        // The system clock would have taken the 30 s itself.
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"took {sw.Elapsed}");
+        Assert.True(standIn.HasExited);
+    }
+
 }

@@ -9,7 +9,8 @@ public sealed class QmpEventWaitTests
 {
     private const string Greeting = """{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": ""}, "capabilities": []}}""" + "\r\n";
 
-    private static async Task<QmpClient> ConnectAsync(FakePeer peer, TimeProvider time)
+    /// <summary>A QMP connection over <paramref name="peer"/> on <paramref name="time"/>'s clock, its greeting and capabilities exchanged.</summary>
+    internal static async Task<QmpClient> ConnectAsync(FakePeer peer, TimeProvider time)
     {
         await peer.SendAsync(Greeting);
         var connecting = QmpClient.ConnectAsync(peer.Client, time);

@@ -115,6 +115,33 @@ public sealed class SshGuestShellTests(LoopbackSshd sshd, ITestOutputHelper outp
     }
 
     [Fact]
+    public async Task Given_a_command_past_its_time_limit_When_it_times_out_Then_it_is_ended_in_the_guest_not_left_running()
+    {
+        await using var shell = new SshGuestShell(sshd.Target());
+        var pidFile = Path.Combine(sshd.Folder, "timeout.pid");
+
+        var e = await Assert.ThrowsAsync<LabTimeoutException>(() =>
+            shell.ExecAsync(["sh", "-c", $"echo $$ > {pidFile}; exec sleep 30"], new GuestExecOptions { Timeout = TimeSpan.FromSeconds(1) }));
+
+        Assert.Equal(TimeSpan.FromSeconds(1), e.Limit);
+        await AssertEndedAsync(pidFile);
+    }
+
+    [Fact]
+    public async Task Given_a_running_command_When_its_caller_cancels_Then_it_is_ended_in_the_guest_and_the_call_ends_cancelled()
+    {
+        await using var shell = new SshGuestShell(sshd.Target());
+        var pidFile = Path.Combine(sshd.Folder, "cancel.pid");
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            shell.ExecAsync(["sh", "-c", $"trap '' TERM; echo $$ > {pidFile}; sleep 30 & wait"], new GuestExecOptions { Timeout = TimeSpan.FromSeconds(60) }, cts.Token));
+
+        await AssertEndedAsync(pidFile);
+        Assert.Equal(0, (await shell.ExecAsync(["true"])).ExitCode);
+    }
+
+    [Fact]
     public async Task Given_a_command_killed_by_a_signal_When_run_Then_the_signal_is_reported()
     {
         await using var shell = new SshGuestShell(sshd.Target());
@@ -194,6 +221,10 @@ public sealed class SshGuestShellTests(LoopbackSshd sshd, ITestOutputHelper outp
         Assert.Equal(expected, keys.Count);
         Assert.All(keys, k => Assert.Equal("ssh-ed25519", k.KeyType));
     }
+
+    /// <summary>The process whose id the file holds (the sshd here runs on this machine) is ended within seconds.</summary>
+    private static async Task AssertEndedAsync(string pidFile) =>
+        await ProcTable.WaitEndedAsync(int.Parse((await File.ReadAllTextAsync(pidFile)).Trim(), System.Globalization.CultureInfo.InvariantCulture), "the guest command");
 
     private static double Median(IEnumerable<double> values)
     {

@@ -72,6 +72,11 @@ public sealed class LibvirtLabGuest : ILabGuest
         }
         await Domain.SetPersistentDiskSourcesAsync(moves).ConfigureAwait(false);
         var dropped = (await Domain.Snapshots.DropMetadataExceptAsync(user.SnapshotNames).ConfigureAwait(false)).Count;
+        if (user.RecordFolder is { } folder)
+        {
+            // The definition is the user's again: nothing left for `lab clean` to hand back.
+            await DeleteRecordAsync(Host, folder).ConfigureAwait(false);
+        }
         if (await Domain.GetStateAsync().ConfigureAwait(false) != DomainState.ShutOff)
         {
             LabWarnings.Raise($"domain '{Name}' still runs on the lab's overlays; its definition names your images ({string.Join(", ", user.Disks.Select(d => Path.GetFileName(d.Source)))}) again, so a restart returns it to them");
@@ -82,7 +87,11 @@ public sealed class LibvirtLabGuest : ILabGuest
     /// <summary>One disk of a user's domain as the lab found it: its own active image and format.</summary>
     private sealed record UserDisk(string Target, string Source, string Format);
 
-    private sealed record UserDomainState(bool WasRunning, IReadOnlyList<UserDisk> Disks, IReadOnlyList<string> SnapshotNames, bool Quiesced, ImageHashes AtTakeOver, string? QuiesceRefusal = null);
+    private sealed record UserDomainState(bool WasRunning, IReadOnlyList<UserDisk> Disks, IReadOnlyList<string> SnapshotNames, bool Quiesced, ImageHashes AtTakeOver, string? QuiesceRefusal = null)
+    {
+        /// <summary>The folder on the domain's host holding the <see cref="TakeOverRecord"/> (the run's image folder).</summary>
+        public string? RecordFolder { get; init; }
+    }
 
     /// <summary>The libvirt domain, for what only libvirt offers (snapshot metadata, blockcopy, monitor passthrough).</summary>
     public LibvirtDomain Domain { get; }
@@ -256,6 +265,9 @@ public sealed class LibvirtLabGuest : ILabGuest
         // Once the domain is on the lab's overlays (its definition changed, or a live snapshot taken) a failure before
         // the guest exists must put it back itself: the exit hook that does it later is the guest's.
         IReadOnlyList<DomainDisk>? movedOff = null;
+        IReadOnlyList<DomainDisk>? covered = null;
+        ILabHost? host = null;
+        string? recordFolder = null;
         var startedHere = false;
         try
         {
@@ -263,7 +275,7 @@ public sealed class LibvirtLabGuest : ILabGuest
             {
                 connection.UseHost(given);
             }
-            var host = await connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
+            host = await connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
             foreach (var o in options.Overlays)
             {
                 if (await host.FileExistsAsync(o, cancellationToken).ConfigureAwait(false))
@@ -284,7 +296,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                     : $"domain '{name}' has no disk {wanted} (it has {string.Join(", ", persistentDisks.Select(d => d.Target))})");
             // Every writable disk goes onto a lab overlay, not only the one worked on: libvirt's internal snapshots and
             // reverts write every qcow2 disk, and a destroy is a power cut for each filesystem on a disk.
-            var covered = DisksToCover(name, persistentDisks, disk.Target);
+            covered = DisksToCover(name, persistentDisks, disk.Target);
             var snapshots = (await domain.Snapshots.ListAsync(cancellationToken).ConfigureAwait(false)).Select(s => s.Name).ToArray();
             var state = await domain.GetStateAsync(cancellationToken).ConfigureAwait(false);
             var wasRunning = state == DomainState.Running;
@@ -305,6 +317,11 @@ public sealed class LibvirtLabGuest : ILabGuest
             var overlays = covered.ToDictionary(d => d.Target, d => d.Target == disk.Target
                 ? Path.GetFullPath(options.Overlays[0])
                 : Path.GetFullPath(options.NewFile?.Invoke($"{d.Target}-overlay", $"{d.Target}-lab.qcow2") ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(options.Overlays[0]))!, $"{d.Target}-lab.qcow2")));
+            // Written before the domain moves onto the overlays: if this process is killed (or the host goes down) before
+            // the hand-back, `lab clean` hands the domain back from it.
+            var record = new TakeOverRecord(name, [.. covered.Select(d => new TakeOverDisk(d.Target, d.Source, d.Format))], snapshots);
+            recordFolder = Path.GetDirectoryName(overlays[disk.Target])!;
+            await record.WriteAsync(host, recordFolder, cancellationToken).ConfigureAwait(false);
             TimeSpan? boot = null;
             ImageHashes? hashes = null;
             var quiesced = false;
@@ -353,7 +370,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                 // From here on the user's images are read-only backing files: their bytes now are the evidence.
                 hashes = await ImageHashes.TakeAsync(images, cancellationToken, host).ConfigureAwait(false);
             }
-            var found = new UserDomainState(wasRunning, [.. covered.Select(d => new UserDisk(d.Target, d.Source, d.Format))], snapshots, quiesced || !wasRunning, hashes!, quiesceRefusal);
+            var found = new UserDomainState(wasRunning, [.. covered.Select(d => new UserDisk(d.Target, d.Source, d.Format))], snapshots, quiesced || !wasRunning, hashes!, quiesceRefusal) { RecordFolder = recordFolder };
             return new LibvirtLabGuest(connection, host, domain, disk.Target, disk.Source, null, found, boot, options);
         }
         catch
@@ -362,9 +379,29 @@ public sealed class LibvirtLabGuest : ILabGuest
             {
                 await PutBackAfterFailedTakeOverAsync(domain, movedOff, startedHere).ConfigureAwait(false);
             }
+            if (recordFolder is not null && host is not null && (domain is null || movedOff is null || await DefinitionIsBackAsync(domain, covered).ConfigureAwait(false)))
+            {
+                await DeleteRecordAsync(host, recordFolder).ConfigureAwait(false);
+            }
             domain?.Dispose();
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;
+        }
+    }
+
+    private static Task DeleteRecordAsync(ILabHost host, string folder) =>
+        LabKernel.Block.BlockLayer.TryAsync(() => host.DeleteFileAsync(Path.Combine(folder, TakeOverRecord.FileName), CancellationToken.None));
+
+    private static async Task<bool> DefinitionIsBackAsync(LibvirtDomain domain, IReadOnlyList<DomainDisk>? covered)
+    {
+        try
+        {
+            var now = await domain.ListDisksAsync(inactive: true).ConfigureAwait(false);
+            return covered is null || covered.All(d => now.Any(n => n.Target == d.Target && BackingChain.SameFile(n.Source, d.Source)));
+        }
+        catch (LabException)
+        {
+            return false;
         }
     }
 

@@ -10,7 +10,14 @@ namespace LabKernel.Diagnostics;
 /// <param name="Bytes">What its files take (apparent sizes, <c>du -sb</c>).</param>
 /// <param name="Kept">The run kept its artifacts on purpose (<see cref="ExperimentRun.KeptMark"/>).</param>
 /// <param name="UsedBy">Why it is in use, or null: a process there names a file in it, or a domain's definition does.</param>
-public sealed record HostLeftoverRun(string Folder, long Bytes, bool Kept, string? UsedBy);
+public sealed record HostLeftoverRun(string Folder, long Bytes, bool Kept, string? UsedBy)
+{
+    /// <summary>
+    /// The take-over record of the shut-off domain whose definition names the lab's overlays in this folder (a run
+    /// killed before its hand-back): `lab clean` hands the domain back from it, then removes the folder.
+    /// </summary>
+    public Backends.TakeOverRecord? HandBack { get; init; }
+}
 
 /// <summary>What runs left under the lab's folder on a hypervisor reached over SSH.</summary>
 /// <param name="Host">How messages name the host (<c>user@host:port</c>).</param>
@@ -19,6 +26,9 @@ public sealed record HostLeftoverRun(string Folder, long Bytes, bool Kept, strin
 /// <param name="Foreign">Entries there without the lab's mark: never touched, only counted.</param>
 public sealed record HostLeftoverReport(string Host, string HostFolder, IReadOnlyList<HostLeftoverRun> Runs, int Foreign)
 {
+    /// <summary>The libvirt connection whose domains were read (to hand a domain back).</summary>
+    public string LibvirtUri { get; init; } = LibvirtConnection.DefaultUri;
+
     /// <summary>One line for <c>lab clean</c> and <c>lab doctor</c>.</summary>
     public string Summary
     {
@@ -29,11 +39,15 @@ public sealed record HostLeftoverReport(string Host, string HostFolder, IReadOnl
             {
                 free.Count == 0 ? "no run folders left" : $"{free.Count} run folder(s) left ({free.Sum(r => r.Bytes) / 1048576.0:0.#} MiB)",
             };
+            if (Runs.Count(r => r.HandBack is not null) is > 0 and var handBack)
+            {
+                parts.Add($"{handBack} domain(s) to hand back ({string.Join(", ", Runs.Where(r => r.HandBack is not null).Select(r => r.HandBack!.Domain))})");
+            }
             if (Runs.Count(r => r.Kept) is > 0 and var kept)
             {
                 parts.Add($"{kept} kept on purpose");
             }
-            if (Runs.Count(r => r.UsedBy is not null) is > 0 and var used)
+            if (Runs.Count(r => r.UsedBy is not null && r.HandBack is null) is > 0 and var used)
             {
                 parts.Add($"{used} in use");
             }
@@ -83,7 +97,7 @@ public static class HostLeftovers
         var listing = await host.RunAsync("sh", ["-c", List, "sh", hostFolder, ExperimentRun.RunMark, ExperimentRun.KeptMark],
             new Processes.ProcessOptions { Timeout = TimeSpan.FromMinutes(2) }, cancellationToken).ConfigureAwait(false);
         var processes = await host.RunAsync("ps", ["-eo", "pid=,args="], new Processes.ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
-        var named = await DomainFilesAsync(libvirtUri, cancellationToken).ConfigureAwait(false);
+        var domains = await DomainUse.ReadAsync(libvirtUri, cancellationToken).ConfigureAwait(false);
         var runs = new List<HostLeftoverRun>();
         var foreign = 0;
         foreach (var line in listing.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries))
@@ -96,17 +110,18 @@ public static class HostLeftovers
             }
             var folder = $"{hostFolder}/{f[3]}";
             string? usedBy = null;
+            Backends.TakeOverRecord? handBack = null;
             if (processes.StandardOutput.Split('\n').FirstOrDefault(p => p.Contains(folder + "/", StringComparison.Ordinal)) is { } p)
             {
                 usedBy = $"process {p.Trim().Split(' ', 2)[0]} there names a file in it";
             }
-            else if (named.FirstOrDefault(n => n.File.StartsWith(folder + "/", StringComparison.Ordinal)) is { Domain: not null } d)
+            else if (await domains.JudgeAsync(host, folder, cancellationToken).ConfigureAwait(false) is { } judged)
             {
-                usedBy = $"domain {d.Domain}'s definition names {Path.GetFileName(d.File)} in it";
+                (usedBy, handBack) = judged;
             }
-            runs.Add(new HostLeftoverRun(folder, long.Parse(f[2], CultureInfo.InvariantCulture), f[1] == "1", usedBy));
+            runs.Add(new HostLeftoverRun(folder, long.Parse(f[2], CultureInfo.InvariantCulture), f[1] == "1", usedBy) { HandBack = handBack });
         }
-        return new HostLeftoverReport(host.Name, hostFolder, runs, foreign);
+        return new HostLeftoverReport(host.Name, hostFolder, runs, foreign) { LibvirtUri = libvirtUri };
     }
 
     /// <summary>Removes the run folders <paramref name="report"/> found that nothing uses (kept ones only with <paramref name="includeKept"/>); one line each.</summary>
@@ -117,7 +132,18 @@ public static class HostLeftovers
         var lines = new List<string>();
         foreach (var run in report.Runs)
         {
-            if (run.UsedBy is not null)
+            if (run.HandBack is { } record)
+            {
+                lines.Add(await Leftovers.HandBackAsync(record, report.LibvirtUri, host, run.Folder, cancellationToken).ConfigureAwait(false));
+                if (await Leftovers.StillNamedAsync(report.LibvirtUri, record.Domain, run.Folder, cancellationToken).ConfigureAwait(false))
+                {
+                    lines.Add($"kept {run.Folder} on {report.Host}: domain {record.Domain}'s definition still names it");
+                    continue;
+                }
+                await host.DeleteDirectoryAsync(run.Folder, recursive: true, cancellationToken).ConfigureAwait(false);
+                lines.Add($"removed {run.Folder} on {report.Host} ({run.Bytes / 1048576.0:0.#} MiB)");
+            }
+            else if (run.UsedBy is not null)
             {
                 lines.Add($"kept {run.Folder} on {report.Host}: in use ({run.UsedBy})");
             }
@@ -132,24 +158,5 @@ public static class HostLeftovers
             }
         }
         return lines;
-    }
-
-    /// <summary>Every file a domain's definition there names (running and persistent, every layer), with the domain.</summary>
-    private static async Task<List<(string? Domain, string File)>> DomainFilesAsync(string libvirtUri, CancellationToken cancellationToken)
-    {
-        var files = new List<(string?, string)>();
-        await using var connection = await LibvirtConnection.OpenAsync(libvirtUri, cancellationToken).ConfigureAwait(false);
-        foreach (var name in await connection.ListDomainNamesAsync(cancellationToken).ConfigureAwait(false))
-        {
-            using var domain = await connection.LookupDomainAsync(name, cancellationToken).ConfigureAwait(false);
-            foreach (var inactive in new[] { false, true })
-            {
-                foreach (var disk in await domain.ListDisksAsync(inactive, cancellationToken).ConfigureAwait(false))
-                {
-                    files.AddRange(disk.Chain.Select(c => ((string?)name, c)));
-                }
-            }
-        }
-        return files;
     }
 }

@@ -144,7 +144,7 @@ public static class LabDoctor
                 try
                 {
                     var left = await HostLeftovers.FindAsync(host, uri, parent, cancellationToken).ConfigureAwait(false);
-                    var free = left.Runs.Count(r => !r.Kept && r.UsedBy is null);
+                    var free = left.Runs.Count(r => !r.Kept && r.UsedBy is null || r.HandBack is not null);
                     checks.Add(new DoctorCheck("leftovers on host", free == 0 ? left.Summary : $"{left.Summary} (lab clean --uri removes them)", free == 0, false));
                 }
                 catch (LabException e)

@@ -1,3 +1,4 @@
+using LabKernel.Backends;
 using LabKernel.Host;
 using LabKernel.Libvirt;
 
@@ -8,7 +9,14 @@ namespace LabKernel.Diagnostics;
 /// <param name="Bytes">What its files take on disk (apparent sizes).</param>
 /// <param name="Kept">It holds <c>artifacts.json</c>: a run asked to keep its files (<c>KeepArtifacts</c>).</param>
 /// <param name="InUse">A running process (a QEMU) names a file in it on its command line.</param>
-public sealed record LeftoverRun(string Folder, long Bytes, bool Kept, bool InUse);
+public sealed record LeftoverRun(string Folder, long Bytes, bool Kept, bool InUse)
+{
+    /// <summary>Why it is in use, when a domain's definition names a file in it (or libvirt could not be asked about one the lab took over).</summary>
+    public string? UsedBy { get; init; }
+
+    /// <summary>The take-over record of the shut-off domain still on the lab's overlays here: `lab clean` hands it back, then removes the folder.</summary>
+    public Backends.TakeOverRecord? HandBack { get; init; }
+}
 
 /// <summary>A libvirt domain the lab defined (<c>lab-</c> name, disks in the lab's cache) and did not remove.</summary>
 public sealed record LeftoverDomain(string Name, DomainState State, IReadOnlyList<string> Disks);
@@ -75,8 +83,10 @@ public static class Leftovers
         }
         var domains = new List<LeftoverDomain>();
         string? problem = null;
+        DomainUse? use = null;
         try
         {
+            use = await DomainUse.ReadAsync(libvirtUri, cancellationToken).ConfigureAwait(false);
             await using var connection = await LibvirtConnection.OpenAsync(libvirtUri, cancellationToken).ConfigureAwait(false);
             foreach (var name in (await connection.ListDomainNamesAsync(cancellationToken).ConfigureAwait(false)).Where(n => n.StartsWith("lab-", StringComparison.Ordinal)))
             {
@@ -91,6 +101,26 @@ public static class Leftovers
         catch (LabException e)
         {
             problem = e.Message;
+        }
+        // A folder a domain's definition names stays (the domain would not start without it); one whose shut-off domain
+        // the lab took over and never handed back (its process was killed) is handed back first.
+        for (var i = 0; i < runs.Count; i++)
+        {
+            if (runs[i].InUse)
+            {
+                continue;
+            }
+            if (use is null)
+            {
+                if (await TakeOverRecord.ReadAsync(LocalHost.Instance, runs[i].Folder, cancellationToken).ConfigureAwait(false) is { } record)
+                {
+                    runs[i] = runs[i] with { InUse = true, UsedBy = $"the lab took over domain {record.Domain} in it, and libvirt could not be asked whether it still names it" };
+                }
+            }
+            else if (await use.JudgeAsync(LocalHost.Instance, runs[i].Folder, cancellationToken).ConfigureAwait(false) is { } judged)
+            {
+                runs[i] = runs[i] with { InUse = judged.HandBack is null, UsedBy = judged.UsedBy, HandBack = judged.HandBack };
+            }
         }
         return new LeftoverReport(runs, domains, problem, orphans);
     }
@@ -126,9 +156,20 @@ public static class Leftovers
         var busy = report.Domains.Where(d => d.State != DomainState.ShutOff).SelectMany(d => d.Disks).ToList();
         foreach (var run in report.Runs)
         {
-            if (run.InUse || busy.Any(disk => disk.StartsWith(run.Folder + "/", StringComparison.Ordinal)))
+            if (run.HandBack is { } record)
             {
-                lines.Add($"kept {run.Folder}: in use");
+                lines.Add(await HandBackAsync(record, libvirtUri, LocalHost.Instance, run.Folder, cancellationToken).ConfigureAwait(false));
+                if (await StillNamedAsync(libvirtUri, record.Domain, run.Folder, cancellationToken).ConfigureAwait(false))
+                {
+                    lines.Add($"kept {run.Folder}: domain {record.Domain}'s definition still names it");
+                    continue;
+                }
+                Directory.Delete(run.Folder, recursive: true);
+                lines.Add($"removed {run.Folder} ({run.Bytes / 1048576.0:0.#} MiB)");
+            }
+            else if (run.InUse || busy.Any(disk => disk.StartsWith(run.Folder + "/", StringComparison.Ordinal)))
+            {
+                lines.Add($"kept {run.Folder}: in use{(run.UsedBy is { } why ? $" ({why})" : "")}");
             }
             else if (run.Kept && !includeKept)
             {
@@ -141,6 +182,41 @@ public static class Leftovers
             }
         }
         return lines;
+    }
+
+    /// <summary>
+    /// Hands a domain the lab took over back from its <see cref="TakeOverRecord"/> in <paramref name="folder"/>, after
+    /// checking again that it is shut off and still on the lab's overlays there. One line either way.
+    /// </summary>
+    internal static async Task<string> HandBackAsync(TakeOverRecord record, string libvirtUri, ILabHost host, string folder, CancellationToken cancellationToken)
+    {
+        await using var connection = await LibvirtConnection.OpenAsync(libvirtUri, cancellationToken).ConfigureAwait(false);
+        using var domain = await connection.LookupDomainAsync(record.Domain, cancellationToken).ConfigureAwait(false);
+        var why = TakeOverRecord.CannotHandBack(await domain.GetStateAsync(cancellationToken).ConfigureAwait(false),
+            await domain.ListDisksAsync(inactive: true, cancellationToken).ConfigureAwait(false), record, folder);
+        if (why is not null)
+        {
+            return $"did not hand domain {record.Domain} back: {why}";
+        }
+        var line = await record.HandBackAsync(domain, cancellationToken).ConfigureAwait(false);
+        await Block.BlockLayer.TryAsync(() => host.DeleteFileAsync(Path.Combine(folder, TakeOverRecord.FileName), cancellationToken)).ConfigureAwait(false);
+        return line;
+    }
+
+    /// <summary>Whether <paramref name="domain"/>'s definition (persistent or running) still names a file in <paramref name="folder"/>.</summary>
+    internal static async Task<bool> StillNamedAsync(string libvirtUri, string domain, string folder, CancellationToken cancellationToken)
+    {
+        await using var connection = await LibvirtConnection.OpenAsync(libvirtUri, cancellationToken).ConfigureAwait(false);
+        using var d = await connection.LookupDomainAsync(domain, cancellationToken).ConfigureAwait(false);
+        var prefix = folder.TrimEnd('/') + "/";
+        foreach (var inactive in new[] { true, false })
+        {
+            if ((await d.ListDisksAsync(inactive, cancellationToken).ConfigureAwait(false)).SelectMany(x => x.Chain).Any(f => f.StartsWith(prefix, StringComparison.Ordinal)))
+            {
+                return true;
+            }
+        }
+        return false;
     }
 
     /// <summary>

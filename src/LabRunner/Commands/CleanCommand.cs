@@ -43,9 +43,9 @@ internal static class CleanCommand
                 {
                     Console.WriteLine($"would undefine domain {d.Name} ({d.State})");
                 }
-                foreach (var r in report.Runs.Where(r => !r.InUse && (!r.Kept || parse.GetValue(all))))
+                foreach (var r in report.Runs.Where(r => !r.InUse && (!r.Kept || parse.GetValue(all) || r.HandBack is not null)))
                 {
-                    Console.WriteLine($"would remove {r.Folder}");
+                    Console.WriteLine(r.HandBack is { } h ? $"would hand domain {h.Domain} back to its own images, then remove {r.Folder}" : $"would remove {r.Folder}");
                 }
                 return 0;
             }
@@ -67,9 +67,9 @@ internal static class CleanCommand
             Console.WriteLine($"lab clean: {report.Summary}");
             if (dryRun)
             {
-                foreach (var r in report.Runs.Where(r => r.UsedBy is null && (!r.Kept || all)))
+                foreach (var r in report.Runs.Where(r => r.HandBack is not null || r.UsedBy is null && (!r.Kept || all)))
                 {
-                    Console.WriteLine($"would remove {r.Folder} on {report.Host}");
+                    Console.WriteLine(r.HandBack is { } h ? $"would hand domain {h.Domain} back to its own images, then remove {r.Folder} on {report.Host}" : $"would remove {r.Folder} on {report.Host}");
                 }
                 return 0;
             }

@@ -119,7 +119,7 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
     /// Opens the connection again when libvirtd closed it (restarted): waits, backing off, until libvirtd accepts
     /// connections, registers the events again, and bumps <see cref="Generation"/>. Events libvirtd sent while the
     /// lab was away are lost: whoever waits on one samples the state again (<see cref="LibvirtBlockJob"/> does).
-    /// Does nothing while the connection is alive. Throws <see cref="LabTimeoutException"/> naming the URI at the limit.
+    /// Does nothing while the connection is alive. Throws <see cref="LibvirtConnectionLostException"/> naming the URI at the limit.
     /// </summary>
     public async Task ReconnectAsync(TimeSpan? limit = null, CancellationToken cancellationToken = default)
     {
@@ -131,20 +131,28 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
             {
                 return;
             }
-            var fresh = await Poll.UntilAsync<ConnectHandle?>(ct => Task.Run(() =>
+            ConnectHandle? fresh;
+            try
             {
-                try
+                fresh = await Poll.UntilAsync<ConnectHandle?>(ct => Task.Run(() =>
                 {
-                    var h = LibvirtRuntime.CallHandle("virConnectOpen", Uri, $"virConnectOpen(\"{Uri}\") again",
-                        () => LibvirtNative.virConnectOpen(Uri),
-                        (code, dom, msg) => new LibvirtConnectionException(Uri, code, dom, msg));
-                    return (true, (ConnectHandle?)h, "");
-                }
-                catch (LibvirtConnectionException e)
-                {
-                    return (false, (ConnectHandle?)null, e.LibvirtMessage);
-                }
-            }, ct), $"libvirtd at {Uri} to accept connections again", limit ?? ReconnectLimit, cancellationToken: cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        var h = LibvirtRuntime.CallHandle("virConnectOpen", Uri, $"virConnectOpen(\"{Uri}\") again",
+                            () => LibvirtNative.virConnectOpen(Uri),
+                            (code, dom, msg) => new LibvirtConnectionException(Uri, code, dom, msg));
+                        return (true, (ConnectHandle?)h, "");
+                    }
+                    catch (LibvirtConnectionException e)
+                    {
+                        return (false, (ConnectHandle?)null, e.LibvirtMessage);
+                    }
+                }, ct), $"libvirtd at {Uri} to accept connections again", limit ?? ReconnectLimit, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch (LabTimeoutException e)
+            {
+                throw new LibvirtConnectionLostException(Uri, limit ?? ReconnectLimit, e.Message, e);
+            }
             var old = _handle;
             var ids = Register(fresh!);
             _handle = fresh!;

@@ -76,6 +76,17 @@ public sealed class LibvirtConnectionException : LibvirtException
     public string Uri { get; }
 }
 
+/// <summary>
+/// libvirtd went away during the run and did not accept connections again within the reconnect limit
+/// (<see cref="LibvirtConnection.ReconnectAsync"/>): the hypervisor is down, not the experiment wrong. `lab sweep`
+/// runs such a combination again on another host.
+/// </summary>
+public sealed class LibvirtConnectionLostException(string uri, TimeSpan limit, string lastStatus, Exception inner)
+    : LabException($"libvirtd at {uri} went away and did not accept connections again within {limit.TotalSeconds:0} s: {lastStatus}", inner)
+{
+    public string Uri { get; } = uri;
+}
+
 /// <summary>No domain of that name on the connection (VIR_ERR_NO_DOMAIN).</summary>
 public sealed class LibvirtDomainNotFoundException : LibvirtException
 {

@@ -95,7 +95,7 @@ internal sealed class SweepRunner
         JsonObject result;
         try
         {
-            result = await RunOnceAsync(combination, slot, retryOf: null).ConfigureAwait(false);
+            result = await RunOnceAsync(combination, slot, retryOf: null, retryBecause: null).ConfigureAwait(false);
         }
         finally
         {
@@ -116,7 +116,7 @@ internal sealed class SweepRunner
             }
             try
             {
-                await RunOnceAsync(combination, other, retryOf: slot).ConfigureAwait(false);
+                await RunOnceAsync(combination, other, retryOf: slot, retryBecause: result["error"]?.GetValue<string>()).ConfigureAwait(false);
             }
             finally
             {
@@ -125,13 +125,13 @@ internal sealed class SweepRunner
         }
     }
 
-    private async Task<JsonObject> RunOnceAsync(SweepCombination combination, string host, string? retryOf)
+    private async Task<JsonObject> RunOnceAsync(SweepCombination combination, string host, string? retryOf, string? retryBecause)
     {
         var folder = RunFolder(combination);
         CleanRunFolder(folder);
         System.IO.Directory.CreateDirectory(folder);
         var number = Interlocked.Increment(ref _started);
-        Say($"lab sweep: [{number}] {combination.Id} on {host}{(retryOf is null ? "" : $" (retry: {retryOf} failed)")}");
+        Say($"lab sweep: [{number}] {combination.Id} on {host}{(retryOf is null ? "" : $" (retry: {retryOf} failed{(retryBecause is null ? "" : $": {retryBecause.Split('\n')[0]}")})")}");
         var parameters = combination.Parameters.ToList();
         if (host != Embedded)
         {
@@ -204,6 +204,8 @@ internal sealed class SweepRunner
             ["injected"] = SweepMatrix.ToJson(parameters),
             ["host"] = host,
             ["retry_of"] = retryOf,
+            // Why the attempt on that host failed: the record of the attempt is replaced by this one's.
+            ["retry_because"] = retryBecause,
             ["status"] = status,
             ["run_status"] = runStatus,
             ["exit_code"] = exitCode,
@@ -352,12 +354,16 @@ internal sealed class SweepRunner
         return summary;
     }
 
+    private static readonly string[] HostFailureMarks = ["LibvirtConnectionException", "virConnectOpen", "LibvirtConnectionLostException", "GuestSshException"];
+
     private static bool IsHostFailure(string? error, Notebook? executed)
     {
-        // The host failed when libvirt could not be reached (LibvirtConnectionException, "virConnectOpen"), whatever
-        // cell hit it; a refuted claim or an ordinary exception is the notebook's result, not the host's.
+        // The host failed when libvirt could not be reached (LibvirtConnectionException, "virConnectOpen"), when its
+        // libvirtd went away mid-run and did not come back (LibvirtConnectionLostException), or when SSH to its files
+        // failed (GuestSshException: SshHost shares the lab's SSH connection code), whatever cell hit it; a refuted claim
+        // or an ordinary exception is the notebook's result, not the host's.
         var text = (error ?? "") + "\n" + FailedCellError(executed);
-        return text.Contains("LibvirtConnectionException", StringComparison.Ordinal) || text.Contains("virConnectOpen", StringComparison.Ordinal);
+        return HostFailureMarks.Any(m => text.Contains(m, StringComparison.Ordinal));
     }
 
     private static string? FailedCellError(Notebook? executed)

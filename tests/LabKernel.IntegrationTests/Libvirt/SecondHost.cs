@@ -56,6 +56,32 @@ public sealed class SecondHost : IAsyncLifetime
         }, $"the second host's libvirtd to answer on {Uri}", TimeSpan.FromSeconds(60));
     }
 
+    /// <summary>
+    /// The hypervisor goes down under its domains: its libvirtd and every QEMU it started are SIGKILLed (its sshd, the
+    /// machine itself, stays, so that <see cref="ComeBackAsync"/> can start libvirtd again in the namespace).
+    /// </summary>
+    public async Task CutOffAsync()
+    {
+        var pids = new List<int>();
+        if (int.TryParse((await File.ReadAllTextAsync(Path.Combine(_pids, "libvirtd.pid"))).Trim(), out var libvirtd))
+        {
+            pids.Add(libvirtd);
+        }
+        pids.AddRange(HostProcesses.List().Where(p => p.Name.StartsWith("qemu-system", StringComparison.Ordinal) && p.CommandLine.Contains($"guest={DomainName}", StringComparison.Ordinal)).Select(p => p.Pid));
+        await ProcessRunner.RunAsync("kill", ["-KILL", .. pids.Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture))], new ProcessOptions { Check = false });
+    }
+
+    /// <summary>Starts the second host's libvirtd again (inside its namespace, through its sshd) and waits for it to answer.</summary>
+    public async Task ComeBackAsync()
+    {
+        await RunAsync($"libvirtd -d -p {ShellQuote.Quote(Path.Combine(_pids, "libvirtd.pid"))}");
+        await Poll.UntilAsync(async ct =>
+        {
+            var r = await ProcessRunner.RunAsync("virsh", ["-c", Uri, "version"], new ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(30) }, ct);
+            return (r.Succeeded, r.StandardError.Trim());
+        }, $"the second host's libvirtd to answer on {Uri} again", TimeSpan.FromSeconds(60));
+    }
+
     /// <summary>A shell command on the second host; throws when it fails.</summary>
     public async Task<string> RunAsync(string script) =>
         (await Shell.RunAsync("/bin/sh", ["-c", script], new ProcessOptions { Timeout = TimeSpan.FromMinutes(5) })).StandardOutput;

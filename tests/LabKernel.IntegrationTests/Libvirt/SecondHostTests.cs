@@ -303,6 +303,60 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
         }
     }
 
+    /// <summary>
+    /// `lab sweep` over the second host and this machine, the second host going down (its libvirtd and the domain's
+    /// QEMU killed) while its run has the researcher's domain: that run fails as the host's failure and is run again on
+    /// this machine, so no combination is lost; once the host is back, `lab clean --uri` hands its domain back.
+    /// </summary>
+    [Fact]
+    public async Task Given_a_sweep_whose_second_host_goes_down_mid_run_Then_its_combination_is_run_again_on_this_machine_and_none_is_lost()
+    {
+        await EnsureRunningAsync();
+        using var scratch = RunnerTestSupport.TempDir("sweep-cut");
+        var matrix = Path.Combine(scratch.Path, "matrix.yaml");
+        await File.WriteAllTextAsync(matrix, "Count: [400000]\nSnapshotAfterLines: [40000]\nQuiesce: [fsfreeze, sync]\n");
+        var hostFolder = Path.Combine(host.Folder, "lab-sweep-cut");
+        var hosts = Path.Combine(scratch.Path, "hosts.yaml");
+        // One slot on each host: one combination goes to the second host.
+        await File.WriteAllTextAsync(hosts, $"- uri: \"{host.Uri}\"\n  jobs: 1\n  domain: {host.DomainName}\n  hostFolder: {hostFolder}\n- uri: qemu:///system\n  jobs: 1\n");
+        var dir = Path.Combine(scratch.Path, "sweep");
+        var notebook = Path.Combine(NotebookRun.RepoRoot, "notebooks", "01-live-snapshot-integrity.ipynb");
+        await using var connection = await LibvirtConnection.OpenAsync(host.Uri);
+        using var domain = await connection.LookupDomainAsync(host.DomainName);
+
+        var sweep = RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(15), "sweep", notebook, "--matrix", matrix, "--hosts", hosts, "-o", dir);
+        await Poll.UntilAsync(async _ =>
+        {
+            var disks = await domain.ListDisksAsync(inactive: true);
+            return (disks.All(d => d.Source.StartsWith(hostFolder + "/", StringComparison.Ordinal)), string.Join(", ", disks.Select(d => d.Source)));
+        }, "the sweep's run to take the second host's domain over", TimeSpan.FromMinutes(3));
+        await host.CutOffAsync();
+        var result = await sweep;
+        output.WriteLine(result.StandardOutput + result.StandardError);
+        await host.ComeBackAsync();
+
+        var runs = RunnerTestSupport.ReadJson(Path.Combine(dir, "sweep.json"))["runs"]!.AsArray().Select(r => r!.AsObject()).ToList();
+        Assert.True(result.ExitCode == 0, $"lab sweep exited {result.ExitCode}: {string.Join(" | ", runs.Select(r => $"{r["id"]}: {r["status"]} {r["error"]}"))}");
+        var records = runs.Select(r => RunnerTestSupport.ReadJson(Path.Combine(dir, r["folder"]!.GetValue<string>(), "result.json"))).ToList();
+        Assert.Equal(2, records.Count);
+        Assert.All(records, r => Assert.Equal("ok", r["status"]!.GetValue<string>()));
+        Assert.All(records, r => Assert.Equal("qemu:///system", r["host"]!.GetValue<string>()));
+        var retried = Assert.Single(records, r => r["retry_of"] is not null);
+        Assert.Equal(host.Uri, retried["retry_of"]!.GetValue<string>());
+        // The progress lines say it too, and the failed attempt's error names the host that went away.
+        Assert.Contains($"(retry: {host.Uri} failed: ", result.StandardOutput + result.StandardError, StringComparison.Ordinal);
+        Assert.Contains("went away and did not accept connections again", result.StandardOutput + result.StandardError, StringComparison.Ordinal);
+        Assert.Contains("LibvirtConnectionLostException", retried["retry_because"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        // The host is back with its domain shut off on the lab's overlays: lab clean --uri hands it back.
+        Assert.Equal(DomainState.ShutOff, await domain.GetStateAsync());
+        var clean = await RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(3), "clean", "--uri", host.Uri, "--host-folder", hostFolder);
+        output.WriteLine(clean.StandardOutput + clean.StandardError);
+        Assert.Contains($"handed domain {host.DomainName} back", clean.StandardOutput, StringComparison.Ordinal);
+        Assert.Equal([host.Images[0], host.Images[3]], (await domain.ListDisksAsync(inactive: true)).Select(d => d.Source));
+        await host.RunAsync($"rm -rf {ShellQuote.Quote(hostFolder)}");
+    }
+
     /// <summary>SIGKILLs <paramref name="pid"/> and every process below it, all in one signal call.</summary>
     private static async Task KillTreeAsync(int pid)
     {

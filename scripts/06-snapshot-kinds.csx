@@ -135,8 +135,14 @@ lab.Findings.Check("An internal snapshot pauses the guest for most of the time i
     $"longest unanswered {internalSnap.LongestUnanswered.TotalMilliseconds:0} ms of a {internalSnap.Duration.TotalMilliseconds:0} ms snapshot; disk-only: {disk.LongestUnanswered.TotalMilliseconds:0} ms");
 lab.Findings.Check("An internal snapshot grows the active qcow2 image itself (memory inside it)", internalSnap.GrewTheActiveImageOnly,
     $"+{internalSnap.GrowthBytes / 1048576.0:0.0} MiB in the active image, {internalSnap.StateBytes / 1048576.0:0.0} MiB of VM state listed in it under {internalSnap.Name}; new files: {internalSnap.NewFiles.Count}");
-lab.Findings.Check("An external disk-only snapshot barely pauses the guest (2)", disk.BarelyPausedAgainst(internalSnap),
-    $"longest unanswered {disk.LongestUnanswered.TotalMilliseconds:0} ms (internal: {internalSnap.LongestUnanswered.TotalMilliseconds:0} ms); the call took {disk.Duration.TotalMilliseconds:0} ms");
+// Judged against the internal snapshot's pause, where that is long enough for the pings to tell the kinds apart;
+// shown as a note otherwise (a small guest's internal snapshot pauses it about as long as a loaded host's ping gaps).
+var pauses2 = $"longest unanswered {disk.LongestUnanswered.TotalMilliseconds:0} ms (internal: {internalSnap.LongestUnanswered.TotalMilliseconds:0} ms); the call took {disk.Duration.TotalMilliseconds:0} ms";
+if (disk.PauseComparableWith(internalSnap))
+    lab.Findings.Check("An external disk-only snapshot barely pauses the guest (2)", disk.BarelyPausedAgainst(internalSnap), pauses2);
+else
+    lab.Findings.Note("An external disk-only snapshot barely pauses the guest (2)",
+        $"not judged: {pauses2}; the internal snapshot itself paused the guest under {SnapshotTaken.BarelyAPause.TotalSeconds:0} s, as short as the pings' own gaps on a loaded host, so these pings cannot tell barely pausing from pausing");
 // On QEMU the lab's checkpoint sends `stop` itself before saving memory, so the pause is by construction there: a note.
 // On libvirt, libvirt decides how to save memory, and the pause is measured against the disk-only kind (at least
 // SnapshotTaken.LongerFactor times as long: the memory save happened with the guest paused).

@@ -48,7 +48,11 @@ public sealed record SnapshotTaken(
     /// <summary>How many times longer than the other kind's a pause must be for <see cref="PausedLongerThan"/>.</summary>
     public const int LongerFactor = 2;
 
-    /// <summary>A pause shorter than this is "barely" one to a client of the guest, when it is also shorter than the other kind's (<see cref="BarelyPausedAgainst"/>).</summary>
+    /// <summary>
+    /// How long the other kind's pause must be for <see cref="BarelyPausedAgainst"/> to tell kinds apart
+    /// (<see cref="PauseComparableWith"/>): on a loaded host the pings' own gaps reach a few hundred ms (a disk-only
+    /// snapshot measured 210 ms against an internal one's 177 ms with three guests on two cores).
+    /// </summary>
     public static readonly TimeSpan BarelyAPause = TimeSpan.FromSeconds(1);
 
     /// <summary>Or a pause at least this many times shorter than the other kind's (<see cref="BarelyPausedAgainst"/>).</summary>
@@ -92,18 +96,24 @@ public sealed record SnapshotTaken(
 
     /// <summary>
     /// The guest barely paused, against <paramref name="other"/> (the internal snapshot, measured the same way): its
-    /// longest silence was under <see cref="BarelyAPause"/> and shorter than the other's, or at most
-    /// 1/<see cref="ShorterFactor"/> of the other's (a slow host where both are long). False for a pause as long as the
-    /// other's however short both are (999 ms against 900 ms), and for one of a second or more that is not a third of
-    /// the other's. Not a ratio alone: on a loaded host the pings' own gaps (70 ms for a disk-only snapshot against
-    /// 188 ms for the internal one, three guests on two cores) are a large part of both silences.
+    /// longest silence was at most 1/<see cref="ShorterFactor"/> of the other's. Judged only where
+    /// <see cref="PauseComparableWith"/> holds; false for a pause as long as the other's however short both are.
     /// </summary>
     public bool BarelyPausedAgainst(SnapshotTaken other)
     {
         ArgumentNullException.ThrowIfNull(other);
-        return other.LongestUnanswered > TimeSpan.Zero
-            && (LongestUnanswered * ShorterFactor <= other.LongestUnanswered
-                || LongestUnanswered < BarelyAPause && LongestUnanswered < other.LongestUnanswered);
+        return other.LongestUnanswered > TimeSpan.Zero && LongestUnanswered * ShorterFactor <= other.LongestUnanswered;
+    }
+
+    /// <summary>
+    /// Whether the pings can tell this kind's pause from <paramref name="other"/>'s: the other paused the guest at least
+    /// <see cref="BarelyAPause"/>. Below that (a small guest under TCG: 177-717 ms for the internal kind here) both are
+    /// within the pings' own gaps on a loaded host, and notebook 06 shows the numbers as a note instead of a verdict.
+    /// </summary>
+    public bool PauseComparableWith(SnapshotTaken other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return other.LongestUnanswered >= BarelyAPause;
     }
 }
 

@@ -119,19 +119,31 @@ public sealed class VerdictEvidenceTests
     }
 
     [Theory]
-    [InlineData(18, 370, true)]      // as measured here, idle
-    [InlineData(70, 188, true)]      // three guests on two cores: the pings' own gaps in both
-    [InlineData(150, 160, true)]     // under a second and shorter than the internal snapshot's
-    [InlineData(999, 900, false)]    // under a second, yet longer than the internal snapshot's
-    [InlineData(900, 900, false)]
-    [InlineData(1500, 10000, true)]  // over a second, but a third of the internal snapshot's pause or less
-    [InlineData(1500, 2000, false)]  // a disk-only snapshot that paused the guest about as long as the internal one
+    [InlineData(300, 1000, true)]    // a third of the internal snapshot's pause or less
+    [InlineData(200, 3000, true)]
+    [InlineData(334, 1000, false)]
+    [InlineData(999, 900, false)]    // as long as the internal snapshot's or longer, however short both are
+    [InlineData(210, 177, false)]    // measured in a rehearsal under load (not judged there: see below)
+    [InlineData(1500, 2000, false)]
     [InlineData(0, 0, false)]        // no pause measured on either: nothing to compare
-    public void A_disk_only_snapshot_barely_paused_only_under_a_second_and_shorter_than_the_internal_ones_pause_or_at_a_third_of_it(double diskSilentMs, double internalSilentMs, bool expected)
+    public void A_disk_only_snapshot_barely_paused_only_at_a_third_of_the_internal_ones_pause_or_less(double diskSilentMs, double internalSilentMs, bool expected)
     {
         var disk = Taken(SnapshotKind.DiskOnly, diskSilentMs + 100, diskSilentMs);
         var internalSnap = Taken(SnapshotKind.Internal, internalSilentMs + 100, internalSilentMs);
 
         Assert.Equal(expected, disk.BarelyPausedAgainst(internalSnap));
+    }
+
+    [Theory]
+    [InlineData(177, false)]         // a small guest's internal snapshot under TCG: within a loaded host's ping gaps
+    [InlineData(717, false)]
+    [InlineData(1000, true)]
+    [InlineData(4000, true)]
+    public void The_pauses_are_compared_only_when_the_internal_snapshot_paused_the_guest_a_second_or_more(double internalSilentMs, bool comparable)
+    {
+        var disk = Taken(SnapshotKind.DiskOnly, 120, 20);
+        var internalSnap = Taken(SnapshotKind.Internal, internalSilentMs + 100, internalSilentMs);
+
+        Assert.Equal(comparable, disk.PauseComparableWith(internalSnap));
     }
 }

@@ -25,12 +25,18 @@ internal sealed class DomainUse
         foreach (var name in await connection.ListDomainNamesAsync(cancellationToken).ConfigureAwait(false))
         {
             using var domain = await connection.LookupDomainAsync(name, cancellationToken).ConfigureAwait(false);
-            var persistent = await domain.ListDisksAsync(inactive: true, cancellationToken).ConfigureAwait(false);
-            var live = await domain.ListDisksAsync(inactive: false, cancellationToken).ConfigureAwait(false);
-            var files = persistent.Concat(live).SelectMany(d => d.Chain).Where(f => f.Length > 0).Distinct(StringComparer.Ordinal).ToList();
+            var (persistent, files) = await FilesOfAsync(domain, cancellationToken).ConfigureAwait(false);
             use._domains.Add((name, await domain.GetStateAsync(cancellationToken).ConfigureAwait(false), persistent, files));
         }
         return use;
+    }
+
+    /// <summary>Every file <paramref name="domain"/>'s definitions name (persistent and running, every layer), and its persistent disks.</summary>
+    public static async Task<(IReadOnlyList<DomainDisk> Persistent, List<string> Files)> FilesOfAsync(LibvirtDomain domain, CancellationToken cancellationToken)
+    {
+        var persistent = await domain.ListDisksAsync(inactive: true, cancellationToken).ConfigureAwait(false);
+        var live = await domain.ListDisksAsync(inactive: false, cancellationToken).ConfigureAwait(false);
+        return (persistent, persistent.Concat(live).SelectMany(d => d.Chain).Where(f => f.Length > 0).Distinct(StringComparer.Ordinal).ToList());
     }
 
     /// <summary>

@@ -209,14 +209,7 @@ public static class Leftovers
         await using var connection = await LibvirtConnection.OpenAsync(libvirtUri, cancellationToken).ConfigureAwait(false);
         using var d = await connection.LookupDomainAsync(domain, cancellationToken).ConfigureAwait(false);
         var prefix = folder.TrimEnd('/') + "/";
-        foreach (var inactive in new[] { true, false })
-        {
-            if ((await d.ListDisksAsync(inactive, cancellationToken).ConfigureAwait(false)).SelectMany(x => x.Chain).Any(f => f.StartsWith(prefix, StringComparison.Ordinal)))
-            {
-                return true;
-            }
-        }
-        return false;
+        return (await DomainUse.FilesOfAsync(d, cancellationToken).ConfigureAwait(false)).Files.Any(f => f.StartsWith(prefix, StringComparison.Ordinal));
     }
 
     /// <summary>

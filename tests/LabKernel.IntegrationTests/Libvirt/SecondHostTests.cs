@@ -238,12 +238,7 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
             var printed = Task.WhenAll(lab.StandardOutput.ReadToEndAsync(), lab.StandardError.ReadToEndAsync());
             try
             {
-                await Poll.UntilAsync(async _ =>
-                {
-                    var disks = await domain.ListDisksAsync(inactive: true);
-                    var taken = disks.All(d => d.Source.StartsWith(hostFolder + "/", StringComparison.Ordinal));
-                    return (taken, string.Join(", ", disks.Select(d => d.Source)));
-                }, "the lab to take the second host's domain over", TimeSpan.FromMinutes(3));
+                await WaitForTakeOverAsync(domain, hostFolder);
             }
             finally
             {
@@ -325,11 +320,7 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
         using var domain = await connection.LookupDomainAsync(host.DomainName);
 
         var sweep = RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(15), "sweep", notebook, "--matrix", matrix, "--hosts", hosts, "-o", dir);
-        await Poll.UntilAsync(async _ =>
-        {
-            var disks = await domain.ListDisksAsync(inactive: true);
-            return (disks.All(d => d.Source.StartsWith(hostFolder + "/", StringComparison.Ordinal)), string.Join(", ", disks.Select(d => d.Source)));
-        }, "the sweep's run to take the second host's domain over", TimeSpan.FromMinutes(3));
+        await WaitForTakeOverAsync(domain, hostFolder);
         await host.CutOffAsync();
         var result = await sweep;
         output.WriteLine(result.StandardOutput + result.StandardError);
@@ -356,6 +347,14 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
         Assert.Equal([host.Images[0], host.Images[3]], (await domain.ListDisksAsync(inactive: true)).Select(d => d.Source));
         await host.RunAsync($"rm -rf {ShellQuote.Quote(hostFolder)}");
     }
+
+    /// <summary>Waits until the second host's domain definition names only the lab's files under <paramref name="hostFolder"/>.</summary>
+    private static Task WaitForTakeOverAsync(LibvirtDomain domain, string hostFolder) =>
+        Poll.UntilAsync(async _ =>
+        {
+            var disks = await domain.ListDisksAsync(inactive: true);
+            return (disks.All(d => d.Source.StartsWith(hostFolder + "/", StringComparison.Ordinal)), string.Join(", ", disks.Select(d => d.Source)));
+        }, "the lab to take the second host's domain over", TimeSpan.FromMinutes(3));
 
     /// <summary>SIGKILLs <paramref name="pid"/> and every process below it, all in one signal call.</summary>
     private static async Task KillTreeAsync(int pid)

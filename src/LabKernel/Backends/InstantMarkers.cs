@@ -59,7 +59,7 @@ public sealed record InstantMarkers(string Disk, string Memory, string BootId)
 public sealed record RevertEvidence(SnapshotKind Kind, InstantMarkers AtSnapshot, InstantMarkers AfterRevert)
 {
     /// <summary>The kind saves the guest's memory, so its revert must restore it.</summary>
-    public bool KeepsMemory => Kind is SnapshotKind.Internal or SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive;
+    public bool KeepsMemory => Kind.KeepsMemory();
 
     /// <summary>The disk marker is the one written before the snapshot.</summary>
     public bool DiskBack => AfterRevert.Disk == AtSnapshot.Disk;

@@ -142,4 +142,38 @@ public sealed class GuestAccessTests(GuestFixture fixture)
             await Agent.ExecAsync(["/bin/rm", "-f", "/root/dirty.bin"]);
         }
     }
+
+    private async Task<long> AvailableMiBAsync()
+    {
+        var meminfo = await Agent.OutputAsync(["/bin/cat", "/proc/meminfo"]);
+        var line = meminfo.Split('\n').Single(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal));
+        return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture) / 1024;
+    }
+
+    [Fact]
+    public async Task Given_memory_held_in_the_guest_When_asked_again_or_for_more_than_it_has_Then_it_holds_what_it_said_once_and_never_more_than_three_quarters()
+    {
+        try
+        {
+            var before = await AvailableMiBAsync();
+            Assert.Equal(64, await Backends.MemoryInUse.HoldAsync(Agent, 64));
+            var after = await AvailableMiBAsync();
+            Assert.True(before - after >= 56, $"MemAvailable fell by {before - after} MiB holding 64 MiB ({before} -> {after})");
+            // Random bytes, not zeros QEMU would skip: the held file compresses to about its own size.
+            var gz = await Agent.OutputAsync(["/bin/sh", "-c", $"head -c 4194304 {Backends.MemoryInUse.HeldFile} | gzip -1 | wc -c"]);
+            Assert.True(long.Parse(gz.Trim(), System.Globalization.CultureInfo.InvariantCulture) > 4_000_000, $"4 MiB of the held data gzip to {gz.Trim()} bytes");
+            // Held already since this boot: nothing more is written, whatever is asked.
+            Assert.Equal(64, await Backends.MemoryInUse.HoldAsync(Agent, 512));
+
+            await Agent.ShellAsync($"umount {Backends.MemoryInUse.Folder}", new GuestExecOptions { Check = true });
+            var available = await AvailableMiBAsync();
+            var held = await Backends.MemoryInUse.HoldAsync(Agent, 1 << 20);
+            Assert.InRange(held, 4, available * Backends.MemoryInUse.AvailableQuarters / 4);
+            await Assert.ThrowsAsync<LabUsageException>(() => Backends.MemoryInUse.HoldAsync(Agent, -1));
+        }
+        finally
+        {
+            await Agent.ShellAsync($"umount {Backends.MemoryInUse.Folder} 2>/dev/null; true");
+        }
+    }
 }

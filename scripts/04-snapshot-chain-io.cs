@@ -132,7 +132,7 @@ for (var k = 1; k <= Snapshots; k++)
     churnRows.Add(new { snapshot = k, snapshotMs = Math.Round(snapshotMs), churnSeconds = Math.Round(clock.Elapsed.TotalSeconds - snapshotMs / 1000, 1), filesOnData = files });
 }
 var chain = await lab.Block.QueryChainAsync(data);
-lab.Findings.Check($"The data disk runs on a chain of {Snapshots + 1} layers (base and {Snapshots} snapshots)", chain.Count == Snapshots + 1, chain.ToText());
+lab.Findings.Check($"The data disk runs on a chain of {Snapshots + 1} layers (base and {Snapshots} snapshots)", chain.IsExactly(Enumerable.Reverse(layers)), chain.ToText());
 display(Table.From(churnRows, "Snapshot and churn"));
 display(chain);
 
@@ -156,7 +156,7 @@ for (var k = Snapshots; k >= 0; k--)
     var device = await lab.PutDataDiskOnAsync(data, revert);
     await lab.ShAsync($"mkdir -p /data && mount {device} /data");
     // The document's init_test.sh found "which snapshot is this" from the newest tag file.
-    newestTags[k] = (await lab.ShAsync("ls /data | grep '^TAG_aio_vdb_' | sort -t_ -k4 -n | tail -1")).Trim();
+    newestTags[k] = (await lab.ShAsync($"ls /data | grep '^{RevertTags.Prefix}' | sort -t_ -k4 -n | tail -1")).Trim();
     var depth = (await lab.Block.QueryChainAsync(data)).Count;
     // Which layer holds each of the probe's blocks now (0 = the fresh overlay, depth - 1 = the base).
     probeLayers[k] = (depth, probe.BytesByLayer(await lab.QemuImg.MapAsync(revert)));
@@ -273,7 +273,7 @@ else
     lab.Findings.Note(depthClaim, $"not tested: {Repeats} run(s) per depth give no spread (the test needs {DepthCost.MinimumRepeats}); median IOPS {deepest.Iops.Median:0} vs {shallowest.Iops.Median:0}");
 }
 lab.Findings.Check("Every fio job did IO at every depth", runs.All(r => r.Io.Ran), $"{runs.Count(r => r.Io.Ran)} of {runs.Count} runs did IO");
-var wrongTags = newestTags.Where(t => t.Value != (t.Key == 0 ? "" : $"TAG_aio_vdb_{t.Key}")).ToList();
+var wrongTags = RevertTags.Wrong(newestTags);
 lab.Findings.Check("After reverting to snapshot k the newest tag file is TAG_aio_vdb_k (none for the base), for every k", wrongTags.Count == 0,
     wrongTags.Count == 0 ? $"{newestTags.Count} reverts, each on its own layer" : string.Join("; ", wrongTags.Select(t => $"k={t.Key}: '{t.Value}'")));
 var (clean, summary) = await lab.CheckImagesAsync(layers);

@@ -178,7 +178,7 @@ foreach (var r in reverts)
 if (lab.Can(LabCapabilities.LibvirtSnapshots))
 {
     var refused = reverts.Where(r => r.Refused).ToList();
-    lab.Findings.Check("libvirt cannot revert to an external snapshot (4)", refused.Count > 0 && refused.All(r => r.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive),
+    lab.Findings.Check("libvirt cannot revert to an external snapshot (4)", RevertOutcome.OnlyExternalRevertsRefused(reverts),
         refused.Count > 0 ? refused[0].Refusal! : "every revert was accepted");
 }
 var (crashLayer, frozenLayer) = (layers[0], layers[1]);

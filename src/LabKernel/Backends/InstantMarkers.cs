@@ -97,6 +97,18 @@ public sealed record RevertOutcome(RevertEvidence Evidence, string? How, string?
     /// <summary>The backend reverted and the guest came back with what the kind keeps (<see cref="RevertEvidence.ReturnedToInstant"/>).</summary>
     public bool ReturnedToInstant => !Refused && Evidence.ReturnedToInstant;
 
+    /// <summary>
+    /// The document's claim (4), "libvirt cannot revert to an external snapshot": at least one revert to an external
+    /// snapshot with memory was tried, libvirt refused every one, and refused nothing else. False when libvirt reverted
+    /// any of them (as 9.9 and later do), when none was tried, or when it refused another kind.
+    /// </summary>
+    public static bool OnlyExternalRevertsRefused(IReadOnlyCollection<RevertOutcome> reverts)
+    {
+        ArgumentNullException.ThrowIfNull(reverts);
+        static bool External(RevertOutcome r) => r.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive;
+        return reverts.Any(External) && reverts.All(r => r.Refused == External(r));
+    }
+
     /// <summary>The outcome in one line: the refusal, or how and the evidence.</summary>
     public string Observed => Refused ? $"refused: {Refusal}" : $"{How}: {Evidence.Observed}";
 }

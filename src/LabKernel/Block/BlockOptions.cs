@@ -61,6 +61,16 @@ public abstract record MirrorTarget
     public sealed record Node(string NodeName) : MirrorTarget;
 }
 
+/// <summary>A mirror's <c>copy-mode</c>.</summary>
+public enum MirrorCopyMode
+{
+    /// <summary>The guest's writes go to the source; the job copies them to the target later (QEMU's default).</summary>
+    Background,
+
+    /// <summary>Each guest write also goes to the target before it completes: the guest waits for the target.</summary>
+    WriteBlocking,
+}
+
 /// <summary>Mirror settings; nulls leave QEMU's defaults.</summary>
 public sealed record MirrorOptions
 {
@@ -77,6 +87,9 @@ public sealed record MirrorOptions
 
     public BlockErrorPolicy? OnSourceError { get; init; }
     public BlockErrorPolicy? OnTargetError { get; init; }
+
+    /// <summary>How the guest's writes reach the target (<c>copy-mode</c>); null: QEMU's default, background.</summary>
+    public MirrorCopyMode? CopyMode { get; init; }
 
     /// <summary>What to do on READY (complete = pivot to the target, cancel = keep the source).</summary>
     public ReadyAction OnReady { get; init; } = ReadyAction.Wait;

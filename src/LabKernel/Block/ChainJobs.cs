@@ -119,6 +119,13 @@ internal sealed class ChainJobs(BlockLayer block)
             Speed = options.Speed,
             OnSourceError = Policy(options.OnSourceError),
             OnTargetError = Policy(options.OnTargetError),
+            CopyMode = options.CopyMode switch
+            {
+                null => null,
+                MirrorCopyMode.Background => "background",
+                MirrorCopyMode.WriteBlocking => "write-blocking",
+                _ => throw new LabUsageException($"unknown mirror copy mode {options.CopyMode}"),
+            },
         };
         string command;
         string describe;
@@ -222,5 +229,6 @@ internal sealed class ChainJobs(BlockLayer block)
         public long? Speed { get; init; }
         public string? OnSourceError { get; init; }
         public string? OnTargetError { get; init; }
+        public string? CopyMode { get; init; }
     }
 }

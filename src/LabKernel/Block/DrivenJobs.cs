@@ -73,6 +73,29 @@ public static class JobEnds
         ArgumentNullException.ThrowIfNull(after);
         return result.Completed && after.Active.Filename == image;
     }
+
+    /// <summary>
+    /// After a reboot inside the guest (a new boot id, which the reboot waits for), the disk is still on
+    /// <paramref name="newest"/> and a file written before it reads back with the same SHA-256 (read from the disk: the
+    /// new boot has no page cache). False when QEMU reopened another image or the file's bytes changed or vanished
+    /// (<paramref name="sumAfter"/> empty). Notebook 03, experiment 5.
+    /// </summary>
+    public static bool StillOnAfterReboot(LiveChain afterReboot, string newest, string sumBefore, string sumAfter)
+    {
+        ArgumentNullException.ThrowIfNull(afterReboot);
+        return afterReboot.Active.Filename == newest && sumBefore.Length > 0 && sumAfter == sumBefore;
+    }
+
+    /// <summary>
+    /// The guest's write (with <c>conv=fsync</c> and a <c>sync</c>: on the disk, or an I/O error) exited 0 and the disk is
+    /// on <paramref name="active"/>: the VM kept running and writing after its old images moved away. False for a
+    /// failed write or a disk on another image. Notebook 03, experiment 6.
+    /// </summary>
+    public static bool KeptWriting(int writeExitCode, LiveChain after, string active)
+    {
+        ArgumentNullException.ThrowIfNull(after);
+        return writeExitCode == 0 && after.Active.Filename == active;
+    }
 }
 
 /// <summary>

@@ -37,6 +37,12 @@ public sealed record OutagePlan
     /// <summary>How long to wait for the job to move again after the restart before lifting the limit anyway.</summary>
     public TimeSpan MovingLimit { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// The mirror's <c>copy-mode</c>; null: background. With <see cref="MirrorCopyMode.WriteBlocking"/> each guest write
+    /// waits for the target, so the guest's writes stop with the storage (what a synchronous replica does).
+    /// </summary>
+    public MirrorCopyMode? CopyMode { get; init; }
+
     /// <summary>Time limit for READY and for the conclusion; null: the block layer's <see cref="BlockLayer.JobTimeout"/>.</summary>
     public TimeSpan? Timeout { get; init; }
 
@@ -179,7 +185,7 @@ internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
 
     private async Task<(OutageRun, T)> MirrorAsync<T>(string disk, NbdExport export, OutagePlan plan, TimeSpan limit, Func<CancellationToken, Task<T>> duringOutage, CancellationToken cancellationToken)
     {
-        await using var job = await block.StartMirrorAsync(disk, new MirrorTarget.Node(NodeName), new MirrorOptions { Sync = MirrorSync.Full, Speed = plan.Speed }, cancellationToken).ConfigureAwait(false);
+        await using var job = await block.StartMirrorAsync(disk, new MirrorTarget.Node(NodeName), new MirrorOptions { Sync = MirrorSync.Full, Speed = plan.Speed, CopyMode = plan.CopyMode }, cancellationToken).ConfigureAwait(false);
         try
         {
             return await DriveAsync(job, export, plan, limit, duringOutage, cancellationToken).ConfigureAwait(false);

@@ -45,6 +45,26 @@ public sealed record Spread(IReadOnlyList<double> Values)
 }
 
 /// <summary>
+/// Notebook 04's reverts, told apart as the document's <c>init_test.sh</c> did: after reverting the data disk to
+/// snapshot k, the newest tag file on it is <c>TAG_aio_vdb_k</c> (the churn after snapshot k wrote it), and the base
+/// has none.
+/// </summary>
+public static class RevertTags
+{
+    public const string Prefix = "TAG_aio_vdb_";
+
+    /// <summary>The newest tag file snapshot <paramref name="k"/> must show ("" for the base, k = 0).</summary>
+    public static string Expected(int k) => k == 0 ? "" : Prefix + k.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>The reverts whose newest tag file is not <see cref="Expected"/>: a revert that stayed on another layer.</summary>
+    public static IReadOnlyList<KeyValuePair<int, string>> Wrong(IReadOnlyDictionary<int, string> newestTagByK)
+    {
+        ArgumentNullException.ThrowIfNull(newestTagByK);
+        return newestTagByK.Where(t => t.Value != Expected(t.Key)).OrderBy(t => t.Key).ToList();
+    }
+}
+
+/// <summary>
 /// The test notebook 04 states for "deeper chains cost IO": a throughput measured at the deepest chain is lower than
 /// at the shallowest, in every repeat (the two ranges do not overlap). Overlapping ranges or the reverse order refute
 /// it. Fewer than <see cref="MinimumRepeats"/> runs per point give no test, only a note.

@@ -120,6 +120,37 @@ public sealed class GuestWriterTests(BlockGuestFixture fx, ITestOutputHelper out
         Assert.True((await QemuImg.Local.CheckAsync(target)).IsClean);
     }
 
+    /// <summary>
+    /// Notebook 03's "the guest keeps working during the outage" refuted by injecting what it guards against: a mirror
+    /// in <c>write-blocking</c> mode makes each guest write wait for the target, so the guest's direct writes hang with
+    /// the storage and end only after the server is back (a background mirror, as in the notebook, lets them finish).
+    /// </summary>
+    [Fact]
+    public async Task Given_a_write_blocking_mirror_onto_NBD_storage_When_the_storage_goes_away_Then_the_guests_writes_wait_for_it_and_the_work_is_not_done_in_the_outage()
+    {
+        const string disk = "data2";
+        var block = fx.Machine.Block();
+        var device = await fx.DeviceOfAsync(disk);
+        var target = fx.PathOf($"data2-outage-{Guid.NewGuid().ToString("N")[..6]}.qcow2");
+        var plan = new OutagePlan
+        {
+            Outage = TimeSpan.FromSeconds(2), WorkLimit = TimeSpan.FromSeconds(10), Speed = 4 * BlockGuestFixture.M,
+            CopyMode = MirrorCopyMode.WriteBlocking, Timeout = TimeSpan.FromMinutes(3),
+        };
+        // 1 MiB of direct writes near the disk's end, clear of the blocks the sequence writer uses at its start.
+        var (run, write) = await block.MirrorThroughOutageAsync(disk, target, plan,
+            ct => fx.Machine.Agent.ExecAsync(["/bin/dd", "if=/dev/urandom", $"of={device}", "bs=64k", "seek=1024", "count=16", "oflag=direct", "status=none"],
+                new GuestExecOptions { Timeout = TimeSpan.FromMinutes(2) }, ct));
+
+        output.WriteLine($"cut at {run.OffsetAtCut} bytes; server back {(run.BackAt - run.CutAt).TotalSeconds:0.0} s after the cut; the write ended {(run.WorkDoneAt - run.CutAt).TotalSeconds:0.0} s after it (exit {write.ExitCode}); {run.Progress}");
+        Assert.Equal(0, write.ExitCode);
+        Assert.False(run.WorkDoneInOutage, "the guest's direct writes finished while a write-blocking mirror's target was away");
+        Assert.True(run.WorkDoneAt >= run.BackAt, $"the write ended {(run.BackAt - run.WorkDoneAt).TotalSeconds:0.0} s before the server came back");
+        Assert.True(run.Result.Cancelled);
+        Assert.Empty(run.Result.Errors);
+        Assert.True((await QemuImg.Local.CheckAsync(target)).IsClean);
+    }
+
     [Fact]
     public async Task Given_a_guest_writer_When_a_live_snapshot_is_taken_Then_the_new_top_has_every_block_and_the_old_layer_a_consistent_prefix()
     {

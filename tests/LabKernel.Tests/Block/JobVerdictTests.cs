@@ -93,4 +93,44 @@ public sealed class JobVerdictTests
         Assert.False(Chain("/run/x/overlay3.qcow2", "/cache/base.qcow2").IsExactly(expected));
         Assert.False(Chain("/run/x/overlay1.qcow2", "/run/x/overlay3.qcow2", "/cache/base.qcow2").IsExactly(expected));
     }
+
+    private static LiveChain On(params string[] files) => new("disk0", "disk0-dev", files.Select((f, i) => new LiveLayer($"n{i}", f, "qcow2", null)).ToList());
+
+    [Fact]
+    public void Given_a_reboot_after_the_second_pivot_When_QEMU_reopened_another_image_or_the_file_changed_Then_it_is_not_still_on_the_newest()
+    {
+        const string mirrorB = "/run/x/mirror-b.qcow2";
+        Assert.True(JobEnds.StillOnAfterReboot(On(mirrorB), mirrorB, "abc", "abc"));
+        Assert.False(JobEnds.StillOnAfterReboot(On("/run/x/mirror-a.qcow2"), mirrorB, "abc", "abc")); // back on the first mirror
+        Assert.False(JobEnds.StillOnAfterReboot(On(mirrorB), mirrorB, "abc", "abd"));                 // the dd file's bytes changed
+        Assert.False(JobEnds.StillOnAfterReboot(On(mirrorB), mirrorB, "abc", ""));                    // the file is gone
+        Assert.False(JobEnds.StillOnAfterReboot(On(mirrorB), mirrorB, "", ""));                       // nothing was read before
+    }
+
+    [Fact]
+    public void Given_the_originals_moved_away_When_the_guests_write_failed_or_the_disk_is_elsewhere_Then_it_did_not_keep_writing()
+    {
+        const string mirrorB = "/run/x/mirror-b.qcow2";
+        Assert.True(JobEnds.KeptWriting(0, On(mirrorB), mirrorB));
+        Assert.False(JobEnds.KeptWriting(1, On(mirrorB), mirrorB));                              // dd: Input/output error
+        Assert.False(JobEnds.KeptWriting(0, On("/run/x/moved/vm-base-moved.qcow2"), mirrorB));   // still on the moved original
+    }
+
+    [Fact]
+    public void Given_an_active_commit_When_the_top_is_still_in_the_chain_or_the_guest_is_elsewhere_Then_it_did_not_merge()
+    {
+        const string snap3 = "/run/x/snap3.qcow2", snap4 = "/run/x/snap4.qcow2";
+        Assert.True(On(snap3).IsExactly([snap3]));
+        Assert.False(On(snap4, snap3).IsExactly([snap3]));  // the commit never pivoted: still on the top
+        Assert.False(On(snap3, "/run/x/snap2.qcow2").IsExactly([snap3]));  // a backing file came back under it
+    }
+
+    [Fact]
+    public void Given_notebook_04s_chain_When_a_snapshot_is_missing_or_went_onto_another_file_Then_it_is_not_the_chain_of_that_depth()
+    {
+        string[] layers = ["/run/x/data.qcow2", "/run/x/snap1.qcow2", "/run/x/snap2.qcow2"];  // base first, as the notebook lists them
+        Assert.True(On("/run/x/snap2.qcow2", "/run/x/snap1.qcow2", "/run/x/data.qcow2").IsExactly(Enumerable.Reverse(layers)));
+        Assert.False(On("/run/x/snap1.qcow2", "/run/x/data.qcow2").IsExactly(Enumerable.Reverse(layers)));                             // one snapshot short
+        Assert.False(On("/run/x/other.qcow2", "/run/x/snap1.qcow2", "/run/x/data.qcow2").IsExactly(Enumerable.Reverse(layers)));      // right depth, another file
+    }
 }

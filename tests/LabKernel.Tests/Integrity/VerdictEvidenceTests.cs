@@ -148,4 +148,22 @@ public sealed class VerdictEvidenceTests
 
         Assert.Equal(comparable, disk.PauseComparableWith(internalSnap));
     }
+
+    [Fact]
+    public void Given_libvirts_reverts_When_it_reverted_an_external_snapshot_or_refused_another_kind_Then_claim_4_is_refuted()
+    {
+        RevertOutcome Reverted(SnapshotKind k) => new(new RevertEvidence(k, AtSnapshot, AtSnapshot), "libvirt revert", null);
+        RevertOutcome Refused(SnapshotKind k) => new(new RevertEvidence(k, AtSnapshot, AtSnapshot), null, "unsupported configuration: revert to external snapshot not supported yet");
+
+        // libvirt 9.0: internal and disk-only reverted, both memory kinds refused.
+        Assert.True(RevertOutcome.OnlyExternalRevertsRefused([Reverted(SnapshotKind.Internal), Reverted(SnapshotKind.DiskOnly), Refused(SnapshotKind.WithMemory), Refused(SnapshotKind.WithMemoryLive)]));
+        // libvirt 9.9 and later revert external snapshots.
+        Assert.False(RevertOutcome.OnlyExternalRevertsRefused([Reverted(SnapshotKind.Internal), Reverted(SnapshotKind.WithMemory), Reverted(SnapshotKind.WithMemoryLive)]));
+        // One of the two reverted: libvirt can revert to an external snapshot.
+        Assert.False(RevertOutcome.OnlyExternalRevertsRefused([Refused(SnapshotKind.WithMemory), Reverted(SnapshotKind.WithMemoryLive)]));
+        // An internal revert refused too: the refusal is not about external snapshots.
+        Assert.False(RevertOutcome.OnlyExternalRevertsRefused([Refused(SnapshotKind.Internal), Refused(SnapshotKind.WithMemory)]));
+        // No external revert tried: nothing measured.
+        Assert.False(RevertOutcome.OnlyExternalRevertsRefused([Reverted(SnapshotKind.Internal)]));
+    }
 }

@@ -17,12 +17,15 @@ public static class MemoryInUse
     /// <summary>The file that holds it.</summary>
     public const string HeldFile = Folder + "/held";
 
-    /// <summary>At most this many quarters of the guest's available memory are held (a small domain must not run out).</summary>
+    /// <summary>At most this many quarters of the guest's available memory are held (a small domain must not run out) ...</summary>
     public const int AvailableQuarters = 3;
+
+    /// <summary>... and at least this much of it stays available for the guest's own work (its agent, the lab's commands).</summary>
+    public const int ReserveMiB = 96;
 
     /// <summary>
     /// Makes the guest hold <paramref name="mebibytes"/> MiB of random data in memory (at most three quarters of its
-    /// available memory, in 4 MiB steps), unless it already holds some since its last boot. Returns the MiB it holds; 0 when
+    /// available memory, leaving at least <see cref="ReserveMiB"/>, in 4 MiB steps), unless it already holds some since its last boot. Returns the MiB it holds; 0 when
     /// asked for none.
     /// </summary>
     public static async Task<int> HoldAsync(IGuestShell guest, int mebibytes, CancellationToken cancellationToken = default)
@@ -39,6 +42,7 @@ public static class MemoryInUse
             while read k v u; do [ "$k" = MemAvailable: ] && avail=$((v / 1024)); done < /proc/meminfo
             n={{mebibytes}}; most=$((avail * {{AvailableQuarters}} / 4))
             [ $n -le $most ] || n=$most
+            [ $n -le $((avail - {{ReserveMiB}})) ] || n=$((avail - {{ReserveMiB}}))
             n=$((n / 4 * 4))
             [ $n -ge 4 ] || { echo 0; exit 0; }
             mkdir -p {{Folder}}

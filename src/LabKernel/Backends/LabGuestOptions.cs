@@ -63,11 +63,18 @@ public sealed record LabGuestOptions
     /// <summary>Time limit for a clean power-off before the guest is stopped hard.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>The clock of the guest's waits and time limits on the QEMU backend (<see cref="MachineOptions.Time"/>).</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
     /// <summary>A one-line <see cref="LabUsageException"/> naming the first option out of range (see <see cref="GuestDefaults.Check"/>).</summary>
     public void Validate()
     {
         GuestDefaults.Check(nameof(LabGuestOptions), MemoryMiB, GuestDefaults.Cpus, AgentTimeout);
         GuestDefaults.CheckPositive(nameof(LabGuestOptions), nameof(ShutdownTimeout), ShutdownTimeout);
+        if (Time is null)
+        {
+            throw new LabUsageException("LabGuestOptions.Time: give a clock (TimeProvider.System unless a test fakes one)");
+        }
         if (string.IsNullOrWhiteSpace(WorkFolder))
         {
             throw new LabUsageException("LabGuestOptions.WorkFolder must name a folder");

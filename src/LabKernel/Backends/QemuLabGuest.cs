@@ -33,6 +33,7 @@ public sealed class QemuLabGuest : ILabGuest
             AgentTimeout = options.AgentTimeout,
             ExtraDrives = [.. options.DataDisks.Select((file, i) => new Machines.DriveSpec(Path.GetFullPath(file), $"disk{i + 1}"))],
             RootChainFresh = options.Overlays.Count > 0,
+            Time = options.Time,
         };
         var guest = await EmbeddedGuest.StartAsync(embedded, cancellationToken).ConfigureAwait(false);
         return new QemuLabGuest(guest, embedded);

@@ -41,6 +41,9 @@ public sealed record EmbeddedGuestOptions
 
     /// <summary>The caller made <see cref="RootDisk"/> just now: empty overlays over the cached base image.</summary>
     public bool RootChainFresh { get; init; }
+
+    /// <summary>The machine's clock for its waits and time limits (<see cref="MachineOptions.Time"/>).</summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
 }
 
 /// <summary>
@@ -125,6 +128,7 @@ public sealed class EmbeddedGuest : IAsyncDisposable
             // (Debian's cloud kernel has none: WarmStates.RefreshAsync forces the reseed).
             ExtraArguments = ["-device", "vmgenid,guid=auto", .. options.ExtraArguments],
             IncomingState = options.IncomingState,
+            Time = options.Time,
         };
 
     /// <summary>Warm from a saved state when one matches; otherwise a cold boot, saving a state for next time.</summary>

@@ -59,4 +59,22 @@ public sealed class OptionValidationTests
         Assert.Equal(expected, e.Message);
         Assert.False(Directory.Exists(work));
     }
+
+    [Fact]
+    public async Task A_guest_without_a_clock_is_refused_and_a_given_clock_reaches_its_machine()
+    {
+        var work = Path.Combine(Path.GetTempPath(), $"lab-options-{Guid.NewGuid():N}");
+        var e = await Assert.ThrowsAsync<LabUsageException>(() => LabGuests.StartAsync(new LabGuestOptions
+        {
+            WorkFolder = work,
+            Overlays = [Path.Combine(work, "overlay1.qcow2")],
+            Time = null!,
+        }));
+        Assert.Equal("LabGuestOptions.Time: give a clock (TimeProvider.System unless a test fakes one)", e.Message);
+        Assert.False(Directory.Exists(work));
+
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var image = new LabKernel.Guests.GuestImage(Path.Combine(work, "img"), "recipe");
+        Assert.Same(clock, LabKernel.Guests.EmbeddedGuest.MachineOptionsFor(image, new LabKernel.Guests.EmbeddedGuestOptions { Time = clock }, "/x/root.qcow2").Time);
+    }
 }

@@ -113,7 +113,31 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
     public bool IsAlive => Volatile.Read(ref _closed) == 0 && LibvirtNative.virConnectIsAlive(_handle) == 1;
 
     /// <summary>How long <see cref="ReconnectAsync"/> waits for libvirtd by default (a restart takes seconds).</summary>
-    public TimeSpan ReconnectLimit { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan ReconnectLimit { get; init; } = DefaultReconnectLimit();
+
+    /// <summary>
+    /// Whole seconds a run waits for a libvirtd that went away before it gives up on the host (<see cref="ReconnectLimit"/>);
+    /// `lab sweep` sets it for the runs on a host whose hosts-file entry has <c>reconnect</c>.
+    /// </summary>
+    public const string ReconnectVariable = "LAB_LIBVIRT_RECONNECT_SECONDS";
+
+    /// <summary>The reconnect limit without <see cref="ReconnectVariable"/>.</summary>
+    public static readonly TimeSpan StandardReconnectLimit = TimeSpan.FromSeconds(60);
+
+    /// <summary><see cref="ReconnectVariable"/>'s seconds, or <see cref="StandardReconnectLimit"/>; a value that is not a whole number from 1 is one line.</summary>
+    public static TimeSpan DefaultReconnectLimit() => ReconnectLimitFrom(Environment.GetEnvironmentVariable(ReconnectVariable));
+
+    /// <summary>The reconnect limit <see cref="ReconnectVariable"/>'s value <paramref name="text"/> gives.</summary>
+    public static TimeSpan ReconnectLimitFrom(string? text)
+    {
+        if (string.IsNullOrEmpty(text))
+        {
+            return StandardReconnectLimit;
+        }
+        return int.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds >= 1
+            ? TimeSpan.FromSeconds(seconds)
+            : throw new LabUsageException($"{ReconnectVariable}={text}: expected whole seconds, at least 1");
+    }
 
     /// <summary>
     /// Opens the connection again when libvirtd closed it (restarted): waits, backing off, until libvirtd accepts

@@ -133,6 +133,7 @@ internal sealed class SweepRunner
         var number = Interlocked.Increment(ref _started);
         Say($"lab sweep: [{number}] {combination.Id} on {host}{(retryOf is null ? "" : $" (retry: {retryOf} failed{(retryBecause is null ? "" : $": {retryBecause.Split('\n')[0]}")})")}");
         var parameters = combination.Parameters.ToList();
+        var environment = new Dictionary<string, string>();
         if (host != Embedded)
         {
             parameters.Add(("Backend", "libvirt"));
@@ -145,6 +146,10 @@ internal sealed class SweepRunner
             if (entry?.HostFolder is { } hostFolder)
             {
                 parameters.Add(("HostFolder", hostFolder));
+            }
+            if (entry?.ReconnectSeconds is { } reconnect)
+            {
+                environment[LabKernel.Libvirt.LibvirtConnection.ReconnectVariable] = reconnect.ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
         }
         var notebookPath = Path.Combine(folder, NotebookFile);
@@ -166,6 +171,7 @@ internal sealed class SweepRunner
                     ReportPath = Path.Combine(folder, ReportFile),
                     Parameters = parameters,
                     WorkingDirectory = folder,
+                    Environment = environment,
                 }, progress).ConfigureAwait(false);
                 exitCode = outcome.ExitCode;
                 runStatus = outcome.Status;

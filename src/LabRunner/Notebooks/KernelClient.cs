@@ -45,7 +45,7 @@ internal sealed class KernelClient : IAsyncDisposable
         });
     }
 
-    public static KernelClient Start(string workingDirectory, TimeSpan cleanupLimit)
+    public static KernelClient Start(string workingDirectory, TimeSpan cleanupLimit, IReadOnlyDictionary<string, string>? environment = null)
     {
         var (file, prefix) = KernelCommandLine();
         var psi = new ProcessStartInfo(file)
@@ -67,6 +67,10 @@ internal sealed class KernelClient : IAsyncDisposable
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         // Where the kernel passes on a SIGINT it receives (RunInterruption.ForwardToRunner).
         psi.Environment[RunInterruption.RunnerPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            psi.Environment[name] = value;
+        }
         var process = new Process { StartInfo = psi };
         try
         {

@@ -147,7 +147,7 @@ public sealed class NotebookRunner
         int? returnValue = null;
         var executionCount = 0;
         var cellsRun = 0;
-        await using (var kernel = KernelClient.Start(workingDirectory, KernelCleanupLimit))
+        await using (var kernel = KernelClient.Start(workingDirectory, KernelCleanupLimit, options.Environment))
         {
             // The kernel reads this first and prepares the right engine (the C# kernel of Polyglot Notebooks for
             // notebooks, Roslyn scripting for .csx) while the run is being described; it answers `ready` when done.

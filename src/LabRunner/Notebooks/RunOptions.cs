@@ -31,6 +31,9 @@ public sealed record RunOptions
     public string? WorkingDirectory { get; init; }
 
     public IReadOnlyList<string> ScriptArguments { get; init; } = [];
+
+    /// <summary>Variables set for the kernel process besides the runner's own (e.g. a sweep host's reconnect limit).</summary>
+    public IReadOnlyDictionary<string, string> Environment { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary>

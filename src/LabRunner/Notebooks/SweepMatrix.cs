@@ -45,6 +45,12 @@ internal sealed record SweepHost(string Uri, int Jobs)
 
     /// <summary>Where on that host the runs make their images (<c>-p HostFolder</c>); null for the default.</summary>
     public string? HostFolder { get; init; }
+
+    /// <summary>
+    /// Whole seconds a run there waits for the host's libvirtd to come back before the run fails as the host's failure
+    /// (and goes to another host); null: the lab's standard limit (<c>LibvirtConnection.StandardReconnectLimit</c>).
+    /// </summary>
+    public int? ReconnectSeconds { get; init; }
 }
 
 /// <summary>
@@ -95,7 +101,8 @@ internal static class SweepMatrix
     }
 
     /// <summary>
-    /// The hosts file: a list of <c>{uri, jobs, domain, hostFolder}</c> (jobs 1 when absent). A host whose files the
+    /// The hosts file: a list of <c>{uri, jobs, domain, hostFolder, reconnect}</c> (jobs 1 when absent; reconnect in
+    /// whole seconds, the lab's standard 60 when absent). A host whose files the
     /// lab reaches over SSH (<c>qemu+ssh://</c>, <see cref="LabHosts"/>) needs <c>domain</c>: the lab makes its own
     /// domain only on this machine. Each URI once; a URI to another host without SSH is refused in one line.
     /// </summary>
@@ -115,6 +122,7 @@ internal static class SweepMatrix
             string? uri = null;
             string? domain = null;
             string? hostFolder = null;
+            int? reconnect = null;
             var jobs = 1;
             foreach (var (key, value) in entry.Children)
             {
@@ -135,8 +143,13 @@ internal static class SweepMatrix
                     case "hostFolder":
                         hostFolder = string.IsNullOrWhiteSpace(text) ? null : text.Trim();
                         break;
+                    case "reconnect" when int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out var seconds) && seconds >= 1:
+                        reconnect = seconds;
+                        break;
+                    case "reconnect":
+                        throw new LabUsageException($"--hosts {path}: reconnect '{text}': expected whole seconds, at least 1");
                     case var other:
-                        throw new LabUsageException($"--hosts {path}: unknown key '{other}' (a host has uri, jobs, domain and hostFolder)");
+                        throw new LabUsageException($"--hosts {path}: unknown key '{other}' (a host has uri, jobs, domain, hostFolder and reconnect)");
                 }
             }
             if (string.IsNullOrWhiteSpace(uri))
@@ -155,7 +168,7 @@ internal static class SweepMatrix
             {
                 throw new LabUsageException($"--hosts {path}: {uri} is listed twice (give it more jobs instead)");
             }
-            hosts.Add(new SweepHost(uri, jobs) { Domain = domain, HostFolder = hostFolder });
+            hosts.Add(new SweepHost(uri, jobs) { Domain = domain, HostFolder = hostFolder, ReconnectSeconds = reconnect });
         }
         return hosts;
     }

@@ -312,8 +312,8 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
         await File.WriteAllTextAsync(matrix, "Count: [400000]\nSnapshotAfterLines: [40000]\nQuiesce: [fsfreeze, sync]\n");
         var hostFolder = Path.Combine(host.Folder, "lab-sweep-cut");
         var hosts = Path.Combine(scratch.Path, "hosts.yaml");
-        // One slot on each host: one combination goes to the second host.
-        await File.WriteAllTextAsync(hosts, $"- uri: \"{host.Uri}\"\n  jobs: 1\n  domain: {host.DomainName}\n  hostFolder: {hostFolder}\n- uri: qemu:///system\n  jobs: 1\n");
+        // One slot on each host: one combination goes to the second host, whose runs give its libvirtd 10 s to come back.
+        await File.WriteAllTextAsync(hosts, $"- uri: \"{host.Uri}\"\n  jobs: 1\n  domain: {host.DomainName}\n  hostFolder: {hostFolder}\n  reconnect: 10\n- uri: qemu:///system\n  jobs: 1\n");
         var dir = Path.Combine(scratch.Path, "sweep");
         var notebook = Path.Combine(NotebookRun.RepoRoot, "notebooks", "01-live-snapshot-integrity.ipynb");
         await using var connection = await LibvirtConnection.OpenAsync(host.Uri);
@@ -336,7 +336,7 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
         Assert.Equal(host.Uri, retried["retry_of"]!.GetValue<string>());
         // The progress lines say it too, and the failed attempt's error names the host that went away.
         Assert.Contains($"(retry: {host.Uri} failed: ", result.StandardOutput + result.StandardError, StringComparison.Ordinal);
-        Assert.Contains("went away and did not accept connections again", result.StandardOutput + result.StandardError, StringComparison.Ordinal);
+        Assert.Contains("went away and did not accept connections again within 10 s", result.StandardOutput + result.StandardError, StringComparison.Ordinal);
         Assert.Contains("LibvirtConnectionLostException", retried["retry_because"]!.GetValue<string>(), StringComparison.Ordinal);
 
         // The host is back with its domain shut off on the lab's overlays: lab clean --uri hands it back.

@@ -93,7 +93,7 @@ display(Table.From(taken.Select(t => new
     memoryInUseMiB = heldMiB[t.Kind], addedMiB = Math.Round(t.GrowthBytes / 1048576.0, 1), how = t.How,
 }), "Snapshots taken"));
 
-display(Table.From(reverts.Select(r => new { kind = r.Kind.ToString(), how = r.How ?? "refused", diskMarker = r.Evidence.AfterRevert.Disk, memoryMarker = r.Evidence.AfterRevert.Memory, sameBoot = r.Evidence.AfterRevert.BootId == r.Evidence.AtSnapshot.BootId, error = r.Refusal ?? "" }), "Reverts"));
+display(Table.From(reverts.Select(r => new { kind = r.Kind.ToString(), how = r.How?.Description ?? "refused", diskMarker = r.Evidence.AfterRevert.Disk, memoryMarker = r.Evidence.AfterRevert.Memory, sameBoot = r.Evidence.AfterRevert.BootId == r.Evidence.AtSnapshot.BootId, error = r.Refusal ?? "" }), "Reverts"));
 var names = taken.Select(t => t.Kind.ToString()).ToList();
 display(Figures.Columns("Snapshot duration and the longest time the guest did not answer", "milliseconds", names,
     [("duration of the call", taken.Select(t => t.Duration.TotalMilliseconds).ToList()),

@@ -182,14 +182,14 @@ public static class GuestSnapshots
     }
 
     /// <summary>
-    /// Reverts the guest to <paramref name="snapshot"/> the way its backend can, and returns how. Internal: QEMU
+    /// Reverts the guest to <paramref name="snapshot"/> the way its backend can, and returns how (<see cref="RevertDone"/>). Internal: QEMU
     /// <c>snapshot-load</c> or libvirt's revert. External disk-only: the lab's revert (a fresh overlay on the frozen
     /// layer, the guest booted on it; the layer is never written). External with memory: libvirt's own revert is
     /// asked, and its refusal (libvirt before 9.7 cannot revert external snapshots) comes back as a
     /// <see cref="LibvirtException"/>; on QEMU the saved memory is loaded into a new QEMU over a fresh overlay on the
     /// frozen layer (<see cref="ILabGuest.RestoreAsync"/>).
     /// </summary>
-    public static async Task<string> RevertAsync(ILabGuest guest, string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default)
+    public static async Task<RevertDone> RevertAsync(ILabGuest guest, string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(guest);
         ArgumentNullException.ThrowIfNull(snapshot);
@@ -204,12 +204,12 @@ public static class GuestSnapshots
         {
             // A real memory revert: the saved state loaded into a new QEMU over the disk as it was frozen with it.
             await guest.RestoreAsync(new Dictionary<string, string> { [disk] = overlay }, memory, cancellationToken).ConfigureAwait(false);
-            return "the saved memory loaded into a new QEMU (-incoming, then cont) on a new overlay over the frozen layer";
+            return new RevertDone(RevertMethod.MemoryRestored, "the saved memory loaded into a new QEMU (-incoming, then cont) on a new overlay over the frozen layer");
         }
         await guest.BootAgainAsync(new Dictionary<string, string> { [disk] = overlay }, cancellationToken).ConfigureAwait(false);
-        return snapshot.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive
+        return new RevertDone(RevertMethod.ColdBootOnFrozenLayer, snapshot.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive
             ? "a cold boot on a new overlay over the frozen layer (the memory file is not loaded into this guest)"
-            : "the lab's external revert: a new overlay on the frozen layer, the guest booted on it (a cold boot: memory is not part of a disk-only snapshot)";
+            : "the lab's external revert: a new overlay on the frozen layer, the guest booted on it (a cold boot: memory is not part of a disk-only snapshot)");
     }
 }
 

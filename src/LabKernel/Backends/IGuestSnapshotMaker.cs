@@ -20,5 +20,30 @@ public interface IGuestSnapshotMaker
     /// Reverts by the backend's own means, returning how; null where it has none, so the lab's external revert
     /// (a new overlay over the frozen layer, booted or restored) runs. A backend's refusal is its exception.
     /// </summary>
-    Task<string?> RevertAsync(string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default);
+    Task<RevertDone?> RevertAsync(string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default);
+}
+
+/// <summary>The means by which a revert brought the guest back.</summary>
+public enum RevertMethod
+{
+    /// <summary>QEMU's <c>snapshot-load</c> of an internal snapshot in the running guest (HMP <c>loadvm</c>).</summary>
+    SnapshotLoad,
+
+    /// <summary>libvirt's own revert (<c>virDomainRevertToSnapshot</c>, <c>virsh snapshot-revert</c>).</summary>
+    LibvirtRevert,
+
+    /// <summary>The saved memory loaded into a new QEMU (<c>-incoming</c>, then <c>cont</c>) on a new overlay over the frozen layer.</summary>
+    MemoryRestored,
+
+    /// <summary>The lab's external revert: a new overlay on the frozen layer, the guest booted on it (memory is not kept).</summary>
+    ColdBootOnFrozenLayer,
+}
+
+/// <summary>How a revert was done: its <see cref="RevertMethod"/> and the same in the terms of the tools the documents use.</summary>
+public sealed record RevertDone(RevertMethod Method, string Description)
+{
+    /// <summary>Whether this means of reverting can bring memory back (a cold boot never can).</summary>
+    public bool CanRestoreMemory => Method is not RevertMethod.ColdBootOnFrozenLayer;
+
+    public override string ToString() => Description;
 }

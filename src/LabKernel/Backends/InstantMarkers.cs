@@ -87,7 +87,7 @@ public sealed record RevertEvidence(SnapshotKind Kind, InstantMarkers AtSnapshot
 /// <param name="Evidence">The markers at the snapshot and after the revert (after a refusal: the running guest's).</param>
 /// <param name="How">How the backend reverted (<see cref="GuestSnapshots.RevertAsync"/>); null when it refused.</param>
 /// <param name="Refusal">The backend's refusal, one line; null when it reverted.</param>
-public sealed record RevertOutcome(RevertEvidence Evidence, string? How, string? Refusal)
+public sealed record RevertOutcome(RevertEvidence Evidence, RevertDone? How, string? Refusal)
 {
     public SnapshotKind Kind => Evidence.Kind;
 

@@ -688,7 +688,7 @@ internal sealed class LibvirtSnapshotMaker(LibvirtLabGuest guest) : IGuestSnapsh
         }
     }
 
-    public async Task<string?> RevertAsync(string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default)
+    public async Task<RevertDone?> RevertAsync(string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default)
     {
         switch (snapshot.Kind)
         {
@@ -697,12 +697,12 @@ internal sealed class LibvirtSnapshotMaker(LibvirtLabGuest guest) : IGuestSnapsh
                 guest.Agent.GuestRewound();
                 // libvirt reconnects to the agent's channel after the revert; until then commands fail "not connected".
                 await guest.Domain.WaitForAgentAsync(TimeSpan.FromMinutes(2), cancellationToken).ConfigureAwait(false);
-                return "virDomainRevertToSnapshot (virsh snapshot-revert)";
+                return new RevertDone(RevertMethod.LibvirtRevert, "virDomainRevertToSnapshot (virsh snapshot-revert)");
             case SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive:
                 // libvirt's own answer (before 9.7: a refusal, as LibvirtException) is what the caller sees.
                 await guest.Domain.Snapshots.RevertAsync(snapshot.Name, running: true, askLibvirtForExternal: true, cancellationToken).ConfigureAwait(false);
                 guest.Agent.GuestRewound();
-                return "virDomainRevertToSnapshot (virsh snapshot-revert) of the external snapshot";
+                return new RevertDone(RevertMethod.LibvirtRevert, "virDomainRevertToSnapshot (virsh snapshot-revert) of the external snapshot");
             default:
                 if (guest.Capabilities.HasFlag(LabCapabilities.BootAgain))
                 {
@@ -710,7 +710,7 @@ internal sealed class LibvirtSnapshotMaker(LibvirtLabGuest guest) : IGuestSnapsh
                 }
                 var overlay = newFile($"{snapshot.Name}-revert", $"{snapshot.Name}-revert.qcow2");
                 await guest.Domain.Snapshots.RevertExternalAsync(disk, snapshot.FrozenLayer!, overlay, cancellationToken: cancellationToken).ConfigureAwait(false);
-                return "the lab's external revert on your domain: destroyed, a new overlay on the frozen layer, started on it";
+                return new RevertDone(RevertMethod.ColdBootOnFrozenLayer, "the lab's external revert on your domain: destroyed, a new overlay on the frozen layer, started on it");
         }
     }
 }

@@ -183,7 +183,7 @@ internal sealed class QemuSnapshotMaker(ILabGuest guest) : IGuestSnapshotMaker
         }
     }
 
-    public async Task<string?> RevertAsync(string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default)
+    public async Task<RevertDone?> RevertAsync(string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default)
     {
         if (snapshot.Kind != SnapshotKind.Internal)
         {
@@ -192,6 +192,6 @@ internal sealed class QemuSnapshotMaker(ILabGuest guest) : IGuestSnapshotMaker
         var block = await guest.OpenMonitorAsync(cancellationToken).ConfigureAwait(false);
         await block.LoadInternalSnapshotAsync(snapshot.Name, [disk], disk, cancellationToken: cancellationToken).ConfigureAwait(false);
         guest.Agent.GuestRewound();
-        return "QMP snapshot-load job (as HMP loadvm)";
+        return new RevertDone(RevertMethod.SnapshotLoad, "QMP snapshot-load job (as HMP loadvm)");
     }
 }

@@ -230,7 +230,7 @@ public sealed class Experiment : IAsyncDisposable
         GuestSnapshots.TakeAsync(Guest, Disk, kind, name, (role, file) => Run.NewFile(role, file), cancellationToken);
 
     /// <summary>Reverts the guest to a snapshot the way its backend can; returns how (see <see cref="GuestSnapshots.RevertAsync"/>).</summary>
-    public Task<string> RevertAsync(SnapshotTaken snapshot, CancellationToken cancellationToken = default) =>
+    public Task<RevertDone> RevertAsync(SnapshotTaken snapshot, CancellationToken cancellationToken = default) =>
         GuestSnapshots.RevertAsync(Guest, Disk, snapshot, (role, file) => Run.NewFile(role, file), cancellationToken);
 
     /// <summary>
@@ -241,7 +241,8 @@ public sealed class Experiment : IAsyncDisposable
     public async Task<RevertOutcome> RevertToInstantAsync(SnapshotTaken snapshot, InstantMarkers atSnapshot, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
-        string? how = null, refusal = null;
+        RevertDone? how = null;
+        string? refusal = null;
         try
         {
             how = await RevertAsync(snapshot, cancellationToken).ConfigureAwait(false);

@@ -49,7 +49,7 @@ public sealed class MemoryRevertTests(ITestOutputHelper output) : IAsyncLifetime
         var how = await GuestSnapshots.RevertAsync(_guest, _guest.Disk, snapshot, NewFile);
         var restored = new RevertEvidence(SnapshotKind.WithMemory, atSnapshot, await InstantMarkers.ReadAsync(_guest.Agent));
         output.WriteLine($"{how}: {restored.Observed}; agent after {_guest.BootToAgent?.TotalSeconds:0.00} s");
-        Assert.Contains("-incoming", how, StringComparison.Ordinal);
+        Assert.Equal(RevertMethod.MemoryRestored, how.Method);
         Assert.True(restored.ReturnedToInstant, restored.Observed);
         Assert.True(restored.MemoryBack && restored.AfterRevert.BootId == atSnapshot.BootId, restored.Observed);
         // The restored guest runs on and writes: its disk is the new overlay, not the frozen layer.

@@ -53,10 +53,10 @@ public sealed class VerdictEvidenceTests
         Assert.False(refused.ReturnedToInstant);
         Assert.Equal("refused: libvirt: not supported yet", refused.Observed);
 
-        var reverted = new RevertOutcome(new RevertEvidence(SnapshotKind.WithMemory, AtSnapshot, AtSnapshot), "snapshot-load", null);
+        var reverted = new RevertOutcome(new RevertEvidence(SnapshotKind.WithMemory, AtSnapshot, AtSnapshot), new RevertDone(RevertMethod.SnapshotLoad, "snapshot-load"), null);
         Assert.True(reverted.ReturnedToInstant);
         Assert.StartsWith("snapshot-load: at the snapshot: ", reverted.Observed, StringComparison.Ordinal);
-        var coldBoot = new RevertOutcome(new RevertEvidence(SnapshotKind.WithMemory, AtSnapshot, new InstantMarkers("WithMemory", "", "boot-b")), "a cold boot", null);
+        var coldBoot = new RevertOutcome(new RevertEvidence(SnapshotKind.WithMemory, AtSnapshot, new InstantMarkers("WithMemory", "", "boot-b")), new RevertDone(RevertMethod.ColdBootOnFrozenLayer, "a cold boot"), null);
         Assert.False(coldBoot.ReturnedToInstant);
     }
 
@@ -152,7 +152,7 @@ public sealed class VerdictEvidenceTests
     [Fact]
     public void Given_libvirts_reverts_When_it_reverted_an_external_snapshot_or_refused_another_kind_Then_claim_4_is_refuted()
     {
-        RevertOutcome Reverted(SnapshotKind k) => new(new RevertEvidence(k, AtSnapshot, AtSnapshot), "libvirt revert", null);
+        RevertOutcome Reverted(SnapshotKind k) => new(new RevertEvidence(k, AtSnapshot, AtSnapshot), new RevertDone(RevertMethod.LibvirtRevert, "libvirt revert"), null);
         RevertOutcome Refused(SnapshotKind k) => new(new RevertEvidence(k, AtSnapshot, AtSnapshot), null, "unsupported configuration: revert to external snapshot not supported yet");
 
         // libvirt 9.0: internal and disk-only reverted, both memory kinds refused.

@@ -53,8 +53,9 @@ args = ConsoleRun.Start(args, "03 · drive_mirror: copies, outages, commit, pivo
 // Here each step is QMP (`drive-mirror`, `blockdev-mirror`, `job-complete`, `block-job-cancel`, `block-commit`) driven by
 // job events, one call of the lab per step of the document (start the mirror, wait for READY, complete or cancel), except
 // where the document's HMP command *is* the point (`commit`, `stop`, `c`, `info block-jobs`). The storage outage of part 2
-// is one call (`MirrorThroughOutageAsync`: cut the server at a quarter, watch the offset, restart it, wait for READY),
-// its steps listed above it; part 3's QMP commit is one call too (`ActiveCommitAsync`: commit, READY, complete).
+// is a step per call too (start the mirror onto the NBD server, wait for a quarter, stop the server, let the guest work,
+// look at the job, start the server, watch it move, READY, cancel); part 3's QMP commit is one call
+// (`ActiveCommitAsync`: commit, READY, complete).
 // "As big as the original" becomes the job's READY event. The copies are read **offline** (a scratch raw copy, its
 // ext4 journal replayed there, files read with `debugfs`), so no copy is modified by looking at it. The NFS server
 // becomes a `qemu-storage-daemon` serving the target over NBD on a unix socket, stopped and restarted mid-job.
@@ -148,17 +149,31 @@ display($"mirror1: {result1.Offset / MiB:0} MiB copied in {result1.Elapsed.Total
 // `blockdev-mirror` copies to it. When a quarter is copied (or 256 MiB) the daemon is stopped (SIGTERM, like
 // `service nfs stop`); during the outage the guest runs the file workload again and HMP `info block-jobs` is asked
 // three times; after `OutageSeconds` (or when the workload is done, if later) the daemon is started again on the same
-// socket; once the job is seen moving again the speed limit is lifted. The job moves again only some seconds after
+// socket; once the job is seen moving again the speed limit is lifted. Each step is one call below, in this order. The job moves again only some seconds after
 // the server is back: the NBD client retries its connection with growing pauses. The job's length is the whole
 // virtual disk (8 GiB): QEMU cannot assume an NBD target reads as zeroes, so it writes the zeroes too (cheap
 // `WRITE_ZEROES` requests). The job's offset is sampled every `SampleMs` ms (a measurement, not how the job is
 // driven). At READY the VM is paused (HMP `stop`), the job cancelled, and the copy compared with the VM's disk.
 
 var mirror2 = lab.NewFile("mirror2-nbd");
-var (outage, ops2) = await block.MirrorThroughOutageAsync(lab.Disk, mirror2,
-    new OutagePlan { Outage = TimeSpan.FromSeconds(OutageSeconds), Speed = speed, SampleEvery = TimeSpan.FromMilliseconds(SampleMs), PauseGuestAtReady = true },
-    ct => FileOpsWorkload.RunAsync(lab.Agent, "/root/ops2", FileOps, seed: 2, ct));
-await lab.HmpAsync("stop");  // the document's `stop` (the VM is already paused since READY, so the copy equals the disk)
+OutageRun outage;
+FileOpsWorkload ops2;
+await using (var nbd = await block.StartMirrorOntoNbdAsync(lab.Disk, mirror2,        // NBD server up, blockdev-mirror onto it
+    new OutagePlan { Outage = TimeSpan.FromSeconds(OutageSeconds), Speed = speed, SampleEvery = TimeSpan.FromMilliseconds(SampleMs) }))
+{
+    await nbd.WaitPartWayAsync();                                                     // a quarter copied
+    await nbd.StopStorageAsync();                                                     // service nfs stop
+    var work2 = nbd.RunDuringOutage(ct => FileOpsWorkload.RunAsync(lab.Agent, "/root/ops2", FileOps, seed: 2, ct));  // the guest works on
+    await nbd.LookAtJobsAsync();                                                      // info block-jobs during the outage
+    await nbd.KeepAwayUntilWorkEndsAsync();                                           // (its I/O must not need the server)
+    await nbd.StartStorageAsync();                                                    // service nfs start
+    ops2 = await work2;
+    await nbd.WaitMovingAgainThenLiftSpeedAsync();                                    // the offset moves again; the limit is lifted
+    await nbd.WaitForReadyAsync();
+    await lab.HmpAsync("stop");                                                       // the document's `stop`: the copy then equals the disk
+    await nbd.CancelAsync();                                                          // block_job_cancel at READY
+    outage = nbd.Run;
+}
 var compare2 = await lab.QemuImg.CompareAsync(disk, mirror2);
 var check2 = await lab.CheckCopyAsync(mirror2, [ops1, ops2], BootCopies);
 var (progress, cut, back) = (outage.Progress, outage.CutAt, outage.BackAt);

@@ -25,7 +25,6 @@ public sealed class BlockLayer : ILabBlock
     private readonly ChainJobs _jobs;
     private readonly HmpCommit _hmpCommit;
     private readonly DrivenJobs _driven;
-    private readonly NbdOutage _outage;
 
     /// <summary>Wraps a QMP connection (tests pass one over a fake peer). Make one per connection.</summary>
     public BlockLayer(QmpClient qmp)
@@ -37,7 +36,6 @@ public sealed class BlockLayer : ILabBlock
         _jobs = new ChainJobs(this);
         _hmpCommit = new HmpCommit(this);
         _driven = new DrivenJobs(this);
-        _outage = new NbdOutage(this, qmp.Time);
     }
 
     public QmpClient Qmp { get; }
@@ -245,7 +243,15 @@ public sealed class BlockLayer : ILabBlock
     /// cancelled, so the target is a copy and the disk stays. The node is deleted and the daemon stopped at the end.
     /// </summary>
     public Task<(OutageRun Run, T Work)> MirrorThroughOutageAsync<T>(string disk, string target, OutagePlan plan, Func<CancellationToken, Task<T>> duringOutage, CancellationToken cancellationToken = default) =>
-        _outage.RunAsync(disk, target, plan, duringOutage, cancellationToken);
+        MirrorOutage.RunAsync(this, Qmp.Time, disk, target, plan, duringOutage, cancellationToken);
+
+    /// <summary>
+    /// The same outage one step at a time (<see cref="MirrorOutage"/>): makes <paramref name="target"/> (a new qcow2 of
+    /// the disk's size), serves it over NBD, opens it as an <c>nbd</c> node and starts <c>blockdev-mirror</c> onto it
+    /// at <see cref="OutagePlan.Speed"/>, its offset sampled from now on.
+    /// </summary>
+    public Task<MirrorOutage> StartMirrorOntoNbdAsync(string disk, string target, OutagePlan plan, CancellationToken cancellationToken = default) =>
+        MirrorOutage.StartAsync(this, Qmp.Time, disk, target, plan, cancellationToken);
 
     /// <summary>
     /// Opens <paramref name="export"/> as an <c>nbd</c> client node (<c>blockdev-add</c>): while the server is away,

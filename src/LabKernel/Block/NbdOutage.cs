@@ -119,16 +119,54 @@ public sealed record OutageProgress(int SamplesDuring, long MinOffset, long MaxO
         : $"{SamplesDuring} samples, offset {MinOffset / 1048576.0:0.0}..{MaxOffset / 1048576.0:0.0} MiB";
 }
 
-/// <summary>See <see cref="BlockLayer.MirrorThroughOutageAsync"/>.</summary>
-internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
+/// <summary>
+/// A mirror onto storage that goes away and comes back, one step per call in the order notebook 03 shows them
+/// (<see cref="BlockLayer.StartMirrorOntoNbdAsync"/>): the target is served over NBD by a separate
+/// <c>qemu-storage-daemon</c> (the document's NFS server), reached through an <c>nbd</c> node whose requests wait for
+/// the server longer than the outage can last; the job's offset is sampled from the start (a measurement). Disposing
+/// abandons a job still running, deletes the node and stops the daemon.
+/// </summary>
+public sealed class MirrorOutage : IAsyncDisposable
 {
     private const string NodeName = "nbd-outage-target";
 
-    public async Task<(OutageRun Run, T Work)> RunAsync<T>(string disk, string target, OutagePlan plan, Func<CancellationToken, Task<T>> duringOutage, CancellationToken cancellationToken)
+    private readonly BlockLayer _block;
+    private readonly TimeProvider _time;
+    private readonly OutagePlan _plan;
+    private readonly TimeSpan _limit;
+    private readonly NbdExport _export;
+    private readonly Host.ILabHost _host;
+    private readonly string _sockets;
+    private readonly List<string> _looks = [];
+    private BlockJob? _job;
+    private JobSampler? _sampler;
+    private Task<DateTimeOffset>? _work;
+    private long _offsetAtRestart;
+    private BlockJobResult? _result;
+    private DateTimeOffset _cutAt, _backAt, _liftedAt, _readyAt, _workDoneAt;
+    private long _offsetAtCut;
+    private bool _workDoneInOutage;
+
+    private MirrorOutage(BlockLayer block, TimeProvider time, OutagePlan plan, NbdExport export, Host.ILabHost host, string sockets)
+    {
+        _block = block;
+        _time = time;
+        _plan = plan;
+        _limit = plan.Timeout ?? block.JobTimeout;
+        _export = export;
+        _host = host;
+        _sockets = sockets;
+    }
+
+    /// <summary>When the mirror started.</summary>
+    public DateTimeOffset Started { get; private set; }
+
+    /// <summary>The mirror job (<c>blockdev-mirror</c> onto the NBD node).</summary>
+    public BlockJob Job => _job ?? throw new InvalidOperationException("the mirror has not started");
+
+    internal static async Task<MirrorOutage> StartAsync(BlockLayer block, TimeProvider time, string disk, string target, OutagePlan plan, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(plan);
-        ArgumentNullException.ThrowIfNull(duringOutage);
-        var limit = plan.Timeout ?? block.JobTimeout;
         var chain = await block.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
         var host = block.Host;
         // From QEMU, not qemu-img: a layer whose header names its backing file otherwise than QEMU opened it (a relative
@@ -151,24 +189,158 @@ internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
             await DeleteSocketsAsync(host, sockets).ConfigureAwait(false);
             throw;
         }
+        var outage = new MirrorOutage(block, time, plan, export, host, sockets);
         try
         {
             // Requests wait for the server longer than the outage can last, so the job survives it.
             await block.AddNbdNodeAsync(export, NodeName, plan.Outage + plan.WorkLimit + TimeSpan.FromSeconds(60), cancellationToken).ConfigureAwait(false);
-            try
-            {
-                return await MirrorAsync(disk, export, plan, limit, duringOutage, cancellationToken).ConfigureAwait(false);
-            }
-            finally
-            {
-                await BlockLayer.TryAsync(() => block.RemoveNodeAsync(NodeName, CancellationToken.None)).ConfigureAwait(false);
-            }
+            outage.Started = time.GetUtcNow();
+            outage._job = await block.StartMirrorAsync(disk, new MirrorTarget.Node(NodeName),
+                new MirrorOptions { Sync = MirrorSync.Full, Speed = plan.Speed, CopyMode = plan.CopyMode }, cancellationToken).ConfigureAwait(false);
+            outage._sampler = JobSampler.Start(outage._job, plan.SampleEvery);
+            return outage;
         }
-        finally
+        catch
         {
-            await export.DisposeAsync().ConfigureAwait(false);
-            await DeleteSocketsAsync(host, sockets).ConfigureAwait(false);
+            await outage.DisposeAsync().ConfigureAwait(false);
+            throw;
         }
+    }
+
+    /// <summary>Waits until part of the disk is copied (<see cref="OutagePlan.CutAtFraction"/> or <see cref="OutagePlan.CutAtMostBytes"/>).</summary>
+    public async Task<BlockJobProgress> WaitPartWayAsync(CancellationToken cancellationToken = default)
+    {
+        var at = await Sampler.WaitForAsync(s => s.Length > 0 && s.Offset >= Math.Min((long)(s.Length * _plan.CutAtFraction), _plan.CutAtMostBytes),
+            _limit, "the mirror to copy the part before the cut", cancellationToken).ConfigureAwait(false);
+        _offsetAtCut = at.Offset;
+        return at;
+    }
+
+    /// <summary>Stops the storage: SIGTERM to the NBD server, as <c>service nfs stop</c>.</summary>
+    public async Task StopStorageAsync(CancellationToken cancellationToken = default)
+    {
+        _cutAt = _time.GetUtcNow();
+        await _export.StopAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Starts <paramref name="work"/> (the guest's workload) now, during the outage; its end is timed.</summary>
+    public Task<T> RunDuringOutage<T>(Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        var run = Task.Run(() => work(cancellationToken), cancellationToken);
+        _work = run.ContinueWith(_ => _time.GetUtcNow(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return run;
+    }
+
+    /// <summary>
+    /// HMP <c>info block-jobs</c>, <see cref="OutagePlan.MonitorLooks"/> times spread over <see cref="OutagePlan.Outage"/>
+    /// (a measurement schedule), until the outage's time is up; each look prefixed with its time since the cut.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> LookAtJobsAsync(CancellationToken cancellationToken = default)
+    {
+        for (var i = 0; i < _plan.MonitorLooks; i++)
+        {
+            var jobs = (await _block.Qmp.HumanMonitorCommandAsync("info block-jobs", cancellationToken: cancellationToken).ConfigureAwait(false)).Trim();
+            _looks.Add($"+{(_time.GetUtcNow() - _cutAt).TotalSeconds:0.0} s: {jobs}");
+            await Task.Delay(_plan.Outage / _plan.MonitorLooks, _time, cancellationToken).ConfigureAwait(false);
+        }
+        var left = _cutAt + _plan.Outage - _time.GetUtcNow();
+        if (left > TimeSpan.Zero)
+        {
+            await Task.Delay(left, _time, cancellationToken).ConfigureAwait(false);
+        }
+        return _looks;
+    }
+
+    /// <summary>
+    /// Keeps the storage away until the work started by <see cref="RunDuringOutage"/> has ended, at most
+    /// <see cref="OutagePlan.WorkLimit"/>: if the guest's I/O hung on the dead target, the work would not end while
+    /// the server is down. Returns whether it ended in the outage.
+    /// </summary>
+    public async Task<bool> KeepAwayUntilWorkEndsAsync(CancellationToken cancellationToken = default)
+    {
+        var work = _work ?? throw new InvalidOperationException("no work runs during the outage (RunDuringOutage)");
+        _workDoneInOutage = await Task.WhenAny(work, Task.Delay(_plan.WorkLimit, _time, cancellationToken)).ConfigureAwait(false) == work;
+        return _workDoneInOutage;
+    }
+
+    /// <summary>Starts the storage again on the same socket, as <c>service nfs start</c>.</summary>
+    public async Task StartStorageAsync(CancellationToken cancellationToken = default)
+    {
+        await _export.StartAsync(cancellationToken).ConfigureAwait(false);
+        _backAt = _time.GetUtcNow();
+        _offsetAtRestart = Sampler.Latest.Offset;
+    }
+
+    /// <summary>
+    /// Waits for <see cref="OutagePlan.MovingSamples"/> samples past the restart's offset, at most
+    /// <see cref="OutagePlan.MovingLimit"/> (the findings say when it never moved; the job still has to end), then lifts
+    /// the speed limit for the rest (mostly zeroes). Returns whether it was seen moving.
+    /// </summary>
+    public async Task<bool> WaitMovingAgainThenLiftSpeedAsync(CancellationToken cancellationToken = default)
+    {
+        var moving = 0;
+        var seen = true;
+        try
+        {
+            // The condition sees each sample once: the latest when asked, then every new one.
+            await Sampler.WaitForAsync(s => s.At > _backAt && s.Offset > _offsetAtRestart && ++moving >= _plan.MovingSamples,
+                _plan.MovingLimit, "the mirror to move again after the restart", cancellationToken).ConfigureAwait(false);
+        }
+        catch (LabTimeoutException)
+        {
+            seen = false;
+        }
+        _liftedAt = _time.GetUtcNow();
+        await Job.SetSpeedAsync(0, cancellationToken).ConfigureAwait(false);
+        return seen;
+    }
+
+    /// <summary>Waits for READY (<c>BLOCK_JOB_READY</c>).</summary>
+    public async Task WaitForReadyAsync(CancellationToken cancellationToken = default)
+    {
+        await Job.WaitForReadyAsync(_limit, cancellationToken).ConfigureAwait(false);
+        _readyAt = _time.GetUtcNow();
+    }
+
+    /// <summary>Cancels the job at READY (the target is a copy, the disk stays) and waits for it to end.</summary>
+    public async Task<BlockJobResult> CancelAsync(CancellationToken cancellationToken = default)
+    {
+        await Job.CancelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        _result = await Job.WaitAsync(_limit, cancellationToken).ConfigureAwait(false);
+        await Sampler.DisposeAsync().ConfigureAwait(false);
+        if (_work is not null)
+        {
+            _workDoneAt = await _work.ConfigureAwait(false);
+        }
+        return _result;
+    }
+
+    /// <summary>What happened, once cancelled (<see cref="CancelAsync"/>).</summary>
+    public OutageRun Run => _result is null
+        ? throw new InvalidOperationException("the mirror has not ended yet (CancelAsync)")
+        : new OutageRun(_result, Sampler.Samples, Started, _cutAt, _offsetAtCut, _backAt, _liftedAt, _readyAt, _looks, _workDoneInOutage, _workDoneAt);
+
+    private JobSampler Sampler => _sampler ?? throw new InvalidOperationException("the mirror has not started");
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_job is not null)
+        {
+            if (!_job.Completion.IsCompleted)
+            {
+                // Leave no job behind in QEMU: it would keep the target node (and the disk) busy.
+                await DrivenJobs.AbandonAsync(_job).ConfigureAwait(false);
+            }
+            if (_sampler is not null)
+            {
+                await _sampler.DisposeAsync().ConfigureAwait(false);
+            }
+            await _job.DisposeAsync().ConfigureAwait(false);
+        }
+        await BlockLayer.TryAsync(() => _block.RemoveNodeAsync(NodeName, CancellationToken.None)).ConfigureAwait(false);
+        await _export.DisposeAsync().ConfigureAwait(false);
+        await DeleteSocketsAsync(_host, _sockets).ConfigureAwait(false);
     }
 
     private static async Task DeleteSocketsAsync(Host.ILabHost host, string sockets)
@@ -183,80 +355,25 @@ internal sealed class NbdOutage(BlockLayer block, TimeProvider time)
         }
     }
 
-    private async Task<(OutageRun, T)> MirrorAsync<T>(string disk, NbdExport export, OutagePlan plan, TimeSpan limit, Func<CancellationToken, Task<T>> duringOutage, CancellationToken cancellationToken)
+    /// <summary>Every step in order, the VM paused at READY when the plan says so (<see cref="BlockLayer.MirrorThroughOutageAsync"/>).</summary>
+    internal static async Task<(OutageRun Run, T Work)> RunAsync<T>(BlockLayer block, TimeProvider time, string disk, string target, OutagePlan plan, Func<CancellationToken, Task<T>> duringOutage, CancellationToken cancellationToken)
     {
-        await using var job = await block.StartMirrorAsync(disk, new MirrorTarget.Node(NodeName), new MirrorOptions { Sync = MirrorSync.Full, Speed = plan.Speed, CopyMode = plan.CopyMode }, cancellationToken).ConfigureAwait(false);
-        try
-        {
-            return await DriveAsync(job, export, plan, limit, duringOutage, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception) when (!job.Completion.IsCompleted)
-        {
-            // Leave no job behind in QEMU: it would keep the target node (and the disk) busy.
-            await DrivenJobs.AbandonAsync(job).ConfigureAwait(false);
-            throw;
-        }
-    }
-
-    private async Task<(OutageRun, T)> DriveAsync<T>(BlockJob job, NbdExport export, OutagePlan plan, TimeSpan limit, Func<CancellationToken, Task<T>> duringOutage, CancellationToken cancellationToken)
-    {
-        var started = time.GetUtcNow();
-        await using var sampler = JobSampler.Start(job, plan.SampleEvery);
-        var atCut = await sampler.WaitForAsync(s => s.Length > 0 && s.Offset >= Math.Min((long)(s.Length * plan.CutAtFraction), plan.CutAtMostBytes),
-            limit, "the mirror to copy the part before the cut", cancellationToken).ConfigureAwait(false);
-        var cutAt = time.GetUtcNow();
-        await export.StopAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-        // The work runs beside the looks at the monitor below.
-        var work = Task.Run(() => RunTimedAsync(duringOutage, cancellationToken), cancellationToken);
-        var looks = new List<string>();
-        for (var i = 0; i < plan.MonitorLooks; i++)
-        {
-            var jobs = (await block.Qmp.HumanMonitorCommandAsync("info block-jobs", cancellationToken: cancellationToken).ConfigureAwait(false)).Trim();
-            looks.Add($"+{(time.GetUtcNow() - cutAt).TotalSeconds:0.0} s: {jobs}");
-            // The looks are spread over the outage: a measurement schedule, not a wait for something.
-            await Task.Delay(plan.Outage / plan.MonitorLooks, time, cancellationToken).ConfigureAwait(false);
-        }
-        var left = cutAt + plan.Outage - time.GetUtcNow();
-        if (left > TimeSpan.Zero)
-        {
-            await Task.Delay(left, time, cancellationToken).ConfigureAwait(false);
-        }
-        // The storage stays away until the guest's work is done too: if guest I/O hung on the dead target, the
-        // work would not end while the server is down.
-        var workDoneInOutage = await Task.WhenAny(work, Task.Delay(plan.WorkLimit, time, cancellationToken)).ConfigureAwait(false) == work;
-        await export.StartAsync(cancellationToken).ConfigureAwait(false);
-        var backAt = time.GetUtcNow();
-        var offsetAtRestart = sampler.Latest.Offset;
-        var (value, workDoneAt) = await work.ConfigureAwait(false);
-        // Let the job be seen moving again at the limited rate, then lift the limit for the rest (mostly zeroes).
-        // The condition sees each sample once: the latest when asked, then every new one.
-        var moving = 0;
-        try
-        {
-            await sampler.WaitForAsync(s => s.At > backAt && s.Offset > offsetAtRestart && ++moving >= plan.MovingSamples,
-                plan.MovingLimit, "the mirror to move again after the restart", cancellationToken).ConfigureAwait(false);
-        }
-        catch (LabTimeoutException)
-        {
-            // The findings say so (no sample moving again); the job still has to end.
-        }
-        var liftedAt = time.GetUtcNow();
-        await job.SetSpeedAsync(0, cancellationToken).ConfigureAwait(false);
-        await job.WaitForReadyAsync(limit, cancellationToken).ConfigureAwait(false);
-        var readyAt = time.GetUtcNow();
+        ArgumentNullException.ThrowIfNull(duringOutage);
+        await using var outage = await StartAsync(block, time, disk, target, plan, cancellationToken).ConfigureAwait(false);
+        await outage.WaitPartWayAsync(cancellationToken).ConfigureAwait(false);
+        await outage.StopStorageAsync(cancellationToken).ConfigureAwait(false);
+        var work = outage.RunDuringOutage(duringOutage, cancellationToken);
+        await outage.LookAtJobsAsync(cancellationToken).ConfigureAwait(false);
+        await outage.KeepAwayUntilWorkEndsAsync(cancellationToken).ConfigureAwait(false);
+        await outage.StartStorageAsync(cancellationToken).ConfigureAwait(false);
+        var value = await work.ConfigureAwait(false);
+        await outage.WaitMovingAgainThenLiftSpeedAsync(cancellationToken).ConfigureAwait(false);
+        await outage.WaitForReadyAsync(cancellationToken).ConfigureAwait(false);
         if (plan.PauseGuestAtReady)
         {
             await block.Qmp.HumanMonitorCommandAsync("stop", cancellationToken: cancellationToken).ConfigureAwait(false);
         }
-        await job.CancelAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
-        var result = await job.WaitAsync(limit, cancellationToken).ConfigureAwait(false);
-        await sampler.DisposeAsync().ConfigureAwait(false);
-        return (new OutageRun(result, sampler.Samples, started, cutAt, atCut.Offset, backAt, liftedAt, readyAt, looks, workDoneInOutage, workDoneAt), value);
-    }
-
-    private async Task<(T Value, DateTimeOffset DoneAt)> RunTimedAsync<T>(Func<CancellationToken, Task<T>> work, CancellationToken cancellationToken)
-    {
-        var value = await work(cancellationToken).ConfigureAwait(false);
-        return (value, time.GetUtcNow());
+        await outage.CancelAsync(cancellationToken).ConfigureAwait(false);
+        return (outage.Run, value);
     }
 }

@@ -103,7 +103,7 @@ display(lab.Describe());
 // The document's write_data.sh, as it wrote it (mktemp names, /dev/urandom), with its sizes as parameters.
 string Churn(int k) => $@"set -e
 cd /data
-touch /data/TAG_aio_vdb_{k}
+touch /data/{RevertTags.Expected(k)}
 for fn in $(find . -name 'tekkaman.*' | grep -E '[0-9]|o|j|b' -i); do rm -f ""$fn""; done
 for n in $(seq 1 {FilesPerSnapshot}); do f=$(mktemp tekkaman.XXX); dd if=/dev/urandom of=""$f"" bs=1M count={FileMiB} status=none; done
 sync

@@ -183,7 +183,7 @@ if (Of(SnapshotKind.WithMemoryLive) is { } live)
 foreach (var r in reverts)
 {
     // libvirt before 9.9 refuses external reverts: the document's claim (4), declared expected.
-    var refusedByLibvirt = r.Refused && r.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive && lab.Can(LabCapabilities.LibvirtSnapshots);
+    var refusedByLibvirt = r.Refused && r.Kind.SavesMemoryFile() && lab.Can(LabCapabilities.LibvirtSnapshots);
     lab.Findings.Check(r.Evidence.Claim, r.ReturnedToInstant, r.Observed, refutationExpected: refusedByLibvirt);
 }
 if (lab.Can(LabCapabilities.LibvirtSnapshots))

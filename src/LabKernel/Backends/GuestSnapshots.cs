@@ -30,6 +30,9 @@ public static class SnapshotKinds
 {
     /// <summary>The kind saves the guest's memory (internal, with memory, with memory live), so its revert must restore it.</summary>
     public static bool KeepsMemory(this SnapshotKind kind) => kind is SnapshotKind.Internal or SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive;
+
+    /// <summary>The kind saves memory to a file of its own beside an external disk snapshot (with memory, with memory live).</summary>
+    public static bool SavesMemoryFile(this SnapshotKind kind) => kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive;
 }
 
 /// <summary>
@@ -154,7 +157,7 @@ public static class GuestSnapshots
         var before = (await guest.Block.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false)).Active.Filename;
         var sizeBefore = await host.FileSizeAsync(before, cancellationToken).ConfigureAwait(false);
         var overlay = kind is SnapshotKind.Internal ? null : newFile($"{name}-overlay", $"{name}.qcow2");
-        var memory = kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive ? newFile($"{name}-memory", $"{name}.mem") : null;
+        var memory = kind.SavesMemoryFile() ? newFile($"{name}-memory", $"{name}.mem") : null;
         string how;
         using var probe = PauseProbe.Start(guest.Agent);
         var clock = Stopwatch.StartNew();
@@ -200,14 +203,14 @@ public static class GuestSnapshots
         // The lab's external revert: the frozen layer is never written; a new overlay goes over it.
         var overlay = newFile($"{snapshot.Name}-revert", $"{snapshot.Name}-revert.qcow2");
         await QemuImg.On(guest.Host).CreateAsync(overlay, "qcow2", options: new CreateOptions { BackingFile = snapshot.FrozenLayer!, BackingFormat = "qcow2" }, cancellationToken: cancellationToken).ConfigureAwait(false);
-        if (snapshot is { Kind: SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive, MemoryFile: { } memory } && guest.Capabilities.HasFlag(LabCapabilities.RestoreMemory))
+        if (snapshot.Kind.SavesMemoryFile() && snapshot.MemoryFile is { } memory && guest.Capabilities.HasFlag(LabCapabilities.RestoreMemory))
         {
             // A real memory revert: the saved state loaded into a new QEMU over the disk as it was frozen with it.
             await guest.RestoreAsync(new Dictionary<string, string> { [disk] = overlay }, memory, cancellationToken).ConfigureAwait(false);
             return new RevertDone(RevertMethod.MemoryRestored, "the saved memory loaded into a new QEMU (-incoming, then cont) on a new overlay over the frozen layer");
         }
         await guest.BootAgainAsync(new Dictionary<string, string> { [disk] = overlay }, cancellationToken).ConfigureAwait(false);
-        return new RevertDone(RevertMethod.ColdBootOnFrozenLayer, snapshot.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive
+        return new RevertDone(RevertMethod.ColdBootOnFrozenLayer, snapshot.Kind.SavesMemoryFile()
             ? "a cold boot on a new overlay over the frozen layer (the memory file is not loaded into this guest)"
             : "the lab's external revert: a new overlay on the frozen layer, the guest booted on it (a cold boot: memory is not part of a disk-only snapshot)");
     }

@@ -42,8 +42,5 @@ public enum RevertMethod
 /// <summary>How a revert was done: its <see cref="RevertMethod"/> and the same in the terms of the tools the documents use.</summary>
 public sealed record RevertDone(RevertMethod Method, string Description)
 {
-    /// <summary>Whether this means of reverting can bring memory back (a cold boot never can).</summary>
-    public bool CanRestoreMemory => Method is not RevertMethod.ColdBootOnFrozenLayer;
-
     public override string ToString() => Description;
 }

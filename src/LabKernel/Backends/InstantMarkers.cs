@@ -105,8 +105,7 @@ public sealed record RevertOutcome(RevertEvidence Evidence, RevertDone? How, str
     public static bool OnlyExternalRevertsRefused(IReadOnlyCollection<RevertOutcome> reverts)
     {
         ArgumentNullException.ThrowIfNull(reverts);
-        static bool External(RevertOutcome r) => r.Kind is SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive;
-        return reverts.Any(External) && reverts.All(r => r.Refused == External(r));
+        return reverts.Any(r => r.Kind.SavesMemoryFile()) && reverts.All(r => r.Refused == r.Kind.SavesMemoryFile());
     }
 
     /// <summary>The outcome in one line: the refusal, or how and the evidence.</summary>

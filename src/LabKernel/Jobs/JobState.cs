@@ -123,16 +123,20 @@ internal sealed class JobState
     }
 
     /// <summary>
-    /// Keeps a sample as the last progress, with the status the events reported (a sample may race a status change)
-    /// and never a lower offset than one already kept: QEMU's job progress only grows, and two samples in flight (the
-    /// job's own on a status change, a caller's) can be kept in the other order (a clean-clone run saw a stream
-    /// sampled part-way, then its last progress back at 0 from the sample taken at its start).
+    /// Keeps a sample as the last progress, with the status the events reported (a sample may race a status change),
+    /// unless it shows less copied than the progress already kept: QEMU's job progress only grows, so that sample is
+    /// the older of two in flight (the job's own on a status change, a caller's) kept in the other order (a clean-clone
+    /// run saw a stream sampled part-way, then its last progress back at 0 from the sample taken at its start). Its
+    /// offset and length stay together.
     /// </summary>
     public BlockJobProgress KeepSample(BlockJobProgress sample)
     {
         lock (_gate)
         {
-            _last = sample with { Status = _last.Status, Offset = Math.Max(sample.Offset, _last.Offset) };
+            if (sample.Offset >= _last.Offset)
+            {
+                _last = sample with { Status = _last.Status };
+            }
             return _last;
         }
     }

@@ -131,7 +131,7 @@ public sealed class LibvirtLabGuest : ILabGuest
 
     internal static async Task<LibvirtLabGuest> StartEmbeddedAsync(LabGuestOptions options, CancellationToken cancellationToken)
     {
-        var connection = await LibvirtConnection.OpenAsync(options.LibvirtUri, cancellationToken).ConfigureAwait(false);
+        var connection = await LibvirtConnection.OpenAsync(options.LibvirtUri, options.Time, cancellationToken).ConfigureAwait(false);
         try
         {
             var image = await GuestImageBuilder.EnsureAsync(progress: options.BuildProgress, cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -226,7 +226,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                 new GuestExecOptions { Timeout = TimeSpan.FromSeconds(30), Check = true }, ct).ConfigureAwait(false);
             var device = r.StandardOutput.Trim();
             return (device.Length > 0 == present, device, device.Length > 0 ? $"the guest has it as {device}" : "the guest has no such device");
-        }, $"the guest of domain '{Name}' to {(present ? "see" : "let go of")} the disk with serial {serial}", _agentTimeout, cancellationToken: cancellationToken);
+        }, $"the guest of domain '{Name}' to {(present ? "see" : "let go of")} the disk with serial {serial}", _agentTimeout, time: _connection.Time, cancellationToken: cancellationToken);
 
     public async Task<TimeSpan> SwapDataDiskAsync(string disk, string image, CancellationToken cancellationToken = default)
     {
@@ -238,7 +238,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                 : $"{disk} is not one of the lab's data disks of domain '{Name}' ({string.Join(", ", DataDisks)})");
         }
         LabFiles.EnsureMayModify(image, $"plug into domain '{Name}' as {disk}", host: Host);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var started = _connection.Time.GetTimestamp();
         var device = DataDiskDevices[index];
         // Unmounted first: a disk pulled from under a mounted filesystem leaves the guest's ext4 in error.
         await Domain.Agent.ShellAsync($"sync; awk '$1 == \"{device}\" {{ print $2 }}' /proc/mounts | while read -r m; do umount \"$m\"; done",
@@ -249,18 +249,18 @@ public sealed class LibvirtLabGuest : ILabGuest
         {
             var live = await Domain.ListDisksAsync(inactive: false, ct).ConfigureAwait(false);
             return (live.All(d => d.Target != disk), live.Any(d => d.Target == disk) ? $"{disk} still attached" : "");
-        }, $"domain '{Name}' to release data disk {disk}", _agentTimeout, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }, $"domain '{Name}' to release data disk {disk}", _agentTimeout, time: _connection.Time, cancellationToken: cancellationToken).ConfigureAwait(false);
         await GuestDeviceAsync(DataDiskSerial(index), present: false, cancellationToken).ConfigureAwait(false);
         var plugged = await PlugAsync(image, disk, DataDiskSerial(index), cancellationToken).ConfigureAwait(false);
         var devices = DataDiskDevices.ToArray();
         devices[index] = plugged;
         DataDiskDevices = devices;
-        return clock.Elapsed;
+        return _connection.Time.GetElapsedTime(started);
     }
 
     private static async Task<LibvirtLabGuest> TakeOverDisksAsync(LabGuestOptions options, string name, CancellationToken cancellationToken)
     {
-        var connection = await LibvirtConnection.OpenAsync(options.LibvirtUri, cancellationToken).ConfigureAwait(false);
+        var connection = await LibvirtConnection.OpenAsync(options.LibvirtUri, options.Time, cancellationToken).ConfigureAwait(false);
         LibvirtDomain? domain = null;
         // Once the domain is on the lab's overlays (its definition changed, or a live snapshot taken) a failure before
         // the guest exists must put it back itself: the exit hook that does it later is the guest's.

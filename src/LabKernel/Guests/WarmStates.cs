@@ -28,13 +28,14 @@ public sealed record GuestStart(bool Warm, string Why, string? State = null)
 /// was at that instant, and <c>key.json</c>); later starts of the same configuration copy that layer into the run's
 /// fresh top overlay and load the state into a new QEMU (<c>-incoming</c>) instead of booting. The key covers
 /// everything that must match: the base image's SHA-256, kernel and initramfs, QEMU's version, machine type, memory,
-/// CPUs, accelerator, kernel command line and the device list. Anything that does not match, a missing, changed or
+/// CPUs, accelerator and CPU model (the host's under KVM), kernel command line and the device list. Anything that does not match, a missing, changed or
 /// corrupt state, or a restore that fails gives a cold boot with a one-line reason (<see cref="GuestStart"/>, the
 /// journal and <c>lab doctor</c>). <c>LAB_WARM=0</c> turns warm starts off.
 /// </summary>
 public static class WarmStates
 {
-    private const int Format = 1;
+    // 2: the accelerator's QEMU arguments (the CPU model) and, under KVM, the host's CPU are part of the key.
+    private const int Format = 2;
     private const int Keep = 6;
 
     /// <summary>Where the states are kept.</summary>
@@ -64,6 +65,7 @@ public static class WarmStates
             ["memory_mib"] = options.MemoryMiB,
             ["cpus"] = options.Cpus,
             ["accel"] = accel.Name,
+            ["cpu"] = CpuOf(accel, File.Exists("/proc/cpuinfo") ? await File.ReadAllTextAsync("/proc/cpuinfo", cancellationToken).ConfigureAwait(false) : ""),
             ["agent"] = options.GuestAgent,
             ["network"] = options.Network,
             ["drives"] = new JsonArray([.. await Task.WhenAll(options.Drives.Select(async (d, i) => (JsonNode)(i == 0
@@ -72,6 +74,26 @@ public static class WarmStates
                 : $"{d.NodeName}:{d.Format}:{(d.ReadOnly ? "ro" : "rw")}:{(await QemuImg.Local.InfoAsync(d.File, format: d.Format, cancellationToken: cancellationToken).ConfigureAwait(false)).VirtualSize}"))).ConfigureAwait(false)]),
             ["extra"] = new JsonArray([.. options.ExtraArguments.Select(a => (JsonNode)a)]),
         };
+    }
+
+    /// <summary>
+    /// The CPU the guest saw when its state was saved: the accelerator's arguments (<c>-cpu max</c> under TCG, whose
+    /// features come with QEMU's version, also in the key) and, with <c>-cpu host</c> under KVM, the host's CPU model
+    /// and a digest of its feature flags from <paramref name="cpuinfo"/> (<c>/proc/cpuinfo</c>). A state saved with
+    /// one CPU model loads into a machine with another (the guest keeps the features it found at boot), and its cold
+    /// boot under the other model would then save over it.
+    /// </summary>
+    internal static string CpuOf(AcceleratorChoice accel, string cpuinfo)
+    {
+        var arguments = string.Join(' ', accel.QemuArguments);
+        if (!accel.IsKvm)
+        {
+            return arguments;
+        }
+        string? Field(string name) => cpuinfo.Split('\n').Select(l => l.Split(':', 2)).FirstOrDefault(p => p.Length == 2 && p[0].Trim() == name)?[1].Trim();
+        var flags = string.Join(' ', (Field("flags") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal));
+        var digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(flags)))[..16];
+        return $"{arguments}; host {Field("model name") ?? "unknown CPU"}, flags {digest}";
     }
 
     /// <summary>

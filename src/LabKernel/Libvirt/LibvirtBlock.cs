@@ -264,7 +264,7 @@ public sealed class LibvirtBlock : Block.ILabBlock
             var r = LibvirtRuntime.Call("virDomainGetBlockJobInfo", _domain.What, $"virDomainGetBlockJobInfo({_domain.Name}, {disk})",
                 () => LibvirtNative.virDomainGetBlockJobInfo(_domain.Handle, disk, out info, 0));
             return r == 0 ? null : new BlockJobProgress(disk, info.Cur == info.End && info.End > 0 ? JobStatus.Ready : JobStatus.Running,
-                (long)info.Cur, (long)info.End, DateTimeOffset.UtcNow, null, $"type {((LibvirtBlockJobType)info.Type).ToString().ToLowerInvariant()}");
+                (long)info.Cur, (long)info.End, _domain.Connection.Time.GetUtcNow(), null, $"type {((LibvirtBlockJobType)info.Type).ToString().ToLowerInvariant()}");
         }, cancellationToken);
 
     /// <summary><c>virDomainBlockJobAbort</c> (synchronous), with PIVOT to switch to the copy / commit base.</summary>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Threading.Channels;
 using LabKernel.Jobs;
@@ -23,7 +22,7 @@ public sealed class LibvirtBlockJob : ILabJob
     private readonly TaskCompletionSource _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<BlockJobResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<BlockJobProgress> _history = [];
-    private readonly Stopwatch _sw = Stopwatch.StartNew();
+    private readonly long _started;
     private readonly IDisposable _subscription;
     private BlockJobProgress _last;
     private bool _pivotRequested;
@@ -41,6 +40,7 @@ public sealed class LibvirtBlockJob : ILabJob
     internal LibvirtBlockJob(ILibvirtJobHost host, string disk, string type)
     {
         _host = host;
+        _started = host.Time.GetTimestamp();
         Disk = disk;
         Type = type;
         _last = new BlockJobProgress(disk, JobStatus.Created, 0, 0, host.Time.GetUtcNow(), null, "start");
@@ -198,7 +198,7 @@ public sealed class LibvirtBlockJob : ILabJob
     }
 
     private BlockJobResult Result(bool cancelled, bool completed, BlockJobProgress last, string backendStatus) =>
-        new(Disk, Type, cancelled, completed, last.Offset, last.Length, _sw.Elapsed, []) { Kind = Kind, Disk = Disk, BackendStatus = backendStatus };
+        new(Disk, Type, cancelled, completed, last.Offset, last.Length, _host.Time.GetElapsedTime(_started), []) { Kind = Kind, Disk = Disk, BackendStatus = backendStatus };
 
     /// <summary>Ends every <see cref="WatchAsync"/>; called once the job's end is recorded, so a watch starting later sees it and does not register.</summary>
     private void EndWatches()

@@ -191,7 +191,7 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
             {
                 reopened();
             }
-            _events.Writer.TryWrite(new ConnectionRestoredEventRecord(DateTimeOffset.UtcNow, Generation));
+            _events.Writer.TryWrite(new ConnectionRestoredEventRecord(Time.GetUtcNow(), Generation));
         }
         finally
         {
@@ -313,16 +313,24 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
     /// <c>virConnectOpen(uri)</c>. Starts libvirt's event loop thread first (once per process). A libvirtd that is
     /// not running gives a <see cref="LibvirtConnectionException"/> naming the URI.
     /// </summary>
-    public static Task<LibvirtConnection> OpenAsync(string uri = DefaultUri, CancellationToken cancellationToken = default)
+    public static Task<LibvirtConnection> OpenAsync(string uri = DefaultUri, CancellationToken cancellationToken = default) =>
+        OpenAsync(uri, TimeProvider.System, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="OpenAsync(string, CancellationToken)"/>, with the clock of every wait on this connection and on
+    /// what it opens (domains, their agent, block jobs) and of its events' timestamps.
+    /// </summary>
+    public static Task<LibvirtConnection> OpenAsync(string uri, TimeProvider time, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(uri);
+        ArgumentNullException.ThrowIfNull(time);
         return Task.Run(() =>
         {
             LibvirtRuntime.EnsureStarted();
             var handle = LibvirtRuntime.CallHandle("virConnectOpen", uri, $"virConnectOpen(\"{uri}\")",
                 () => LibvirtNative.virConnectOpen(uri),
                 (code, dom, msg) => new LibvirtConnectionException(uri, code, dom, msg));
-            return new LibvirtConnection(uri, handle);
+            return new LibvirtConnection(uri, handle) { Time = time };
         }, cancellationToken);
     }
 
@@ -455,7 +463,7 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
             if (GCHandle.FromIntPtr(opaque).Target is LibvirtConnection c && c._handle.DangerousGetHandle() == conn)
             {
                 Volatile.Write(ref c._closed, 1);
-                c._events.Writer.TryWrite(new ConnectionClosedEventRecord(DateTimeOffset.UtcNow, reason));
+                c._events.Writer.TryWrite(new ConnectionClosedEventRecord(c.Time.GetUtcNow(), reason));
             }
         }
         catch (InvalidOperationException)
@@ -471,23 +479,30 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
     [UnmanagedCallersOnly]
     private static int OnLifecycle(nint conn, nint dom, int evt, int detail, nint opaque)
     {
-        Post(opaque, new DomainLifecycleEventRecord(DomainName(dom), DateTimeOffset.UtcNow, (DomainLifecycleEvent)evt, detail));
+        var name = DomainName(dom);
+        Post(opaque, at => new DomainLifecycleEventRecord(name, at, (DomainLifecycleEvent)evt, detail));
         return 0;
     }
 
     [UnmanagedCallersOnly]
-    private static void OnBlockJob(nint conn, nint dom, nint disk, int type, int status, nint opaque) =>
-        Post(opaque, new BlockJobEventRecord(DomainName(dom), DateTimeOffset.UtcNow, Marshal.PtrToStringUTF8(disk) ?? "", (LibvirtBlockJobType)type, (LibvirtBlockJobStatus)status));
+    private static void OnBlockJob(nint conn, nint dom, nint disk, int type, int status, nint opaque)
+    {
+        // Read out of libvirt's memory now: it is freed when the callback returns.
+        var name = DomainName(dom);
+        var target = Marshal.PtrToStringUTF8(disk) ?? "";
+        Post(opaque, at => new BlockJobEventRecord(name, at, target, (LibvirtBlockJobType)type, (LibvirtBlockJobStatus)status));
+    }
 
     private static string DomainName(nint dom) => Marshal.PtrToStringUTF8(LibvirtNative.virDomainGetName(dom)) ?? "";
 
-    private static void Post(nint opaque, LibvirtDomainEvent e)
+    /// <summary>Posts the event <paramref name="make"/> gives for the time on the connection's clock.</summary>
+    private static void Post(nint opaque, Func<DateTimeOffset, LibvirtDomainEvent> make)
     {
         try
         {
             if (GCHandle.FromIntPtr(opaque).Target is LibvirtConnection c)
             {
-                c._events.Writer.TryWrite(e);
+                c._events.Writer.TryWrite(make(c.Time.GetUtcNow()));
             }
         }
         catch (InvalidOperationException)

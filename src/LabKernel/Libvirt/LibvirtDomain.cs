@@ -134,9 +134,9 @@ public sealed class LibvirtDomain : IDisposable
             throw new OverlayExistsException(stateFile);
         }
         Host.LabFiles.MarkCreated(stateFile, host);
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var started = Connection.Time.GetTimestamp();
         await Run(() => LibvirtRuntime.Call("virDomainSave", What, $"virDomainSave({Name}, {stateFile})", () => LibvirtNative.virDomainSave(Handle, stateFile)), cancellationToken).ConfigureAwait(false);
-        return clock.Elapsed;
+        return Connection.Time.GetElapsedTime(started);
     }
 
     /// <summary>
@@ -151,11 +151,11 @@ public sealed class LibvirtDomain : IDisposable
         {
             throw new LabUsageException($"{stateFile} is not a state the lab saved for domain '{Name}': only those are restored");
         }
-        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var started = Connection.Time.GetTimestamp();
         await Run(() => LibvirtRuntime.Call("virDomainRestore", What, $"virDomainRestore({stateFile})", () => LibvirtNative.virDomainRestore(Connection.Handle, stateFile)), cancellationToken).ConfigureAwait(false);
         // libvirt resynchronises the agent channel itself (its commands fail "not connected" until then).
         await WaitForAgentAsync(agentTimeout ?? Machines.GuestDefaults.AgentTimeout, cancellationToken).ConfigureAwait(false);
-        return clock.Elapsed;
+        return Connection.Time.GetElapsedTime(started);
     }
 
     /// <summary><c>virDomainSuspend</c> (<c>virsh suspend</c>): pauses the guest's vCPUs; QEMU keeps running.</summary>

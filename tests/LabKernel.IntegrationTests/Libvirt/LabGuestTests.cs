@@ -16,6 +16,49 @@ namespace LabKernel.IntegrationTests.Libvirt;
 [Collection(LibvirtCollection.Name)]
 public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
 {
+    /// <summary>The system's clock a century on, counting how often a wait reads it.</summary>
+    private sealed class CenturyOnClock : TimeProvider
+    {
+        private int _timestamps;
+        public static readonly TimeSpan Shift = TimeSpan.FromDays(36525);
+        public int TimestampsRead => Volatile.Read(ref _timestamps);
+        public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + Shift;
+        public override long GetTimestamp()
+        {
+            Interlocked.Increment(ref _timestamps);
+            return System.GetTimestamp();
+        }
+    }
+
+    /// <summary>
+    /// The clock given in the top-level options is the libvirt guest's too, as it is the QEMU guest's: its connection's
+    /// waits read it and the events libvirt delivers are stamped by it (before, libvirt guests took the system clock).
+    /// </summary>
+    [Fact]
+    public async Task Given_a_clock_in_the_options_When_a_lab_made_domain_starts_Then_its_waits_and_its_events_run_on_that_clock()
+    {
+        var clock = new CenturyOnClock();
+        var folder = Directory.CreateTempSubdirectory("lab-clock-").FullName;
+        try
+        {
+            await using var guest = (LibvirtLabGuest)await LabGuests.StartAsync(new LabGuestOptions
+            {
+                Backend = GuestBackend.Libvirt, WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")], Time = clock,
+            });
+            Assert.Same(clock, guest.Domain.Connection.Time);
+            // The wait for the agent after the start ran on it.
+            Assert.True(clock.TimestampsRead > 0, "no wait read the given clock");
+            var started = await Poll.UntilAsync(ct => Task.FromResult(guest.Domain.Connection.RecentEvents.OfType<DomainLifecycleEventRecord>()
+                .FirstOrDefault(e => e.Domain == guest.Name && e.Event == DomainLifecycleEvent.Started) is { } e ? (true, e, "") : (false, null!, "not yet")),
+                $"libvirt's Started event of domain '{guest.Name}'", TimeSpan.FromSeconds(30));
+            Assert.True(started.At > DateTimeOffset.UtcNow + CenturyOnClock.Shift - TimeSpan.FromHours(1), $"the Started event is stamped {started.At:u}, not on the given clock");
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Given_a_users_running_domain_When_the_lab_takes_it_over_Then_it_writes_only_its_own_overlays_and_hands_the_domain_back()
     {

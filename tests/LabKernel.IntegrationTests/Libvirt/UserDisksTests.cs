@@ -82,7 +82,7 @@ public sealed class TwoDiskDomainCollection : ICollectionFixture<TwoDiskDomainFi
 }
 
 /// <summary>
-/// Notebooks 01, 02, 03 and 06 on a researcher's two-disk domain, shut off and running: every image of the domain
+/// Every notebook on a researcher's two-disk domain shut off, and 03, 04 and 06 running (<see cref="RunningPass"/>): every image of the domain
 /// keeps its bytes (the worked-on disk's image from take-over to hand-back, the other disk's always), no internal
 /// snapshot or bitmap of the lab's is left in any of them, and the definition names the researcher's images again
 /// afterwards. 06 takes libvirt's internal snapshot, which libvirt stores inside every qcow2 disk of the domain: with
@@ -328,8 +328,18 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
         }
     }
 
+    /// <summary>
+    /// The notebooks run on the domain running as well as shut off: those that change a running domain's disks beyond
+    /// the lab's own layers (03 mirrors and pivots them, 04 hot-plugs and swaps a data disk, 06 reverts and restarts the
+    /// domain). 01, 02 and 05 only snapshot, commit, pull and back up the lab's layers, with the same take-over and
+    /// hand-back calls as these three; they run running on the second host's two-disk domain (SecondHostTests), 01
+    /// on the running one-disk domain of LabGuestTests, and shut off here. (All six ran here in both states until
+    /// session 15; the three cut about 100 s from the suite's longer lane.)
+    /// </summary>
+    private static readonly string[] RunningPass = ["03", "04", "06"];
+
     [Fact]
-    public async Task Given_the_domain_running_When_every_notebook_runs_on_it_Then_its_root_image_is_not_written_from_take_over_to_hand_back_and_its_other_disk_never()
+    public async Task Given_the_domain_running_When_notebooks_03_04_and_06_run_on_it_Then_its_root_image_is_not_written_from_take_over_to_hand_back_and_its_other_disk_never()
     {
         await EnsureStateAsync(running: true);
         // The guest writes its own root image while it runs on it; the data disk and both golden images it never
@@ -340,7 +350,7 @@ public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper ou
         {
             before[image] = await FileHash.Sha256Async(image);
         }
-        foreach (var (notebook, parameters) in Runs)
+        foreach (var (notebook, parameters) in Runs.Where(r => RunningPass.Contains(r.Notebook[..2])))
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(20));
             var atTakeOver = HashRootOnceTakenOverAsync(cts.Token);

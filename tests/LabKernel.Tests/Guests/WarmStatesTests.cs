@@ -31,6 +31,25 @@ public sealed class WarmStatesTests
     }
 
     [Fact]
+    public void The_key_names_the_CPU_model_and_under_KVM_the_hosts_CPU()
+    {
+        const string Epyc = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2\n";
+        const string EpycReordered = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: avx2 fpu sse2\n";
+        const string EpycWithoutAvx2 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2\n";
+        var tcg = new Machines.AcceleratorChoice("tcg", "no /dev/kvm");
+        var kvm = new Machines.AcceleratorChoice("kvm", "probe booted");
+
+        // Under TCG the model is QEMU's own (-cpu max, whose features come with QEMU's version): the host's CPU does not count.
+        Assert.Equal("-accel tcg,thread=multi -cpu max", WarmStates.CpuOf(tcg, Epyc));
+        Assert.Equal(WarmStates.CpuOf(tcg, Epyc), WarmStates.CpuOf(tcg, EpycWithoutAvx2));
+        // Under KVM the guest saw the host's CPU: another model or another set of flags is another key; the order of the flags is not.
+        Assert.StartsWith("-accel kvm -cpu host; host AMD EPYC, flags ", WarmStates.CpuOf(kvm, Epyc), StringComparison.Ordinal);
+        Assert.Equal(WarmStates.CpuOf(kvm, Epyc), WarmStates.CpuOf(kvm, EpycReordered));
+        Assert.NotEqual(WarmStates.CpuOf(kvm, Epyc), WarmStates.CpuOf(kvm, EpycWithoutAvx2));
+        Assert.NotEqual(WarmStates.CpuOf(kvm, Epyc), WarmStates.CpuOf(kvm, Epyc.Replace("AMD EPYC", "Intel Xeon", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public void A_start_says_how_and_why_in_one_line()
     {
         Assert.Equal("warm start: restored", new GuestStart(true, "restored").ToString());

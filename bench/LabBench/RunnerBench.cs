@@ -8,7 +8,8 @@ using Microsoft.CodeAnalysis.Scripting;
 namespace LabBench;
 
 /// <summary>
-/// `lab run` against its baselines on the same trivial 21-cell notebook, in one run: the wall time of
+/// `lab run` against its baselines on the same trivial 21-cell notebook, in one run (and its kernel's JIT settings
+/// against the runtime's defaults on notebook 01): the wall time of
 /// `lab run` (a fresh lab process, its kernel process, Roslyn), of `jupyter nbconvert --execute` running the
 /// same notebook in Python (ipykernel), and of a bare Roslyn loop (CSharpScript + ContinueWithAsync per cell,
 /// in this process: cold first, then warm). Prints medians and ratios.
@@ -70,6 +71,25 @@ public static class RunnerBench
             var roslynCold = roslyn[0];
             var roslynWarm = Median(roslyn.Skip(1));
 
+            // The kernel's JIT settings (KernelJit) against the runtime's defaults (LAB_KERNEL_JIT=default), alternated, on
+            // notebook 01 at small scale (a warm-started embedded guest, a writer, a live snapshot, offline reads): CPU
+            // time of the lab process, its kernel and its guest's QEMU (getrusage of reaped children) and wall time.
+            var notebook01 = Path.Combine(RepoRoot(), "notebooks", "01-live-snapshot-integrity.ipynb");
+            var tuned = (Wall: new List<double>(), Cpu: new List<double>());
+            var defaults = (Wall: new List<double>(), Cpu: new List<double>());
+            for (var r = 0; r < Repetitions + 2; r++)
+            {
+                foreach (var (runs, jit) in new[] { (tuned, (string?)null), (defaults, "default") })
+                {
+                    var before = ChildrenCpuSeconds();
+                    var result = await ProcessRunner.RunAsync(dotnet, [labDll, "run", notebook01, "-o", Path.Combine(dir.FullName, "out-jit.ipynb"), "--no-progress",
+                        "-p", "Count", "400000", "-p", "SnapshotAfterLines", "40000", "-p", "Quiesce", "fsfreeze"],
+                        new ProcessOptions { Timeout = TimeSpan.FromMinutes(5), Environment = new Dictionary<string, string?> { [LabRunner.Notebooks.KernelJit.Variable] = jit } });
+                    runs.Wall.Add(result.Duration.TotalSeconds);
+                    runs.Cpu.Add(ChildrenCpuSeconds() - before);
+                }
+            }
+
             var labMedian = Median(lab);
             output.WriteLine($"  lab run (C# kernel, child process) {labMedian,8:0.000} s   runs: {Join(lab)}");
             output.WriteLine($"  dotnet-repl --run (C# kernel)       {Median(repl),8:0.000} s   runs: {Join(repl)}");
@@ -91,12 +111,40 @@ public static class RunnerBench
             output.WriteLine($"  ratio lab run / bare Roslyn (cold)   {labMedian / roslynCold,8:0.00}");
             output.WriteLine($"  ratio lab run / bare Roslyn (warm)   {labMedian / roslynWarm,8:0.00}");
             output.WriteLine($"  lab run overhead over cold Roslyn    {(labMedian - roslynCold) * 1000 / Cells,8:0.0} ms per cell");
+            output.WriteLine($"  notebook 01, kernel JIT settings    {Median(tuned.Wall),8:0.000} s, {Median(tuned.Cpu),6:0.00} CPU-s   (median of {tuned.Cpu.Count})");
+            output.WriteLine($"  notebook 01, LAB_KERNEL_JIT=default {Median(defaults.Wall),8:0.000} s, {Median(defaults.Cpu),6:0.00} CPU-s");
+            output.WriteLine($"  ratio CPU tuned / runtime defaults   {Median(tuned.Cpu) / Median(defaults.Cpu),8:0.00}   (goal <= 0.85)");
         }
         finally
         {
             dir.Delete(recursive: true);
         }
     }
+
+    /// <summary>User and system CPU seconds of every child process this one has reaped, and their reaped descendants.</summary>
+    private static double ChildrenCpuSeconds()
+    {
+        const int RusageChildren = -1;
+        if (getrusage(RusageChildren, out var usage) != 0)
+        {
+            throw new InvalidOperationException("getrusage(RUSAGE_CHILDREN) failed");
+        }
+        return usage.UserSeconds + usage.UserMicroseconds / 1e6 + usage.SystemSeconds + usage.SystemMicroseconds / 1e6;
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct RUsage
+    {
+        public long UserSeconds;
+        public long UserMicroseconds;
+        public long SystemSeconds;
+        public long SystemMicroseconds;
+        // The rest of struct rusage (14 longs), unread.
+        public long R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, R11, R12, R13;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int getrusage(int who, out RUsage usage);
 
     private static string RepoRoot()
     {

@@ -67,6 +67,10 @@ internal sealed class KernelClient : IAsyncDisposable
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         // Where the kernel passes on a SIGINT it receives (RunInterruption.ForwardToRunner).
         psi.Environment[RunInterruption.RunnerPidVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var (name, value) in KernelJit.Settings(Environment.GetEnvironmentVariable))
+        {
+            psi.Environment[name] = value;
+        }
         foreach (var (name, value) in environment ?? new Dictionary<string, string>())
         {
             psi.Environment[name] = value;

@@ -20,7 +20,7 @@ internal static class FileBasedApps
             // The build (restore, compile) and the run; the notebook's own runs are given 20 minutes too.
             Timeout = TimeSpan.FromMinutes(20),
             WorkingDirectory = RunnerTestSupport.RepoRoot,
-            Environment = new Dictionary<string, string?> { ["DOTNET_NOLOGO"] = "1", ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1" },
+            Environment = RealKernelHosts.KernelEnvironment(new() { ["DOTNET_NOLOGO"] = "1", ["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1" }),
         });
 
     /// <summary>

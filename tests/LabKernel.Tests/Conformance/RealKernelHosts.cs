@@ -13,13 +13,28 @@ namespace LabKernel.Tests.Conformance;
 /// </summary>
 internal static partial class RealKernelHosts
 {
+    /// <summary>
+    /// The environment of the real hosts' kernels: the JIT settings `lab run` gives its own kernel
+    /// (<see cref="LabRunner.Notebooks.KernelJit"/>), so the suite spends as little CPU compiling in them. They change
+    /// when code is compiled, not what it does.
+    /// </summary>
+    public static Dictionary<string, string?> KernelEnvironment(Dictionary<string, string?>? more = null)
+    {
+        var environment = LabRunner.Notebooks.KernelJit.Settings(Environment.GetEnvironmentVariable).ToDictionary(s => s.Name, s => (string?)s.Value);
+        foreach (var (name, value) in more ?? [])
+        {
+            environment[name] = value;
+        }
+        return environment;
+    }
+
     public static async Task DotnetReplAsync(string input, string output, TimeSpan timeout)
     {
         // dotnet-repl prints nothing (and may hang) without a terminal; `script` gives it one. It exits 2 when a cell
         // wrote an error, which is data here, not a failure of the host.
         var command = $"dotnet tool run dotnet-repl -- --run {Quote(input)} --exit-after-run --output-path {Quote(output)}";
         var r = await ProcessRunner.RunAsync("script", ["-qec", command, "/dev/null"],
-            new ProcessOptions { Check = false, Timeout = timeout, WorkingDirectory = RunnerTestSupport.RepoRoot });
+            new ProcessOptions { Check = false, Timeout = timeout, WorkingDirectory = RunnerTestSupport.RepoRoot, Environment = KernelEnvironment() });
         Assert.True(File.Exists(output), $"dotnet-repl wrote no notebook (exit {r.ExitCode}; run scripts/setup to restore the local tools): {Tail(r.StandardOutput + r.StandardError)}");
     }
 
@@ -28,7 +43,7 @@ internal static partial class RealKernelHosts
         var r = await ProcessRunner.RunAsync("jupyter",
             ["nbconvert", "--to", "notebook", "--execute", "--allow-errors", "--ExecutePreprocessor.kernel_name=.net-csharp",
              $"--ExecutePreprocessor.timeout={(int)timeout.TotalSeconds}", "--output", Path.GetFileName(output), "--output-dir", Path.GetDirectoryName(output)!, input],
-            new ProcessOptions { Check = false, Timeout = timeout + TimeSpan.FromSeconds(30), WorkingDirectory = Path.GetDirectoryName(input)! });
+            new ProcessOptions { Check = false, Timeout = timeout + TimeSpan.FromSeconds(30), WorkingDirectory = Path.GetDirectoryName(input)!, Environment = KernelEnvironment() });
         Assert.True(r.Succeeded && File.Exists(output), $"jupyter nbconvert with the .net-csharp kernel failed (exit {r.ExitCode}; scripts/setup installs it): {Tail(r.StandardError)}");
     }
 

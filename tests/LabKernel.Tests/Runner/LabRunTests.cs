@@ -343,6 +343,19 @@ public sealed class LabRunTests
         Assert.Equal("<b>bold</b>", Text(outputs[3]["data"]!["text/html"]));
     }
 
+    /// <summary>The kernel process runs with the lab's JIT settings (<see cref="LabRunner.Notebooks.KernelJit"/>), read from inside a cell.</summary>
+    [Fact]
+    public async Task The_kernel_runs_with_the_labs_JIT_settings()
+    {
+        using var scratch = TempDir("jit");
+        var input = Path.Combine(scratch.Path, "jit.dib");
+        await File.WriteAllTextAsync(input, "#!csharp\n$\"{System.Environment.GetEnvironmentVariable(\"DOTNET_TieredPGO\")}/{System.Environment.GetEnvironmentVariable(\"DOTNET_TC_CallCountThreshold\")}\"\n");
+        var output = Path.Combine(scratch.Path, "out.ipynb");
+
+        Assert.Equal(0, await Lab("run", input, "-o", output));
+        Assert.Equal("0/1000", Text(Cells(ReadJson(output))[0]["outputs"]![0]!["data"]!["text/plain"]));
+    }
+
     [Fact]
     public async Task Cwd_sets_the_working_directory_of_the_notebook_code()
     {

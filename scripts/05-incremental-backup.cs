@@ -202,19 +202,18 @@ display(merged);
 // data; the increment copies only the clusters the bitmap marks and clears it. Each transaction also snapshots the
 // disk onto `frozenN`, freezing the layer below at the backup point (and the bitmap moves onto the new overlay).
 
-var monitor = await lab.Guest.OpenMonitorAsync();
 var options = new BackupOptions { Bitmap = "nb05" };
 var backups = new List<BackupResult>
 {
-    await lab.QuiescedAsync(Quiesce, () => monitor.FullBackupAsync(disk, lab.NewFile("backup-full"), options with { SnapshotOverlay = lab.NewFile("frozen0") })),
+    await lab.QuiescedAsync(Quiesce, () => lab.Block.FullBackupAsync(disk, lab.NewFile("backup-full"), options with { SnapshotOverlay = lab.NewFile("frozen0") })),
 };
 var dirty = new List<long>();
 for (var i = 1; i <= Increments; i++)
 {
     await lab.ShAsync($"head -c {IncrementMiB}M /dev/urandom > /root/increment{i}.bin && sync");
-    dirty.Add((await monitor.QueryBitmapsAsync(disk)).First(b => b.Name == "nb05").Count);
+    dirty.Add((await lab.Block.QueryBitmapsAsync(disk)).First(b => b.Name == "nb05").Count);
     var previous = backups[^1];
-    backups.Add(await lab.QuiescedAsync(Quiesce, () => monitor.IncrementalBackupAsync(disk, lab.NewFile($"backup-inc{i}"), previous,
+    backups.Add(await lab.QuiescedAsync(Quiesce, () => lab.Block.IncrementalBackupAsync(disk, lab.NewFile($"backup-inc{i}"), previous,
         options with { SnapshotOverlay = lab.NewFile($"frozen{i}") })));
 }
 approaches.Add(("full backup", backups[0].BytesCopied, backups[0].Duration));

@@ -42,6 +42,8 @@ public sealed class LibvirtLabGuest : ILabGuest
         DataDisks = user is null ? [.. options.DataDisks.Select((_, i) => VirtioTargets.DataDisk(i))] : [];
         DataDiskDevices = [.. DataDisks.Select(VirtioTargets.Device)];
         _agentTimeout = options.AgentTimeout;
+        // One block layer for the guest's disks: libvirt's block API, and QMP's backups through the passthrough.
+        domain.Block.UseMonitor(OpenMonitorAsync);
         if (user is not null)
         {
             // If the process ends mid-experiment there is no time for a clean hand-back: at least point the

@@ -318,4 +318,13 @@ public sealed class BlockLayer : ILabBlock
 
     Task<LiveChain> ILabBlock.StreamAsync(string disk, string? @base, CancellationToken cancellationToken) =>
         StreamAsync(disk, @base, cancellationToken: cancellationToken);
+
+    Task<BackupResult> ILabBlock.FullBackupAsync(string disk, string targetFile, BackupOptions? options, CancellationToken cancellationToken) =>
+        Backups.FullBackupAsync(this, disk, targetFile, options, cancellationToken);
+
+    Task<BackupResult> ILabBlock.IncrementalBackupAsync(string disk, string targetFile, BackupResult previous, BackupOptions options, CancellationToken cancellationToken) =>
+        Backups.IncrementalBackupAsync(this, disk, targetFile, previous, options, cancellationToken);
+
+    Task<IReadOnlyList<DirtyBitmap>> ILabBlock.QueryBitmapsAsync(string disk, CancellationToken cancellationToken) =>
+        Backups.QueryBitmapsAsync(this, disk, cancellationToken);
 }

@@ -58,6 +58,25 @@ public interface ILabBlock
     /// REUSE_EXT onto a file the lab creates, TRANSIENT_JOB).
     /// </summary>
     Task<ILabJob> StartMirrorAsync(string disk, string target, bool shallow = false, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// A full backup of <paramref name="disk"/> into the new qcow2 <paramref name="targetFile"/>: one QMP transaction
+    /// of <c>blockdev-backup sync=full</c>, the dirty bitmap <see cref="BackupOptions.Bitmap"/> started (or cleared)
+    /// and, with <see cref="BackupOptions.SnapshotOverlay"/>, a snapshot that freezes the layer below at the backup
+    /// point; waits for the job. Both backends run it through QMP (<see cref="Backups"/>, on a libvirt domain through
+    /// its monitor passthrough); a block layer without one refuses it (<see cref="LabBlockCapabilities.Backup"/>).
+    /// </summary>
+    Task<BackupResult> FullBackupAsync(string disk, string targetFile, BackupOptions? options = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// An increment on top of <paramref name="previous"/>: only the clusters <see cref="BackupOptions.Bitmap"/> marked
+    /// since, into the new qcow2 <paramref name="targetFile"/> backed by <paramref name="previous"/>'s target
+    /// (<c>blockdev-backup sync=bitmap</c>), as <see cref="FullBackupAsync"/>.
+    /// </summary>
+    Task<BackupResult> IncrementalBackupAsync(string disk, string targetFile, BackupResult previous, BackupOptions options, CancellationToken cancellationToken = default);
+
+    /// <summary>The dirty bitmaps on the disk's nodes (<c>query-block</c>), as <see cref="FullBackupAsync"/> reaches them.</summary>
+    Task<IReadOnlyList<DirtyBitmap>> QueryBitmapsAsync(string disk, CancellationToken cancellationToken = default);
 }
 
 /// <summary>
@@ -70,7 +89,7 @@ public sealed record LabBlockCapabilities
     /// <summary>A mirror onto a node the monitor opened (<c>blockdev-mirror</c>, <see cref="MirrorTarget.Node"/>), e.g. an NBD export.</summary>
     public bool MirrorToNode { get; init; }
 
-    /// <summary>Full and incremental backups with dirty bitmaps (<c>blockdev-backup</c>, <see cref="BlockLayer"/>'s <c>Backup.cs</c>).</summary>
+    /// <summary>Full and incremental backups with dirty bitmaps (<c>blockdev-backup</c>, <c>Backup.cs</c>; on libvirt through the domain's monitor passthrough).</summary>
     public bool Backup { get; init; }
 
     /// <summary>HMP commands on this connection (the documents' <c>commit</c>, <c>info block-jobs</c>).</summary>

@@ -277,10 +277,36 @@ public sealed class LibvirtBlock : Block.ILabBlock
     GuestBackend Block.ILabBlock.Backend => GuestBackend.Libvirt;
 
     /// <summary>
-    /// Only what both backends have (<see cref="Block.LabBlockCapabilities.Common"/>): libvirt's block API has no node
-    /// mirror, backup, HMP, job pause or error policy; the domain's monitor passthrough (<c>OpenMonitorAsync</c>) has them.
+    /// What both backends have (<see cref="Block.LabBlockCapabilities.Common"/>), and backups once the domain's monitor
+    /// passthrough is given (<see cref="UseMonitor"/>): libvirt's block API has no node mirror, HMP, job pause or error
+    /// policy; the passthrough (<c>ILabGuest.OpenMonitorAsync</c>) has them.
     /// </summary>
-    public Block.LabBlockCapabilities Capabilities => Block.LabBlockCapabilities.Common;
+    public Block.LabBlockCapabilities Capabilities => _monitor is null ? Block.LabBlockCapabilities.Common : Block.LabBlockCapabilities.Common with { Backup = true };
+
+    private Func<CancellationToken, Task<Block.BlockLayer>>? _monitor;
+
+    /// <summary>
+    /// The domain's QMP monitor passthrough (opened once, by its guest), through which this block layer runs what
+    /// libvirt's block API lacks and QMP has: the dirty-bitmap backups of <see cref="Block.ILabBlock"/>.
+    /// </summary>
+    public void UseMonitor(Func<CancellationToken, Task<Block.BlockLayer>> open)
+    {
+        ArgumentNullException.ThrowIfNull(open);
+        _monitor = open;
+    }
+
+    private Task<Block.BlockLayer> MonitorAsync(string what, CancellationToken cancellationToken) =>
+        _monitor?.Invoke(cancellationToken)
+        ?? throw new LabUsageException($"{what} on domain '{_domain.Name}' goes through its QMP monitor passthrough, which this block layer was not given (start the domain through LabGuests)");
+
+    async Task<Block.BackupResult> Block.ILabBlock.FullBackupAsync(string disk, string targetFile, Block.BackupOptions? options, CancellationToken cancellationToken) =>
+        await Block.Backups.FullBackupAsync(await MonitorAsync("a backup", cancellationToken).ConfigureAwait(false), disk, targetFile, options, cancellationToken).ConfigureAwait(false);
+
+    async Task<Block.BackupResult> Block.ILabBlock.IncrementalBackupAsync(string disk, string targetFile, Block.BackupResult previous, Block.BackupOptions options, CancellationToken cancellationToken) =>
+        await Block.Backups.IncrementalBackupAsync(await MonitorAsync("a backup", cancellationToken).ConfigureAwait(false), disk, targetFile, previous, options, cancellationToken).ConfigureAwait(false);
+
+    async Task<IReadOnlyList<Block.DirtyBitmap>> Block.ILabBlock.QueryBitmapsAsync(string disk, CancellationToken cancellationToken) =>
+        await Block.Backups.QueryBitmapsAsync(await MonitorAsync("reading dirty bitmaps", cancellationToken).ConfigureAwait(false), disk, cancellationToken).ConfigureAwait(false);
 
     async Task<ILabJob> Block.ILabBlock.StartCommitAsync(string disk, string? top, string? @base, CancellationToken cancellationToken) =>
         await StartCommitAsync(disk, top is null ? null : Path.GetFullPath(top), @base is null ? null : Path.GetFullPath(@base), cancellationToken: cancellationToken).ConfigureAwait(false);

@@ -59,6 +59,49 @@ public sealed class LabGuestTests(LibvirtFixture fx, ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A libvirt guest has one block layer for its disks: libvirt's block API, and QMP's dirty-bitmap backups through
+    /// the domain's monitor passthrough (before, a notebook took backups from a second object, the guest's monitor).
+    /// A domain's bare block layer, given no passthrough, refuses a backup in one line.
+    /// </summary>
+    [Fact]
+    public async Task Given_a_lab_made_domain_When_backed_up_through_its_block_layer_Then_the_full_backup_and_an_increment_run_through_the_passthrough()
+    {
+        var folder = Directory.CreateTempSubdirectory("lab-backup-").FullName;
+        try
+        {
+            await using var guest = await LabGuests.StartAsync(new LabGuestOptions
+            {
+                Backend = GuestBackend.Libvirt, WorkFolder = folder, Overlays = [Path.Combine(folder, "o1.qcow2")],
+            });
+            Assert.True(guest.Block.Capabilities.Backup);
+            var options = new LabKernel.Block.BackupOptions { Bitmap = "lab-test" };
+            var full = await guest.Block.FullBackupAsync(guest.Disk, Path.Combine(folder, "full.qcow2"), options);
+            Assert.True(File.Exists(full.Target));
+            await guest.Agent.ShellAsync("head -c 4M /dev/urandom > /root/after-full.bin && sync", new GuestExecOptions { Check = true });
+            var bitmap = Assert.Single(await guest.Block.QueryBitmapsAsync(guest.Disk), b => b.Name == "lab-test");
+            Assert.True(bitmap.Count >= 4L << 20, $"the bitmap marks {bitmap.Count} bytes after 4 MiB were written");
+            var increment = await guest.Block.IncrementalBackupAsync(guest.Disk, Path.Combine(folder, "inc1.qcow2"), full, options);
+            output.WriteLine($"full {full.BytesCopied} bytes, increment {increment.BytesCopied} bytes of {bitmap.Count} marked");
+            Assert.InRange(increment.BytesCopied, 4L << 20, full.BytesCopied - 1);
+
+            // The same domain's block layer as libvirt alone gives it: no passthrough, so no backup.
+            await using var connection = await LibvirtConnection.OpenAsync();
+            using var bare = await connection.LookupDomainAsync(guest.Name);
+            LabKernel.Block.ILabBlock block = bare.Block;
+            Assert.False(block.Capabilities.Backup);
+            var e = await Assert.ThrowsAsync<LabUsageException>(() => block.FullBackupAsync("vda", Path.Combine(folder, "refused.qcow2")));
+            output.WriteLine(e.Message);
+            Assert.StartsWith($"a backup on domain '{guest.Name}' goes through its QMP monitor passthrough", e.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain('\n', e.Message);
+            Assert.False(File.Exists(Path.Combine(folder, "refused.qcow2")));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
     [Fact]
     public async Task Given_a_users_running_domain_When_the_lab_takes_it_over_Then_it_writes_only_its_own_overlays_and_hands_the_domain_back()
     {

@@ -24,8 +24,8 @@
 // job events, one call of the lab per step of the document (start the mirror, wait for READY, complete or cancel), except
 // where the document's HMP command *is* the point (`commit`, `stop`, `c`, `info block-jobs`). The storage outage of part 2
 // is a step per call too (start the mirror onto the NBD server, wait for a quarter, stop the server, let the guest work,
-// look at the job, start the server, watch it move, READY, cancel); part 3's QMP commit is one call
-// (`ActiveCommitAsync`: commit, READY, complete).
+// look at the job, start the server, watch it move, READY, cancel), and so is part 3's QMP commit (`block-commit` of the
+// active layer, READY, `job-complete`, close the old top).
 // "As big as the original" becomes the job's READY event. The copies are read **offline** (a scratch raw copy, its
 // ext4 journal replayed there, files read with `debugfs`), so no copy is modified by looking at it. The NFS server
 // becomes a `qemu-storage-daemon` serving the target over NBD on a unix socket, stopped and restarted mid-job.
@@ -225,15 +225,22 @@ await lab.HmpAsync("c");
 await Dd("/root/commit-qmp.img");
 await lab.HmpAsync("stop");
 var before3b = await lab.Sizes.MeasureAsync("3. stopped, before QMP block-commit", disk, vmBase);
-var commitRun = await block.ActiveCommitAsync(lab.Disk, vmBase);
+var chainBefore3b = await block.QueryChainAsync(lab.Disk);
+var job3 = await block.StartCommitAsync(lab.Disk, top: null, @base: vmBase);           // block-commit of the active layer
+await job3.WaitForReadyAsync(block.JobTimeout);                                       // READY: the base holds the top's data
+await job3.CompleteAsync();                                                           // job-complete: onto the base
+var result3 = await job3.WaitAsync(block.JobTimeout);
+await job3.DisposeAsync();
+var released3 = await block.ReleaseNodesLeftBehindAsync(chainBefore3b);               // blockdev-del: closes disk.qcow2
+var chain3b = await block.QueryChainAsync(lab.Disk);
 var after3b = await lab.Sizes.MeasureAsync("3. after QMP block-commit", disk, vmBase);
 await lab.HmpAsync("c");
 var (base3b, base3c) = (before3b[vmBase].DataBytes, after3b[vmBase].DataBytes);
 lab.Findings.Check("3. QMP block-commit (active, while stopped) moves the overlay's data down and pivots onto the backing file",
-    commitRun.PivotedOnto(vmBase) && SizeVerdicts.WriteLanded(base3c - base3b, WriteMiB * 1048576L) && commitRun.Released.Count > 0,
-    $"{commitRun.Result.Offset / MiB:0.0} MiB committed; vm-base.qcow2 holds {base3b / MiB:0.0} -> {base3c / MiB:0.0} MiB; chain {commitRun.After.ToText()}; old top's nodes closed: {string.Join(", ", commitRun.Released)}");
+    result3.PivotedOnto(chain3b, vmBase) && SizeVerdicts.WriteLanded(base3c - base3b, WriteMiB * 1048576L) && released3.Count > 0,
+    $"{result3.Offset / MiB:0.0} MiB committed; vm-base.qcow2 holds {base3b / MiB:0.0} -> {base3c / MiB:0.0} MiB; chain {chain3b.ToText()}; old top's nodes closed: {string.Join(", ", released3)}");
 display(lab.Sizes.Steps("3.").ToTable("Sizes around the commits (MiB)"));
-display(commitRun.After);
+display(chain3b);
 display(commit3.SentHmp ? $"HMP {commit3.Hmp.Command}" : $"by node: {commit3.HmpRefused}");
 
 // ## 4 · `job-complete` pivots the VM onto the mirror

@@ -217,14 +217,6 @@ public sealed class BlockLayer : ILabBlock
     }
 
     /// <summary>
-    /// An active commit driven to its end: <c>block-commit</c> of the active layer into <paramref name="base"/>,
-    /// READY, then <paramref name="ending"/> (default: complete, which pivots the disk onto the base; the old top's
-    /// monitor-owned nodes are then deleted, which closes its file, as libvirt does after its own pivots).
-    /// </summary>
-    public async Task<BlockJobRun> ActiveCommitAsync(string disk, string @base, JobEnding? ending = null, CancellationToken cancellationToken = default) =>
-        (await _driven.RunAsync<bool>(disk, () => StartCommitAsync(disk, top: null, @base, cancellationToken: cancellationToken), false, ending ?? JobEnding.Complete, null, cancellationToken).ConfigureAwait(false)).Run;
-
-    /// <summary>
     /// The documents' HMP <c>commit</c> where the lab may send it (<see cref="HmpCommitAsync"/>); where it would
     /// write an image the lab did not make, nothing is sent and the disk's own layer is committed by node instead
     /// (<see cref="CommitIntoBackingAsync"/>). Either way the active layer's data is copied into its backing file

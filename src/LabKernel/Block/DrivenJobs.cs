@@ -3,8 +3,8 @@ using LabKernel.Jobs;
 namespace LabKernel.Block;
 
 /// <summary>
-/// How <see cref="BlockLayer.MirrorAsync(string, MirrorTarget, MirrorOptions?, JobEnding?, CancellationToken)"/> and
-/// <see cref="BlockLayer.ActiveCommitAsync"/> end a job once it is READY: cancel (<c>block-job-cancel</c>: the
+/// How <see cref="BlockLayer.MirrorAsync(string, MirrorTarget, MirrorOptions?, JobEnding?, CancellationToken)"/> ends
+/// a job once it is READY: cancel (<c>block-job-cancel</c>: the
 /// disk stays where it was and the target is a consistent copy) or complete (<c>job-complete</c>: the disk pivots),
 /// optionally with the VM paused around it (HMP <c>stop</c> and <c>c</c>, as the documents do).
 /// </summary>

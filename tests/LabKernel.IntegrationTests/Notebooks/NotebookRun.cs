@@ -71,7 +71,7 @@ internal sealed class NotebookRun : IDisposable
     /// </summary>
     public static async Task<NotebookRun> RunFileAsync(string input)
     {
-        var folder = Directory.CreateTempSubdirectory("lab-nb-file-").FullName;
+        var folder = NewFolder("lab-nb-file-");
         var executed = Path.Combine(folder, Path.GetFileNameWithoutExtension(input) + ".executed.ipynb");
         var exit = await LabCli.RunAsync(["run", input, "-o", executed, "--report", Path.Combine(folder, "report.html"), "--no-progress", "--timeout", "1200"]);
         return Read(folder, exit, executed);
@@ -116,7 +116,7 @@ internal sealed class NotebookRun : IDisposable
 
     private static (string Folder, string Executed, List<string> Args) Prepare(string name, IReadOnlyList<string> options, string[] parameters)
     {
-        var folder = Directory.CreateTempSubdirectory($"lab-nb-{name[..2]}-").FullName;
+        var folder = NewFolder($"lab-nb-{name[..2]}-");
         var executed = Path.Combine(folder, $"{name}.executed.ipynb");
         var args = new List<string> { "run", Path.Combine(RepoRoot, "notebooks", $"{name}.ipynb"), "-o", executed, "--report", Path.Combine(folder, "report.html"), "--no-progress", "--timeout", "1200" };
         args.AddRange(options);
@@ -268,6 +268,75 @@ internal sealed class NotebookRun : IDisposable
         {
             DeleteFolder();
         }
+    }
+
+    /// <summary>The file in each run's folder that names the test process it belongs to: its pid and start time.</summary>
+    private const string OwnerFile = ".lab-test-owner";
+
+    private static readonly Lazy<int> LeftBehind = new(DeleteFoldersOfEndedProcesses);
+
+    /// <summary>
+    /// A new run folder in the temp folder, marked with this process (<see cref="OwnerFile"/>). The first one a process
+    /// makes first deletes the run folders of test processes that have ended: a shared run's folder goes when its process
+    /// exits, and a test host the runner ends without its exit handlers (or one killed) left them behind, 2.4 GB for a
+    /// kept notebook 03 (a machine's /tmp filled up with 86 of them).
+    /// </summary>
+    private static string NewFolder(string prefix)
+    {
+        _ = LeftBehind.Value;
+        var folder = Directory.CreateTempSubdirectory(prefix).FullName;
+        File.WriteAllText(Path.Combine(folder, OwnerFile), ProcessIdentity(Environment.ProcessId) ?? "");
+        return folder;
+    }
+
+    /// <summary>A process's pid and start time (<c>/proc/PID/stat</c>), or null when it is gone: a pid used again is another process.</summary>
+    private static string? ProcessIdentity(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return $"{pid} {fields[19]}";
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
+    private static int DeleteFoldersOfEndedProcesses()
+    {
+        var deleted = 0;
+        foreach (var folder in Directory.EnumerateDirectories(Path.GetTempPath(), "lab-nb-*"))
+        {
+            string owner;
+            try
+            {
+                owner = File.ReadAllText(Path.Combine(folder, OwnerFile)).Trim();
+            }
+            catch (IOException)
+            {
+                continue; // not marked: not ours to judge
+            }
+            if (owner.Split(' ') is [var pid, _] && int.TryParse(pid, out var id) && ProcessIdentity(id) == owner)
+            {
+                continue; // its test process still runs (the other lane)
+            }
+            // A killed notebook 03 can leave its second filesystem (a tmpfs) mounted inside.
+            foreach (var mount in File.ReadAllLines("/proc/mounts").Select(l => l.Split(' ')[1]).Where(m => m.StartsWith(folder + "/", StringComparison.Ordinal)).OrderByDescending(m => m.Length))
+            {
+                ProcessRunner.RunAsync("umount", [mount], new ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(30) }).GetAwaiter().GetResult();
+            }
+            try
+            {
+                Directory.Delete(folder, recursive: true);
+                deleted++;
+            }
+            catch (IOException)
+            {
+            }
+        }
+        return deleted;
     }
 
     private void DeleteFolder()

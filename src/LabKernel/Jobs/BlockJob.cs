@@ -167,11 +167,25 @@ public sealed class BlockJob : ILabJob
         await WaitForStatusAsync(s => s is JobStatus.Paused or JobStatus.Standby, timeout ?? TimeSpan.FromSeconds(30), "paused", cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary><c>job-resume</c> (also resumes a job an error policy stopped), then waits until it runs again.</summary>
+    /// <summary>
+    /// <c>job-resume</c> (also resumes a job an error policy stopped), then waits until it has run again. The wait starts
+    /// before the command: a job whose target still fails runs and is paused again by its error policy before the
+    /// command's answer is read, and that brief run is what is awaited.
+    /// </summary>
     public async Task ResumeAsync(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
-        await _commands.ResumeAsync(cancellationToken).ConfigureAwait(false);
-        await WaitForStatusAsync(s => s is not (JobStatus.Paused or JobStatus.Standby), timeout ?? TimeSpan.FromSeconds(30), "running", cancellationToken).ConfigureAwait(false);
+        const string Awaited = "running";
+        var ran = _state.WhenStatus(s => s is not (JobStatus.Paused or JobStatus.Standby), Awaited);
+        try
+        {
+            await _commands.ResumeAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            _state.Withdraw(ran);
+            throw;
+        }
+        await Poll.ForAsync(ran, $"{Type} job {Id} to reach {Awaited}", timeout ?? TimeSpan.FromSeconds(30), () => Last.ToString(), () => _state.Withdraw(ran), _time, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary><c>block-job-set-speed</c>: bytes per second, 0 for unlimited.</summary>

@@ -246,6 +246,54 @@ public sealed class BlockJobTests
         Assert.Equal(JobStatus.Null, watched[^1].Status);
     }
 
+    /// <summary>
+    /// A job an error policy stopped, resumed while its target still fails: QEMU runs it and its error policy pauses it
+    /// again before the answer to <c>job-resume</c> is read (here the peer sends both status changes before its reply).
+    /// The resume still sees it run: the wait is registered before the command goes out. (A clean-clone run timed out
+    /// here waiting 30 s for a "running" the job had already passed.)
+    /// </summary>
+    [Fact]
+    public async Task Given_a_job_that_runs_and_is_paused_again_before_job_resume_answers_When_resumed_Then_the_resume_sees_it_run()
+    {
+        var started = new TaskCompletionSource<BlockJob>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var peer = await ScriptedQmpPeer.StartAsync(async (p, cmd, _) =>
+        {
+            switch (cmd)
+            {
+                case "block-stream":
+                    p.AfterReply = () => p.StatusAsync("s3", "created", "running", "paused");
+                    return new JsonObject();
+                case "job-resume":
+                    // Both changes reach the job (its watchers see them) before the reply goes out.
+                    var job = await started.Task;
+                    var seen = job.WatchAsync().GetAsyncEnumerator();
+                    await p.StatusAsync("s3", "running", "paused");
+                    var ranAgain = false;
+                    while (await seen.MoveNextAsync())
+                    {
+                        ranAgain |= seen.Current.Status == JobStatus.Running;
+                        if (ranAgain && seen.Current.Status == JobStatus.Paused)
+                        {
+                            break;
+                        }
+                    }
+                    await seen.DisposeAsync();
+                    return new JsonObject();
+                case "query-jobs":
+                    return Jobs("s3", "paused", 300, 1000);
+                default:
+                    return new JsonObject();
+            }
+        });
+        await using var job = await BlockJob.StartAsync(peer.Client, "s3", "stream", "block-stream", new JsonObject(), new BlockJobOptions { SampleOnEvents = false });
+        await job.WaitForStatusAsync(s => s == JobStatus.Paused, Limit, "paused");
+        started.SetResult(job);
+
+        await job.ResumeAsync(Limit);
+
+        Assert.Equal(JobStatus.Paused, job.Last.Status);
+    }
+
     [Fact]
     public async Task Given_qemu_goes_away_When_a_job_is_awaited_Then_it_fails_at_once_naming_the_job_and_the_lost_connection()
     {

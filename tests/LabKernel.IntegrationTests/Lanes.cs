@@ -14,4 +14,12 @@ public static class Lanes
     public const string Name = "Lane";
 
     public const string BesideUnit = "BesideUnit";
+
+    /// <summary>
+    /// Lane C, started at once beside both others (lane A begins with the unit projects): long classes that use no
+    /// libvirtd of this machine (QEMU only, or the namespaced second host's own libvirtd), so lane B's libvirtd restarts
+    /// and domain-list checks cannot see them, and that share no notebook run with lane A's classes
+    /// (<c>NotebookRun.SharedAsync</c> shares within one test process).
+    /// </summary>
+    public const string FromTheStart = "FromTheStart";
 }

@@ -16,7 +16,7 @@ namespace LabKernel.IntegrationTests.Faults;
 /// NBD outage, stalls as QEMU 7.2 was seen to, and a new mirror through a new node gives it); with <c>report</c> it
 /// fails with QEMU's error and a new mirror onto the same target completes. The source never changes.
 /// </summary>
-[Trait(Lanes.Name, Lanes.BesideUnit)]
+[Trait(Lanes.Name, Lanes.FromTheStart)]
 public sealed class StorageFaultTests(ITestOutputHelper output) : IAsyncLifetime
 {
     private const long Data = 24 * M;

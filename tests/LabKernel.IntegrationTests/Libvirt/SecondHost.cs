@@ -171,6 +171,32 @@ public sealed class SecondHost : IAsyncLifetime
         LabPaths.TryDeleteFolder(Folder);
         LabPaths.TryDeleteFolder(_pids);
     }
+
+    /// <summary>Defines the researcher's domain there unless it is.</summary>
+    public async Task EnsureUsersDomainDefinedAsync()
+    {
+        await using var connection = await LibvirtConnection.OpenAsync(Uri);
+        try
+        {
+            using var _ = await connection.LookupDomainAsync(DomainName);
+        }
+        catch (LibvirtDomainNotFoundException)
+        {
+            await DefineUsersDomainAsync();
+        }
+    }
+
+    /// <summary>Starts the researcher's domain there (and waits for its agent) unless it runs.</summary>
+    public async Task EnsureUsersDomainRunningAsync()
+    {
+        await using var connection = await LibvirtConnection.OpenAsync(Uri);
+        using var domain = await connection.LookupDomainAsync(DomainName);
+        if (await domain.GetStateAsync() != DomainState.Running)
+        {
+            await domain.StartAsync();
+            await domain.WaitForAgentAsync(TimeSpan.FromMinutes(3));
+        }
+    }
 }
 
 [CollectionDefinition(Name)]

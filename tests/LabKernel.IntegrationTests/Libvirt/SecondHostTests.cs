@@ -16,18 +16,7 @@ namespace LabKernel.IntegrationTests.Libvirt;
 [Collection(SecondHostCollection.Name)]
 public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) : IAsyncLifetime
 {
-    public async Task InitializeAsync()
-    {
-        await using var connection = await LibvirtConnection.OpenAsync(host.Uri);
-        try
-        {
-            using var _ = await connection.LookupDomainAsync(host.DomainName);
-        }
-        catch (LibvirtDomainNotFoundException)
-        {
-            await host.DefineUsersDomainAsync();
-        }
-    }
+    public Task InitializeAsync() => host.EnsureUsersDomainDefinedAsync();
 
     public Task DisposeAsync() => Task.CompletedTask;
 
@@ -45,66 +34,6 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
         // libvirt there has the domain; libvirt here does not.
         await using var local = await LibvirtConnection.OpenAsync();
         await Assert.ThrowsAsync<LibvirtDomainNotFoundException>(() => local.LookupDomainAsync(host.DomainName));
-    }
-
-    private static readonly (string Notebook, string[] Parameters)[] Runs =
-    [
-        // Writers with room to spare, as UserDisksTests': the snapshot's round trips over SSH take longer than here.
-        ("01-live-snapshot-integrity", ["Count", "1000000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
-        ("02-snapshot-and-commit-integrity", ["Count", "1000000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
-        ("03-drive-mirror", ["FileOps", "10", "WriteMiB", "8", "OutageSeconds", "3"]),
-        // A lab-made data disk hot-plugged there, fio's results read there.
-        ("04-snapshot-chain-io", ["Snapshots", "2", "FilesPerSnapshot", "2", "FileMiB", "1", "FioSize", "8m", "FioSeconds", "1", "ProbeMiB", "8", "Repeats", "1"]),
-        // Its copies read offline there, its backups compared there.
-        ("05-incremental-backup", ["Increments", "1", "IncrementMiB", "4"]),
-        ("06-snapshot-kinds", ["WriterLines", "2000000"]),
-    ];
-
-    [Fact]
-    public async Task Given_a_running_domain_on_the_second_host_When_notebooks_01_to_06_run_on_it_Then_their_verdicts_hold_its_images_keep_their_bytes_and_the_kept_chains_check_clean_there()
-    {
-        await EnsureRunningAsync();
-        // The guest writes root.qcow2 itself while it runs on it; every other image of the domain it never writes.
-        var untouched = host.Images.Where(i => !i.EndsWith("/root.qcow2", StringComparison.Ordinal)).ToList();
-        var before = await host.HashImagesAsync();
-        var hostFolder = Path.Combine(host.Folder, "lab");
-        foreach (var (notebook, parameters) in Runs)
-        {
-            using var run = await NotebookRun.RunAsync(notebook, [.. parameters, "Backend", "libvirt", "Domain", host.DomainName, "LibvirtUri", host.Uri, "HostFolder", hostFolder]);
-            Assert.True(run.ExitCode == 0, $"{notebook}: {run.FirstError()}");
-            Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info" || f.Verdict == "refuted" && f.Claim.StartsWith("Reverting the WithMemory", StringComparison.Ordinal),
-                $"{notebook}: {f.Claim}: {f.Observed} ({f.Verdict})"));
-            if (notebook.StartsWith("06", StringComparison.Ordinal))
-            {
-                // Pings over SSH are as long as a small guest's memory-snapshot pause: shown, not judged, there.
-                Assert.Equal("info", run.Findings.Single(f => f.Claim == "A snapshot with memory pauses the guest while memory is saved (3)").Verdict);
-            }
-            var handBack = run.Findings.Single(f => f.Claim == "Your domain's images (vda, vdb) were not written between take-over and hand-back");
-            Assert.Equal("confirmed", handBack.Verdict);
-            output.WriteLine($"{notebook}: {run.Findings.Count} findings; {handBack.Observed}");
-            var after = await host.HashImagesAsync();
-            foreach (var image in untouched)
-            {
-                Assert.True(before[image] == after[image], $"{notebook} changed {Path.GetFileName(image)} on the second host");
-            }
-            // Handed back on its own images, running, with no snapshot record of the lab's.
-            await using var connection = await LibvirtConnection.OpenAsync(host.Uri);
-            using var domain = await connection.LookupDomainAsync(host.DomainName);
-            Assert.Equal(DomainState.Running, await domain.GetStateAsync());
-            var disks = await domain.ListDisksAsync(inactive: true);
-            Assert.Equal([host.Images[0], host.Images[3]], disks.Select(d => d.Source));
-            Assert.Empty(await domain.Snapshots.ListAsync());
-            // The run kept its images (the tests run with KeepArtifacts) in a folder of its own there, each one
-            // qemu-img check accepts there; nothing appeared here.
-            var kept = (await host.RunAsync($"find {ShellQuote.Quote(hostFolder)} -name '*.qcow2'")).Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            Assert.NotEmpty(kept);
-            foreach (var image in kept)
-            {
-                Assert.True((await LabKernel.Images.QemuImg.On(host.Shell).CheckAsync(image)).IsClean, $"{notebook}: {image} on the second host");
-            }
-            Assert.Empty(Directory.EnumerateFileSystemEntries(host.Folder));
-            await host.RunAsync($"rm -rf {ShellQuote.Quote(hostFolder)}");
-        }
     }
 
     [Fact]
@@ -410,14 +339,5 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
         await host.RunAsync($"rm -rf {ShellQuote.Quote(hostFolder)}");
     }
 
-    private async Task EnsureRunningAsync()
-    {
-        await using var connection = await LibvirtConnection.OpenAsync(host.Uri);
-        using var domain = await connection.LookupDomainAsync(host.DomainName);
-        if (await domain.GetStateAsync() != DomainState.Running)
-        {
-            await domain.StartAsync();
-            await domain.WaitForAgentAsync(TimeSpan.FromMinutes(3));
-        }
-    }
+    private Task EnsureRunningAsync() => host.EnsureUsersDomainRunningAsync();
 }

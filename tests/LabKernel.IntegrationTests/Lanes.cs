@@ -1,9 +1,10 @@
 namespace LabKernel.IntegrationTests;
 
 /// <summary>
-/// scripts/test runs two lanes at once, because one lane leaves about half of the machine idle (a TCG guest is
-/// mostly one busy thread, and much of a test is waiting on it). Lane A is the unit projects, then the integration
-/// classes with the trait <c>Lane=BesideUnit</c>; lane B is every other integration class. A class gets the trait
+/// scripts/test runs three lanes at once, because one lane leaves about half of the machine idle (a TCG guest is
+/// mostly one busy thread, and much of a test is waiting on it); with two, a fifth of it still was (session 15).
+/// Lane A is the unit projects, then the integration classes with the trait <c>Lane=BesideUnit</c>; lane C, from the
+/// start, the classes with <c>Lane=FromTheStart</c>; lane B every other integration class. A class gets either trait
 /// only if it can run beside anything in lane B: it uses no libvirtd (lane B restarts it and compares the list of
 /// domains before and after), no fixed port, no shared cache it changes (warm states are written by rename, so
 /// concurrent restores and saves are safe), and its timing margins hold on a loaded host. A class without the

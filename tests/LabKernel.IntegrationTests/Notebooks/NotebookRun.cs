@@ -285,7 +285,10 @@ internal sealed class NotebookRun : IDisposable
     {
         _ = LeftBehind.Value;
         var folder = Directory.CreateTempSubdirectory(prefix).FullName;
-        File.WriteAllText(Path.Combine(folder, OwnerFile), ProcessIdentity(Environment.ProcessId) ?? "");
+        // Written whole and then renamed into place: another lane's sweep never reads it half written.
+        var owner = Path.Combine(folder, OwnerFile);
+        File.WriteAllText(owner + ".new", ProcessIdentity(Environment.ProcessId) ?? throw new InvalidOperationException("cannot read this process's /proc/self/stat"));
+        File.Move(owner + ".new", owner);
         return folder;
     }
 
@@ -318,9 +321,13 @@ internal sealed class NotebookRun : IDisposable
             {
                 continue; // not marked: not ours to judge
             }
-            if (owner.Split(' ') is [var pid, _] && int.TryParse(pid, out var id) && ProcessIdentity(id) == owner)
+            if (owner.Split(' ') is not [var pid, _] || !int.TryParse(pid, out var id))
             {
-                continue; // its test process still runs (the other lane)
+                continue; // not a mark this code wrote: not ours to judge
+            }
+            if (ProcessIdentity(id) == owner)
+            {
+                continue; // its test process still runs (another lane)
             }
             // A killed notebook 03 can leave its second filesystem (a tmpfs) mounted inside.
             foreach (var mount in File.ReadAllLines("/proc/mounts").Select(l => l.Split(' ')[1]).Where(m => m.StartsWith(folder + "/", StringComparison.Ordinal)).OrderByDescending(m => m.Length))

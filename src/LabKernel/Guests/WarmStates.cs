@@ -65,7 +65,8 @@ public static class WarmStates
             ["memory_mib"] = options.MemoryMiB,
             ["cpus"] = options.Cpus,
             ["accel"] = accel.Name,
-            ["cpu"] = CpuOf(accel, File.Exists("/proc/cpuinfo") ? await File.ReadAllTextAsync("/proc/cpuinfo", cancellationToken).ConfigureAwait(false) : ""),
+            // The host's CPU counts only under KVM (-cpu host): /proc/cpuinfo is read only then.
+            ["cpu"] = CpuOf(accel, accel.IsKvm && File.Exists("/proc/cpuinfo") ? await File.ReadAllTextAsync("/proc/cpuinfo", cancellationToken).ConfigureAwait(false) : ""),
             ["agent"] = options.GuestAgent,
             ["network"] = options.Network,
             ["drives"] = new JsonArray([.. await Task.WhenAll(options.Drives.Select(async (d, i) => (JsonNode)(i == 0

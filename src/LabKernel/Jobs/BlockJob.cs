@@ -139,11 +139,12 @@ public sealed class BlockJob : ILabJob
         Bounded(Completion, timeout, $"{Type} job {Id} to end", cancellationToken);
 
     /// <summary>Waits until the job's state satisfies <paramref name="predicate"/> (checked against the current state first).</summary>
-    public async Task<JobStatus> WaitForStatusAsync(Func<JobStatus, bool> predicate, TimeSpan timeout, string awaited, CancellationToken cancellationToken = default)
-    {
-        var reached = _state.WhenStatus(predicate, awaited);
-        return await Poll.ForAsync(reached, $"{Type} job {Id} to reach {awaited}", timeout, () => Last.ToString(), () => _state.Withdraw(reached), _time, cancellationToken).ConfigureAwait(false);
-    }
+    public Task<JobStatus> WaitForStatusAsync(Func<JobStatus, bool> predicate, TimeSpan timeout, string awaited, CancellationToken cancellationToken = default) =>
+        AwaitStatusAsync(_state.WhenStatus(predicate, awaited), timeout, awaited, cancellationToken);
+
+    /// <summary>Awaits a status wait registered with the job's state, withdrawing it when the limit passes.</summary>
+    private Task<JobStatus> AwaitStatusAsync(Task<JobStatus> reached, TimeSpan timeout, string awaited, CancellationToken cancellationToken) =>
+        Poll.ForAsync(reached, $"{Type} job {Id} to reach {awaited}", timeout, () => Last.ToString(), () => _state.Withdraw(reached), _time, cancellationToken);
 
     /// <summary>Pivots a READY job: <c>job-complete</c>. The completion follows on the job's events.</summary>
     public Task CompleteAsync(CancellationToken cancellationToken = default) => _commands.CompleteAsync(cancellationToken);
@@ -185,7 +186,7 @@ public sealed class BlockJob : ILabJob
             _state.Withdraw(ran);
             throw;
         }
-        await Poll.ForAsync(ran, $"{Type} job {Id} to reach {Awaited}", timeout ?? TimeSpan.FromSeconds(30), () => Last.ToString(), () => _state.Withdraw(ran), _time, cancellationToken).ConfigureAwait(false);
+        await AwaitStatusAsync(ran, timeout ?? TimeSpan.FromSeconds(30), Awaited, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary><c>block-job-set-speed</c>: bytes per second, 0 for unlimited.</summary>

@@ -19,19 +19,6 @@ public sealed class SecondHostNotebookTests(SecondHost host, ITestOutputHelper o
 
     public Task DisposeAsync() => Task.CompletedTask;
 
-    private static readonly (string Notebook, string[] Parameters)[] Runs =
-    [
-        // Writers with room to spare, as UserDisksTests': the snapshot's round trips over SSH take longer than here.
-        ("01-live-snapshot-integrity", ["Count", "1000000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
-        ("02-snapshot-and-commit-integrity", ["Count", "1000000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
-        ("03-drive-mirror", ["FileOps", "10", "WriteMiB", "8", "OutageSeconds", "3"]),
-        // A lab-made data disk hot-plugged there, fio's results read there.
-        ("04-snapshot-chain-io", ["Snapshots", "2", "FilesPerSnapshot", "2", "FileMiB", "1", "FioSize", "8m", "FioSeconds", "1", "ProbeMiB", "8", "Repeats", "1"]),
-        // Its copies read offline there, its backups compared there.
-        ("05-incremental-backup", ["Increments", "1", "IncrementMiB", "4"]),
-        ("06-snapshot-kinds", ["WriterLines", "2000000"]),
-    ];
-
     [Fact]
     public async Task Given_a_running_domain_on_the_second_host_When_notebooks_01_to_06_run_on_it_Then_their_verdicts_hold_its_images_keep_their_bytes_and_the_kept_chains_check_clean_there()
     {
@@ -40,7 +27,7 @@ public sealed class SecondHostNotebookTests(SecondHost host, ITestOutputHelper o
         var untouched = host.Images.Where(i => !i.EndsWith("/root.qcow2", StringComparison.Ordinal)).ToList();
         var before = await host.HashImagesAsync();
         var hostFolder = Path.Combine(host.Folder, "lab");
-        foreach (var (notebook, parameters) in Runs)
+        foreach (var (notebook, parameters) in UserDisksTests.Runs)
         {
             using var run = await NotebookRun.RunAsync(notebook, [.. parameters, "Backend", "libvirt", "Domain", host.DomainName, "LibvirtUri", host.Uri, "HostFolder", hostFolder]);
             Assert.True(run.ExitCode == 0, $"{notebook}: {run.FirstError()}");

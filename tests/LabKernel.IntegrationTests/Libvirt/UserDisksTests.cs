@@ -91,17 +91,24 @@ public sealed class TwoDiskDomainCollection : ICollectionFixture<TwoDiskDomainFi
 [Collection(TwoDiskDomainCollection.Name)]
 public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper output)
 {
-    private static readonly (string Notebook, string[] Parameters)[] Runs =
+    /// <summary>
+    /// Each notebook with the parameters it runs with on a researcher's two-disk domain, here and on the second host
+    /// (<see cref="SecondHostNotebookTests"/>).
+    /// </summary>
+    internal static readonly (string Notebook, string[] Parameters)[] Runs =
     [
         ("01-live-snapshot-integrity", ["Count", "1000000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
         ("02-snapshot-and-commit-integrity", ["Count", "1000000", "SnapshotAfterLines", "20000", "Quiesce", "fsfreeze"]),
         ("03-drive-mirror", ["FileOps", "10", "WriteMiB", "8", "OutageSeconds", "3"]),
-        // Its data disk is hot-plugged (vdc, after the domain's own two) and swapped live for each revert.
+        // Its data disk is hot-plugged (vdc, after the domain's own two) and swapped live for each revert; on the second
+        // host it is made there and fio's results are read there.
         ("04-snapshot-chain-io", ["Snapshots", "2", "FilesPerSnapshot", "2", "FileMiB", "1", "FioSize", "8m", "FioSeconds", "1", "ProbeMiB", "8", "Repeats", "1"]),
-        // Its copies are read offline on a user's domain (no kernel the lab boots); its backups go through QMP passthrough.
+        // Its copies are read offline on a user's domain (no kernel the lab boots); its backups go through QMP passthrough
+        // (on the second host, both there).
         ("05-incremental-backup", ["Increments", "1", "IncrementMiB", "4"]),
         // Writers with room to spare: on this two-disk domain 06's two snapshots once outlasted a 400,000-line writer in
-        // CI (it flushed its last 288,000 lines while they ran), so 06 runs its default writer and 01/02 a million lines.
+        // CI (it flushed its last 288,000 lines while they ran), so 06 runs its default writer and 01/02 a million lines
+        // (over SSH the snapshots' round trips take longer still).
         ("06-snapshot-kinds", ["WriterLines", "2000000"]),
     ];
 

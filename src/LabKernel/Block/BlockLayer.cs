@@ -299,8 +299,11 @@ public sealed class BlockLayer : ILabBlock
         await StartStreamAsync(disk, @base, cancellationToken: cancellationToken).ConfigureAwait(false);
 
     /// <summary><c>drive-mirror</c> onto a new file (<see cref="MirrorTarget.NewFile"/>): <c>sync=top</c> when shallow, else <c>full</c>.</summary>
-    async Task<ILabJob> ILabBlock.StartMirrorAsync(string disk, string target, bool shallow, CancellationToken cancellationToken) =>
-        await StartMirrorAsync(disk, new MirrorTarget.NewFile(target), new MirrorOptions { Sync = shallow ? MirrorSync.Top : MirrorSync.Full }, cancellationToken).ConfigureAwait(false);
+    async Task<ILabJob> ILabBlock.StartMirrorAsync(string disk, string target, bool shallow, CancellationToken cancellationToken)
+    {
+        var (mirrorTarget, options) = MirrorStart.ForQemu(target, shallow);
+        return await StartMirrorAsync(disk, mirrorTarget, options, cancellationToken).ConfigureAwait(false);
+    }
 
     Task<LiveChain> ILabBlock.SnapshotAsync(string disk, string overlayFile, CancellationToken cancellationToken) =>
         SnapshotAsync(disk, overlayFile, cancellationToken: cancellationToken);

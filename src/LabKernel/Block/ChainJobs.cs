@@ -104,64 +104,16 @@ internal sealed class ChainJobs(BlockLayer block)
         return await block.Chains.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>See <see cref="BlockLayer.StartMirrorAsync"/>.</summary>
+    /// <summary>See <see cref="BlockLayer.StartMirrorAsync"/>; what is sent is <see cref="MirrorStart.QmpAsync"/>'s.</summary>
     public async Task<BlockJob> StartMirrorAsync(string disk, MirrorTarget target, MirrorOptions? options, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(target);
         options ??= new MirrorOptions();
         var chain = await block.Chains.QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
         var id = options.JobId ?? BlockJob.NewId("mirror-");
-        var sync = options.Sync.ToString().ToLowerInvariant();
-        var args = new MirrorArguments(id, chain.Active.NodeName, Target: "", sync, AutoFinalize: options.AutoFinalize)
-        {
-            Granularity = options.Granularity,
-            BufSize = options.BufferSize,
-            Speed = options.Speed,
-            OnSourceError = Policy(options.OnSourceError),
-            OnTargetError = Policy(options.OnTargetError),
-            CopyMode = options.CopyMode switch
-            {
-                null => null,
-                MirrorCopyMode.Background => "background",
-                MirrorCopyMode.WriteBlocking => "write-blocking",
-                _ => throw new LabUsageException($"unknown mirror copy mode {options.CopyMode}"),
-            },
-        };
-        string command;
-        string describe;
-        switch (target)
-        {
-            case MirrorTarget.NewFile nf:
-                var path = Path.GetFullPath(nf.Path);
-                if (await block.Host.FileExistsAsync(path, cancellationToken).ConfigureAwait(false))
-                {
-                    throw new OverlayExistsException(path);
-                }
-                command = "drive-mirror";
-                args = args with { Target = path, Format = nf.Format, Mode = "absolute-paths" };
-                Host.LabFiles.MarkCreated(path, block.Host);
-                describe = $"mirror {disk} -> new {path}";
-                break;
-            case MirrorTarget.ExistingFile ef:
-                var existing = Path.GetFullPath(ef.Path);
-                if (!await block.Host.FileExistsAsync(existing, cancellationToken).ConfigureAwait(false))
-                {
-                    throw new OverlayMissingException(existing, "existing mirror target");
-                }
-                command = "drive-mirror";
-                args = args with { Target = existing, Format = ef.Format, Mode = "existing" };
-                describe = $"mirror {disk} -> existing {existing}";
-                break;
-            case MirrorTarget.Node n:
-                command = "blockdev-mirror";
-                args = args with { Target = n.NodeName };
-                describe = $"mirror {disk} -> node {n.NodeName}";
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(target));
-        }
-        return await StartJobAsync(disk, id, "mirror", command, args, new BlockJobOptions { AutoFinalize = options.AutoFinalize, OnReady = options.OnReady },
-            describe + $" sync={sync}", cancellationToken).ConfigureAwait(false);
+        var start = await MirrorStart.QmpAsync(block.Host, disk, chain, target, options, id, cancellationToken).ConfigureAwait(false);
+        return await StartJobAsync(disk, id, "mirror", start.Command, start.Arguments, new BlockJobOptions { AutoFinalize = options.AutoFinalize, OnReady = options.OnReady },
+            start.Describe, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>See <see cref="BlockLayer.QueryJobsAsync"/>.</summary>
@@ -213,22 +165,5 @@ internal sealed class ChainJobs(BlockLayer block)
         public string? BaseNode { get; init; }
         public long? Speed { get; init; }
         public string? OnError { get; init; }
-    }
-
-    /// <summary>
-    /// <c>drive-mirror</c>'s and <c>blockdev-mirror</c>'s arguments: a file target carries its <c>format</c> and
-    /// <c>mode</c>, a node target neither.
-    /// </summary>
-    private sealed record MirrorArguments(string JobId, string Device, string Target, string Sync, bool AutoFinalize)
-    {
-        public bool AutoDismiss => false;
-        public string? Format { get; init; }
-        public string? Mode { get; init; }
-        public int? Granularity { get; init; }
-        public long? BufSize { get; init; }
-        public long? Speed { get; init; }
-        public string? OnSourceError { get; init; }
-        public string? OnTargetError { get; init; }
-        public string? CopyMode { get; init; }
     }
 }

@@ -1,4 +1,3 @@
-using System.Security;
 using LabKernel.Images;
 using LabKernel.Jobs;
 
@@ -15,27 +14,6 @@ public sealed record LibvirtCommitOptions
 
     /// <summary>SHALLOW: base is the top's immediate backing file.</summary>
     public bool Shallow { get; init; }
-}
-
-/// <summary>How <see cref="LibvirtBlock.StartCopyAsync"/> runs.</summary>
-public sealed record LibvirtCopyOptions
-{
-    /// <summary>SHALLOW: copy only the active layer; the destination shares the source's backing chain.</summary>
-    public bool Shallow { get; init; } = true;
-
-    /// <summary>
-    /// REUSE_EXT: the destination exists. With <see cref="Shallow"/> the lab creates it itself (qemu-img create on the
-    /// active layer's backing file) unless <see cref="DestinationExists"/>.
-    /// </summary>
-    public bool ReuseExternal { get; init; } = true;
-
-    /// <summary>The caller made the destination: the lab neither creates it nor refuses it.</summary>
-    public bool DestinationExists { get; init; }
-
-    /// <summary>TRANSIENT_JOB: lets persistent domains copy (libvirt refuses otherwise); the persistent XML is not updated by a pivot.</summary>
-    public bool TransientJob { get; init; } = true;
-
-    public string Format { get; init; } = "qcow2";
 }
 
 /// <summary>A check that the domain XML and qemu-img see the same chain.</summary>
@@ -193,39 +171,19 @@ public sealed class LibvirtBlock : Block.ILabBlock
     /// <summary>
     /// blockcopy (<c>virDomainBlockCopy</c>) of disk to <paramref name="destination"/>. By default SHALLOW |
     /// REUSE_EXT | TRANSIENT_JOB: the lab creates the destination on the active layer's backing file (refusing an
-    /// existing file), so persistent domains can copy. The job becomes READY; then pivot or abort.
+    /// existing file), so persistent domains can copy. The job becomes READY; then pivot or abort. What is called is
+    /// <see cref="Block.MirrorStart.LibvirtAsync"/>'s, beside QEMU's mirror start.
     /// </summary>
-    public async Task<LibvirtBlockJob> StartCopyAsync(string disk, string destination, LibvirtCopyOptions? options = null, CancellationToken cancellationToken = default)
+    public async Task<LibvirtBlockJob> StartCopyAsync(string disk, string destination, Block.LibvirtCopyOptions? options = null, CancellationToken cancellationToken = default)
     {
-        options ??= new LibvirtCopyOptions();
-        destination = Path.GetFullPath(destination);
         var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
-        if (!options.DestinationExists)
-        {
-            var host = await _domain.Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
-            if (await host.FileExistsAsync(destination, cancellationToken).ConfigureAwait(false))
-            {
-                throw new OverlayExistsException(destination);
-            }
-            if (options.ReuseExternal)
-            {
-                var qemuImg = QemuImg.On(host);
-                var info = await qemuImg.InfoAsync(chain.Source, cancellationToken: cancellationToken).ConfigureAwait(false);
-                var create = options.Shallow && chain.Chain.Count > 1
-                    ? new CreateOptions { BackingFile = chain.Chain[1], BackingFormat = (await qemuImg.InfoAsync(chain.Chain[1], cancellationToken: cancellationToken).ConfigureAwait(false)).Format }
-                    : null;
-                await qemuImg.CreateAsync(destination, options.Format, info.VirtualSize, create, cancellationToken).ConfigureAwait(false);
-            }
-            Host.LabFiles.MarkCreated(destination, host);
-        }
-        var flags = (options.Shallow ? Vir.CopyShallow : 0) | (options.ReuseExternal ? Vir.CopyReuseExt : 0) | (options.TransientJob ? Vir.CopyTransientJob : 0);
-        var flagText = string.Join('|', new[] { options.Shallow ? "SHALLOW" : null, options.ReuseExternal ? "REUSE_EXT" : null, options.TransientJob ? "TRANSIENT_JOB" : null }.Where(f => f is not null));
-        var xml = $"<disk type='file'><driver type='{SecurityElement.Escape(options.Format)}'/><source file='{SecurityElement.Escape(destination)}'/></disk>";
+        var host = await _domain.Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
+        var start = await Block.MirrorStart.LibvirtAsync(host, chain.Chain, destination, options ?? new Block.LibvirtCopyOptions(), cancellationToken).ConfigureAwait(false);
         var job = new LibvirtBlockJob(_domain, disk, "copy");
         try
         {
-            await _domain.Run(() => LibvirtRuntime.Call("virDomainBlockCopy", _domain.What, $"virDomainBlockCopy({_domain.Name}, disk={disk}, dest={destination}, flags={(flagText.Length == 0 ? "0" : flagText)})",
-                () => LibvirtNative.virDomainBlockCopy(_domain.Handle, disk, xml, 0, 0, flags)), cancellationToken).ConfigureAwait(false);
+            await _domain.Run(() => LibvirtRuntime.Call("virDomainBlockCopy", _domain.What, $"virDomainBlockCopy({_domain.Name}, disk={disk}, dest={start.Destination}, flags={start.FlagNames})",
+                () => LibvirtNative.virDomainBlockCopy(_domain.Handle, disk, start.Xml, 0, 0, start.Flags)), cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -314,9 +272,9 @@ public sealed class LibvirtBlock : Block.ILabBlock
     async Task<ILabJob> Block.ILabBlock.StartStreamAsync(string disk, string? @base, CancellationToken cancellationToken) =>
         await StartStreamAsync(disk, @base is null ? null : Path.GetFullPath(@base), cancellationToken: cancellationToken).ConfigureAwait(false);
 
-    /// <summary>blockcopy onto a new file the lab creates (<see cref="LibvirtCopyOptions"/>' defaults), SHALLOW when <paramref name="shallow"/>.</summary>
+    /// <summary>blockcopy onto a new file the lab creates (<see cref="Block.LibvirtCopyOptions"/>' defaults), SHALLOW when <paramref name="shallow"/>.</summary>
     async Task<ILabJob> Block.ILabBlock.StartMirrorAsync(string disk, string target, bool shallow, CancellationToken cancellationToken) =>
-        await StartCopyAsync(disk, target, new LibvirtCopyOptions { Shallow = shallow }, cancellationToken).ConfigureAwait(false);
+        await StartCopyAsync(disk, target, Block.MirrorStart.ForLibvirt(shallow), cancellationToken).ConfigureAwait(false);
 
     async Task<Block.LiveChain> Block.ILabBlock.QueryChainAsync(string disk, CancellationToken cancellationToken) =>
         (await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false)).ToLiveChain();

@@ -269,10 +269,6 @@ internal static class Vir
     public const uint RebaseBandwidthBytes = 64;
     public const uint PullBandwidthBytes = 64;
 
-    public const uint CopyShallow = 1;
-    public const uint CopyReuseExt = 2;
-    public const uint CopyTransientJob = 4;
-
     public const uint MonitorHmp = 1;
     public const int AgentTimeoutBlock = -2;
 

@@ -1,3 +1,4 @@
+using LabKernel.Block;
 using LabKernel.Images;
 using LabKernel.Libvirt;
 using Xunit.Abstractions;

@@ -162,8 +162,8 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
                 {
                     try
                     {
-                        var h = LibvirtRuntime.CallHandle("virConnectOpen", Uri, $"virConnectOpen(\"{Uri}\") again",
-                            () => LibvirtNative.virConnectOpen(Uri),
+                        var h = LibvirtRuntime.CallHandle("virConnectOpen", Uri, $"virConnectOpen(\"{LabHosts.ForLibvirt(Uri)}\") again",
+                            () => LibvirtNative.virConnectOpen(LabHosts.ForLibvirt(Uri)),
                             (code, dom, msg) => new LibvirtConnectionException(Uri, code, dom, msg));
                         return (true, (ConnectHandle?)h, "");
                     }
@@ -327,8 +327,10 @@ public sealed class LibvirtConnection : IAsyncDisposable, IDisposable
         return Task.Run(() =>
         {
             LibvirtRuntime.EnsureStarted();
-            var handle = LibvirtRuntime.CallHandle("virConnectOpen", uri, $"virConnectOpen(\"{uri}\")",
-                () => LibvirtNative.virConnectOpen(uri),
+            // The lab's own parameters (where the files are reached over SSH) are not libvirt's.
+            var libvirtUri = LabHosts.ForLibvirt(uri);
+            var handle = LibvirtRuntime.CallHandle("virConnectOpen", uri, $"virConnectOpen(\"{libvirtUri}\")",
+                () => LibvirtNative.virConnectOpen(libvirtUri),
                 (code, dom, msg) => new LibvirtConnectionException(uri, code, dom, msg));
             return new LibvirtConnection(uri, handle) { Time = time };
         }, cancellationToken);

@@ -156,9 +156,9 @@ internal static class SweepMatrix
             {
                 throw new LabUsageException($"--hosts {path}: a host without a uri");
             }
-            if (!LabHosts.IsSsh(uri) && !LibvirtConnection.IsThisHost(uri))
+            if (!LabHosts.FilesOverSsh(uri) && !LibvirtConnection.IsThisHost(uri))
             {
-                throw new LabUsageException($"--hosts {path}: {uri} is another host without SSH: the lab works on its image files over SSH (qemu+ssh://USER@HOST/system?keyfile=KEY&known_hosts=FILE)");
+                throw new LabUsageException($"--hosts {path}: {uri} is another host without SSH: the lab works on its image files over SSH (qemu+ssh://USER@HOST/system?keyfile=KEY&known_hosts=FILE, or {LabHosts.SshParameter}=USER@HOST beside another transport)");
             }
             if (!LabHosts.FilesAreLocal(uri) && domain is null)
             {

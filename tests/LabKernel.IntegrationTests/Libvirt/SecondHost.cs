@@ -14,6 +14,8 @@ namespace LabKernel.IntegrationTests.Libvirt;
 /// inside that namespace; here the same path is an empty read-only mount, so any file operation the lab does locally
 /// on a path of that host fails (or finds nothing) instead of silently working. A researcher's two-disk domain is
 /// defined on it (<see cref="DefineUsersDomainAsync"/>) with images made there by plain qemu-img, as theirs would be.
+/// Its libvirtd also listens for TLS on a loopback port (<see cref="TlsUri"/>: <c>qemu+tls://</c> with a test CA, the
+/// files still reached over its sshd through the URI's <c>lab_ssh=</c>).
 /// </summary>
 public sealed class SecondHost : IAsyncLifetime
 {
@@ -31,6 +33,18 @@ public sealed class SecondHost : IAsyncLifetime
 
     public LoopbackSshd Sshd => _sshd ?? throw new InvalidOperationException("the second host is not started");
 
+    private int _tlsPort;
+
+    private string Pki => Path.Combine(_pids, "pki");
+
+    /// <summary>
+    /// The second host as a researcher with a TLS libvirtd gives it: <c>qemu+tls://127.0.0.1:PORT/system</c> with the
+    /// client's certificates (<c>pkipath=</c>, signed by the test's CA, which the server's is too), and the SSH address
+    /// of its files (<c>lab_ssh=</c>, this host's sshd, with its key and pinned host key).
+    /// </summary>
+    public string TlsUri =>
+        $"qemu+tls://127.0.0.1:{_tlsPort}/system?pkipath={Path.Combine(Pki, "client")}&lab_ssh={Sshd.User}@127.0.0.1:{Sshd.Port}&keyfile={Sshd.ClientKey}&known_hosts={Sshd.KnownHosts}";
+
     /// <summary>The second host's shell and files, for the test's own work there (a researcher's qemu-img, sha256sum).</summary>
     public SshHost Shell => _shell ?? throw new InvalidOperationException("the second host is not started");
 
@@ -45,15 +59,78 @@ public sealed class SecondHost : IAsyncLifetime
         Directory.CreateDirectory(Folder);
         await ProcessRunner.RunAsync("mount", ["-t", "tmpfs", "-o", "ro,size=1m,mode=0755", "lab-second-host-decoy", Folder]);
         _decoyMounted = true;
+        await MakePkiAsync();
+        await WriteLibvirtdStartAsync();
         var script = Path.Combine(AppContext.BaseDirectory, "Libvirt", "second-host.sh");
         _sshd = await LoopbackSshd.StartAsync(launcher: ["unshare", "-m", "--propagation", "private", "/bin/sh", script, Folder, _pids]);
         _shell = await SshHost.ConnectAsync(Sshd.HostOptions());
-        // Its libvirtd answers once it has made its socket in the namespace.
-        await Poll.UntilAsync(async ct =>
+        // A TLS port taken between asking and binding stops libvirtd: then it starts again, inside the namespace through
+        // its sshd, on another port.
+        for (var attempt = 1; File.Exists(Path.Combine(_pids, "libvirtd.failed")); attempt++)
         {
-            var r = await ProcessRunner.RunAsync("virsh", ["-c", Uri, "version"], new ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(30) }, ct);
+            if (attempt > 3)
+            {
+                throw new InvalidOperationException($"the second host's libvirtd did not start: {await File.ReadAllTextAsync(Path.Combine(_pids, "libvirtd.failed"))}");
+            }
+            File.Delete(Path.Combine(_pids, "libvirtd.failed"));
+            await WriteLibvirtdStartAsync();
+            await RunAsync($"sh {ShellQuote.Quote(Path.Combine(_pids, "start-libvirtd.sh"))} || echo \"libvirtd exited $?\" > {ShellQuote.Quote(Path.Combine(_pids, "libvirtd.failed"))}");
+        }
+        // Its libvirtd answers once it has made its socket in the namespace, and on its TLS port.
+        await WaitForLibvirtdAsync(Uri, "");
+        await WaitForLibvirtdAsync(LabHosts.ForLibvirt(TlsUri), " over TLS");
+    }
+
+    private static Task WaitForLibvirtdAsync(string uri, string how) =>
+        Poll.UntilAsync(async ct =>
+        {
+            var r = await ProcessRunner.RunAsync("virsh", ["-c", uri, "version"], new ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(30) }, ct);
             return (r.Succeeded, r.StandardError.Trim());
-        }, $"the second host's libvirtd to answer on {Uri}", TimeSpan.FromSeconds(60));
+        }, $"the second host's libvirtd to answer{how} on {uri}", TimeSpan.FromSeconds(60));
+
+    /// <summary>
+    /// A test CA and, signed by it, the server's certificate (for 127.0.0.1) and the client's, where libvirtd's
+    /// configuration and the client's <c>pkipath=</c> name them (EC keys: quick to make).
+    /// </summary>
+    private async Task MakePkiAsync()
+    {
+        var client = Path.Combine(Pki, "client");
+        Directory.CreateDirectory(client);
+        async Task Openssl(params string[] args) => await ProcessRunner.RunAsync("openssl", args, new ProcessOptions { WorkingDirectory = Pki });
+        string[] ecKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        await Openssl(["req", "-x509", .. ecKey, "-keyout", "cakey.pem", "-out", "cacert.pem", "-days", "3", "-subj", "/CN=LabNotebooks test CA"]);
+        foreach (var (name, dn, ext) in new[]
+        {
+            ("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n"),
+            ("client", "/CN=lab client", "extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n"),
+        })
+        {
+            await File.WriteAllTextAsync(Path.Combine(Pki, name + ".ext"), ext);
+            await Openssl(["req", .. ecKey, "-keyout", name + "key.pem", "-out", name + ".csr", "-subj", dn]);
+            await Openssl(["x509", "-req", "-in", name + ".csr", "-CA", "cacert.pem", "-CAkey", "cakey.pem", "-CAcreateserial", "-days", "3",
+                "-extfile", name + ".ext", "-out", name + "cert.pem"]);
+        }
+        foreach (var f in new[] { "cacert.pem", "clientcert.pem", "clientkey.pem" })
+        {
+            File.Copy(Path.Combine(Pki, f), Path.Combine(client, f));
+        }
+    }
+
+    /// <summary>
+    /// PIDDIR/start-libvirtd.sh, which starts the second host's libvirtd (second-host.sh, and <see cref="ComeBackAsync"/>):
+    /// listening for TLS on a free loopback port with the server's certificate, no authentication beyond the client's
+    /// certificate.
+    /// </summary>
+    private async Task WriteLibvirtdStartAsync()
+    {
+        _tlsPort = LoopbackSshd.FreePort();
+        var conf = Path.Combine(_pids, "libvirtd.conf");
+        await File.WriteAllTextAsync(conf, string.Join('\n',
+            "listen_tls = 1", "listen_tcp = 0", "listen_addr = \"127.0.0.1\"", $"tls_port = \"{_tlsPort}\"",
+            $"key_file = \"{Path.Combine(Pki, "serverkey.pem")}\"", $"cert_file = \"{Path.Combine(Pki, "servercert.pem")}\"",
+            $"ca_file = \"{Path.Combine(Pki, "cacert.pem")}\"", "auth_tls = \"none\"", ""));
+        await File.WriteAllTextAsync(Path.Combine(_pids, "start-libvirtd.sh"),
+            $"exec libvirtd -d --listen -f {ShellQuote.Quote(conf)} -p {ShellQuote.Quote(Path.Combine(_pids, "libvirtd.pid"))}\n");
     }
 
     /// <summary>
@@ -74,7 +151,7 @@ public sealed class SecondHost : IAsyncLifetime
     /// <summary>Starts the second host's libvirtd again (inside its namespace, through its sshd) and waits for it to answer.</summary>
     public async Task ComeBackAsync()
     {
-        await RunAsync($"libvirtd -d -p {ShellQuote.Quote(Path.Combine(_pids, "libvirtd.pid"))}");
+        await RunAsync($"sh {ShellQuote.Quote(Path.Combine(_pids, "start-libvirtd.sh"))}");
         await Poll.UntilAsync(async ct =>
         {
             var r = await ProcessRunner.RunAsync("virsh", ["-c", Uri, "version"], new ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(30) }, ct);

@@ -9,7 +9,9 @@ namespace LabKernel.IntegrationTests.Libvirt;
 /// Notebooks 01-06 on a researcher's running two-disk domain on the second hypervisor (<see cref="SecondHost"/>), with
 /// a second host of their own: this class uses no libvirtd of this machine, so scripts/test runs it in a lane of its
 /// own beside the others (<see cref="Lanes.FromTheStart"/>), while <see cref="SecondHostTests"/>, which also sweep
-/// onto this machine's libvirtd, stay in lane B.
+/// onto this machine's libvirtd, stay in lane B. Notebook 01 reaches the host's libvirtd over TLS
+/// (<see cref="SecondHost.TlsUri"/>, its files over the URI's <c>lab_ssh=</c>), the others over SSH; 01 over
+/// <c>qemu+ssh://</c> there is <see cref="SecondHostTests"/>' sweep.
 /// </summary>
 [Collection(SecondHostNotebooksCollection.Name)]
 [Trait(Lanes.Name, Lanes.FromTheStart)]
@@ -20,7 +22,7 @@ public sealed class SecondHostNotebookTests(SecondHost host, ITestOutputHelper o
     public Task DisposeAsync() => Task.CompletedTask;
 
     [Fact]
-    public async Task Given_a_running_domain_on_the_second_host_When_notebooks_01_to_06_run_on_it_Then_their_verdicts_hold_its_images_keep_their_bytes_and_the_kept_chains_check_clean_there()
+    public async Task Given_a_running_domain_on_the_second_host_When_notebooks_01_to_06_run_on_it_01_over_TLS_Then_their_verdicts_hold_its_images_keep_their_bytes_and_the_kept_chains_check_clean_there()
     {
         await host.EnsureUsersDomainRunningAsync();
         // The guest writes root.qcow2 itself while it runs on it; every other image of the domain it never writes.
@@ -29,7 +31,8 @@ public sealed class SecondHostNotebookTests(SecondHost host, ITestOutputHelper o
         var hostFolder = Path.Combine(host.Folder, "lab");
         foreach (var (notebook, parameters) in UserDisksTests.Runs)
         {
-            using var run = await NotebookRun.RunAsync(notebook, [.. parameters, "Backend", "libvirt", "Domain", host.DomainName, "LibvirtUri", host.Uri, "HostFolder", hostFolder]);
+            var uri = notebook.StartsWith("01", StringComparison.Ordinal) ? host.TlsUri : host.Uri;
+            using var run = await NotebookRun.RunAsync(notebook, [.. parameters, "Backend", "libvirt", "Domain", host.DomainName, "LibvirtUri", uri, "HostFolder", hostFolder]);
             Assert.True(run.ExitCode == 0, $"{notebook}: {run.FirstError()}");
             Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info" || f.Verdict == "refuted" && f.Claim.StartsWith("Reverting the WithMemory", StringComparison.Ordinal),
                 $"{notebook}: {f.Claim}: {f.Observed} ({f.Verdict})"));
@@ -38,9 +41,11 @@ public sealed class SecondHostNotebookTests(SecondHost host, ITestOutputHelper o
                 // Pings over SSH are as long as a small guest's memory-snapshot pause: shown, not judged, there.
                 Assert.Equal("info", run.Findings.Single(f => f.Claim == "A snapshot with memory pauses the guest while memory is saved (3)").Verdict);
             }
+            // The run says which connection it drove the domain over (lab.Describe()): TLS for 01.
+            Assert.Contains($"on {uri.Split('?')[0]}", await File.ReadAllTextAsync(run.Executed));
             var handBack = run.Findings.Single(f => f.Claim == "Your domain's images (vda, vdb) were not written between take-over and hand-back");
             Assert.Equal("confirmed", handBack.Verdict);
-            output.WriteLine($"{notebook}: {run.Findings.Count} findings; {handBack.Observed}");
+            output.WriteLine($"{notebook} over {uri.Split(':')[0]}: {run.Findings.Count} findings; {handBack.Observed}");
             var after = await host.HashImagesAsync();
             foreach (var image in untouched)
             {

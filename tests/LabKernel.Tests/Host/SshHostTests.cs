@@ -182,4 +182,56 @@ public sealed class SshHostTests(LoopbackSshd sshd) : IClassFixture<LoopbackSshd
         Assert.Contains("needs SSH access", e.Message);
         Assert.Contains("qemu+ssh://USER@hv.example/system", e.Message);
     }
+
+    [Fact]
+    public void Given_a_tls_uri_that_names_its_files_ssh_address_When_read_Then_the_files_are_reached_over_ssh_there_with_the_uris_key_and_known_hosts()
+    {
+        const string uri = "qemu+tls://hv.example:16514/system?pkipath=/etc/lab/pki&lab_ssh=lab@files.example:2222&keyfile=/k/id&known_hosts=/k/known";
+
+        var o = LabHosts.FilesAddress(uri)!;
+
+        Assert.Equal(("files.example", 2222, "lab"), (o.Host, o.Port, o.User));
+        Assert.Equal(["/k/id"], o.PrivateKeyFiles);
+        Assert.Equal("/k/known", o.KnownHostsFile);
+        Assert.True(LabHosts.FilesOverSsh(uri));
+        Assert.False(LabHosts.FilesAreLocal(uri));
+        // libvirt gets its own parameters only.
+        Assert.Equal("qemu+tls://hv.example:16514/system?pkipath=/etc/lab/pki", LabHosts.ForLibvirt(uri));
+    }
+
+    [Theory]
+    // Loopback too: the files are where that sshd is, which may be another namespace.
+    [InlineData("qemu+tls://127.0.0.1/system?lab_ssh=root@127.0.0.1", "qemu+tls://127.0.0.1/system", "root@127.0.0.1:22")]
+    [InlineData("qemu+tcp://hv.example/system?lab_ssh=hv.example", "qemu+tcp://hv.example/system", null)]
+    public void Given_a_non_ssh_uri_with_a_files_address_When_read_Then_its_files_are_not_local_and_libvirt_sees_no_lab_parameter(string uri, string forLibvirt, string? address)
+    {
+        Assert.False(LabHosts.FilesAreLocal(uri));
+        Assert.Equal(forLibvirt, LabHosts.ForLibvirt(uri));
+        if (address is not null)
+        {
+            Assert.Equal(address, LabHosts.FilesAddress(uri)!.ToString());
+        }
+    }
+
+    [Theory]
+    [InlineData("qemu+ssh://root@hv.example/system?keyfile=/k&known_hosts=/h")]
+    [InlineData("qemu:///system")]
+    [InlineData("qemu+tls://hv.example/system?pkipath=/p")]
+    public void Given_a_uri_without_a_files_address_When_given_to_libvirt_Then_it_is_unchanged(string uri)
+    {
+        Assert.Equal(uri, LabHosts.ForLibvirt(uri));
+        Assert.Null(LabHosts.FilesAddress(uri));
+    }
+
+    [Theory]
+    [InlineData("qemu+tls://hv.example/system?lab_ssh=")]
+    [InlineData("qemu+tls://hv.example/system?lab_ssh=root@hv.example/some/path")]
+    public async Task Given_a_malformed_files_address_When_its_host_is_asked_for_Then_a_one_line_usage_error_names_it(string uri)
+    {
+        var e = await Assert.ThrowsAsync<LabUsageException>(() => LabHosts.ForLibvirtUriAsync(uri));
+
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.Contains("lab_ssh=", e.Message);
+        Assert.Contains("USER@HOST[:PORT]", e.Message);
+    }
 }

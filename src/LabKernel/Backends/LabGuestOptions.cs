@@ -30,6 +30,12 @@ public sealed record LabGuestOptions
     /// </summary>
     public Host.ILabHost? Host { get; init; }
 
+    /// <summary>
+    /// On another hypervisor, the folder under which the lab keeps its copy of the embedded guest's image for the
+    /// domains it makes there (<see cref="Guests.HostGuestImages"/>); the notebook's <c>HostFolder</c>.
+    /// </summary>
+    public string HostFolder { get; init; } = Experiments.ExperimentRun.DefaultHostFolder;
+
     /// <summary>The folder on this machine for the guest's runtime files (console log, sockets).</summary>
     public required string WorkFolder { get; init; }
 

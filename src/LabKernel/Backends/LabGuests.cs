@@ -21,10 +21,6 @@ public static class LabGuests
             throw new LabUsageException("the starting chain needs at least one overlay for the lab to write into");
         }
         var filesHere = backend == GuestBackend.Qemu || LabHosts.FilesAreLocal(options.LibvirtUri);
-        if (!filesHere && domain.Length == 0)
-        {
-            throw new LabUsageException($"{options.LibvirtUri}: the lab makes its own domain (the embedded guest) only on this machine, where its image is; on another host give it a domain of yours (Domain=NAME)");
-        }
         var host = options.Host ?? (filesHere ? Host.LocalHost.Instance : null);
         foreach (var o in options.Overlays)
         {
@@ -81,7 +77,7 @@ public static class LabGuests
         }
         foreach (var image in images.Values)
         {
-            Host.LabFiles.EnsureMayModify(image, "boot the guest on it");
+            Host.LabFiles.EnsureMayModify(image, "boot the guest on it", host: guest.Host);
         }
         return (known, images);
     }

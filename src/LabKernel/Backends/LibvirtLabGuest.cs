@@ -121,7 +121,10 @@ public sealed class LibvirtLabGuest : ILabGuest
 
     public LabCapabilities Capabilities =>
         LabCapabilities.LibvirtSnapshots
-        | (_user is null ? LabCapabilities.BootCopies | LabCapabilities.BootAgain : 0)
+        | (_user is null ? LabCapabilities.BootAgain : 0)
+        // A copy boots as a second guest on this machine's QEMU, from files here: a domain the lab made on another
+        // host has its copies there, read offline instead.
+        | (_user is null && Host.IsLocal ? LabCapabilities.BootCopies : 0)
         | (DataDisks.Count > 0 ? LabCapabilities.DataDisks : 0)
         | (_user is not null && DataDisks.Count > 0 ? LabCapabilities.SwapDataDisks : 0);
 
@@ -136,10 +139,16 @@ public sealed class LibvirtLabGuest : ILabGuest
         var connection = await LibvirtConnection.OpenAsync(options.LibvirtUri, options.Time, cancellationToken).ConfigureAwait(false);
         try
         {
-            var image = await GuestImageBuilder.EnsureAsync(progress: options.BuildProgress, cancellationToken: cancellationToken).ConfigureAwait(false);
-            var top = await LabGuests.CreateChainAsync(LocalHost.Instance, image.BaseImage, options.Overlays, cancellationToken).ConfigureAwait(false);
+            // On another hypervisor the guest image is copied there once (HostFolder/.lab-images) and the domain made
+            // there, its chain on that host's files.
+            var host = options.Host ?? await connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
+            var local = await GuestImageBuilder.EnsureAsync(progress: options.BuildProgress, cancellationToken: cancellationToken).ConfigureAwait(false);
+            var image = await HostGuestImages.EnsureOnAsync(host, local, options.HostFolder, cancellationToken).ConfigureAwait(false);
+            var top = await LabGuests.CreateChainAsync(host, image.BaseImage, options.Overlays, cancellationToken).ConfigureAwait(false);
             var guest = await LibvirtGuest.CreateAsync(connection, new LibvirtGuestOptions
             {
+                Host = host,
+                Image = image,
                 Name = $"lab-{options.Name}-{Guid.NewGuid().ToString("N")[..6]}",
                 WorkFolder = options.WorkFolder,
                 RootDisk = top,
@@ -148,7 +157,7 @@ public sealed class LibvirtLabGuest : ILabGuest
                 BuildProgress = options.BuildProgress,
                 ExtraDisks = [.. options.DataDisks.Select((file, i) => new DomainDiskSpec(Path.GetFullPath(file), VirtioTargets.DataDisk(i)))],
             }, cancellationToken).ConfigureAwait(false);
-            return new LibvirtLabGuest(connection, LocalHost.Instance, guest.Domain, "vda", image.BaseImage, guest, null, guest.BootToAgent, options);
+            return new LibvirtLabGuest(connection, host, guest.Domain, "vda", image.BaseImage, guest, null, guest.BootToAgent, options);
         }
         catch
         {

@@ -81,11 +81,13 @@ public static class HostLeftovers
         {
             return new HostLeftoverReport(host.Name, hostFolder, [], 0);
         }
-        // One listing: each entry, whether it is a directory with the lab's mark (and the kept mark), and its size.
+        // One listing: each entry, whether it is a directory with the lab's mark (and the kept mark), and its size; the
+        // lab's copy of the guest image for its domains there is neither a run nor another's.
         const string List = """
             cd "$1" || exit 1
             for e in * .[!.]*; do
               [ -e "$e" ] || continue
+              [ "$e" = "$4" ] && continue
               if [ -d "$e" ] && [ -f "$e/$2" ]; then
                 k=0; [ -f "$e/$3" ] && k=1
                 printf 'run\t%s\t%s\t%s\n' "$k" "$(du -sb "$e" | cut -f1)" "$e"
@@ -94,7 +96,7 @@ public static class HostLeftovers
               fi
             done
             """;
-        var listing = await host.RunAsync("sh", ["-c", List, "sh", hostFolder, ExperimentRun.RunMark, ExperimentRun.KeptMark],
+        var listing = await host.RunAsync("sh", ["-c", List, "sh", hostFolder, ExperimentRun.RunMark, ExperimentRun.KeptMark, Guests.HostGuestImages.FolderName],
             new Processes.ProcessOptions { Timeout = TimeSpan.FromMinutes(2) }, cancellationToken).ConfigureAwait(false);
         var processes = await host.RunAsync("ps", ["-eo", "pid=,args="], new Processes.ProcessOptions { Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
         var domains = await DomainUse.ReadAsync(libvirtUri, cancellationToken).ConfigureAwait(false);

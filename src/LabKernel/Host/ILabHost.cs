@@ -63,6 +63,9 @@ public interface ILabHost : IAsyncDisposable
     /// <summary>Writes a whole file, creating or truncating it; its folder must exist.</summary>
     Task WriteAllBytesAsync(string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default);
 
+    /// <summary>Copies <paramref name="localFile"/>, a file of this machine, to <paramref name="path"/> on the host, creating or truncating it; its folder must exist.</summary>
+    Task UploadAsync(string localFile, string path, CancellationToken cancellationToken = default);
+
     /// <summary>
     /// Creates a new private (0700) folder named <paramref name="prefix"/> and a random suffix under
     /// <paramref name="parent"/>, or under the host's <c>/var/tmp</c> (on disk, unlike a tmpfs <c>/tmp</c>: images

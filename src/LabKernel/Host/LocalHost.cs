@@ -93,6 +93,14 @@ public sealed class LocalHost : ILabHost
     }
 
     /// <inheritdoc/>
+    public async Task UploadAsync(string localFile, string path, CancellationToken cancellationToken = default)
+    {
+        await using var source = new FileStream(localFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, useAsync: true);
+        await using var target = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, useAsync: true);
+        await source.CopyToAsync(target, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
     public Task<string> CreateTempDirectoryAsync(string prefix, string? parent = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(prefix);

@@ -32,6 +32,15 @@ public sealed record LibvirtGuestOptions
     public DomainNetwork Network { get; init; } = DomainNetwork.None;
     public TimeSpan AgentTimeout { get; init; } = GuestDefaults.AgentTimeout;
 
+    /// <summary>
+    /// The hypervisor whose files the domain uses (<see cref="RootDisk"/>, <see cref="ExtraDisks"/>, <see cref="Image"/>'s
+    /// files, the console log beside the root disk). Null: this machine.
+    /// </summary>
+    public ILabHost? Host { get; init; }
+
+    /// <summary>The guest image as it is on <see cref="Host"/> (<see cref="HostGuestImages.EnsureOnAsync"/>). Null: this machine's, built or reused.</summary>
+    public GuestImage? Image { get; init; }
+
     /// <summary>Start the domain after defining it (and wait for its agent).</summary>
     public bool Start { get; init; } = true;
 
@@ -75,7 +84,8 @@ public sealed class LibvirtGuest : IAsyncDisposable
     /// <summary>The XML the domain was defined with.</summary>
     public string DefinedXml { get; }
 
-    public string SerialLog => Path.Combine(WorkFolder, "serial.log");
+    /// <summary>The guest's console log (on the domain's host: beside the root disk on another one).</summary>
+    public string SerialLog { get; private init; } = "";
 
     /// <summary>How long the agent took to answer after start.</summary>
     public TimeSpan? BootToAgent { get; private set; }
@@ -87,8 +97,13 @@ public sealed class LibvirtGuest : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(options);
-        var image = await GuestImageBuilder.EnsureAsync(progress: options.BuildProgress, cancellationToken: cancellationToken).ConfigureAwait(false);
-        var accel = await Machines.Accelerator.ChooseAsync(image.Kernel, cancellationToken).ConfigureAwait(false);
+        var host = options.Host ?? LocalHost.Instance;
+        if (!host.IsLocal && (options.RootDisk is null || options.Image is null))
+        {
+            throw new LabUsageException($"a domain on {host.Name} needs its root disk and the guest image made there first");
+        }
+        var image = options.Image ?? await GuestImageBuilder.EnsureAsync(progress: options.BuildProgress, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var accel = await Machines.Accelerator.ChooseOnAsync(host, image.Kernel, cancellationToken).ConfigureAwait(false);
         var owns = options.WorkFolder is null;
         var folder = options.WorkFolder ?? Path.Combine(Path.GetTempPath(), $"labvirt-{options.Name}-{Guid.NewGuid().ToString("N")[..8]}");
         Directory.CreateDirectory(folder);
@@ -99,9 +114,9 @@ public sealed class LibvirtGuest : IAsyncDisposable
             if (options.RootDisk is not null)
             {
                 overlay = Path.GetFullPath(options.RootDisk);
-                if (!File.Exists(overlay))
+                if (!await host.FileExistsAsync(overlay, cancellationToken).ConfigureAwait(false))
                 {
-                    throw new LabUsageException($"root disk {overlay} does not exist");
+                    throw new LabUsageException($"root disk {overlay} does not exist{(host.IsLocal ? "" : $" on {host.Name}")}");
                 }
             }
             else
@@ -123,13 +138,14 @@ public sealed class LibvirtGuest : IAsyncDisposable
                 Initrd = image.InitrdFor(options.Profile),
                 KernelCommandLine = GuestImage.KernelCommandLine(options.Profile),
                 Disks = [new DomainDiskSpec(overlay), .. options.ExtraDisks],
-                SerialLog = Path.Combine(folder, "serial.log"),
+                // Where the hypervisor writes: beside the root disk on another host.
+                SerialLog = host.IsLocal ? Path.Combine(folder, "serial.log") : Path.Combine(Path.GetDirectoryName(overlay)!, "serial.log"),
                 Network = options.Network,
                 HotPlugSlots = options.HotPlugSlots,
             };
             var xml = spec.ToXml();
             domain = await connection.DefineDomainAsync(xml, cancellationToken).ConfigureAwait(false);
-            var guest = new LibvirtGuest(domain, image, folder, owns, overlay, accel, xml);
+            var guest = new LibvirtGuest(domain, image, folder, owns, overlay, accel, xml) { SerialLog = spec.SerialLog! };
             var toRemove = domain;
             guest._exitHook = Host.ProcessExitHooks.Register($"libvirt domain {options.Name}", () => RemoveDomainAsync(toRemove).GetAwaiter().GetResult());
             if (options.Start)

@@ -36,6 +36,32 @@ public static class Accelerator
         return choice;
     }
 
+    /// <summary>
+    /// The accelerator for a domain the lab makes on <paramref name="host"/>: <see cref="ChooseAsync"/> for this machine;
+    /// for another, KVM where its <c>/dev/kvm</c> opens for writing and it is no PVM host, TCG otherwise (no probe
+    /// boot there; <c>LAB_ACCEL</c> overrides as here).
+    /// </summary>
+    public static async Task<AcceleratorChoice> ChooseOnAsync(Host.ILabHost host, string? probeKernel = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        if (host.IsLocal)
+        {
+            return await ChooseAsync(probeKernel, cancellationToken).ConfigureAwait(false);
+        }
+        if (Environment.GetEnvironmentVariable("LAB_ACCEL") is { Length: > 0 })
+        {
+            return await DecideAsync(null, cancellationToken).ConfigureAwait(false);
+        }
+        var r = await host.RunAsync("sh", ["-c", "if [ -d /sys/module/kvm_pvm ]; then echo pvm; elif [ -w /dev/kvm ]; then echo kvm; else echo none; fi"],
+            cancellationToken: cancellationToken).ConfigureAwait(false);
+        return r.StandardOutput.Trim() switch
+        {
+            "kvm" => new AcceleratorChoice("kvm", $"/dev/kvm on {host.Name}"),
+            "pvm" => new AcceleratorChoice("tcg", $"PVM host detected on {host.Name} (/sys/module/kvm_pvm): stock kernels hang under KVM there, so TCG"),
+            _ => new AcceleratorChoice("tcg", $"no usable /dev/kvm on {host.Name}: software emulation"),
+        };
+    }
+
     private static async Task<AcceleratorChoice> DecideAsync(string? probeKernel, CancellationToken cancellationToken)
     {
         var env = Environment.GetEnvironmentVariable("LAB_ACCEL");

@@ -308,6 +308,16 @@ public sealed class SshHost : ILabHost
         }, cancellationToken);
 
     /// <inheritdoc/>
+    /// <remarks>Over SFTP, its writes pipelined by SSH.NET's upload (not one round trip per block).</remarks>
+    public Task UploadAsync(string localFile, string path, CancellationToken cancellationToken = default) =>
+        SftpAsync(path, $"writing (from {localFile})", async (sftp, ct) =>
+        {
+            await using var source = new FileStream(localFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, useAsync: true);
+            await sftp.UploadFileAsync(source, path, ct).ConfigureAwait(false);
+            return true;
+        }, cancellationToken);
+
+    /// <inheritdoc/>
     public async Task<string> CreateTempDirectoryAsync(string prefix, string? parent = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(prefix);

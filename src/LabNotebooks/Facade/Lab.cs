@@ -63,6 +63,7 @@ public static class Lab
                 DomainDisk = setup.DomainDisk,
                 LibvirtUri = setup.LibvirtUri,
                 Host = run.Host,
+                HostFolder = string.IsNullOrWhiteSpace(setup.HostFolder) ? ExperimentRun.DefaultHostFolder : setup.HostFolder.Trim(),
                 Name = ShortName(name),
                 WorkFolder = run.Folder,
                 Overlays = overlays,

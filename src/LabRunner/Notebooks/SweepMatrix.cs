@@ -102,9 +102,9 @@ internal static class SweepMatrix
 
     /// <summary>
     /// The hosts file: a list of <c>{uri, jobs, domain, hostFolder, reconnect}</c> (jobs 1 when absent; reconnect in
-    /// whole seconds, the lab's standard 60 when absent). A host whose files the
-    /// lab reaches over SSH (<c>qemu+ssh://</c>, <see cref="LabHosts"/>) needs <c>domain</c>: the lab makes its own
-    /// domain only on this machine. Each URI once; a URI to another host without SSH is refused in one line.
+    /// whole seconds, the lab's standard 60 when absent). Without <c>domain</c> each run makes its own domain there
+    /// (on another host from a copy of the guest image the lab keeps under <c>hostFolder</c>). Each URI once; a URI to
+    /// another host without SSH to its files is refused in one line.
     /// </summary>
     public static IReadOnlyList<SweepHost> ReadHosts(string path)
     {
@@ -159,10 +159,6 @@ internal static class SweepMatrix
             if (!LabHosts.FilesOverSsh(uri) && !LibvirtConnection.IsThisHost(uri))
             {
                 throw new LabUsageException($"--hosts {path}: {uri} is another host without SSH: the lab works on its image files over SSH (qemu+ssh://USER@HOST/system?keyfile=KEY&known_hosts=FILE, or {LabHosts.SshParameter}=USER@HOST beside another transport)");
-            }
-            if (!LabHosts.FilesAreLocal(uri) && domain is null)
-            {
-                throw new LabUsageException($"--hosts {path}: {uri} needs a domain: on another host the lab runs on a domain of yours (domain: NAME)");
             }
             if (hosts.Any(h => h.Uri == uri))
             {

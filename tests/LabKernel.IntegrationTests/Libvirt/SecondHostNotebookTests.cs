@@ -1,3 +1,4 @@
+using LabKernel.Guests;
 using LabKernel.IntegrationTests.Notebooks;
 using LabKernel.Libvirt;
 using LabKernel.Processes;
@@ -69,6 +70,54 @@ public sealed class SecondHostNotebookTests(SecondHost host, ITestOutputHelper o
             Assert.Empty(Directory.EnumerateFileSystemEntries(host.Folder));
             await host.RunAsync($"rm -rf {ShellQuote.Quote(hostFolder)}");
         }
+    }
+
+    /// <summary>
+    /// No domain of the researcher's: the lab makes its own on the second host, from its guest image copied there once
+    /// (over SFTP, checked by SHA-256, read-only) under HostFolder's <c>.lab-images</c>; nothing of it is on this
+    /// machine's side of the folder, and the domain is gone after the run. Then 04 there, which boots that domain
+    /// again on layers of that host. (02, 03, 05 and 06 also ran to exit 0 there once by hand: 03's and 05's copies
+    /// are read offline there, as on a researcher's domain.)
+    /// </summary>
+    [Fact]
+    public async Task Given_no_domain_of_the_researchers_When_notebooks_01_and_04_run_on_the_second_host_Then_the_lab_makes_its_own_domain_there_from_a_checked_copy_of_its_image_and_removes_it()
+    {
+        var hostFolder = Path.Combine(host.Folder, "lab-made");
+        using var run = await NotebookRun.RunAsync("01-live-snapshot-integrity", [.. SmallScale.Notebook01, "Backend", "libvirt", "LibvirtUri", host.Uri, "HostFolder", hostFolder]);
+
+        Assert.True(run.ExitCode == 0, run.FirstError());
+        Assert.All(run.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"{f.Claim}: {f.Observed} ({f.Verdict})"));
+        Assert.Contains($"the embedded guest as libvirt domain 'lab-", await File.ReadAllTextAsync(run.Executed));
+        Assert.Contains($"on {host.Uri.Split('?')[0]}", await File.ReadAllTextAsync(run.Executed));
+        // The image there is this machine's, byte for byte, and read-only; its checked SHA-256 is recorded beside it.
+        var image = await GuestImageBuilder.EnsureAsync();
+        var copy = $"{hostFolder}/{HostGuestImages.FolderName}/{Path.GetFileName(image.Directory)}";
+        var local = (await LabKernel.Host.FileHash.Sha256Async(image.BaseImage)).ToLowerInvariant();
+        Assert.Equal(local, await host.Shell.Sha256Async($"{copy}/base.qcow2"));
+        Assert.Equal(local, (await host.RunAsync($"cat {ShellQuote.Quote(copy + "/base.qcow2.sha256")}")).Trim());
+        Assert.Equal("444", (await host.RunAsync($"stat -c %a {ShellQuote.Quote(copy + "/base.qcow2")}")).Trim());
+        // A second start reuses the copy: nothing is sent again.
+        var stamp = await host.RunAsync($"stat -c %Y.%i {ShellQuote.Quote(copy + "/base.qcow2")}");
+        var again = await HostGuestImages.EnsureOnAsync(host.Shell, image, hostFolder);
+        Assert.Equal(copy, again.Directory);
+        Assert.Equal(stamp, await host.RunAsync($"stat -c %Y.%i {ShellQuote.Quote(copy + "/base.qcow2")}"));
+        // The domain the lab made is gone, the researcher's is still there; nothing appeared on this machine's side.
+        await using var connection = await LibvirtConnection.OpenAsync(host.Uri);
+        Assert.Equal([host.DomainName], (await connection.ListDomainNamesAsync()).Order());
+        Assert.Empty(Directory.EnumerateFileSystemEntries(host.Folder));
+
+        // 04 there boots its lab-made domain again on each layer it reverts to (files of that host, the lab's own) and
+        // runs fio on a data disk made there.
+        using var run04 = await NotebookRun.RunAsync("04-snapshot-chain-io", [.. UserDisksTests.Runs.Single(r => r.Notebook.StartsWith("04", StringComparison.Ordinal)).Parameters,
+            "Backend", "libvirt", "LibvirtUri", host.Uri, "HostFolder", hostFolder]);
+        Assert.True(run04.ExitCode == 0, run04.FirstError());
+        Assert.All(run04.Findings, f => Assert.True(f.Verdict is "confirmed" or "info", $"04: {f.Claim}: {f.Observed} ({f.Verdict})"));
+        Assert.Equal([host.DomainName], (await connection.ListDomainNamesAsync()).Order());
+        // lab doctor / clean do not count the image copy as a run folder or as someone else's.
+        var leftovers = await LabKernel.Diagnostics.HostLeftovers.FindAsync(host.Shell, host.Uri, hostFolder);
+        Assert.Equal(0, leftovers.Foreign);
+        Assert.All(leftovers.Runs, r => Assert.True(r.Kept, $"{r.Folder} is not the test's kept run"));
+        await host.RunAsync($"chmod -R u+w {ShellQuote.Quote(hostFolder)} && rm -rf {ShellQuote.Quote(hostFolder)}");
     }
 }
 

@@ -35,7 +35,6 @@ public sealed class SweepHostsTests : IDisposable
 
     [Theory]
     [InlineData("- uri: qemu+tls://hv-3.example.org/system\n  domain: d\n", "qemu+tls://hv-3.example.org/system is another host without SSH")]
-    [InlineData("- uri: qemu+ssh://hv-3.example.org/system\n", "qemu+ssh://hv-3.example.org/system needs a domain")]
     [InlineData("- uri: qemu:///system\n- uri: qemu:///system\n", "qemu:///system is listed twice (give it more jobs instead)")]
     [InlineData("- uri: qemu:///system\n  colour: blue\n", "unknown key 'colour' (a host has uri, jobs, domain, hostFolder and reconnect)")]
     [InlineData("- uri: qemu:///system\n  reconnect: 0\n", "reconnect '0': expected whole seconds, at least 1")]

@@ -214,7 +214,7 @@ public sealed class SweepTests
         { "empty list", "Count: []\n", "lab: --matrix {dir}/matrix.yaml: Count has no values (an empty list gives no combination)" },
         { "j 0", "Count: [1]\n", "lab: sweep: -j 0: expected a whole number of at least 1" },
         { "j abc", "Count: [1]\n", "lab: sweep: -j abc: expected a whole number of at least 1" },
-        { "remote host", "Count: [1]\n", "lab: --hosts {dir}/hosts.yaml: qemu+ssh://root@build-7.example.org/system needs a domain: on another host the lab runs on a domain of yours (domain: NAME)" },
+        { "remote host", "Count: [1]\n", "lab: --hosts {dir}/hosts.yaml: qemu+tls://build-7.example.org/system is another host without SSH: the lab works on its image files over SSH" },
     };
 
     [Theory]
@@ -223,7 +223,7 @@ public sealed class SweepTests
     {
         using var scratch = TempDir("sweep-usage");
         var matrix = what == "missing matrix" ? Path.Combine(scratch.Path, "nope.yaml") : WriteFile(scratch.Path, "matrix.yaml", matrixText);
-        var hosts = WriteFile(scratch.Path, "hosts.yaml", "- uri: qemu+ssh://root@build-7.example.org/system\n  jobs: 1\n");
+        var hosts = WriteFile(scratch.Path, "hosts.yaml", "- uri: qemu+tls://build-7.example.org/system\n  jobs: 1\n");
         var dir = Path.Combine(scratch.Path, "out");
         string[] args = what switch
         {

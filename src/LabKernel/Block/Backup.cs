@@ -287,8 +287,7 @@ public static class Backups
             catch (LabTimeoutException)
             {
                 // Stop the job so the target can be closed; the backup is incomplete either way.
-                await BlockLayer.TryAsync(() => job.CancelAsync(force: true, CancellationToken.None)).ConfigureAwait(false);
-                await BlockLayer.TryAsync(() => job.Completion.WaitAsync(TimeSpan.FromSeconds(30), CancellationToken.None)).ConfigureAwait(false);
+                await DrivenJobs.AbandonAsync(job).ConfigureAwait(false);
                 throw new LabTimeoutException($"{kind.ToString().ToLowerInvariant()} backup job {jobId} of {disk} into {Path.GetFileName(target)} to conclude", limit);
             }
             await block.RemoveNodeAsync(targetNode, cancellationToken).ConfigureAwait(false);

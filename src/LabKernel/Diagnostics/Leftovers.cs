@@ -251,9 +251,10 @@ public static class Leftovers
         var how = "stopped (SIGTERM)";
         try
         {
-            await process.WaitForExitAsync(cancellationToken).WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+            await Host.Poll.ForAsync(process.WaitForExitAsync(cancellationToken), $"orphaned QEMU {orphan.Pid} to exit after SIGTERM", TimeSpan.FromSeconds(30),
+                cancellationToken: cancellationToken).ConfigureAwait(false);
         }
-        catch (TimeoutException)
+        catch (LabTimeoutException)
         {
             process.Kill();
             how = "killed (no exit 30 s after SIGTERM)";

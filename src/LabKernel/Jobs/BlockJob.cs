@@ -142,6 +142,21 @@ public sealed class BlockJob : ILabJob
     public Task<JobStatus> WaitForStatusAsync(Func<JobStatus, bool> predicate, TimeSpan timeout, string awaited, CancellationToken cancellationToken = default) =>
         AwaitStatusAsync(_state.WhenStatus(predicate, awaited), timeout, awaited, cancellationToken);
 
+    /// <summary>
+    /// Waits until the job's error policy has stopped it: a <c>BLOCK_JOB_ERROR</c> with action <c>stop</c> seen after the
+    /// first <paramref name="afterErrors"/> errors, and the job paused (or standby, when it was READY). A job pauses
+    /// briefly for a drain too (a <c>JOB_STATUS_CHANGE</c> to paused with no error), which is not this. Returns that
+    /// error; <see cref="LabTimeoutException"/> at the limit (30 s unless given).
+    /// </summary>
+    public async Task<BlockJobError> WaitForErrorStopAsync(int afterErrors = 0, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        const string Awaited = "a stop by its error policy (BLOCK_JOB_ERROR action stop, then paused)";
+        static bool Stopping(BlockJobError e) => e.Action == "stop";
+        var stopped = _state.WhenStatus((s, errors) => s is JobStatus.Paused or JobStatus.Standby && errors.Skip(afterErrors).Any(Stopping), Awaited);
+        await AwaitStatusAsync(stopped, timeout ?? TimeSpan.FromSeconds(30), Awaited, cancellationToken).ConfigureAwait(false);
+        return Errors.Skip(afterErrors).Last(Stopping);
+    }
+
     /// <summary>Awaits a status wait registered with the job's state, withdrawing it when the limit passes.</summary>
     private Task<JobStatus> AwaitStatusAsync(Task<JobStatus> reached, TimeSpan timeout, string awaited, CancellationToken cancellationToken) =>
         Poll.ForAsync(reached, $"{Type} job {Id} to reach {awaited}", timeout, () => Last.ToString(), () => _state.Withdraw(reached), _time, cancellationToken);

@@ -18,7 +18,7 @@ internal sealed class JobState
     private readonly TaskCompletionSource<bool> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource<BlockJobResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly List<Channel<BlockJobProgress>> _watchers = [];
-    private readonly List<(Func<JobStatus, bool> Predicate, TaskCompletionSource<JobStatus> Tcs)> _statusWaiters = [];
+    private readonly List<(Func<JobStatus, IReadOnlyList<BlockJobError>, bool> Predicate, TaskCompletionSource<JobStatus> Tcs)> _statusWaiters = [];
     private readonly List<BlockJobError> _errors = [];
     private readonly object _gate = new();
     private BlockJobProgress _last;
@@ -78,14 +78,7 @@ internal sealed class JobState
         {
             _last = _last with { Status = status, At = _time.GetUtcNow(), Trigger = trigger };
             p = _last;
-            for (var i = _statusWaiters.Count - 1; i >= 0; i--)
-            {
-                if (_statusWaiters[i].Predicate(status))
-                {
-                    wake.Add(_statusWaiters[i].Tcs);
-                    _statusWaiters.RemoveAt(i);
-                }
-            }
+            TakeSatisfiedWaiters(wake);
         }
         foreach (var t in wake)
         {
@@ -115,9 +108,17 @@ internal sealed class JobState
     /// <summary>A <c>BLOCK_JOB_ERROR</c>: kept for the result, published as the last progress at this moment.</summary>
     public void AddError(BlockJobError error, string trigger)
     {
+        List<TaskCompletionSource<JobStatus>> wake = [];
+        JobStatus status;
         lock (_gate)
         {
             _errors.Add(error);
+            status = _last.Status;
+            TakeSatisfiedWaiters(wake);
+        }
+        foreach (var t in wake)
+        {
+            t.TrySetResult(status);
         }
         Publish(Last with { Trigger = trigger, At = _time.GetUtcNow() });
     }
@@ -198,16 +199,35 @@ internal sealed class JobState
         }
     }
 
+    /// <summary>Under the lock: removes the status waits the status and errors now satisfy into <paramref name="wake"/>.</summary>
+    private void TakeSatisfiedWaiters(List<TaskCompletionSource<JobStatus>> wake)
+    {
+        for (var i = _statusWaiters.Count - 1; i >= 0; i--)
+        {
+            if (_statusWaiters[i].Predicate(_last.Status, _errors))
+            {
+                wake.Add(_statusWaiters[i].Tcs);
+                _statusWaiters.RemoveAt(i);
+            }
+        }
+    }
+
     /// <summary>
     /// The status now when it satisfies <paramref name="predicate"/>; otherwise a task the first status change that
     /// does completes (faulted when the job concludes first). Throws when the job has concluded already.
     /// </summary>
-    public Task<JobStatus> WhenStatus(Func<JobStatus, bool> predicate, string awaited)
+    public Task<JobStatus> WhenStatus(Func<JobStatus, bool> predicate, string awaited) => WhenStatus((s, _) => predicate(s), awaited);
+
+    /// <summary>
+    /// As <see cref="WhenStatus(Func{JobStatus, bool}, string)"/>, for a condition on the status and the
+    /// <c>BLOCK_JOB_ERROR</c>s seen together, checked again at each status change and each error.
+    /// </summary>
+    public Task<JobStatus> WhenStatus(Func<JobStatus, IReadOnlyList<BlockJobError>, bool> predicate, string awaited)
     {
         var tcs = new TaskCompletionSource<JobStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_gate)
         {
-            if (predicate(_last.Status))
+            if (predicate(_last.Status, _errors))
             {
                 return Task.FromResult(_last.Status);
             }

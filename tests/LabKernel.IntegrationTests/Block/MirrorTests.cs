@@ -70,7 +70,7 @@ public sealed class MirrorTests : IAsyncLifetime
         var (source, target, block) = await StartWithFailingTargetAsync(failOnce: true);
 
         await using var job = await block.StartMirrorAsync("disk0", new MirrorTarget.Node("tgt"), new MirrorOptions { OnTargetError = BlockErrorPolicy.Stop });
-        await job.WaitForStatusAsync(s => s == JobStatus.Paused, TimeSpan.FromMinutes(1), "paused by the error policy");
+        await job.WaitForErrorStopAsync(timeout: TimeSpan.FromMinutes(1));
         var paused = await job.SampleAsync();
 
         Assert.Equal("failed", paused.IoStatus);

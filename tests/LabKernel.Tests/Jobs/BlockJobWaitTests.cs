@@ -94,4 +94,48 @@ public sealed class BlockJobWaitTests
         await peer.StatusAsync("w4", "paused");
         Assert.Equal(JobStatus.Paused, await job.WaitForStatusAsync(s => s == JobStatus.Paused, TimeSpan.FromSeconds(30), "paused"));
     }
+
+    [Fact]
+    public async Task Given_a_job_paused_for_a_drain_before_its_error_policy_stops_it_When_waiting_for_the_stop_Then_the_wait_ends_only_at_the_error()
+    {
+        var time = new FakeTimeProvider();
+        await using var peer = await RunningJobAsync("w5");
+        await using var job = await StartAsync(peer, "w5", time);
+
+        var stop = job.WaitForErrorStopAsync(timeout: Limit);
+        // A drain pauses the job with no error: a wait for "paused" would end here, with no error to read.
+        await peer.StatusAsync("w5", "paused");
+        await job.WaitForStatusAsync(s => s == JobStatus.Paused, Limit, "paused");
+        Assert.False(stop.IsCompleted);
+        await peer.StatusAsync("w5", "running");
+        // Then the target fails: QEMU sends the error, then the pause it causes.
+        await peer.EmitAsync("BLOCK_JOB_ERROR", new { device = "w5", operation = "write", action = "stop" });
+        await peer.StatusAsync("w5", "paused");
+
+        var error = await stop;
+        Assert.Equal(("write", "stop"), (error.Operation, error.Action));
+        Assert.Equal(JobStatus.Paused, job.Status);
+    }
+
+    [Fact]
+    public async Task Given_a_job_whose_error_comes_while_it_is_paused_When_waiting_for_a_new_stop_after_the_errors_seen_Then_only_the_new_error_ends_it()
+    {
+        var time = new FakeTimeProvider();
+        await using var peer = await RunningJobAsync("w6");
+        await using var job = await StartAsync(peer, "w6", time);
+        await peer.EmitAsync("BLOCK_JOB_ERROR", new { device = "w6", operation = "write", action = "stop" });
+        await peer.StatusAsync("w6", "paused");
+        await job.WaitForErrorStopAsync(timeout: Limit);
+
+        var again = job.WaitForErrorStopAsync(afterErrors: 1, timeout: Limit);
+        await Task.Yield();
+        Assert.False(again.IsCompleted);
+        await peer.EmitAsync("BLOCK_JOB_ERROR", new { device = "w6", operation = "read", action = "stop" });
+
+        Assert.Equal("read", (await again).Operation);
+        var never = job.WaitForErrorStopAsync(afterErrors: 2, timeout: Limit);
+        time.Advance(Limit);
+        var timedOut = await Assert.ThrowsAsync<LabTimeoutException>(() => never);
+        Assert.Contains("a stop by its error policy", timedOut.Awaited);
+    }
 }

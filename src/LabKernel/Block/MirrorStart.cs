@@ -93,25 +93,26 @@ internal static class MirrorStart
     /// <summary>
     /// libvirt's mirror start (<c>virDomainBlockCopy</c>): unless the caller made it
     /// (<see cref="LibvirtCopyOptions.DestinationExists"/>), the destination is new, and with REUSE_EXT the lab makes
-    /// it on <paramref name="host"/> (the hypervisor): of the active layer's size, and when shallow backed by the
-    /// active layer's backing file, as QEMU makes its own.
+    /// it on the hypervisor (<paramref name="host"/>, asked only then): of the active layer's (<paramref name="source"/>)
+    /// size, and when shallow backed by its backing file (<paramref name="chain"/>'s second layer), as QEMU makes its own.
     /// </summary>
-    public static async Task<LibvirtStart> LibvirtAsync(ILabHost host, IReadOnlyList<string> chain, string destination, LibvirtCopyOptions options, CancellationToken cancellationToken)
+    public static async Task<LibvirtStart> LibvirtAsync(Func<CancellationToken, Task<ILabHost>> host, string source, IReadOnlyList<string> chain, string destination, LibvirtCopyOptions options, CancellationToken cancellationToken)
     {
         destination = Path.GetFullPath(destination);
         if (!options.DestinationExists)
         {
-            destination = await NewTargetAsync(host, destination, cancellationToken).ConfigureAwait(false);
+            var files = await host(cancellationToken).ConfigureAwait(false);
+            destination = await NewTargetAsync(files, destination, cancellationToken).ConfigureAwait(false);
             if (options.ReuseExternal)
             {
-                var qemuImg = QemuImg.On(host);
-                var info = await qemuImg.InfoAsync(chain[0], cancellationToken: cancellationToken).ConfigureAwait(false);
+                var qemuImg = QemuImg.On(files);
+                var info = await qemuImg.InfoAsync(source, cancellationToken: cancellationToken).ConfigureAwait(false);
                 var create = options.Shallow && chain.Count > 1
                     ? new CreateOptions { BackingFile = chain[1], BackingFormat = (await qemuImg.InfoAsync(chain[1], cancellationToken: cancellationToken).ConfigureAwait(false)).Format }
                     : null;
                 await qemuImg.CreateAsync(destination, options.Format, info.VirtualSize, create, cancellationToken).ConfigureAwait(false);
             }
-            LabFiles.MarkCreated(destination, host);
+            LabFiles.MarkCreated(destination, files);
         }
         var flags = (options.Shallow ? LibvirtCopyFlags.Shallow : 0) | (options.ReuseExternal ? LibvirtCopyFlags.ReuseExt : 0) | (options.TransientJob ? LibvirtCopyFlags.TransientJob : 0);
         var names = string.Join('|', new[] { options.Shallow ? "SHALLOW" : null, options.ReuseExternal ? "REUSE_EXT" : null, options.TransientJob ? "TRANSIENT_JOB" : null }.Where(f => f is not null));

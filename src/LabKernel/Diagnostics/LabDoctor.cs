@@ -81,6 +81,7 @@ public static class LabDoctor
         ("mktemp", "coreutils", "the run's folder"),
         ("mv", "coreutils", "moving images (notebook 03)"),
         ("chmod", "coreutils", "the run's folder"),
+        ("find", "findutils", "half-sent copies of the guest image for the lab's own domains there"),
         ("qemu-io", "qemu-utils", "the writer-lock probe (notebook 05)"),
         ("qemu-storage-daemon", "qemu-system-common", "the NBD server of a storage outage (notebook 03)"),
         ("findmnt", "util-linux", "which filesystem an image is on (notebook 03)"),

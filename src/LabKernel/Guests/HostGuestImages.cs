@@ -34,8 +34,14 @@ public static class HostGuestImages
         {
             throw new LabUsageException($"HostFolder '{hostFolder}' is not an absolute path on {host.Name}");
         }
-        var folder = $"{hostFolder.TrimEnd('/')}/{FolderName}/{Path.GetFileName(image.Directory.TrimEnd('/'))}";
+        // Named by the base image's content too: an image is not rebuilt byte for byte, so another build (another
+        // machine's, or this one's after a rebuild) goes to a folder of its own and never replaces files that other
+        // runs' overlays there are backed by.
+        var baseHash = (await WarmStates.ChecksumAsync(image.BaseImage, cancellationToken).ConfigureAwait(false)).ToLowerInvariant();
+        var folder = $"{hostFolder.TrimEnd('/')}/{FolderName}/{Path.GetFileName(image.Directory.TrimEnd('/'))}-{baseHash[..12]}";
         await host.CreateDirectoryAsync(folder, cancellationToken).ConfigureAwait(false);
+        // A copy a killed run left half-sent (under its own name) goes after an hour.
+        await host.RunAsync("find", [folder, "-maxdepth", "1", "-name", "*.partial-*", "-mmin", "+60", "-delete"], cancellationToken: cancellationToken).ConfigureAwait(false);
         foreach (var name in Files)
         {
             await EnsureFileAsync(host, Path.Combine(image.Directory, name), $"{folder}/{name}", cancellationToken).ConfigureAwait(false);
@@ -53,11 +59,12 @@ public static class HostGuestImages
             && Encoding.ASCII.GetString(await host.ReadAllBytesAsync(record, cancellationToken).ConfigureAwait(false)).Trim() == hash
             && await host.FileSizeAsync(there, cancellationToken).ConfigureAwait(false) == new FileInfo(local).Length)
         {
-            LabFiles.MarkCreated(there, host);
+            // The shared copy is never recorded as a file of this run's (LabFiles): nothing the lab does to its own
+            // files (writing, booting read-write, deleting) may touch it, as with the cached image here.
             return;
         }
         // Under a name of its own until checked, so a concurrent run or an interrupted copy never leaves a partial file
-        // under the real name.
+        // under the real name; the record goes in first, so a file under the real name always has its record.
         var partial = $"{there}.partial-{Guid.NewGuid().ToString("N")[..8]}";
         LabFiles.MarkCreated(partial, host);
         try
@@ -69,14 +76,25 @@ public static class HostGuestImages
                 throw new LabException($"the guest image's {Path.GetFileName(local)} arrived on {host.Name} with SHA-256 {arrived}, not {hash}");
             }
             await host.RunAsync("chmod", ["0444", partial], cancellationToken: cancellationToken).ConfigureAwait(false);
+            var recordPartial = partial + ".sha256";
+            LabFiles.MarkCreated(recordPartial, host);
+            await host.WriteAllBytesAsync(recordPartial, Encoding.ASCII.GetBytes(hash + "\n"), cancellationToken).ConfigureAwait(false);
+            await host.MoveFileAsync(recordPartial, record, cancellationToken).ConfigureAwait(false);
+            // The same bytes as any file already there (the folder is named by content): a run that booted from the
+            // one it replaces keeps reading that one.
             await host.MoveFileAsync(partial, there, cancellationToken).ConfigureAwait(false);
-            LabFiles.MarkCreated(there, host);
-            await host.WriteAllBytesAsync(partial, Encoding.ASCII.GetBytes(hash + "\n"), cancellationToken).ConfigureAwait(false);
-            await host.MoveFileAsync(partial, record, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            await host.DeleteFileAsync(partial, CancellationToken.None).ConfigureAwait(false);
+            try
+            {
+                await host.DeleteFileAsync(partial, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (LabException)
+            {
+                // The connection is gone: the half-sent copy is deleted by a later run (after an hour); the error that
+                // got here is the one to report.
+            }
         }
     }
 }

@@ -157,9 +157,22 @@ public sealed class BlockJob : ILabJob
         return Errors.Skip(afterErrors).Last(Stopping);
     }
 
-    /// <summary>Awaits a status wait registered with the job's state, withdrawing it when the limit passes.</summary>
-    private Task<JobStatus> AwaitStatusAsync(Task<JobStatus> reached, TimeSpan timeout, string awaited, CancellationToken cancellationToken) =>
-        Poll.ForAsync(reached, $"{Type} job {Id} to reach {awaited}", timeout, () => Last.ToString(), () => _state.Withdraw(reached), _time, cancellationToken);
+    /// <summary>Awaits a status wait registered with the job's state, withdrawing it when the limit passes or the caller cancels.</summary>
+    private async Task<JobStatus> AwaitStatusAsync(Task<JobStatus> reached, TimeSpan timeout, string awaited, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Poll.ForAsync(reached, $"{Type} job {Id} to reach {awaited}", timeout, () => Last.ToString(), () => _state.Withdraw(reached), _time, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            // Cancelled too: the wait's condition is not checked again at every status change and error until the end.
+            if (!reached.IsCompleted)
+            {
+                _state.Withdraw(reached);
+            }
+        }
+    }
 
     /// <summary>Pivots a READY job: <c>job-complete</c>. The completion follows on the job's events.</summary>
     public Task CompleteAsync(CancellationToken cancellationToken = default) => _commands.CompleteAsync(cancellationToken);

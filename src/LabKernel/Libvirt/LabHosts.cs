@@ -29,6 +29,10 @@ public static class LabHosts
         ArgumentException.ThrowIfNullOrEmpty(uri);
         if (IsSsh(uri))
         {
+            if (Uri.TryCreate(uri, UriKind.Absolute, out var ssh) && Query(ssh.Query).ContainsKey(SshParameter))
+            {
+                throw new LabUsageException($"{uri}: {SshParameter}= is for a URI without SSH (qemu+tls://); this one reaches the host over SSH, and its files the same way");
+            }
             return await SshHost.ConnectAsync(SshHost.OptionsFromLibvirtUri(uri), cancellationToken).ConfigureAwait(false);
         }
         if (FilesAddress(uri) is { } address)
@@ -71,7 +75,8 @@ public static class LabHosts
         {
             Host = ssh.Host.Trim('[', ']'),
             Port = ssh.Port > 0 ? ssh.Port : 22,
-            User = ssh.UserInfo.Length > 0 ? Uri.UnescapeDataString(ssh.UserInfo.Split(':')[0]) : Environment.UserName,
+            // Query() already unescaped the address once.
+            User = ssh.UserInfo.Length > 0 ? address[..address.IndexOf('@', StringComparison.Ordinal)].Split(':')[0] : Environment.UserName,
             PrivateKeyFiles = keys,
             KnownHostsFile = query.TryGetValue("known_hosts", out var known) && known.Length > 0 ? known : SshHost.DefaultKnownHostsFile(),
         };

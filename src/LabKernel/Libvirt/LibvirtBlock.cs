@@ -177,8 +177,8 @@ public sealed class LibvirtBlock : Block.ILabBlock
     public async Task<LibvirtBlockJob> StartCopyAsync(string disk, string destination, Block.LibvirtCopyOptions? options = null, CancellationToken cancellationToken = default)
     {
         var chain = await QueryChainAsync(disk, cancellationToken).ConfigureAwait(false);
-        var host = await _domain.Connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
-        var start = await Block.MirrorStart.LibvirtAsync(host, chain.Chain, destination, options ?? new Block.LibvirtCopyOptions(), cancellationToken).ConfigureAwait(false);
+        // The hypervisor's files are reached only when the lab makes the destination.
+        var start = await Block.MirrorStart.LibvirtAsync(_domain.Connection.GetHostAsync, chain.Source, chain.Chain, destination, options ?? new Block.LibvirtCopyOptions(), cancellationToken).ConfigureAwait(false);
         var job = new LibvirtBlockJob(_domain, disk, "copy");
         try
         {

@@ -38,8 +38,9 @@ public static class Accelerator
 
     /// <summary>
     /// The accelerator for a domain the lab makes on <paramref name="host"/>: <see cref="ChooseAsync"/> for this machine;
-    /// for another, KVM where its <c>/dev/kvm</c> opens for writing and it is no PVM host, TCG otherwise (no probe
-    /// boot there; <c>LAB_ACCEL</c> overrides as here).
+    /// for another, KVM where it has a <c>/dev/kvm</c> and is no PVM host, TCG otherwise (no probe boot there;
+    /// <c>LAB_ACCEL</c> overrides as here). Whether the SSH user may open <c>/dev/kvm</c> says nothing of libvirt's QEMU,
+    /// which opens it, so only its presence is asked; a domain KVM cannot start fails with libvirt's own error.
     /// </summary>
     public static async Task<AcceleratorChoice> ChooseOnAsync(Host.ILabHost host, string? probeKernel = null, CancellationToken cancellationToken = default)
     {
@@ -52,13 +53,13 @@ public static class Accelerator
         {
             return await DecideAsync(null, cancellationToken).ConfigureAwait(false);
         }
-        var r = await host.RunAsync("sh", ["-c", "if [ -d /sys/module/kvm_pvm ]; then echo pvm; elif [ -w /dev/kvm ]; then echo kvm; else echo none; fi"],
+        var r = await host.RunAsync("sh", ["-c", "if [ -d /sys/module/kvm_pvm ]; then echo pvm; elif [ -c /dev/kvm ]; then echo kvm; else echo none; fi"],
             cancellationToken: cancellationToken).ConfigureAwait(false);
         return r.StandardOutput.Trim() switch
         {
             "kvm" => new AcceleratorChoice("kvm", $"/dev/kvm on {host.Name}"),
             "pvm" => new AcceleratorChoice("tcg", $"PVM host detected on {host.Name} (/sys/module/kvm_pvm): stock kernels hang under KVM there, so TCG"),
-            _ => new AcceleratorChoice("tcg", $"no usable /dev/kvm on {host.Name}: software emulation"),
+            _ => new AcceleratorChoice("tcg", $"no /dev/kvm on {host.Name}: software emulation"),
         };
     }
 

@@ -32,7 +32,7 @@ public sealed class MirrorStartTests : IDisposable
         var chain = await ChainAsync();
         var destination = Path.Combine(_folder, "copy.qcow2");
 
-        var start = await MirrorStart.LibvirtAsync(LocalHost.Instance, chain, destination, MirrorStart.ForLibvirt(shallow), CancellationToken.None);
+        var start = await MirrorStart.LibvirtAsync(_ => Task.FromResult<ILabHost>(LocalHost.Instance), chain[0], chain, destination, MirrorStart.ForLibvirt(shallow), CancellationToken.None);
 
         var made = await QemuImg.Local.InfoAsync(destination);
         // Shallow: backed by the active layer's backing file, as drive-mirror sync=top mode=absolute-paths makes it;
@@ -52,9 +52,23 @@ public sealed class MirrorStartTests : IDisposable
         var destination = Path.Combine(_folder, "theirs.qcow2");
         await File.WriteAllTextAsync(destination, "not the lab's");
 
-        await Assert.ThrowsAsync<OverlayExistsException>(() => MirrorStart.LibvirtAsync(LocalHost.Instance, chain, destination, MirrorStart.ForLibvirt(shallow: true), CancellationToken.None));
+        await Assert.ThrowsAsync<OverlayExistsException>(() => MirrorStart.LibvirtAsync(_ => Task.FromResult<ILabHost>(LocalHost.Instance), chain[0], chain, destination, MirrorStart.ForLibvirt(shallow: true), CancellationToken.None));
 
         Assert.Equal("not the lab's", await File.ReadAllTextAsync(destination));
+        Assert.False(LabFiles.IsLabMade(destination));
+    }
+
+    [Fact]
+    public async Task Given_a_destination_the_caller_made_When_libvirts_copy_start_is_made_Then_the_hypervisors_files_are_not_reached_and_the_xml_escapes_its_path()
+    {
+        var destination = Path.Combine(_folder, "their's & mine.qcow2");
+
+        var start = await MirrorStart.LibvirtAsync(_ => throw new InvalidOperationException("the files were reached"), "/unused/top.qcow2", ["/unused/top.qcow2"], destination,
+            new LibvirtCopyOptions { Shallow = false, ReuseExternal = true, DestinationExists = true }, CancellationToken.None);
+
+        Assert.Equal("REUSE_EXT|TRANSIENT_JOB", start.FlagNames);
+        Assert.Contains("<source file='" + _folder + "/their&apos;s &amp; mine.qcow2'/>", start.Xml);
+        Assert.False(File.Exists(destination));
         Assert.False(LabFiles.IsLabMade(destination));
     }
 

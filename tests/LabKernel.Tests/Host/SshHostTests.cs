@@ -234,4 +234,19 @@ public sealed class SshHostTests(LoopbackSshd sshd) : IClassFixture<LoopbackSshd
         Assert.Contains("lab_ssh=", e.Message);
         Assert.Contains("USER@HOST[:PORT]", e.Message);
     }
+
+    [Fact]
+    public async Task Given_an_ssh_uri_with_a_files_address_When_its_host_is_asked_for_Then_a_one_line_usage_error_says_lab_ssh_is_for_other_transports()
+    {
+        var e = await Assert.ThrowsAsync<LabUsageException>(() => LabHosts.ForLibvirtUriAsync("qemu+ssh://root@hv.example/system?lab_ssh=root@other.example"));
+
+        Assert.DoesNotContain('\n', e.Message);
+        Assert.Contains("lab_ssh= is for a URI without SSH", e.Message);
+    }
+
+    [Fact]
+    public void Given_a_files_address_with_an_escaped_user_When_read_Then_it_is_unescaped_once()
+    {
+        Assert.Equal("lab%40x", LabHosts.FilesAddress("qemu+tls://hv.example/system?lab_ssh=lab%2540x@files.example")!.User);
+    }
 }

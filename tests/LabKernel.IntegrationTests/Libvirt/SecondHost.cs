@@ -151,12 +151,22 @@ public sealed class SecondHost : IAsyncLifetime
     /// <summary>Starts the second host's libvirtd again (inside its namespace, through its sshd) and waits for it to answer.</summary>
     public async Task ComeBackAsync()
     {
-        await RunAsync($"sh {ShellQuote.Quote(Path.Combine(_pids, "start-libvirtd.sh"))}");
-        await Poll.UntilAsync(async ct =>
+        // Its TLS port may have been taken while it was down: then it starts on another one (as at the first start).
+        for (var attempt = 1; ; attempt++)
         {
-            var r = await ProcessRunner.RunAsync("virsh", ["-c", Uri, "version"], new ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(30) }, ct);
-            return (r.Succeeded, r.StandardError.Trim());
-        }, $"the second host's libvirtd to answer on {Uri} again", TimeSpan.FromSeconds(60));
+            var start = await Shell.RunAsync("/bin/sh", [Path.Combine(_pids, "start-libvirtd.sh")], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(1) });
+            if (start.Succeeded)
+            {
+                break;
+            }
+            if (attempt == 3)
+            {
+                throw new InvalidOperationException($"the second host's libvirtd did not start again: {start.StandardError.Trim()}");
+            }
+            await WriteLibvirtdStartAsync();
+        }
+        await WaitForLibvirtdAsync(Uri, " again");
+        await WaitForLibvirtdAsync(LabHosts.ForLibvirt(TlsUri), " over TLS again");
     }
 
     /// <summary>A shell command on the second host; throws when it fails.</summary>

@@ -78,8 +78,15 @@ public sealed record OutageRun(
     bool WorkDoneInOutage,
     DateTimeOffset WorkDoneAt)
 {
-    /// <summary>The job's offset during the outage and when it moved again (see <see cref="OutageProgress.Of"/>).</summary>
-    public OutageProgress Progress => OutageProgress.Of(Samples, CutAt, BackAt, OffsetAtCut);
+    /// <summary>
+    /// When the server's process had exited (<see cref="CutAt"/> is when it was told to stop): until then it still
+    /// answers the requests in flight, and over SSH on a busy host that took longer than <see cref="OutageProgress.Settle"/>
+    /// (a rehearsal saw 16 MiB land after the settling time and refute "offset flat").
+    /// </summary>
+    public DateTimeOffset GoneAt { get; init; }
+
+    /// <summary>The job's offset while the server was gone and when it moved again (see <see cref="OutageProgress.Of"/>).</summary>
+    public OutageProgress Progress => OutageProgress.Of(Samples, GoneAt == default ? CutAt : GoneAt, BackAt, OffsetAtCut);
 
     /// <summary>Seconds since the mirror started, for plots.</summary>
     public double SecondsAt(DateTimeOffset at) => (at - Started).TotalSeconds;
@@ -92,7 +99,7 @@ public sealed record OutageRun(
 /// <param name="MovingAgainAt">The first sample after the restart beyond the outage's last offset, or null.</param>
 public sealed record OutageProgress(int SamplesDuring, long MinOffset, long MaxOffset, DateTimeOffset? MovingAgainAt)
 {
-    /// <summary>How long after the cut samples count as "during": requests in flight may still land.</summary>
+    /// <summary>How long after the server is gone samples count as "during": a sample already asked for may still answer.</summary>
     public static readonly TimeSpan Settle = TimeSpan.FromSeconds(0.5);
 
     /// <summary>At least two samples during the outage, all at the same offset.</summary>
@@ -143,7 +150,7 @@ public sealed class MirrorOutage : IAsyncDisposable
     private Task<DateTimeOffset>? _work;
     private long _offsetAtRestart;
     private BlockJobResult? _result;
-    private DateTimeOffset _cutAt, _backAt, _liftedAt, _readyAt, _workDoneAt;
+    private DateTimeOffset _cutAt, _goneAt, _backAt, _liftedAt, _readyAt, _workDoneAt;
     private long _offsetAtCut;
     private bool _workDoneInOutage;
 
@@ -220,7 +227,9 @@ public sealed class MirrorOutage : IAsyncDisposable
     public async Task StopStorageAsync(CancellationToken cancellationToken = default)
     {
         _cutAt = _time.GetUtcNow();
+        // StopAsync returns once the server's process has exited, here or on the image's host.
         await _export.StopAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+        _goneAt = _time.GetUtcNow();
     }
 
     /// <summary>Starts <paramref name="work"/> (the guest's workload) now, during the outage; its end is timed.</summary>
@@ -319,7 +328,7 @@ public sealed class MirrorOutage : IAsyncDisposable
     /// <summary>What happened, once cancelled (<see cref="CancelAsync"/>).</summary>
     public OutageRun Run => _result is null
         ? throw new InvalidOperationException("the mirror has not ended yet (CancelAsync)")
-        : new OutageRun(_result, Sampler.Samples, Started, _cutAt, _offsetAtCut, _backAt, _liftedAt, _readyAt, _looks, _workDoneInOutage, _workDoneAt);
+        : new OutageRun(_result, Sampler.Samples, Started, _cutAt, _offsetAtCut, _backAt, _liftedAt, _readyAt, _looks, _workDoneInOutage, _workDoneAt) { GoneAt = _goneAt };
 
     private JobSampler Sampler => _sampler ?? throw new InvalidOperationException("the mirror has not started");
 

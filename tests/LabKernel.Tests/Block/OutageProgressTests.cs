@@ -45,4 +45,23 @@ public sealed class OutageProgressTests
         Assert.Equal("no samples in the outage", p.ToString());
         Assert.Equal(T0.AddSeconds(8), p.MovingAgainAt);
     }
+
+    [Theory]
+    // The server took 2 s to exit after SIGTERM (over SSH on a busy host): requests in flight landed until 4 s.
+    [InlineData(4.5, true)]
+    // The same samples judged from the stop's start: the landing at 3 s counts, and "flat" is refuted.
+    [InlineData(0, false)]
+    public void Given_a_server_that_exits_late_When_the_outage_is_judged_Then_it_starts_when_the_server_is_gone(double goneAtSeconds, bool stoodStill)
+    {
+        BlockJobProgress[] samples = [S(1, 100), S(2.6, 120), S(3, 136), S(4.6, 136), S(5, 136), S(5.5, 136), S(7, 150)];
+        var run = new OutageRun(new BlockJobResult("mirror-2", "mirror", true, false, 150, 8000, TimeSpan.FromSeconds(7), []), samples,
+            T0, T0.AddSeconds(2), 120, T0.AddSeconds(6), T0.AddSeconds(6), T0.AddSeconds(7), [], true, T0.AddSeconds(5))
+        { GoneAt = goneAtSeconds == 0 ? default : T0.AddSeconds(goneAtSeconds - 0.5) };
+
+        Assert.Equal(stoodStill, run.Progress.StoodStill);
+        if (!stoodStill)
+        {
+            Assert.Equal((120L, 136L), (run.Progress.MinOffset, run.Progress.MaxOffset));
+        }
+    }
 }

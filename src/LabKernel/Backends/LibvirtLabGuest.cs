@@ -141,7 +141,12 @@ public sealed class LibvirtLabGuest : ILabGuest
         {
             // On another hypervisor the guest image is copied there once (HostFolder/.lab-images) and the domain made
             // there, its chain on that host's files.
-            var host = options.Host ?? await connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
+            // The run's host serves the connection too (one SSH session), as for a take-over.
+            if (options.Host is { } given)
+            {
+                connection.UseHost(given);
+            }
+            var host = await connection.GetHostAsync(cancellationToken).ConfigureAwait(false);
             var local = await GuestImageBuilder.EnsureAsync(progress: options.BuildProgress, cancellationToken: cancellationToken).ConfigureAwait(false);
             var image = await HostGuestImages.EnsureOnAsync(host, local, options.HostFolder, cancellationToken).ConfigureAwait(false);
             var top = await LabGuests.CreateChainAsync(host, image.BaseImage, options.Overlays, cancellationToken).ConfigureAwait(false);

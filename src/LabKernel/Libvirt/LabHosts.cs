@@ -29,7 +29,7 @@ public static class LabHosts
         ArgumentException.ThrowIfNullOrEmpty(uri);
         if (IsSsh(uri))
         {
-            if (Uri.TryCreate(uri, UriKind.Absolute, out var ssh) && Query(ssh.Query).ContainsKey(SshParameter))
+            if (Uri.TryCreate(uri, UriKind.Absolute, out var ssh) && SshHost.ParseQuery(ssh.Query).ContainsKey(SshParameter))
             {
                 throw new LabUsageException($"{uri}: {SshParameter}= is for a URI without SSH (qemu+tls://); this one reaches the host over SSH, and its files the same way");
             }
@@ -59,7 +59,7 @@ public static class LabHosts
         {
             return null;
         }
-        var query = Query(u.Query);
+        var query = SshHost.ParseQuery(u.Query);
         if (!query.TryGetValue(SshParameter, out var address))
         {
             return null;
@@ -70,16 +70,8 @@ public static class LabHosts
         {
             throw new LabUsageException($"{uri}: {SshParameter}={address} is not USER@HOST[:PORT], the SSH address of the hypervisor's files");
         }
-        var keys = query.TryGetValue("keyfile", out var key) && key.Length > 0 ? [key] : SshHost.DefaultPrivateKeyFiles();
-        return new Ssh.SshHostOptions
-        {
-            Host = ssh.Host.Trim('[', ']'),
-            Port = ssh.Port > 0 ? ssh.Port : 22,
-            // Query() already unescaped the address once.
-            User = ssh.UserInfo.Length > 0 ? address[..address.IndexOf('@', StringComparison.Ordinal)].Split(':')[0] : Environment.UserName,
-            PrivateKeyFiles = keys,
-            KnownHostsFile = query.TryGetValue("known_hosts", out var known) && known.Length > 0 ? known : SshHost.DefaultKnownHostsFile(),
-        };
+        // ParseQuery already unescaped the address once.
+        return SshHost.OptionsOf(ssh.Host.Trim('[', ']'), ssh.Port, ssh.UserInfo.Length > 0 ? address[..address.IndexOf('@', StringComparison.Ordinal)].Split(':')[0] : null, query);
     }
 
     /// <summary>
@@ -89,7 +81,7 @@ public static class LabHosts
     /// </summary>
     public static string ForLibvirt(string uri)
     {
-        if (IsSsh(uri) || !Uri.TryCreate(uri, UriKind.Absolute, out var u) || u.Query.Length == 0 || !Query(u.Query).ContainsKey(SshParameter))
+        if (IsSsh(uri) || !Uri.TryCreate(uri, UriKind.Absolute, out var u) || u.Query.Length == 0 || !SshHost.ParseQuery(u.Query).ContainsKey(SshParameter))
         {
             return uri;
         }
@@ -98,17 +90,6 @@ public static class LabHosts
             .ToArray();
         var q = uri.IndexOf('?', StringComparison.Ordinal);
         return uri[..q] + (kept.Length == 0 ? "" : "?" + string.Join('&', kept));
-    }
-
-    private static Dictionary<string, string> Query(string query)
-    {
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var pair in query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var eq = pair.IndexOf('=', StringComparison.Ordinal);
-            values[Uri.UnescapeDataString(eq < 0 ? pair : pair[..eq])] = eq < 0 ? "" : Uri.UnescapeDataString(pair[(eq + 1)..]);
-        }
-        return values;
     }
 
     /// <summary>True when <paramref name="uri"/>'s transport is SSH (<c>+ssh</c>, <c>+libssh</c>, <c>+libssh2</c>).</summary>

@@ -133,17 +133,22 @@ public sealed class SshHost : ILabHost
         {
             throw new LabUsageException($"{uri} names no host to reach over SSH");
         }
-        var query = ParseQuery(u.Query);
-        var user = u.UserInfo.Length > 0 ? Uri.UnescapeDataString(u.UserInfo.Split(':')[0]) : Environment.UserName;
-        return new SshHostOptions
-        {
-            Host = host,
-            Port = u.Port > 0 ? u.Port : 22,
-            User = user,
-            PrivateKeyFiles = query.TryGetValue("keyfile", out var key) && key.Length > 0 ? [key] : DefaultPrivateKeyFiles(),
-            KnownHostsFile = query.TryGetValue("known_hosts", out var known) && known.Length > 0 ? known : DefaultKnownHostsFile(),
-        };
+        return OptionsOf(host, u.Port, u.UserInfo.Length > 0 ? Uri.UnescapeDataString(u.UserInfo.Split(':')[0]) : null, ParseQuery(u.Query));
     }
+
+    /// <summary>
+    /// SSH options as libvirt forms them from a URI's parts: <paramref name="user"/> (else this process's user),
+    /// <paramref name="port"/> (else 22), the query's <c>keyfile=</c> (else <see cref="DefaultPrivateKeyFiles"/>) and
+    /// <c>known_hosts=</c> (else <c>~/.ssh/known_hosts</c>).
+    /// </summary>
+    internal static SshHostOptions OptionsOf(string host, int port, string? user, IReadOnlyDictionary<string, string> query) => new()
+    {
+        Host = host,
+        Port = port > 0 ? port : 22,
+        User = user ?? Environment.UserName,
+        PrivateKeyFiles = query.TryGetValue("keyfile", out var key) && key.Length > 0 ? [key] : DefaultPrivateKeyFiles(),
+        KnownHostsFile = query.TryGetValue("known_hosts", out var known) && known.Length > 0 ? known : DefaultKnownHostsFile(),
+    };
 
     /// <summary>The private keys OpenSSH and libvirt try by default: <c>~/.ssh/id_ed25519</c>, <c>id_ecdsa</c>, <c>id_rsa</c>, those that exist.</summary>
     public static IReadOnlyList<string> DefaultPrivateKeyFiles()
@@ -423,7 +428,8 @@ public sealed class SshHost : ILabHost
         }
     }
 
-    private static Dictionary<string, string> ParseQuery(string query)
+    /// <summary>A URI's query as names and values, each unescaped once.</summary>
+    internal static Dictionary<string, string> ParseQuery(string query)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var pair in query.TrimStart('?').Split('&', StringSplitOptions.RemoveEmptyEntries))

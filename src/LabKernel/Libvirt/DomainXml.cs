@@ -197,6 +197,20 @@ public static class DomainXml
         XDocument.Parse(xml).Root?.Element("name")?.Value ?? throw new LabUsageException("domain XML has no <name>");
 
     /// <summary>
+    /// From a live XML: libvirt's state of the guest agent's channel (<c>connected</c>/<c>disconnected</c>, "present" if
+    /// libvirt records none) or null without one, and the file of the first serial or console device of type file, if any.
+    /// </summary>
+    public static (string? AgentChannel, string? ConsoleFile) AgentChannelAndConsole(string xml)
+    {
+        var devices = XDocument.Parse(xml).Root?.Element("devices");
+        var agent = devices?.Elements("channel").Select(c => c.Element("target"))
+            .FirstOrDefault(t => (string?)t?.Attribute("name") == "org.qemu.guest_agent.0");
+        var console = devices?.Elements().Where(e => e.Name.LocalName is "serial" or "console" && (string?)e.Attribute("type") == "file")
+            .Select(e => (string?)e.Element("source")?.Attribute("path")).FirstOrDefault(p => !string.IsNullOrEmpty(p));
+        return (agent is null ? null : (string?)agent.Attribute("state") ?? "present", console);
+    }
+
+    /// <summary>
     /// The disks (<c>device='disk'</c>) with their chains: <c>source file</c>, then each nested
     /// <c>backingStore/source file</c> (libvirt fills those in the live XML from the image headers).
     /// </summary>

@@ -67,7 +67,9 @@ public sealed class LibvirtAgent : IGuestAgent
         var time = _domain.Connection.Time;
         var started = time.GetTimestamp();
         var last = "no attempt";
-        await Poll.UntilAsync(async ct =>
+        try
+        {
+            await Poll.UntilAsync(async ct =>
         {
             var state = await _domain.GetStateAsync(ct).ConfigureAwait(false);
             if (state is DomainState.ShutOff or DomainState.Crashed)
@@ -89,7 +91,50 @@ public sealed class LibvirtAgent : IGuestAgent
             }
             return (false, last);
         }, $"the guest agent of domain '{_domain.Name}'", timeout, Backoff.Default, time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (LabTimeoutException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            // What the lab can still see of the guest says which side failed: libvirt's record of the agent's port
+            // (the guest opened it or not) and the end of the guest's console log, where the domain writes one.
+            throw new LabTimeoutException(e.Awaited, e.Limit, $"{last}; {await DescribeAgentSideAsync().ConfigureAwait(false)}");
+        }
         return time.GetElapsedTime(started);
+    }
+
+    /// <summary>
+    /// One line for a failed wait: libvirt's state of the <c>org.qemu.guest_agent.0</c> channel (from the live XML:
+    /// <c>connected</c> once the guest's agent opened its port) and the last lines of the domain's serial console file,
+    /// if it has one, read on the domain's host. Never throws: a part it cannot read says so.
+    /// </summary>
+    internal async Task<string> DescribeAgentSideAsync()
+    {
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        string xml;
+        try
+        {
+            xml = await _domain.GetXmlAsync(cancellationToken: limit.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is LabException or OperationCanceledException)
+        {
+            return $"libvirt's live XML unreadable ({e.Message})";
+        }
+        var (channel, console) = DomainXml.AgentChannelAndConsole(xml);
+        var text = $"libvirt's agent channel: {channel ?? "none in the live XML"}";
+        if (console is null)
+        {
+            return text + "; no console log file in the domain";
+        }
+        try
+        {
+            var host = await _domain.Connection.GetHostAsync(limit.Token).ConfigureAwait(false);
+            var tail = await host.RunAsync("tail", ["-n", "5", console], new Processes.ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(15) }, limit.Token).ConfigureAwait(false);
+            var lines = tail.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            return text + $"; console log {console}: " + (lines.Length == 0 ? "(empty)" : string.Join(" | ", lines));
+        }
+        catch (Exception e) when (e is LabException or OperationCanceledException or IOException)
+        {
+            return text + $"; console log {console} unreadable ({e.Message})";
+        }
     }
 
     /// <inheritdoc />

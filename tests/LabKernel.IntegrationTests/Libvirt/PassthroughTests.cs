@@ -33,6 +33,27 @@ public sealed class PassthroughTests(LibvirtFixture fx, ITestOutputHelper output
         Assert.DoesNotContain('\n', bad.Message);
     }
 
+    /// <summary>
+    /// A wait for the agent that runs out says which side failed: libvirt's record of the agent's port (the guest has
+    /// not opened it yet, a moment after the start) and the end of the domain's console log.
+    /// </summary>
+    [Fact]
+    public async Task Given_a_domain_just_started_When_its_agent_is_awaited_too_briefly_Then_the_timeout_names_libvirts_channel_state_and_the_console_log()
+    {
+        await using var scope = await fx.ScopeAsync();
+        var d = fx.Domain;
+        await d.DestroyAsync();
+        await d.StartAsync();
+        var early = await Assert.ThrowsAsync<LabTimeoutException>(() => d.WaitForAgentAsync(TimeSpan.FromMilliseconds(200)));
+        output.WriteLine(early.Message);
+        Assert.Contains("QEMU guest agent is not connected; libvirt's agent channel: disconnected", early.Message);
+        Assert.Contains($"console log {fx.Guest.SerialLog}: ", early.Message);
+        Assert.DoesNotContain('\n', early.Message);
+        // The guest itself was fine: given time, its agent answers.
+        await d.WaitForAgentAsync(TimeSpan.FromMinutes(3));
+        Assert.Equal("connected", DomainXml.AgentChannelAndConsole(await d.GetXmlAsync()).AgentChannel);
+    }
+
     [Fact]
     public async Task HMP_and_QMP_pass_through_to_the_domain_monitor()
     {

@@ -230,3 +230,22 @@ public sealed class ChainRestoreTests
         Assert.Equal("internal error:\nunable to execute", e.LibvirtMessage);
     }
 }
+
+public sealed class AgentChannelTests
+{
+    [Fact]
+    public void The_live_XML_gives_libvirts_agent_channel_state_and_the_console_file()
+    {
+        const string Live = """
+            <domain><devices>
+              <channel type='unix'><source mode='bind' path='/run/x.sock'/><target type='virtio' name='org.qemu.guest_agent.0' state='disconnected'/></channel>
+              <channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel>
+              <serial type='file'><source path='/var/lib/lab/serial.log'/><target port='0'/></serial>
+            </devices></domain>
+            """;
+
+        Assert.Equal(("disconnected", "/var/lib/lab/serial.log"), DomainXml.AgentChannelAndConsole(Live));
+        Assert.Equal(("present", null), DomainXml.AgentChannelAndConsole("<domain><devices><channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel><serial type='pty'/></devices></domain>"));
+        Assert.Equal((null, "/c.log"), DomainXml.AgentChannelAndConsole("<domain><devices><console type='file'><source path='/c.log'/></console></devices></domain>"));
+    }
+}

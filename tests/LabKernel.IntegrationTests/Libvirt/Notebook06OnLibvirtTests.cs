@@ -2,8 +2,9 @@ namespace LabKernel.IntegrationTests.Libvirt;
 
 /// <summary>
 /// Notebook 06 through `lab run` on the libvirt backend (a lab-made domain). Apart from the other notebook tests
-/// because it needs libvirtd, which the test lane beside the unit tests does not use (see <see cref="Lanes"/>).
+/// because it needs libvirtd, which lane A does not use; its own domain only, so beside lane B (see <see cref="Lanes"/>).
 /// </summary>
+[Trait(Lanes.Name, Lanes.BesideB)]
 public sealed class Notebook06OnLibvirtTests
 {
     [Fact]

@@ -89,6 +89,7 @@ public sealed class TwoDiskDomainCollection : ICollectionFixture<TwoDiskDomainFi
 /// every disk on a lab overlay it lands in the lab's overlays, and the guard refuses it when a disk is not.
 /// </summary>
 [Collection(TwoDiskDomainCollection.Name)]
+[Trait(Lanes.Name, Lanes.BesideB)]
 public sealed class UserDisksTests(TwoDiskDomainFixture fx, ITestOutputHelper output)
 {
     /// <summary>

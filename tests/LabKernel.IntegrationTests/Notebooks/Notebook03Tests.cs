@@ -3,7 +3,6 @@ using System.Text.Json.Nodes;
 namespace LabKernel.IntegrationTests.Notebooks;
 
 /// <summary>Notebook 03 (drive_mirror, document 001) end to end through `lab run` at a small scale.</summary>
-[Trait(Lanes.Name, Lanes.FromTheStart)]
 public sealed class Notebook03Tests
 {
     /// <summary>

@@ -10,7 +10,8 @@ namespace LabKernel.IntegrationTests;
 /// libvirtd with its shared domain (<c>LibvirtCollection</c>).</item>
 /// <item>Lane C, from the start: <c>Lane=FromTheStart</c>, long classes that use no libvirtd of this machine.</item>
 /// <item>Lane D: the unit projects, then <c>Lane=BesideB</c>: classes that use this machine's libvirtd beside lane B.</item>
-/// <item>Last, once lanes B and D have ended: <c>Lane=AfterLibvirtLanes</c>, the class that restarts libvirtd.</item>
+/// <item>First in lane B, before lane D's libvirt classes start (lane D waits for it): <c>Lane=BeforeLibvirtLanes</c>,
+/// the class that restarts libvirtd.</item>
 /// </list>
 /// A class gets a trait only if it can run beside everything in the other lanes: it uses no fixed port, no shared
 /// cache it changes (warm states are written by rename, so concurrent restores and saves are safe), and its timing
@@ -36,6 +37,6 @@ public static class Lanes
     /// <summary>Lane D, after the unit projects: classes that use this machine's libvirtd, only with domains of their own.</summary>
     public const string BesideB = "BesideB";
 
-    /// <summary>Alone among the libvirt lanes, after B and D: it stops and starts this machine's libvirtd.</summary>
-    public const string AfterLibvirtLanes = "AfterLibvirtLanes";
+    /// <summary>Alone among the libvirt lanes, before the rest of B and D: it stops and starts this machine's libvirtd.</summary>
+    public const string BeforeLibvirtLanes = "BeforeLibvirtLanes";
 }

@@ -11,7 +11,7 @@ namespace LabKernel.IntegrationTests.Libvirt;
 /// lab's own connection, domain and job objects reconnect by themselves and see the job through.
 /// </summary>
 [Collection(LibvirtCollection.Name)]
-[Trait(Lanes.Name, Lanes.AfterLibvirtLanes)]
+[Trait(Lanes.Name, Lanes.BeforeLibvirtLanes)]
 public sealed class LibvirtdRestartTests(LibvirtFixture fx, ITestOutputHelper output)
 {
     private const long M = 1024 * 1024;

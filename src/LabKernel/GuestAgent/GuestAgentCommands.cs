@@ -49,15 +49,23 @@ public static class GuestAgentCommands
     }
 
     /// <summary>Reads a whole file from the guest with <c>guest-file-open/-read/-close</c>, in chunks.</summary>
-    public static async Task<byte[]> ReadFileAsync(this IGuestAgent agent, string guestPath, CancellationToken cancellationToken = default)
+    public static Task<byte[]> ReadFileAsync(this IGuestAgent agent, string guestPath, CancellationToken cancellationToken = default) =>
+        ReadFileAsync(agent, guestPath, null, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="ReadFileAsync(IGuestAgent, string, CancellationToken)"/>, each of the agent commands limited to
+    /// <paramref name="commandTimeout"/> (the agent's own default when null): a read of a guest that may be going down
+    /// ends at that limit, not at the agent's.
+    /// </summary>
+    public static async Task<byte[]> ReadFileAsync(this IGuestAgent agent, string guestPath, TimeSpan? commandTimeout, CancellationToken cancellationToken = default)
     {
-        var handle = await OpenAsync(agent, guestPath, "r", cancellationToken).ConfigureAwait(false);
+        var handle = await OpenAsync(agent, guestPath, "r", cancellationToken, commandTimeout).ConfigureAwait(false);
         try
         {
             using var ms = new MemoryStream();
             while (true)
             {
-                var r = AgentReply.Object(await agent.ExecuteAsync("guest-file-read", QmpJson.Args(new GuestFileReadArguments(handle, FileChunk)), cancellationToken: cancellationToken).ConfigureAwait(false), "guest-file-read");
+                var r = AgentReply.Object(await agent.ExecuteAsync("guest-file-read", QmpJson.Args(new GuestFileReadArguments(handle, FileChunk)), commandTimeout, cancellationToken).ConfigureAwait(false), "guest-file-read");
                 ms.Write(GuestExec.Decode(r["buf-b64"], $"guest-file-read data of {guestPath}"));
                 if (AgentReply.OptionalBool(r, "eof", "guest-file-read") == true || AgentReply.OptionalInt(r, "count", "guest-file-read") == 0)
                 {
@@ -67,7 +75,7 @@ public static class GuestAgentCommands
         }
         finally
         {
-            await CloseAsync(agent, handle, cancellationToken).ConfigureAwait(false);
+            await CloseAsync(agent, handle, cancellationToken, commandTimeout).ConfigureAwait(false);
         }
     }
 
@@ -119,9 +127,9 @@ public static class GuestAgentCommands
         }
     }
 
-    private static async Task<long> OpenAsync(IGuestAgent agent, string path, string mode, CancellationToken cancellationToken) =>
-        AgentReply.Long(await agent.ExecuteAsync("guest-file-open", QmpJson.Args(new GuestFileOpenArguments(path, mode)), cancellationToken: cancellationToken).ConfigureAwait(false), "guest-file-open");
+    private static async Task<long> OpenAsync(IGuestAgent agent, string path, string mode, CancellationToken cancellationToken, TimeSpan? timeout = null) =>
+        AgentReply.Long(await agent.ExecuteAsync("guest-file-open", QmpJson.Args(new GuestFileOpenArguments(path, mode)), timeout, cancellationToken).ConfigureAwait(false), "guest-file-open");
 
-    private static async Task CloseAsync(IGuestAgent agent, long handle, CancellationToken cancellationToken) =>
-        await agent.ExecuteAsync("guest-file-close", QmpJson.Args(new GuestFileHandleArguments(handle)), cancellationToken: cancellationToken).ConfigureAwait(false);
+    private static async Task CloseAsync(IGuestAgent agent, long handle, CancellationToken cancellationToken, TimeSpan? timeout = null) =>
+        await agent.ExecuteAsync("guest-file-close", QmpJson.Args(new GuestFileHandleArguments(handle)), timeout, cancellationToken).ConfigureAwait(false);
 }

@@ -9,7 +9,8 @@ namespace LabKernel.IntegrationTests;
 /// <item>Lane B, from the start: every integration class without a trait, among them those that use this machine's
 /// libvirtd with its shared domain (<c>LibvirtCollection</c>).</item>
 /// <item>Lane C, from the start: <c>Lane=FromTheStart</c>, long classes that use no libvirtd of this machine.</item>
-/// <item>Lane D: the unit projects, then <c>Lane=BesideB</c>: classes that use this machine's libvirtd beside lane B.</item>
+/// <item>Lane D: the unit projects, then <c>Lane=BesideB</c>: classes that may use this machine's libvirtd beside lane B
+/// (a researcher's two-disk domain, 06 on libvirt), and two QEMU-only classes placed there for balance.</item>
 /// <item>First in lane B, before lane D's libvirt classes start (lane D waits for it): <c>Lane=BeforeLibvirtLanes</c>,
 /// the class that restarts libvirtd.</item>
 /// </list>
@@ -34,7 +35,7 @@ public static class Lanes
     /// </summary>
     public const string FromTheStart = "FromTheStart";
 
-    /// <summary>Lane D, after the unit projects: classes that use this machine's libvirtd, only with domains of their own.</summary>
+    /// <summary>Lane D, after the unit projects: classes that use this machine's libvirtd only with domains of their own, or none.</summary>
     public const string BesideB = "BesideB";
 
     /// <summary>Alone among the libvirt lanes, before the rest of B and D: it stops and starts this machine's libvirtd.</summary>

@@ -73,7 +73,7 @@ public sealed class BlockGuestCollection : ICollectionFixture<BlockGuestFixture>
     public const string Name = "block guest";
 }
 
-[Trait(Lanes.Name, Lanes.BesideUnit)]
+[Trait(Lanes.Name, Lanes.BesideB)]
 [Collection(BlockGuestCollection.Name)]
 public sealed class GuestWriterTests(BlockGuestFixture fx, ITestOutputHelper output)
 {

@@ -10,7 +10,7 @@ namespace LabKernel.IntegrationTests.Guests;
 /// Warm starts of the embedded guest (saved VM states, <see cref="WarmStates"/>) on real QEMU. Each test uses a
 /// configuration of its own (a unique SMBIOS serial in the key), so it starts with no state and leaves none.
 /// </summary>
-[Trait(Lanes.Name, Lanes.BesideUnit)]
+[Trait(Lanes.Name, Lanes.BesideB)]
 public sealed class WarmStartTests(ITestOutputHelper output)
 {
     private static EmbeddedGuestOptions Options(string tag) => new()

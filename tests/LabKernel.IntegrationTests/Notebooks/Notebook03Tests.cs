@@ -23,7 +23,9 @@ public sealed class Notebook03Tests
         Assert.Contains(run.Findings, f => f.Claim.StartsWith("1. Every created, deleted and written file", StringComparison.Ordinal) && f.Verdict == "confirmed");
     }
 
+    /// <remarks>In lane C (the refuted run stays in lane B): the two runs are each about a tenth of a lane.</remarks>
     [Fact]
+    [Trait(Lanes.Name, Lanes.FromTheStart)]
     public async Task Given_notebook_03_at_small_scale_When_run_Then_all_seven_parts_run_and_every_claim_is_confirmed()
     {
         using var run = await NotebookRun.RunAsync("03-drive-mirror", "FileOps", "20", "WriteMiB", "16", "OutageSeconds", "4");

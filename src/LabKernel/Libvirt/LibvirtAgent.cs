@@ -70,27 +70,27 @@ public sealed class LibvirtAgent : IGuestAgent
         try
         {
             await Poll.UntilAsync(async ct =>
-        {
-            var state = await _domain.GetStateAsync(ct).ConfigureAwait(false);
-            if (state is DomainState.ShutOff or DomainState.Crashed)
             {
-                throw new GuestNotRunningException($"domain '{_domain.Name}' is {state} while waiting for its guest agent (last: {last})");
-            }
-            try
-            {
-                await PingAsync(ct).ConfigureAwait(false);
-                return (true, "");
-            }
-            catch (LibvirtException e)
-            {
-                last = e.LibvirtMessage;
-            }
-            catch (GuestAgentErrorException e)
-            {
-                last = e.Description;
-            }
-            return (false, last);
-        }, $"the guest agent of domain '{_domain.Name}'", timeout, Backoff.Default, time, cancellationToken).ConfigureAwait(false);
+                var state = await _domain.GetStateAsync(ct).ConfigureAwait(false);
+                if (state is DomainState.ShutOff or DomainState.Crashed)
+                {
+                    throw new GuestNotRunningException($"domain '{_domain.Name}' is {state} while waiting for its guest agent (last: {last})");
+                }
+                try
+                {
+                    await PingAsync(ct).ConfigureAwait(false);
+                    return (true, "");
+                }
+                catch (LibvirtException e)
+                {
+                    last = e.LibvirtMessage;
+                }
+                catch (GuestAgentErrorException e)
+                {
+                    last = e.Description;
+                }
+                return (false, last);
+            }, $"the guest agent of domain '{_domain.Name}'", timeout, Backoff.Default, time, cancellationToken).ConfigureAwait(false);
         }
         catch (LabTimeoutException e) when (!cancellationToken.IsCancellationRequested)
         {

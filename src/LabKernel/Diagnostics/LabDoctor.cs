@@ -63,6 +63,7 @@ public static class LabDoctor
                 checks.Add(new DoctorCheck("warm start", e.Message, false, false));
             }
         }
+        checks.Add(await OfflineReadsAsync(LocalHost.Instance, null, cancellationToken).ConfigureAwait(false));
         var leftovers = await Leftovers.FindAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
         checks.Add(new DoctorCheck("leftovers", leftovers.Any ? $"{leftovers.Summary} (lab clean removes them)" : leftovers.Summary, !leftovers.Any, false));
         return checks;
@@ -83,7 +84,7 @@ public static class LabDoctor
         ("chmod", "coreutils", "the run's folder"),
         ("find", "findutils", "half-sent copies of the guest image for the lab's own domains there"),
         ("qemu-io", "qemu-utils", "the writer-lock probe (notebook 05)"),
-        ("qemu-storage-daemon", "qemu-system-common", "the NBD server of a storage outage (notebook 03)"),
+        ("qemu-storage-daemon", "qemu-system-common", "the NBD server of a storage outage (notebook 03), FUSE views for offline reads"),
         ("findmnt", "util-linux", "which filesystem an image is on (notebook 03)"),
         ("mount", "mount", "a second filesystem to move images to (notebook 03)"),
         ("kill", "procps", "stopping the NBD server"),
@@ -140,6 +141,7 @@ public static class LabDoctor
             {
                 checks.Add(new DoctorCheck("host folder", $"{parent}: {e.Message.Split('\n')[0]}", false, true));
             }
+            checks.Add(await OfflineReadsAsync(host, await host.DirectoryExistsAsync(parent, cancellationToken).ConfigureAwait(false) ? parent : null, cancellationToken).ConfigureAwait(false));
             if (!host.IsLocal)
             {
                 try
@@ -155,6 +157,15 @@ public static class LabDoctor
             }
         }
         return checks;
+    }
+
+    /// <summary>Whether offline reads on <paramref name="host"/> get a FUSE view or copy whole layers (not required: both work).</summary>
+    private static async Task<DoctorCheck> OfflineReadsAsync(ILabHost host, string? parent, CancellationToken cancellationToken)
+    {
+        var why = await Integrity.OfflineLayerReader.ProbeFuseAsync(host, parent, cancellationToken).ConfigureAwait(false);
+        return why is null
+            ? new DoctorCheck("offline reads", $"a FUSE view on {host.Name} (qemu-storage-daemon): only the blocks read", true, false)
+            : new DoctorCheck("offline reads", $"no FUSE view on {host.Name} ({why}): each read copies the whole layer", false, false);
     }
 
     private static async Task<DoctorCheck> VersionAsync(string program, string[] args, bool required, CancellationToken cancellationToken)

@@ -21,7 +21,7 @@ public sealed record LeftoverRun(string Folder, long Bytes, bool Kept, bool InUs
 /// <summary>A libvirt domain the lab defined (<c>lab-</c> name, disks in the lab's cache) and did not remove.</summary>
 public sealed record LeftoverDomain(string Name, DomainState State, IReadOnlyList<string> Disks);
 
-/// <summary>A QEMU the lab started whose lab process is gone (killed): it still runs, holding its images' locks.</summary>
+/// <summary>A QEMU (or an offline read's storage daemon) the lab started whose lab process is gone (killed): it still runs, holding its images.</summary>
 public sealed record OrphanQemu(int Pid, string RuntimeFolder, string CommandLine);
 
 /// <summary>What interrupted runs left behind, found by <c>lab doctor</c> and removed by <c>lab clean</c>.</summary>
@@ -240,6 +240,30 @@ public static class Leftovers
                 orphans.Add(new OrphanQemu(p.Pid, runtime, p.CommandLine));
             }
         }
+        // An offline read's FUSE view (Integrity.FuseExport): a daemon always (it daemonizes), so its lab process is
+        // the one its folder's owner file names, by pid and start time.
+        foreach (var p in processes.Where(p => p.Argv.Count > 0 && p.Argv[0].EndsWith("qemu-storage-daemon", StringComparison.Ordinal)))
+        {
+            var pidFile = p.Argv.SkipWhile(a => a != "--pidfile").Skip(1).FirstOrDefault();
+            var folder = pidFile is null ? "" : Path.GetDirectoryName(pidFile) ?? "";
+            if (!Path.GetFileName(folder).StartsWith("layer-read-", StringComparison.Ordinal))
+            {
+                continue;
+            }
+            string owner;
+            try
+            {
+                owner = File.ReadAllText(Path.Combine(folder, Integrity.FuseExport.OwnerFile)).Trim();
+            }
+            catch (IOException)
+            {
+                continue; // no owner named: not ours to judge
+            }
+            if (owner.Split(' ') is [var pid, _] && int.TryParse(pid, out var id) && HostProcesses.Identity(id) != owner)
+            {
+                orphans.Add(new OrphanQemu(p.Pid, folder, p.CommandLine));
+            }
+        }
         return orphans;
     }
 
@@ -259,10 +283,16 @@ public static class Leftovers
             process.Kill();
             how = "killed (no exit 30 s after SIGTERM)";
         }
+        // A killed storage daemon leaves its FUSE view mounted (a SIGTERM'd one unmounts it itself).
+        foreach (var mount in File.ReadAllLines("/proc/mounts").Select(l => l.Split(' ')[1]).Where(m => m.StartsWith(orphan.RuntimeFolder + "/", StringComparison.Ordinal)))
+        {
+            await Processes.ProcessRunner.RunAsync("umount", ["-l", mount], new Processes.ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(30) }, cancellationToken).ConfigureAwait(false);
+        }
         if (Directory.Exists(orphan.RuntimeFolder))
         {
             Directory.Delete(orphan.RuntimeFolder, recursive: true);
         }
-        return $"{how} orphaned QEMU pid {orphan.Pid} ({Path.GetFileName(orphan.RuntimeFolder)})";
+        var what = orphan.CommandLine.Contains("qemu-storage-daemon", StringComparison.Ordinal) ? "offline-read daemon" : "QEMU";
+        return $"{how} orphaned {what} pid {orphan.Pid} ({Path.GetFileName(orphan.RuntimeFolder)})";
     }
 }

@@ -43,4 +43,19 @@ public static class HostProcesses
         }
         return processes;
     }
+
+    /// <summary>A process's pid and start time (<c>/proc/PID/stat</c>), or null when it is gone: a pid used again is another process.</summary>
+    public static string? Identity(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return $"{pid} {fields[19]}";
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
 }

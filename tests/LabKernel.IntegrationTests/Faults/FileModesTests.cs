@@ -24,7 +24,7 @@ public sealed class FileModesTests : IAsyncLifetime
     public async Task DisposeAsync() => await _lab.DisposeAsync();
 
     [Fact]
-    public async Task Given_a_disk_read_offline_Then_its_raw_copy_is_0600_in_a_0700_folder()
+    public async Task Given_a_disk_read_offline_Then_its_view_is_0600_in_a_0700_folder()
     {
         var raw = _lab.PathOf("fs.raw");
         await ProcessRunner.RunAsync("truncate", ["-s", "16M", raw]);
@@ -36,8 +36,8 @@ public sealed class FileModesTests : IAsyncLifetime
 
         await using var reader = await OfflineLayerReader.OpenAsync(image, scratch);
 
-        Assert.Equal(Private.File, File.GetUnixFileMode(reader.RawCopy));
-        Assert.Equal(Private.Folder, File.GetUnixFileMode(Path.GetDirectoryName(reader.RawCopy)!));
+        Assert.Equal(Private.File, File.GetUnixFileMode(reader.ViewFile));
+        Assert.Equal(Private.Folder, File.GetUnixFileMode(Path.GetDirectoryName(reader.ViewFile)!));
     }
 
     [Fact]

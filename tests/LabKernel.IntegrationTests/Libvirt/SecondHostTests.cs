@@ -37,12 +37,36 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
     }
 
     [Fact]
+    public async Task Given_a_researchers_image_on_the_second_host_When_read_offline_Then_a_FUSE_view_there_gives_its_files_and_nothing_is_left_or_written()
+    {
+        var before = await host.HashImagesAsync();
+        var image = host.Images.Single(i => i.EndsWith("/root-golden.qcow2", StringComparison.Ordinal));
+        var scratch = Path.Combine(host.Folder, "offline-read");
+        await host.Shell.CreateDirectoryAsync(scratch);
+        string view;
+        await using (var reader = await LabKernel.Integrity.OfflineLayerReader.OpenAsync(image, scratch, host: host.Shell, view: LabKernel.Integrity.OfflineView.Fuse))
+        {
+            view = reader.ViewFile;
+            Assert.StartsWith(scratch + "/", view, StringComparison.Ordinal);
+            Assert.False(File.Exists(view), "the view must exist only on the second host");
+            Assert.Contains(view, await host.RunAsync("cat /proc/mounts"), StringComparison.Ordinal);
+            Assert.Contains("bookworm", System.Text.Encoding.UTF8.GetString(await reader.ReadFileAsync("/usr/lib/os-release")), StringComparison.Ordinal);
+        }
+        Assert.DoesNotContain(view, await host.RunAsync("cat /proc/mounts"), StringComparison.Ordinal);
+        Assert.Empty((await host.RunAsync($"ls -A {ShellQuote.Quote(scratch)}")).Trim());
+        Assert.Empty((await host.RunAsync("pgrep -f '[q]emu-storage-daemon.*offline-read' || true")).Trim());
+        Assert.Equal(before, await host.HashImagesAsync());
+        await host.Shell.DeleteDirectoryAsync(scratch, recursive: false);
+    }
+
+    [Fact]
     public async Task Given_the_second_host_When_lab_doctor_checks_it_Then_every_program_is_found_there_and_one_hidden_there_is_named_with_its_package()
     {
         var ok = await RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(3), "doctor", "--uri", host.Uri);
         output.WriteLine(ok.StandardOutput);
         Assert.Contains("ok   host files", ok.StandardOutput, StringComparison.Ordinal);
         Assert.Matches(@"ok\s+debugfs on host\s+present", ok.StandardOutput);
+        Assert.Matches(@"ok\s+offline reads\s+a FUSE view on root@127\.0\.0\.1:\d+", ok.StandardOutput);
         // debugfs made unrunnable on the second host only (an empty, non-executable file bound over it in its namespace).
         var blank = Path.Combine(host.Folder, "no-debugfs");
         await host.RunAsync($"touch {blank} && chmod 0644 {blank} && mount --bind {blank} /usr/sbin/debugfs");

@@ -287,24 +287,9 @@ internal sealed class NotebookRun : IDisposable
         var folder = Directory.CreateTempSubdirectory(prefix).FullName;
         // Written whole and then renamed into place: another lane's sweep never reads it half written.
         var owner = Path.Combine(folder, OwnerFile);
-        File.WriteAllText(owner + ".new", ProcessIdentity(Environment.ProcessId) ?? throw new InvalidOperationException("cannot read this process's /proc/self/stat"));
+        File.WriteAllText(owner + ".new", LabKernel.Host.HostProcesses.Identity(Environment.ProcessId) ?? throw new InvalidOperationException("cannot read this process's /proc/self/stat"));
         File.Move(owner + ".new", owner);
         return folder;
-    }
-
-    /// <summary>A process's pid and start time (<c>/proc/PID/stat</c>), or null when it is gone: a pid used again is another process.</summary>
-    private static string? ProcessIdentity(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return $"{pid} {fields[19]}";
-        }
-        catch (IOException)
-        {
-            return null;
-        }
     }
 
     private static int DeleteFoldersOfEndedProcesses()
@@ -325,7 +310,7 @@ internal sealed class NotebookRun : IDisposable
             {
                 continue; // not a mark this code wrote: not ours to judge
             }
-            if (ProcessIdentity(id) == owner)
+            if (LabKernel.Host.HostProcesses.Identity(id) == owner)
             {
                 continue; // its test process still runs (another lane)
             }

@@ -2,7 +2,7 @@ namespace LabBench;
 
 /// <summary>
 /// LabNotebooks benchmarks: each section measures the lab against a baseline side by side, in one run, and
-/// prints ratios. Usage: <c>dotnet run --project bench/LabBench -c Release -- [guest | warm] [block] [runner] [backends]</c>
+/// prints ratios. Usage: <c>dotnet run --project bench/LabBench -c Release -- [guest | warm] [block] [offline] [runner] [backends]</c>
 /// (no argument: every section).
 /// </summary>
 public static class Program
@@ -22,6 +22,7 @@ public static class Program
             await GuestBench.WarmAsync(output);
         }
         if (Wants("block")) { await BlockBench.RunAsync(output); }
+        if (Wants("offline")) { await OfflineBench.RunAsync(output); }
         if (Wants("runner")) { await RunnerBench.RunAsync(output); }
         if (Wants("backends")) { await BackendBench.RunAsync(output); }
         return 0;

@@ -142,8 +142,9 @@ public static class GuestSnapshots
     /// <summary>
     /// Takes a snapshot of the guest's disk <paramref name="disk"/> of the given kind, named <paramref name="name"/>;
     /// new files go where <paramref name="newFile"/> (role, file name) says, which registers them as the lab's.
-    /// While it runs, the guest agent is pinged every 20 ms: <see cref="SnapshotTaken.LongestUnanswered"/> is the
-    /// longest stretch without an answer, what a client of the guest would see as a pause.
+    /// While it runs, the guest agent is pinged every 20 ms (from an answer before the call until one after it):
+    /// <see cref="SnapshotTaken.LongestUnanswered"/> is the longest stretch of the call without an answer, what a client
+    /// of the guest would see as a pause. Silence outside the call (a loaded host's own gaps) is not the snapshot's.
     /// </summary>
     public static async Task<SnapshotTaken> TakeAsync(ILabGuest guest, string disk, SnapshotKind kind, string name, Func<string, string, string> newFile, CancellationToken cancellationToken = default)
     {
@@ -159,11 +160,13 @@ public static class GuestSnapshots
         var overlay = kind is SnapshotKind.Internal ? null : newFile($"{name}-overlay", $"{name}.qcow2");
         var memory = kind.SavesMemoryFile() ? newFile($"{name}-memory", $"{name}.mem") : null;
         string how;
-        using var probe = PauseProbe.Start(guest.Agent);
-        var clock = Stopwatch.StartNew();
+        using var probe = await PauseProbe.StartAsync(guest.Agent, cancellationToken).ConfigureAwait(false);
+        var started = probe.Now;
         how = await guest.Snapshots.TakeAsync(disk, kind, name, overlay, memory, cancellationToken).ConfigureAwait(false);
-        var duration = clock.Elapsed;
-        var unanswered = await probe.StopAsync().ConfigureAwait(false);
+        var ended = probe.Now;
+        var duration = ended - started;
+        var answers = await probe.StopAsync().ConfigureAwait(false);
+        var unanswered = PauseProbe.LongestSilenceWithin(answers, started, ended);
         var files = new[] { overlay, memory }.OfType<string>().ToArray();
         long growth;
         long state = 0;
@@ -216,22 +219,46 @@ public static class GuestSnapshots
     }
 }
 
-/// <summary>Pings the guest agent every 20 ms and keeps the longest stretch without an answer.</summary>
+/// <summary>
+/// Pings the guest agent every 20 ms and keeps the time of each answer, on its own clock (<see cref="Now"/>): the
+/// caller marks an operation's start and end on that clock and asks <see cref="LongestSilenceWithin"/> how long the
+/// guest went without answering during it.
+/// </summary>
 internal sealed class PauseProbe : IDisposable
 {
+    private static readonly TimeSpan ReadyLimit = TimeSpan.FromMinutes(2);
+
     private readonly CancellationTokenSource _abort = new();
-    private readonly Task<TimeSpan> _loop;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly List<TimeSpan> _answers = [];
+    private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Task _loop;
     private volatile bool _stopping;
 
     private PauseProbe(IGuestAgent agent) => _loop = Task.Run(() => RunAsync(agent, _abort.Token));
 
-    public static PauseProbe Start(IGuestAgent agent) => new(agent);
+    /// <summary>The probe's clock.</summary>
+    public TimeSpan Now => _clock.Elapsed;
 
-    private async Task<TimeSpan> RunAsync(IGuestAgent agent, CancellationToken abort)
+    /// <summary>Starts pinging and returns once the guest has answered once (so the probe covers what follows).</summary>
+    public static async Task<PauseProbe> StartAsync(IGuestAgent agent, CancellationToken cancellationToken = default)
     {
-        var clock = Stopwatch.StartNew();
-        var last = clock.Elapsed;
-        var longest = TimeSpan.Zero;
+        var probe = new PauseProbe(agent);
+        try
+        {
+            await Poll.ForAsync(Task.WhenAny(probe._first.Task, probe._loop).Unwrap(), "the guest agent's first answer to a guest-ping before the snapshot", ReadyLimit,
+                cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            probe.Dispose();
+            throw;
+        }
+        return probe;
+    }
+
+    private async Task RunAsync(IGuestAgent agent, CancellationToken abort)
+    {
         // A sampling clock, not a wait: the probe measures how long the guest goes without answering.
         using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
         while (true)
@@ -247,25 +274,59 @@ internal sealed class PauseProbe : IDisposable
                 await tick.WaitForNextTickAsync(abort).ConfigureAwait(false);
                 continue;
             }
-            var now = clock.Elapsed;
-            longest = Max(longest, now - last);
-            last = now;
+            lock (_answers)
+            {
+                _answers.Add(_clock.Elapsed);
+            }
+            _first.TrySetResult();
             if (stopping)
             {
                 // This answer came after the operation ended, so it closes the last gap.
-                return longest;
+                return;
             }
             await tick.WaitForNextTickAsync(abort).ConfigureAwait(false);
         }
     }
 
-    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
-
-    /// <summary>Waits for one answer after this call (the guest runs again) and returns the longest gap seen.</summary>
-    public Task<TimeSpan> StopAsync()
+    /// <summary>Waits for one answer after this call (the guest runs again) and returns the times of every answer.</summary>
+    public async Task<IReadOnlyList<TimeSpan>> StopAsync()
     {
         _stopping = true;
-        return Poll.ForAsync(_loop, "the guest agent to answer a guest-ping after the snapshot", TimeSpan.FromMinutes(2));
+        await Poll.ForAsync(_loop, "the guest agent to answer a guest-ping after the snapshot", ReadyLimit).ConfigureAwait(false);
+        lock (_answers)
+        {
+            return _answers.ToArray();
+        }
+    }
+
+    /// <summary>
+    /// The longest part of [<paramref name="start"/>, <paramref name="end"/>] between two answers (or between the
+    /// window's edge and the answer nearest it): the longest the guest went without answering during the operation.
+    /// <paramref name="answers"/> are in order; an answer before the start and one after the end close the window's
+    /// edges. Without an answer on each side, the whole window counts as silent (nothing shows the guest answered).
+    /// </summary>
+    public static TimeSpan LongestSilenceWithin(IReadOnlyList<TimeSpan> answers, TimeSpan start, TimeSpan end)
+    {
+        ArgumentNullException.ThrowIfNull(answers);
+        if (end <= start)
+        {
+            return TimeSpan.Zero;
+        }
+        if (answers.Count == 0 || answers[0] > start || answers[^1] < end)
+        {
+            return end - start;
+        }
+        var longest = TimeSpan.Zero;
+        for (var i = 1; i < answers.Count; i++)
+        {
+            var from = answers[i - 1] > start ? answers[i - 1] : start;
+            var to = answers[i] < end ? answers[i] : end;
+            if (to - from > longest)
+            {
+                longest = to - from;
+            }
+        }
+        return longest;
     }
 
     public void Dispose()

@@ -52,6 +52,34 @@ public sealed record SnapshotTaken(
     /// <summary>The memory file of a snapshot with memory (a migration stream on QEMU, libvirt's save image on libvirt); else null.</summary>
     public string? MemoryFile { get; init; }
 
+    /// <summary>
+    /// How long the backend's own state showed the guest suspended (its CPUs stopped) during the call, sampled every
+    /// 20 ms (libvirt's domain state); null where the backend is not asked (QEMU directly: the pings measure there).
+    /// Unlike the pings, a loaded host or a busy daemon delays a reading but cannot make a suspension up.
+    /// </summary>
+    public TimeSpan? Suspended { get; init; }
+
+    /// <summary>
+    /// Whether <see cref="Suspended"/> can judge <see cref="BarelySuspendedAgainst"/>: both snapshots have it, and
+    /// <paramref name="other"/>'s (the internal snapshot's) is at least <see cref="BarelyAPause"/>.
+    /// </summary>
+    public bool SuspensionComparableWith(SnapshotTaken other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return Suspended is not null && other.Suspended is { } theirs && theirs >= BarelyAPause;
+    }
+
+    /// <summary>
+    /// The backend had the guest suspended at most 1/<see cref="ShorterFactor"/> as long as during
+    /// <paramref name="other"/> (the internal snapshot): a disk-only snapshot that does not stop the guest's CPUs reads
+    /// 0. Judged where <see cref="SuspensionComparableWith"/> holds.
+    /// </summary>
+    public bool BarelySuspendedAgainst(SnapshotTaken other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return Suspended is { } mine && other.Suspended is { } theirs && theirs > TimeSpan.Zero && mine * ShorterFactor <= theirs;
+    }
+
     /// <summary>The share of the call's duration the guest must not answer for <see cref="PausedForMostOfIt"/>.</summary>
     public const double MostOfTheCall = 0.5;
 
@@ -160,13 +188,26 @@ public static class GuestSnapshots
         var overlay = kind is SnapshotKind.Internal ? null : newFile($"{name}-overlay", $"{name}.qcow2");
         var memory = kind.SavesMemoryFile() ? newFile($"{name}-memory", $"{name}.mem") : null;
         string how;
+        using var suspensions = guest.Snapshots.WatchSuspensions();
+        if (suspensions is not null)
+        {
+            await suspensions.ReadyAsync(cancellationToken).ConfigureAwait(false);
+        }
         using var probe = await PauseProbe.StartAsync(guest.Agent, cancellationToken).ConfigureAwait(false);
         var started = probe.Now;
+        var startedAt = suspensions?.Now;
         how = await guest.Snapshots.TakeAsync(disk, kind, name, overlay, memory, cancellationToken).ConfigureAwait(false);
         var ended = probe.Now;
+        var endedAt = suspensions?.Now;
         var duration = ended - started;
         var answers = await probe.StopAsync().ConfigureAwait(false);
         var unanswered = PauseProbe.LongestSilenceWithin(answers, started, ended);
+        TimeSpan? suspended = null;
+        if (suspensions is not null)
+        {
+            await suspensions.StopAsync().ConfigureAwait(false);
+            suspended = suspensions.SuspendedWithin(startedAt!.Value, endedAt!.Value);
+        }
         var files = new[] { overlay, memory }.OfType<string>().ToArray();
         long growth;
         long state = 0;
@@ -184,7 +225,7 @@ public static class GuestSnapshots
                 growth += await host.FileExistsAsync(f, cancellationToken).ConfigureAwait(false) ? await host.FileSizeAsync(f, cancellationToken).ConfigureAwait(false) : 0;
             }
         }
-        return new SnapshotTaken(kind, name, duration, unanswered, files, overlay is null ? null : before, growth, how) { MemoryFile = memory, StateBytes = state };
+        return new SnapshotTaken(kind, name, duration, unanswered, files, overlay is null ? null : before, growth, how) { MemoryFile = memory, StateBytes = state, Suspended = suspended };
     }
 
     /// <summary>

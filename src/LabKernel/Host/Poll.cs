@@ -20,7 +20,9 @@ public static class Poll
     /// at (or just after) the limit. When that one is not done either, it throws a <see cref="LabTimeoutException"/> naming
     /// <paramref name="awaited"/> and the probe's last <c>Status</c> (empty for none). An exception from the probe
     /// ends the wait as it is (a probe throws to give up early, for a reason waiting cannot fix).
-    /// <see cref="Timeout.InfiniteTimeSpan"/> waits without limit.
+    /// <see cref="Timeout.InfiniteTimeSpan"/> waits without limit. When <paramref name="wake"/> (an event that may
+    /// mean "done", such as a lifecycle event) completes, the probe is asked again at once instead of after the
+    /// back-off.
     /// </summary>
     public static async Task<T> UntilAsync<T>(
         Func<CancellationToken, Task<(bool Done, T Value, string Status)>> probe,
@@ -28,7 +30,8 @@ public static class Poll
         TimeSpan limit,
         Backoff? backoff = null,
         TimeProvider? time = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default,
+        Task? wake = null)
     {
         ArgumentNullException.ThrowIfNull(probe);
         backoff ??= Backoff.Default;
@@ -66,7 +69,18 @@ public static class Poll
                 var left = limit - time.GetElapsedTime(started);
                 wait = left <= TimeSpan.Zero ? TimeSpan.Zero : left < delay ? left : delay;
             }
-            await Task.Delay(wait, time, cancellationToken).ConfigureAwait(false);
+            if (wake is null || wake.IsCompleted)
+            {
+                await Task.Delay(wake is null ? wait : TimeSpan.Zero, time, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                using var woken = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                var sleep = Task.Delay(wait, time, woken.Token);
+                await Task.WhenAny(sleep, wake).ConfigureAwait(false);
+                await woken.CancelAsync().ConfigureAwait(false);
+                cancellationToken.ThrowIfCancellationRequested();
+            }
             delay = backoff.Next(delay);
         }
     }
@@ -78,14 +92,15 @@ public static class Poll
         TimeSpan limit,
         Backoff? backoff = null,
         TimeProvider? time = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default,
+        Task? wake = null)
     {
         ArgumentNullException.ThrowIfNull(probe);
         return UntilAsync<bool>(async ct =>
         {
             var (done, status) = await probe(ct).ConfigureAwait(false);
             return (done, done, status);
-        }, awaited, limit, backoff, time, cancellationToken);
+        }, awaited, limit, backoff, time, cancellationToken, wake);
     }
 
     /// <summary>

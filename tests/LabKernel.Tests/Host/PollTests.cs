@@ -32,6 +32,40 @@ public sealed class PollTests
     }
 
     [Fact]
+    public async Task Given_an_event_that_wakes_the_wait_When_it_fires_between_probes_Then_the_probe_is_asked_again_at_once_not_after_the_back_off()
+    {
+        // A clock that never moves: without the wake the second probe would come only after ten minutes of it.
+        var clock = new FakeTimeProvider();
+        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var calls = 0;
+
+        var value = await Poll.UntilAsync(_ =>
+        {
+            calls++;
+            if (calls == 1)
+            {
+                fired.SetResult();
+            }
+            return Task.FromResult((fired.Task.IsCompleted && calls > 1, calls, ""));
+        }, "the event", TimeSpan.FromHours(1), Backoff.Every(TimeSpan.FromMinutes(10)), clock, wake: fired.Task).WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.Equal(2, value);
+    }
+
+    [Fact]
+    public async Task Given_a_wake_that_never_fires_When_the_limit_passes_Then_the_wait_times_out_as_without_it()
+    {
+        var clock = new FakeTimeProvider();
+        var never = new TaskCompletionSource().Task;
+
+        var wait = Poll.UntilAsync(_ => Task.FromResult((false, "not yet")), "what never comes", TimeSpan.FromSeconds(5), Backoff.Every(TimeSpan.FromSeconds(1)), clock, wake: never);
+        await clock.AdvanceUntilDoneAsync(wait, TimeSpan.FromSeconds(1));
+
+        var e = await Assert.ThrowsAsync<LabTimeoutException>(() => wait);
+        Assert.Contains("what never comes", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Given_a_back_off_of_one_and_a_half_When_stepping_Then_the_waits_grow_by_half_and_stop_at_the_max()
     {
         var backoff = new Backoff(Ms(2), Ms(5), 1.5);

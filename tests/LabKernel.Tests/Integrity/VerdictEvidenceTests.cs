@@ -135,6 +135,43 @@ public sealed class VerdictEvidenceTests
     }
 
     [Theory]
+    [InlineData(0, 1260, true)]      // libvirt never paused the disk-only snapshot's guest (CI's rehearsal: pings silent 675 ms)
+    [InlineData(400, 1260, true)]
+    [InlineData(421, 1260, false)]   // a disk-only snapshot that stopped the guest more than a third as long
+    [InlineData(1260, 1260, false)]  // injected: a disk-only snapshot wrapped in a pause as long as the internal one
+    [InlineData(0, 0, false)]        // the internal snapshot never read suspended: nothing to compare
+    public void A_disk_only_snapshot_barely_paused_by_the_backends_own_state_only_at_a_third_of_the_internal_ones_suspension_or_less(double diskSuspendedMs, double internalSuspendedMs, bool expected)
+    {
+        var disk = Taken(SnapshotKind.DiskOnly, 1392, 675) with { Suspended = TimeSpan.FromMilliseconds(diskSuspendedMs) };
+        var internalSnap = Taken(SnapshotKind.Internal, 1400, 1260) with { Suspended = TimeSpan.FromMilliseconds(internalSuspendedMs) };
+
+        Assert.Equal(expected, disk.BarelySuspendedAgainst(internalSnap));
+    }
+
+    [Fact]
+    public void The_backends_suspensions_are_compared_only_when_both_were_sampled_and_the_internal_one_was_half_a_second_or_more()
+    {
+        var disk = Taken(SnapshotKind.DiskOnly, 50, 20) with { Suspended = TimeSpan.Zero };
+        Assert.True(disk.SuspensionComparableWith(Taken(SnapshotKind.Internal, 900, 800) with { Suspended = TimeSpan.FromMilliseconds(500) }));
+        Assert.False(disk.SuspensionComparableWith(Taken(SnapshotKind.Internal, 900, 800) with { Suspended = TimeSpan.FromMilliseconds(499) }));
+        Assert.False(disk.SuspensionComparableWith(Taken(SnapshotKind.Internal, 900, 800)));     // QEMU: not sampled
+        Assert.False((disk with { Suspended = null }).SuspensionComparableWith(Taken(SnapshotKind.Internal, 900, 800) with { Suspended = TimeSpan.FromSeconds(1) }));
+    }
+
+    [Fact]
+    public void A_suspension_counts_from_its_first_reading_to_the_first_reading_of_the_guest_running_within_the_call()
+    {
+        var t0 = new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero);
+        DateTimeOffset At(double ms) => t0.AddMilliseconds(ms);
+        (bool, DateTimeOffset)[] changes = [(false, At(0)), (true, At(100)), (false, At(900)), (true, At(1500)), (false, At(1600))];
+
+        Assert.Equal(TimeSpan.FromMilliseconds(800), SuspensionWatch.Total(changes, At(50), At(1000)));
+        Assert.Equal(TimeSpan.FromMilliseconds(850), SuspensionWatch.Total(changes, At(50), At(1550)));   // the second one cut at the window's end
+        Assert.Equal(TimeSpan.Zero, SuspensionWatch.Total([(false, At(0))], At(0), At(1000)));            // running throughout
+        Assert.Equal(TimeSpan.FromMilliseconds(700), SuspensionWatch.Total([(false, At(0)), (true, At(300))], At(0), At(1000)));   // still suspended at the end
+    }
+
+    [Theory]
     [InlineData(177, false)]         // an idle small guest's internal snapshot under TCG: within a loaded host's ping gaps
     [InlineData(499, false)]
     [InlineData(500, true)]

@@ -128,7 +128,9 @@ public sealed class SecondHost : IAsyncLifetime
         await File.WriteAllTextAsync(conf, string.Join('\n',
             "listen_tls = 1", "listen_tcp = 0", "listen_addr = \"127.0.0.1\"", $"tls_port = \"{_tlsPort}\"",
             $"key_file = \"{Path.Combine(Pki, "serverkey.pem")}\"", $"cert_file = \"{Path.Combine(Pki, "servercert.pem")}\"",
-            $"ca_file = \"{Path.Combine(Pki, "cacert.pem")}\"", "auth_tls = \"none\"", ""));
+            $"ca_file = \"{Path.Combine(Pki, "cacert.pem")}\"", "auth_tls = \"none\"",
+            // Its warnings and errors where the tests can read them (daemonized, its stderr goes nowhere).
+            $"log_outputs = \"3:file:{LibvirtdLog}\"", ""));
         await File.WriteAllTextAsync(Path.Combine(_pids, "start-libvirtd.sh"),
             $"exec libvirtd -d --listen -f {ShellQuote.Quote(conf)} -p {ShellQuote.Quote(Path.Combine(_pids, "libvirtd.pid"))}\n");
     }
@@ -148,25 +150,69 @@ public sealed class SecondHost : IAsyncLifetime
         await ProcessRunner.RunAsync("kill", ["-KILL", .. pids.Select(p => p.ToString(System.Globalization.CultureInfo.InvariantCulture))], new ProcessOptions { Check = false });
     }
 
-    /// <summary>Starts the second host's libvirtd again (inside its namespace, through its sshd) and waits for it to answer.</summary>
+    /// <summary>The second host's libvirtd log (warnings and errors), in this machine's folder for the fixture.</summary>
+    private string LibvirtdLog => Path.Combine(_pids, "libvirtd.log");
+
+    /// <summary>
+    /// Starts the second host's libvirtd again (inside its namespace, through its sshd) and waits for it to answer.
+    /// A libvirtd that started and is gone again before answering (seen once in a rehearsal: its socket never
+    /// appeared) is started again, and the failure, if it stays, carries the end of its log.
+    /// </summary>
     public async Task ComeBackAsync()
     {
-        // Its TLS port may have been taken while it was down: then it starts on another one (as at the first start).
         for (var attempt = 1; ; attempt++)
         {
+            // Its TLS port may have been taken while it was down: then it starts on another one (as at the first start).
             var start = await Shell.RunAsync("/bin/sh", [Path.Combine(_pids, "start-libvirtd.sh")], new ProcessOptions { Check = false, Timeout = TimeSpan.FromMinutes(1) });
-            if (start.Succeeded)
+            if (!start.Succeeded)
             {
-                break;
+                if (attempt == 3)
+                {
+                    throw new InvalidOperationException($"the second host's libvirtd did not start again: {start.StandardError.Trim()}; its log ends: {LogTail()}");
+                }
+                await WriteLibvirtdStartAsync();
+                continue;
             }
-            if (attempt == 3)
+            try
             {
-                throw new InvalidOperationException($"the second host's libvirtd did not start again: {start.StandardError.Trim()}");
+                await WaitForLibvirtdAsync(Uri, " again");
+                await WaitForLibvirtdAsync(LabHosts.ForLibvirt(TlsUri), " over TLS again");
+                return;
             }
-            await WriteLibvirtdStartAsync();
+            catch (LabTimeoutException e) when (attempt < 3 && !LibvirtdRunning())
+            {
+                Console.Error.WriteLine($"second host: libvirtd exited after starting again ({e.Message.Split('\n')[0]}); its log ends: {LogTail()}; starting it again");
+                await WriteLibvirtdStartAsync();
+            }
+            catch (LabTimeoutException e)
+            {
+                throw new InvalidOperationException($"{e.Message.Split('\n')[0]}; libvirtd {(LibvirtdRunning() ? "runs" : "is gone")}; its log ends: {LogTail()}", e);
+            }
         }
-        await WaitForLibvirtdAsync(Uri, " again");
-        await WaitForLibvirtdAsync(LabHosts.ForLibvirt(TlsUri), " over TLS again");
+    }
+
+    private bool LibvirtdRunning()
+    {
+        try
+        {
+            return int.TryParse(File.ReadAllText(Path.Combine(_pids, "libvirtd.pid")).Trim(), out var pid) && File.ReadAllText($"/proc/{pid}/comm").Trim() == "libvirtd";
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private string LogTail()
+    {
+        try
+        {
+            return string.Join(" | ", File.ReadAllLines(LibvirtdLog).TakeLast(8));
+        }
+        catch (IOException)
+        {
+            return "(no log)";
+        }
     }
 
     /// <summary>A shell command on the second host; throws when it fails.</summary>

@@ -113,12 +113,14 @@ public sealed class GuestAgentClient : IGuestAgent, IAsyncDisposable
         await _lock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            var limit = timeout ?? CommandTimeout;
             if (_needSync)
             {
-                await SyncAsync(CommandTimeout, cancellationToken).ConfigureAwait(false);
+                // The resynchronization is part of the command: it takes no longer than the command's own limit (a
+                // guest going down for a reboot answers neither, and a 5 s boot_id read must not wait 30 s here).
+                await SyncAsync(limit < CommandTimeout ? limit : CommandTimeout, cancellationToken).ConfigureAwait(false);
             }
             await WriteAsync(Encoding.UTF8.GetBytes(json + "\n"), cancellationToken).ConfigureAwait(false);
-            var limit = timeout ?? CommandTimeout;
             JsonObject reply;
             try
             {

@@ -46,6 +46,25 @@ public sealed class GuestAgentWaitTests
     }
 
     [Fact]
+    public async Task Given_a_command_with_a_short_limit_that_must_resynchronize_first_When_the_agent_answers_nothing_Then_the_whole_command_ends_at_its_own_limit()
+    {
+        // A guest going down for a reboot: the lost boot_id read left the channel to resynchronize, and its close (5 s)
+        // must not wait the agent's 30 s in that resynchronization (notebook 03's reboot took 262 s under load).
+        var time = new FakeTimeProvider();
+        await using var peer = await FakePeer.CreateAsync();
+        await using var agent = GuestAgentClient.FromStream(peer.Client, time);
+        var start = time.GetUtcNow();
+
+        var close = agent.ExecuteAsync("guest-file-close", timeout: TimeSpan.FromSeconds(5));
+        await ReadSyncAsync(peer);
+        await time.AdvanceUntilDoneAsync(close, TimeSpan.FromMilliseconds(100));
+
+        var e = await Assert.ThrowsAsync<LabTimeoutException>(() => close);
+        Assert.Equal("timed out after 5 s waiting for the guest agent to answer guest-sync-delimited", e.Message);
+        Assert.InRange(time.GetUtcNow() - start, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5.5));
+    }
+
+    [Fact]
     public async Task Given_an_agent_that_replies_in_time_When_a_command_runs_on_a_fake_clock_Then_the_reply_comes_back()
     {
         var time = new FakeTimeProvider();

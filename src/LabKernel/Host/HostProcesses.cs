@@ -49,13 +49,17 @@ public static class HostProcesses
     {
         try
         {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return $"{pid} {fields[19]}";
+            return $"{pid} {StatFields(File.ReadAllText($"/proc/{pid}/stat"))[19]}";
         }
         catch (IOException)
         {
             return null;
         }
     }
+
+    /// <summary>
+    /// The fields of a <c>/proc/PID/stat</c> line after the command name (which may hold spaces and parentheses, so
+    /// the fields start after the last ')'): [0] is the state letter, [19] the start time.
+    /// </summary>
+    internal static string[] StatFields(string stat) => stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
 }

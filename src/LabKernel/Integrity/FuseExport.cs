@@ -146,9 +146,7 @@ internal sealed class FuseExport
             }
             stat = r.StandardOutput;
         }
-        // "PID (comm) S ...": the comm may hold spaces and parentheses, the state follows the last ')'.
-        var close = stat.LastIndexOf(')');
-        return close >= 0 && close + 2 < stat.Length ? stat[close + 2] : null;
+        return stat.LastIndexOf(')') is var close and >= 0 && close + 2 < stat.Length ? HostProcesses.StatFields(stat)[0][0] : null;
     }
 
     private static string FirstLine(ProcessResult r) =>

@@ -72,7 +72,7 @@ internal static class PapermillMetadata
             ["exception"] = failed,
             ["start_time"] = Papermill(start),
             ["end_time"] = Papermill(end),
-            ["duration"] = (end - start).TotalSeconds,
+            ["duration"] = Seconds(start, end),
             ["status"] = failed ? Failed : Completed,
         };
         if (failed && notebook.Metadata["papermill"] is JsonObject run)
@@ -98,9 +98,18 @@ internal static class PapermillMetadata
         if (notebook.Metadata["papermill"] is JsonObject run)
         {
             run["end_time"] = Papermill(end);
-            run["duration"] = (end - start).TotalSeconds;
+            run["duration"] = Seconds(start, end);
         }
     }
+
+    /// <summary>
+    /// Papermill's duration: the difference of the two times as written, to the microsecond. The clock's 100 ns ticks
+    /// would make it differ from the written times in the seventh digit.
+    /// </summary>
+    internal static double Seconds(DateTimeOffset start, DateTimeOffset end) =>
+        (ToMicroseconds(end) - ToMicroseconds(start)) / 1_000_000.0;
+
+    private static long ToMicroseconds(DateTimeOffset t) => t.UtcTicks / TimeSpan.TicksPerMicrosecond;
 
     /// <summary>Python's <c>datetime.isoformat()</c> of an aware UTC time, always with microseconds.</summary>
     internal static string Papermill(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'+00:00'", CultureInfo.InvariantCulture);

@@ -44,6 +44,21 @@ public sealed partial class PapermillCompatibilityTests
     }
 
     [Fact]
+    public void Given_times_with_sub_microsecond_ticks_When_the_duration_is_written_Then_it_is_the_difference_of_the_written_times()
+    {
+        // CI's numbers: the clock's 100 ns ticks gave 3.6365003 s between times written 3.636500 s apart.
+        var start = new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero).AddTicks(4);
+        var end = start.AddTicks(36_365_003);
+
+        var seconds = PapermillMetadata.Seconds(start, end);
+
+        var written = DateTimeOffset.Parse(PapermillMetadata.Papermill(end), System.Globalization.CultureInfo.InvariantCulture)
+            - DateTimeOffset.Parse(PapermillMetadata.Papermill(start), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(written.TotalSeconds, seconds);
+        Assert.Equal(3.6365, seconds);
+    }
+
+    [Fact]
     public async Task Given_a_notebook_whose_second_code_cell_fails_When_run_Then_metadata_papermill_and_execution_have_papermills_and_nbclients_shape()
     {
         using var scratch = TempDir("papermill-meta");
@@ -66,7 +81,8 @@ public sealed partial class PapermillCompatibilityTests
         Assert.Equal(output, run["output_path"]!.GetValue<string>());
         Assert.Matches(PapermillTime(), run["start_time"]!.GetValue<string>());
         Assert.Matches(PapermillTime(), run["end_time"]!.GetValue<string>());
-        Assert.Equal((Time(run["end_time"]) - Time(run["start_time"])).TotalSeconds, run["duration"]!.GetValue<double>(), 3);
+        // As papermill computes it: the difference of the written times, exactly (not within a rounding).
+        Assert.Equal((Time(run["end_time"]) - Time(run["start_time"])).TotalSeconds, run["duration"]!.GetValue<double>(), 1e-9);
         Assert.True(run["exception"]!.GetValue<bool>());
 
         var cells = Cells(nb);

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using LabKernel.GuestAgent;
 using LabKernel.Host;
 using LabKernel.Images;
@@ -164,6 +163,9 @@ public sealed record SnapshotTaken(
 /// </summary>
 public static class GuestSnapshots
 {
+    /// <summary>How long a sampler may take for its first reading, and for one after the snapshot.</summary>
+    private static readonly TimeSpan ReadingLimit = TimeSpan.FromMinutes(2);
+
     /// <summary>Whether this guest can take <paramref name="kind"/>: the live memory snapshot is libvirt's.</summary>
     public static bool Supports(ILabGuest guest, SnapshotKind kind) => guest.Snapshots.Supports(kind);
 
@@ -187,27 +189,29 @@ public static class GuestSnapshots
         var sizeBefore = await host.FileSizeAsync(before, cancellationToken).ConfigureAwait(false);
         var overlay = kind is SnapshotKind.Internal ? null : newFile($"{name}-overlay", $"{name}.qcow2");
         var memory = kind.SavesMemoryFile() ? newFile($"{name}-memory", $"{name}.mem") : null;
-        string how;
-        using var suspensions = guest.Snapshots.WatchSuspensions();
+        // Two samplers through the call: the guest agent's answers to pings (what a client of the guest sees) and,
+        // where the backend is asked, its own state of the guest. The call's start and end are marked on each one's clock.
+        using var suspensions = guest.Snapshots.ReadSuspended is { } readSuspended
+            ? new Sampler<bool>(readSuspended, "the guest's run state")
+            : null;
         if (suspensions is not null)
         {
-            await suspensions.ReadyAsync(cancellationToken).ConfigureAwait(false);
+            await suspensions.ReadyAsync(ReadingLimit, cancellationToken).ConfigureAwait(false);
         }
-        using var probe = await PauseProbe.StartAsync(guest.Agent, cancellationToken).ConfigureAwait(false);
-        var started = probe.Now;
-        var startedAt = suspensions?.Now;
-        how = await guest.Snapshots.TakeAsync(disk, kind, name, overlay, memory, cancellationToken).ConfigureAwait(false);
-        var ended = probe.Now;
-        var endedAt = suspensions?.Now;
-        var duration = ended - started;
-        var answers = await probe.StopAsync().ConfigureAwait(false);
-        var unanswered = PauseProbe.LongestSilenceWithin(answers, started, ended);
-        TimeSpan? suspended = null;
-        if (suspensions is not null)
+        using var pings = new Sampler<bool>(async ct =>
         {
-            await suspensions.StopAsync().ConfigureAwait(false);
-            suspended = suspensions.SuspendedWithin(startedAt!.Value, endedAt!.Value);
-        }
+            await guest.Agent.ExecuteAsync("guest-ping", null, TimeSpan.FromMinutes(5), ct).ConfigureAwait(false);
+            return true;
+        }, "the guest agent's answer to a guest-ping");
+        await pings.ReadyAsync(ReadingLimit, cancellationToken).ConfigureAwait(false);
+        var (started, startedThere) = (pings.Now, suspensions?.Now);
+        var how = await guest.Snapshots.TakeAsync(disk, kind, name, overlay, memory, cancellationToken).ConfigureAwait(false);
+        var (ended, endedThere) = (pings.Now, suspensions?.Now);
+        var answers = await pings.StopAsync(ReadingLimit).ConfigureAwait(false);
+        var unanswered = PauseEvidence.LongestSilenceWithin([.. answers.Select(a => a.At)], started, ended);
+        TimeSpan? suspended = suspensions is null
+            ? null
+            : PauseEvidence.SuspendedWithin(await suspensions.StopAsync(ReadingLimit).ConfigureAwait(false), startedThere!.Value, endedThere!.Value);
         var files = new[] { overlay, memory }.OfType<string>().ToArray();
         long growth;
         long state = 0;
@@ -225,7 +229,7 @@ public static class GuestSnapshots
                 growth += await host.FileExistsAsync(f, cancellationToken).ConfigureAwait(false) ? await host.FileSizeAsync(f, cancellationToken).ConfigureAwait(false) : 0;
             }
         }
-        return new SnapshotTaken(kind, name, duration, unanswered, files, overlay is null ? null : before, growth, how) { MemoryFile = memory, StateBytes = state, Suspended = suspended };
+        return new SnapshotTaken(kind, name, ended - started, unanswered, files, overlay is null ? null : before, growth, how) { MemoryFile = memory, StateBytes = state, Suspended = suspended };
     }
 
     /// <summary>
@@ -257,122 +261,5 @@ public static class GuestSnapshots
         return new RevertDone(RevertMethod.ColdBootOnFrozenLayer, snapshot.Kind.SavesMemoryFile()
             ? "a cold boot on a new overlay over the frozen layer (the memory file is not loaded into this guest)"
             : "the lab's external revert: a new overlay on the frozen layer, the guest booted on it (a cold boot: memory is not part of a disk-only snapshot)");
-    }
-}
-
-/// <summary>
-/// Pings the guest agent every 20 ms and keeps the time of each answer, on its own clock (<see cref="Now"/>): the
-/// caller marks an operation's start and end on that clock and asks <see cref="LongestSilenceWithin"/> how long the
-/// guest went without answering during it.
-/// </summary>
-internal sealed class PauseProbe : IDisposable
-{
-    private static readonly TimeSpan ReadyLimit = TimeSpan.FromMinutes(2);
-
-    private readonly CancellationTokenSource _abort = new();
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly List<TimeSpan> _answers = [];
-    private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Task _loop;
-    private volatile bool _stopping;
-
-    private PauseProbe(IGuestAgent agent) => _loop = Task.Run(() => RunAsync(agent, _abort.Token));
-
-    /// <summary>The probe's clock.</summary>
-    public TimeSpan Now => _clock.Elapsed;
-
-    /// <summary>Starts pinging and returns once the guest has answered once (so the probe covers what follows).</summary>
-    public static async Task<PauseProbe> StartAsync(IGuestAgent agent, CancellationToken cancellationToken = default)
-    {
-        var probe = new PauseProbe(agent);
-        try
-        {
-            await Poll.ForAsync(Task.WhenAny(probe._first.Task, probe._loop).Unwrap(), "the guest agent's first answer to a guest-ping before the snapshot", ReadyLimit,
-                cancellationToken: cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            probe.Dispose();
-            throw;
-        }
-        return probe;
-    }
-
-    private async Task RunAsync(IGuestAgent agent, CancellationToken abort)
-    {
-        // A sampling clock, not a wait: the probe measures how long the guest goes without answering.
-        using var tick = new PeriodicTimer(TimeSpan.FromMilliseconds(20));
-        while (true)
-        {
-            var stopping = _stopping;
-            try
-            {
-                await agent.ExecuteAsync("guest-ping", null, TimeSpan.FromMinutes(5), abort).ConfigureAwait(false);
-            }
-            catch (LabException)
-            {
-                // No answer: libvirt refuses agent commands while the domain is paused ("domain is not running").
-                await tick.WaitForNextTickAsync(abort).ConfigureAwait(false);
-                continue;
-            }
-            lock (_answers)
-            {
-                _answers.Add(_clock.Elapsed);
-            }
-            _first.TrySetResult();
-            if (stopping)
-            {
-                // This answer came after the operation ended, so it closes the last gap.
-                return;
-            }
-            await tick.WaitForNextTickAsync(abort).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>Waits for one answer after this call (the guest runs again) and returns the times of every answer.</summary>
-    public async Task<IReadOnlyList<TimeSpan>> StopAsync()
-    {
-        _stopping = true;
-        await Poll.ForAsync(_loop, "the guest agent to answer a guest-ping after the snapshot", ReadyLimit).ConfigureAwait(false);
-        lock (_answers)
-        {
-            return _answers.ToArray();
-        }
-    }
-
-    /// <summary>
-    /// The longest part of [<paramref name="start"/>, <paramref name="end"/>] between two answers (or between the
-    /// window's edge and the answer nearest it): the longest the guest went without answering during the operation.
-    /// <paramref name="answers"/> are in order; an answer before the start and one after the end close the window's
-    /// edges. Without an answer on each side, the whole window counts as silent (nothing shows the guest answered).
-    /// </summary>
-    public static TimeSpan LongestSilenceWithin(IReadOnlyList<TimeSpan> answers, TimeSpan start, TimeSpan end)
-    {
-        ArgumentNullException.ThrowIfNull(answers);
-        if (end <= start)
-        {
-            return TimeSpan.Zero;
-        }
-        if (answers.Count == 0 || answers[0] > start || answers[^1] < end)
-        {
-            return end - start;
-        }
-        var longest = TimeSpan.Zero;
-        for (var i = 1; i < answers.Count; i++)
-        {
-            var from = answers[i - 1] > start ? answers[i - 1] : start;
-            var to = answers[i] < end ? answers[i] : end;
-            if (to - from > longest)
-            {
-                longest = to - from;
-            }
-        }
-        return longest;
-    }
-
-    public void Dispose()
-    {
-        _abort.Cancel();
-        _abort.Dispose();
     }
 }

@@ -683,9 +683,9 @@ internal sealed class LibvirtSnapshotMaker(LibvirtLabGuest guest) : IGuestSnapsh
 {
     public bool Supports(SnapshotKind kind) => true;
 
-    /// <summary>libvirt's state of the domain, sampled: paused (its CPUs stopped, by libvirt or QEMU) or not.</summary>
-    public SuspensionWatch? WatchSuspensions() =>
-        new(async ct => await guest.Domain.GetStateAsync(ct).ConfigureAwait(false) == DomainState.Paused, guest.Domain.Connection.Time);
+    /// <summary>libvirt's state of the domain: paused (its CPUs stopped, by libvirt or QEMU) or not.</summary>
+    public Func<CancellationToken, Task<bool>>? ReadSuspended =>
+        async ct => await guest.Domain.GetStateAsync(ct).ConfigureAwait(false) == DomainState.Paused;
 
     public async Task<string> TakeAsync(string disk, SnapshotKind kind, string name, string? overlay, string? memory, CancellationToken cancellationToken = default)
     {

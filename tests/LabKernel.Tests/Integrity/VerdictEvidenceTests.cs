@@ -1,3 +1,4 @@
+using LabKernel.Host;
 using LabKernel.Backends;
 using LabKernel.Integrity;
 
@@ -163,12 +164,13 @@ public sealed class VerdictEvidenceTests
     {
         var t0 = new DateTimeOffset(2026, 12, 5, 12, 0, 0, TimeSpan.Zero);
         DateTimeOffset At(double ms) => t0.AddMilliseconds(ms);
-        (bool, DateTimeOffset)[] changes = [(false, At(0)), (true, At(100)), (false, At(900)), (true, At(1500)), (false, At(1600))];
+        Reading<bool> R(double ms, bool suspended) => new(At(ms), suspended);
+        Reading<bool>[] readings = [R(0, false), R(20, false), R(100, true), R(120, true), R(900, false), R(920, false), R(1500, true), R(1600, false)];
 
-        Assert.Equal(TimeSpan.FromMilliseconds(800), SuspensionWatch.Total(changes, At(50), At(1000)));
-        Assert.Equal(TimeSpan.FromMilliseconds(850), SuspensionWatch.Total(changes, At(50), At(1550)));   // the second one cut at the window's end
-        Assert.Equal(TimeSpan.Zero, SuspensionWatch.Total([(false, At(0))], At(0), At(1000)));            // running throughout
-        Assert.Equal(TimeSpan.FromMilliseconds(700), SuspensionWatch.Total([(false, At(0)), (true, At(300))], At(0), At(1000)));   // still suspended at the end
+        Assert.Equal(TimeSpan.FromMilliseconds(800), PauseEvidence.SuspendedWithin(readings, At(50), At(1000)));
+        Assert.Equal(TimeSpan.FromMilliseconds(850), PauseEvidence.SuspendedWithin(readings, At(50), At(1550)));   // the second one cut at the window's end
+        Assert.Equal(TimeSpan.Zero, PauseEvidence.SuspendedWithin([R(0, false), R(500, false)], At(0), At(1000)));            // running throughout
+        Assert.Equal(TimeSpan.FromMilliseconds(700), PauseEvidence.SuspendedWithin([R(0, false), R(300, true), R(400, true)], At(0), At(1000)));   // still suspended at the end
     }
 
     [Theory]

@@ -468,6 +468,11 @@ public sealed class QemuMachine : IAsyncDisposable
             {
             }
         }
+        // Its sockets and console log go with it, as a disposal takes them (once QEMU is gone: it writes the log).
+        if (_ownsRuntimeFolder && _process.WaitForExit(TimeSpan.FromSeconds(2)))
+        {
+            LabPaths.TryDeleteFolder(RuntimeFolder);
+        }
     }
 
     internal static IReadOnlyList<string> BuildArguments(MachineOptions o, AcceleratorChoice accel, string runtime, int? sshPort)

@@ -24,6 +24,7 @@ public sealed class InterruptedRunTests(ITestOutputHelper output)
     public async Task Given_lab_run_on_a_guest_When_it_gets_SIGINT_Then_it_stops_leaving_no_QEMU_a_valid_partial_notebook_and_clean_images(string moment)
     {
         int? qemu = null;
+        string? runtime = null;
         // The writer's cell returns once the guest's writer has flushed 20,000 lines (read from its progress file in
         // the guest) and the snapshot is taken; the next cell then waits for the rest of 4,000,000 lines.
         // The boot case needs a boot to interrupt: a warm start (a restore from a saved state) is over in under a second.
@@ -34,6 +35,7 @@ public sealed class InterruptedRunTests(ITestOutputHelper output)
                 _ => Task.FromResult(KilledKernelTests.FindGuestQemu(lab) is { } q ? (true, q, "started") : (false, default((int, int)), "no QEMU for nb01 yet")),
                 "the notebook's guest QEMU to start", TimeSpan.FromMinutes(5));
             qemu = found;
+            runtime = RuntimeFolderOf(found);
             if (moment == "writing")
             {
                 // The guest is writing from the moment the writer's cell ends ok until the writer's 4,000,000th line.
@@ -66,7 +68,19 @@ public sealed class InterruptedRunTests(ITestOutputHelper output)
         }
         await Poll.UntilAsync(_ => Task.FromResult((!Directory.Exists($"/proc/{qemu}"), $"pid {qemu} still there")),
             "the guest's QEMU to be gone after the interrupt", TimeSpan.FromSeconds(60));
+        // Its runtime folder (sockets, console log) goes with it, as a normal end takes it: the exiting kernel removes
+        // it once QEMU is gone.
+        await Poll.UntilAsync(_ => Task.FromResult((!Directory.Exists(runtime), $"{runtime} still there")),
+            "the guest's runtime folder to be removed after the interrupt", TimeSpan.FromSeconds(30));
         await run.AssertValidNbformatAsync();
         await run.AssertLeftCleanAsync();
+    }
+
+    /// <summary>The runtime folder of a lab QEMU: where its QMP socket is (<c>-qmp unix:FOLDER/qmp.sock,...</c>).</summary>
+    private static string RuntimeFolderOf(int qemu)
+    {
+        var argv = File.ReadAllText($"/proc/{qemu}/cmdline").Split('\0');
+        var qmp = argv.SkipWhile(a => a != "-qmp").Skip(1).First();
+        return Path.GetDirectoryName(qmp["unix:".Length..].Split(',')[0])!;
     }
 }

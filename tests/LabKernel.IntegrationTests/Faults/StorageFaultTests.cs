@@ -180,6 +180,8 @@ public sealed class StorageFaultTests(ITestOutputHelper output) : IAsyncLifetime
         }
         finally
         {
+            // QEMU first (a failed assertion leaves it holding the target), or the filesystem is busy and stays mounted.
+            await _lab.StopAllAsync();
             await ProcessRunner.RunAsync("umount", [small], new ProcessOptions { Check = false });
         }
     }

@@ -319,26 +319,42 @@ internal sealed class NotebookRun : IDisposable
             {
                 ProcessRunner.RunAsync("umount", [mount], new ProcessOptions { Check = false, Timeout = TimeSpan.FromSeconds(30) }).GetAwaiter().GetResult();
             }
-            try
+            if (DeleteMarkedFolder(folder))
             {
-                Directory.Delete(folder, recursive: true);
                 deleted++;
-            }
-            catch (IOException)
-            {
             }
         }
         return deleted;
     }
 
-    private void DeleteFolder()
+    private void DeleteFolder() => DeleteMarkedFolder(Folder);
+
+    /// <summary>
+    /// Deletes a run folder with its owner mark last: a deletion cut short (a test host ended by the runner while its
+    /// exit handler deletes 2 GB, a file still being written) leaves a marked folder the next sweep finishes, not an
+    /// unmarked one nothing would ever delete (a recursive delete that takes the mark first left those behind).
+    /// </summary>
+    private static bool DeleteMarkedFolder(string folder)
     {
         try
         {
-            Directory.Delete(Folder, recursive: true);
+            foreach (var entry in new DirectoryInfo(folder).EnumerateFileSystemInfos().Where(e => e.Name != OwnerFile).ToList())
+            {
+                if (entry is DirectoryInfo d && (d.Attributes & FileAttributes.ReparsePoint) == 0)
+                {
+                    d.Delete(recursive: true);
+                }
+                else
+                {
+                    entry.Delete();
+                }
+            }
+            Directory.Delete(folder, recursive: true);
+            return true;
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
+            return false;
         }
     }
 }

@@ -162,8 +162,10 @@ foreach (var f in new[] { overlay1, overlay2, overlay3 })
 display(sizes.ToTable("Layer sizes after the commit"));
 
 // Step 7: restore the starting chain base <- overlay1 <- overlay2.
+var overlay3Hash = await lab.Host.Sha256Async(overlay3);
 await lab.Host.DeleteFileAsync(overlay2);
 await lab.Host.MoveFileAsync(overlay3, overlay2);
+var movedWhole = overlay3Hash == await lab.Host.Sha256Async(overlay2);
 var restored = await lab.QemuImg.GetBackingChainAsync(overlay2);
 var restoredOk = restored.Compare(chainBefore.Filenames).Agrees;
 lab.Findings.Check("Step 7 restores base <- overlay1 <- overlay2", restoredOk, restored.ToText());
@@ -172,7 +174,8 @@ await using (var reader = await lab.ReadOfflineAsync(overlay2))
 {
     restoredView = SequenceChecker.Check(await reader.ReadFileAsync("/root/num.txt"), Count);
 }
-lab.Findings.Check("The restored overlay2 (former overlay3) holds the complete sequence", restoredView.Complete, restoredView.Summary);
+lab.Findings.Check("The restored overlay2 is the former overlay3 byte for byte and holds the complete sequence", movedWhole && restoredView.Complete,
+    $"SHA-256 {(movedWhole ? "the same as overlay3's before the move" : "NOT overlay3's before the move")}; {restoredView.Summary}");
 display(restored);
 
 display(Figures.Lines("Lines written by the guest, with the snapshot and the commit", "time since the writer started (s)", "lines flushed",

@@ -262,7 +262,11 @@ else
 {
     lab.Findings.Note(depthClaim, $"not tested: {Repeats} run(s) per depth give no spread (the test needs {DepthCost.MinimumRepeats}); median IOPS {deepest.Iops.Median:0} vs {shallowest.Iops.Median:0}");
 }
-lab.Findings.Check("Every fio job did IO at every depth", runs.All(r => r.Io.Ran), $"{runs.Count(r => r.Io.Ran)} of {runs.Count} runs did IO");
+// fio ends each job at FioSize or after FioSeconds, whichever comes first; one that did neither was cut short.
+var fioEnded = runs.Where(r => r.Io.RanToItsEnd(fioMiB << 20, TimeSpan.FromSeconds(FioSeconds))).ToList();
+var shortest = runs.MinBy(r => r.Io.Runtime);
+lab.Findings.Check("Every fio job ran to its end at every depth (FioSize moved or FioSeconds reached)", fioEnded.Count == runs.Count,
+    $"{fioEnded.Count} of {runs.Count} runs; the shortest, {shortest.Job} at {shortest.Depth} layers: {shortest.Io.Bytes / 1048576.0:0} of {fioMiB} MiB in {shortest.Io.Runtime.TotalSeconds:0.0} of {FioSeconds} s");
 var wrongTags = RevertTags.Wrong(newestTags);
 lab.Findings.Check("After reverting to snapshot k the newest tag file is TAG_aio_vdb_k (none for the base), for every k", wrongTags.Count == 0,
     wrongTags.Count == 0 ? $"{newestTags.Count} reverts, each on its own layer" : string.Join("; ", wrongTags.Select(t => $"k={t.Key}: '{t.Value}'")));

@@ -26,7 +26,8 @@ public interface IGuestSnapshotMaker
 
     /// <summary>
     /// Reverts by the backend's own means, returning how; null where it has none, so the lab's external revert
-    /// (a new overlay over the frozen layer, booted or restored) runs. A backend's refusal is its exception.
+    /// (a new overlay over the frozen layer, booted or restored) runs. A backend that says it cannot revert this kind
+    /// throws <see cref="RevertRefusedException"/>; any other exception is a failure of the revert.
     /// </summary>
     Task<RevertDone?> RevertAsync(string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default);
 }
@@ -52,3 +53,9 @@ public sealed record RevertDone(RevertMethod Method, string Description)
 {
     public override string ToString() => Description;
 }
+
+/// <summary>
+/// The backend said it cannot revert to this snapshot (libvirt before 9.7 for an external snapshot: "revert to external
+/// snapshot not supported yet"), as opposed to a revert that failed. Notebook 06's claim (4) counts only these.
+/// </summary>
+public sealed class RevertRefusedException(string message, Exception inner) : LabException(message, inner);

@@ -713,14 +713,28 @@ internal sealed class LibvirtSnapshotMaker(LibvirtLabGuest guest) : IGuestSnapsh
         switch (snapshot.Kind)
         {
             case SnapshotKind.Internal:
-                await guest.Domain.Snapshots.RevertAsync(snapshot.Name, running: true, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await guest.Domain.Snapshots.RevertAsync(snapshot.Name, running: true, cancellationToken).ConfigureAwait(false);
+                }
+                catch (LibvirtException e) when (e.IsUnsupported)
+                {
+                    throw new RevertRefusedException(e.Message, e);
+                }
                 guest.Agent.GuestRewound();
                 // libvirt reconnects to the agent's channel after the revert; until then commands fail "not connected".
                 await guest.Domain.WaitForAgentAsync(TimeSpan.FromMinutes(2), cancellationToken).ConfigureAwait(false);
                 return new RevertDone(RevertMethod.LibvirtRevert, "virDomainRevertToSnapshot (virsh snapshot-revert)");
             case SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive:
-                // libvirt's own answer (before 9.7: a refusal, as LibvirtException) is what the caller sees.
-                await guest.Domain.Snapshots.RevertAsync(snapshot.Name, running: true, askLibvirtForExternal: true, cancellationToken).ConfigureAwait(false);
+                // libvirt's own answer: before 9.7 it says it cannot (a refusal); any other error is a failed revert.
+                try
+                {
+                    await guest.Domain.Snapshots.RevertAsync(snapshot.Name, running: true, askLibvirtForExternal: true, cancellationToken).ConfigureAwait(false);
+                }
+                catch (LibvirtException e) when (e.IsUnsupported)
+                {
+                    throw new RevertRefusedException(e.Message, e);
+                }
                 guest.Agent.GuestRewound();
                 return new RevertDone(RevertMethod.LibvirtRevert, "virDomainRevertToSnapshot (virsh snapshot-revert) of the external snapshot");
             default:

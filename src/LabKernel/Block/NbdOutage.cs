@@ -85,8 +85,12 @@ public sealed record OutageRun(
     /// </summary>
     public DateTimeOffset GoneAt { get; init; }
 
-    /// <summary>The job's offset while the server was gone and when it moved again (see <see cref="OutageProgress.Of"/>).</summary>
-    public OutageProgress Progress => OutageProgress.Of(Samples, GoneAt == default ? CutAt : GoneAt, BackAt, OffsetAtCut);
+    /// <summary>
+    /// The job's offset while the server was gone and whether it moved again before the speed limit was lifted (see
+    /// <see cref="OutageProgress.Of"/>): the lift comes when it was seen moving or when <see cref="OutagePlan.MovingLimit"/>
+    /// passed, so a job that only moved later did not move again in time.
+    /// </summary>
+    public OutageProgress Progress => OutageProgress.Of(Samples, GoneAt == default ? CutAt : GoneAt, BackAt, OffsetAtCut, movingUntil: LiftedAt);
 
     /// <summary>Seconds since the mirror started, for plots.</summary>
     public double SecondsAt(DateTimeOffset at) => (at - Started).TotalSeconds;
@@ -108,14 +112,15 @@ public sealed record OutageProgress(int SamplesDuring, long MinOffset, long MaxO
     /// <summary>
     /// Samples from <see cref="Settle"/> after <paramref name="cutAt"/> to <paramref name="backAt"/> are the
     /// outage; the job moves again at the first later sample beyond the last outage offset (or beyond
-    /// <paramref name="offsetAtCut"/> when no sample fell in the outage).
+    /// <paramref name="offsetAtCut"/> when no sample fell in the outage), taken no later than
+    /// <paramref name="movingUntil"/> when given (when the wait for it ended).
     /// </summary>
-    public static OutageProgress Of(IReadOnlyList<BlockJobProgress> samples, DateTimeOffset cutAt, DateTimeOffset backAt, long offsetAtCut)
+    public static OutageProgress Of(IReadOnlyList<BlockJobProgress> samples, DateTimeOffset cutAt, DateTimeOffset backAt, long offsetAtCut, DateTimeOffset? movingUntil = null)
     {
         ArgumentNullException.ThrowIfNull(samples);
         var during = samples.Where(s => s.At >= cutAt + Settle && s.At <= backAt).ToList();
         var stillAt = during.Count > 0 ? during[^1].Offset : offsetAtCut;
-        var moving = samples.FirstOrDefault(s => s.At > backAt && s.Offset > stillAt);
+        var moving = samples.FirstOrDefault(s => s.At > backAt && s.At <= (movingUntil ?? DateTimeOffset.MaxValue) && s.Offset > stillAt);
         return during.Count == 0
             ? new OutageProgress(0, offsetAtCut, offsetAtCut, moving?.At)
             : new OutageProgress(during.Count, during.Min(s => s.Offset), during.Max(s => s.Offset), moving?.At);

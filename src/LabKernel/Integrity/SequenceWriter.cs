@@ -122,10 +122,12 @@ public sealed class SequenceWriter
                 "BEGIN { n = ARGV[1] + 0; k = ARGV[2] + 0; f = ARGV[3]; p = ARGV[4]; printf \"\" > f; for (i = 1; i <= n; i++) { print i > f; if (i % k == 0) { fflush(f); print i > p; close(p) } } close(f); print n > p; close(p) }",
                 n, k, o.Path, o.ProgressPath,
             ],
+            // A failed append ends the loop with an error (the document's loop would go on and exit 0), so a writer that
+            // lost lines never reports that it ran to the end.
             _ =>
             [
                 "bash", "-c",
-                "n=$1; f=$2; p=$3; k=$4; : > \"$f\"; num=1; while [ $num -le $n ]; do echo $num >> \"$f\"; if [ $((num % k)) -eq 0 ]; then echo $num > \"$p\"; fi; num=$((num+1)); done; echo $n > \"$p\"",
+                "n=$1; f=$2; p=$3; k=$4; : > \"$f\" || exit 1; num=1; while [ $num -le $n ]; do echo $num >> \"$f\" || exit 1; if [ $((num % k)) -eq 0 ]; then echo $num > \"$p\"; fi; num=$((num+1)); done; echo $n > \"$p\"",
                 "writer", n, o.Path, o.ProgressPath, k,
             ],
         };

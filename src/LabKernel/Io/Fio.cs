@@ -95,6 +95,19 @@ public sealed record FioJob
 public sealed record FioIo(long Bytes, long BytesPerSecond, double Iops, long Ios, TimeSpan Runtime, TimeSpan MeanLatency, TimeSpan? P50Latency, TimeSpan? P99Latency)
 {
     public bool Ran => Ios > 0;
+
+    /// <summary>
+    /// The share of its runtime limit a job must have run, if it moved less than its size, to count as ended by the
+    /// limit (fio reports the runtime in ms, at or just past the limit) rather than cut short.
+    /// </summary>
+    public const double RuntimeShare = 0.95;
+
+    /// <summary>
+    /// The direction ended where fio ends a job that is not time-based: it moved its whole <paramref name="size"/>, or
+    /// it ran for its <paramref name="runtime"/> limit (at least <see cref="RuntimeShare"/> of it). A job cut short (its
+    /// file or disk gone mid-run, a guest that stalled) did neither. For a job of one direction (read or write).
+    /// </summary>
+    public bool RanToItsEnd(long size, TimeSpan runtime) => Bytes >= size || Runtime >= runtime * RuntimeShare;
 }
 
 /// <summary>A fio job's result (with <c>--group_reporting</c>, one per job name).</summary>

@@ -44,6 +44,13 @@ public class LibvirtException : LabException
     /// <summary>libvirt's message as it gave it.</summary>
     public string LibvirtMessage { get; }
 
+    /// <summary>
+    /// libvirt says it cannot do this at all (VIR_ERR_NO_SUPPORT 3, VIR_ERR_CONFIG_UNSUPPORTED 67,
+    /// VIR_ERR_ARGUMENT_UNSUPPORTED 74, VIR_ERR_OPERATION_UNSUPPORTED 84): a refusal, not a failure of something it does
+    /// (a lost connection, a missing snapshot, a timeout).
+    /// </summary>
+    public bool IsUnsupported => Code is 3 or 67 or 74 or 84;
+
     internal static string OneLine(string s) => string.Join(' ', s.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     /// <summary>Reads the calling thread's last libvirt error (must run on the thread whose call failed).</summary>

@@ -235,7 +235,7 @@ public sealed class Experiment : IAsyncDisposable
 
     /// <summary>
     /// Reverts to <paramref name="snapshot"/> (<see cref="RevertAsync"/>) and reads the instant markers back: the
-    /// outcome says how it reverted or, when the backend refused (a <see cref="LabException"/>), why, with the markers
+    /// outcome says how it reverted or, when the backend said it cannot (a <see cref="RevertRefusedException"/>), why, with the markers
     /// to compare with <paramref name="atSnapshot"/> (those read just before the snapshot).
     /// </summary>
     public async Task<RevertOutcome> RevertToInstantAsync(SnapshotTaken snapshot, InstantMarkers atSnapshot, CancellationToken cancellationToken = default)
@@ -247,8 +247,9 @@ public sealed class Experiment : IAsyncDisposable
         {
             how = await RevertAsync(snapshot, cancellationToken).ConfigureAwait(false);
         }
-        catch (LabException e)
+        catch (RevertRefusedException e)
         {
+            // Only the backend's "cannot": a revert that failed otherwise (a lost connection, a timeout) fails the cell.
             refusal = e.Message;
         }
         var after = await InstantMarkers.ReadAsync(Agent, cancellationToken).ConfigureAwait(false);

@@ -22,7 +22,7 @@ public sealed class ConformanceTests
         ["01-live-snapshot-integrity"] = SmallScale.Notebook01,
         ["02-snapshot-and-commit-integrity"] = SmallScale.Notebook02,
         ["03-drive-mirror"] = ["FileOps", "10", "WriteMiB", "8", "OutageSeconds", "3", "BootCopies", "false"],
-        // The IO numbers are notes (info): the checks (chain depth, tags per revert, fio did IO) decide the verdicts.
+        // The IO numbers are notes (info): the checks (chain depth, tags per revert, each fio job ran to its end) decide the verdicts.
         ["04-snapshot-chain-io"] = ["Snapshots", "1", "FilesPerSnapshot", "2", "FileMiB", "1", "FioSize", "8m", "FioSeconds", "1", "ProbeMiB", "8", "Repeats", "1"],
         ["05-incremental-backup"] = SmallScale.Notebook05,
         ["06-snapshot-kinds"] = SmallScale.Notebook06,

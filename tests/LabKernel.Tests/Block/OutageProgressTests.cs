@@ -64,4 +64,20 @@ public sealed class OutageProgressTests
             Assert.Equal((120L, 136L), (run.Progress.MinOffset, run.Progress.MaxOffset));
         }
     }
+
+    [Fact]
+    public void Given_a_job_that_moved_only_after_the_wait_for_it_gave_up_and_the_limit_was_lifted_Then_it_did_not_move_again_in_time()
+    {
+        // Cut at 2 s, back at 6 s; flat until the wait's limit passed and the speed limit was lifted at 66 s; the job
+        // moved at 67 s (pushed by the lift, or late): 03's "moves again" is refuted, not confirmed by that sample.
+        BlockJobProgress[] samples = [S(1, 100), S(3, 140), S(4, 140), S(10, 140), S(40, 140), S(65, 140), S(67, 900)];
+        var run = new OutageRun(new BlockJobResult("mirror-2", "mirror", true, false, 8000, 8000, TimeSpan.FromSeconds(70), []), samples,
+            T0, T0.AddSeconds(2), 130, T0.AddSeconds(6), LiftedAt: T0.AddSeconds(66), T0.AddSeconds(69), [], true, T0.AddSeconds(5));
+
+        Assert.True(run.Progress.StoodStill);
+        Assert.Null(run.Progress.MovingAgainAt);
+        // The same samples with the move before the lift: confirmed at that sample.
+        var inTime = run with { LiftedAt = T0.AddSeconds(68) };
+        Assert.Equal(T0.AddSeconds(67), inTime.Progress.MovingAgainAt);
+    }
 }

@@ -116,4 +116,21 @@ public sealed class GuestShellQuotingTests : IDisposable
         Assert.Equal(2, Directory.GetFiles(_dir).Length);
         AssertNothingInjected();
     }
+
+    [Theory]
+    [InlineData(SequenceWriterKind.Awk)]
+    [InlineData(SequenceWriterKind.ShellLoop)]
+    public async Task Given_a_sequence_file_whose_writes_fail_When_the_writer_runs_Then_it_exits_with_an_error_and_never_records_its_last_line(SequenceWriterKind kind)
+    {
+        // Every append fails (ENOSPC): the file is /dev/full. The document's loop would go on and exit 0.
+        var path = Path.Combine(_dir, "full.txt");
+        File.CreateSymbolicLink(path, "/dev/full");
+        var options = new SequenceWriterOptions { Path = path, Count = 25, FlushEvery = 10, Kind = kind };
+        var shell = new LocalShell(_dir);
+
+        var result = await shell.ExecAsync(SequenceWriter.Command(options), new GuestExecOptions { Check = false });
+
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.NotEqual("25", File.Exists(options.ProgressPath) ? (await File.ReadAllTextAsync(options.ProgressPath)).Trim() : "");
+    }
 }

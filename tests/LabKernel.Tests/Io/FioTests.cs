@@ -62,4 +62,18 @@ public sealed class FioTests
         Assert.False(none.Ran);
         Assert.True((none with { Ios = 1, Bytes = 4096 }).Ran);
     }
+
+    [Fact]
+    public void A_job_that_stopped_before_its_size_and_its_runtime_did_not_run_to_its_end_so_notebook_04s_check_is_refuted()
+    {
+        const long size = 256L << 20;
+        var runtime = TimeSpan.FromSeconds(10);
+        var io = new FioIo(size, 50 << 20, 12800, 65536, TimeSpan.FromSeconds(5.1), TimeSpan.FromMicroseconds(70), null, null);
+
+        Assert.True(io.RanToItsEnd(size, runtime));                                                             // its size moved in 5.1 s
+        Assert.True((io with { Bytes = 90L << 20, Runtime = TimeSpan.FromMilliseconds(10_001) }).RanToItsEnd(size, runtime));  // ended by its runtime
+        // Cut short: 3 s of 10 and a third of its size (a disk gone mid-run, with fio still exiting 0).
+        Assert.False((io with { Bytes = 90L << 20, Runtime = TimeSpan.FromSeconds(3) }).RanToItsEnd(size, runtime));
+        Assert.False((io with { Bytes = 0, Ios = 0, Runtime = TimeSpan.Zero }).RanToItsEnd(size, runtime));
+    }
 }

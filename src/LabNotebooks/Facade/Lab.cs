@@ -85,7 +85,14 @@ public static class Lab
         {
             try
             {
-                await run.CleanUpAsync(CancellationToken.None).ConfigureAwait(false);
+                if (await WhyKeepAfterFailedStartAsync(run.Host, run.ImageFolder).ConfigureAwait(false) is { } why)
+                {
+                    LabKernel.Host.LabWarnings.Raise($"kept {run.ImageFolder} on {run.Host.Name}: {why}; `lab clean{(remote is null ? "" : " --uri URI --host-folder FOLDER")}` hands the domain back from the record there once its host answers");
+                }
+                else
+                {
+                    await run.CleanUpAsync(CancellationToken.None).ConfigureAwait(false);
+                }
             }
             finally
             {
@@ -103,5 +110,29 @@ public static class Lab
     {
         var digits = new string(name.TakeWhile(char.IsAsciiDigit).ToArray());
         return digits.Length > 0 ? $"nb{digits}" : "lab";
+    }
+
+    /// <summary>
+    /// After a start that failed, why the run's image folder must stay, or null to clean it up. A failed take-over
+    /// deletes its record once the domain's definition names the user's images again; one it could not undo (libvirtd
+    /// gone mid-way) leaves the record, and then the domain may name the lab's overlays in that folder: deleting them
+    /// would leave it naming files that are gone, so they stay for `lab clean` to hand the domain back. A folder that
+    /// cannot be read stays too: keeping files is never a loss.
+    /// </summary>
+    internal static async Task<string?> WhyKeepAfterFailedStartAsync(LabKernel.Host.ILabHost host, string imageFolder)
+    {
+        try
+        {
+            if (!await host.FileExistsAsync(Path.Combine(imageFolder, TakeOverRecord.FileName), CancellationToken.None).ConfigureAwait(false))
+            {
+                return null;
+            }
+            var record = await TakeOverRecord.ReadAsync(host, imageFolder, CancellationToken.None).ConfigureAwait(false);
+            return $"the take-over of domain '{record?.Domain ?? "(unreadable record)"}' could not be undone, so its definition may still name the lab's overlays there";
+        }
+        catch (LabException e)
+        {
+            return $"its host did not answer ({e.Message.Split('\n')[0]})";
+        }
     }
 }

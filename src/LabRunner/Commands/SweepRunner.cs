@@ -128,6 +128,10 @@ internal sealed class SweepRunner
     private async Task<JsonObject> RunOnceAsync(SweepCombination combination, string host, string? retryOf, string? retryBecause)
     {
         var folder = RunFolder(combination);
+        if (retryOf is not null)
+        {
+            KeepFailedAttempt(folder);
+        }
         CleanRunFolder(folder);
         System.IO.Directory.CreateDirectory(folder);
         var number = Interlocked.Increment(ref _started);
@@ -249,6 +253,27 @@ internal sealed class SweepRunner
     }
 
     /// <summary>Removes what the sweep writes in a run folder (and nothing else), so a run starts from scratch.</summary>
+    /// <summary>
+    /// Before a retry: the failed attempt's log and executed notebook stay beside the new run's, as
+    /// <c>failed-attempt-N.log</c> and <c>failed-attempt-N.ipynb</c> (why the host failed is in them).
+    /// </summary>
+    internal static void KeepFailedAttempt(string folder)
+    {
+        if (!System.IO.Directory.Exists(folder))
+        {
+            return;
+        }
+        var n = System.IO.Directory.EnumerateFiles(folder, "failed-attempt-*.log").Count() + 1;
+        foreach (var (name, kept) in new[] { (LogFile, $"failed-attempt-{n}.log"), (NotebookFile, $"failed-attempt-{n}.ipynb") })
+        {
+            var from = Path.Combine(folder, name);
+            if (File.Exists(from))
+            {
+                File.Move(from, Path.Combine(folder, kept), overwrite: true);
+            }
+        }
+    }
+
     internal static void CleanRunFolder(string folder)
     {
         if (!System.IO.Directory.Exists(folder))

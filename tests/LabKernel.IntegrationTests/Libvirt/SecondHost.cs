@@ -191,6 +191,33 @@ public sealed class SecondHost : IAsyncLifetime
         }
     }
 
+    /// <summary>Starts the second host's libvirtd again if it is not running (after a test that cut it off failed early).</summary>
+    public async Task ComeBackIfDownAsync()
+    {
+        if (!LibvirtdRunning())
+        {
+            await ComeBackAsync();
+        }
+    }
+
+    /// <summary>
+    /// Defines the researcher's domain again, shut off on its own images, when its definition still names a file under
+    /// <paramref name="hostFolder"/> (a test that failed before the hand-back): the next tests need it as defined.
+    /// </summary>
+    public async Task RestoreUsersDomainAsync(LibvirtDomain domain, string hostFolder)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        if ((await domain.ListDisksAsync(inactive: true)).Any(d => d.Source.StartsWith(hostFolder + "/", StringComparison.Ordinal)))
+        {
+            if (await domain.GetStateAsync() != DomainState.ShutOff)
+            {
+                await domain.DestroyAsync();
+            }
+            await domain.UndefineAsync();
+            await DefineUsersDomainAsync();
+        }
+    }
+
     private bool LibvirtdRunning()
     {
         try

@@ -240,16 +240,7 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
         {
             await host.RunAsync($"rm -rf {ShellQuote.Quote(hostFolder)}");
             Directory.Delete(local, recursive: true);
-            if ((await domain.ListDisksAsync(inactive: true)).Any(d => d.Source.StartsWith(hostFolder + "/", StringComparison.Ordinal)))
-            {
-                // Left on the lab's overlays by a failure above: the next tests need the researcher's domain as defined.
-                if (await domain.GetStateAsync() != DomainState.ShutOff)
-                {
-                    await domain.DestroyAsync();
-                }
-                await domain.UndefineAsync();
-                await host.DefineUsersDomainAsync();
-            }
+            await host.RestoreUsersDomainAsync(domain, hostFolder);
         }
     }
 
@@ -274,33 +265,63 @@ public sealed class SecondHostTests(SecondHost host, ITestOutputHelper output) :
         await using var connection = await LibvirtConnection.OpenAsync(host.Uri);
         using var domain = await connection.LookupDomainAsync(host.DomainName);
 
-        var sweep = RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(15), "sweep", notebook, "--matrix", matrix, "--hosts", hosts, "-o", dir);
-        await WaitForTakeOverAsync(domain, hostFolder);
-        await host.CutOffAsync();
-        var result = await sweep;
-        output.WriteLine(result.StandardOutput + result.StandardError);
-        await host.ComeBackAsync();
+        try
+        {
+            var sweep = RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(15), "sweep", notebook, "--matrix", matrix, "--hosts", hosts, "-o", dir);
+            await WaitForTakeOverAsync(domain, hostFolder);
+            await host.CutOffAsync();
+            var result = await sweep;
+            output.WriteLine(result.StandardOutput + result.StandardError);
+            await host.ComeBackAsync();
 
-        var runs = RunnerTestSupport.ReadJson(Path.Combine(dir, "sweep.json"))["runs"]!.AsArray().Select(r => r!.AsObject()).ToList();
-        Assert.True(result.ExitCode == 0, $"lab sweep exited {result.ExitCode}: {string.Join(" | ", runs.Select(r => $"{r["id"]}: {r["status"]} {r["error"]}"))}");
-        var records = runs.Select(r => RunnerTestSupport.ReadJson(Path.Combine(dir, r["folder"]!.GetValue<string>(), "result.json"))).ToList();
-        Assert.Equal(2, records.Count);
-        Assert.All(records, r => Assert.Equal("ok", r["status"]!.GetValue<string>()));
-        Assert.All(records, r => Assert.Equal("qemu:///system", r["host"]!.GetValue<string>()));
-        var retried = Assert.Single(records, r => r["retry_of"] is not null);
-        Assert.Equal(host.Uri, retried["retry_of"]!.GetValue<string>());
-        // The progress lines say it too, and the failed attempt's error names the host that went away.
-        Assert.Contains($"(retry: {host.Uri} failed: ", result.StandardOutput + result.StandardError, StringComparison.Ordinal);
-        Assert.Contains("went away and did not accept connections again within 10 s", result.StandardOutput + result.StandardError, StringComparison.Ordinal);
-        Assert.Contains("LibvirtConnectionLostException", retried["retry_because"]!.GetValue<string>(), StringComparison.Ordinal);
+            var runs = RunnerTestSupport.ReadJson(Path.Combine(dir, "sweep.json"))["runs"]!.AsArray().Select(r => r!.AsObject()).ToList();
+            Assert.True(result.ExitCode == 0, $"lab sweep exited {result.ExitCode}: {string.Join(" | ", runs.Select(r => $"{r["id"]}: {r["status"]} {r["error"]}"))}");
+            var records = runs.Select(r => RunnerTestSupport.ReadJson(Path.Combine(dir, r["folder"]!.GetValue<string>(), "result.json"))).ToList();
+            Assert.Equal(2, records.Count);
+            Assert.All(records, r => Assert.Equal("ok", r["status"]!.GetValue<string>()));
+            Assert.All(records, r => Assert.Equal("qemu:///system", r["host"]!.GetValue<string>()));
+            var retried = Assert.Single(records, r => r["retry_of"] is not null);
+            Assert.Equal(host.Uri, retried["retry_of"]!.GetValue<string>());
+            // The failed attempt's log stays beside the retry's run (why the host failed is in it).
+            var retriedFolder = Path.Combine(dir, runs[records.IndexOf(retried)]["folder"]!.GetValue<string>());
+            Assert.True(File.Exists(Path.Combine(retriedFolder, "failed-attempt-1.log")), $"no failed-attempt-1.log in {retriedFolder}: {string.Join(", ", Directory.EnumerateFiles(retriedFolder).Select(Path.GetFileName))}");
+            // The progress lines say it too, and the failed attempt's error names the host that went away.
+            Assert.Contains($"(retry: {host.Uri} failed: ", result.StandardOutput + result.StandardError, StringComparison.Ordinal);
+            Assert.Contains("went away and did not accept connections again within 10 s", result.StandardOutput + result.StandardError, StringComparison.Ordinal);
+            Assert.Contains("LibvirtConnectionLostException", retried["retry_because"]!.GetValue<string>(), StringComparison.Ordinal);
 
-        // The host is back with its domain shut off on the lab's overlays: lab clean --uri hands it back.
-        Assert.Equal(DomainState.ShutOff, await domain.GetStateAsync());
-        var clean = await RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(3), "clean", "--uri", host.Uri, "--host-folder", hostFolder);
-        output.WriteLine(clean.StandardOutput + clean.StandardError);
-        Assert.Contains($"handed domain {host.DomainName} back", clean.StandardOutput, StringComparison.Ordinal);
-        Assert.Equal([host.Images[0], host.Images[3]], (await domain.ListDisksAsync(inactive: true)).Select(d => d.Source));
-        await host.RunAsync($"rm -rf {ShellQuote.Quote(hostFolder)}");
+            // The host is back with its domain shut off on the lab's overlays: lab clean --uri hands it back.
+            Assert.Equal(DomainState.ShutOff, await domain.GetStateAsync());
+            // What the host holds and the definition names before the clean, for a failure's message.
+            var before = $"host folder: {(await host.RunAsync($"ls -laR {ShellQuote.Quote(hostFolder)} 2>&1 | head -40")).Trim()}; definition: {string.Join(", ", (await domain.ListDisksAsync(inactive: true)).Select(d => $"{d.Target}={d.Source}"))}";
+            output.WriteLine(before);
+            var clean = await RunnerTestSupport.LabProcessAsync(TimeSpan.FromMinutes(3), "clean", "--uri", host.Uri, "--host-folder", hostFolder);
+            output.WriteLine(clean.StandardOutput + clean.StandardError);
+            Assert.True(clean.StandardOutput.Contains($"handed domain {host.DomainName} back", StringComparison.Ordinal),
+                $"lab clean did not hand the domain back: {clean.StandardOutput.Trim()} | before it, {before} | the failed run: {FailedRunTail(dir, runs)}");
+            Assert.Equal([host.Images[0], host.Images[3]], (await domain.ListDisksAsync(inactive: true)).Select(d => d.Source));
+        }
+        finally
+        {
+            // A failure above must not leave the next tests the domain on this test's overlays.
+            await host.ComeBackIfDownAsync();
+            await host.RunAsync($"rm -rf {ShellQuote.Quote(hostFolder)}");
+            await host.RestoreUsersDomainAsync(domain, hostFolder);
+        }
+    }
+
+    /// <summary>The end of what the sweep's failed attempt left (its log or executed notebook), for a failure's message.</summary>
+    private static string FailedRunTail(string sweep, IEnumerable<System.Text.Json.Nodes.JsonObject> runs)
+    {
+        var lines = new List<string>();
+        foreach (var folder in Directory.EnumerateDirectories(sweep))
+        {
+            foreach (var file in Directory.EnumerateFiles(folder).Where(f => f.EndsWith(".log", StringComparison.Ordinal) || f.EndsWith("result.json", StringComparison.Ordinal)))
+            {
+                lines.Add($"{Path.GetFileName(folder)}/{Path.GetFileName(file)}: {string.Join(" / ", File.ReadAllLines(file).TakeLast(15))}");
+            }
+        }
+        return lines.Count == 0 ? $"(no logs; runs: {string.Join(", ", runs.Select(r => r.ToJsonString()))})" : string.Join(" || ", lines);
     }
 
     /// <summary>Waits until the second host's domain definition names only the lab's files under <paramref name="hostFolder"/>.</summary>

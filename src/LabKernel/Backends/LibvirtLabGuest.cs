@@ -708,33 +708,35 @@ internal sealed class LibvirtSnapshotMaker(LibvirtLabGuest guest) : IGuestSnapsh
         }
     }
 
+    /// <summary>
+    /// libvirt's revert (<c>virDomainRevertToSnapshot</c>, running): its "cannot" (<see cref="LibvirtException.IsUnsupported"/>)
+    /// is a <see cref="RevertRefusedException"/>; any other error is a failed revert and passes as it is.
+    /// </summary>
+    private async Task LibvirtRevertAsync(string name, bool askLibvirtForExternal, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await guest.Domain.Snapshots.RevertAsync(name, running: true, askLibvirtForExternal, cancellationToken).ConfigureAwait(false);
+        }
+        catch (LibvirtException e) when (e.IsUnsupported)
+        {
+            throw new RevertRefusedException(e.Message, e);
+        }
+    }
+
     public async Task<RevertDone?> RevertAsync(string disk, SnapshotTaken snapshot, Func<string, string, string> newFile, CancellationToken cancellationToken = default)
     {
         switch (snapshot.Kind)
         {
             case SnapshotKind.Internal:
-                try
-                {
-                    await guest.Domain.Snapshots.RevertAsync(snapshot.Name, running: true, cancellationToken).ConfigureAwait(false);
-                }
-                catch (LibvirtException e) when (e.IsUnsupported)
-                {
-                    throw new RevertRefusedException(e.Message, e);
-                }
+                await LibvirtRevertAsync(snapshot.Name, askLibvirtForExternal: false, cancellationToken).ConfigureAwait(false);
                 guest.Agent.GuestRewound();
                 // libvirt reconnects to the agent's channel after the revert; until then commands fail "not connected".
                 await guest.Domain.WaitForAgentAsync(TimeSpan.FromMinutes(2), cancellationToken).ConfigureAwait(false);
                 return new RevertDone(RevertMethod.LibvirtRevert, "virDomainRevertToSnapshot (virsh snapshot-revert)");
             case SnapshotKind.WithMemory or SnapshotKind.WithMemoryLive:
-                // libvirt's own answer: before 9.7 it says it cannot (a refusal); any other error is a failed revert.
-                try
-                {
-                    await guest.Domain.Snapshots.RevertAsync(snapshot.Name, running: true, askLibvirtForExternal: true, cancellationToken).ConfigureAwait(false);
-                }
-                catch (LibvirtException e) when (e.IsUnsupported)
-                {
-                    throw new RevertRefusedException(e.Message, e);
-                }
+                // libvirt's own answer: before 9.7 it says it cannot (a refusal).
+                await LibvirtRevertAsync(snapshot.Name, askLibvirtForExternal: true, cancellationToken).ConfigureAwait(false);
                 guest.Agent.GuestRewound();
                 return new RevertDone(RevertMethod.LibvirtRevert, "virDomainRevertToSnapshot (virsh snapshot-revert) of the external snapshot");
             default:
